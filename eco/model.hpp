@@ -1,0 +1,23 @@
+#pragma once
+// One ECO configuration: which definition (built-in or a user's YAML file), how many segments and
+// classes, and the TSN classifier's dropout.
+#include <string>
+
+#include "graph/builder.hpp"
+#include "graph/ir.hpp"
+
+namespace ecocpu {
+
+struct ModelConfig {
+  std::string arch = "ECO";  // ECO (Lite) or ECOfull
+  int64_t segments = 16;
+  int64_t classes = 400;
+  double dropout = 0.5;
+  std::string model_def;  // a YAML file in the upstream schema; empty = built-in definition
+  int64_t clips = 1;
+};
+
+// Throws DefinitionError (bad file or configuration) or std::invalid_argument (unknown arch).
+Graph build_model(const ModelConfig& config);
+
+}  // namespace ecocpu

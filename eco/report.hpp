@@ -1,0 +1,34 @@
+#pragma once
+// What `ecocpu flops` and `ecocpu summary` print: tables for people, JSON for programs.
+#include <string>
+#include <vector>
+
+#include "eco/model.hpp"
+#include "graph/counter.hpp"
+#include "graph/ir.hpp"
+
+namespace ecocpu {
+
+struct CostedModel {
+  ModelConfig config;
+  Graph graph;
+  CostReport report;
+};
+
+CostedModel cost_model(const ModelConfig& config);
+
+// Per-layer table and totals, ending with thop's two lines ("FLOPs = ... G", "params = ... M").
+std::string flops_table(const CostedModel& model);
+std::string flops_json(const CostedModel& model);
+
+// An ensemble (ECO_en): each member's totals and their sum; JSON lists the members in full.
+std::string ensemble_table(const std::vector<CostedModel>& members);
+std::string ensemble_json(const std::vector<CostedModel>& members);
+
+// torchsummary-style: layer, output shape, parameters, then the memory activations and weights need.
+std::string summary_table(const CostedModel& model);
+
+// 12345678 -> "12,345,678".
+std::string with_commas(int64_t value);
+
+}  // namespace ecocpu

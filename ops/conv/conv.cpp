@@ -1,0 +1,56 @@
+#include "ops/conv/conv.hpp"
+
+#include "ops/conv/reference/conv_reference.hpp"
+
+namespace ecocpu {
+
+Conv::Conv(int64_t out_channels, const Window& window)
+    : out_channels_(out_channels), window_(window) {}
+
+std::unique_ptr<Op> Conv::create(AttrReader& attrs, int spatial_rank) {
+  int64_t out_channels = attrs.get_int("num_output");
+  if (out_channels < 1) throw AttrError("num_output must be at least 1");
+  Window window = read_window(attrs, spatial_rank);
+  return std::make_unique<Conv>(out_channels, window);
+}
+
+std::string_view Conv::type_name() const {
+  return window_.spatial_rank == 3 ? "Conv3d" : "Convolution";
+}
+
+std::string Conv::describe() const { return window_.describe(); }
+
+Shape Conv::output_shape(Shapes inputs) const {
+  const Shape& in = inputs[0];
+  require_rank(in, window_.spatial_rank + 2, std::string(type_name()));
+  auto out = window_.output_extent(spatial_extent(in), Rounding::Floor);
+  return make_feature_shape(in[0], out_channels_, out, window_.spatial_rank);
+}
+
+std::vector<ParamSpec> Conv::params(Shapes inputs) const {
+  Shape weight{out_channels_, inputs[0][1]};
+  for (int a = 3 - window_.spatial_rank; a < 3; ++a) weight.push_back(window_.kernel[a]);
+  return {{"weight", weight, true}, {"bias", Shape{out_channels_}, true}};
+}
+
+Cost Conv::compute_cost(Shapes inputs, const Shape& output) const {
+  Cost c;
+  c.macs = output.numel() * inputs[0][1] * window_.volume();
+  c.flops = 2 * c.macs + output.numel();  // + one bias add per output
+  c.thop = c.macs;                        // thop: no bias, one op per MAC
+  return c;
+}
+
+void Conv::run_reference(TensorRefs inputs, TensorRefs params, Tensor& output) const {
+  const Tensor& in = *inputs[0];
+  reference::ConvProblem p;
+  p.batch = in.dim(0);
+  p.in_channels = in.dim(1);
+  p.out_channels = out_channels_;
+  p.in_extent = spatial_extent(in.shape());
+  p.out_extent = spatial_extent(output.shape());
+  p.window = window_;
+  reference::conv(p, in.data(), params[0]->data(), params[1]->data(), output.data());
+}
+
+}  // namespace ecocpu

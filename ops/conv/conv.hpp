@@ -1,0 +1,33 @@
+#pragma once
+// Convolution, 2D ("Convolution") and 3D ("Conv3d"), always with a bias as in upstream ECO.
+#include <memory>
+
+#include "ops/attrs.hpp"
+#include "ops/op.hpp"
+#include "ops/window.hpp"
+
+namespace ecocpu {
+
+class Conv final : public Op {
+ public:
+  Conv(int64_t out_channels, const Window& window);
+  // Attributes: num_output, kernel_size|kernel_*, pad|pad_*, stride|stride_*.
+  static std::unique_ptr<Op> create(AttrReader& attrs, int spatial_rank);
+
+  OpKind kind() const override { return OpKind::Conv; }
+  std::string_view type_name() const override;
+  Shape output_shape(Shapes inputs) const override;
+  std::vector<ParamSpec> params(Shapes inputs) const override;
+  Cost compute_cost(Shapes inputs, const Shape& output) const override;
+  void run_reference(TensorRefs inputs, TensorRefs params, Tensor& output) const override;
+  std::string describe() const override;
+
+  int64_t out_channels() const { return out_channels_; }
+  const Window& window() const { return window_; }
+
+ private:
+  int64_t out_channels_;
+  Window window_;
+};
+
+}  // namespace ecocpu

@@ -1,0 +1,62 @@
+#include "tensor/tensor.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace ecocpu {
+
+namespace {
+
+std::shared_ptr<float> allocate_aligned(int64_t count) {
+  std::size_t bytes = static_cast<std::size_t>(std::max<int64_t>(count, 1)) * sizeof(float);
+  bytes = (bytes + Tensor::kAlignment - 1) / Tensor::kAlignment * Tensor::kAlignment;
+  void* p = std::aligned_alloc(Tensor::kAlignment, bytes);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, bytes);
+  return std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
+}
+
+}  // namespace
+
+Tensor::Tensor(const Shape& shape) : storage_(allocate_aligned(shape.numel())), shape_(shape) {
+  data_ = storage_.get();
+}
+
+Tensor Tensor::view(float* data, const Shape& shape) {
+  if (data == nullptr) throw ShapeError("view of a null pointer");
+  Tensor t;
+  t.data_ = data;
+  t.shape_ = shape;
+  return t;
+}
+
+Tensor Tensor::reshaped(const Shape& shape) const {
+  if (shape.numel() != numel()) {
+    throw ShapeError("cannot reshape " + shape_.str() + " to " + shape.str());
+  }
+  Tensor t = *this;
+  t.shape_ = shape;
+  return t;
+}
+
+Tensor Tensor::slice0(int64_t index) const {
+  if (rank() == 0 || index < 0 || index >= shape_[0]) {
+    throw ShapeError("slice " + std::to_string(index) + " out of range for " + shape_.str());
+  }
+  Tensor t = *this;
+  t.shape_ = Shape(shape_.begin() + 1, shape_.end());
+  t.data_ = data_ + index * t.shape_.numel();
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t(shape_);
+  if (numel() > 0) std::memcpy(t.data(), data_, static_cast<std::size_t>(numel()) * sizeof(float));
+  return t;
+}
+
+void Tensor::fill(float value) { std::fill(data_, data_ + numel(), value); }
+
+}  // namespace ecocpu

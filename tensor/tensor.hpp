@@ -1,0 +1,46 @@
+#pragma once
+// A float32 tensor: a shape plus either owned 64-byte-aligned storage or a view of memory owned
+// elsewhere (a memory-mapped checkpoint, a slice of a larger buffer). Always contiguous, row-major:
+// every kernel in ops/ relies on that, so a view is a contiguous window, never a strided one.
+#include <cstddef>
+#include <memory>
+
+#include "tensor/shape.hpp"
+
+namespace ecocpu {
+
+class Tensor {
+ public:
+  static constexpr std::size_t kAlignment = 64;
+
+  Tensor() = default;
+  // Owned, zero-filled storage.
+  explicit Tensor(const Shape& shape);
+  // A non-owning view of `data`, which must hold shape.numel() floats and outlive the view.
+  static Tensor view(float* data, const Shape& shape);
+
+  const Shape& shape() const { return shape_; }
+  int rank() const { return shape_.rank(); }
+  int64_t dim(int axis) const { return shape_[axis]; }
+  int64_t numel() const { return shape_.numel(); }
+  bool empty() const { return data_ == nullptr; }
+  bool owns_storage() const { return storage_ != nullptr; }
+
+  float* data() { return data_; }
+  const float* data() const { return data_; }
+
+  // The same memory seen with another shape of the same element count.
+  Tensor reshaped(const Shape& shape) const;
+  // Sub-tensor `index` along axis 0, sharing storage.
+  Tensor slice0(int64_t index) const;
+
+  Tensor clone() const;
+  void fill(float value);
+
+ private:
+  std::shared_ptr<float> storage_;  // null for views
+  float* data_ = nullptr;
+  Shape shape_;
+};
+
+}  // namespace ecocpu
