@@ -27,7 +27,10 @@ namespace {
 void fill_param(const ParamSpec& spec, Tensor& t, SeededRandom& rng) {
   float* d = t.data();
   const int64_t n = t.numel();
-  if (spec.name == "weight" && spec.shape.rank() >= 2) {
+  if (spec.name == "weight" && spec.shape.rank() == 2) {
+    // A classifier, initialised as TSN initialises new_fc: N(0, 0.001).
+    for (int64_t i = 0; i < n; ++i) d[i] = rng.normal() * 0.001f;
+  } else if (spec.name == "weight" && spec.shape.rank() > 2) {
     const float std_dev = std::sqrt(2.0f / static_cast<float>(spec.shape.numel_from(1)));
     for (int64_t i = 0; i < n; ++i) d[i] = rng.normal() * std_dev;
   } else if (spec.name == "weight") {  // BatchNorm scale

@@ -19,8 +19,8 @@ class SeededRandom {
   uint64_t state_;
 };
 
-// He-scaled conv / linear weights and mildly perturbed BatchNorm statistics, so activations keep a
-// sensible range through the whole network.
+// He-scaled conv weights, a TSN-style N(0, 0.001) classifier and mildly perturbed BatchNorm
+// statistics, so activations keep a sensible range through the whole network.
 WeightStore random_weights(const Graph& graph, uint64_t seed);
 
 // Frames like ECO's preprocessed input: BGR 0-255 minus the channel means, uniform in [-128, 128).

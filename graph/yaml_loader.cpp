@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -119,6 +120,10 @@ ModelDefinition load_definition_text(const std::string& text, const std::string&
 }
 
 ModelDefinition load_definition_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw DefinitionError(path + ": is a directory, not a definition file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DefinitionError(path + ": cannot open the file");
   std::ostringstream text;

@@ -1,0 +1,141 @@
+#include <doctest/doctest.h>
+
+#include "oracles.hpp"
+#include "ops/conv/conv.hpp"
+
+using namespace ecocpu;
+using test::random_tensor;
+
+namespace {
+
+Window make_window(int rank, std::array<int64_t, 3> k, std::array<int64_t, 3> s,
+                   std::array<int64_t, 3> p) {
+  Window w;
+  w.spatial_rank = rank;
+  w.kernel = k;
+  w.stride = s;
+  w.pad = p;
+  return w;
+}
+
+Tensor run_conv(const Conv& conv, const Tensor& in, const Tensor& weight, const Tensor& bias) {
+  Shape in_shape = in.shape();
+  Tensor out(conv.output_shape(std::span(&in_shape, 1)));
+  const Tensor* inputs[] = {&in};
+  const Tensor* params[] = {&weight, &bias};
+  conv.run_reference(inputs, params, out);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("conv reference: hand-worked 2D case with padding and bias") {
+  // 1 image, 1 channel, 3x3 input, 2x2 kernel of ones, pad 1, stride 2 -> 2x2 output.
+  float in_data[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  float w_data[] = {1, 1, 1, 1};
+  float b_data[] = {0.5f};
+  Tensor in = Tensor::view(in_data, Shape{1, 1, 3, 3});
+  Tensor w = Tensor::view(w_data, Shape{1, 1, 2, 2});
+  Tensor b = Tensor::view(b_data, Shape{1});
+  Conv conv(1, make_window(2, {1, 2, 2}, {1, 2, 2}, {0, 1, 1}));
+  Tensor out = run_conv(conv, in, w, b);
+  REQUIRE(out.shape() == Shape{1, 1, 2, 2});
+  // Windows: rows {-1,0} x cols {-1,0} -> 1; {-1,0}x{1,2} -> 2+3; {1,2}x{-1,0} -> 4+7;
+  // {1,2}x{1,2} -> 5+6+8+9.
+  CHECK(out.data()[0] == doctest::Approx(1.5));
+  CHECK(out.data()[1] == doctest::Approx(5.5));
+  CHECK(out.data()[2] == doctest::Approx(11.5));
+  CHECK(out.data()[3] == doctest::Approx(28.5));
+}
+
+TEST_CASE("conv reference: hand-worked 3D case sums across time and channels") {
+  // 2 input channels, 2 frames of 1x1; kernel 2x1x1 over time; weights 1..4.
+  float in_data[] = {1, 2, 10, 20};  // c0: t0=1, t1=2; c1: t0=10, t1=20
+  float w_data[] = {1, 2, 3, 4};     // c0: (1, 2), c1: (3, 4)
+  float b_data[] = {-1};
+  Tensor in = Tensor::view(in_data, Shape{1, 2, 2, 1, 1});
+  Tensor w = Tensor::view(w_data, Shape{1, 2, 2, 1, 1});
+  Tensor b = Tensor::view(b_data, Shape{1});
+  Conv conv(1, make_window(3, {2, 1, 1}, {1, 1, 1}, {0, 0, 0}));
+  Tensor out = run_conv(conv, in, w, b);
+  REQUIRE(out.shape() == Shape{1, 1, 1, 1, 1});
+  CHECK(out.data()[0] == doctest::Approx(1 * 1 + 2 * 2 + 10 * 3 + 20 * 4 - 1));
+}
+
+TEST_CASE("conv reference: equals im2col + Eigen GEMM on many 2D shapes") {
+  struct Case {
+    int64_t n, cin, cout, h, w, k, s, p;
+  };
+  const Case cases[] = {
+      {1, 3, 8, 17, 13, 7, 2, 3}, {2, 5, 3, 9, 9, 3, 1, 1},   {1, 4, 6, 8, 11, 1, 1, 0},
+      {1, 7, 5, 10, 7, 3, 2, 1},  {3, 1, 1, 5, 5, 5, 1, 2},    {1, 2, 9, 6, 6, 3, 3, 0},
+      {1, 6, 4, 7, 9, 2, 2, 1},   {1, 3, 3, 1, 1, 1, 1, 0},    {2, 9, 17, 12, 12, 3, 1, 1},
+      {1, 5, 2, 4, 13, 3, 1, 2},
+  };
+  uint64_t seed = 100;
+  for (const auto& c : cases) {
+    CAPTURE(c.n);
+    CAPTURE(c.cin);
+    CAPTURE(c.h);
+    CAPTURE(c.k);
+    Window win = make_window(2, {1, c.k, c.k}, {1, c.s, c.s}, {0, c.p, c.p});
+    Conv conv(c.cout, win);
+    Tensor in = random_tensor(Shape{c.n, c.cin, c.h, c.w}, seed++);
+    Tensor w = random_tensor(Shape{c.cout, c.cin, c.k, c.k}, seed++);
+    Tensor b = random_tensor(Shape{c.cout}, seed++);
+    Tensor out = run_conv(conv, in, w, b);
+    Tensor expect = test::conv_oracle(in, w, b, win, out.shape());
+    CHECK(test::max_relative_error(out, expect) < 1e-5f);
+  }
+}
+
+TEST_CASE("conv reference: equals im2col + Eigen GEMM on many 3D shapes") {
+  struct Case {
+    int64_t n, cin, cout, d, h, w;
+    std::array<int64_t, 3> k, s, p;
+  };
+  const Case cases[] = {
+      {1, 4, 5, 4, 7, 7, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}},
+      {1, 3, 6, 5, 9, 8, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
+      {2, 2, 3, 3, 5, 5, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {1, 5, 2, 6, 4, 6, {3, 1, 1}, {1, 1, 1}, {1, 0, 0}},
+      {1, 1, 4, 2, 3, 3, {2, 2, 2}, {1, 2, 1}, {0, 1, 0}},
+      {1, 7, 9, 1, 6, 6, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+      {1, 3, 3, 7, 7, 7, {3, 3, 3}, {2, 2, 2}, {0, 0, 0}},
+  };
+  uint64_t seed = 500;
+  for (const auto& c : cases) {
+    CAPTURE(c.d);
+    CAPTURE(c.cin);
+    Window win = make_window(3, c.k, c.s, c.p);
+    Conv conv(c.cout, win);
+    Tensor in = random_tensor(Shape{c.n, c.cin, c.d, c.h, c.w}, seed++);
+    Tensor w = random_tensor(Shape{c.cout, c.cin, c.k[0], c.k[1], c.k[2]}, seed++);
+    Tensor b = random_tensor(Shape{c.cout}, seed++);
+    Tensor out = run_conv(conv, in, w, b);
+    Tensor expect = test::conv_oracle(in, w, b, win, out.shape());
+    CHECK(test::max_relative_error(out, expect) < 1e-5f);
+  }
+}
+
+TEST_CASE("conv: shape rule, parameters and cost") {
+  Conv conv(64, make_window(2, {1, 7, 7}, {1, 2, 2}, {0, 3, 3}));
+  Shape in{16, 3, 224, 224};
+  Shape out = conv.output_shape(std::span(&in, 1));
+  CHECK(out == Shape{16, 64, 112, 112});
+  auto params = conv.params(std::span(&in, 1));
+  REQUIRE(params.size() == 2);
+  CHECK(params[0].shape == Shape{64, 3, 7, 7});
+  CHECK(params[1].shape == Shape{64});
+  Cost c = layer_cost(conv, std::span(&in, 1), out);
+  CHECK(c.params == 64 * 3 * 49 + 64);
+  CHECK(c.macs == out.numel() * 3 * 49);
+  CHECK(c.thop == c.macs);
+  CHECK(c.flops == 2 * c.macs + out.numel());
+
+  Shape wrong_rank{16, 3, 4, 224, 224};
+  CHECK_THROWS_AS(conv.output_shape(std::span(&wrong_rank, 1)), ShapeError);
+  Shape too_small{1, 3, 2, 2};
+  Conv big(1, make_window(2, {1, 7, 7}, {1, 1, 1}, {0, 0, 0}));
+  CHECK_THROWS_AS(big.output_shape(std::span(&too_small, 1)), ShapeError);
+}

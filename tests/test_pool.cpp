@@ -1,0 +1,129 @@
+#include <doctest/doctest.h>
+
+#include "oracles.hpp"
+#include "ops/pool/pool.hpp"
+
+using namespace ecocpu;
+using reference::PoolMode;
+using test::random_tensor;
+
+namespace {
+
+Window make_window(int rank, std::array<int64_t, 3> k, std::array<int64_t, 3> s,
+                   std::array<int64_t, 3> p) {
+  Window w;
+  w.spatial_rank = rank;
+  w.kernel = k;
+  w.stride = s;
+  w.pad = p;
+  return w;
+}
+
+Tensor run_pool(const Pool& pool, const Tensor& in) {
+  Shape in_shape = in.shape();
+  Tensor out(pool.output_shape(std::span(&in_shape, 1)));
+  const Tensor* inputs[] = {&in};
+  pool.run_reference(inputs, {}, out);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("pool reference: ceil-mode max pool keeps the overhanging window") {
+  // 1x5 row, kernel 1x2, stride 2, no pad: windows [0,1], [2,3], [4] (ceil mode adds the last).
+  float data[] = {3, 1, -4, -2, 5};
+  Tensor in = Tensor::view(data, Shape{1, 1, 1, 5});
+  Pool pool(PoolMode::Max, make_window(2, {1, 1, 2}, {1, 1, 2}, {0, 0, 0}));
+  Tensor out = run_pool(pool, in);
+  REQUIRE(out.shape() == Shape{1, 1, 1, 3});
+  CHECK(out.data()[0] == 3.0f);
+  CHECK(out.data()[1] == -2.0f);
+  CHECK(out.data()[2] == 5.0f);
+}
+
+TEST_CASE("pool reference: max pool ignores padding even when all values are negative") {
+  float data[] = {-5, -6, -7, -8};
+  Tensor in = Tensor::view(data, Shape{1, 1, 2, 2});
+  Pool pool(PoolMode::Max, make_window(2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}));
+  Tensor out = run_pool(pool, in);
+  REQUIRE(out.shape() == Shape{1, 1, 2, 2});
+  for (int i = 0; i < 4; ++i) CHECK(out.data()[i] == -5.0f);
+}
+
+TEST_CASE("pool reference: average counts padded cells, clipped at the padded border") {
+  // 1x4 row, kernel 1x3, stride 2, pad (0, 1): out = ceil((4+2-3)/2)+1 = 3 windows over the padded
+  // row [p, 1, 2, 3, 4, p]: [p,1,2] -> 3/3; [2,3,4] -> 9/3; [4,p,(past)] -> 4/2 (clipped at the
+  // padded border: 2 cells counted).
+  float data[] = {1, 2, 3, 4};
+  Tensor in = Tensor::view(data, Shape{1, 1, 1, 4});
+  Pool pool(PoolMode::Average, make_window(2, {1, 1, 3}, {1, 1, 2}, {0, 0, 1}));
+  Tensor out = run_pool(pool, in);
+  REQUIRE(out.shape() == Shape{1, 1, 1, 3});
+  CHECK(out.data()[0] == doctest::Approx(1.0));
+  CHECK(out.data()[1] == doctest::Approx(3.0));
+  CHECK(out.data()[2] == doctest::Approx(2.0));
+}
+
+TEST_CASE("pool reference: 3x3 stride-1 pad-1 average divides corners by 9") {
+  float data[] = {9, 9, 9, 9};
+  Tensor in = Tensor::view(data, Shape{1, 1, 2, 2});
+  Pool pool(PoolMode::Average, make_window(2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}));
+  Tensor out = run_pool(pool, in);
+  for (int i = 0; i < 4; ++i) CHECK(out.data()[i] == doctest::Approx(4.0));  // 36 / 9
+}
+
+TEST_CASE("pool reference: equals the padded-copy oracle on many 2D and 3D shapes") {
+  struct Case {
+    int rank;
+    Shape shape;
+    std::array<int64_t, 3> k, s, p;
+  };
+  const Case cases[] = {
+      {2, Shape{1, 3, 112, 112}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
+      {2, Shape{2, 2, 13, 13}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
+      {2, Shape{1, 4, 9, 7}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {2, Shape{1, 2, 10, 10}, {1, 3, 3}, {1, 3, 3}, {0, 1, 1}},
+      {2, Shape{1, 2, 8, 5}, {1, 2, 4}, {1, 2, 3}, {0, 1, 2}},
+      {2, Shape{1, 5, 7, 7}, {1, 7, 7}, {1, 1, 1}, {0, 0, 0}},
+      {3, Shape{1, 3, 4, 7, 7}, {4, 7, 7}, {1, 1, 1}, {0, 0, 0}},
+      {3, Shape{2, 2, 5, 6, 6}, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
+      {3, Shape{1, 3, 7, 5, 9}, {2, 3, 2}, {2, 2, 3}, {1, 0, 1}},
+      {3, Shape{1, 8, 16, 1, 1}, {16, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+  };
+  uint64_t seed = 900;
+  for (const auto& c : cases) {
+    for (PoolMode mode : {PoolMode::Max, PoolMode::Average}) {
+      CAPTURE(c.shape.str());
+      CAPTURE(static_cast<int>(mode));
+      Window win = make_window(c.rank, c.k, c.s, c.p);
+      Pool pool(mode, win);
+      Tensor in = random_tensor(c.shape, seed++, -3.0f, 1.0f);
+      Tensor out = run_pool(pool, in);
+      Tensor expect = test::pool_oracle(in, win, mode == PoolMode::Max, out.shape());
+      CHECK(test::max_relative_error(out, expect) < 1e-6f);
+    }
+  }
+}
+
+TEST_CASE("pool: shape rule, cost and attribute checks") {
+  Pool avg(PoolMode::Average, make_window(3, {4, 7, 7}, {1, 1, 1}, {0, 0, 0}));
+  Shape in{1, 512, 4, 7, 7};
+  Shape out = avg.output_shape(std::span(&in, 1));
+  CHECK(out == Shape{1, 512, 1, 1, 1});
+  Cost c = layer_cost(avg, std::span(&in, 1), out);
+  CHECK(c.params == 0);
+  CHECK(c.thop == 512);
+  CHECK(c.flops == 512 * 4 * 49);
+
+  Pool max(PoolMode::Max, make_window(2, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}));
+  Shape in2{16, 64, 112, 112};
+  CHECK(layer_cost(max, std::span(&in2, 1), Shape{16, 64, 56, 56}).thop == 0);
+  CHECK_THROWS_AS(max.output_shape(std::span(&in, 1)), ShapeError);  // 5-D into a 2D pool
+
+  // PyTorch refuses padding wider than half the kernel.
+  CHECK_THROWS_AS(Pool(PoolMode::Max, make_window(2, {1, 3, 3}, {1, 1, 1}, {0, 2, 2})), AttrError);
+  Attrs bad_mode{{"mode", std::string("median")}, {"kernel_size", int64_t{3}}};
+  AttrReader r(bad_mode, 1);
+  CHECK_THROWS_WITH_AS(Pool::create(r, 2), "attribute 'mode' must be 'max' or 'ave', got 'median'",
+                       AttrError);
+}
