@@ -15,6 +15,16 @@ namespace ecocpu::test {
 
 using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
+inline Window make_window(int rank, std::array<int64_t, 3> k, std::array<int64_t, 3> s,
+                          std::array<int64_t, 3> p) {
+  Window w;
+  w.spatial_rank = rank;
+  w.kernel = k;
+  w.stride = s;
+  w.pad = p;
+  return w;
+}
+
 inline Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
   SeededRandom rng(seed);
   Tensor t(shape);

@@ -4,19 +4,10 @@
 #include "ops/conv/conv.hpp"
 
 using namespace ecocpu;
+using test::make_window;
 using test::random_tensor;
 
 namespace {
-
-Window make_window(int rank, std::array<int64_t, 3> k, std::array<int64_t, 3> s,
-                   std::array<int64_t, 3> p) {
-  Window w;
-  w.spatial_rank = rank;
-  w.kernel = k;
-  w.stride = s;
-  w.pad = p;
-  return w;
-}
 
 Tensor run_conv(const Conv& conv, const Tensor& in, const Tensor& weight, const Tensor& bias) {
   Shape in_shape = in.shape();

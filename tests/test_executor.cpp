@@ -45,11 +45,7 @@ TEST_CASE("executor: a small 2D+3D network equals the ops composed by hand with 
   REQUIRE(y.shape() == Shape{1, 5});
 
   // conv1 -> BN -> ReLU, per frame.
-  Window w2;
-  w2.spatial_rank = 2;
-  w2.kernel = {1, 3, 3};
-  w2.stride = {1, 2, 2};
-  w2.pad = {0, 1, 1};
+  Window w2 = test::make_window(2, {1, 3, 3}, {1, 2, 2}, {0, 1, 1});
   Tensor a = test::conv_oracle(x, *w.find("conv1.weight"), *w.find("conv1.bias"), w2,
                                Shape{3, 4, 3, 3});
   const float* gamma = w.find("conv1_bn.weight")->data();
@@ -66,10 +62,7 @@ TEST_CASE("executor: a small 2D+3D network equals the ops composed by hand with 
   for (int64_t t = 0; t < 3; ++t)
     for (int64_t c = 0; c < 4; ++c)
       for (int64_t i = 0; i < 9; ++i) vol.data()[(c * 3 + t) * 9 + i] = a.data()[(t * 4 + c) * 9 + i];
-  Window w3;
-  w3.spatial_rank = 3;
-  w3.kernel = {3, 3, 3};
-  w3.pad = {1, 1, 1};
+  Window w3 = test::make_window(3, {3, 3, 3}, {1, 1, 1}, {1, 1, 1});
   Tensor b = test::conv_oracle(vol, *w.find("c3d.weight"), *w.find("c3d.bias"), w3,
                                Shape{1, 6, 3, 3, 3});
   // Eltwise doubles, the pool averages all 27 cells, then the classifier.

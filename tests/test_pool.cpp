@@ -5,19 +5,10 @@
 
 using namespace ecocpu;
 using reference::PoolMode;
+using test::make_window;
 using test::random_tensor;
 
 namespace {
-
-Window make_window(int rank, std::array<int64_t, 3> k, std::array<int64_t, 3> s,
-                   std::array<int64_t, 3> p) {
-  Window w;
-  w.spatial_rank = rank;
-  w.kernel = k;
-  w.stride = s;
-  w.pad = p;
-  return w;
-}
 
 Tensor run_pool(const Pool& pool, const Tensor& in) {
   Shape in_shape = in.shape();
