@@ -87,7 +87,7 @@ class GraphBuilder {
 
   Attrs layer_attrs(const LayerSpec& layer) const {
     Attrs attrs = layer.attrs;
-    if (options_.arch == "ECO" && layer.id == "global_pool") {
+    if (options_.arch == "ECO" && layer.id == "global_pool" && layer.type == "Pooling3d") {
       // ECO Lite pools the whole remaining clip: upstream overrides the file's kernel_d.
       if (options_.segments < 4) {
         fail(layer, "ECO needs at least 4 segments (the temporal kernel here is segments / 4)");

@@ -11,7 +11,8 @@
 namespace ecocpu {
 
 struct BuildOptions {
-  // "ECO" applies ECO Lite's rule: the temporal kernel of layer `global_pool` is segments / 4.
+  // "ECO" applies ECO Lite's rule: the temporal kernel of the Pooling3d layer `global_pool` is
+  // segments / 4.
   std::string arch;
   int64_t segments = 16;
   // Classifier outputs; 0 keeps the definition's num_output.

@@ -47,6 +47,13 @@ TEST_CASE("counter: every row of thop-figures.md, from built-in and upstream def
   CHECK(exact.params == 37503856);
 }
 
+TEST_CASE("counter: ECO Lite's global_pool rule leaves ECO Full's Concat of that name alone") {
+  ModelConfig c;
+  c.arch = "ECO";
+  c.model_def = kReference + "/ECOfull.yaml";
+  CHECK(format_giga(count_costs(build_model(c)).total.thop) == "64.693176 G");
+}
+
 TEST_CASE("counter: the class count changes only the classifier") {
   for (const char* arch : {"ECO", "ECOfull"}) {
     const int64_t features = std::string(arch) == "ECO" ? 512 : 1536;
