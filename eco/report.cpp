@@ -24,6 +24,23 @@ std::string with_commas(int64_t value) {
   return value < 0 ? "-" + out : out;
 }
 
+std::string json_quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
 namespace {
 
 std::string pad_right(const std::string& s, std::size_t width) {
@@ -59,34 +76,17 @@ std::string json_shape(const Shape& s) {
   return out + "]";
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 std::string model_json(const CostedModel& m, const std::string& indent) {
   std::ostringstream out;
-  out << "{\n" << indent << "  \"arch\": " << json_string(m.config.arch) << ",\n"
+  out << "{\n" << indent << "  \"arch\": " << json_quote(m.config.arch) << ",\n"
       << indent << "  \"segments\": " << m.config.segments << ",\n"
       << indent << "  \"classes\": " << m.graph.output_shape()[1] << ",\n"
       << indent << "  \"total\": " << json_cost(m.report.total) << ",\n"
       << indent << "  \"layers\": [";
   for (std::size_t i = 0; i < m.report.layers.size(); ++i) {
     const auto& l = m.report.layers[i];
-    out << (i ? "," : "") << "\n" << indent << "    {\"id\": " << json_string(l.id)
-        << ", \"op\": " << json_string(l.type) << ", \"output\": " << json_shape(l.output)
+    out << (i ? "," : "") << "\n" << indent << "    {\"id\": " << json_quote(l.id)
+        << ", \"op\": " << json_quote(l.type) << ", \"output\": " << json_shape(l.output)
         << ", \"params\": " << l.cost.params << ", \"macs\": " << l.cost.macs
         << ", \"flops\": " << l.cost.flops << ", \"thop\": " << l.cost.thop << "}";
   }
@@ -146,7 +146,7 @@ std::string ensemble_table(const std::vector<CostedModel>& members) {
 
 std::string ensemble_json(const std::vector<CostedModel>& members) {
   std::ostringstream out;
-  out << "{\n  \"arch\": " << json_string(members.front().config.arch + "_en")
+  out << "{\n  \"arch\": " << json_quote(members.front().config.arch + "_en")
       << ",\n  \"segments\": [";
   for (std::size_t i = 0; i < members.size(); ++i) {
     out << (i ? ", " : "") << members[i].config.segments;

@@ -28,6 +28,9 @@ std::string ensemble_json(const std::vector<CostedModel>& members);
 // torchsummary-style: layer, output shape, parameters, then the memory activations and weights need.
 std::string summary_table(const CostedModel& model);
 
+// A JSON string literal, quotes and escapes included.
+std::string json_quote(const std::string& s);
+
 // 12345678 -> "12,345,678".
 std::string with_commas(int64_t value);
 

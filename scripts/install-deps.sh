@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libeigen3-dev libxsimd-dev libyaml-cpp-dev doctest-dev libbenchmark-dev
   python3  # the CLI test parses --json output with it
+  python3-torch python3-numpy python3-yaml  # the PyTorch reference tests
 )
 
 missing=()

@@ -32,6 +32,16 @@ Tensor Tensor::view(float* data, const Shape& shape) {
   return t;
 }
 
+Tensor Tensor::borrowed(std::shared_ptr<const void> owner, const float* data, const Shape& shape) {
+  if (data == nullptr || owner == nullptr) throw ShapeError("borrowed view of a null pointer");
+  Tensor t;
+  // Aliasing constructor: shares ownership of `owner`, points at `data`.
+  t.storage_ = std::shared_ptr<float>(std::const_pointer_cast<void>(owner), const_cast<float*>(data));
+  t.data_ = t.storage_.get();
+  t.shape_ = shape;
+  return t;
+}
+
 Tensor Tensor::reshaped(const Shape& shape) const {
   if (shape.numel() != numel()) {
     throw ShapeError("cannot reshape " + shape_.str() + " to " + shape.str());

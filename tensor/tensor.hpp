@@ -18,12 +18,16 @@ class Tensor {
   explicit Tensor(const Shape& shape);
   // A non-owning view of `data`, which must hold shape.numel() floats and outlive the view.
   static Tensor view(float* data, const Shape& shape);
+  // A view of read-only memory that keeps `owner` (e.g. a memory-mapped file) alive as long as
+  // the tensor or a copy of it exists. Its data must not be written.
+  static Tensor borrowed(std::shared_ptr<const void> owner, const float* data, const Shape& shape);
 
   const Shape& shape() const { return shape_; }
   int rank() const { return shape_.rank(); }
   int64_t dim(int axis) const { return shape_[axis]; }
   int64_t numel() const { return shape_.numel(); }
   bool empty() const { return data_ == nullptr; }
+  // Whether the tensor keeps its memory alive itself (owned or borrowed), unlike a plain view.
   bool owns_storage() const { return storage_ != nullptr; }
 
   float* data() { return data_; }
@@ -38,7 +42,7 @@ class Tensor {
   void fill(float value);
 
  private:
-  std::shared_ptr<float> storage_;  // null for views
+  std::shared_ptr<float> storage_;  // null for plain views
   float* data_ = nullptr;
   Shape shape_;
 };

@@ -76,7 +76,35 @@ p = [t["probability"] for t in d["top"]]
 assert p == sorted(p, reverse=True) and 0 < sum(p) <= 1.0000001
 ' "$tmp/out"
 
-for sub in flops summary run definition; do
+python3 -c '
+import struct, sys
+shape, count = (4, 3, 224, 224), 4 * 3 * 224 * 224
+header = "{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (4, 3, 224, 224), }"
+header += " " * (63 - (10 + len(header)) % 64) + "\n"
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+    f.write(struct.pack("<f", 1.0) * count)
+' "$tmp/clip.npy"
+seq 0 9 | sed 's/^/action /' >"$tmp/labels.txt"
+run run --random-weights --classes 10 --labels "$tmp/labels.txt" --topk 2 --save-logits "$tmp/logits.npy" "$tmp/clip.npy"
+check "run on a clip file" test $code -eq 0
+check "labels printed" grep -q "action " "$tmp/out"
+check "segments taken from the clip" grep -q "4 segments" "$tmp/out"
+check "logits saved" python3 -c '
+import sys
+data = open(sys.argv[1], "rb").read()
+assert data[:6] == b"\x93NUMPY" and b"(1, 10)" in data[:128]
+assert len(data) - (10 + int.from_bytes(data[8:10], "little")) == 40
+' "$tmp/logits.npy"
+seq 0 4 >"$tmp/short_labels.txt"
+expect_error "short_labels.txt: 5 labels for 10 classes" run --random-weights --classes 10 --labels "$tmp/short_labels.txt" "$tmp/clip.npy"
+expect_error "holds 4 frames" run --random-weights --segments 8 "$tmp/clip.npy"
+run run --random-weights --classes 10 --save-logits "$tmp/nodir/x.npy" "$tmp/clip.npy"
+check "unwritable logits path fails" test $code -ne 0
+check "no temp files left" test -z "$(ls "$tmp" | grep tmp)"
+expect_error "/nonexistent.pth: cannot open" run --weights /nonexistent.pth "$tmp/clip.npy"
+
+for sub in flops summary run definition inspect; do
   run $sub --help
   check "$sub --help" grep -q "usage: ecocpu $sub" "$tmp/out"
 done
@@ -106,7 +134,11 @@ expect_error "option '--classes' needs a value" flops --classes
 expect_error "/nonexistent.yaml: cannot open the file" flops --model-def /nonexistent.yaml
 expect_error "ECO needs at least 4 segments" flops --segments 2
 expect_error "layer 'fc_final'.*impossible shape" flops --segments 6
-expect_error "give --random-weights" run --arch ECO --segments 4
+expect_error "give exactly one of --weights FILE and --random-weights" run --arch ECO --segments 4
+expect_error "give the INPUT.npy clip" run --weights /nonexistent.pth
+expect_error "/nonexistent.npy: cannot open" run --weights /nonexistent.pth /nonexistent.npy
+expect_error "/nonexistent.npy: cannot open" run --random-weights /nonexistent.npy
+expect_error "ecocpu inspect: give one checkpoint FILE" inspect
 expect_error "unexpected argument 'extra'" summary extra
 printf 'layers:\n- {id: a, expr: "a<=Convolution<=data"}\n' >"$tmp/bad.yaml"
 expect_error "bad.yaml: layer 'a' (line 2)" flops --model-def "$tmp/bad.yaml"

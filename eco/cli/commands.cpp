@@ -4,11 +4,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <optional>
 #include <iostream>
 #include <numeric>
 #include <sstream>
 
+#include "eco/checkpoint/checkpoint.hpp"
 #include "eco/cli/args.hpp"
+#include "eco/io/npy.hpp"
 #include "eco/definitions.hpp"
 #include "eco/random_weights.hpp"
 #include "eco/report.hpp"
@@ -120,54 +124,214 @@ int cmd_definition(const std::vector<std::string>& argv) {
   return 0;
 }
 
-int cmd_run(const std::vector<std::string>& argv) {
-  Args args("run", with(model_options(false),
-                        {{"random-weights", "", "use seeded random weights (required for now)"},
-                         {"seed", "S", "seed for the random weights and input (default 1)"},
-                         {"topk", "K", "how many classes to print (default 5)"},
-                         {"json", "", "print the result as JSON"}}));
-  if (!parse_or_help(args, argv,
-                     "Runs one forward pass of ECO with the reference kernels and prints the top\n"
-                     "classes. The input is a seeded random clip."))
-    return 0;
-  if (!args.has("random-weights")) {
-    throw UsageError(
-        "ecocpu run: give --random-weights (loading checkpoints is not implemented yet)");
+namespace {
+
+struct RunInput {
+  Tensor frames;  // (T, 3, 224, 224)
+  std::string source;
+};
+
+// (T, 3, 224, 224) or (1, T, 3, 224, 224), already preprocessed as ECO expects.
+RunInput read_clip(const std::string& path) {
+  Tensor t = read_npy(path);
+  Shape s = t.shape();
+  if (s.rank() == 5 && s[0] == 1) s = Shape(s.begin() + 1, s.end());
+  if (s.rank() != 4 || s[1] != 3 || s[2] != 224 || s[3] != 224) {
+    throw FileError(path + ": the clip is " + t.shape().str() +
+                    ", expected (T, 3, 224, 224) or (1, T, 3, 224, 224)");
   }
-  const ModelConfig config = single_model_config(args);
-  const auto seed = static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX));
-  const int64_t k = args.get_int("topk", 5, 1, kMaxClasses);
+  return {t.reshaped(s), path};
+}
 
-  Graph graph = build_model(config);
-  WeightStore weights = random_weights(graph, seed);
-  Tensor input = random_input(graph.input_shape(), seed + 1);
+std::vector<std::string> read_labels(const std::string& path, int64_t classes) {
+  std::ifstream in(path);
+  if (!in) throw FileError(path + ": cannot open the labels file");
+  std::vector<std::string> labels;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    labels.push_back(line);
+  }
+  while (!labels.empty() && labels.back().empty()) labels.pop_back();
+  if (static_cast<int64_t>(labels.size()) != classes) {
+    throw FileError(path + ": " + std::to_string(labels.size()) + " labels for " +
+                    std::to_string(classes) + " classes");
+  }
+  return labels;
+}
+
+struct LoadedModel {
+  ModelConfig config;
+  Graph graph;
+  WeightStore weights;
+  std::string weights_source;
+  double load_ms = 0;
+};
+
+// With --weights: the checkpoint decides the classifier layout and, unless given, the classes and
+// arch; every tensor is checked before anything runs.
+LoadedModel load_model(const Args& args, int64_t segments) {
+  LoadedModel m;
+  m.config = model_config(args, segments);
+  if (args.has("random-weights")) {
+    m.graph = build_model(m.config);
+    m.weights = random_weights(m.graph, static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX)));
+    m.weights_source = "random (seed " + args.get("seed", "1") + ")";
+    return m;
+  }
+  const std::string path = args.get("weights", "");
   auto start = std::chrono::steady_clock::now();
-  Tensor logits = run_graph(graph, weights, input);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EcoCheckpoint checkpoint = read_checkpoint(path);
+  const ClassifierInfo classifier = find_classifier(checkpoint);
+  const auto archs = builtin_archs();
+  if (!args.has("arch") && checkpoint.arch &&
+      std::find(archs.begin(), archs.end(), *checkpoint.arch) != archs.end()) {
+    m.config.arch = *checkpoint.arch;
+  }
+  if (args.has("classes") && m.config.classes != classifier.classes) {
+    throw UsageError("ecocpu run: --classes " + std::to_string(m.config.classes) + " but " + path +
+                     " has a " + std::to_string(classifier.classes) + "-class classifier");
+  }
+  m.config.classes = classifier.classes;
+  if (classifier.layer == "fc_final") m.config.dropout = 0.0;
+  m.graph = build_model(m.config);
+  try {
+    m.weights = load_weights(checkpoint, m.graph);
+  } catch (const FileError& e) {
+    if (!checkpoint.arch || *checkpoint.arch == m.config.arch) throw;
+    throw FileError(std::string(e.what()) + " (the checkpoint was saved as arch '" +
+                    *checkpoint.arch + "', the model is " + m.config.arch + ")");
+  }
+  m.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  m.weights_source = path + " (" + checkpoint.file.format() + ")";
+  return m;
+}
 
+void print_top(const Args& args, const LoadedModel& m, const Tensor& logits, double seconds,
+               const std::vector<std::string>& labels) {
   const int64_t classes = logits.dim(1);
-  auto best = top_k(logits.data(), classes, k);
+  auto best = top_k(logits.data(), classes, args.get_int("topk", 5, 1, kMaxClasses));
   auto prob = softmax(logits.data(), classes);
   if (args.has("json")) {
-    std::cout << "{\"arch\": \"" << config.arch << "\", \"segments\": " << config.segments
-              << ", \"classes\": " << classes << ", \"seconds\": " << seconds << ", \"top\": [";
+    std::ostringstream out;
+    out << "{\"arch\": \"" << m.config.arch << "\", \"segments\": " << m.config.segments
+        << ", \"classes\": " << classes << ", \"seconds\": " << seconds << ", \"top\": [";
     for (std::size_t i = 0; i < best.size(); ++i) {
-      std::cout << (i ? ", " : "") << "{\"index\": " << best[i]
-                << ", \"probability\": " << prob[best[i]] << ", \"logit\": " << logits.data()[best[i]]
-                << "}";
+      out << (i ? ", " : "") << "{\"index\": " << best[i];
+      if (!labels.empty()) out << ", \"label\": " << json_quote(labels[best[i]]);
+      out << ", \"probability\": " << prob[best[i]] << ", \"logit\": " << logits.data()[best[i]] << "}";
     }
-    std::cout << "]}\n";
-    return 0;
+    out << "]}\n";
+    std::cout << out.str();
+    return;
   }
-  std::printf("%s, %lld segments, %lld classes, random weights (seed %llu), input %s\n",
-              config.arch.c_str(), static_cast<long long>(config.segments),
-              static_cast<long long>(classes), static_cast<unsigned long long>(seed),
-              graph.input_shape().str().c_str());
-  std::printf("forward pass (reference kernels): %.2f s\n\n%6s %8s %12s %12s\n", seconds, "rank",
-              "class", "probability", "logit");
+  std::printf("%s, %lld segments, %lld classes, weights: %s\n", m.config.arch.c_str(),
+              static_cast<long long>(m.config.segments), static_cast<long long>(classes),
+              m.weights_source.c_str());
+  if (m.load_ms > 0) std::printf("checkpoint loaded in %.1f ms\n", m.load_ms);
+  std::printf("forward pass (reference kernels): %.2f s\n\n%6s %8s %12s %12s  %s\n", seconds, "rank",
+              "class", "probability", "logit", labels.empty() ? "" : "label");
   for (std::size_t i = 0; i < best.size(); ++i) {
-    std::printf("%6zu %8d %12.6f %12.4f\n", i + 1, best[i], prob[best[i]], logits.data()[best[i]]);
+    std::printf("%6zu %8d %12.6f %12.4f  %s\n", i + 1, best[i], prob[best[i]], logits.data()[best[i]],
+                labels.empty() ? "" : labels[best[i]].c_str());
   }
+}
+
+}  // namespace
+
+int cmd_run(const std::vector<std::string>& argv) {
+  Args args("run",
+            with(model_options(false),
+                 {{"weights", "FILE", "a PyTorch checkpoint (.pth / .pth.tar, zip or legacy format)"},
+                  {"random-weights", "", "use seeded random weights instead of a checkpoint"},
+                  {"seed", "S", "seed for the random weights and random clip (default 1)"},
+                  {"save-logits", "OUT.npy", "write the raw logits, float32 (1, K)"},
+                  {"labels", "FILE", "class names, one per line"},
+                  {"topk", "K", "how many classes to print (default 5)"},
+                  {"json", "", "print the result as JSON"}}),
+            "[INPUT.npy]");
+  if (!parse_or_help(args, argv,
+                     "Runs ECO on one clip with the reference kernels and prints the top classes.\n"
+                     "INPUT.npy is float32 (T, 3, 224, 224) or (1, T, 3, 224, 224): T frames, BGR\n"
+                     "0-255 minus the mean (104, 117, 128). Without INPUT, with --random-weights,\n"
+                     "the clip is seeded random."))
+    return 0;
+  if (args.has("weights") == args.has("random-weights")) {
+    throw UsageError("ecocpu run: give exactly one of --weights FILE and --random-weights");
+  }
+  if (args.positional().size() > 1) throw UsageError("ecocpu run: give one INPUT.npy");
+  if (args.positional().empty() && args.has("weights")) {
+    throw UsageError("ecocpu run: give the INPUT.npy clip to classify");
+  }
+  std::optional<RunInput> clip;
+  if (!args.positional().empty()) clip = read_clip(args.positional()[0]);
+  int64_t segments = args.get_int("segments", clip ? clip->frames.dim(0) : 16, 1, kMaxSegments);
+  if (clip && segments != clip->frames.dim(0)) {
+    throw UsageError("ecocpu run: --segments " + std::to_string(segments) + " but " + clip->source +
+                     " holds " + std::to_string(clip->frames.dim(0)) + " frames");
+  }
+
+  LoadedModel m = load_model(args, segments);
+  std::vector<std::string> labels;
+  if (args.has("labels")) labels = read_labels(args.get("labels", ""), m.graph.output_shape()[1]);
+  const auto seed = static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX));
+  Tensor input = clip ? clip->frames : random_input(m.graph.input_shape(), seed + 1);
+
+  auto start = std::chrono::steady_clock::now();
+  Tensor logits = run_graph(m.graph, m.weights, input);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (args.has("save-logits")) write_npy(args.get("save-logits", ""), logits);
+  print_top(args, m, logits, seconds, labels);
+  return 0;
+}
+
+int cmd_inspect(const std::vector<std::string>& argv) {
+  Args args("inspect", {{"json", "", "print the listing as JSON"}}, "FILE");
+  if (!parse_or_help(args, argv,
+                     "Lists a PyTorch checkpoint's tensors (name, dtype, shape, location) and its\n"
+                     "metadata (epoch, arch, best_prec1) without building a model."))
+    return 0;
+  if (args.positional().size() != 1) throw UsageError("ecocpu inspect: give one checkpoint FILE");
+  EcoCheckpoint c = read_checkpoint(args.positional()[0]);
+  int64_t elements = 0;
+  for (const auto& e : c.entries) {
+    int64_t n = 1;
+    for (int64_t d : e.tensor->shape) n *= d;
+    elements += n;
+  }
+  std::ostringstream out;
+  if (args.has("json")) {
+    out << "{\"file\": " << json_quote(c.file.path()) << ", \"format\": \"" << c.file.format() << "\"";
+    if (c.epoch) out << ", \"epoch\": " << *c.epoch;
+    if (c.arch) out << ", \"arch\": " << json_quote(*c.arch);
+    if (c.best_prec1) out << ", \"best_prec1\": " << *c.best_prec1;
+    out << ", \"elements\": " << elements << ", \"tensors\": [";
+    for (std::size_t i = 0; i < c.entries.size(); ++i) {
+      const auto& t = *c.entries[i].tensor;
+      out << (i ? ", " : "") << "{\"name\": " << json_quote(c.entries[i].name) << ", \"dtype\": \""
+          << tensor_dtype(t) << "\", \"shape\": [";
+      for (std::size_t d = 0; d < t.shape.size(); ++d) out << (d ? ", " : "") << t.shape[d];
+      out << "], \"location\": " << json_quote(t.storage->location) << "}";
+    }
+    out << "]}\n";
+  } else {
+    out << "file: " << c.file.path() << " (" << c.file.format() << " format)\n";
+    if (c.epoch) out << "epoch: " << *c.epoch << "\n";
+    if (c.arch) out << "arch: " << *c.arch << "\n";
+    if (c.best_prec1) out << "best_prec1: " << *c.best_prec1 << "\n";
+    out << "tensors: " << c.entries.size() << ", elements: " << with_commas(elements) << "\n\n";
+    for (const auto& e : c.entries) {
+      std::string shape = "(";
+      for (std::size_t d = 0; d < e.tensor->shape.size(); ++d) {
+        shape += (d ? ", " : "") + std::to_string(e.tensor->shape[d]);
+      }
+      shape += ")";
+      char line[512];
+      std::snprintf(line, sizeof line, "%-60s %-9s %-24s %s\n", e.name.c_str(),
+                    tensor_dtype(*e.tensor).c_str(), shape.c_str(), e.tensor->storage->location.c_str());
+      out << line;
+    }
+  }
+  std::cout << out.str();
   return 0;
 }
 

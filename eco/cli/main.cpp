@@ -18,7 +18,8 @@ constexpr const char* kUsage =
     "commands:\n"
     "  flops        parameters, MACs and FLOPs per layer (thop's convention included)\n"
     "  summary      output shape and parameters per layer, and the memory needed\n"
-    "  run          a forward pass with the reference kernels, printing the top classes\n"
+    "  run          classify a clip with a PyTorch checkpoint (or random weights)\n"
+    "  inspect      list a PyTorch checkpoint's tensors and metadata\n"
     "  definition   print the built-in ECO / ECOfull definition as YAML\n"
     "\n"
     "'ecocpu <command> --help' describes a command's options. With no command, 'ecocpu'\n"
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
       {"summary", ecocpu::cli::cmd_summary},
       {"run", ecocpu::cli::cmd_run},
       {"definition", ecocpu::cli::cmd_definition},
+      {"inspect", ecocpu::cli::cmd_inspect},
   };
   if (command == "help") {
     std::cout << kUsage;

@@ -1,0 +1,271 @@
+#include "eco/checkpoint/torch_file.hpp"
+
+#include <cstring>
+
+#include "eco/checkpoint/zip_archive.hpp"
+
+namespace ecocpu {
+
+StorageDtype storage_dtype(const std::string& type_name) {
+  static const std::map<std::string, StorageDtype> table = {
+      {"FloatStorage", {"float32", 4}},  {"HalfStorage", {"float16", 2}},
+      {"DoubleStorage", {"float64", 8}}, {"BFloat16Storage", {"bfloat16", 2}},
+      {"LongStorage", {"int64", 8}},     {"IntStorage", {"int32", 4}},
+      {"ShortStorage", {"int16", 2}},    {"CharStorage", {"int8", 1}},
+      {"ByteStorage", {"uint8", 1}},     {"BoolStorage", {"bool", 1}},
+      {"UntypedStorage", {"uint8", 1}},
+  };
+  auto it = table.find(type_name);
+  return it == table.end() ? StorageDtype{} : it->second;
+}
+
+std::string tensor_dtype(const TensorRef& tensor) {
+  return storage_dtype(tensor.storage->type_name).name;
+}
+
+namespace {
+
+// The legacy format's first pickle: 0x1950a86a20f9469cfc6c, little-endian.
+const std::string kLegacyMagic("\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 10);
+constexpr int64_t kLegacyProtocol = 1001;
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  uint32_t exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
+  uint32_t bits;
+  if (exponent == 0x1F) {
+    bits = sign | 0x7F800000u | (mantissa << 13);  // inf / nan
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else {  // subnormal: renormalise
+    exponent = 113;
+    while (!(mantissa & 0x400)) {
+      mantissa <<= 1;
+      --exponent;
+    }
+    bits = sign | (exponent << 23) | ((mantissa & 0x3FF) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+float element_as_float(const uint8_t* p, const std::string& dtype) {
+  if (dtype == "float32") {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  if (dtype == "float64") {
+    double d;
+    std::memcpy(&d, p, 8);
+    return static_cast<float>(d);
+  }
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  if (dtype == "float16") return half_to_float(h);
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;  // bfloat16
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// ('storage', torch.<T>Storage, key, location, numel[, view_metadata]).
+StorageRef parse_storage_pid(const PyObject& pid, ByteReader& r) {
+  if (pid.type != PyType::Tuple || pid.items.size() < 5 || pid.items[0]->type != PyType::Str ||
+      pid.items[0]->text != "storage") {
+    r.fail("malformed checkpoint: unexpected persistent id");
+  }
+  const PyObject& type = *pid.items[1];
+  const PyObject& key = *pid.items[2];
+  const PyObject& location = *pid.items[3];
+  const PyObject& numel = *pid.items[4];
+  if (type.type != PyType::Global || !type.text.starts_with("torch.") ||
+      key.type != PyType::Str || location.type != PyType::Str || numel.type != PyType::Int ||
+      numel.integer < 0) {
+    r.fail("malformed checkpoint: bad storage reference");
+  }
+  StorageRef s;
+  s.type_name = type.text.substr(6);
+  if (storage_dtype(s.type_name).element_size == 0) r.fail("unknown storage type " + type.text);
+  s.key = key.text;
+  s.location = location.text;
+  s.numel = numel.integer;
+  return s;
+}
+
+}  // namespace
+
+TorchFile TorchFile::open(const std::string& path) {
+  TorchFile f;
+  f.file_ = MappedFile::open(path);
+  if (ZipArchive::looks_like_zip(*f.file_)) {
+    f.zip_ = true;
+    f.read_zip();
+  } else {
+    f.read_legacy();
+  }
+  if (f.root_ == nullptr) throw FileError(path + ": the checkpoint holds nothing");
+  return f;
+}
+
+void TorchFile::read_zip() {
+  ZipArchive zip(*file_);
+  const ZipEntry* pkl = nullptr;
+  for (const auto& e : zip.entries()) {
+    if (e.name.ends_with("data.pkl") && (e.name == "data.pkl" || e.name.ends_with("/data.pkl"))) {
+      pkl = &e;
+      break;
+    }
+  }
+  if (!pkl) throw FileError(path() + ": zip archive without data.pkl: not a PyTorch checkpoint");
+  const std::string prefix = pkl->name.substr(0, pkl->name.size() - 8);  // "archive/"
+  if (const ZipEntry* order = zip.find(prefix + "byteorder")) {
+    std::string text(reinterpret_cast<const char*>(zip.data(*order)), order->size);
+    if (text != "little") throw FileError(path() + ": big-endian checkpoints are not supported");
+  }
+
+  ByteReader r(zip.data(*pkl), pkl->size, path());
+  PersistentLoader loader = [&](const PyObject& pid, PickleArena& arena) {
+    StorageRef s = parse_storage_pid(pid, r);
+    const ZipEntry* entry = zip.find(prefix + "data/" + s.key);
+    if (!entry) r.fail("storage '" + s.key + "' is missing from the archive");
+    const int elsize = storage_dtype(s.type_name).element_size;
+    if (entry->size / static_cast<uint64_t>(elsize) < static_cast<uint64_t>(s.numel)) {
+      r.fail("storage '" + s.key + "' holds fewer bytes than its " + std::to_string(s.numel) + " elements");
+    }
+    storages_[s.key] = {zip.data(*entry), s.numel};
+    PyRef o = arena.make(PyType::Storage);
+    o->storage = std::make_shared<StorageRef>(std::move(s));
+    return o;
+  };
+  root_ = read_pickle(r, loader, *arena_);
+}
+
+void TorchFile::read_legacy() {
+  ByteReader r(file_->data(), file_->size(), path());
+  if (file_->size() < 2 || file_->data()[0] != 0x80) {
+    r.fail("not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save file)");
+  }
+  PersistentLoader no_ids = [&](const PyObject&, PickleArena&) -> PyRef {
+    r.fail("malformed checkpoint: persistent id outside the object pickle");
+  };
+  PyRef magic = read_pickle(r, no_ids, *arena_);
+  if (magic->type != PyType::BigInt || magic->text != kLegacyMagic) {
+    r.fail("not a PyTorch checkpoint (bad magic number)");
+  }
+  PyRef protocol = read_pickle(r, no_ids, *arena_);
+  if (protocol->type != PyType::Int || protocol->integer != kLegacyProtocol) {
+    r.fail("unsupported legacy checkpoint protocol");
+  }
+  PyRef sys_info = read_pickle(r, no_ids, *arena_);
+  if (const PyObject* little = sys_info->get("little_endian"); little && !little->boolean) {
+    r.fail("big-endian checkpoints are not supported");
+  }
+
+  std::map<std::string, StorageRef> roots;  // by key
+  std::vector<std::pair<std::shared_ptr<StorageRef>, int64_t>> views;  // view -> element offset
+  PersistentLoader loader = [&](const PyObject& pid, PickleArena& arena) {
+    StorageRef s = parse_storage_pid(pid, r);
+    auto ref = std::make_shared<StorageRef>(s);
+    if (pid.items.size() > 5 && pid.items[5]->type == PyType::Tuple) {
+      // A view of root storage `key`: (view_key, element offset, view size).
+      const auto& view = pid.items[5]->items;
+      if (view.size() != 3 || view[0]->type != PyType::Str || view[1]->type != PyType::Int ||
+          view[2]->type != PyType::Int) {
+        r.fail("malformed checkpoint: bad storage view");
+      }
+      ref->key = view[0]->text;
+      ref->numel = view[2]->integer;
+      views.emplace_back(ref, view[1]->integer);
+      s.numel = -1;  // the root's size comes with its data
+    }
+    auto [it, fresh] = roots.emplace(s.key, s);
+    if (!fresh && it->second.type_name != s.type_name) r.fail("storage '" + s.key + "' has two types");
+    PyRef o = arena.make(PyType::Storage);
+    o->storage = ref;
+    return o;
+  };
+  root_ = read_pickle(r, loader, *arena_);
+
+  PyRef keys = read_pickle(r, no_ids, *arena_);
+  if (keys->type != PyType::List) r.fail("malformed checkpoint: the storage key list is a " + keys->type_name());
+  for (PyRef key : keys->items) {
+    if (key->type != PyType::Str) r.fail("malformed checkpoint: a storage key is a " + key->type_name());
+    auto it = roots.find(key->text);
+    if (it == roots.end()) r.fail("storage '" + key->text + "' has data but no tensor uses it");
+    const uint64_t numel = r.u64("a storage size");
+    const auto elsize = static_cast<uint64_t>(storage_dtype(it->second.type_name).element_size);
+    if (numel > r.remaining() / elsize) r.fail("truncated: storage '" + key->text + "' runs past the end of the file");
+    storages_[key->text] = {r.take(static_cast<std::size_t>(numel * elsize), "storage data"),
+                            static_cast<int64_t>(numel)};
+  }
+  // Views point into their root storage: rewrite them as (root data + offset).
+  for (auto& [ref, offset] : views) {
+    auto it = storages_.find(ref->key);
+    if (it == storages_.end()) r.fail("storage '" + ref->key + "' has no data");
+    const auto elsize = storage_dtype(ref->type_name).element_size;
+    if (offset < 0 || ref->numel < 0 || offset + ref->numel > it->second.numel) {
+      r.fail("storage view outside storage '" + ref->key + "'");
+    }
+    ref->key = ref->key + "@" + std::to_string(offset);
+    storages_[ref->key] = {it->second.data + offset * elsize, ref->numel};
+  }
+}
+
+const TorchFile::StorageBytes& TorchFile::bytes_of(const StorageRef& storage,
+                                                   const std::string& name) const {
+  auto it = storages_.find(storage.key);
+  if (it == storages_.end()) {
+    throw FileError(path() + ": tensor '" + name + "' uses storage '" + storage.key + "', which has no data");
+  }
+  return it->second;
+}
+
+Tensor TorchFile::to_float32(const TensorRef& t, const std::string& name) const {
+  const std::string dtype = tensor_dtype(t);
+  if (dtype != "float32" && dtype != "float16" && dtype != "float64" && dtype != "bfloat16") {
+    throw FileError(path() + ": tensor '" + name + "' is " + dtype + ", not floating point");
+  }
+  if (t.shape.size() > static_cast<std::size_t>(Shape::kMaxRank)) {
+    throw FileError(path() + ": tensor '" + name + "' has more than 5 dimensions");
+  }
+  const StorageBytes& bytes = bytes_of(*t.storage, name);
+  Shape shape;
+  int64_t last = t.offset;  // highest element index read
+  bool contiguous = true;
+  int64_t expected_stride = 1;
+  for (std::size_t i = t.shape.size(); i-- > 0;) {
+    if (t.shape[i] < 0 || t.stride[i] < 0) throw FileError(path() + ": tensor '" + name + "' has a negative size or stride");
+    if (t.shape[i] > 1 && t.stride[i] != expected_stride) contiguous = false;
+    expected_stride *= t.shape[i];
+  }
+  for (std::size_t i = 0; i < t.shape.size(); ++i) {
+    shape.push_back(t.shape[i]);
+    if (t.shape[i] > 0) last += (t.shape[i] - 1) * t.stride[i];
+  }
+  if (t.offset < 0 || (shape.numel() > 0 && last >= bytes.numel)) {
+    throw FileError(path() + ": tensor '" + name + "' reaches outside its storage");
+  }
+  const int elsize = storage_dtype(t.storage->type_name).element_size;
+  const uint8_t* base = bytes.data + t.offset * elsize;
+  if (dtype == "float32" && contiguous && reinterpret_cast<std::uintptr_t>(base) % alignof(float) == 0) {
+    return Tensor::borrowed(file_, reinterpret_cast<const float*>(base), shape);
+  }
+  Tensor out(shape);
+  std::vector<int64_t> index(t.shape.size(), 0);
+  for (int64_t n = 0; n < out.numel(); ++n) {
+    int64_t element = 0;
+    for (std::size_t i = 0; i < index.size(); ++i) element += index[i] * t.stride[i];
+    out.data()[n] = element_as_float(base + element * elsize, dtype);
+    for (std::size_t i = index.size(); i-- > 0;) {  // odometer increment, last axis fastest
+      if (++index[i] < t.shape[i]) break;
+      index[i] = 0;
+    }
+  }
+  return out;
+}
+
+}  // namespace ecocpu

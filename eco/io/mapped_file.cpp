@@ -1,0 +1,67 @@
+#include "eco/io/mapped_file.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ecocpu {
+
+std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw FileError(path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw FileError(path + ": not a regular file");
+  }
+  if (st.st_size == 0) {
+    ::close(fd);
+    throw FileError(path + ": the file is empty");
+  }
+  const auto size = static_cast<std::size_t>(st.st_size);
+  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int map_errno = errno;
+  ::close(fd);
+  if (p == MAP_FAILED) throw FileError(path + ": cannot map: " + std::strerror(map_errno));
+  return std::shared_ptr<const MappedFile>(
+      new MappedFile(path, static_cast<const uint8_t*>(p), size));
+}
+
+MappedFile::~MappedFile() { munmap(const_cast<uint8_t*>(data_), size_); }
+
+void ByteReader::fail(const std::string& cause) const { throw FileError(source_ + ": " + cause); }
+
+void ByteReader::seek(std::size_t pos, const char* what) {
+  if (pos > size_) fail(std::string("truncated: ") + what + " lies past the end of the file");
+  pos_ = pos;
+}
+
+const uint8_t* ByteReader::take(std::size_t n, const char* what) {
+  if (n > size_ - pos_) fail(std::string("truncated while reading ") + what);
+  const uint8_t* p = data_ + pos_;
+  pos_ += n;
+  return p;
+}
+
+uint16_t ByteReader::u16(const char* what) {
+  const uint8_t* p = take(2, what);
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
+
+uint32_t ByteReader::u32(const char* what) {
+  const uint8_t* p = take(4, what);
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+
+uint64_t ByteReader::u64(const char* what) {
+  const uint64_t lo = u32(what);
+  const uint64_t hi = u32(what);
+  return lo | (hi << 32);
+}
+
+}  // namespace ecocpu

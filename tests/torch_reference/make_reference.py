@@ -1,0 +1,158 @@
+"""Writes PyTorch checkpoints (both formats, every layout), input clips and PyTorch's logits for
+ecocpu's reference tests, plus a manifest the comparison reads.
+
+usage: make_reference.py UPSTREAM_REFERENCE_DIR OUT_DIR
+"""
+import collections
+import hashlib
+import json
+import os
+import pickle
+import sys
+
+import numpy as np
+import torch
+import torch.serialization
+
+from eco_torch import TSN, randomize
+
+torch.set_num_threads(2)
+
+
+def clip(segments, seed):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand((segments, 3, 224, 224), generator=gen) * 256.0 - 128.0
+
+
+def logits_of(model, frames):
+    model.eval()
+    with torch.no_grad():
+        return model(frames).numpy().astype(np.float32)
+
+
+def training_checkpoint(state, arch, prefix="module."):
+    return {
+        "epoch": 7,
+        "arch": arch,
+        "state_dict": collections.OrderedDict((prefix + k, v) for k, v in state.items()),
+        "best_prec1": np.float64(42.5),
+        "optimizer": {"state": {}, "param_groups": [{"lr": 0.001, "params": [1, 2]}]},
+    }
+
+
+def save(obj, path, legacy, location=None):
+    original = torch.serialization.location_tag
+    if location:
+        torch.serialization.location_tag = lambda storage: location
+    try:
+        torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+    finally:
+        torch.serialization.location_tag = original
+
+
+class Writer:
+    def __init__(self, reference, out):
+        self.reference, self.out, self.cases = reference, out, []
+
+    def model(self, arch, segments, classes, dropout, seed):
+        return randomize(TSN(os.path.join(self.reference, arch + ".yaml"), arch, segments, classes,
+                             dropout), seed)
+
+    def case(self, name, arch, segments, classes, model, obj, legacy, location=None,
+             reference_model=None):
+        """Saves `obj` as a checkpoint and the logits `reference_model` (default `model`) gives."""
+        frames = clip(segments, seed=len(self.cases) + 100)
+        paths = {k: os.path.join(self.out, name + suffix) for k, suffix in
+                 [("checkpoint", ".pth.tar"), ("input", ".input.npy"), ("logits", ".logits.npy")]}
+        save(obj, paths["checkpoint"], legacy, location)
+        np.save(paths["input"], frames.numpy())
+        np.save(paths["logits"], logits_of(reference_model or model, frames))
+        self.cases.append(dict(name=name, arch=arch, segments=segments, classes=classes,
+                               **{k: os.path.basename(v) for k, v in paths.items()}))
+        print("wrote", name, flush=True)
+
+
+def stamp(reference):
+    """What the data depends on; equal stamps mean the data on disk is current."""
+    h = hashlib.sha256(torch.__version__.encode())
+    here = os.path.dirname(os.path.abspath(__file__))
+    for f in [os.path.join(here, "eco_torch.py"), os.path.abspath(__file__),
+              os.path.join(reference, "ECO.yaml"), os.path.join(reference, "ECOfull.yaml")]:
+        with open(f, "rb") as g:
+            h.update(g.read())
+    return h.hexdigest()
+
+
+def main():
+    reference, out = sys.argv[1], sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    stamp_path, current = os.path.join(out, "stamp"), stamp(reference)
+    if os.path.exists(stamp_path) and open(stamp_path).read() == current:
+        print("reference data in %s is up to date" % out)
+        return
+    w = Writer(reference, out)
+
+    # Every layout on ECO Lite at 4 segments.
+    m = w.model("ECO", 4, 400, 0.5, seed=1)
+    state = m.state_dict()
+    w.case("eco4_zip_training_module", "ECO", 4, 400, m, training_checkpoint(state, "ECO"), False)
+    w.case("eco4_legacy_training_module", "ECO", 4, 400, m, training_checkpoint(state, "ECO"), True)
+    w.case("eco4_zip_bare", "ECO", 4, 400, m, state, False)
+    w.case("eco4_legacy_bare_cuda", "ECO", 4, 400, m, state, True, location="cuda:0")
+    w.case("eco4_zip_parameters", "ECO", 4, 400, m, m.state_dict(keep_vars=True), False)
+    strided = collections.OrderedDict(state)
+    strided["new_fc.weight"] = state["new_fc.weight"].t().contiguous().t()  # a transposed view
+    w.case("eco4_zip_strided", "ECO", 4, 400, m, strided, False)
+    for dtype, legacy in [(torch.float16, True), (torch.float64, False)]:
+        converted = collections.OrderedDict(
+            (k, v.to(dtype) if v.is_floating_point() else v) for k, v in state.items())
+        # PyTorch's own logits for the same rounded weights, computed in float32.
+        rounded = w.model("ECO", 4, 400, 0.5, seed=1)
+        rounded.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                 for k, v in converted.items()})
+        name = "eco4_%s_%s" % ("legacy" if legacy else "zip", str(dtype).split(".")[1])
+        w.case(name, "ECO", 4, 400, m, converted, legacy, reference_model=rounded)
+    fc = w.model("ECO", 4, 400, 0.0, seed=2)
+    w.case("eco4_zip_fc_final", "ECO", 4, 400, fc, training_checkpoint(fc.state_dict(), "ECO"), False)
+    full = w.model("ECOfull", 4, 400, 0.0, seed=3)
+    w.case("ecofull4_legacy_fc_final", "ECOfull", 4, 400, full,
+           training_checkpoint(full.state_dict(), "ECOfull", prefix=""), True)
+
+    # Both architectures at 4, 8 and 16 segments, class counts other than 400 among them.
+    for arch, segments, classes, legacy in [("ECO", 8, 101, True), ("ECO", 16, 400, False),
+                                            ("ECOfull", 4, 174, False), ("ECOfull", 8, 400, True),
+                                            ("ECOfull", 16, 101, False)]:
+        m = w.model(arch, segments, classes, 0.5, seed=segments + classes)
+        name = "%s%d_%d_%s" % (arch.lower(), segments, classes, "legacy" if legacy else "zip")
+        w.case(name, arch, segments, classes, m, training_checkpoint(m.state_dict(), arch), legacy)
+
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(w.cases, f, indent=1)
+    write_refused_pickles(out)
+    with open(stamp_path, "w") as f:
+        f.write(current)
+
+
+class Exploit:
+    """Pickles to a call of os.system: what a malicious checkpoint looks like."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, ("touch " + self.marker,))
+
+
+def write_refused_pickles(out):
+    marker = os.path.join(out, "exploit_ran")
+    with open(os.path.join(out, "evil_legacy.pth"), "wb") as f:
+        # The legacy layout with a malicious object where the state_dict belongs.
+        for header in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}):
+            pickle.dump(header, f, protocol=2)
+        pickle.dump({"state_dict": Exploit(marker)}, f, protocol=2)
+        pickle.dump([], f, protocol=2)
+    torch.save({"state_dict": Exploit(marker)}, os.path.join(out, "evil_zip.pth"))
+
+
+if __name__ == "__main__":
+    main()
