@@ -52,24 +52,29 @@ float half_to_float(uint16_t h) {
   return f;
 }
 
-float element_as_float(const uint8_t* p, const std::string& dtype) {
+// Converts `count` elements at `src` (any alignment) to float32, one dtype switch per call.
+void convert_to_float(const uint8_t* src, const std::string& dtype, int64_t count, float* dst) {
   if (dtype == "float32") {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
+    std::memcpy(dst, src, static_cast<std::size_t>(count) * 4);
+  } else if (dtype == "float64") {
+    for (int64_t i = 0; i < count; ++i) {
+      double d;
+      std::memcpy(&d, src + 8 * i, 8);
+      dst[i] = static_cast<float>(d);
+    }
+  } else {
+    const bool half = dtype == "float16";
+    for (int64_t i = 0; i < count; ++i) {
+      uint16_t h;
+      std::memcpy(&h, src + 2 * i, 2);
+      if (half) {
+        dst[i] = half_to_float(h);
+      } else {  // bfloat16: the high half of a float32
+        const uint32_t bits = static_cast<uint32_t>(h) << 16;
+        std::memcpy(dst + i, &bits, 4);
+      }
+    }
   }
-  if (dtype == "float64") {
-    double d;
-    std::memcpy(&d, p, 8);
-    return static_cast<float>(d);
-  }
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  if (dtype == "float16") return half_to_float(h);
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;  // bfloat16
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
 }
 
 // ('storage', torch.<T>Storage, key, location, numel[, view_metadata]).
@@ -255,11 +260,15 @@ Tensor TorchFile::to_float32(const TensorRef& t, const std::string& name) const 
     return Tensor::borrowed(file_, reinterpret_cast<const float*>(base), shape);
   }
   Tensor out(shape);
+  if (contiguous) {
+    convert_to_float(base, dtype, out.numel(), out.data());
+    return out;
+  }
   std::vector<int64_t> index(t.shape.size(), 0);
   for (int64_t n = 0; n < out.numel(); ++n) {
     int64_t element = 0;
     for (std::size_t i = 0; i < index.size(); ++i) element += index[i] * t.stride[i];
-    out.data()[n] = element_as_float(base + element * elsize, dtype);
+    convert_to_float(base + element * elsize, dtype, 1, out.data() + n);
     for (std::size_t i = index.size(); i-- > 0;) {  // odometer increment, last axis fastest
       if (++index[i] < t.shape[i]) break;
       index[i] = 0;
