@@ -1,0 +1,63 @@
+#pragma once
+// Single-precision matrix multiply, C (M x N) = A (M x K) * B (K x N), all row-major with leading
+// dimensions, followed by an optional per-row epilogue. Convolutions call it with A = weights
+// (rows = output channels), B = input columns, C = output planes, so the epilogue is where bias,
+// residual sums, BatchNorm-after-sum and ReLU are fused.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ecocpu {
+
+// Applied to every C element after the product, in this order:
+//   c = c + bias[m] + residual[m, n];  c = c * scale[m] + shift[m];  c = max(c, 0) if relu.
+// Null pointers skip a step.
+struct GemmEpilogue {
+  const float* bias = nullptr;
+  const float* residual = nullptr;  // M x N, leading dimension residual_ld
+  int64_t residual_ld = 0;
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  bool relu = false;
+
+  bool empty() const { return !bias && !residual && !scale && !shift && !relu; }
+};
+
+struct GemmShape {
+  int64_t m, n, k;
+  const float* a;
+  int64_t lda;
+  const float* b;
+  int64_t ldb;
+  float* c;
+  int64_t ldc;
+};
+
+// One instruction-set variant of the blocked SGEMM, e.g. "sgemm_12x32_avx512f".
+struct GemmKernel {
+  std::string name;
+  int mr = 0, nr = 0;  // register tile
+  void (*run)(const GemmShape& shape, const GemmEpilogue& epilogue) = nullptr;
+  // Peak probe for benchmarks: runs 2 * 10 * (nr / 2) flops per iteration on one thread.
+  float (*fma_chains)(int64_t iterations) = nullptr;
+  int64_t flops_per_chain_iteration() const { return 2 * 10 * (nr / 2); }
+};
+
+// The variants this CPU can run, fastest first. The first is what sgemm() uses, unless the
+// environment variable ECOCPU_ISA (avx512f, avx2, sse2) names another.
+const std::vector<GemmKernel>& available_gemm_kernels();
+const GemmKernel& selected_gemm_kernel();
+
+void sgemm(const GemmShape& shape, const GemmEpilogue& epilogue = {});
+
+// The epilogue on one element, shared by every kernel and the reference.
+inline float apply_epilogue(const GemmEpilogue& e, int64_t m, int64_t n, float c) {
+  if (e.bias) c += e.bias[m];
+  if (e.residual) c += e.residual[m * e.residual_ld + n];
+  if (e.scale) c *= e.scale[m];
+  if (e.shift) c += e.shift[m];
+  if (e.relu && c < 0.0f) c = 0.0f;
+  return c;
+}
+
+}  // namespace ecocpu

@@ -1,0 +1,185 @@
+#pragma once
+// The blocked SGEMM, written once and instantiated per instruction set (ops/gemm/x86/*.cpp, each
+// compiled for its ISA). Goto/BLIS structure: B is packed in KC x NR panels, A in MR x KC panels,
+// and an MR x NR register tile of accumulators (MR rows, two SIMD vectors wide) runs over KC.
+// Threads split the columns (or the rows, when there are few columns) into disjoint ranges,
+// each with its own packing buffers.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <xsimd/xsimd.hpp>
+
+#include "ops/gemm/gemm.hpp"
+
+namespace ecocpu::gemm_detail {
+
+constexpr int64_t kKC = 256;   // depth of one packed panel pair: A and B panels stay in L1
+constexpr int64_t kMC = 144;   // rows of A packed at a time: the A block stays in L2
+constexpr int64_t kNC = 2048;  // columns of B packed at a time
+
+struct AlignedBuffer {
+  float* data = nullptr;
+  explicit AlignedBuffer(int64_t floats) {
+    data = static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>((floats * 4 + 63) / 64 * 64)));
+    if (!data) throw std::bad_alloc();
+  }
+  ~AlignedBuffer() { std::free(data); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+};
+
+template <class Arch, int MR>
+struct BlockedSgemm {
+  using Vec = xsimd::batch<float, Arch>;
+  static constexpr int W = static_cast<int>(Vec::size);
+  static constexpr int NR = 2 * W;
+
+  // A[m0:m0+mc, k0:k0+kc] into MR-row panels, each kc x MR, zero-padded below the last row.
+  static void pack_a(const GemmShape& s, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* out) {
+    for (int64_t i = 0; i < mc; i += MR) {
+      const int64_t rows = std::min<int64_t>(MR, mc - i);
+      for (int64_t k = 0; k < kc; ++k) {
+        for (int64_t r = 0; r < MR; ++r) {
+          out[k * MR + r] = r < rows ? s.a[(m0 + i + r) * s.lda + k0 + k] : 0.0f;
+        }
+      }
+      out += kc * MR;
+    }
+  }
+
+  // B[k0:k0+kc, n0:n0+nc] into NR-column panels, each kc x NR, zero-padded right of the last.
+  static void pack_b(const GemmShape& s, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* out) {
+    for (int64_t j = 0; j < nc; j += NR) {
+      const int64_t cols = std::min<int64_t>(NR, nc - j);
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = s.b + (k0 + k) * s.ldb + n0 + j;
+        float* dst = out + k * NR;
+        if (cols == NR) {
+          std::memcpy(dst, src, NR * sizeof(float));
+        } else {
+          for (int64_t c = 0; c < NR; ++c) dst[c] = c < cols ? src[c] : 0.0f;
+        }
+      }
+      out += kc * NR;
+    }
+  }
+
+  // The register tile: C[0:rows, 0:cols] (+)= A panel x B panel, epilogue on the last K block.
+  static void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                           int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep,
+                           int64_t m0, int64_t n0) {
+    Vec acc0[MR], acc1[MR];
+    for (int r = 0; r < MR; ++r) {
+      acc0[r] = Vec(0.0f);
+      acc1[r] = Vec(0.0f);
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+      const Vec b0 = Vec::load_aligned(b + k * NR);
+      const Vec b1 = Vec::load_aligned(b + k * NR + W);
+      for (int r = 0; r < MR; ++r) {
+        const Vec av(a[k * MR + r]);
+        acc0[r] = xsimd::fma(av, b0, acc0[r]);
+        acc1[r] = xsimd::fma(av, b1, acc1[r]);
+      }
+    }
+    if (rows == MR && cols == NR && !ep) {
+      for (int r = 0; r < MR; ++r) {
+        float* row = c + r * ldc;
+        if (accumulate) {
+          (Vec::load_unaligned(row) + acc0[r]).store_unaligned(row);
+          (Vec::load_unaligned(row + W) + acc1[r]).store_unaligned(row + W);
+        } else {
+          acc0[r].store_unaligned(row);
+          acc1[r].store_unaligned(row + W);
+        }
+      }
+      return;
+    }
+    alignas(64) float tile[MR * NR];
+    for (int r = 0; r < MR; ++r) {
+      acc0[r].store_aligned(tile + r * NR);
+      acc1[r].store_aligned(tile + r * NR + W);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = c + r * ldc;
+      for (int64_t j = 0; j < cols; ++j) {
+        float v = tile[r * NR + j] + (accumulate ? row[j] : 0.0f);
+        row[j] = ep ? apply_epilogue(*ep, m0 + r, n0 + j, v) : v;
+      }
+    }
+  }
+
+  // Single-threaded GEMM on rows [m_begin, m_end) and columns [n_begin, n_end).
+  static void run_range(const GemmShape& s, const GemmEpilogue& e, int64_t m_begin, int64_t m_end,
+                        int64_t n_begin, int64_t n_end, float* a_pack, float* b_pack) {
+    const GemmEpilogue* ep = e.empty() ? nullptr : &e;
+    for (int64_t n0 = n_begin; n0 < n_end; n0 += kNC) {
+      const int64_t nc = std::min(kNC, n_end - n0);
+      for (int64_t k0 = 0; k0 < s.k; k0 += kKC) {
+        const int64_t kc = std::min(kKC, s.k - k0);
+        const bool first = k0 == 0, last = k0 + kc == s.k;
+        pack_b(s, k0, kc, n0, nc, b_pack);
+        for (int64_t m0 = m_begin; m0 < m_end; m0 += kMC) {
+          const int64_t mc = std::min(kMC, m_end - m0);
+          pack_a(s, m0, mc, k0, kc, a_pack);
+          for (int64_t j = 0; j < nc; j += NR) {
+            for (int64_t i = 0; i < mc; i += MR) {
+              micro_kernel(kc, a_pack + i * kc, b_pack + j * kc, s.c + (m0 + i) * s.ldc + n0 + j,
+                           s.ldc, std::min<int64_t>(MR, mc - i), std::min<int64_t>(NR, nc - j),
+                           !first, last ? ep : nullptr, m0 + i, n0 + j);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // The peak probe for benchmarks: 10 independent FMA chains per iteration (enough to cover the
+  // FMA latency on current cores), 2 * 10 * W flops per iteration. Returns a value to keep.
+  static float fma_chains(int64_t iterations) {
+    Vec acc[10];
+    for (int i = 0; i < 10; ++i) acc[i] = Vec(static_cast<float>(i));
+    const Vec a(1.0000001f), b(0.9999999f);
+    for (int64_t it = 0; it < iterations; ++it) {
+      for (int i = 0; i < 10; ++i) acc[i] = xsimd::fma(acc[i], a, b);
+    }
+    alignas(64) float lanes[W];
+    Vec total = acc[0];
+    for (int i = 1; i < 10; ++i) total += acc[i];
+    total.store_aligned(lanes);
+    return lanes[0];
+  }
+
+  static void run(const GemmShape& s, const GemmEpilogue& e) {
+    if (s.m <= 0 || s.n <= 0) return;
+    if (s.k == 0) {  // nothing to multiply: C is the epilogue of zero
+      for (int64_t m = 0; m < s.m; ++m)
+        for (int64_t n = 0; n < s.n; ++n) s.c[m * s.ldc + n] = apply_epilogue(e, m, n, 0.0f);
+      return;
+    }
+    const int64_t col_tiles = (s.n + NR - 1) / NR, row_tiles = (s.m + MR - 1) / MR;
+    const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), std::max(col_tiles, row_tiles)));
+    const bool split_columns = col_tiles >= row_tiles || col_tiles >= 4 * threads;
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int64_t tiles = split_columns ? col_tiles : row_tiles;
+      const int64_t step = split_columns ? NR : MR;
+      const int64_t extent = split_columns ? s.n : s.m;
+      const int64_t begin = std::min(extent, tiles * t / nt * step);
+      const int64_t end = std::min(extent, tiles * (t + 1) / nt * step);
+      if (begin < end) {
+        AlignedBuffer a_pack(kMC * kKC + MR * kKC), b_pack(kNC * kKC + NR * kKC);
+        if (split_columns) {
+          run_range(s, e, 0, s.m, begin, end, a_pack.data, b_pack.data);
+        } else {
+          run_range(s, e, begin, end, 0, s.n, a_pack.data, b_pack.data);
+        }
+      }
+    }
+  }
+};
+
+}  // namespace ecocpu::gemm_detail

@@ -1,0 +1,93 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "oracles.hpp"
+#include "ops/gemm/gemm.hpp"
+#include "ops/gemm/reference/gemm_reference.hpp"
+
+using namespace ecocpu;
+
+namespace {
+
+struct Problem {
+  int64_t m, n, k;
+};
+
+// Largest |c - ref| over the largest |ref|.
+float relative_error(const std::vector<float>& c, const std::vector<float>& ref) {
+  float diff = 0, scale = 1e-30f;
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    diff = std::max(diff, std::abs(c[i] - ref[i]));
+    scale = std::max(scale, std::abs(ref[i]));
+  }
+  return diff / scale;
+}
+
+void check_kernel(const GemmKernel& kernel, const Problem& p, bool with_epilogue, uint64_t seed) {
+  const int64_t lda = p.k + 3, ldb = p.n + 5, ldc = p.n + 2;  // leading dimensions wider than the data
+  Tensor a = test::random_tensor(Shape{std::max<int64_t>(p.m * lda, 1)}, seed);
+  Tensor b = test::random_tensor(Shape{std::max<int64_t>(p.k * ldb, 1)}, seed + 1);
+  Tensor bias = test::random_tensor(Shape{p.m}, seed + 2), scale = test::random_tensor(Shape{p.m}, seed + 3);
+  Tensor shift = test::random_tensor(Shape{p.m}, seed + 4);
+  Tensor residual = test::random_tensor(Shape{std::max<int64_t>(p.m * p.n, 1)}, seed + 5);
+  GemmEpilogue e;
+  if (with_epilogue) {
+    e = {bias.data(), residual.data(), p.n, scale.data(), shift.data(), true};
+  }
+  std::vector<float> c(static_cast<std::size_t>(p.m * ldc), -7.0f), ref = c;
+  GemmShape s{p.m, p.n, p.k, a.data(), lda, b.data(), ldb, c.data(), ldc};
+  kernel.run(s, e);
+  s.c = ref.data();
+  reference::sgemm(s, e);
+  CAPTURE(kernel.name);
+  CAPTURE(p.m);
+  CAPTURE(p.n);
+  CAPTURE(p.k);
+  CAPTURE(with_epilogue);
+  CHECK(relative_error(c, ref) < 1e-5f);
+  // Padding columns between rows are never written.
+  bool padding_untouched = true;
+  for (int64_t m = 0; m < p.m; ++m)
+    for (int64_t n = p.n; n < ldc; ++n) padding_untouched = padding_untouched && c[m * ldc + n] == -7.0f;
+  CHECK(padding_untouched);
+}
+
+}  // namespace
+
+TEST_CASE("gemm: every ISA variant equals the reference on odd and edge shapes") {
+  const Problem problems[] = {
+      {1, 1, 1},     {1, 17, 3},    {13, 1, 5},     {6, 16, 1},     {12, 32, 7},    {7, 33, 300},
+      {25, 47, 31},  {64, 200, 147}, {96, 784, 64},  {145, 129, 257}, {3, 2100, 9},   {290, 5, 520},
+      {128, 49, 1000}, {31, 2059, 17},
+  };
+  uint64_t seed = 1;
+  for (const auto& kernel : available_gemm_kernels()) {
+    for (const auto& p : problems) {
+      check_kernel(kernel, p, false, seed);
+      check_kernel(kernel, p, true, seed + 10);
+      seed += 20;
+    }
+  }
+}
+
+TEST_CASE("gemm: K = 0 leaves just the epilogue") {
+  float bias[2] = {1.5f, -2.0f};
+  float c[4] = {9, 9, 9, 9};
+  GemmEpilogue e;
+  e.bias = bias;
+  e.relu = true;
+  for (const auto& kernel : available_gemm_kernels()) {
+    kernel.run({2, 2, 0, nullptr, 0, nullptr, 2, c, 2}, e);
+    CHECK(c[0] == 1.5f);
+    CHECK(c[3] == 0.0f);
+  }
+}
+
+TEST_CASE("gemm: the dispatcher offers the portable kernel and picks the widest available") {
+  const auto& kernels = available_gemm_kernels();
+  REQUIRE_FALSE(kernels.empty());
+  CHECK(kernels.back().name == "sgemm_6x8_sse2");
+  CHECK(selected_gemm_kernel().name == kernels.front().name);
+  for (const auto& k : kernels) CHECK(k.nr > 0);
+}
