@@ -2,6 +2,7 @@
 
 #include "oracles.hpp"
 #include "ops/conv/conv.hpp"
+#include "ops/conv/conv_gemm.hpp"
 
 using namespace ecocpu;
 using test::make_window;
@@ -129,4 +130,73 @@ TEST_CASE("conv: shape rule, parameters and cost") {
   Shape too_small{1, 3, 2, 2};
   Conv big(1, make_window(2, {1, 7, 7}, {1, 1, 1}, {0, 0, 0}));
   CHECK_THROWS_AS(big.output_shape(std::span(&too_small, 1)), ShapeError);
+}
+
+TEST_CASE("conv gemm: im2col / 1x1 GEMM with a fused epilogue equals the reference") {
+  struct Case {
+    int rank;
+    int64_t n, cin, cout, d, h, w;
+    std::array<int64_t, 3> k, s, p;
+  };
+  const Case cases[] = {
+      {2, 2, 3, 8, 17, 13, 1, {1, 7, 7}, {1, 2, 2}, {0, 3, 3}},
+      {2, 1, 5, 7, 1, 9, 11, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},   // 1x1: the input is the matrix
+      {2, 3, 4, 6, 1, 8, 8, {1, 1, 1}, {1, 2, 2}, {0, 0, 0}},    // strided 1x1 needs im2col
+      {2, 1, 9, 13, 1, 14, 14, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {2, 2, 6, 5, 1, 7, 9, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+      {3, 1, 4, 6, 5, 7, 7, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}},
+      {3, 2, 3, 5, 6, 9, 8, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
+      {3, 1, 7, 3, 4, 5, 5, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+      {3, 1, 64, 4, 7, 33, 35, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}},  // several column blocks
+  };
+  uint64_t seed = 1300;
+  for (const auto& c : cases) {
+    for (bool fused : {false, true}) {
+      CAPTURE(c.rank);
+      CAPTURE(c.h);
+      CAPTURE(fused);
+      Window win = make_window(c.rank, c.k, c.s, c.p);
+      Conv conv(c.cout, win);
+      Shape in_shape = c.rank == 2 ? Shape{c.n, c.cin, c.h, c.w} : Shape{c.n, c.cin, c.d, c.h, c.w};
+      Tensor in = random_tensor(in_shape, seed++);
+      Shape w_shape{c.cout, c.cin};
+      for (int a = 3 - c.rank; a < 3; ++a) w_shape.push_back(c.k[a]);
+      Tensor w = random_tensor(w_shape, seed++), b = random_tensor(Shape{c.cout}, seed++);
+      Tensor expect = run_conv(conv, in, w, b);
+      Tensor residual = random_tensor(expect.shape(), seed++);
+      Tensor scale = random_tensor(Shape{c.cout}, seed++), shift = random_tensor(Shape{c.cout}, seed++);
+      if (fused) {
+        const int64_t plane = expect.shape().numel_from(2);
+        for (int64_t i = 0; i < expect.numel(); ++i) {
+          const int64_t ch = (i / plane) % c.cout;
+          float v = (expect.data()[i] + residual.data()[i]) * scale.data()[ch] + shift.data()[ch];
+          expect.data()[i] = std::max(v, 0.0f);
+        }
+      }
+      reference::ConvProblem p;
+      p.batch = c.n;
+      p.in_channels = c.cin;
+      p.out_channels = c.cout;
+      p.in_extent = spatial_extent(in_shape);
+      p.out_extent = spatial_extent(expect.shape());
+      p.window = win;
+      fast::ConvEpilogue e;
+      e.bias = b.data();
+      if (fused) {
+        e.residual = residual.data();
+        e.scale = scale.data();
+        e.shift = shift.data();
+        e.relu = true;
+      }
+      Tensor out(expect.shape());
+      const auto algo = fast::choose_conv_algo(p);
+      CHECK((algo == fast::ConvAlgo::Direct1x1Gemm) == (win.volume() == 1 && c.s[2] == 1));
+      fast::conv_gemm(p, algo, in.data(), w.data(), e, out.data());
+      CHECK(test::max_relative_error(out, expect) < 1e-5f);
+      if (algo == fast::ConvAlgo::Direct1x1Gemm) {  // the general path must agree too
+        fast::conv_gemm(p, fast::ConvAlgo::Im2colGemm, in.data(), w.data(), e, out.data());
+        CHECK(test::max_relative_error(out, expect) < 1e-5f);
+      }
+    }
+  }
 }

@@ -1,0 +1,31 @@
+#pragma once
+// Convolution as matrix multiplication, for 2D and 3D alike: per image, the output planes
+// (Cout x out_volume) = weights (Cout x Cin*kernel_volume) x columns (Cin*kernel_volume x
+// out_volume). A 1x1(x1), stride-1, unpadded convolution uses the input itself as the columns;
+// others gather them (im2col / vol2col) a block of output positions at a time, so the buffer stays
+// small even for ECO's 3D layers. The GEMM epilogue applies bias, residual, affine and ReLU.
+#include <string>
+
+#include "ops/conv/reference/conv_reference.hpp"
+#include "ops/gemm/gemm.hpp"
+
+namespace ecocpu::fast {
+
+enum class ConvAlgo { Direct1x1Gemm, Im2colGemm };
+const char* conv_algo_name(ConvAlgo algo);
+ConvAlgo choose_conv_algo(const reference::ConvProblem& p);
+
+// What a convolution adds after the product; `residual` (if any) has the output's shape.
+struct ConvEpilogue {
+  const float* bias = nullptr;
+  const float* residual = nullptr;
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  bool relu = false;
+};
+
+// in: (batch, Cin, d, h, w); weight: (Cout, Cin * kd * kh * kw) row-major; out overwritten.
+void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in, const float* weight,
+               const ConvEpilogue& epilogue, float* out);
+
+}  // namespace ecocpu::fast
