@@ -104,7 +104,22 @@ check "unwritable logits path fails" test $code -ne 0
 check "no temp files left" test -z "$(ls "$tmp" | grep tmp)"
 expect_error "/nonexistent.pth: cannot open" run --weights /nonexistent.pth "$tmp/clip.npy"
 
-for sub in flops summary run definition inspect; do
+run bench --arch ECOfull --segments 4 --iters 2 --warmup 0 --threads 1 --json
+check "bench json" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+lat = d["latency_ms"]
+assert lat["min"] <= lat["median"] <= lat["max"] and d["peak_rss_mb"] > 0 and d["threads"] == 1
+ids = [l["id"] for l in d["layers"]]
+assert ids[0].startswith("conv1_7x7_s2+") and all(l["algo"] for l in d["layers"])
+assert any(l["algo"] == "gemm_1x1" for l in d["layers"])
+' "$tmp/out"
+run bench --segments 4 --iters 1 --warmup 0 --engine reference
+check "bench table" grep -q "reference engine" "$tmp/out"
+expect_error "--engine must be one of fast, reference" bench --engine turbo
+expect_error "--iters must be between 1" bench --iters 0
+
+for sub in flops summary run definition inspect bench; do
   run $sub --help
   check "$sub --help" grep -q "usage: ecocpu $sub" "$tmp/out"
 done

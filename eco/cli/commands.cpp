@@ -1,5 +1,8 @@
 #include "eco/cli/commands.hpp"
 
+#include <omp.h>
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,6 +20,7 @@
 #include "eco/random_weights.hpp"
 #include "eco/report.hpp"
 #include "graph/executor.hpp"
+#include "graph/plan.hpp"
 
 namespace ecocpu::cli {
 
@@ -126,6 +130,15 @@ int cmd_definition(const std::vector<std::string>& argv) {
 
 namespace {
 
+// --engine and --threads, shared by run and bench.
+PlanOptions engine_options(const Args& args) {
+  const std::string engine = args.get_choice("engine", "fast", {"fast", "reference"});
+  if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.get_int("threads", 1, 1, 1024)));
+  PlanOptions options;
+  options.reference = engine == "reference";
+  return options;
+}
+
 struct RunInput {
   Tensor frames;  // (T, 3, 224, 224)
   std::string source;
@@ -228,7 +241,8 @@ void print_top(const Args& args, const LoadedModel& m, const Tensor& logits, dou
               static_cast<long long>(m.config.segments), static_cast<long long>(classes),
               m.weights_source.c_str());
   if (m.load_ms > 0) std::printf("checkpoint loaded in %.1f ms\n", m.load_ms);
-  std::printf("forward pass (reference kernels): %.2f s\n\n%6s %8s %12s %12s  %s\n", seconds, "rank",
+  std::printf("forward pass (%s engine): %.3f s\n\n%6s %8s %12s %12s  %s\n",
+              args.get("engine", "fast").c_str(), seconds, "rank",
               "class", "probability", "logit", labels.empty() ? "" : "label");
   for (std::size_t i = 0; i < best.size(); ++i) {
     std::printf("%6zu %8d %12.6f %12.4f  %s\n", i + 1, best[i], prob[best[i]], logits.data()[best[i]],
@@ -247,10 +261,12 @@ int cmd_run(const std::vector<std::string>& argv) {
                   {"save-logits", "OUT.npy", "write the raw logits, float32 (1, K)"},
                   {"labels", "FILE", "class names, one per line"},
                   {"topk", "K", "how many classes to print (default 5)"},
+                  {"engine", "E", "fast (GEMM kernels, fused; default) or reference (plain kernels)"},
+                  {"threads", "N", "worker threads (default: all cores)"},
                   {"json", "", "print the result as JSON"}}),
             "[INPUT.npy]");
   if (!parse_or_help(args, argv,
-                     "Runs ECO on one clip with the reference kernels and prints the top classes.\n"
+                     "Runs ECO on one clip and prints the top classes.\n"
                      "INPUT.npy is float32 (T, 3, 224, 224) or (1, T, 3, 224, 224): T frames, BGR\n"
                      "0-255 minus the mean (104, 117, 128). Without INPUT, with --random-weights,\n"
                      "the clip is seeded random."))
@@ -276,11 +292,115 @@ int cmd_run(const std::vector<std::string>& argv) {
   const auto seed = static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX));
   Tensor input = clip ? clip->frames : random_input(m.graph.input_shape(), seed + 1);
 
+  ExecutionPlan plan = make_plan(m.graph, m.weights, engine_options(args));
   auto start = std::chrono::steady_clock::now();
-  Tensor logits = run_graph(m.graph, m.weights, input);
+  Tensor logits = run_plan(plan, m.weights, input);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (args.has("save-logits")) write_npy(args.get("save-logits", ""), logits);
   print_top(args, m, logits, seconds, labels);
+  return 0;
+}
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double peak_rss_mb() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+// Direct-convolution-equivalent work of a step: 2 per MAC of every node it runs.
+double step_flops(const Graph& g, const PlanStep& s) {
+  double flops = 2.0 * static_cast<double>(g.nodes[s.node].cost.macs);
+  for (int n : s.absorbed) flops += 2.0 * static_cast<double>(g.nodes[n].cost.macs);
+  return flops;
+}
+
+}  // namespace
+
+int cmd_bench(const std::vector<std::string>& argv) {
+  Args args("bench", with(model_options(false),
+                          {{"weights", "FILE", "a PyTorch checkpoint (default: seeded random weights)"},
+                           {"threads", "N", "worker threads (default: all cores)"},
+                           {"iters", "K", "timed forward passes (default 5)"},
+                           {"warmup", "W", "untimed passes first (default 1)"},
+                           {"engine", "E", "fast (default) or reference"},
+                           {"json", "", "print the result as JSON"}}));
+  if (!parse_or_help(args, argv,
+                     "Times ECO's forward pass: median/min/max latency after warm-up, peak memory,\n"
+                     "and where the time goes, layer by layer."))
+    return 0;
+  const int64_t iters = args.get_int("iters", 5, 1, 100000), warmup = args.get_int("warmup", 1, 0, 1000);
+  LoadedModel m;
+  if (args.has("weights")) {
+    m = load_model(args, args.get_int("segments", 16, 1, kMaxSegments));
+  } else {
+    m.config = single_model_config(args);
+    m.graph = build_model(m.config);
+    m.weights = random_weights(m.graph, 1);
+  }
+  const PlanOptions options = engine_options(args);
+  ExecutionPlan plan = make_plan(m.graph, m.weights, options);
+  Tensor input = random_input(m.graph.input_shape(), 2);
+
+  std::vector<double> latencies;
+  std::vector<std::vector<double>> step_ms(plan.steps.size());
+  for (int64_t it = 0; it < warmup + iters; ++it) {
+    auto start = std::chrono::steady_clock::now(), previous = start;
+    run_plan(plan, m.weights, input, [&](int step, const Tensor&) {
+      auto now = std::chrono::steady_clock::now();
+      if (it >= warmup) step_ms[step].push_back(std::chrono::duration<double, std::milli>(now - previous).count());
+      previous = now;
+    });
+    if (it >= warmup) {
+      latencies.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
+  }
+  const double med = median(latencies);
+  const double lo = *std::min_element(latencies.begin(), latencies.end());
+  const double hi = *std::max_element(latencies.begin(), latencies.end());
+  const int threads = omp_get_max_threads();
+  const std::string engine = options.reference ? "reference" : "fast";
+  std::ostringstream out;
+  if (args.has("json")) {
+    out << "{\"arch\": " << json_quote(m.config.arch) << ", \"segments\": " << m.config.segments
+        << ", \"threads\": " << threads << ", \"engine\": \"" << engine << "\", \"gemm\": "
+        << json_quote(selected_gemm_kernel().name) << ", \"latency_ms\": {\"median\": " << med
+        << ", \"min\": " << lo << ", \"max\": " << hi << "}, \"peak_rss_mb\": " << peak_rss_mb()
+        << ", \"layers\": [";
+    for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+      const double ms = median(step_ms[i]);
+      out << (i ? ", " : "") << "{\"id\": " << json_quote(plan.steps[i].label(m.graph))
+          << ", \"algo\": \"" << plan.steps[i].algo_name() << "\", \"ms\": " << ms
+          << ", \"gflops\": " << (ms > 0 ? step_flops(m.graph, plan.steps[i]) / ms * 1e-6 : 0.0) << "}";
+    }
+    out << "]}\n";
+    std::cout << out.str();
+    return 0;
+  }
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "%s, %lld segments, %d threads, %s engine, GEMM %s\n"
+                "latency over %lld runs (after %lld warm-up): median %.1f ms, min %.1f ms, max %.1f ms\n"
+                "peak memory (RSS): %.0f MB\n\n%-64s %-12s %9s %9s %7s\n",
+                m.config.arch.c_str(), static_cast<long long>(m.config.segments), threads, engine.c_str(),
+                selected_gemm_kernel().name.c_str(), static_cast<long long>(iters), static_cast<long long>(warmup),
+                med, lo, hi, peak_rss_mb(), "layer", "algo", "ms", "GFLOP/s", "share");
+  out << line;
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    const double ms = median(step_ms[i]);
+    std::snprintf(line, sizeof line, "%-64s %-12s %9.2f %9.1f %6.1f%%\n",
+                  plan.steps[i].label(m.graph).substr(0, 64).c_str(), plan.steps[i].algo_name().c_str(), ms,
+                  ms > 0 ? step_flops(m.graph, plan.steps[i]) / ms * 1e-6 : 0.0, 100.0 * ms / med);
+    out << line;
+  }
+  std::cout << out.str();
   return 0;
 }
 

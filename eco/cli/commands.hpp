@@ -10,5 +10,6 @@ int cmd_summary(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
 int cmd_definition(const std::vector<std::string>& args);
 int cmd_inspect(const std::vector<std::string>& args);
+int cmd_bench(const std::vector<std::string>& args);
 
 }  // namespace ecocpu::cli

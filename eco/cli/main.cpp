@@ -20,6 +20,7 @@ constexpr const char* kUsage =
     "  summary      output shape and parameters per layer, and the memory needed\n"
     "  run          classify a clip with a PyTorch checkpoint (or random weights)\n"
     "  inspect      list a PyTorch checkpoint's tensors and metadata\n"
+    "  bench        time the forward pass: latency, peak memory, per-layer table\n"
     "  definition   print the built-in ECO / ECOfull definition as YAML\n"
     "\n"
     "'ecocpu <command> --help' describes a command's options. With no command, 'ecocpu'\n"
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
       {"run", ecocpu::cli::cmd_run},
       {"definition", ecocpu::cli::cmd_definition},
       {"inspect", ecocpu::cli::cmd_inspect},
+      {"bench", ecocpu::cli::cmd_bench},
   };
   if (command == "help") {
     std::cout << kUsage;

@@ -84,16 +84,17 @@ struct BlockedSgemm {
         acc1[r] = xsimd::fma(av, b1, acc1[r]);
       }
     }
-    if (rows == MR && cols == NR && !ep) {
-      for (int r = 0; r < MR; ++r) {
+    if (cols == NR) {  // whole vectors: accumulate and epilogue in registers
+      for (int r = 0; r < rows; ++r) {
         float* row = c + r * ldc;
+        Vec v0 = acc0[r], v1 = acc1[r];
         if (accumulate) {
-          (Vec::load_unaligned(row) + acc0[r]).store_unaligned(row);
-          (Vec::load_unaligned(row + W) + acc1[r]).store_unaligned(row + W);
-        } else {
-          acc0[r].store_unaligned(row);
-          acc1[r].store_unaligned(row + W);
+          v0 += Vec::load_unaligned(row);
+          v1 += Vec::load_unaligned(row + W);
         }
+        if (ep) apply_epilogue_vec(*ep, m0 + r, n0, v0, v1);
+        v0.store_unaligned(row);
+        v1.store_unaligned(row + W);
       }
       return;
     }
@@ -108,6 +109,36 @@ struct BlockedSgemm {
         float v = tile[r * NR + j] + (accumulate ? row[j] : 0.0f);
         row[j] = ep ? apply_epilogue(*ep, m0 + r, n0 + j, v) : v;
       }
+    }
+  }
+
+  // apply_epilogue() on two vectors of row m starting at column n.
+  static void apply_epilogue_vec(const GemmEpilogue& e, int64_t m, int64_t n, Vec& v0, Vec& v1) {
+    if (e.bias) {
+      const Vec b(e.bias[m]);
+      v0 += b;
+      v1 += b;
+    }
+    if (e.residual) {
+      const float* r = e.residual + m * e.residual_ld + n;
+      v0 += Vec::load_unaligned(r);
+      v1 += Vec::load_unaligned(r + W);
+    }
+    if (e.scale) {
+      const Vec sc(e.scale[m]);
+      v0 *= sc;
+      v1 *= sc;
+    }
+    if (e.shift) {
+      const Vec sh(e.shift[m]);
+      v0 += sh;
+      v1 += sh;
+    }
+    if (e.relu) {
+      const Vec zero(0.0f);
+      // select, not max: GCC 12 warns about the undefined pass-through of _mm512_max_ps.
+      v0 = xsimd::select(v0 < zero, zero, v0);
+      v1 = xsimd::select(v1 < zero, zero, v1);
     }
   }
 

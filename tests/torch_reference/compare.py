@@ -1,8 +1,9 @@
 """Checks ecocpu against the PyTorch reference data make_reference.py wrote: logits for every
 checkpoint format and layout, metadata, and the refusal of bad or malicious files.
 
-usage: compare.py ECOCPU DATA_DIR [TOLERANCE]
-Prints 'N passed, M failed' and exits non-zero on any failure.
+usage: compare.py ECOCPU DATA_DIR ENGINE TOLERANCE [--logits-only]
+ENGINE is ecocpu's --engine (fast or reference). Prints 'N passed, M failed' and exits non-zero
+on any failure.
 """
 import json
 import os
@@ -13,8 +14,8 @@ import tempfile
 
 import numpy as np
 
-ecocpu, data = sys.argv[1], sys.argv[2]
-tolerance = float(sys.argv[3]) if len(sys.argv) > 3 else 1e-4
+ecocpu, data, engine, tolerance = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+logits_only = "--logits-only" in sys.argv
 results = {"passed": 0, "failed": 0}
 scratch = tempfile.mkdtemp()
 
@@ -43,8 +44,8 @@ def expect_error(name, args, *fragments):
 cases = json.load(open(path("manifest.json")))
 for case in cases:
     out = os.path.join(scratch, case["name"] + ".npy")
-    code, stdout, stderr = run("run", "--weights", path(case["checkpoint"]), path(case["input"]),
-                               "--save-logits", out, "--json")
+    code, stdout, stderr = run("run", "--engine", engine, "--weights", path(case["checkpoint"]),
+                               path(case["input"]), "--save-logits", out, "--json")
     if code != 0:
         check(case["name"], False, stderr.strip())
         continue
@@ -52,10 +53,15 @@ for case in cases:
     error = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
     same_shape = ours.shape == theirs.shape == (1, case["classes"])
     reply = json.loads(stdout)
-    check("%s: logits within %g (relative error %.2e)" % (case["name"], tolerance, error),
+    check("%s, %s engine: logits within %g (relative error %.2e)" % (case["name"], engine, tolerance, error),
           same_shape and error <= tolerance and reply["segments"] == case["segments"]
           and reply["arch"] == case["arch"],
           "shapes %s %s, error %.3e" % (ours.shape, theirs.shape, error))
+
+if logits_only:
+    shutil.rmtree(scratch)
+    print("%d passed, %d failed" % (results["passed"], results["failed"]))
+    sys.exit(1 if results["failed"] else 0)
 
 code, stdout, _ = run("inspect", "--json", path("eco4_legacy_training_module.pth.tar"))
 meta = json.loads(stdout) if code == 0 else {}

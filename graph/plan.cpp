@@ -1,0 +1,184 @@
+#include "graph/plan.hpp"
+
+#include <cmath>
+
+#include "ops/batchnorm/reference/batchnorm_reference.hpp"
+#include "ops/conv/conv.hpp"
+
+namespace ecocpu {
+
+namespace {
+
+// Readers of each value, and whether it is the graph output (which must materialise).
+struct Uses {
+  std::vector<std::vector<int>> readers;
+  explicit Uses(const Graph& g) : readers(g.values.size()) {
+    for (int n = 0; n < static_cast<int>(g.nodes.size()); ++n) {
+      for (int v : g.nodes[n].inputs) readers[v].push_back(n);
+    }
+  }
+  // The single node reading `value`, if it is of `kind`; -1 otherwise.
+  int sole_reader(const Graph& g, int value, OpKind kind) const {
+    if (value == g.output || readers[value].size() != 1) return -1;
+    const int n = readers[value][0];
+    return g.nodes[n].op->kind() == kind ? n : -1;
+  }
+};
+
+const Tensor& param(const WeightStore& w, const Node& node, std::size_t index) {
+  return *w.find(param_key(node, node.params[index]));
+}
+
+// BatchNorm as y = x * scale + shift per channel.
+void batchnorm_affine(const WeightStore& w, const Node& bn, Tensor& scale, Tensor& shift) {
+  const Tensor &gamma = param(w, bn, 0), &beta = param(w, bn, 1), &mean = param(w, bn, 2),
+               &var = param(w, bn, 3);
+  scale = Tensor(gamma.shape());
+  shift = Tensor(gamma.shape());
+  for (int64_t c = 0; c < gamma.numel(); ++c) {
+    const float s = gamma.data()[c] / std::sqrt(var.data()[c] + reference::kBatchNormEps);
+    scale.data()[c] = s;
+    shift.data()[c] = beta.data()[c] - mean.data()[c] * s;
+  }
+}
+
+PlanStep conv_step(const Graph& g, const WeightStore& w, int n) {
+  const Node& node = g.nodes[n];
+  const auto& conv = static_cast<const Conv&>(*node.op);
+  const Shape& in = g.values[node.inputs[0]].shape;
+  PlanStep s;
+  s.node = n;
+  s.is_conv = true;
+  s.inputs = {node.inputs[0]};
+  s.output = node.output;
+  s.problem.batch = in[0];
+  s.problem.in_channels = in[1];
+  s.problem.out_channels = conv.out_channels();
+  s.problem.in_extent = spatial_extent(in);
+  s.problem.out_extent = spatial_extent(g.values[node.output].shape);
+  s.problem.window = conv.window();
+  s.algo = fast::choose_conv_algo(s.problem);
+  const Tensor& weight = param(w, node, 0);
+  s.weight = weight.clone().reshaped(Shape{weight.dim(0), weight.shape().numel_from(1)});
+  s.bias = param(w, node, 1).clone();
+  return s;
+}
+
+void fold_batchnorm(PlanStep& s, const WeightStore& w, const Node& bn) {
+  Tensor scale, shift;
+  batchnorm_affine(w, bn, scale, shift);
+  const int64_t k = s.weight.dim(1);
+  for (int64_t o = 0; o < s.weight.dim(0); ++o) {
+    for (int64_t i = 0; i < k; ++i) s.weight.data()[o * k + i] *= scale.data()[o];
+    s.bias.data()[o] = s.bias.data()[o] * scale.data()[o] + shift.data()[o];
+  }
+}
+
+// Grows a conv step over the nodes that only it feeds. `available` marks values computed before.
+void absorb_followers(const Graph& g, const WeightStore& w, const Uses& uses,
+                      const std::vector<bool>& available, PlanStep& s) {
+  if (int bn = uses.sole_reader(g, s.output, OpKind::BatchNorm); bn >= 0) {
+    fold_batchnorm(s, w, g.nodes[bn]);
+    s.absorbed.push_back(bn);
+    s.output = g.nodes[bn].output;
+  } else if (int sum = uses.sole_reader(g, s.output, OpKind::Eltwise);
+             sum >= 0 && g.nodes[sum].inputs.size() == 2) {
+    const auto& in = g.nodes[sum].inputs;
+    const int other = in[0] == s.output ? in[1] : in[0];
+    if (other != s.output && available[other]) {
+      s.residual = other;
+      s.inputs.push_back(other);
+      s.absorbed.push_back(sum);
+      s.output = g.nodes[sum].output;
+      if (int bn2 = uses.sole_reader(g, s.output, OpKind::BatchNorm); bn2 >= 0) {
+        batchnorm_affine(w, g.nodes[bn2], s.scale, s.shift);
+        s.absorbed.push_back(bn2);
+        s.output = g.nodes[bn2].output;
+      }
+    }
+  }
+  if (int relu = uses.sole_reader(g, s.output, OpKind::ReLU); relu >= 0) {
+    s.relu = true;
+    s.absorbed.push_back(relu);
+    s.output = g.nodes[relu].output;
+  }
+}
+
+}  // namespace
+
+std::string PlanStep::label(const Graph& graph) const {
+  std::string s = graph.nodes[node].id;
+  for (int n : absorbed) s += "+" + graph.nodes[n].id;
+  return s;
+}
+
+std::string PlanStep::algo_name() const { return is_conv ? fast::conv_algo_name(algo) : "reference"; }
+
+ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions& options) {
+  if (auto problems = check_weights(g, w); !problems.empty()) {
+    throw WeightError(std::to_string(problems.size()) + " weight problem(s): " + problems.front());
+  }
+  ExecutionPlan plan;
+  plan.graph = &g;
+  const Uses uses(g);
+  std::vector<bool> absorbed(g.nodes.size(), false), available(g.values.size(), false);
+  available[g.input] = true;
+  for (int n = 0; n < static_cast<int>(g.nodes.size()); ++n) {
+    if (absorbed[n]) continue;
+    const Node& node = g.nodes[n];
+    PlanStep s;
+    if (node.op->kind() == OpKind::Conv && !options.reference) {
+      s = conv_step(g, w, n);
+      if (options.fuse) absorb_followers(g, w, uses, available, s);
+      for (int a : s.absorbed) absorbed[a] = true;
+    } else {
+      s.node = n;
+      s.inputs = node.inputs;
+      s.output = node.output;
+    }
+    available[s.output] = true;
+    plan.steps.push_back(std::move(s));
+  }
+  return plan;
+}
+
+Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
+                const StepObserver& observer) {
+  const Graph& g = *plan.graph;
+  if (input.shape() != g.input_shape()) {
+    throw ShapeError("the input is " + input.shape().str() + ", the graph takes " + g.input_shape().str());
+  }
+  std::vector<int> last(g.values.size(), -1);
+  for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
+    for (int v : plan.steps[i].inputs) last[v] = i;
+  }
+  std::vector<Tensor> values(g.values.size());
+  values[g.input] = input;
+  for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
+    const PlanStep& s = plan.steps[i];
+    Tensor out(g.values[s.output].shape);
+    if (s.is_conv) {
+      fast::ConvEpilogue e;
+      e.bias = s.bias.data();
+      e.residual = s.residual >= 0 ? values[s.residual].data() : nullptr;
+      e.scale = s.scale.empty() ? nullptr : s.scale.data();
+      e.shift = s.shift.empty() ? nullptr : s.shift.data();
+      e.relu = s.relu;
+      fast::conv_gemm(s.problem, s.algo, values[s.inputs[0]].data(), s.weight.data(), e, out.data());
+    } else {
+      const Node& node = g.nodes[s.node];
+      std::vector<const Tensor*> inputs, params;
+      for (int v : node.inputs) inputs.push_back(&values[v]);
+      for (const auto& spec : node.params) params.push_back(weights.find(param_key(node, spec)));
+      node.op->run_reference(inputs, params, out);
+    }
+    if (observer) observer(i, out);
+    values[s.output] = std::move(out);
+    for (int v : s.inputs) {
+      if (last[v] == i && v != g.output) values[v] = Tensor();
+    }
+  }
+  return values[g.output];
+}
+
+}  // namespace ecocpu

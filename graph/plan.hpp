@@ -1,0 +1,56 @@
+#pragma once
+// The fast execution plan: the graph rewritten into steps, with convolutions running as GEMMs
+// that absorb what follows them when nothing else needs the intermediate values:
+//  - a BatchNorm reading only the convolution is folded into its weights and bias at plan time;
+//  - an Eltwise sum reading only the convolution, whose other operand is already computed, is
+//    added in the GEMM epilogue (a residual); a BatchNorm reading only that sum becomes the
+//    epilogue's per-channel scale and shift;
+//  - a ReLU reading only the result is applied in the epilogue.
+// Other ops run their reference kernels. Buffers are freed after their last reader.
+#include <string>
+#include <vector>
+
+#include "graph/executor.hpp"
+#include "graph/ir.hpp"
+#include "graph/weights.hpp"
+#include "ops/conv/conv_gemm.hpp"
+
+namespace ecocpu {
+
+struct PlanOptions {
+  bool fuse = true;        // false: every conv runs as a GEMM with only its bias
+  bool reference = false;  // true: every node runs its reference kernel, one step per node
+};
+
+struct PlanStep {
+  int node = -1;                // the graph node this step runs (the conv for a fused step)
+  std::vector<int> absorbed;    // nodes whose work this step also does
+  std::vector<int> inputs;      // values read (conv input, residual)
+  int output = -1;              // value written
+  // Fused convolutions only:
+  bool is_conv = false;
+  fast::ConvAlgo algo = fast::ConvAlgo::Im2colGemm;
+  reference::ConvProblem problem;
+  Tensor weight, bias, scale, shift;  // weight (Cout, Cin * kernel volume), BN folded in
+  int residual = -1;
+  bool relu = false;
+
+  std::string label(const Graph& graph) const;  // "res3b_2+res3b+res3b_bn+res3b_relu"
+  std::string algo_name() const;                // "im2col_gemm", "reference", ...
+};
+
+struct ExecutionPlan {
+  const Graph* graph = nullptr;
+  std::vector<PlanStep> steps;
+};
+
+// Throws WeightError if the weights do not fit the graph.
+ExecutionPlan make_plan(const Graph& graph, const WeightStore& weights, const PlanOptions& options = {});
+
+// Called after each step with its index and output.
+using StepObserver = std::function<void(int step, const Tensor& output)>;
+
+Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
+                const StepObserver& observer = {});
+
+}  // namespace ecocpu

@@ -1,0 +1,63 @@
+#include <doctest/doctest.h>
+
+#include "eco/model.hpp"
+#include "eco/random_weights.hpp"
+#include "graph/executor.hpp"
+#include "graph/plan.hpp"
+#include "oracles.hpp"
+
+using namespace ecocpu;
+
+namespace {
+
+const PlanStep* step_for(const ExecutionPlan& plan, const std::string& id) {
+  for (const auto& s : plan.steps) {
+    if (plan.graph->nodes[s.node].id == id) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("plan: convolutions absorb BatchNorm, residual sums and ReLU where nothing else reads") {
+  ModelConfig c;
+  c.segments = 4;
+  Graph g = build_model(c);
+  WeightStore w = random_weights(g, 5);
+  ExecutionPlan plan = make_plan(g, w);
+  const PlanStep* conv1 = step_for(plan, "conv1_7x7_s2");
+  REQUIRE(conv1 != nullptr);
+  CHECK(conv1->label(g) == "conv1_7x7_s2+conv1_7x7_s2_bn+conv1_relu_7x7");
+  CHECK(conv1->relu);
+  CHECK(step_for(plan, "inception_3a_1x1")->algo == fast::ConvAlgo::Direct1x1Gemm);
+  // res3a_2's output feeds both its BN and the later sum: it stays a plain conv.
+  CHECK(step_for(plan, "res3a_2")->absorbed.empty());
+  // res3b_2 adds res3a_2 and applies res3b_bn and the ReLU in its epilogue.
+  CHECK(step_for(plan, "res3b_2")->label(g) == "res3b_2+res3b+res3b_bn+res3b_relu");
+  // res4a_down comes after res4a_2, so it is the one that adds the other.
+  CHECK(step_for(plan, "res4a_2")->absorbed.empty());
+  CHECK(step_for(plan, "res4a_down")->label(g) == "res4a_down+res4a");
+  CHECK(plan.steps.size() < g.nodes.size() / 2);
+}
+
+TEST_CASE("plan: fused and unfused plans give the reference executor's logits") {
+  for (const char* arch : {"ECO", "ECOfull"}) {
+    CAPTURE(arch);
+    ModelConfig c;
+    c.arch = arch;
+    c.segments = 4;
+    c.classes = 50;
+    Graph g = build_model(c);
+    WeightStore w = random_weights(g, 21);
+    Tensor x = random_input(g.input_shape(), 22);
+    Tensor expect = run_graph(g, w, x);
+    for (bool fuse : {true, false}) {
+      CAPTURE(fuse);
+      ExecutionPlan plan = make_plan(g, w, {fuse});
+      int steps = 0;
+      Tensor y = run_plan(plan, w, x, [&](int, const Tensor&) { ++steps; });
+      CHECK(steps == static_cast<int>(plan.steps.size()));
+      CHECK(test::max_relative_error(y, expect) < 1e-4f);
+    }
+  }
+}
