@@ -42,7 +42,8 @@ void batchnorm_affine(const WeightStore& w, const Node& bn, Tensor& scale, Tenso
   }
 }
 
-PlanStep conv_step(const Graph& g, const WeightStore& w, int n) {
+// The step, with its weights still unpacked in `weight` (folding may change them).
+PlanStep conv_step(const Graph& g, const WeightStore& w, int n, Tensor& weight_matrix) {
   const Node& node = g.nodes[n];
   const auto& conv = static_cast<const Conv&>(*node.op);
   const Shape& in = g.values[node.inputs[0]].shape;
@@ -59,26 +60,26 @@ PlanStep conv_step(const Graph& g, const WeightStore& w, int n) {
   s.problem.window = conv.window();
   s.algo = fast::choose_conv_algo(s.problem);
   const Tensor& weight = param(w, node, 0);
-  s.weight = weight.clone().reshaped(Shape{weight.dim(0), weight.shape().numel_from(1)});
+  weight_matrix = weight.clone().reshaped(Shape{weight.dim(0), weight.shape().numel_from(1)});
   s.bias = param(w, node, 1).clone();
   return s;
 }
 
-void fold_batchnorm(PlanStep& s, const WeightStore& w, const Node& bn) {
+void fold_batchnorm(PlanStep& s, Tensor& weight, const WeightStore& w, const Node& bn) {
   Tensor scale, shift;
   batchnorm_affine(w, bn, scale, shift);
-  const int64_t k = s.weight.dim(1);
-  for (int64_t o = 0; o < s.weight.dim(0); ++o) {
-    for (int64_t i = 0; i < k; ++i) s.weight.data()[o * k + i] *= scale.data()[o];
+  const int64_t k = weight.dim(1);
+  for (int64_t o = 0; o < weight.dim(0); ++o) {
+    for (int64_t i = 0; i < k; ++i) weight.data()[o * k + i] *= scale.data()[o];
     s.bias.data()[o] = s.bias.data()[o] * scale.data()[o] + shift.data()[o];
   }
 }
 
 // Grows a conv step over the nodes that only it feeds. `available` marks values computed before.
 void absorb_followers(const Graph& g, const WeightStore& w, const Uses& uses,
-                      const std::vector<bool>& available, PlanStep& s) {
+                      const std::vector<bool>& available, PlanStep& s, Tensor& weight) {
   if (int bn = uses.sole_reader(g, s.output, OpKind::BatchNorm); bn >= 0) {
-    fold_batchnorm(s, w, g.nodes[bn]);
+    fold_batchnorm(s, weight, w, g.nodes[bn]);
     s.absorbed.push_back(bn);
     s.output = g.nodes[bn].output;
   } else if (int sum = uses.sole_reader(g, s.output, OpKind::Eltwise);
@@ -128,8 +129,10 @@ ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions&
     const Node& node = g.nodes[n];
     PlanStep s;
     if (node.op->kind() == OpKind::Conv && !options.reference) {
-      s = conv_step(g, w, n);
-      if (options.fuse) absorb_followers(g, w, uses, available, s);
+      Tensor weight;
+      s = conv_step(g, w, n, weight);
+      if (options.fuse) absorb_followers(g, w, uses, available, s, weight);
+      s.weight = fast::pack_conv_weights(s.problem, weight.data());
       for (int a : s.absorbed) absorbed[a] = true;
     } else {
       s.node = n;
@@ -164,7 +167,7 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
       e.scale = s.scale.empty() ? nullptr : s.scale.data();
       e.shift = s.shift.empty() ? nullptr : s.shift.data();
       e.relu = s.relu;
-      fast::conv_gemm(s.problem, s.algo, values[s.inputs[0]].data(), s.weight.data(), e, out.data());
+      fast::conv_gemm(s.problem, s.algo, values[s.inputs[0]].data(), s.weight, e, out.data());
     } else {
       const Node& node = g.nodes[s.node];
       std::vector<const Tensor*> inputs, params;

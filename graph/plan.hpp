@@ -31,7 +31,8 @@ struct PlanStep {
   bool is_conv = false;
   fast::ConvAlgo algo = fast::ConvAlgo::Im2colGemm;
   reference::ConvProblem problem;
-  Tensor weight, bias, scale, shift;  // weight (Cout, Cin * kernel volume), BN folded in
+  PackedMatrix weight;                // (Cout, Cin * kernel volume), BN folded in, packed
+  Tensor bias, scale, shift;
   int residual = -1;
   bool relu = false;
 

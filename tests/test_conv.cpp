@@ -191,10 +191,11 @@ TEST_CASE("conv gemm: im2col / 1x1 GEMM with a fused epilogue equals the referen
       Tensor out(expect.shape());
       const auto algo = fast::choose_conv_algo(p);
       CHECK((algo == fast::ConvAlgo::Direct1x1Gemm) == (win.volume() == 1 && c.s[2] == 1));
-      fast::conv_gemm(p, algo, in.data(), w.data(), e, out.data());
+      const PackedMatrix packed = fast::pack_conv_weights(p, w.data());
+      fast::conv_gemm(p, algo, in.data(), packed, e, out.data());
       CHECK(test::max_relative_error(out, expect) < 1e-5f);
       if (algo == fast::ConvAlgo::Direct1x1Gemm) {  // the general path must agree too
-        fast::conv_gemm(p, fast::ConvAlgo::Im2colGemm, in.data(), w.data(), e, out.data());
+        fast::conv_gemm(p, fast::ConvAlgo::Im2colGemm, in.data(), packed, e, out.data());
         CHECK(test::max_relative_error(out, expect) < 1e-5f);
       }
     }

@@ -91,3 +91,27 @@ TEST_CASE("gemm: the dispatcher offers the portable kernel and picks the widest 
   CHECK(selected_gemm_kernel().name == kernels.front().name);
   for (const auto& k : kernels) CHECK(k.nr > 0);
 }
+
+TEST_CASE("gemm: A packed ahead gives the same product, for every ISA variant") {
+  const Problem problems[] = {{1, 1, 1}, {13, 40, 300}, {64, 3136, 147}, {145, 77, 600}, {512, 49, 700}};
+  uint64_t seed = 900;
+  for (const auto& kernel : available_gemm_kernels()) {
+    for (const auto& p : problems) {
+      CAPTURE(kernel.name);
+      CAPTURE(p.m);
+      Tensor a = test::random_tensor(Shape{p.m * p.k}, seed++), b = test::random_tensor(Shape{p.k * p.n}, seed++);
+      Tensor bias = test::random_tensor(Shape{p.m}, seed++);
+      GemmEpilogue e;
+      e.bias = bias.data();
+      e.relu = true;
+      std::vector<float> c(static_cast<std::size_t>(p.m * p.n)), ref = c;
+      const PackedMatrix packed = kernel.pack(a.data(), p.m, p.k, p.k);
+      kernel.run_packed(packed, {p.m, p.n, p.k, nullptr, 0, b.data(), p.n, c.data(), p.n}, e);
+      reference::sgemm({p.m, p.n, p.k, a.data(), p.k, b.data(), p.n, ref.data(), p.n}, e);
+      CHECK(relative_error(c, ref) < 1e-5f);
+    }
+  }
+  const PackedMatrix packed = pack_matrix(test::random_tensor(Shape{6}, 1).data(), 2, 3, 3);
+  float b[6] = {}, c[4] = {};
+  CHECK_THROWS_AS(sgemm_packed(packed, {2, 2, 4, nullptr, 0, b, 2, c, 2}), std::invalid_argument);
+}

@@ -7,9 +7,9 @@ namespace ecocpu::fast {
 
 namespace {
 
-// Columns per im2col block: about 4 MB of buffer, a multiple of 64, at least 64.
+// Columns per im2col block: about 8 MB of buffer, a multiple of 64, at least 64.
 int64_t column_block(int64_t rows, int64_t out_volume) {
-  const int64_t budget = (int64_t{1} << 20) / std::max<int64_t>(rows, 1);
+  const int64_t budget = (int64_t{1} << 21) / std::max<int64_t>(rows, 1);
   return std::min(out_volume, std::max<int64_t>(64, budget / 64 * 64));
 }
 
@@ -69,8 +69,13 @@ ConvAlgo choose_conv_algo(const reference::ConvProblem& p) {
   return pointwise ? ConvAlgo::Direct1x1Gemm : ConvAlgo::Im2colGemm;
 }
 
-void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in, const float* weight,
-               const ConvEpilogue& epilogue, float* out) {
+PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight) {
+  const int64_t k = p.in_channels * p.window.volume();
+  return pack_matrix(weight, p.out_channels, k, k);
+}
+
+void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
+               const PackedMatrix& weight, const ConvEpilogue& epilogue, float* out) {
   const int64_t in_volume = p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
   const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   const int64_t k = p.in_channels * p.window.volume();
@@ -80,8 +85,8 @@ void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in, 
     float* out_image = out + n * p.out_channels * out_volume;
     const float* residual = epilogue.residual ? epilogue.residual + n * p.out_channels * out_volume : nullptr;
     if (algo == ConvAlgo::Direct1x1Gemm) {
-      sgemm({p.out_channels, out_volume, k, weight, k, image, out_volume, out_image, out_volume},
-            gemm_epilogue(epilogue, residual, out_volume));
+      sgemm_packed(weight, {p.out_channels, out_volume, k, nullptr, 0, image, out_volume, out_image, out_volume},
+                   gemm_epilogue(epilogue, residual, out_volume));
       continue;
     }
     const int64_t block = column_block(k, out_volume);
@@ -89,8 +94,8 @@ void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in, 
     for (int64_t o0 = 0; o0 < out_volume; o0 += block) {
       const int64_t cols = std::min(block, out_volume - o0);
       im2col_block(p, image, o0, cols, columns.data());
-      sgemm({p.out_channels, cols, k, weight, k, columns.data(), cols, out_image + o0, out_volume},
-            gemm_epilogue(epilogue, residual ? residual + o0 : nullptr, out_volume));
+      sgemm_packed(weight, {p.out_channels, cols, k, nullptr, 0, columns.data(), cols, out_image + o0, out_volume},
+                   gemm_epilogue(epilogue, residual ? residual + o0 : nullptr, out_volume));
     }
   }
 }

@@ -24,8 +24,11 @@ struct ConvEpilogue {
   bool relu = false;
 };
 
-// in: (batch, Cin, d, h, w); weight: (Cout, Cin * kd * kh * kw) row-major; out overwritten.
-void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in, const float* weight,
-               const ConvEpilogue& epilogue, float* out);
+// The weights (Cout, Cin * kd * kh * kw), row-major, packed once for the GEMM kernel.
+PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight);
+
+// in: (batch, Cin, d, h, w); out (batch, Cout, od, oh, ow) overwritten.
+void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
+               const PackedMatrix& weight, const ConvEpilogue& epilogue, float* out);
 
 }  // namespace ecocpu::fast

@@ -10,20 +10,26 @@ void sgemm_12x32_avx512f(const GemmShape&, const GemmEpilogue&);
 void sgemm_6x16_avx2_fma(const GemmShape&, const GemmEpilogue&);
 void sgemm_6x8_sse2(const GemmShape&, const GemmEpilogue&);
 float sgemm_12x32_avx512f_fma_chains(int64_t);
+PackedMatrix sgemm_12x32_avx512f_pack(const float*, int64_t, int64_t, int64_t);
+void sgemm_12x32_avx512f_packed(const PackedMatrix&, const GemmShape&, const GemmEpilogue&);
 float sgemm_6x16_avx2_fma_fma_chains(int64_t);
+PackedMatrix sgemm_6x16_avx2_fma_pack(const float*, int64_t, int64_t, int64_t);
+void sgemm_6x16_avx2_fma_packed(const PackedMatrix&, const GemmShape&, const GemmEpilogue&);
 float sgemm_6x8_sse2_fma_chains(int64_t);
+PackedMatrix sgemm_6x8_sse2_pack(const float*, int64_t, int64_t, int64_t);
+void sgemm_6x8_sse2_packed(const PackedMatrix&, const GemmShape&, const GemmEpilogue&);
 
 const std::vector<GemmKernel>& available_gemm_kernels() {
   static const std::vector<GemmKernel> kernels = [] {
     const auto cpu = xsimd::available_architectures();
     std::vector<GemmKernel> k;
     if (cpu.avx512f) {
-      k.push_back({"sgemm_12x32_avx512f", 12, 32, sgemm_12x32_avx512f, sgemm_12x32_avx512f_fma_chains});
+      k.push_back({"sgemm_12x32_avx512f", 12, 32, sgemm_12x32_avx512f, sgemm_12x32_avx512f_pack, sgemm_12x32_avx512f_packed, sgemm_12x32_avx512f_fma_chains});
     }
     if (cpu.fma3_avx2) {
-      k.push_back({"sgemm_6x16_avx2_fma", 6, 16, sgemm_6x16_avx2_fma, sgemm_6x16_avx2_fma_fma_chains});
+      k.push_back({"sgemm_6x16_avx2_fma", 6, 16, sgemm_6x16_avx2_fma, sgemm_6x16_avx2_fma_pack, sgemm_6x16_avx2_fma_packed, sgemm_6x16_avx2_fma_fma_chains});
     }
-    k.push_back({"sgemm_6x8_sse2", 6, 8, sgemm_6x8_sse2, sgemm_6x8_sse2_fma_chains});
+    k.push_back({"sgemm_6x8_sse2", 6, 8, sgemm_6x8_sse2, sgemm_6x8_sse2_pack, sgemm_6x8_sse2_packed, sgemm_6x8_sse2_fma_chains});
     return k;
   }();
   return kernels;
@@ -44,6 +50,18 @@ const GemmKernel& selected_gemm_kernel() {
 
 void sgemm(const GemmShape& shape, const GemmEpilogue& epilogue) {
   selected_gemm_kernel().run(shape, epilogue);
+}
+
+PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda) {
+  return selected_gemm_kernel().pack(a, m, k, lda);
+}
+
+void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  if (a.kernel != kernel.name || a.m != shape.m || a.k != shape.k) {
+    throw std::invalid_argument("matrix packed for " + a.kernel + " used with " + kernel.name);
+  }
+  kernel.run_packed(a, shape, epilogue);
 }
 
 }  // namespace ecocpu

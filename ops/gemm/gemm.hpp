@@ -4,6 +4,7 @@
 // (rows = output channels), B = input columns, C = output planes, so the epilogue is where bias,
 // residual sums, BatchNorm-after-sum and ReLU are fused.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,11 +34,22 @@ struct GemmShape {
   int64_t ldc;
 };
 
+// An A matrix (M x K) packed once into a kernel's panel layout, e.g. convolution weights at load,
+// so repeated products skip packing it. Only the kernel that packed it can use it.
+struct PackedMatrix {
+  std::string kernel;
+  int64_t m = 0, k = 0;
+  std::shared_ptr<float> data;
+};
+
 // One instruction-set variant of the blocked SGEMM, e.g. "sgemm_12x32_avx512f".
 struct GemmKernel {
   std::string name;
   int mr = 0, nr = 0;  // register tile
   void (*run)(const GemmShape& shape, const GemmEpilogue& epilogue) = nullptr;
+  // Packing A ahead, and the product with such an A (shape.a and shape.lda are ignored).
+  PackedMatrix (*pack)(const float* a, int64_t m, int64_t k, int64_t lda) = nullptr;
+  void (*run_packed)(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue) = nullptr;
   // Peak probe for benchmarks: runs 2 * 10 * (nr / 2) flops per iteration on one thread.
   float (*fma_chains)(int64_t iterations) = nullptr;
   int64_t flops_per_chain_iteration() const { return 2 * 10 * (nr / 2); }
@@ -49,6 +61,11 @@ const std::vector<GemmKernel>& available_gemm_kernels();
 const GemmKernel& selected_gemm_kernel();
 
 void sgemm(const GemmShape& shape, const GemmEpilogue& epilogue = {});
+
+// With the selected kernel: pack A once, multiply many times. Throws if `a` was packed for
+// another kernel.
+PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda);
+void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue = {});
 
 // The epilogue on one element, shared by every kernel and the reference.
 inline float apply_epilogue(const GemmEpilogue& e, int64_t m, int64_t n, float c) {

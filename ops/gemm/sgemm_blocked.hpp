@@ -142,9 +142,30 @@ struct BlockedSgemm {
     }
   }
 
-  // Single-threaded GEMM on rows [m_begin, m_end) and columns [n_begin, n_end).
+  static int64_t padded_rows(int64_t m) { return (m + MR - 1) / MR * MR; }
+
+  // All of A, block of KC columns by block: block k0 starts at k0 * padded_rows(m), and within it
+  // the panel of rows [i, i + MR) at i * kc -- the layout pack_a writes for one block.
+  static PackedMatrix pack_all(const char* kernel, const float* a, int64_t m, int64_t k, int64_t lda) {
+    PackedMatrix p;
+    p.kernel = kernel;
+    p.m = m;
+    p.k = k;
+    const int64_t floats = std::max<int64_t>(padded_rows(m) * k, 1);
+    p.data = std::shared_ptr<float>(static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>((floats * 4 + 63) / 64 * 64))), std::free);
+    if (!p.data) throw std::bad_alloc();
+    const GemmShape s{m, 0, k, a, lda, nullptr, 0, nullptr, 0};
+    for (int64_t k0 = 0; k0 < k; k0 += kKC) {
+      pack_a(s, 0, m, k0, std::min(kKC, k - k0), p.data.get() + k0 * padded_rows(m));
+    }
+    return p;
+  }
+
+  // Single-threaded GEMM on rows [m_begin, m_end) and columns [n_begin, n_end). With `packed`,
+  // A comes from it (m_begin must be a multiple of MR) and `a_pack` is unused.
   static void run_range(const GemmShape& s, const GemmEpilogue& e, int64_t m_begin, int64_t m_end,
-                        int64_t n_begin, int64_t n_end, float* a_pack, float* b_pack) {
+                        int64_t n_begin, int64_t n_end, float* a_pack, float* b_pack,
+                        const float* packed = nullptr) {
     const GemmEpilogue* ep = e.empty() ? nullptr : &e;
     for (int64_t n0 = n_begin; n0 < n_end; n0 += kNC) {
       const int64_t nc = std::min(kNC, n_end - n0);
@@ -154,10 +175,15 @@ struct BlockedSgemm {
         pack_b(s, k0, kc, n0, nc, b_pack);
         for (int64_t m0 = m_begin; m0 < m_end; m0 += kMC) {
           const int64_t mc = std::min(kMC, m_end - m0);
-          pack_a(s, m0, mc, k0, kc, a_pack);
+          const float* a_block = a_pack;
+          if (packed) {
+            a_block = packed + k0 * padded_rows(s.m) + m0 * kc;
+          } else {
+            pack_a(s, m0, mc, k0, kc, a_pack);
+          }
           for (int64_t j = 0; j < nc; j += NR) {
             for (int64_t i = 0; i < mc; i += MR) {
-              micro_kernel(kc, a_pack + i * kc, b_pack + j * kc, s.c + (m0 + i) * s.ldc + n0 + j,
+              micro_kernel(kc, a_block + i * kc, b_pack + j * kc, s.c + (m0 + i) * s.ldc + n0 + j,
                            s.ldc, std::min<int64_t>(MR, mc - i), std::min<int64_t>(NR, nc - j),
                            !first, last ? ep : nullptr, m0 + i, n0 + j);
             }
@@ -183,7 +209,7 @@ struct BlockedSgemm {
     return lanes[0];
   }
 
-  static void run(const GemmShape& s, const GemmEpilogue& e) {
+  static void run(const GemmShape& s, const GemmEpilogue& e, const float* packed = nullptr) {
     if (s.m <= 0 || s.n <= 0) return;
     if (s.k == 0) {  // nothing to multiply: C is the epilogue of zero
       for (int64_t m = 0; m < s.m; ++m)
@@ -202,11 +228,11 @@ struct BlockedSgemm {
       const int64_t begin = std::min(extent, tiles * t / nt * step);
       const int64_t end = std::min(extent, tiles * (t + 1) / nt * step);
       if (begin < end) {
-        AlignedBuffer a_pack(kMC * kKC + MR * kKC), b_pack(kNC * kKC + NR * kKC);
+        AlignedBuffer a_pack(packed ? 1 : kMC * kKC + MR * kKC), b_pack(kNC * kKC + NR * kKC);
         if (split_columns) {
-          run_range(s, e, 0, s.m, begin, end, a_pack.data, b_pack.data);
+          run_range(s, e, 0, s.m, begin, end, a_pack.data, b_pack.data, packed);
         } else {
-          run_range(s, e, begin, end, 0, s.n, a_pack.data, b_pack.data);
+          run_range(s, e, begin, end, 0, s.n, a_pack.data, b_pack.data, packed);
         }
       }
     }
