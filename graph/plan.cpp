@@ -42,8 +42,9 @@ void batchnorm_affine(const WeightStore& w, const Node& bn, Tensor& scale, Tenso
   }
 }
 
-// The step, with its weights still unpacked in `weight` (folding may change them).
-PlanStep conv_step(const Graph& g, const WeightStore& w, int n, Tensor& weight_matrix) {
+// The step, with its weights still unprepared in `weight_matrix` (folding may change them).
+PlanStep conv_step(const Graph& g, const WeightStore& w, int n, Tensor& weight_matrix,
+                   reference::ConvProblem& problem) {
   const Node& node = g.nodes[n];
   const auto& conv = static_cast<const Conv&>(*node.op);
   const Shape& in = g.values[node.inputs[0]].shape;
@@ -52,13 +53,12 @@ PlanStep conv_step(const Graph& g, const WeightStore& w, int n, Tensor& weight_m
   s.is_conv = true;
   s.inputs = {node.inputs[0]};
   s.output = node.output;
-  s.problem.batch = in[0];
-  s.problem.in_channels = in[1];
-  s.problem.out_channels = conv.out_channels();
-  s.problem.in_extent = spatial_extent(in);
-  s.problem.out_extent = spatial_extent(g.values[node.output].shape);
-  s.problem.window = conv.window();
-  s.algo = fast::choose_conv_algo(s.problem);
+  problem.batch = in[0];
+  problem.in_channels = in[1];
+  problem.out_channels = conv.out_channels();
+  problem.in_extent = spatial_extent(in);
+  problem.out_extent = spatial_extent(g.values[node.output].shape);
+  problem.window = conv.window();
   const Tensor& weight = param(w, node, 0);
   weight_matrix = weight.clone().reshaped(Shape{weight.dim(0), weight.shape().numel_from(1)});
   s.bias = param(w, node, 1).clone();
@@ -113,7 +113,7 @@ std::string PlanStep::label(const Graph& graph) const {
   return s;
 }
 
-std::string PlanStep::algo_name() const { return is_conv ? fast::conv_algo_name(algo) : "reference"; }
+std::string PlanStep::algo_name() const { return is_conv ? fast::conv_algo_name(conv.algo) : "reference"; }
 
 ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions& options) {
   if (auto problems = check_weights(g, w); !problems.empty()) {
@@ -130,9 +130,12 @@ ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions&
     PlanStep s;
     if (node.op->kind() == OpKind::Conv && !options.reference) {
       Tensor weight;
-      s = conv_step(g, w, n, weight);
+      reference::ConvProblem problem;
+      s = conv_step(g, w, n, weight, problem);
       if (options.fuse) absorb_followers(g, w, uses, available, s, weight);
-      s.weight = fast::pack_conv_weights(s.problem, weight.data());
+      fast::ConvAlgo algo = fast::choose_conv_algo(problem);
+      if (algo == fast::ConvAlgo::Winograd && !options.winograd) algo = fast::ConvAlgo::Im2colGemm;
+      s.conv = fast::prepare_conv(problem, algo, weight.data());
       for (int a : s.absorbed) absorbed[a] = true;
     } else {
       s.node = n;
@@ -167,7 +170,7 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
       e.scale = s.scale.empty() ? nullptr : s.scale.data();
       e.shift = s.shift.empty() ? nullptr : s.shift.data();
       e.relu = s.relu;
-      fast::conv_gemm(s.problem, s.algo, values[s.inputs[0]].data(), s.weight, e, out.data());
+      fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data());
     } else {
       const Node& node = g.nodes[s.node];
       std::vector<const Tensor*> inputs, params;

@@ -13,13 +13,14 @@
 #include "graph/executor.hpp"
 #include "graph/ir.hpp"
 #include "graph/weights.hpp"
-#include "ops/conv/conv_gemm.hpp"
+#include "ops/conv/conv_fast.hpp"
 
 namespace ecocpu {
 
 struct PlanOptions {
-  bool fuse = true;        // false: every conv runs as a GEMM with only its bias
+  bool fuse = true;        // false: every conv runs alone with only its bias
   bool reference = false;  // true: every node runs its reference kernel, one step per node
+  bool winograd = true;    // false: GEMM algorithms only
 };
 
 struct PlanStep {
@@ -29,9 +30,7 @@ struct PlanStep {
   int output = -1;              // value written
   // Fused convolutions only:
   bool is_conv = false;
-  fast::ConvAlgo algo = fast::ConvAlgo::Im2colGemm;
-  reference::ConvProblem problem;
-  PackedMatrix weight;                // (Cout, Cin * kernel volume), BN folded in, packed
+  fast::PreparedConv conv;  // BatchNorm folded into its weights
   Tensor bias, scale, shift;
   int residual = -1;
   bool relu = false;

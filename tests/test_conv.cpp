@@ -3,6 +3,7 @@
 #include "oracles.hpp"
 #include "ops/conv/conv.hpp"
 #include "ops/conv/conv_gemm.hpp"
+#include "ops/conv/winograd/winograd.hpp"
 
 using namespace ecocpu;
 using test::make_window;
@@ -200,4 +201,69 @@ TEST_CASE("conv gemm: im2col / 1x1 GEMM with a fused epilogue equals the referen
       }
     }
   }
+}
+
+TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference") {
+  struct Case {
+    int rank;
+    int64_t n, cin, cout, d, h, w, pad;
+  };
+  const Case cases[] = {
+      {2, 1, 3, 5, 1, 8, 8, 1},   {2, 2, 7, 4, 1, 13, 11, 1}, {2, 1, 16, 17, 1, 7, 7, 1},
+      {2, 1, 5, 6, 1, 9, 10, 0},  {2, 1, 4, 3, 1, 6, 5, 2},   {2, 3, 2, 2, 1, 1, 1, 1},
+      {3, 1, 4, 5, 4, 7, 7, 1},   {3, 1, 6, 3, 5, 9, 6, 1},   {3, 2, 3, 4, 3, 5, 5, 0},
+      {3, 1, 16, 16, 8, 14, 14, 1}, {3, 1, 2, 2, 1, 3, 3, 1},
+  };
+  uint64_t seed = 1700;
+  for (const auto& c : cases) {
+    for (bool fused : {false, true}) {
+      CAPTURE(c.rank);
+      CAPTURE(c.h);
+      CAPTURE(c.pad);
+      CAPTURE(fused);
+      const std::array<int64_t, 3> k = c.rank == 2 ? std::array<int64_t, 3>{1, 3, 3} : std::array<int64_t, 3>{3, 3, 3};
+      const std::array<int64_t, 3> pad = {c.rank == 2 ? 0 : c.pad, c.pad, c.pad};
+      Window win = make_window(c.rank, k, {1, 1, 1}, pad);
+      Conv conv(c.cout, win);
+      Shape in_shape = c.rank == 2 ? Shape{c.n, c.cin, c.h, c.w} : Shape{c.n, c.cin, c.d, c.h, c.w};
+      Tensor in = random_tensor(in_shape, seed++);
+      Shape w_shape{c.cout, c.cin};
+      for (int a = 3 - c.rank; a < 3; ++a) w_shape.push_back(k[a]);
+      Tensor w = random_tensor(w_shape, seed++), b = random_tensor(Shape{c.cout}, seed++);
+      Tensor expect = run_conv(conv, in, w, b);
+      Tensor residual = random_tensor(expect.shape(), seed++);
+      Tensor scale = random_tensor(Shape{c.cout}, seed++), shift = random_tensor(Shape{c.cout}, seed++);
+      fast::ConvEpilogue e;
+      e.bias = b.data();
+      if (fused) {
+        const int64_t plane = expect.shape().numel_from(2);
+        for (int64_t i = 0; i < expect.numel(); ++i) {
+          const int64_t ch = (i / plane) % c.cout;
+          expect.data()[i] = std::max((expect.data()[i] + residual.data()[i]) * scale.data()[ch] + shift.data()[ch], 0.0f);
+        }
+        e.residual = residual.data();
+        e.scale = scale.data();
+        e.shift = shift.data();
+        e.relu = true;
+      }
+      reference::ConvProblem p;
+      p.batch = c.n;
+      p.in_channels = c.cin;
+      p.out_channels = c.cout;
+      p.in_extent = spatial_extent(in_shape);
+      p.out_extent = spatial_extent(expect.shape());
+      p.window = win;
+      REQUIRE(fast::winograd_applies(p));
+      const auto ww = fast::winograd_transform_weights(p, w.data());
+      Tensor out(expect.shape());
+      fast::conv_winograd(p, ww, in.data(), e, out.data());
+      CHECK(test::max_relative_error(out, expect) < 2e-5f);
+    }
+  }
+  // Strided or larger kernels are not Winograd's.
+  reference::ConvProblem strided;
+  strided.window = make_window(2, {1, 3, 3}, {1, 2, 2}, {0, 1, 1});
+  CHECK_FALSE(fast::winograd_applies(strided));
+  strided.window = make_window(2, {1, 7, 7}, {1, 1, 1}, {0, 3, 3});
+  CHECK_FALSE(fast::winograd_applies(strided));
 }

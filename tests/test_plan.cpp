@@ -29,7 +29,10 @@ TEST_CASE("plan: convolutions absorb BatchNorm, residual sums and ReLU where not
   REQUIRE(conv1 != nullptr);
   CHECK(conv1->label(g) == "conv1_7x7_s2+conv1_7x7_s2_bn+conv1_relu_7x7");
   CHECK(conv1->relu);
-  CHECK(step_for(plan, "inception_3a_1x1")->algo == fast::ConvAlgo::Direct1x1Gemm);
+  CHECK(step_for(plan, "inception_3a_1x1")->conv.algo == fast::ConvAlgo::Direct1x1Gemm);
+  CHECK(step_for(plan, "conv1_7x7_s2")->conv.algo == fast::ConvAlgo::Im2colGemm);
+  CHECK(step_for(plan, "res3b_1")->conv.algo == fast::ConvAlgo::Winograd);
+  CHECK(step_for(plan, "res4a_1")->conv.algo == fast::ConvAlgo::Im2colGemm);  // stride 2
   // res3a_2's output feeds both its BN and the later sum: it stays a plain conv.
   CHECK(step_for(plan, "res3a_2")->absorbed.empty());
   // res3b_2 adds res3a_2 and applies res3b_bn and the ReLU in its epilogue.
@@ -53,7 +56,10 @@ TEST_CASE("plan: fused and unfused plans give the reference executor's logits") 
     Tensor expect = run_graph(g, w, x);
     for (bool fuse : {true, false}) {
       CAPTURE(fuse);
-      ExecutionPlan plan = make_plan(g, w, {fuse});
+      PlanOptions options;
+      options.fuse = fuse;
+      options.winograd = fuse;  // one plan with every fast path, one with GEMMs only
+      ExecutionPlan plan = make_plan(g, w, options);
       int steps = 0;
       Tensor y = run_plan(plan, w, x, [&](int, const Tensor&) { ++steps; });
       CHECK(steps == static_cast<int>(plan.steps.size()));

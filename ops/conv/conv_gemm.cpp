@@ -1,6 +1,8 @@
 #include "ops/conv/conv_gemm.hpp"
 
 #include <algorithm>
+
+#include "ops/conv/winograd/winograd.hpp"
 #include <vector>
 
 namespace ecocpu::fast {
@@ -59,14 +61,21 @@ GemmEpilogue gemm_epilogue(const ConvEpilogue& e, const float* residual, int64_t
 }  // namespace
 
 const char* conv_algo_name(ConvAlgo algo) {
-  return algo == ConvAlgo::Direct1x1Gemm ? "gemm_1x1" : "im2col_gemm";
+  switch (algo) {
+    case ConvAlgo::Direct1x1Gemm: return "gemm_1x1";
+    case ConvAlgo::Im2colGemm: return "im2col_gemm";
+    case ConvAlgo::Winograd: return "winograd";
+  }
+  return "?";
 }
 
 ConvAlgo choose_conv_algo(const reference::ConvProblem& p) {
   const auto& w = p.window;
   const bool pointwise = w.volume() == 1 && w.stride == std::array<int64_t, 3>{1, 1, 1} &&
                          w.pad == std::array<int64_t, 3>{0, 0, 0};
-  return pointwise ? ConvAlgo::Direct1x1Gemm : ConvAlgo::Im2colGemm;
+  if (pointwise) return ConvAlgo::Direct1x1Gemm;
+  if (winograd_applies(p) && p.in_channels >= 16 && p.out_channels >= 16) return ConvAlgo::Winograd;
+  return ConvAlgo::Im2colGemm;
 }
 
 PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight) {

@@ -1,0 +1,21 @@
+#pragma once
+// A convolution prepared for the fast engine: its algorithm chosen and its weights transformed
+// and packed once, so each forward pass only runs the kernel.
+#include "ops/conv/conv_gemm.hpp"
+#include "ops/conv/winograd/winograd.hpp"
+
+namespace ecocpu::fast {
+
+struct PreparedConv {
+  reference::ConvProblem problem;
+  ConvAlgo algo = ConvAlgo::Im2colGemm;
+  PackedMatrix gemm_weight;  // GEMM algorithms
+  WinogradWeights winograd;  // Winograd
+};
+
+// weight: (Cout, Cin, [kd,] kh, kw) row-major.
+PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const float* weight);
+
+void run_conv(const PreparedConv& conv, const float* in, const ConvEpilogue& epilogue, float* out);
+
+}  // namespace ecocpu::fast
