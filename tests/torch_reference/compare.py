@@ -1,7 +1,7 @@
 """Checks ecocpu against the PyTorch reference data make_reference.py wrote: logits for every
 checkpoint format and layout, metadata, and the refusal of bad or malicious files.
 
-usage: compare.py ECOCPU DATA_DIR ENGINE TOLERANCE [--logits-only]
+usage: compare.py ECOCPU DATA_DIR ENGINE TOLERANCE [--logits-only] [--max-segments N]
 ENGINE is ecocpu's --engine (fast or reference). Prints 'N passed, M failed' and exits non-zero
 on any failure.
 """
@@ -16,6 +16,7 @@ import numpy as np
 
 ecocpu, data, engine, tolerance = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 logits_only = "--logits-only" in sys.argv
+max_segments = int(sys.argv[sys.argv.index("--max-segments") + 1]) if "--max-segments" in sys.argv else 1 << 30
 results = {"passed": 0, "failed": 0}
 scratch = tempfile.mkdtemp()
 
@@ -43,6 +44,8 @@ def expect_error(name, args, *fragments):
 
 cases = json.load(open(path("manifest.json")))
 for case in cases:
+    if case["segments"] > max_segments:
+        continue
     out = os.path.join(scratch, case["name"] + ".npy")
     code, stdout, stderr = run("run", "--engine", engine, "--weights", path(case["checkpoint"]),
                                path(case["input"]), "--save-logits", out, "--json")
