@@ -113,7 +113,10 @@ std::string PlanStep::label(const Graph& graph) const {
   return s;
 }
 
-std::string PlanStep::algo_name() const { return is_conv ? fast::conv_algo_name(conv.algo) : "reference"; }
+std::string PlanStep::algo_name(const Graph& graph) const {
+  if (is_conv) return fast::conv_algo_name(conv.algo);
+  return reference ? "reference" : std::string(graph.nodes[node].op->fast_algo());
+}
 
 ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions& options) {
   if (auto problems = check_weights(g, w); !problems.empty()) {
@@ -141,6 +144,7 @@ ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions&
       s.node = n;
       s.inputs = node.inputs;
       s.output = node.output;
+      s.reference = options.reference;
     }
     available[s.output] = true;
     plan.steps.push_back(std::move(s));
@@ -176,7 +180,11 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
       std::vector<const Tensor*> inputs, params;
       for (int v : node.inputs) inputs.push_back(&values[v]);
       for (const auto& spec : node.params) params.push_back(weights.find(param_key(node, spec)));
-      node.op->run_reference(inputs, params, out);
+      if (s.reference) {
+        node.op->run_reference(inputs, params, out);
+      } else {
+        node.op->run_fast(inputs, params, out);
+      }
     }
     if (observer) observer(i, out);
     values[s.output] = std::move(out);

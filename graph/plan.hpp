@@ -28,6 +28,7 @@ struct PlanStep {
   std::vector<int> absorbed;    // nodes whose work this step also does
   std::vector<int> inputs;      // values read (conv input, residual)
   int output = -1;              // value written
+  bool reference = false;       // run the node's reference kernel (else its fast one)
   // Fused convolutions only:
   bool is_conv = false;
   fast::PreparedConv conv;  // BatchNorm folded into its weights
@@ -36,7 +37,7 @@ struct PlanStep {
   bool relu = false;
 
   std::string label(const Graph& graph) const;  // "res3b_2+res3b+res3b_bn+res3b_relu"
-  std::string algo_name() const;                // "im2col_gemm", "reference", ...
+  std::string algo_name(const Graph& graph) const;  // "im2col_gemm", "separable", "reference"
 };
 
 struct ExecutionPlan {

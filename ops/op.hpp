@@ -49,6 +49,12 @@ class Op {
   // macs, flops and thop; `params` is filled in by layer_cost().
   virtual Cost compute_cost(Shapes inputs, const Shape& output) const = 0;
   virtual void run_reference(TensorRefs inputs, TensorRefs params, Tensor& output) const = 0;
+  // The fast engine's kernel for this op and its name; the reference kernel unless the op has
+  // a faster one. (Convolutions are planned separately: graph/plan.hpp.)
+  virtual void run_fast(TensorRefs inputs, TensorRefs params, Tensor& output) const {
+    run_reference(inputs, params, output);
+  }
+  virtual std::string_view fast_algo() const { return "reference"; }
   // A short human description of the attributes, e.g. "k3x3x3 s2 p1"; empty when there are none.
   virtual std::string describe() const { return {}; }
   // Whether the op needs exactly one input (most) or accepts several (Concat, Eltwise).

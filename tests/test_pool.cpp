@@ -2,6 +2,7 @@
 
 #include "oracles.hpp"
 #include "ops/pool/pool.hpp"
+#include "ops/pool/separable/pool_separable.hpp"
 
 using namespace ecocpu;
 using reference::PoolMode;
@@ -63,7 +64,7 @@ TEST_CASE("pool reference: 3x3 stride-1 pad-1 average divides corners by 9") {
   for (int i = 0; i < 4; ++i) CHECK(out.data()[i] == doctest::Approx(4.0));  // 36 / 9
 }
 
-TEST_CASE("pool reference: equals the padded-copy oracle on many 2D and 3D shapes") {
+TEST_CASE("pool reference and separable kernel: equal the padded-copy oracle on many shapes") {
   struct Case {
     int rank;
     Shape shape;
@@ -92,6 +93,16 @@ TEST_CASE("pool reference: equals the padded-copy oracle on many 2D and 3D shape
       Tensor out = run_pool(pool, in);
       Tensor expect = test::pool_oracle(in, win, mode == PoolMode::Max, out.shape());
       CHECK(test::max_relative_error(out, expect) < 1e-6f);
+      // The separable fast kernel agrees with the reference kernel.
+      reference::PoolProblem problem;
+      problem.planes = c.shape[0] * c.shape[1];
+      problem.in_extent = spatial_extent(c.shape);
+      problem.out_extent = spatial_extent(out.shape());
+      problem.window = win;
+      problem.mode = mode;
+      Tensor fast_out(out.shape());
+      fast::pool_separable(problem, in.data(), fast_out.data());
+      CHECK(test::max_relative_error(fast_out, out) < 1e-6f);
     }
   }
 }

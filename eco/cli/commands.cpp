@@ -377,7 +377,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     for (std::size_t i = 0; i < plan.steps.size(); ++i) {
       const double ms = median(step_ms[i]);
       out << (i ? ", " : "") << "{\"id\": " << json_quote(plan.steps[i].label(m.graph))
-          << ", \"algo\": \"" << plan.steps[i].algo_name() << "\", \"ms\": " << ms
+          << ", \"algo\": \"" << plan.steps[i].algo_name(m.graph) << "\", \"ms\": " << ms
           << ", \"gflops\": " << (ms > 0 ? step_flops(m.graph, plan.steps[i]) / ms * 1e-6 : 0.0) << "}";
     }
     out << "]}\n";
@@ -396,7 +396,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
   for (std::size_t i = 0; i < plan.steps.size(); ++i) {
     const double ms = median(step_ms[i]);
     std::snprintf(line, sizeof line, "%-64s %-12s %9.2f %9.1f %6.1f%%\n",
-                  plan.steps[i].label(m.graph).substr(0, 64).c_str(), plan.steps[i].algo_name().c_str(), ms,
+                  plan.steps[i].label(m.graph).substr(0, 64).c_str(), plan.steps[i].algo_name(m.graph).c_str(), ms,
                   ms > 0 ? step_flops(m.graph, plan.steps[i]) / ms * 1e-6 : 0.0, 100.0 * ms / med);
     out << line;
   }

@@ -1,5 +1,7 @@
 #include "ops/pool/pool.hpp"
 
+#include "ops/pool/separable/pool_separable.hpp"
+
 namespace ecocpu {
 
 Pool::Pool(reference::PoolMode mode, const Window& window) : mode_(mode), window_(window) {
@@ -51,15 +53,22 @@ Cost Pool::compute_cost(Shapes /*inputs*/, const Shape& output) const {
   return c;
 }
 
-void Pool::run_reference(TensorRefs inputs, TensorRefs /*params*/, Tensor& output) const {
-  const Tensor& in = *inputs[0];
+reference::PoolProblem Pool::problem(const Tensor& in, const Tensor& output) const {
   reference::PoolProblem p;
   p.planes = in.dim(0) * in.dim(1);
   p.in_extent = spatial_extent(in.shape());
   p.out_extent = spatial_extent(output.shape());
   p.window = window_;
   p.mode = mode_;
-  reference::pool(p, in.data(), output.data());
+  return p;
+}
+
+void Pool::run_reference(TensorRefs inputs, TensorRefs /*params*/, Tensor& output) const {
+  reference::pool(problem(*inputs[0], output), inputs[0]->data(), output.data());
+}
+
+void Pool::run_fast(TensorRefs inputs, TensorRefs /*params*/, Tensor& output) const {
+  fast::pool_separable(problem(*inputs[0], output), inputs[0]->data(), output.data());
 }
 
 }  // namespace ecocpu

@@ -21,12 +21,15 @@ class Pool final : public Op {
   Shape output_shape(Shapes inputs) const override;
   Cost compute_cost(Shapes inputs, const Shape& output) const override;
   void run_reference(TensorRefs inputs, TensorRefs params, Tensor& output) const override;
+  void run_fast(TensorRefs inputs, TensorRefs params, Tensor& output) const override;
+  std::string_view fast_algo() const override { return "separable"; }
   std::string describe() const override;
 
   reference::PoolMode mode() const { return mode_; }
   const Window& window() const { return window_; }
 
  private:
+  reference::PoolProblem problem(const Tensor& in, const Tensor& output) const;
   reference::PoolMode mode_;
   Window window_;
 };
