@@ -65,6 +65,34 @@ void apply3(const float* x, const std::array<int, 3>& n, const std::array<const 
     }
 }
 
+// y (outer, r, inner) = M (r x n) applied along the middle axis of x (outer, n, inner). `inner`
+// is contiguous (it ends with the tile axis), so each term is a vectorisable axpy; zero
+// coefficients, common in B^T and A^T, are skipped.
+void apply_along(const Mat& m, int64_t outer, int64_t inner, const float* x, float* y) {
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int i = 0; i < m.rows; ++i) {
+      float* dst = y + (o * m.rows + i) * inner;
+      std::fill(dst, dst + inner, 0.0f);
+      for (int j = 0; j < m.cols; ++j) {
+        const float coef = m.at(i, j);
+        if (coef == 0.0f) continue;
+        const float* src = x + (o * m.cols + j) * inner;
+        for (int64_t q = 0; q < inner; ++q) dst[q] += coef * src[q];
+      }
+    }
+  }
+}
+
+// The three axis transforms of a block laid out (d, h, w, tiles): `x` of extent n per axis in,
+// result of extent m[a].rows per axis in `y`. `scratch` holds two intermediate blocks.
+void transform_block(const std::array<const Mat*, 3>& m, const std::array<int64_t, 3>& n, int64_t tiles,
+                     const float* x, float* y, float* scratch_a, float* scratch_b) {
+  const int64_t r1 = m[1]->rows, r2 = m[2]->rows;
+  apply_along(*m[2], n[0] * n[1], tiles, x, scratch_a);           // (n0, n1, r2, T)
+  apply_along(*m[1], n[0], r2 * tiles, scratch_a, scratch_b);     // (n0, r1, r2, T)
+  apply_along(*m[0], 1, r1 * r2 * tiles, scratch_b, y);           // (r0, r1, r2, T)
+}
+
 struct Geometry {
   std::array<Transform1D, 3> t;
   std::array<int64_t, 3> m{}, alpha{}, tiles{};
@@ -138,30 +166,31 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
     float* out_image = out + n * k_n * out_volume;
     const float* residual = e.residual ? e.residual + n * k_n * out_volume : nullptr;
 
-    // Input transform: V[position][channel][tile].
+    // Input transform, a channel at a time over all its tiles: V[position][channel][tile].
 #pragma omp parallel
     {
-      std::vector<float> tile(static_cast<std::size_t>(pos)), tv(static_cast<std::size_t>(pos)),
-          scratch(static_cast<std::size_t>(4 * pos));
-#pragma omp for collapse(2) schedule(static)
+      std::vector<float> block(static_cast<std::size_t>(pos * tiles)), sa(block.size()), sb(block.size()),
+          result(block.size());
+#pragma omp for schedule(static)
       for (int64_t c = 0; c < c_n; ++c) {
-        for (int64_t t = 0; t < tiles; ++t) {
-          const int64_t td = t / (g.tiles[1] * g.tiles[2]), th = (t / g.tiles[2]) % g.tiles[1], tw = t % g.tiles[2];
-          const float* channel = image + c * in_volume;
-          int64_t x = 0;
-          for (int64_t a = 0; a < g.alpha[0]; ++a) {
-            const int64_t d = td * g.m[0] - p.window.pad[0] + a;
-            for (int64_t b = 0; b < g.alpha[1]; ++b) {
-              const int64_t h = th * g.m[1] - p.window.pad[1] + b;
-              for (int64_t q = 0; q < g.alpha[2]; ++q, ++x) {
+        const float* channel = image + c * in_volume;
+        int64_t x = 0;
+        for (int64_t a = 0; a < g.alpha[0]; ++a)
+          for (int64_t b = 0; b < g.alpha[1]; ++b)
+            for (int64_t q = 0; q < g.alpha[2]; ++q, ++x) {
+              float* row = block.data() + x * tiles;
+              for (int64_t t = 0; t < tiles; ++t) {
+                const int64_t td = t / (g.tiles[1] * g.tiles[2]), th = (t / g.tiles[2]) % g.tiles[1],
+                              tw = t % g.tiles[2];
+                const int64_t d = td * g.m[0] - p.window.pad[0] + a, h = th * g.m[1] - p.window.pad[1] + b;
                 const int64_t wi = tw * g.m[2] - p.window.pad[2] + q;
                 const bool inside = d >= 0 && d < id_n && h >= 0 && h < ih_n && wi >= 0 && wi < iw_n;
-                tile[x] = inside ? channel[(d * ih_n + h) * iw_n + wi] : 0.0f;
+                row[t] = inside ? channel[(d * ih_n + h) * iw_n + wi] : 0.0f;
               }
             }
-          }
-          apply3(tile.data(), as_int(g.alpha), bt, tv.data(), scratch.data());
-          for (int64_t y = 0; y < pos; ++y) v[(y * c_n + c) * tiles + t] = tv[y];
+        transform_block(bt, g.alpha, tiles, block.data(), result.data(), sa.data(), sb.data());
+        for (int64_t y = 0; y < pos; ++y) {
+          std::copy(result.data() + y * tiles, result.data() + (y + 1) * tiles, v + (y * c_n + c) * tiles);
         }
       }
     }
@@ -172,33 +201,34 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
       sgemm_packed(w.u[y], {k_n, tiles, c_n, nullptr, 0, v + y * c_n * tiles, tiles, m + y * k_n * tiles, tiles});
     }
 
-    // Output transform and epilogue.
+    // Output transform, an output channel at a time over all its tiles, then the epilogue.
 #pragma omp parallel
     {
-      std::vector<float> tile(static_cast<std::size_t>(pos)), res(static_cast<std::size_t>(pos)),
-          scratch(static_cast<std::size_t>(4 * pos));
+      const int64_t out_pos = g.m[0] * g.m[1] * g.m[2];
+      std::vector<float> block(static_cast<std::size_t>(pos * tiles)), sa(block.size()), sb(block.size()),
+          result(static_cast<std::size_t>(out_pos * tiles));
       // Row k of the "matrix" is output channel k, column o its position.
       const GemmEpilogue ge{e.bias, residual, out_volume, e.scale, e.shift, e.relu};
-#pragma omp for collapse(2) schedule(static)
+#pragma omp for schedule(static)
       for (int64_t k = 0; k < k_n; ++k) {
-        for (int64_t t = 0; t < tiles; ++t) {
-          for (int64_t y = 0; y < pos; ++y) tile[y] = m[(y * k_n + k) * tiles + t];
-          apply3(tile.data(), as_int(g.alpha), at, res.data(), scratch.data());
-          const int64_t td = t / (g.tiles[1] * g.tiles[2]), th = (t / g.tiles[2]) % g.tiles[1], tw = t % g.tiles[2];
-          int64_t x = 0;
-          for (int64_t a = 0; a < g.m[0]; ++a) {
-            const int64_t d = td * g.m[0] + a;
-            for (int64_t b = 0; b < g.m[1]; ++b) {
-              const int64_t h = th * g.m[1] + b;
-              for (int64_t q = 0; q < g.m[2]; ++q, ++x) {
-                const int64_t wo = tw * g.m[2] + q;
+        for (int64_t y = 0; y < pos; ++y) {
+          std::copy(m + (y * k_n + k) * tiles, m + (y * k_n + k + 1) * tiles, block.data() + y * tiles);
+        }
+        transform_block(at, g.alpha, tiles, block.data(), result.data(), sa.data(), sb.data());
+        int64_t x = 0;
+        for (int64_t a = 0; a < g.m[0]; ++a)
+          for (int64_t b = 0; b < g.m[1]; ++b)
+            for (int64_t q = 0; q < g.m[2]; ++q, ++x) {
+              const float* row = result.data() + x * tiles;
+              for (int64_t t = 0; t < tiles; ++t) {
+                const int64_t td = t / (g.tiles[1] * g.tiles[2]), th = (t / g.tiles[2]) % g.tiles[1],
+                              tw = t % g.tiles[2];
+                const int64_t d = td * g.m[0] + a, h = th * g.m[1] + b, wo = tw * g.m[2] + q;
                 if (d >= od_n || h >= oh_n || wo >= ow_n) continue;
                 const int64_t o = (d * oh_n + h) * ow_n + wo;
-                out_image[k * out_volume + o] = apply_epilogue(ge, k, o, res[x]);
+                out_image[k * out_volume + o] = apply_epilogue(ge, k, o, row[t]);
               }
             }
-          }
-        }
       }
     }
   }
