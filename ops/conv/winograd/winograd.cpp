@@ -149,43 +149,50 @@ WinogradWeights winograd_transform_weights(const reference::ConvProblem& p, cons
 void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, const float* in,
                    const ConvEpilogue& e, float* out) {
   const Geometry g = geometry(p);
-  const int64_t c_n = p.in_channels, k_n = p.out_channels, tiles = g.tile_count, pos = g.positions;
+  const int64_t c_n = p.in_channels, k_n = p.out_channels, per_image = g.tile_count, pos = g.positions;
   const auto [id_n, ih_n, iw_n] = p.in_extent;
   const auto [od_n, oh_n, ow_n] = p.out_extent;
   const int64_t in_volume = id_n * ih_n * iw_n, out_volume = od_n * oh_n * ow_n;
+  // Images are taken in groups of about 1024 tiles, so small 2D frames still make wide GEMMs.
+  const int64_t group = std::clamp<int64_t>(1024 / per_image, 1, p.batch);
   thread_local std::vector<float> v_buf, m_buf;
-  v_buf.resize(static_cast<std::size_t>(pos * c_n * tiles));
-  m_buf.resize(static_cast<std::size_t>(pos * k_n * tiles));
+  v_buf.resize(static_cast<std::size_t>(pos * c_n * per_image * group));
+  m_buf.resize(static_cast<std::size_t>(pos * k_n * per_image * group));
   float* v = v_buf.data();
   float* m = m_buf.data();
   const std::array<const Mat*, 3> bt{&g.t[0].bt, &g.t[1].bt, &g.t[2].bt};
   const std::array<const Mat*, 3> at{&g.t[0].at, &g.t[1].at, &g.t[2].at};
+  const auto& pad = p.window.pad;
 
-  for (int64_t n = 0; n < p.batch; ++n) {
-    const float* image = in + n * c_n * in_volume;
-    float* out_image = out + n * k_n * out_volume;
-    const float* residual = e.residual ? e.residual + n * k_n * out_volume : nullptr;
+  for (int64_t n0 = 0; n0 < p.batch; n0 += group) {
+    const int64_t images = std::min(group, p.batch - n0), tiles = images * per_image;
+    // Where each tile starts (output coordinates), so the gathers below need no divisions.
+    std::vector<int64_t> tile_n(static_cast<std::size_t>(tiles)), tile_d(tile_n.size()), tile_h(tile_n.size()),
+        tile_w(tile_n.size());
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t l = t % per_image;
+      tile_n[t] = n0 + t / per_image;
+      tile_d[t] = l / (g.tiles[1] * g.tiles[2]) * g.m[0];
+      tile_h[t] = (l / g.tiles[2]) % g.tiles[1] * g.m[1];
+      tile_w[t] = l % g.tiles[2] * g.m[2];
+    }
 
-    // Input transform, a channel at a time over all its tiles: V[position][channel][tile].
+    // Input transform, a channel at a time over all tiles: V[position][channel][tile].
 #pragma omp parallel
     {
       std::vector<float> block(static_cast<std::size_t>(pos * tiles)), sa(block.size()), sb(block.size()),
           result(block.size());
 #pragma omp for schedule(static)
       for (int64_t c = 0; c < c_n; ++c) {
-        const float* channel = image + c * in_volume;
         int64_t x = 0;
         for (int64_t a = 0; a < g.alpha[0]; ++a)
           for (int64_t b = 0; b < g.alpha[1]; ++b)
             for (int64_t q = 0; q < g.alpha[2]; ++q, ++x) {
               float* row = block.data() + x * tiles;
               for (int64_t t = 0; t < tiles; ++t) {
-                const int64_t td = t / (g.tiles[1] * g.tiles[2]), th = (t / g.tiles[2]) % g.tiles[1],
-                              tw = t % g.tiles[2];
-                const int64_t d = td * g.m[0] - p.window.pad[0] + a, h = th * g.m[1] - p.window.pad[1] + b;
-                const int64_t wi = tw * g.m[2] - p.window.pad[2] + q;
+                const int64_t d = tile_d[t] - pad[0] + a, h = tile_h[t] - pad[1] + b, wi = tile_w[t] - pad[2] + q;
                 const bool inside = d >= 0 && d < id_n && h >= 0 && h < ih_n && wi >= 0 && wi < iw_n;
-                row[t] = inside ? channel[(d * ih_n + h) * iw_n + wi] : 0.0f;
+                row[t] = inside ? in[(tile_n[t] * c_n + c) * in_volume + (d * ih_n + h) * iw_n + wi] : 0.0f;
               }
             }
         transform_block(bt, g.alpha, tiles, block.data(), result.data(), sa.data(), sb.data());
@@ -201,14 +208,13 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
       sgemm_packed(w.u[y], {k_n, tiles, c_n, nullptr, 0, v + y * c_n * tiles, tiles, m + y * k_n * tiles, tiles});
     }
 
-    // Output transform, an output channel at a time over all its tiles, then the epilogue.
+    // Output transform, an output channel at a time over all tiles, then the epilogue.
 #pragma omp parallel
     {
       const int64_t out_pos = g.m[0] * g.m[1] * g.m[2];
       std::vector<float> block(static_cast<std::size_t>(pos * tiles)), sa(block.size()), sb(block.size()),
           result(static_cast<std::size_t>(out_pos * tiles));
-      // Row k of the "matrix" is output channel k, column o its position.
-      const GemmEpilogue ge{e.bias, residual, out_volume, e.scale, e.shift, e.relu};
+      const GemmEpilogue affine{e.bias, nullptr, 0, e.scale, e.shift, e.relu};  // residual added above
 #pragma omp for schedule(static)
       for (int64_t k = 0; k < k_n; ++k) {
         for (int64_t y = 0; y < pos; ++y) {
@@ -221,12 +227,12 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
             for (int64_t q = 0; q < g.m[2]; ++q, ++x) {
               const float* row = result.data() + x * tiles;
               for (int64_t t = 0; t < tiles; ++t) {
-                const int64_t td = t / (g.tiles[1] * g.tiles[2]), th = (t / g.tiles[2]) % g.tiles[1],
-                              tw = t % g.tiles[2];
-                const int64_t d = td * g.m[0] + a, h = th * g.m[1] + b, wo = tw * g.m[2] + q;
+                const int64_t d = tile_d[t] + a, h = tile_h[t] + b, wo = tile_w[t] + q;
                 if (d >= od_n || h >= oh_n || wo >= ow_n) continue;
-                const int64_t o = (d * oh_n + h) * ow_n + wo;
-                out_image[k * out_volume + o] = apply_epilogue(ge, k, o, row[t]);
+                // Plane (n, k) of the output; the residual has the output's layout.
+                const int64_t at_out = (tile_n[t] * k_n + k) * out_volume + (d * oh_n + h) * ow_n + wo;
+                const float value = row[t] + (e.residual ? e.residual[at_out] : 0.0f);
+                out[at_out] = apply_epilogue(affine, k, 0, value);
               }
             }
       }
