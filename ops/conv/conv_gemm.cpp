@@ -74,7 +74,9 @@ ConvAlgo choose_conv_algo(const reference::ConvProblem& p) {
   const bool pointwise = w.volume() == 1 && w.stride == std::array<int64_t, 3>{1, 1, 1} &&
                          w.pad == std::array<int64_t, 3>{0, 0, 0};
   if (pointwise) return ConvAlgo::Direct1x1Gemm;
-  if (winograd_applies(p) && p.in_channels >= 16 && p.out_channels >= 16) return ConvAlgo::Winograd;
+  if (winograd_applies(p) && p.in_channels >= 16 && p.out_channels >= 16 && winograd_tile_count(p) >= 32) {
+    return ConvAlgo::Winograd;
+  }
   return ConvAlgo::Im2colGemm;
 }
 

@@ -14,7 +14,8 @@ namespace ecocpu::fast {
 enum class ConvAlgo { Direct1x1Gemm, Im2colGemm, Winograd };
 const char* conv_algo_name(ConvAlgo algo);
 // The algorithm the cost model prefers: 1x1 GEMM for pointwise convolutions, Winograd for
-// stride-1 3x3(x3) ones with enough channels to amortise the transforms, im2col otherwise.
+// stride-1 3x3(x3) ones with enough channels and output tiles to amortise the transforms,
+// im2col otherwise.
 ConvAlgo choose_conv_algo(const reference::ConvProblem& p);
 
 // What a convolution adds after the product; `residual` (if any) has the output's shape.

@@ -127,6 +127,8 @@ bool winograd_applies(const reference::ConvProblem& p) {
          w.pad[2] <= 2 && w.pad[0] <= 2;
 }
 
+int64_t winograd_tile_count(const reference::ConvProblem& p) { return geometry(p).tile_count * p.batch; }
+
 WinogradWeights winograd_transform_weights(const reference::ConvProblem& p, const float* weight) {
   const Geometry g = geometry(p);
   WinogradWeights w;

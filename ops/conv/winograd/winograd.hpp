@@ -15,6 +15,10 @@ namespace ecocpu::fast {
 
 bool winograd_applies(const reference::ConvProblem& p);
 
+// Output tiles over the whole batch: with few of them the weight transform, larger than the
+// weights themselves, is not repaid.
+int64_t winograd_tile_count(const reference::ConvProblem& p);
+
 struct WinogradWeights {
   std::array<int64_t, 3> out_tile{1, 1, 1};  // m per axis (d, h, w)
   std::array<int64_t, 3> in_tile{1, 1, 1};   // alpha = m + r - 1 per axis
