@@ -118,7 +118,10 @@ std::string PlanStep::algo_name(const Graph& graph) const {
   return reference ? "reference" : std::string(graph.nodes[node].op->fast_algo());
 }
 
-ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions& options) {
+namespace {
+
+ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions& options,
+                         WeightStore* releasable) {
   if (auto problems = check_weights(g, w); !problems.empty()) {
     throw WeightError(std::to_string(problems.size()) + " weight problem(s): " + problems.front());
   }
@@ -140,6 +143,13 @@ ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions&
       if (algo == fast::ConvAlgo::Winograd && !options.winograd) algo = fast::ConvAlgo::Im2colGemm;
       s.conv = fast::prepare_conv(problem, algo, weight.data());
       for (int a : s.absorbed) absorbed[a] = true;
+      for (int baked : s.absorbed) {
+        for (const auto& spec : g.nodes[baked].params) plan.baked_weights.push_back(param_key(g.nodes[baked], spec));
+      }
+      for (const auto& spec : node.params) plan.baked_weights.push_back(param_key(node, spec));
+      if (releasable) {
+        for (const auto& key : plan.baked_weights) releasable->erase(key);
+      }
     } else {
       s.node = n;
       s.inputs = node.inputs;
@@ -150,6 +160,20 @@ ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions&
     plan.steps.push_back(std::move(s));
   }
   return plan;
+}
+
+}  // namespace
+
+ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions& options) {
+  return build_plan(g, w, options, nullptr);
+}
+
+ExecutionPlan make_plan_releasing(const Graph& g, WeightStore& w, const PlanOptions& options) {
+  return build_plan(g, w, options, &w);
+}
+
+void release_baked_weights(const ExecutionPlan& plan, WeightStore& weights) {
+  for (const auto& key : plan.baked_weights) weights.erase(key);
 }
 
 Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,

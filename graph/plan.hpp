@@ -43,7 +43,17 @@ struct PlanStep {
 struct ExecutionPlan {
   const Graph* graph = nullptr;
   std::vector<PlanStep> steps;
+  // Weights the plan copied into its prepared convolutions (conv weights and biases, folded
+  // BatchNorm parameters): run_plan no longer reads them, so a caller may drop them.
+  std::vector<std::string> baked_weights;
 };
+
+// Frees the weights a plan has baked in, keeping what its remaining steps read.
+void release_baked_weights(const ExecutionPlan& plan, WeightStore& weights);
+
+// make_plan that frees each baked weight as soon as it is prepared, so the originals and their
+// prepared copies never all exist at once (the peak memory of loading).
+ExecutionPlan make_plan_releasing(const Graph& graph, WeightStore& weights, const PlanOptions& options = {});
 
 // Throws WeightError if the weights do not fit the graph.
 ExecutionPlan make_plan(const Graph& graph, const WeightStore& weights, const PlanOptions& options = {});

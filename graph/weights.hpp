@@ -12,6 +12,7 @@ namespace ecocpu {
 class WeightStore {
  public:
   void set(const std::string& key, Tensor tensor) { tensors_[key] = std::move(tensor); }
+  void erase(const std::string& key) { tensors_.erase(key); }
   const Tensor* find(const std::string& key) const;
   std::size_t size() const { return tensors_.size(); }
   const std::map<std::string, Tensor>& all() const { return tensors_; }

@@ -292,7 +292,7 @@ int cmd_run(const std::vector<std::string>& argv) {
   const auto seed = static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX));
   Tensor input = clip ? clip->frames : random_input(m.graph.input_shape(), seed + 1);
 
-  ExecutionPlan plan = make_plan(m.graph, m.weights, engine_options(args));
+  ExecutionPlan plan = make_plan_releasing(m.graph, m.weights, engine_options(args));
   auto start = std::chrono::steady_clock::now();
   Tensor logits = run_plan(plan, m.weights, input);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -346,7 +346,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     m.weights = random_weights(m.graph, 1);
   }
   const PlanOptions options = engine_options(args);
-  ExecutionPlan plan = make_plan(m.graph, m.weights, options);
+  ExecutionPlan plan = make_plan_releasing(m.graph, m.weights, options);
   Tensor input = random_input(m.graph.input_shape(), 2);
 
   std::vector<double> latencies;
