@@ -44,14 +44,7 @@ std::vector<Shape5> eco_conv_shapes() {
     for (const auto& n : g.nodes) {
       if (n.op->kind() != OpKind::Conv) continue;
       const auto& conv = static_cast<const Conv&>(*n.op);
-      const Shape& in = g.values[n.inputs[0]].shape;
-      reference::ConvProblem p;
-      p.batch = in[0];
-      p.in_channels = in[1];
-      p.out_channels = conv.out_channels();
-      p.in_extent = spatial_extent(in);
-      p.out_extent = spatial_extent(g.values[n.output].shape);
-      p.window = conv.window();
+      const reference::ConvProblem p = conv.problem(g.values[n.inputs[0]].shape, g.values[n.output].shape);
       unique.emplace(key(p), Shape5{p, n.id});
     }
   }
@@ -91,27 +84,10 @@ void bench_conv(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo) {
   state.SetLabel(shape.id + " " + key(p));
 }
 
-double measure_peak(int threads) {
-  const GemmKernel& kernel = selected_gemm_kernel();
-  const int64_t iterations = 20'000'000;
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    auto start = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads)
-    {
-      float sink = kernel.fma_chains(iterations);
-      benchmark::DoNotOptimize(sink);
-    }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    best = std::max(best, static_cast<double>(kernel.flops_per_chain_iteration() * iterations) * threads / s * 1e-9);
-  }
-  return best;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  g_peak_gflops = measure_peak(omp_get_max_threads());
+  g_peak_gflops = measure_fma_peak(selected_gemm_kernel(), omp_get_max_threads());
   for (const auto& s : eco_conv_shapes()) {
     std::vector<fast::ConvAlgo> algos{fast::ConvAlgo::Im2colGemm};
     if (fast::choose_conv_algo(s.p) == fast::ConvAlgo::Direct1x1Gemm) algos.push_back(fast::ConvAlgo::Direct1x1Gemm);

@@ -21,23 +21,6 @@ using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMa
 
 double g_peak_gflops[3] = {0, 0, 0};  // by thread count, of the widest ISA
 
-// The peak of one kernel's ISA on `threads` threads, in GFLOP/s: best of three runs.
-double measure_peak(const GemmKernel& kernel, int threads) {
-  const int64_t iterations = 20'000'000;
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    auto start = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads)
-    {
-      float sink = kernel.fma_chains(iterations);
-      benchmark::DoNotOptimize(sink);
-    }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    best = std::max(best, static_cast<double>(kernel.flops_per_chain_iteration() * iterations) * threads / s * 1e-9);
-  }
-  return best;
-}
-
 struct Operands {
   Tensor a, b, c;
   explicit Operands(int64_t n) : a(random_input(Shape{n, n}, 1)), b(random_input(Shape{n, n}, 2)), c(Shape{n, n}) {}
@@ -109,7 +92,7 @@ void args(benchmark::internal::Benchmark* b) {
 int main(int argc, char** argv) {
   // Measure the peak first so every GEMM row can report a percentage of it.
   const auto& kernels = available_gemm_kernels();
-  for (int threads : {1, 2}) g_peak_gflops[threads] = measure_peak(kernels.front(), threads);
+  for (int threads : {1, 2}) g_peak_gflops[threads] = measure_fma_peak(kernels.front(), threads);
   for (std::size_t i = 0; i < kernels.size(); ++i) {
     benchmark::RegisterBenchmark(("ecocpu/" + kernels[i].name).c_str(), bench_ecocpu, i)->Apply(args);
   }
@@ -121,7 +104,7 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   for (const auto& k : kernels) {
     std::printf("FMA peak of %s: %.1f GFLOP/s on 1 thread, %.1f on 2\n", k.name.c_str(),
-                measure_peak(k, 1), measure_peak(k, 2));
+                measure_fma_peak(k, 1), measure_fma_peak(k, 2));
   }
   return 0;
 }

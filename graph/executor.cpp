@@ -1,5 +1,7 @@
 #include "graph/executor.hpp"
 
+#include "graph/plan.hpp"
+
 #include <algorithm>
 
 namespace ecocpu {
@@ -33,16 +35,6 @@ int64_t peak_activation_bytes(const Graph& graph) {
   return peak * static_cast<int64_t>(sizeof(float));
 }
 
-namespace {
-
-std::vector<const Tensor*> node_params(const Node& node, const WeightStore& weights) {
-  std::vector<const Tensor*> params;
-  for (const auto& spec : node.params) params.push_back(weights.find(param_key(node, spec)));
-  return params;
-}
-
-}  // namespace
-
 Tensor run_graph(const Graph& graph, const WeightStore& weights, const Tensor& input,
                  const NodeObserver& observer) {
   if (auto problems = check_weights(graph, weights); !problems.empty()) {
@@ -50,26 +42,10 @@ Tensor run_graph(const Graph& graph, const WeightStore& weights, const Tensor& i
     for (std::size_t i = 0; i < problems.size(); ++i) text += (i ? "; " : "") + problems[i];
     throw WeightError(text);
   }
-  if (input.shape() != graph.input_shape()) {
-    throw ShapeError("the input is " + input.shape().str() + ", the graph takes " +
-                     graph.input_shape().str());
-  }
-  const auto last = last_readers(graph);
-  std::vector<Tensor> values(graph.values.size());
-  values[graph.input] = input;
-  for (int n = 0; n < static_cast<int>(graph.nodes.size()); ++n) {
-    const Node& node = graph.nodes[n];
-    std::vector<const Tensor*> inputs;
-    for (int v : node.inputs) inputs.push_back(&values[v]);
-    Tensor out(graph.values[node.output].shape);
-    node.op->run_reference(inputs, node_params(node, weights), out);
-    if (observer) observer(n, out);
-    values[node.output] = std::move(out);
-    for (int v : node.inputs) {
-      if (last[v] == n && v != graph.output) values[v] = Tensor();
-    }
-  }
-  return values[graph.output];
+  // The reference plan has one step per node, in node order.
+  PlanOptions options;
+  options.reference = true;
+  return run_plan(make_plan(graph, weights, options), weights, input, observer);
 }
 
 }  // namespace ecocpu

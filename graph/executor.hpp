@@ -1,6 +1,7 @@
 #pragma once
-// Runs a graph with the reference kernels, node by node in order. Each value's buffer is freed
-// after its last reader, so peak memory is the largest set of simultaneously live values.
+// Runs a graph with the reference kernels, node by node in order (a reference plan, see
+// graph/plan.hpp). Each value's buffer is freed after its last reader, so peak memory is the
+// largest set of simultaneously live values.
 #include <functional>
 #include <vector>
 

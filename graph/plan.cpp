@@ -53,12 +53,7 @@ PlanStep conv_step(const Graph& g, const WeightStore& w, int n, Tensor& weight_m
   s.is_conv = true;
   s.inputs = {node.inputs[0]};
   s.output = node.output;
-  problem.batch = in[0];
-  problem.in_channels = in[1];
-  problem.out_channels = conv.out_channels();
-  problem.in_extent = spatial_extent(in);
-  problem.out_extent = spatial_extent(g.values[node.output].shape);
-  problem.window = conv.window();
+  problem = conv.problem(in, g.values[node.output].shape);
   const Tensor& weight = param(w, node, 0);
   weight_matrix = weight.clone().reshaped(Shape{weight.dim(0), weight.shape().numel_from(1)});
   s.bias = param(w, node, 1).clone();

@@ -174,13 +174,7 @@ TEST_CASE("conv gemm: im2col / 1x1 GEMM with a fused epilogue equals the referen
           expect.data()[i] = std::max(v, 0.0f);
         }
       }
-      reference::ConvProblem p;
-      p.batch = c.n;
-      p.in_channels = c.cin;
-      p.out_channels = c.cout;
-      p.in_extent = spatial_extent(in_shape);
-      p.out_extent = spatial_extent(expect.shape());
-      p.window = win;
+      const reference::ConvProblem p = conv.problem(in_shape, expect.shape());
       fast::ConvEpilogue e;
       e.bias = b.data();
       if (fused) {
@@ -246,13 +240,7 @@ TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference")
         e.shift = shift.data();
         e.relu = true;
       }
-      reference::ConvProblem p;
-      p.batch = c.n;
-      p.in_channels = c.cin;
-      p.out_channels = c.cout;
-      p.in_extent = spatial_extent(in_shape);
-      p.out_extent = spatial_extent(expect.shape());
-      p.window = win;
+      const reference::ConvProblem p = conv.problem(in_shape, expect.shape());
       REQUIRE(fast::winograd_applies(p));
       const auto ww = fast::winograd_transform_weights(p, w.data());
       Tensor out(expect.shape());

@@ -41,16 +41,20 @@ Cost Conv::compute_cost(Shapes inputs, const Shape& output) const {
   return c;
 }
 
-void Conv::run_reference(TensorRefs inputs, TensorRefs params, Tensor& output) const {
-  const Tensor& in = *inputs[0];
+reference::ConvProblem Conv::problem(const Shape& in, const Shape& out) const {
   reference::ConvProblem p;
-  p.batch = in.dim(0);
-  p.in_channels = in.dim(1);
+  p.batch = in[0];
+  p.in_channels = in[1];
   p.out_channels = out_channels_;
-  p.in_extent = spatial_extent(in.shape());
-  p.out_extent = spatial_extent(output.shape());
+  p.in_extent = spatial_extent(in);
+  p.out_extent = spatial_extent(out);
   p.window = window_;
-  reference::conv(p, in.data(), params[0]->data(), params[1]->data(), output.data());
+  return p;
+}
+
+void Conv::run_reference(TensorRefs inputs, TensorRefs params, Tensor& output) const {
+  const reference::ConvProblem p = problem(inputs[0]->shape(), output.shape());
+  reference::conv(p, inputs[0]->data(), params[0]->data(), params[1]->data(), output.data());
 }
 
 }  // namespace ecocpu

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "ops/attrs.hpp"
+#include "ops/conv/reference/conv_reference.hpp"
 #include "ops/op.hpp"
 #include "ops/window.hpp"
 
@@ -23,6 +24,8 @@ class Conv final : public Op {
   std::string describe() const override;
 
   int64_t out_channels() const { return out_channels_; }
+  // The kernel-level description of this convolution between tensors of these shapes.
+  reference::ConvProblem problem(const Shape& in, const Shape& out) const;
   const Window& window() const { return window_; }
 
  private:

@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <xsimd/config/xsimd_cpuid.hpp>
@@ -50,6 +52,22 @@ const GemmKernel& selected_gemm_kernel() {
 
 void sgemm(const GemmShape& shape, const GemmEpilogue& epilogue) {
   selected_gemm_kernel().run(shape, epilogue);
+}
+
+double measure_fma_peak(const GemmKernel& kernel, int threads) {
+  const int64_t iterations = 20'000'000;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto start = std::chrono::steady_clock::now();
+    float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    sink += kernel.fma_chains(iterations);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    volatile float keep = sink;
+    (void)keep;
+    best = std::max(best, static_cast<double>(kernel.flops_per_chain_iteration() * iterations) * threads / seconds * 1e-9);
+  }
+  return best;
 }
 
 PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda) {

@@ -62,6 +62,10 @@ const GemmKernel& selected_gemm_kernel();
 
 void sgemm(const GemmShape& shape, const GemmEpilogue& epilogue = {});
 
+// The FMA peak of a kernel's ISA on `threads` threads, GFLOP/s: best of three short runs of its
+// fma_chains probe. For benchmarks' percent-of-peak figures.
+double measure_fma_peak(const GemmKernel& kernel, int threads);
+
 // With the selected kernel: pack A once, multiply many times. Throws if `a` was packed for
 // another kernel.
 PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda);
