@@ -1,0 +1,145 @@
+// ecocpu bench: forward-pass latency, peak memory and a per-layer table.
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "eco/cli/commands.hpp"
+#include "eco/cli/common.hpp"
+#include "eco/random_weights.hpp"
+#include "eco/report.hpp"
+#include "graph/plan.hpp"
+
+namespace ecocpu::cli {
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double peak_rss_mb() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+// Direct-convolution-equivalent work of a step: 2 per MAC of every node it runs.
+double step_flops(const Graph& g, const PlanStep& s) {
+  double flops = 2.0 * static_cast<double>(g.nodes[s.node].cost.macs);
+  for (int n : s.absorbed) flops += 2.0 * static_cast<double>(g.nodes[n].cost.macs);
+  return flops;
+}
+
+struct Timings {
+  std::vector<double> latency_ms;            // per timed run
+  std::vector<std::vector<double>> step_ms;  // per step, per timed run
+  double median_ms = 0, min_ms = 0, max_ms = 0;
+};
+
+Timings time_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
+                  int64_t warmup, int64_t iters) {
+  using Clock = std::chrono::steady_clock;
+  Timings t;
+  t.step_ms.resize(plan.steps.size());
+  for (int64_t it = 0; it < warmup + iters; ++it) {
+    const bool timed = it >= warmup;
+    auto start = Clock::now(), previous = start;
+    run_plan(plan, weights, input, [&](int step, const Tensor&) {
+      auto now = Clock::now();
+      if (timed) t.step_ms[step].push_back(std::chrono::duration<double, std::milli>(now - previous).count());
+      previous = now;
+    });
+    if (timed) t.latency_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  }
+  t.median_ms = median(t.latency_ms);
+  t.min_ms = *std::min_element(t.latency_ms.begin(), t.latency_ms.end());
+  t.max_ms = *std::max_element(t.latency_ms.begin(), t.latency_ms.end());
+  return t;
+}
+
+struct StepRow {
+  std::string id, algo;
+  double ms, gflops;
+};
+
+std::vector<StepRow> step_rows(const Graph& g, const ExecutionPlan& plan, const Timings& t) {
+  std::vector<StepRow> rows;
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    const double ms = median(t.step_ms[i]);
+    rows.push_back({plan.steps[i].label(g), plan.steps[i].algo_name(g), ms,
+                    ms > 0 ? step_flops(g, plan.steps[i]) / ms * 1e-6 : 0.0});
+  }
+  return rows;
+}
+
+std::string bench_json(const LoadedModel& m, const std::string& engine, const Timings& t,
+                       const std::vector<StepRow>& rows) {
+  std::ostringstream out;
+  out << "{\"arch\": " << json_quote(m.config.arch) << ", \"segments\": " << m.config.segments
+      << ", \"threads\": " << omp_get_max_threads() << ", \"engine\": \"" << engine
+      << "\", \"gemm\": " << json_quote(selected_gemm_kernel().name) << ", \"latency_ms\": {\"median\": "
+      << t.median_ms << ", \"min\": " << t.min_ms << ", \"max\": " << t.max_ms
+      << "}, \"peak_rss_mb\": " << peak_rss_mb() << ", \"layers\": [";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    out << (i ? ", " : "") << "{\"id\": " << json_quote(rows[i].id) << ", \"algo\": \"" << rows[i].algo
+        << "\", \"ms\": " << rows[i].ms << ", \"gflops\": " << rows[i].gflops << "}";
+  }
+  out << "]}\n";
+  return out.str();
+}
+
+std::string bench_table(const LoadedModel& m, const std::string& engine, int64_t warmup, const Timings& t,
+                        const std::vector<StepRow>& rows) {
+  std::ostringstream out;
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "%s, %lld segments, %d threads, %s engine, GEMM %s\n"
+                "latency over %zu runs (after %lld warm-up): median %.1f ms, min %.1f ms, max %.1f ms\n"
+                "peak memory (RSS): %.0f MB\n\n%-64s %-12s %9s %9s %7s\n",
+                m.config.arch.c_str(), static_cast<long long>(m.config.segments), omp_get_max_threads(),
+                engine.c_str(), selected_gemm_kernel().name.c_str(), t.latency_ms.size(),
+                static_cast<long long>(warmup), t.median_ms, t.min_ms, t.max_ms, peak_rss_mb(), "layer",
+                "algo", "ms", "GFLOP/s", "share");
+  out << line;
+  for (const auto& r : rows) {
+    std::snprintf(line, sizeof line, "%-64s %-12s %9.2f %9.1f %6.1f%%\n", r.id.substr(0, 64).c_str(),
+                  r.algo.c_str(), r.ms, r.gflops, 100.0 * r.ms / t.median_ms);
+    out << line;
+  }
+  return out.str();
+}
+
+}  // namespace
+
+int cmd_bench(const std::vector<std::string>& argv) {
+  Args args("bench", with(model_options(false),
+                          {{"weights", "FILE", "a PyTorch checkpoint (default: seeded random weights)"},
+                           {"threads", "N", "worker threads (default: all cores)"},
+                           {"iters", "K", "timed forward passes (default 5)"},
+                           {"warmup", "W", "untimed passes first (default 1)"},
+                           {"engine", "E", "fast (default) or reference"},
+                           {"json", "", "print the result as JSON"}}));
+  if (!parse_or_help(args, argv,
+                     "Times ECO's forward pass: median/min/max latency after warm-up, peak memory,\n"
+                     "and where the time goes, layer by layer."))
+    return 0;
+  const int64_t iters = args.get_int("iters", 5, 1, 100000), warmup = args.get_int("warmup", 1, 0, 1000);
+  LoadedModel m = load_model(args, args.get_int("segments", 16, 1, kMaxSegments));
+  const PlanOptions options = engine_options(args);
+  const ExecutionPlan plan = make_plan_releasing(m.graph, m.weights, options);
+  const Tensor input = random_input(m.graph.input_shape(), 2);
+  const Timings t = time_plan(plan, m.weights, input, warmup, iters);
+  const std::string engine = options.reference ? "reference" : "fast";
+  const auto rows = step_rows(m.graph, plan, t);
+  std::cout << (args.has("json") ? bench_json(m, engine, t, rows) : bench_table(m, engine, warmup, t, rows));
+  return 0;
+}
+
+}  // namespace ecocpu::cli

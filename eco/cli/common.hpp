@@ -1,0 +1,43 @@
+#pragma once
+// What the ecocpu subcommands share: the model options, their parsing, --engine/--threads, and
+// loading a model with its weights (a checkpoint or seeded random ones).
+#include <string>
+#include <vector>
+
+#include "eco/cli/args.hpp"
+#include "eco/model.hpp"
+#include "graph/ir.hpp"
+#include "graph/plan.hpp"
+#include "graph/weights.hpp"
+
+namespace ecocpu::cli {
+
+constexpr int64_t kMaxSegments = 1024;
+constexpr int64_t kMaxClasses = 1000000;
+
+// --arch, --segments, --classes, --dropout, --model-def.
+std::vector<OptionSpec> model_options(bool segment_list);
+std::vector<OptionSpec> with(std::vector<OptionSpec> specs, std::vector<OptionSpec> more);
+ModelConfig model_config(const Args& args, int64_t segments);
+ModelConfig single_model_config(const Args& args);
+
+// Parses; with --help prints `about` and the options and returns false (the command exits 0).
+bool parse_or_help(Args& args, const std::vector<std::string>& argv, const std::string& about);
+
+// --engine and --threads, shared by run and bench.
+PlanOptions engine_options(const Args& args);
+
+struct LoadedModel {
+  ModelConfig config;
+  Graph graph;
+  WeightStore weights;
+  std::string weights_source;
+  double load_ms = 0;
+};
+
+// --weights FILE, else seeded random weights (--seed, default 1). A checkpoint decides the
+// classifier layout and, unless given, the classes and arch; every tensor is checked before
+// anything runs.
+LoadedModel load_model(const Args& args, int64_t segments);
+
+}  // namespace ecocpu::cli
