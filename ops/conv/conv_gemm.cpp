@@ -15,7 +15,9 @@ int64_t column_block(int64_t rows, int64_t out_volume) {
   return std::min(out_volume, std::max<int64_t>(64, budget / 64 * 64));
 }
 
-// Rows (c, kd, kh, kw) x columns [o0, o0 + cols) of the gathered input of one image.
+// Rows (c, kd, kh, kw) x columns [o0, o0 + cols) of the gathered input of one image. Columns are
+// walked an output row (od, oh) at a time: the row's input row is checked once, and its valid
+// ow range is a strided copy with zeros either side.
 void im2col_block(const reference::ConvProblem& p, const float* image, int64_t o0, int64_t cols,
                   float* out) {
   const auto& w = p.window;
@@ -26,23 +28,28 @@ void im2col_block(const reference::ConvProblem& p, const float* image, int64_t o
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t kw = row % w.kernel[2], kh = (row / w.kernel[2]) % w.kernel[1];
     const int64_t kd = (row / (w.kernel[2] * w.kernel[1])) % w.kernel[0];
-    const int64_t c = row / w.volume();
-    const float* channel = image + c * id_n * ih_n * iw_n;
+    const float* channel = image + (row / w.volume()) * id_n * ih_n * iw_n;
     float* dst = out + row * cols;
-    int64_t o = o0;
-    int64_t ow = o % ow_n, oh = (o / ow_n) % oh_n, od = o / (ow_n * oh_n);
-    for (int64_t j = 0; j < cols; ++j) {
+    // Valid ow: 0 <= ow * stride - pad + kw < iw_n.
+    const int64_t sw = w.stride[2], shift = w.pad[2] - kw;
+    const int64_t ow_lo = shift > 0 ? (shift + sw - 1) / sw : 0;
+    const int64_t ow_hi = iw_n - 1 + shift < 0 ? 0 : std::min(ow_n, (iw_n - 1 + shift) / sw + 1);
+    for (int64_t o = o0, j = 0; j < cols;) {
+      const int64_t ow_start = o % ow_n, oh = (o / ow_n) % oh_n, od = o / (ow_n * oh_n);
+      const int64_t count = std::min(ow_n - ow_start, cols - j);  // columns left in this output row
       const int64_t id = od * w.stride[0] - w.pad[0] + kd, ih = oh * w.stride[1] - w.pad[1] + kh;
-      const int64_t iw = ow * w.stride[2] - w.pad[2] + kw;
-      const bool inside = id >= 0 && id < id_n && ih >= 0 && ih < ih_n && iw >= 0 && iw < iw_n;
-      dst[j] = inside ? channel[(id * ih_n + ih) * iw_n + iw] : 0.0f;
-      if (++ow == ow_n) {
-        ow = 0;
-        if (++oh == oh_n) {
-          oh = 0;
-          ++od;
+      float* seg = dst + j;
+      if (id < 0 || id >= id_n || ih < 0 || ih >= ih_n) {
+        std::fill(seg, seg + count, 0.0f);
+      } else {
+        const float* src = channel + (id * ih_n + ih) * iw_n;
+        for (int64_t q = 0; q < count; ++q) {
+          const int64_t ow = ow_start + q;
+          seg[q] = ow >= ow_lo && ow < ow_hi ? src[ow * sw - shift] : 0.0f;
         }
       }
+      o += count;
+      j += count;
     }
   }
 }
