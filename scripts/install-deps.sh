@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Installs the Debian packages ecocpu builds and tests with. Only missing packages are installed,
-# so a second run costs nothing. Needs root (or sudo) when something is missing.
+# Installs the Debian packages ecocpu builds with; with --tests also those its tests use (Debian's
+# PyTorch as the reference). Only missing packages are installed, so a second run costs nothing.
+# Needs root (or sudo) when something is missing.
 set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
   libeigen3-dev libxsimd-dev libyaml-cpp-dev doctest-dev libbenchmark-dev
-  python3  # the CLI test parses --json output with it
-  python3-torch python3-numpy python3-yaml  # the PyTorch reference tests
 )
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(
+    python3  # the CLI test parses --json output with it
+    python3-torch python3-numpy python3-yaml  # the PyTorch reference tests
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
