@@ -65,19 +65,41 @@ void apply3(const float* x, const std::array<int, 3>& n, const std::array<const 
     }
 }
 
+// dst[q] = sum over t < N of coef[t] * src[t][q]: one pass, N fixed so the compiler unrolls the
+// terms and vectorises over q.
+template <int N>
+void combine(const float* coef, const float* const* src, int64_t inner, float* dst) {
+  for (int64_t q = 0; q < inner; ++q) {
+    float sum = 0.0f;
+    for (int t = 0; t < N; ++t) sum += coef[t] * src[t][q];
+    dst[q] = sum;
+  }
+}
+
 // y (outer, r, inner) = M (r x n) applied along the middle axis of x (outer, n, inner). `inner`
-// is contiguous (it ends with the tile axis), so each term is a vectorisable axpy; zero
-// coefficients, common in B^T and A^T, are skipped.
+// is contiguous (it ends with the tile axis); each output row is one pass over the rows its
+// non-zero coefficients name (B^T and A^T are sparse).
 void apply_along(const Mat& m, int64_t outer, int64_t inner, const float* x, float* y) {
   for (int64_t o = 0; o < outer; ++o) {
     for (int i = 0; i < m.rows; ++i) {
-      float* dst = y + (o * m.rows + i) * inner;
-      std::fill(dst, dst + inner, 0.0f);
+      float coef[8];
+      const float* src[8];
+      int nnz = 0;
       for (int j = 0; j < m.cols; ++j) {
-        const float coef = m.at(i, j);
-        if (coef == 0.0f) continue;
-        const float* src = x + (o * m.cols + j) * inner;
-        for (int64_t q = 0; q < inner; ++q) dst[q] += coef * src[q];
+        if (m.at(i, j) == 0.0f) continue;
+        coef[nnz] = m.at(i, j);
+        src[nnz++] = x + (o * m.cols + j) * inner;
+      }
+      float* dst = y + (o * m.rows + i) * inner;
+      switch (nnz) {
+        case 0: std::fill(dst, dst + inner, 0.0f); break;
+        case 1: combine<1>(coef, src, inner, dst); break;
+        case 2: combine<2>(coef, src, inner, dst); break;
+        case 3: combine<3>(coef, src, inner, dst); break;
+        case 4: combine<4>(coef, src, inner, dst); break;
+        case 5: combine<5>(coef, src, inner, dst); break;
+        case 6: combine<6>(coef, src, inner, dst); break;
+        default: throw std::logic_error("Winograd transform row with more than 6 terms");
       }
     }
   }
