@@ -167,6 +167,22 @@ ExecutionPlan make_plan_releasing(const Graph& g, WeightStore& w, const PlanOpti
   return build_plan(g, w, options, &w);
 }
 
+Tensor BufferPool::take(const Shape& shape) {
+  const int64_t n = std::max<int64_t>(shape.numel(), 1);
+  // Best fit among the free buffers, wasting at most half of one.
+  std::size_t best = buffers_.size();
+  for (std::size_t i = 0; i < buffers_.size(); ++i) {
+    if (buffers_[i].use_count() != 1 || sizes_[i] < n || sizes_[i] > 2 * n) continue;
+    if (best == buffers_.size() || sizes_[i] < sizes_[best]) best = i;
+  }
+  if (best < buffers_.size()) return Tensor::borrowed(buffers_[best], buffers_[best].get(), shape);
+  Tensor fresh = Tensor::uninitialized(shape);
+  // Share the tensor's storage with the pool: the pool's reference keeps it for reuse.
+  buffers_.push_back(std::shared_ptr<float>(fresh.storage(), fresh.data()));
+  sizes_.push_back(n);
+  return fresh;
+}
+
 void release_baked_weights(const ExecutionPlan& plan, WeightStore& weights) {
   for (const auto& key : plan.baked_weights) weights.erase(key);
 }
@@ -185,7 +201,7 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
   values[g.input] = input;
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
     const PlanStep& s = plan.steps[i];
-    Tensor out(g.values[s.output].shape);
+    Tensor out = plan.buffers->take(g.values[s.output].shape);
     if (s.is_conv) {
       fast::ConvEpilogue e;
       e.bias = s.bias.data();

@@ -40,9 +40,24 @@ struct PlanStep {
   std::string algo_name(const Graph& graph) const;  // "im2col_gemm", "separable", "reference"
 };
 
+// Activation buffers kept between steps and between forward passes: a step's output reuses the
+// smallest released buffer that holds it (at most twice its size), so memory is allocated and
+// page-faulted once, not on every pass. Buffers are released by liveness: when the last reader
+// of a value has run.
+class BufferPool {
+ public:
+  Tensor take(const Shape& shape);
+  std::size_t buffers() const { return buffers_.size(); }
+
+ private:
+  std::vector<std::shared_ptr<float>> buffers_;
+  std::vector<int64_t> sizes_;
+};
+
 struct ExecutionPlan {
   const Graph* graph = nullptr;
   std::vector<PlanStep> steps;
+  std::shared_ptr<BufferPool> buffers = std::make_shared<BufferPool>();
   // Weights the plan copied into its prepared convolutions (conv weights and biases, folded
   // BatchNorm parameters): run_plan no longer reads them, so a caller may drop them.
   std::vector<std::string> baked_weights;

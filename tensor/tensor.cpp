@@ -9,19 +9,27 @@ namespace ecocpu {
 
 namespace {
 
-std::shared_ptr<float> allocate_aligned(int64_t count) {
+std::shared_ptr<float> allocate_aligned(int64_t count, bool zero) {
   std::size_t bytes = static_cast<std::size_t>(std::max<int64_t>(count, 1)) * sizeof(float);
   bytes = (bytes + Tensor::kAlignment - 1) / Tensor::kAlignment * Tensor::kAlignment;
   void* p = std::aligned_alloc(Tensor::kAlignment, bytes);
   if (!p) throw std::bad_alloc();
-  std::memset(p, 0, bytes);
+  if (zero) std::memset(p, 0, bytes);
   return std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
 }
 
 }  // namespace
 
-Tensor::Tensor(const Shape& shape) : storage_(allocate_aligned(shape.numel())), shape_(shape) {
+Tensor::Tensor(const Shape& shape) : storage_(allocate_aligned(shape.numel(), true)), shape_(shape) {
   data_ = storage_.get();
+}
+
+Tensor Tensor::uninitialized(const Shape& shape) {
+  Tensor t;
+  t.storage_ = allocate_aligned(shape.numel(), false);
+  t.data_ = t.storage_.get();
+  t.shape_ = shape;
+  return t;
 }
 
 Tensor Tensor::view(float* data, const Shape& shape) {

@@ -16,6 +16,8 @@ class Tensor {
   Tensor() = default;
   // Owned, zero-filled storage.
   explicit Tensor(const Shape& shape);
+  // Owned storage left uninitialised, for outputs a kernel overwrites completely.
+  static Tensor uninitialized(const Shape& shape);
   // A non-owning view of `data`, which must hold shape.numel() floats and outlive the view.
   static Tensor view(float* data, const Shape& shape);
   // A view of read-only memory that keeps `owner` (e.g. a memory-mapped file) alive as long as
@@ -31,6 +33,8 @@ class Tensor {
   bool owns_storage() const { return storage_ != nullptr; }
 
   float* data() { return data_; }
+  // The shared owner of the memory (null for plain views).
+  const std::shared_ptr<float>& storage() const { return storage_; }
   const float* data() const { return data_; }
 
   // The same memory seen with another shape of the same element count.

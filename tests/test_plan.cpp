@@ -70,3 +70,24 @@ TEST_CASE("plan: fused and unfused plans give the reference executor's logits") 
     }
   }
 }
+
+TEST_CASE("plan: buffers are reused across passes, and reuse never changes the result") {
+  for (const char* arch : {"ECO", "ECOfull"}) {
+    CAPTURE(arch);
+    ModelConfig c;
+    c.arch = arch;
+    c.segments = 4;
+    c.classes = 20;
+    Graph g = build_model(c);
+    WeightStore w = random_weights(g, 31);
+    ExecutionPlan plan = make_plan(g, w);
+    Tensor first = run_plan(plan, w, random_input(g.input_shape(), 32)).clone();
+    const std::size_t pooled = plan.buffers->buffers();
+    CHECK(pooled < plan.steps.size());  // buffers are shared between steps
+    // Another input in between leaves stale data in every reused buffer.
+    run_plan(plan, w, random_input(g.input_shape(), 33));
+    Tensor again = run_plan(plan, w, random_input(g.input_shape(), 32));
+    CHECK(plan.buffers->buffers() == pooled);  // nothing new allocated on later passes
+    for (int64_t i = 0; i < first.numel(); ++i) CHECK(again.data()[i] == first.data()[i]);
+  }
+}
