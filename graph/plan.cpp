@@ -115,6 +115,15 @@ std::string PlanStep::algo_name(const Graph& graph) const {
 
 namespace {
 
+// Drops what a prepared conv step copied: its conv's weight and bias and every absorbed node's
+// parameters (folded BatchNorms). Nothing later reads them.
+void release_step_weights(const Graph& g, const PlanStep& s, WeightStore& weights) {
+  for (const auto& spec : g.nodes[s.node].params) weights.erase(param_key(g.nodes[s.node], spec));
+  for (int n : s.absorbed) {
+    for (const auto& spec : g.nodes[n].params) weights.erase(param_key(g.nodes[n], spec));
+  }
+}
+
 ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions& options,
                          WeightStore* releasable) {
   if (auto problems = check_weights(g, w); !problems.empty()) {
@@ -138,13 +147,7 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
       if (algo == fast::ConvAlgo::Winograd && !options.winograd) algo = fast::ConvAlgo::Im2colGemm;
       s.conv = fast::prepare_conv(problem, algo, weight.data());
       for (int a : s.absorbed) absorbed[a] = true;
-      for (int baked : s.absorbed) {
-        for (const auto& spec : g.nodes[baked].params) plan.baked_weights.push_back(param_key(g.nodes[baked], spec));
-      }
-      for (const auto& spec : node.params) plan.baked_weights.push_back(param_key(node, spec));
-      if (releasable) {
-        for (const auto& key : plan.baked_weights) releasable->erase(key);
-      }
+      if (releasable) release_step_weights(g, s, *releasable);
     } else {
       s.node = n;
       s.inputs = node.inputs;
@@ -181,10 +184,6 @@ Tensor BufferPool::take(const Shape& shape) {
   buffers_.push_back(std::shared_ptr<float>(fresh.storage(), fresh.data()));
   sizes_.push_back(n);
   return fresh;
-}
-
-void release_baked_weights(const ExecutionPlan& plan, WeightStore& weights) {
-  for (const auto& key : plan.baked_weights) weights.erase(key);
 }
 
 Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,

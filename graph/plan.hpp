@@ -58,16 +58,11 @@ struct ExecutionPlan {
   const Graph* graph = nullptr;
   std::vector<PlanStep> steps;
   std::shared_ptr<BufferPool> buffers = std::make_shared<BufferPool>();
-  // Weights the plan copied into its prepared convolutions (conv weights and biases, folded
-  // BatchNorm parameters): run_plan no longer reads them, so a caller may drop them.
-  std::vector<std::string> baked_weights;
 };
 
-// Frees the weights a plan has baked in, keeping what its remaining steps read.
-void release_baked_weights(const ExecutionPlan& plan, WeightStore& weights);
-
-// make_plan that frees each baked weight as soon as it is prepared, so the originals and their
-// prepared copies never all exist at once (the peak memory of loading).
+// make_plan that frees the weights a prepared convolution has copied (its weight and bias, folded
+// BatchNorm parameters) as soon as it is prepared, so the originals and their prepared copies
+// never all exist at once (the peak memory of loading). run_plan never reads them.
 ExecutionPlan make_plan_releasing(const Graph& graph, WeightStore& weights, const PlanOptions& options = {});
 
 // Throws WeightError if the weights do not fit the graph.
