@@ -115,3 +115,31 @@ TEST_CASE("gemm: A packed ahead gives the same product, for every ISA variant") 
   float b[6] = {}, c[4] = {};
   CHECK_THROWS_AS(sgemm_packed(packed, {2, 2, 4, nullptr, 0, b, 2, c, 2}), std::invalid_argument);
 }
+
+TEST_CASE("gemm: the panel product of every ISA variant equals the reference") {
+  // K beyond one packed depth block (256) and M not a multiple of any MR.
+  const Problem problems[] = {{1, 1, 1}, {13, 2, 300}, {64, 3, 147}, {145, 1, 600}, {7, 4, 5}};
+  uint64_t seed = 1300;
+  for (const auto& kernel : available_gemm_kernels()) {
+    for (const auto& p : problems) {
+      CAPTURE(kernel.name);
+      CAPTURE(p.m);
+      const int64_t n = p.n * kernel.nr, ldc = n + 3;  // p.n counts panels here
+      Tensor a = test::random_tensor(Shape{p.m * p.k}, seed++), b = test::random_tensor(Shape{p.k * n}, seed++);
+      // The same B in panel layout: the nr columns from j on at j * K, K rows of nr floats.
+      Tensor panels(Shape{p.k * n});
+      for (int64_t k = 0; k < p.k; ++k)
+        for (int64_t j = 0; j < n; ++j) panels.data()[j / kernel.nr * p.k * kernel.nr + k * kernel.nr + j % kernel.nr] = b.data()[k * n + j];
+      std::vector<float> c(static_cast<std::size_t>(p.m * ldc), 7.0f), ref(static_cast<std::size_t>(p.m * n));
+      const PackedMatrix packed = kernel.pack(a.data(), p.m, p.k, p.k);
+      kernel.run_panels(packed, panels.data(), n, c.data(), ldc);
+      reference::sgemm({p.m, n, p.k, a.data(), p.k, b.data(), n, ref.data(), n}, {});
+      std::vector<float> used;
+      for (int64_t m = 0; m < p.m; ++m) {
+        used.insert(used.end(), c.begin() + m * ldc, c.begin() + m * ldc + n);
+        CHECK(c[static_cast<std::size_t>(m * ldc + n)] == 7.0f);  // nothing written past n
+      }
+      CHECK(relative_error(used, ref) < 1e-5f);
+    }
+  }
+}

@@ -8,30 +8,21 @@
 
 namespace ecocpu {
 
-void sgemm_12x32_avx512f(const GemmShape&, const GemmEpilogue&);
-void sgemm_6x16_avx2_fma(const GemmShape&, const GemmEpilogue&);
-void sgemm_6x8_sse2(const GemmShape&, const GemmEpilogue&);
-float sgemm_12x32_avx512f_fma_chains(int64_t);
-PackedMatrix sgemm_12x32_avx512f_pack(const float*, int64_t, int64_t, int64_t);
-void sgemm_12x32_avx512f_packed(const PackedMatrix&, const GemmShape&, const GemmEpilogue&);
-float sgemm_6x16_avx2_fma_fma_chains(int64_t);
-PackedMatrix sgemm_6x16_avx2_fma_pack(const float*, int64_t, int64_t, int64_t);
-void sgemm_6x16_avx2_fma_packed(const PackedMatrix&, const GemmShape&, const GemmEpilogue&);
-float sgemm_6x8_sse2_fma_chains(int64_t);
-PackedMatrix sgemm_6x8_sse2_pack(const float*, int64_t, int64_t, int64_t);
-void sgemm_6x8_sse2_packed(const PackedMatrix&, const GemmShape&, const GemmEpilogue&);
+GemmKernel sgemm_12x32_avx512f_kernel();
+GemmKernel sgemm_6x16_avx2_fma_kernel();
+GemmKernel sgemm_6x8_sse2_kernel();
 
 const std::vector<GemmKernel>& available_gemm_kernels() {
   static const std::vector<GemmKernel> kernels = [] {
     const auto cpu = xsimd::available_architectures();
     std::vector<GemmKernel> k;
     if (cpu.avx512f) {
-      k.push_back({"sgemm_12x32_avx512f", 12, 32, sgemm_12x32_avx512f, sgemm_12x32_avx512f_pack, sgemm_12x32_avx512f_packed, sgemm_12x32_avx512f_fma_chains});
+      k.push_back(sgemm_12x32_avx512f_kernel());
     }
     if (cpu.fma3_avx2) {
-      k.push_back({"sgemm_6x16_avx2_fma", 6, 16, sgemm_6x16_avx2_fma, sgemm_6x16_avx2_fma_pack, sgemm_6x16_avx2_fma_packed, sgemm_6x16_avx2_fma_fma_chains});
+      k.push_back(sgemm_6x16_avx2_fma_kernel());
     }
-    k.push_back({"sgemm_6x8_sse2", 6, 8, sgemm_6x8_sse2, sgemm_6x8_sse2_pack, sgemm_6x8_sse2_packed, sgemm_6x8_sse2_fma_chains});
+    k.push_back(sgemm_6x8_sse2_kernel());
     return k;
   }();
   return kernels;
@@ -80,6 +71,14 @@ void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilo
     throw std::invalid_argument("matrix packed for " + a.kernel + " used with " + kernel.name);
   }
   kernel.run_packed(a, shape, epilogue);
+}
+
+void sgemm_packed_panels(const PackedMatrix& a, const float* b, int64_t n, float* c, int64_t ldc) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  if (a.kernel != kernel.name || n % kernel.nr != 0) {
+    throw std::invalid_argument("panel product: matrix packed for " + a.kernel + " used with " + kernel.name);
+  }
+  kernel.run_panels(a, b, n, c, ldc);
 }
 
 }  // namespace ecocpu

@@ -50,6 +50,10 @@ struct GemmKernel {
   // Packing A ahead, and the product with such an A (shape.a and shape.lda are ignored).
   PackedMatrix (*pack)(const float* a, int64_t m, int64_t k, int64_t lda) = nullptr;
   void (*run_packed)(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue) = nullptr;
+  // C (M x n) = packed A x B with B already in panel layout: the NR columns from j on at
+  // b + j * K, K rows of NR floats, 64-byte aligned; n a multiple of NR. One thread, no epilogue:
+  // for callers that split the work and produce B themselves (Winograd tile blocks).
+  void (*run_panels)(const PackedMatrix& a, const float* b, int64_t n, float* c, int64_t ldc) = nullptr;
   // Peak probe for benchmarks: runs 2 * 10 * (nr / 2) flops per iteration on one thread.
   float (*fma_chains)(int64_t iterations) = nullptr;
   int64_t flops_per_chain_iteration() const { return 2 * 10 * (nr / 2); }
@@ -70,6 +74,8 @@ double measure_fma_peak(const GemmKernel& kernel, int threads);
 // another kernel.
 PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda);
 void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue = {});
+// The selected kernel's run_panels; throws if `a` was packed for another kernel.
+void sgemm_packed_panels(const PackedMatrix& a, const float* b, int64_t n, float* c, int64_t ldc);
 
 // The epilogue on one element, shared by every kernel and the reference.
 inline float apply_epilogue(const GemmEpilogue& e, int64_t m, int64_t n, float c) {

@@ -193,6 +193,23 @@ struct BlockedSgemm {
     }
   }
 
+  // C (m x n) = packed A x B, B already in panel layout (column block j at b + j * k * NR, k rows
+  // of NR floats), n a multiple of NR. Single-threaded: the caller splits the work.
+  static void run_panels(const PackedMatrix& a, const float* b, int64_t n, float* c, int64_t ldc) {
+    const int64_t m = a.m, k = a.k;
+    for (int64_t k0 = 0; k0 < k; k0 += kKC) {
+      const int64_t kc = std::min(kKC, k - k0);
+      const float* a_block = a.data.get() + k0 * padded_rows(m);
+      for (int64_t j = 0; j < n; j += NR) {
+        const float* b_panel = b + j * k + k0 * NR;
+        for (int64_t i = 0; i < m; i += MR) {
+          micro_kernel(kc, a_block + i * kc, b_panel, c + i * ldc + j, ldc, std::min<int64_t>(MR, m - i), NR,
+                       k0 > 0, nullptr, 0, 0);
+        }
+      }
+    }
+  }
+
   // The peak probe for benchmarks: 10 independent FMA chains per iteration (enough to cover the
   // FMA latency on current cores), 2 * 10 * W flops per iteration. Returns a value to keep.
   static float fma_chains(int64_t iterations) {
@@ -240,3 +257,24 @@ struct BlockedSgemm {
 };
 
 }  // namespace ecocpu::gemm_detail
+
+// Defines `GemmKernel NAME##_kernel()`, the table entry of one instantiation, in the file compiled
+// for that instruction set.
+#define ECOCPU_DEFINE_SGEMM_KERNEL(NAME, ARCH, MR)                                                         \
+  namespace ecocpu {                                                                                     \
+  GemmKernel NAME##_kernel() {                                                                           \
+    using K = gemm_detail::BlockedSgemm<ARCH, MR>;                                                       \
+    GemmKernel k;                                                                                        \
+    k.name = #NAME;                                                                                      \
+    k.mr = MR;                                                                                           \
+    k.nr = K::NR;                                                                                        \
+    k.run = [](const GemmShape& s, const GemmEpilogue& e) { K::run(s, e); };                            \
+    k.pack = [](const float* a, int64_t m, int64_t kk, int64_t lda) { return K::pack_all(#NAME, a, m, kk, lda); }; \
+    k.run_packed = [](const PackedMatrix& a, const GemmShape& s, const GemmEpilogue& e) {              \
+      K::run(s, e, a.data.get());                                                                        \
+    };                                                                                                   \
+    k.run_panels = K::run_panels;                                                                        \
+    k.fma_chains = K::fma_chains;                                                                        \
+    return k;                                                                                            \
+  }                                                                                                      \
+  }

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace ecocpu::fast {
@@ -170,95 +171,155 @@ WinogradWeights winograd_transform_weights(const reference::ConvProblem& p, cons
   return w;
 }
 
+namespace {
+
+// Per-thread 64-byte aligned scratch that only grows, so repeated layers allocate nothing.
+float* thread_scratch(int slot, int64_t floats) {
+  struct Buffer {
+    float* data = nullptr;
+    int64_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffers[3];
+  Buffer& b = buffers[slot];
+  if (b.size < floats) {
+    std::free(b.data);
+    b.data = static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>((floats * 4 + 63) / 64 * 64)));
+    if (!b.data) throw std::bad_alloc();
+    b.size = floats;
+  }
+  return b.data;
+}
+
+// Where the tiles of one block start: image and output coordinates; n < 0 marks padding tiles.
+struct TileBlock {
+  std::vector<int64_t> n, d, h, w;
+};
+
+TileBlock tile_block(const Geometry& g, int64_t batch, int64_t first, int64_t count) {
+  TileBlock b;
+  b.n.assign(static_cast<std::size_t>(count), -1);
+  b.d.assign(b.n.size(), 0);
+  b.h.assign(b.n.size(), 0);
+  b.w.assign(b.n.size(), 0);
+  for (int64_t t = 0; t < count; ++t) {
+    const int64_t global = first + t;
+    if (global >= batch * g.tile_count) break;
+    const int64_t l = global % g.tile_count;
+    b.n[t] = global / g.tile_count;
+    b.d[t] = l / (g.tiles[1] * g.tiles[2]) * g.m[0];
+    b.h[t] = (l / g.tiles[2]) % g.tiles[1] * g.m[1];
+    b.w[t] = l % g.tiles[2] * g.m[2];
+  }
+  return b;
+}
+
+// Tiles per block: whole GEMM panels (nr columns), enough blocks to keep every thread busy.
+int64_t tiles_per_block(int64_t total_tiles, int64_t nr, int threads) {
+  int64_t panels = 2;
+  while (panels > 1 && (total_tiles + panels * nr - 1) / (panels * nr) < 2 * threads) --panels;
+  return panels * nr;
+}
+
+
+// The input patches (alpha per axis) of a block's tiles, row x of `block` holding patch element
+// x of every tile. `channel` is channel c of image 0; images are `image_stride` apart. Tiles whose
+// patch lies inside the input are copied row by row; the others check every element.
+void gather_input_tiles(const reference::ConvProblem& p, const Geometry& g, const TileBlock& tb,
+                        const float* channel, int64_t image_stride, int64_t T, float* block) {
+  const auto [id_n, ih_n, iw_n] = p.in_extent;
+  const auto& pad = p.window.pad;
+  const int64_t a0 = g.alpha[0], a1 = g.alpha[1], a2 = g.alpha[2];
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t d0 = tb.d[t] - pad[0], h0 = tb.h[t] - pad[1], w0 = tb.w[t] - pad[2];
+    const bool inside = tb.n[t] >= 0 && d0 >= 0 && h0 >= 0 && w0 >= 0 && d0 + a0 <= id_n && h0 + a1 <= ih_n &&
+                        w0 + a2 <= iw_n;
+    const float* image = channel + std::max<int64_t>(tb.n[t], 0) * image_stride;
+    float* dst = block + t;
+    for (int64_t a = 0; a < a0; ++a)
+      for (int64_t b = 0; b < a1; ++b) {
+        const int64_t d = d0 + a, h = h0 + b;
+        const bool row_inside = tb.n[t] >= 0 && d >= 0 && d < id_n && h >= 0 && h < ih_n;
+        const float* src = image + (d * ih_n + h) * iw_n + w0;
+        if (inside) {
+          for (int64_t q = 0; q < a2; ++q) dst[q * T] = src[q];
+        } else {
+          for (int64_t q = 0; q < a2; ++q) {
+            dst[q * T] = row_inside && w0 + q >= 0 && w0 + q < iw_n ? src[q] : 0.0f;
+          }
+        }
+        dst += a2 * T;
+      }
+  }
+}
+
+// Writes output channel k of a block's tiles from `result` (row x = output tile element x of
+// every tile): residual, then the affine epilogue, clipped to the output's extent.
+void scatter_output_tiles(const reference::ConvProblem& p, const Geometry& g, const TileBlock& tb,
+                          const float* result, int64_t T, int64_t k, const float* residual,
+                          const GemmEpilogue& affine, float* out) {
+  const auto [od_n, oh_n, ow_n] = p.out_extent;
+  const int64_t out_volume = od_n * oh_n * ow_n, k_n = p.out_channels;
+  const int64_t m0 = g.m[0], m1 = g.m[1], m2 = g.m[2];
+  for (int64_t t = 0; t < T; ++t) {
+    if (tb.n[t] < 0) continue;
+    const int64_t plane = (tb.n[t] * k_n + k) * out_volume;  // the residual has the output's layout
+    const int64_t rows_d = std::min(m0, od_n - tb.d[t]), rows_h = std::min(m1, oh_n - tb.h[t]);
+    const int64_t cols = std::min(m2, ow_n - tb.w[t]);
+    for (int64_t a = 0; a < rows_d; ++a)
+      for (int64_t b = 0; b < rows_h; ++b) {
+        const int64_t at_out = plane + ((tb.d[t] + a) * oh_n + tb.h[t] + b) * ow_n + tb.w[t];
+        const float* src = result + ((a * m1 + b) * m2) * T + t;
+        for (int64_t q = 0; q < cols; ++q) {
+          const float value = src[q * T] + (residual ? residual[at_out + q] : 0.0f);
+          out[at_out + q] = apply_epilogue(affine, k, 0, value);
+        }
+      }
+  }
+}
+}  // namespace
+
+// Tile blocks are independent: each thread gathers and transforms a block's input into GEMM
+// panels, multiplies every tile position's weights by them, and transforms the products back
+// into the output, all within its own cache-sized buffers.
 void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, const float* in,
                    const ConvEpilogue& e, float* out) {
   const Geometry g = geometry(p);
-  const int64_t c_n = p.in_channels, k_n = p.out_channels, per_image = g.tile_count, pos = g.positions;
-  const auto [id_n, ih_n, iw_n] = p.in_extent;
-  const auto [od_n, oh_n, ow_n] = p.out_extent;
-  const int64_t in_volume = id_n * ih_n * iw_n, out_volume = od_n * oh_n * ow_n;
-  // Images are taken in groups of about 1024 tiles, so small 2D frames still make wide GEMMs.
-  const int64_t group = std::clamp<int64_t>(1024 / per_image, 1, p.batch);
-  thread_local std::vector<float> v_buf, m_buf;
-  v_buf.resize(static_cast<std::size_t>(pos * c_n * per_image * group));
-  m_buf.resize(static_cast<std::size_t>(pos * k_n * per_image * group));
-  float* v = v_buf.data();
-  float* m = m_buf.data();
+  const int64_t c_n = p.in_channels, k_n = p.out_channels, pos = g.positions;
+  const int64_t in_volume = p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
+  const int64_t nr = selected_gemm_kernel().nr, total = p.batch * g.tile_count;
+  const int64_t block_tiles = tiles_per_block(total, nr, omp_get_max_threads());
+  const int64_t blocks = (total + block_tiles - 1) / block_tiles;
   const std::array<const Mat*, 3> bt{&g.t[0].bt, &g.t[1].bt, &g.t[2].bt};
   const std::array<const Mat*, 3> at{&g.t[0].at, &g.t[1].at, &g.t[2].at};
-  const auto& pad = p.window.pad;
+  const GemmEpilogue affine{e.bias, nullptr, 0, e.scale, e.shift, e.relu};  // residual added first
 
-  for (int64_t n0 = 0; n0 < p.batch; n0 += group) {
-    const int64_t images = std::min(group, p.batch - n0), tiles = images * per_image;
-    // Where each tile starts (output coordinates), so the gathers below need no divisions.
-    std::vector<int64_t> tile_n(static_cast<std::size_t>(tiles)), tile_d(tile_n.size()), tile_h(tile_n.size()),
-        tile_w(tile_n.size());
-    for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t l = t % per_image;
-      tile_n[t] = n0 + t / per_image;
-      tile_d[t] = l / (g.tiles[1] * g.tiles[2]) * g.m[0];
-      tile_h[t] = (l / g.tiles[2]) % g.tiles[1] * g.m[1];
-      tile_w[t] = l % g.tiles[2] * g.m[2];
-    }
-
-    // Input transform, a channel at a time over all tiles: V[position][channel][tile].
 #pragma omp parallel
-    {
-      std::vector<float> block(static_cast<std::size_t>(pos * tiles)), sa(block.size()), sb(block.size()),
-          result(block.size());
-#pragma omp for schedule(static)
+  {
+    const int64_t T = block_tiles, panel = c_n * nr;
+    float* v = thread_scratch(0, pos * c_n * T);  // V[position][panel][channel][nr]
+    float* m = thread_scratch(1, pos * k_n * T);  // M[position][out channel][tile]
+    float* work = thread_scratch(2, 4 * pos * T);
+    float *block = work, *result = work + pos * T, *sa = result + pos * T, *sb = sa + pos * T;
+#pragma omp for schedule(dynamic)
+    for (int64_t bi = 0; bi < blocks; ++bi) {
+      const TileBlock tb = tile_block(g, p.batch, bi * T, T);
+
       for (int64_t c = 0; c < c_n; ++c) {
-        int64_t x = 0;
-        for (int64_t a = 0; a < g.alpha[0]; ++a)
-          for (int64_t b = 0; b < g.alpha[1]; ++b)
-            for (int64_t q = 0; q < g.alpha[2]; ++q, ++x) {
-              float* row = block.data() + x * tiles;
-              for (int64_t t = 0; t < tiles; ++t) {
-                const int64_t d = tile_d[t] - pad[0] + a, h = tile_h[t] - pad[1] + b, wi = tile_w[t] - pad[2] + q;
-                const bool inside = d >= 0 && d < id_n && h >= 0 && h < ih_n && wi >= 0 && wi < iw_n;
-                row[t] = inside ? in[(tile_n[t] * c_n + c) * in_volume + (d * ih_n + h) * iw_n + wi] : 0.0f;
-              }
-            }
-        transform_block(bt, g.alpha, tiles, block.data(), result.data(), sa.data(), sb.data());
-        for (int64_t y = 0; y < pos; ++y) {
-          std::copy(result.data() + y * tiles, result.data() + (y + 1) * tiles, v + (y * c_n + c) * tiles);
-        }
+        gather_input_tiles(p, g, tb, in + c * in_volume, c_n * in_volume, T, block);
+        transform_block(bt, g.alpha, T, block, result, sa, sb);
+        for (int64_t y = 0; y < pos; ++y)
+          for (int64_t j = 0; j < T; j += nr) {
+            std::copy(result + y * T + j, result + y * T + j + nr, v + y * c_n * T + j / nr * panel + c * nr);
+          }
       }
-    }
 
-    // One GEMM per tile position, spread over the threads (each GEMM single-threaded inside).
-#pragma omp parallel for schedule(dynamic)
-    for (int64_t y = 0; y < pos; ++y) {
-      sgemm_packed(w.u[y], {k_n, tiles, c_n, nullptr, 0, v + y * c_n * tiles, tiles, m + y * k_n * tiles, tiles});
-    }
+      for (int64_t y = 0; y < pos; ++y) sgemm_packed_panels(w.u[y], v + y * c_n * T, T, m + y * k_n * T, T);
 
-    // Output transform, an output channel at a time over all tiles, then the epilogue.
-#pragma omp parallel
-    {
-      const int64_t out_pos = g.m[0] * g.m[1] * g.m[2];
-      std::vector<float> block(static_cast<std::size_t>(pos * tiles)), sa(block.size()), sb(block.size()),
-          result(static_cast<std::size_t>(out_pos * tiles));
-      const GemmEpilogue affine{e.bias, nullptr, 0, e.scale, e.shift, e.relu};  // residual added above
-#pragma omp for schedule(static)
       for (int64_t k = 0; k < k_n; ++k) {
-        for (int64_t y = 0; y < pos; ++y) {
-          std::copy(m + (y * k_n + k) * tiles, m + (y * k_n + k + 1) * tiles, block.data() + y * tiles);
-        }
-        transform_block(at, g.alpha, tiles, block.data(), result.data(), sa.data(), sb.data());
-        int64_t x = 0;
-        for (int64_t a = 0; a < g.m[0]; ++a)
-          for (int64_t b = 0; b < g.m[1]; ++b)
-            for (int64_t q = 0; q < g.m[2]; ++q, ++x) {
-              const float* row = result.data() + x * tiles;
-              for (int64_t t = 0; t < tiles; ++t) {
-                const int64_t d = tile_d[t] + a, h = tile_h[t] + b, wo = tile_w[t] + q;
-                if (d >= od_n || h >= oh_n || wo >= ow_n) continue;
-                // Plane (n, k) of the output; the residual has the output's layout.
-                const int64_t at_out = (tile_n[t] * k_n + k) * out_volume + (d * oh_n + h) * ow_n + wo;
-                const float value = row[t] + (e.residual ? e.residual[at_out] : 0.0f);
-                out[at_out] = apply_epilogue(affine, k, 0, value);
-              }
-            }
+        for (int64_t y = 0; y < pos; ++y) std::copy(m + (y * k_n + k) * T, m + (y * k_n + k + 1) * T, block + y * T);
+        transform_block(at, g.alpha, T, block, result, sa, sb);
+        scatter_output_tiles(p, g, tb, result, T, k, e.residual, affine, out);
       }
     }
   }
