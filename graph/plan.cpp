@@ -1,5 +1,6 @@
 #include "graph/plan.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops/batchnorm/reference/batchnorm_reference.hpp"
@@ -98,6 +99,12 @@ void absorb_followers(const Graph& g, const WeightStore& w, const Uses& uses,
     s.absorbed.push_back(relu);
     s.output = g.nodes[relu].output;
   }
+  s.conv_shape = g.values[s.output].shape;
+  if (int pool = uses.sole_reader(g, s.output, OpKind::Pool); pool >= 0) {
+    s.pool = pool;
+    s.absorbed.push_back(pool);
+    s.output = g.nodes[pool].output;
+  }
 }
 
 }  // namespace
@@ -186,6 +193,36 @@ Tensor BufferPool::take(const Shape& shape) {
   return fresh;
 }
 
+namespace {
+
+// Images per chunk of a convolution followed by pooling: about 12 MB of convolution output, enough
+// tiles or columns per chunk to keep every thread busy.
+int64_t pooled_chunk(const Shape& conv_shape) {
+  const int64_t image_bytes = conv_shape.numel_from(1) * static_cast<int64_t>(sizeof(float));
+  return std::clamp<int64_t>((int64_t{12} << 20) / std::max<int64_t>(image_bytes, 1), 1, conv_shape[0]);
+}
+
+void run_conv_pooled(const PlanStep& s, const Node& pool, BufferPool& buffers, const float* in,
+                     const fast::ConvEpilogue& e, Tensor& out) {
+  const int64_t batch = s.conv_shape[0], chunk = pooled_chunk(s.conv_shape);
+  const int64_t out_image = out.shape().numel_from(1);
+  Shape chunk_shape = s.conv_shape;
+  chunk_shape[0] = chunk;
+  Tensor scratch = buffers.take(chunk_shape);
+  for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
+    const int64_t count = std::min(chunk, batch - n0);
+    Shape conv_part = s.conv_shape, pooled_part = out.shape();
+    conv_part[0] = pooled_part[0] = count;
+    Tensor part = Tensor::view(scratch.data(), conv_part);
+    fast::run_conv_images(s.conv, n0, count, in, e, part.data());
+    Tensor pooled = Tensor::view(out.data() + n0 * out_image, pooled_part);
+    const Tensor* inputs[] = {&part};
+    pool.op->run_fast(inputs, {}, pooled);
+  }
+}
+
+}  // namespace
+
 Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
                 const StepObserver& observer) {
   const Graph& g = *plan.graph;
@@ -208,7 +245,11 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
       e.scale = s.scale.empty() ? nullptr : s.scale.data();
       e.shift = s.shift.empty() ? nullptr : s.shift.data();
       e.relu = s.relu;
-      fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data());
+      if (s.pool >= 0) {
+        run_conv_pooled(s, g.nodes[s.pool], *plan.buffers, values[s.inputs[0]].data(), e, out);
+      } else {
+        fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data());
+      }
     } else {
       const Node& node = g.nodes[s.node];
       std::vector<const Tensor*> inputs, params;

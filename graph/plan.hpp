@@ -5,7 +5,10 @@
 //  - an Eltwise sum reading only the convolution, whose other operand is already computed, is
 //    added in the GEMM epilogue (a residual); a BatchNorm reading only that sum becomes the
 //    epilogue's per-channel scale and shift;
-//  - a ReLU reading only the result is applied in the epilogue.
+//  - a ReLU reading only the result is applied in the epilogue;
+//  - a pooling reading only the result runs a few images at a time right after the convolution,
+//    so the full-size convolution output never exists (ECO's conv1 and conv2 outputs are 4x their
+//    pooled size) and the pooling reads cache-warm data.
 // Other ops run their reference kernels. Buffers are freed after their last reader.
 #include <string>
 #include <vector>
@@ -35,6 +38,8 @@ struct PlanStep {
   Tensor bias, scale, shift;
   int residual = -1;
   bool relu = false;
+  int pool = -1;        // the absorbed pooling node, if any
+  Shape conv_shape;     // the convolution's own output (before any pooling)
 
   std::string label(const Graph& graph) const;  // "res3b_2+res3b+res3b_bn+res3b_relu"
   std::string algo_name(const Graph& graph) const;  // "im2col_gemm", "separable", "reference"

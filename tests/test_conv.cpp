@@ -2,6 +2,7 @@
 
 #include "oracles.hpp"
 #include "ops/conv/conv.hpp"
+#include "ops/conv/conv_fast.hpp"
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/winograd/winograd.hpp"
 
@@ -256,4 +257,28 @@ TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference")
   CHECK_FALSE(fast::winograd_applies(strided));
   strided.window = make_window(2, {1, 7, 7}, {1, 1, 1}, {0, 3, 3});
   CHECK_FALSE(fast::winograd_applies(strided));
+}
+
+TEST_CASE("conv: a range of images, residual included, equals that part of the whole batch") {
+  uint64_t seed = 2100;
+  for (const auto algo : {fast::ConvAlgo::Im2colGemm, fast::ConvAlgo::Winograd}) {
+    CAPTURE(fast::conv_algo_name(algo));
+    Conv conv(6, make_window(3, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}));
+    const Shape in_shape{5, 4, 3, 9, 7};
+    Tensor in = random_tensor(in_shape, seed++), w = random_tensor(Shape{6, 4, 3, 3, 3}, seed++);
+    Tensor b = random_tensor(Shape{6}, seed++);
+    const Shape out_shape = conv.output_shape(std::span(&in_shape, 1));
+    Tensor residual = random_tensor(out_shape, seed++), whole(out_shape), parts(out_shape);
+    const auto prepared = fast::prepare_conv(conv.problem(in_shape, out_shape), algo, w.data());
+    fast::ConvEpilogue e;
+    e.bias = b.data();
+    e.residual = residual.data();
+    e.relu = true;
+    fast::run_conv(prepared, in.data(), e, whole.data());
+    const int64_t image = out_shape.numel_from(1);
+    for (const auto [first, count] : {std::pair<int64_t, int64_t>{0, 2}, {2, 1}, {3, 2}}) {
+      fast::run_conv_images(prepared, first, count, in.data(), e, parts.data() + first * image);
+    }
+    for (int64_t i = 0; i < whole.numel(); ++i) CHECK(parts.data()[i] == whole.data()[i]);
+  }
 }

@@ -27,8 +27,12 @@ TEST_CASE("plan: convolutions absorb BatchNorm, residual sums and ReLU where not
   ExecutionPlan plan = make_plan(g, w);
   const PlanStep* conv1 = step_for(plan, "conv1_7x7_s2");
   REQUIRE(conv1 != nullptr);
-  CHECK(conv1->label(g) == "conv1_7x7_s2+conv1_7x7_s2_bn+conv1_relu_7x7");
+  // pool1 reads only conv1's ReLU: it runs inside the step, so conv1's output never materialises.
+  CHECK(conv1->label(g) == "conv1_7x7_s2+conv1_7x7_s2_bn+conv1_relu_7x7+pool1_3x3_s2");
   CHECK(conv1->relu);
+  CHECK(g.nodes[conv1->pool].id == "pool1_3x3_s2");
+  CHECK(conv1->conv_shape == Shape{4, 64, 112, 112});
+  CHECK(g.values[conv1->output].shape == Shape{4, 64, 56, 56});
   CHECK(step_for(plan, "inception_3a_1x1")->conv.algo == fast::ConvAlgo::Direct1x1Gemm);
   CHECK(step_for(plan, "conv1_7x7_s2")->conv.algo == fast::ConvAlgo::Im2colGemm);
   CHECK(step_for(plan, "res3b_1")->conv.algo == fast::ConvAlgo::Winograd);

@@ -14,12 +14,34 @@ PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const 
   return c;
 }
 
-void run_conv(const PreparedConv& c, const float* in, const ConvEpilogue& epilogue, float* out) {
+namespace {
+
+// `p` is the prepared problem, possibly with another batch size.
+void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const float* in, const ConvEpilogue& e,
+              float* out) {
   if (c.algo == ConvAlgo::Winograd) {
-    conv_winograd(c.problem, c.winograd, in, epilogue, out);
+    conv_winograd(p, c.winograd, in, e, out);
   } else {
-    conv_gemm(c.problem, c.algo, in, c.gemm_weight, epilogue, out);
+    conv_gemm(p, c.algo, in, c.gemm_weight, e, out);
   }
+}
+
+}  // namespace
+
+void run_conv(const PreparedConv& c, const float* in, const ConvEpilogue& epilogue, float* out) {
+  run_algo(c, c.problem, in, epilogue, out);
+}
+
+void run_conv_images(const PreparedConv& c, int64_t first, int64_t count, const float* in,
+                     const ConvEpilogue& epilogue, float* out) {
+  const auto& p = c.problem;
+  const int64_t in_image = p.in_channels * p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
+  const int64_t out_image = p.out_channels * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  reference::ConvProblem part = p;
+  part.batch = count;
+  ConvEpilogue e = epilogue;
+  if (e.residual) e.residual += first * out_image;
+  run_algo(c, part, in + first * in_image, e, out);
 }
 
 }  // namespace ecocpu::fast

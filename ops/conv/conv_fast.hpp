@@ -18,4 +18,9 @@ PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const 
 
 void run_conv(const PreparedConv& conv, const float* in, const ConvEpilogue& epilogue, float* out);
 
+// Images [first, first + count) of the batch: `in` and the epilogue's residual are whole batches,
+// `out` receives only those images.
+void run_conv_images(const PreparedConv& conv, int64_t first, int64_t count, const float* in,
+                     const ConvEpilogue& epilogue, float* out);
+
 }  // namespace ecocpu::fast

@@ -214,13 +214,14 @@ TileBlock tile_block(const Geometry& g, int64_t batch, int64_t first, int64_t co
   return b;
 }
 
-// Tiles per block: whole GEMM panels (nr columns), enough blocks to keep every thread busy.
-int64_t tiles_per_block(int64_t total_tiles, int64_t nr, int threads) {
-  int64_t panels = 2;
-  while (panels > 1 && (total_tiles + panels * nr - 1) / (panels * nr) < 2 * threads) --panels;
-  return panels * nr;
+// Tiles per block: whole GEMM panels (nr columns), one or two; one when two would not leave two
+// blocks per thread, or would make a thread's transformed input and products (positions x
+// channels x tiles, in and out) larger than a few MB.
+int64_t tiles_per_block(int64_t total_tiles, int64_t nr, int threads, int64_t floats_per_tile) {
+  constexpr int64_t kBudgetFloats = 1 << 20;
+  const bool two = (total_tiles + 2 * nr - 1) / (2 * nr) >= 2 * threads && 2 * nr * floats_per_tile <= kBudgetFloats;
+  return (two ? 2 : 1) * nr;
 }
-
 
 // The input patches (alpha per axis) of a block's tiles, row x of `block` holding patch element
 // x of every tile. `channel` is channel c of image 0; images are `image_stride` apart. Tiles whose
@@ -288,7 +289,8 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
   const int64_t c_n = p.in_channels, k_n = p.out_channels, pos = g.positions;
   const int64_t in_volume = p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
   const int64_t nr = selected_gemm_kernel().nr, total = p.batch * g.tile_count;
-  const int64_t block_tiles = tiles_per_block(total, nr, omp_get_max_threads());
+  const int64_t block_tiles =
+      tiles_per_block(total, nr, omp_get_max_threads(), g.positions * (p.in_channels + p.out_channels));
   const int64_t blocks = (total + block_tiles - 1) / block_tiles;
   const std::array<const Mat*, 3> bt{&g.t[0].bt, &g.t[1].bt, &g.t[2].bt};
   const std::array<const Mat*, 3> at{&g.t[0].at, &g.t[1].at, &g.t[2].at};
