@@ -116,7 +116,7 @@ TEST_CASE("gemm: A packed ahead gives the same product, for every ISA variant") 
   CHECK_THROWS_AS(sgemm_packed(packed, {2, 2, 4, nullptr, 0, b, 2, c, 2}), std::invalid_argument);
 }
 
-TEST_CASE("gemm: the panel product of every ISA variant equals the reference") {
+TEST_CASE("gemm: products by depth block on B panels, for every ISA variant, equal the reference") {
   // K beyond one packed depth block (256) and M not a multiple of any MR.
   const Problem problems[] = {{1, 1, 1}, {13, 2, 300}, {64, 3, 147}, {145, 1, 600}, {7, 4, 5}};
   uint64_t seed = 1300;
@@ -132,7 +132,11 @@ TEST_CASE("gemm: the panel product of every ISA variant equals the reference") {
         for (int64_t j = 0; j < n; ++j) panels.data()[j / kernel.nr * p.k * kernel.nr + k * kernel.nr + j % kernel.nr] = b.data()[k * n + j];
       std::vector<float> c(static_cast<std::size_t>(p.m * ldc), 7.0f), ref(static_cast<std::size_t>(p.m * n));
       const PackedMatrix packed = kernel.pack(a.data(), p.m, p.k, p.k);
-      kernel.run_panels(packed, panels.data(), n, c.data(), ldc);
+      for (int64_t k0 = 0; k0 < p.k; k0 += kernel.kc) {
+        const int64_t kc = std::min(kernel.kc, p.k - k0);
+        kernel.run_depth_block(packed, {k0, kc, panels.data() + k0 * kernel.nr, p.k * kernel.nr, 0, p.m, 0, n,
+                                        c.data(), ldc, k0 > 0, nullptr});
+      }
       reference::sgemm({p.m, n, p.k, a.data(), p.k, b.data(), n, ref.data(), n}, {});
       std::vector<float> used;
       for (int64_t m = 0; m < p.m; ++m) {

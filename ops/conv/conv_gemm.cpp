@@ -1,55 +1,128 @@
 #include "ops/conv/conv_gemm.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "ops/conv/winograd/winograd.hpp"
-#include <vector>
+#include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
 
 namespace {
 
-// Columns per im2col block: about 8 MB of buffer, a multiple of 64, at least 64.
-int64_t column_block(int64_t rows, int64_t out_volume) {
-  const int64_t budget = (int64_t{1} << 21) / std::max<int64_t>(rows, 1);
-  return std::min(out_volume, std::max<int64_t>(64, budget / 64 * 64));
+// Columns per im2col block, a multiple of the kernel's panel width: with a depth block of at most
+// kc rows the gathered block stays within a few MB, however large the output.
+int64_t column_block(int64_t out_volume, int64_t nr) {
+  constexpr int64_t kMaxColumns = 4096;
+  return std::min((out_volume + nr - 1) / nr * nr, kMaxColumns / nr * nr);
 }
 
-// Rows (c, kd, kh, kw) x columns [o0, o0 + cols) of the gathered input of one image. Columns are
-// walked an output row (od, oh) at a time: the row's input row is checked once, and its valid
-// ow range is a strided copy with zeros either side.
-void im2col_block(const reference::ConvProblem& p, const float* image, int64_t o0, int64_t cols,
-                  float* out) {
+// Row `row` (c, kd, kh, kw) x columns [o0, o0 + cols) of one image's gathered input, into `dst`.
+// Columns are walked an output row (od, oh) at a time: the input row is checked once, and the
+// valid ow range is a strided copy with zeros either side.
+void im2col_row(const reference::ConvProblem& p, const float* image, int64_t row, int64_t o0, int64_t cols,
+                float* dst) {
   const auto& w = p.window;
   const auto [id_n, ih_n, iw_n] = p.in_extent;
   const int64_t oh_n = p.out_extent[1], ow_n = p.out_extent[2];
-  const int64_t rows = p.in_channels * w.volume();
-#pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < rows; ++row) {
-    const int64_t kw = row % w.kernel[2], kh = (row / w.kernel[2]) % w.kernel[1];
-    const int64_t kd = (row / (w.kernel[2] * w.kernel[1])) % w.kernel[0];
-    const float* channel = image + (row / w.volume()) * id_n * ih_n * iw_n;
-    float* dst = out + row * cols;
-    // Valid ow: 0 <= ow * stride - pad + kw < iw_n.
-    const int64_t sw = w.stride[2], shift = w.pad[2] - kw;
-    const int64_t ow_lo = shift > 0 ? (shift + sw - 1) / sw : 0;
-    const int64_t ow_hi = iw_n - 1 + shift < 0 ? 0 : std::min(ow_n, (iw_n - 1 + shift) / sw + 1);
-    for (int64_t o = o0, j = 0; j < cols;) {
-      const int64_t ow_start = o % ow_n, oh = (o / ow_n) % oh_n, od = o / (ow_n * oh_n);
-      const int64_t count = std::min(ow_n - ow_start, cols - j);  // columns left in this output row
-      const int64_t id = od * w.stride[0] - w.pad[0] + kd, ih = oh * w.stride[1] - w.pad[1] + kh;
-      float* seg = dst + j;
-      if (id < 0 || id >= id_n || ih < 0 || ih >= ih_n) {
-        std::fill(seg, seg + count, 0.0f);
+  const int64_t kw = row % w.kernel[2], kh = (row / w.kernel[2]) % w.kernel[1];
+  const int64_t kd = (row / (w.kernel[2] * w.kernel[1])) % w.kernel[0];
+  const float* channel = image + (row / w.volume()) * id_n * ih_n * iw_n;
+  // Valid ow: 0 <= ow * stride - pad + kw < iw_n.
+  const int64_t sw = w.stride[2], shift = w.pad[2] - kw;
+  const int64_t ow_lo = shift > 0 ? (shift + sw - 1) / sw : 0;
+  const int64_t ow_hi = iw_n - 1 + shift < 0 ? 0 : std::min(ow_n, (iw_n - 1 + shift) / sw + 1);
+  for (int64_t o = o0, j = 0; j < cols;) {
+    const int64_t ow_start = o % ow_n, oh = (o / ow_n) % oh_n, od = o / (ow_n * oh_n);
+    const int64_t count = std::min(ow_n - ow_start, cols - j);  // columns left in this output row
+    const int64_t id = od * w.stride[0] - w.pad[0] + kd, ih = oh * w.stride[1] - w.pad[1] + kh;
+    float* seg = dst + j;
+    if (id < 0 || id >= id_n || ih < 0 || ih >= ih_n) {
+      std::fill(seg, seg + count, 0.0f);
+    } else {
+      // Zeros, the valid run, zeros; the run's stride is a constant for the common strides so
+      // that it vectorises.
+      const float* src = channel + (id * ih_n + ih) * iw_n - shift;
+      const int64_t lo = std::clamp(ow_lo - ow_start, int64_t{0}, count);
+      const int64_t hi = std::clamp(ow_hi - ow_start, lo, count);
+      std::fill(seg, seg + lo, 0.0f);
+      std::fill(seg + hi, seg + count, 0.0f);
+      const float* run = src + ow_start * sw;
+      if (sw == 1) {
+        std::copy(run + lo, run + hi, seg + lo);
+      } else if (sw == 2) {
+        for (int64_t q = lo; q < hi; ++q) seg[q] = run[2 * q];
       } else {
-        const float* src = channel + (id * ih_n + ih) * iw_n;
-        for (int64_t q = 0; q < count; ++q) {
-          const int64_t ow = ow_start + q;
-          seg[q] = ow >= ow_lo && ow < ow_hi ? src[ow * sw - shift] : 0.0f;
-        }
+        for (int64_t q = lo; q < hi; ++q) seg[q] = run[q * sw];
       }
-      o += count;
-      j += count;
+    }
+    o += count;
+    j += count;
+  }
+}
+
+// A contiguous row of `cols` values into row r of kc-deep panels of nr columns, zero-padded.
+void row_to_panels(const float* row, int64_t cols, int64_t r, int64_t kc, int64_t nr, float* panels) {
+  for (int64_t j = 0; j < cols; j += nr) {
+    float* dst = panels + j / nr * kc * nr + r * nr;
+    const int64_t n = std::min(nr, cols - j);
+    std::copy(row + j, row + j + n, dst);
+    std::fill(dst + n, dst + nr, 0.0f);
+  }
+}
+
+// This thread's share of a block's product: whole panels when splitting columns, whole register
+// rows when splitting rows (the smaller dimension is shared).
+PanelBlock thread_share(int64_t m, int64_t cols, int64_t mr, int64_t nr, PanelBlock blk) {
+  const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+  const int64_t col_tiles = (cols + nr - 1) / nr, row_tiles = (m + mr - 1) / mr;
+  if (col_tiles >= row_tiles || col_tiles >= 4 * nt) {
+    blk.n_begin = std::min(cols, col_tiles * t / nt * nr);
+    blk.n_end = std::min(cols, col_tiles * (t + 1) / nt * nr);
+    blk.m_begin = 0;
+    blk.m_end = m;
+  } else {
+    blk.m_begin = std::min(m, row_tiles * t / nt * mr);
+    blk.m_end = std::min(m, row_tiles * (t + 1) / nt * mr);
+    blk.n_begin = 0;
+    blk.n_end = cols;
+  }
+  return blk;
+}
+
+// im2col / vol2col + GEMM for one image: per block of columns and depth block of rows, the
+// threads gather the rows straight into GEMM panels, then each multiplies its share.
+void conv_im2col_image(const reference::ConvProblem& p, const float* image, const PackedMatrix& weight,
+                       const GemmEpilogue& epilogue, float* out_image) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  const int64_t nr = kernel.nr, k = p.in_channels * p.window.volume(), m = p.out_channels;
+  const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  const int64_t block = column_block(out_volume, nr);
+  thread_local ScratchBuffer panel_buffer;
+  float* panels = panel_buffer.reserve(std::min(k, kernel.kc) * block);
+#pragma omp parallel
+  {
+    thread_local ScratchBuffer row_buffer;
+    float* row = row_buffer.reserve(block);
+    for (int64_t o0 = 0; o0 < out_volume; o0 += block) {
+      const int64_t cols = std::min(block, out_volume - o0);
+      GemmEpilogue e = epilogue;
+      if (e.residual) e.residual += o0;
+      for (int64_t k0 = 0; k0 < k; k0 += kernel.kc) {
+        const int64_t kc = std::min(kernel.kc, k - k0);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < kc; ++r) {
+          im2col_row(p, image, k0 + r, o0, cols, row);
+          row_to_panels(row, cols, r, kc, nr, panels);
+        }
+        const bool last = k0 + kc == k;
+        const PanelBlock share = thread_share(m, cols, kernel.mr, nr,
+                                              {k0, kc, panels, kc * nr, 0, 0, 0, 0, out_image + o0, out_volume,
+                                               k0 > 0, last && !e.empty() ? &e : nullptr});
+        if (share.m_begin < share.m_end && share.n_begin < share.n_end) kernel.run_depth_block(weight, share);
+#pragma omp barrier
+      }
     }
   }
 }
@@ -97,7 +170,6 @@ void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
   const int64_t in_volume = p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
   const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   const int64_t k = p.in_channels * p.window.volume();
-  thread_local std::vector<float> columns;
   for (int64_t n = 0; n < p.batch; ++n) {
     const float* image = in + n * p.in_channels * in_volume;
     float* out_image = out + n * p.out_channels * out_volume;
@@ -107,14 +179,7 @@ void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
                    gemm_epilogue(epilogue, residual, out_volume));
       continue;
     }
-    const int64_t block = column_block(k, out_volume);
-    columns.resize(static_cast<std::size_t>(k * block));
-    for (int64_t o0 = 0; o0 < out_volume; o0 += block) {
-      const int64_t cols = std::min(block, out_volume - o0);
-      im2col_block(p, image, o0, cols, columns.data());
-      sgemm_packed(weight, {p.out_channels, cols, k, nullptr, 0, columns.data(), cols, out_image + o0, out_volume},
-                   gemm_epilogue(epilogue, residual ? residual + o0 : nullptr, out_volume));
-    }
+    conv_im2col_image(p, image, weight, gemm_epilogue(epilogue, residual, out_volume), out_image);
   }
 }
 

@@ -42,6 +42,22 @@ struct PackedMatrix {
   std::shared_ptr<float> data;
 };
 
+// One depth block [k0, k0 + kc) of a product with a packed A, on C's rows [m_begin, m_end) and
+// columns [n_begin, n_end): the caller has put B's rows k0.. in the kernel's panel layout, the NR
+// columns from j on at b + j / NR * panel_stride, kc rows of NR floats (64-byte aligned, zeros
+// right of the last column). The first block overwrites C, later ones add; the epilogue, if
+// given, is applied by the last.
+struct PanelBlock {
+  int64_t k0, kc;
+  const float* b;
+  int64_t panel_stride;
+  int64_t m_begin, m_end, n_begin, n_end;
+  float* c;
+  int64_t ldc;
+  bool accumulate;
+  const GemmEpilogue* epilogue;
+};
+
 // One instruction-set variant of the blocked SGEMM, e.g. "sgemm_12x32_avx512f".
 struct GemmKernel {
   std::string name;
@@ -50,10 +66,10 @@ struct GemmKernel {
   // Packing A ahead, and the product with such an A (shape.a and shape.lda are ignored).
   PackedMatrix (*pack)(const float* a, int64_t m, int64_t k, int64_t lda) = nullptr;
   void (*run_packed)(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue) = nullptr;
-  // C (M x n) = packed A x B with B already in panel layout: the NR columns from j on at
-  // b + j * K, K rows of NR floats, 64-byte aligned; n a multiple of NR. One thread, no epilogue:
-  // for callers that split the work and produce B themselves (Winograd tile blocks).
-  void (*run_panels)(const PackedMatrix& a, const float* b, int64_t n, float* c, int64_t ldc) = nullptr;
+  // Products whose B the caller writes straight into panels (im2col, Winograd), one depth block
+  // of at most kc at a time, on one thread.
+  int64_t kc = 0;
+  void (*run_depth_block)(const PackedMatrix& a, const PanelBlock& block) = nullptr;
   // Peak probe for benchmarks: runs 2 * 10 * (nr / 2) flops per iteration on one thread.
   float (*fma_chains)(int64_t iterations) = nullptr;
   int64_t flops_per_chain_iteration() const { return 2 * 10 * (nr / 2); }
@@ -74,7 +90,9 @@ double measure_fma_peak(const GemmKernel& kernel, int threads);
 // another kernel.
 PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda);
 void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue = {});
-// The selected kernel's run_panels; throws if `a` was packed for another kernel.
+// C (M x n) = packed A x B, single-threaded, with B in the selected kernel's panel layout at full
+// depth: the NR columns from j on at b + j * K, K rows of NR floats. Throws if `a` was packed for
+// another kernel.
 void sgemm_packed_panels(const PackedMatrix& a, const float* b, int64_t n, float* c, int64_t ldc);
 
 // The epilogue on one element, shared by every kernel and the reference.

@@ -193,19 +193,17 @@ struct BlockedSgemm {
     }
   }
 
-  // C (m x n) = packed A x B, B already in panel layout (column block j at b + j * k * NR, k rows
-  // of NR floats), n a multiple of NR. Single-threaded: the caller splits the work.
-  static void run_panels(const PackedMatrix& a, const float* b, int64_t n, float* c, int64_t ldc) {
-    const int64_t m = a.m, k = a.k;
-    for (int64_t k0 = 0; k0 < k; k0 += kKC) {
-      const int64_t kc = std::min(kKC, k - k0);
-      const float* a_block = a.data.get() + k0 * padded_rows(m);
-      for (int64_t j = 0; j < n; j += NR) {
-        const float* b_panel = b + j * k + k0 * NR;
-        for (int64_t i = 0; i < m; i += MR) {
-          micro_kernel(kc, a_block + i * kc, b_panel, c + i * ldc + j, ldc, std::min<int64_t>(MR, m - i), NR,
-                       k0 > 0, nullptr, 0, 0);
-        }
+  // C[rows, cols] (+)= A[rows, k0:k0+kc] x B for one depth block of a packed A. B comes as NR-wide
+  // panels of kc rows, the one holding column j at b + j / NR * panel_stride. Single-threaded:
+  // callers split rows (m_begin a multiple of MR) or columns (n_begin a multiple of NR).
+  static void run_depth_block(const PackedMatrix& a, const PanelBlock& blk) {
+    const float* a_block = a.data.get() + blk.k0 * padded_rows(a.m);
+    for (int64_t j = blk.n_begin; j < blk.n_end; j += NR) {
+      const float* b_panel = blk.b + j / NR * blk.panel_stride;
+      for (int64_t i = blk.m_begin; i < blk.m_end; i += MR) {
+        micro_kernel(blk.kc, a_block + i * blk.kc, b_panel, blk.c + i * blk.ldc + j, blk.ldc,
+                     std::min<int64_t>(MR, blk.m_end - i), std::min<int64_t>(NR, blk.n_end - j), blk.accumulate,
+                     blk.epilogue, i, j);
       }
     }
   }
@@ -273,7 +271,8 @@ struct BlockedSgemm {
     k.run_packed = [](const PackedMatrix& a, const GemmShape& s, const GemmEpilogue& e) {              \
       K::run(s, e, a.data.get());                                                                        \
     };                                                                                                   \
-    k.run_panels = K::run_panels;                                                                        \
+    k.kc = gemm_detail::kKC;                                                                             \
+    k.run_depth_block = K::run_depth_block;                                                              \
     k.fma_chains = K::fma_chains;                                                                        \
     return k;                                                                                            \
   }                                                                                                      \

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "tensor/scratch.hpp"
+
 namespace ecocpu::fast {
 
 namespace {
@@ -173,24 +175,6 @@ WinogradWeights winograd_transform_weights(const reference::ConvProblem& p, cons
 
 namespace {
 
-// Per-thread 64-byte aligned scratch that only grows, so repeated layers allocate nothing.
-float* thread_scratch(int slot, int64_t floats) {
-  struct Buffer {
-    float* data = nullptr;
-    int64_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer buffers[3];
-  Buffer& b = buffers[slot];
-  if (b.size < floats) {
-    std::free(b.data);
-    b.data = static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>((floats * 4 + 63) / 64 * 64)));
-    if (!b.data) throw std::bad_alloc();
-    b.size = floats;
-  }
-  return b.data;
-}
-
 // Where the tiles of one block start: image and output coordinates; n < 0 marks padding tiles.
 struct TileBlock {
   std::vector<int64_t> n, d, h, w;
@@ -299,9 +283,10 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
 #pragma omp parallel
   {
     const int64_t T = block_tiles, panel = c_n * nr;
-    float* v = thread_scratch(0, pos * c_n * T);  // V[position][panel][channel][nr]
-    float* m = thread_scratch(1, pos * k_n * T);  // M[position][out channel][tile]
-    float* work = thread_scratch(2, 4 * pos * T);
+    thread_local ScratchBuffer v_buffer, m_buffer, work_buffer;
+    float* v = v_buffer.reserve(pos * c_n * T);  // V[position][panel][channel][nr]
+    float* m = m_buffer.reserve(pos * k_n * T);  // M[position][out channel][tile]
+    float* work = work_buffer.reserve(4 * pos * T);
     float *block = work, *result = work + pos * T, *sa = result + pos * T, *sb = sa + pos * T;
 #pragma omp for schedule(dynamic)
     for (int64_t bi = 0; bi < blocks; ++bi) {

@@ -1,0 +1,22 @@
+#include "tensor/scratch.hpp"
+
+#include <cstdlib>
+#include <new>
+
+namespace ecocpu {
+
+ScratchBuffer::~ScratchBuffer() { std::free(data_); }
+
+float* ScratchBuffer::reserve(int64_t floats) {
+  if (size_ < floats) {
+    std::free(data_);
+    size_ = 0;
+    const auto bytes = static_cast<std::size_t>((floats * 4 + 63) / 64 * 64);
+    data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (!data_) throw std::bad_alloc();
+    size_ = floats;
+  }
+  return data_;
+}
+
+}  // namespace ecocpu

@@ -1,0 +1,23 @@
+#pragma once
+// Working memory a kernel keeps between calls, typically one `thread_local ScratchBuffer` per use:
+// it only grows, so a forward pass after the first allocates (and page-faults) nothing.
+#include <cstdint>
+
+namespace ecocpu {
+
+class ScratchBuffer {
+ public:
+  ScratchBuffer() = default;
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  ~ScratchBuffer();
+
+  // At least `floats` floats, 64-byte aligned; contents are not kept when it grows.
+  float* reserve(int64_t floats);
+
+ private:
+  float* data_ = nullptr;
+  int64_t size_ = 0;
+};
+
+}  // namespace ecocpu
