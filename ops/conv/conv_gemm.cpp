@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "ops/conv/winograd/winograd.hpp"
+#include "ops/vector_clones.hpp"
 #include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
@@ -21,6 +22,7 @@ int64_t column_block(int64_t out_volume, int64_t nr) {
 // Row `row` (c, kd, kh, kw) x columns [o0, o0 + cols) of one image's gathered input, into `dst`.
 // Columns are walked an output row (od, oh) at a time: the input row is checked once, and the
 // valid ow range is a strided copy with zeros either side.
+ECOCPU_VECTOR_CLONES
 void im2col_row(const reference::ConvProblem& p, const float* image, int64_t row, int64_t o0, int64_t cols,
                 float* dst) {
   const auto& w = p.window;
@@ -63,6 +65,7 @@ void im2col_row(const reference::ConvProblem& p, const float* image, int64_t row
 }
 
 // A contiguous row of `cols` values into row r of kc-deep panels of nr columns, zero-padded.
+ECOCPU_VECTOR_CLONES
 void row_to_panels(const float* row, int64_t cols, int64_t r, int64_t kc, int64_t nr, float* panels) {
   for (int64_t j = 0; j < cols; j += nr) {
     float* dst = panels + j / nr * kc * nr + r * nr;

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "tensor/scratch.hpp"
+#include "ops/vector_clones.hpp"
 
 namespace ecocpu::fast {
 
@@ -82,6 +83,7 @@ void combine(const float* coef, const float* const* src, int64_t inner, float* d
 // y (outer, r, inner) = M (r x n) applied along the middle axis of x (outer, n, inner). `inner`
 // is contiguous (it ends with the tile axis); each output row is one pass over the rows its
 // non-zero coefficients name (B^T and A^T are sparse).
+ECOCPU_VECTOR_CLONES
 void apply_along(const Mat& m, int64_t outer, int64_t inner, const float* x, float* y) {
   for (int64_t o = 0; o < outer; ++o) {
     for (int i = 0; i < m.rows; ++i) {
@@ -210,6 +212,7 @@ int64_t tiles_per_block(int64_t total_tiles, int64_t nr, int threads, int64_t fl
 // The input patches (alpha per axis) of a block's tiles, row x of `block` holding patch element
 // x of every tile. `channel` is channel c of image 0; images are `image_stride` apart. Tiles whose
 // patch lies inside the input are copied row by row; the others check every element.
+ECOCPU_VECTOR_CLONES
 void gather_input_tiles(const reference::ConvProblem& p, const Geometry& g, const TileBlock& tb,
                         const float* channel, int64_t image_stride, int64_t T, float* block) {
   const auto [id_n, ih_n, iw_n] = p.in_extent;
@@ -240,6 +243,7 @@ void gather_input_tiles(const reference::ConvProblem& p, const Geometry& g, cons
 
 // Writes output channel k of a block's tiles from `result` (row x = output tile element x of
 // every tile): residual, then the affine epilogue, clipped to the output's extent.
+ECOCPU_VECTOR_CLONES
 void scatter_output_tiles(const reference::ConvProblem& p, const Geometry& g, const TileBlock& tb,
                           const float* result, int64_t T, int64_t k, const float* residual,
                           const GemmEpilogue& affine, float* out) {

@@ -4,6 +4,8 @@
 #include <limits>
 #include <vector>
 
+#include "ops/vector_clones.hpp"
+
 namespace ecocpu::fast {
 
 namespace {
@@ -14,6 +16,7 @@ struct Axis {
   int64_t n, out_n, kernel, stride, pad;
 };
 
+ECOCPU_VECTOR_CLONES
 void pool_axis(const float* in, float* out, const Axis& a, int64_t lines, int64_t line_in,
                int64_t line_out, int64_t step, reference::PoolMode mode) {
   const bool is_max = mode == reference::PoolMode::Max;
@@ -44,6 +47,7 @@ void pool_axis(const float* in, float* out, const Axis& a, int64_t lines, int64_
 
 // The same along w, where each window is a few contiguous elements of one row: the window bounds
 // are worked out once for all rows, and each output is one short reduction.
+ECOCPU_VECTOR_CLONES
 void pool_rows(const float* in, float* out, const Axis& a, int64_t rows, reference::PoolMode mode) {
   const bool is_max = mode == reference::PoolMode::Max;
   std::vector<int64_t> lo(static_cast<std::size_t>(a.out_n)), hi(lo.size());
