@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
 
 #include "tensor/scratch.hpp"
@@ -177,25 +178,45 @@ WinogradWeights winograd_transform_weights(const reference::ConvProblem& p, cons
 
 namespace {
 
-// Where the tiles of one block start: image and output coordinates; n < 0 marks padding tiles.
-struct TileBlock {
-  std::vector<int64_t> n, d, h, w;
+// Where a block's tiles read and write, worked out once per block for all channels. Per tile and
+// axis, [lo, hi) is the part of its patch (input) or of its outputs inside the image; offsets
+// are from channel 0 of image 0, with channels of an image one plane apart. Padding tiles past
+// the batch have empty ranges.
+struct TileSpan {
+  int64_t offset = 0;
+  std::array<int64_t, 3> lo{}, hi{};
+  bool empty() const { return lo[0] >= hi[0] || lo[1] >= hi[1] || lo[2] >= hi[2]; }
 };
 
-TileBlock tile_block(const Geometry& g, int64_t batch, int64_t first, int64_t count) {
+struct TileBlock {
+  std::vector<TileSpan> in, out;
+};
+
+TileBlock tile_block(const reference::ConvProblem& p, const Geometry& g, int64_t first, int64_t count) {
+  const auto& ie = p.in_extent;
+  const auto& oe = p.out_extent;
+  const int64_t in_image = p.in_channels * ie[0] * ie[1] * ie[2];
+  const int64_t out_image = p.out_channels * oe[0] * oe[1] * oe[2];
   TileBlock b;
-  b.n.assign(static_cast<std::size_t>(count), -1);
-  b.d.assign(b.n.size(), 0);
-  b.h.assign(b.n.size(), 0);
-  b.w.assign(b.n.size(), 0);
+  b.in.resize(static_cast<std::size_t>(count));
+  b.out.resize(b.in.size());
   for (int64_t t = 0; t < count; ++t) {
     const int64_t global = first + t;
-    if (global >= batch * g.tile_count) break;
-    const int64_t l = global % g.tile_count;
-    b.n[t] = global / g.tile_count;
-    b.d[t] = l / (g.tiles[1] * g.tiles[2]) * g.m[0];
-    b.h[t] = (l / g.tiles[2]) % g.tiles[1] * g.m[1];
-    b.w[t] = l % g.tiles[2] * g.m[2];
+    if (global >= p.batch * g.tile_count) break;
+    const int64_t l = global % g.tile_count, n = global / g.tile_count;
+    const std::array<int64_t, 3> start{l / (g.tiles[1] * g.tiles[2]) * g.m[0], (l / g.tiles[2]) % g.tiles[1] * g.m[1],
+                                       l % g.tiles[2] * g.m[2]};
+    TileSpan& in = b.in[t];
+    TileSpan& out = b.out[t];
+    std::array<int64_t, 3> corner{};
+    for (int a = 0; a < 3; ++a) {
+      corner[a] = start[a] - p.window.pad[a];
+      in.lo[a] = std::clamp<int64_t>(-corner[a], 0, g.alpha[a]);
+      in.hi[a] = std::clamp<int64_t>(ie[a] - corner[a], in.lo[a], g.alpha[a]);
+      out.hi[a] = std::min(g.m[a], oe[a] - start[a]);
+    }
+    in.offset = n * in_image + (corner[0] * ie[1] + corner[1]) * ie[2] + corner[2];
+    out.offset = n * out_image + (start[0] * oe[1] + start[1]) * oe[2] + start[2];
   }
   return b;
 }
@@ -210,62 +231,78 @@ int64_t tiles_per_block(int64_t total_tiles, int64_t nr, int threads, int64_t fl
 }
 
 // The input patches (alpha per axis) of a block's tiles, row x of `block` holding patch element
-// x of every tile. `channel` is channel c of image 0; images are `image_stride` apart. Tiles whose
-// patch lies inside the input are copied row by row; the others check every element.
+// x of every tile, zeros outside the input. `channel` is channel c of image 0.
 ECOCPU_VECTOR_CLONES
 void gather_input_tiles(const reference::ConvProblem& p, const Geometry& g, const TileBlock& tb,
-                        const float* channel, int64_t image_stride, int64_t T, float* block) {
-  const auto [id_n, ih_n, iw_n] = p.in_extent;
-  const auto& pad = p.window.pad;
+                        const float* channel, int64_t T, float* block) {
+  const int64_t ih_n = p.in_extent[1], iw_n = p.in_extent[2];
   const int64_t a0 = g.alpha[0], a1 = g.alpha[1], a2 = g.alpha[2];
   for (int64_t t = 0; t < T; ++t) {
-    const int64_t d0 = tb.d[t] - pad[0], h0 = tb.h[t] - pad[1], w0 = tb.w[t] - pad[2];
-    const bool inside = tb.n[t] >= 0 && d0 >= 0 && h0 >= 0 && w0 >= 0 && d0 + a0 <= id_n && h0 + a1 <= ih_n &&
-                        w0 + a2 <= iw_n;
-    const float* image = channel + std::max<int64_t>(tb.n[t], 0) * image_stride;
-    float* dst = block + t;
+    const TileSpan& s = tb.in[t];
     for (int64_t a = 0; a < a0; ++a)
       for (int64_t b = 0; b < a1; ++b) {
-        const int64_t d = d0 + a, h = h0 + b;
-        const bool row_inside = tb.n[t] >= 0 && d >= 0 && d < id_n && h >= 0 && h < ih_n;
-        const float* src = image + (d * ih_n + h) * iw_n + w0;
-        if (inside) {
-          for (int64_t q = 0; q < a2; ++q) dst[q * T] = src[q];
-        } else {
-          for (int64_t q = 0; q < a2; ++q) {
-            dst[q * T] = row_inside && w0 + q >= 0 && w0 + q < iw_n ? src[q] : 0.0f;
-          }
-        }
-        dst += a2 * T;
+        float* row = block + (a * a1 + b) * a2 * T + t;
+        const bool inside = a >= s.lo[0] && a < s.hi[0] && b >= s.lo[1] && b < s.hi[1];
+        const int64_t lo = inside ? s.lo[2] : a2, hi = inside ? s.hi[2] : a2;
+        const int64_t at = s.offset + (a * ih_n + b) * iw_n;
+        for (int64_t q = 0; q < lo; ++q) row[q * T] = 0.0f;
+        for (int64_t q = lo; q < hi; ++q) row[q * T] = channel[at + q];
+        for (int64_t q = hi; q < a2; ++q) row[q * T] = 0.0f;
       }
   }
 }
 
+// The epilogue of one output channel as value = max((x + residual) * mul + add, lower): bias,
+// scale and shift folded into mul and add, lower = 0 with ReLU and -inf without.
+struct ChannelEpilogue {
+  float mul = 1.0f, add = 0.0f, lower = -std::numeric_limits<float>::infinity();
+};
+
+ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t k) {
+  ChannelEpilogue c;
+  const float bias = e.bias ? e.bias[k] : 0.0f;
+  c.mul = e.scale ? e.scale[k] : 1.0f;
+  c.add = bias * c.mul + (e.shift ? e.shift[k] : 0.0f);
+  if (e.relu) c.lower = 0.0f;
+  return c;
+}
+
 // Writes output channel k of a block's tiles from `result` (row x = output tile element x of
-// every tile): residual, then the affine epilogue, clipped to the output's extent.
-ECOCPU_VECTOR_CLONES
-void scatter_output_tiles(const reference::ConvProblem& p, const Geometry& g, const TileBlock& tb,
-                          const float* result, int64_t T, int64_t k, const float* residual,
-                          const GemmEpilogue& affine, float* out) {
-  const auto [od_n, oh_n, ow_n] = p.out_extent;
-  const int64_t out_volume = od_n * oh_n * ow_n, k_n = p.out_channels;
-  const int64_t m0 = g.m[0], m1 = g.m[1], m2 = g.m[2];
-  for (int64_t t = 0; t < T; ++t) {
-    if (tb.n[t] < 0) continue;
-    const int64_t plane = (tb.n[t] * k_n + k) * out_volume;  // the residual has the output's layout
-    const int64_t rows_d = std::min(m0, od_n - tb.d[t]), rows_h = std::min(m1, oh_n - tb.h[t]);
-    const int64_t cols = std::min(m2, ow_n - tb.w[t]);
-    for (int64_t a = 0; a < rows_d; ++a)
-      for (int64_t b = 0; b < rows_h; ++b) {
-        const int64_t at_out = plane + ((tb.d[t] + a) * oh_n + tb.h[t] + b) * ow_n + tb.w[t];
-        const float* src = result + ((a * m1 + b) * m2) * T + t;
-        for (int64_t q = 0; q < cols; ++q) {
-          const float value = src[q * T] + (residual ? residual[at_out + q] : 0.0f);
-          out[at_out + q] = apply_epilogue(affine, k, 0, value);
+// every tile), clipped to the output's extent. `plane` (and `residual`, if any) are channel k of
+// image 0. Inlined into the dispatcher below, so it is built for each of its instruction sets.
+template <bool kResidual>
+[[gnu::always_inline]] inline void scatter_output_tiles(const reference::ConvProblem& p, const Geometry& g, const TileBlock& tb,
+                          const float* result, int64_t T, const ChannelEpilogue& ce, const float* residual,
+                          float* plane) {
+  const int64_t oh_n = p.out_extent[1], ow_n = p.out_extent[2];
+  const int64_t m1 = g.m[1], m2 = g.m[2];
+  // Output row by output row, so that neighbouring tiles' writes continue each other.
+  for (int64_t a = 0; a < g.m[0]; ++a)
+    for (int64_t b = 0; b < m1; ++b) {
+      const float* row = result + (a * m1 + b) * m2 * T;
+      for (int64_t t = 0; t < T; ++t) {
+        const TileSpan& s = tb.out[t];
+        if (a >= s.hi[0] || b >= s.hi[1]) continue;
+        const int64_t at = s.offset + (a * oh_n + b) * ow_n;
+        for (int64_t q = 0; q < s.hi[2]; ++q) {
+          const float x = row[q * T + t] + (kResidual ? residual[at + q] : 0.0f);
+          plane[at + q] = std::max(x * ce.mul + ce.add, ce.lower);
         }
       }
+    }
+}
+
+ECOCPU_VECTOR_CLONES
+void scatter_output_tiles(const reference::ConvProblem& p, const Geometry& g, const TileBlock& tb,
+                          const float* result, int64_t T, const ChannelEpilogue& ce, const float* residual,
+                          float* plane) {
+  if (residual) {
+    scatter_output_tiles<true>(p, g, tb, result, T, ce, residual, plane);
+  } else {
+    scatter_output_tiles<false>(p, g, tb, result, T, ce, residual, plane);
   }
 }
+
 }  // namespace
 
 // Tile blocks are independent: each thread gathers and transforms a block's input into GEMM
@@ -276,13 +313,13 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
   const Geometry g = geometry(p);
   const int64_t c_n = p.in_channels, k_n = p.out_channels, pos = g.positions;
   const int64_t in_volume = p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
+  const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   const int64_t nr = selected_gemm_kernel().nr, total = p.batch * g.tile_count;
   const int64_t block_tiles =
       tiles_per_block(total, nr, omp_get_max_threads(), g.positions * (p.in_channels + p.out_channels));
   const int64_t blocks = (total + block_tiles - 1) / block_tiles;
   const std::array<const Mat*, 3> bt{&g.t[0].bt, &g.t[1].bt, &g.t[2].bt};
   const std::array<const Mat*, 3> at{&g.t[0].at, &g.t[1].at, &g.t[2].at};
-  const GemmEpilogue affine{e.bias, nullptr, 0, e.scale, e.shift, e.relu};  // residual added first
 
 #pragma omp parallel
   {
@@ -294,10 +331,10 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
     float *block = work, *result = work + pos * T, *sa = result + pos * T, *sb = sa + pos * T;
 #pragma omp for schedule(dynamic)
     for (int64_t bi = 0; bi < blocks; ++bi) {
-      const TileBlock tb = tile_block(g, p.batch, bi * T, T);
+      const TileBlock tb = tile_block(p, g, bi * T, T);
 
       for (int64_t c = 0; c < c_n; ++c) {
-        gather_input_tiles(p, g, tb, in + c * in_volume, c_n * in_volume, T, block);
+        gather_input_tiles(p, g, tb, in + c * in_volume, T, block);
         transform_block(bt, g.alpha, T, block, result, sa, sb);
         for (int64_t y = 0; y < pos; ++y)
           for (int64_t j = 0; j < T; j += nr) {
@@ -310,7 +347,9 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
       for (int64_t k = 0; k < k_n; ++k) {
         for (int64_t y = 0; y < pos; ++y) std::copy(m + (y * k_n + k) * T, m + (y * k_n + k + 1) * T, block + y * T);
         transform_block(at, g.alpha, T, block, result, sa, sb);
-        scatter_output_tiles(p, g, tb, result, T, k, e.residual, affine, out);
+        const int64_t plane = k * out_volume;
+        scatter_output_tiles(p, g, tb, result, T, channel_epilogue(e, k), e.residual ? e.residual + plane : nullptr,
+                             out + plane);
       }
     }
   }
