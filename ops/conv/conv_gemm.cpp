@@ -35,32 +35,36 @@ void im2col_row(const reference::ConvProblem& p, const float* image, int64_t row
   const int64_t sw = w.stride[2], shift = w.pad[2] - kw;
   const int64_t ow_lo = shift > 0 ? (shift + sw - 1) / sw : 0;
   const int64_t ow_hi = iw_n - 1 + shift < 0 ? 0 : std::min(ow_n, (iw_n - 1 + shift) / sw + 1);
-  for (int64_t o = o0, j = 0; j < cols;) {
-    const int64_t ow_start = o % ow_n, oh = (o / ow_n) % oh_n, od = o / (ow_n * oh_n);
+  int64_t ow_start = o0 % ow_n, oh = (o0 / ow_n) % oh_n, od = o0 / (ow_n * oh_n);
+  for (int64_t j = 0; j < cols;) {
     const int64_t count = std::min(ow_n - ow_start, cols - j);  // columns left in this output row
     const int64_t id = od * w.stride[0] - w.pad[0] + kd, ih = oh * w.stride[1] - w.pad[1] + kh;
     float* seg = dst + j;
     if (id < 0 || id >= id_n || ih < 0 || ih >= ih_n) {
-      std::fill(seg, seg + count, 0.0f);
+      for (int64_t q = 0; q < count; ++q) seg[q] = 0.0f;
     } else {
-      // Zeros, the valid run, zeros; the run's stride is a constant for the common strides so
-      // that it vectorises.
-      const float* src = channel + (id * ih_n + ih) * iw_n - shift;
+      // Zeros, the valid run, zeros. Short rows (ECO's 3D layers have 7 to 28 columns) make
+      // inline loops cheaper than library calls; the run's stride is a constant for the common
+      // strides so that it vectorises.
       const int64_t lo = std::clamp(ow_lo - ow_start, int64_t{0}, count);
       const int64_t hi = std::clamp(ow_hi - ow_start, lo, count);
-      std::fill(seg, seg + lo, 0.0f);
-      std::fill(seg + hi, seg + count, 0.0f);
-      const float* run = src + ow_start * sw;
+      const float* run = channel + (id * ih_n + ih) * iw_n + ow_start * sw - shift;
+      for (int64_t q = 0; q < lo; ++q) seg[q] = 0.0f;
       if (sw == 1) {
-        std::copy(run + lo, run + hi, seg + lo);
+        for (int64_t q = lo; q < hi; ++q) seg[q] = run[q];
       } else if (sw == 2) {
         for (int64_t q = lo; q < hi; ++q) seg[q] = run[2 * q];
       } else {
         for (int64_t q = lo; q < hi; ++q) seg[q] = run[q * sw];
       }
+      for (int64_t q = hi; q < count; ++q) seg[q] = 0.0f;
     }
-    o += count;
     j += count;
+    ow_start = 0;
+    if (++oh == oh_n) {
+      oh = 0;
+      ++od;
+    }
   }
 }
 
