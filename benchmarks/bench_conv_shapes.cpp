@@ -2,18 +2,26 @@
 // algorithm that applies, with the reference kernel as the accuracy oracle. Counters:
 // GFLOP/s (direct-convolution equivalent: 2 per MAC), peak% (of the widest ISA's FMA peak on
 // the same thread count) and rel_err (largest difference from the reference over the largest
-// reference value).
+// reference value). With oneDNN installed (Debian's libdnnl-dev, found at configure time), each
+// shape also runs as oneDNN's convolution_auto with the memory formats it prefers (weights and
+// activations reordered to them once, outside the timing): oneDNN's best case, against which our
+// kernels, which work on plain NC(D)HW tensors, are compared.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <unordered_map>
 
 #include "eco/model.hpp"
 #include "eco/random_weights.hpp"
 #include "ops/conv/conv.hpp"
 #include "ops/conv/conv_fast.hpp"
+
+#ifdef ECOCPU_HAVE_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
 
 namespace {
 
@@ -55,6 +63,21 @@ std::vector<Shape5> eco_conv_shapes() {
 
 double g_peak_gflops = 0;
 
+// GFLOP/s, peak% and rel_err of `out` against the reference output `ref`.
+void set_counters(benchmark::State& state, const Shape5& shape, const Tensor& out, const Tensor& ref) {
+  const auto& p = shape.p;
+  float diff = 0, scale = 0;
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    diff = std::max(diff, std::abs(out.data()[i] - ref.data()[i]));
+    scale = std::max(scale, std::abs(ref.data()[i]));
+  }
+  const double flops = 2.0 * static_cast<double>(out.numel()) * static_cast<double>(p.in_channels * p.window.volume());
+  state.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["peak%"] = benchmark::Counter(flops / g_peak_gflops * 1e-9 * 100.0, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["rel_err"] = diff / scale;
+  state.SetLabel(shape.id + " " + key(p));
+}
+
 void bench_conv(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo) {
   const auto& p = shape.p;
   const int64_t in_n = p.batch * p.in_channels * p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
@@ -71,18 +94,71 @@ void bench_conv(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo) {
     fast::run_conv(conv, in.data(), e, out.data());
     benchmark::DoNotOptimize(out.data());
   }
-  float diff = 0, scale = 0;
-  for (int64_t i = 0; i < out_n; ++i) {
-    diff = std::max(diff, std::abs(out.data()[i] - ref.data()[i]));
-    scale = std::max(scale, std::abs(ref.data()[i]));
-  }
-  const double flops = 2.0 * static_cast<double>(out_n / p.out_channels) * static_cast<double>(p.out_channels) *
-                       static_cast<double>(p.in_channels * p.window.volume());
-  state.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  state.counters["peak%"] = benchmark::Counter(flops / g_peak_gflops * 1e-9 * 100.0, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["rel_err"] = diff / scale;
-  state.SetLabel(shape.id + " " + key(p));
+  set_counters(state, shape, out, ref);
 }
+
+#ifdef ECOCPU_HAVE_ONEDNN
+dnnl::memory::dims dims_of(bool volumetric, int64_t n, int64_t c, const std::array<int64_t, 3>& extent) {
+  if (volumetric) return {n, c, extent[0], extent[1], extent[2]};
+  return {n, c, extent[1], extent[2]};
+}
+
+dnnl::memory::dims spatial(bool volumetric, const std::array<int64_t, 3>& v) {
+  if (volumetric) return {v[0], v[1], v[2]};
+  return {v[1], v[2]};
+}
+
+void bench_onednn(benchmark::State& state, Shape5 shape) {
+  using namespace dnnl;
+  const auto& p = shape.p;
+  const bool vol = p.window.kernel[0] != 1 || p.in_extent[0] != 1;
+  const auto f32 = memory::data_type::f32;
+  const auto plain = vol ? memory::format_tag::ncdhw : memory::format_tag::nchw;
+  const auto plain_w = vol ? memory::format_tag::oidhw : memory::format_tag::oihw;
+  const memory::dims src_dims = dims_of(vol, p.batch, p.in_channels, p.in_extent);
+  const memory::dims dst_dims = dims_of(vol, p.batch, p.out_channels, p.out_extent);
+  memory::dims w_dims{p.out_channels, p.in_channels};
+  for (auto k : spatial(vol, p.window.kernel)) w_dims.push_back(k);
+  std::array<int64_t, 3> pad_r{};
+  for (int a = 0; a < 3; ++a) {
+    pad_r[a] = (p.out_extent[a] - 1) * p.window.stride[a] + p.window.kernel[a] - p.in_extent[a] - p.window.pad[a];
+  }
+  const auto any = memory::format_tag::any;
+  const memory::desc src_md(src_dims, f32, any), w_md(w_dims, f32, any), b_md({p.out_channels}, f32, memory::format_tag::x),
+      dst_md(dst_dims, f32, any);
+  engine eng(engine::kind::cpu, 0);
+  stream strm(eng);
+  const convolution_forward::desc desc(prop_kind::forward_inference, algorithm::convolution_auto, src_md, w_md, b_md,
+                                       dst_md, spatial(vol, p.window.stride), spatial(vol, p.window.pad),
+                                       spatial(vol, pad_r));
+  const convolution_forward::primitive_desc pd(desc, eng);
+
+  const int64_t in_n = p.batch * p.in_channels * p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
+  const int64_t out_n = p.batch * p.out_channels * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  const int64_t w_n = p.out_channels * p.in_channels * p.window.volume();
+  Tensor in = random_input(Shape{in_n}, 1), w = random_input(Shape{w_n}, 2), b = random_input(Shape{p.out_channels}, 3);
+  for (int64_t i = 0; i < w_n; ++i) w.data()[i] *= 1e-3f;
+  Tensor out(Shape{out_n}), ref(Shape{out_n});
+  reference::conv(p, in.data(), w.data(), b.data(), ref.data());
+
+  memory src_plain({src_dims, f32, plain}, eng, in.data()), w_plain({w_dims, f32, plain_w}, eng, w.data());
+  memory dst_plain({dst_dims, f32, plain}, eng, out.data()), bias({{p.out_channels}, f32, memory::format_tag::x}, eng, b.data());
+  memory src(pd.src_desc(), eng), weights(pd.weights_desc(), eng), dst(pd.dst_desc(), eng);
+  reorder(src_plain, src).execute(strm, src_plain, src);
+  reorder(w_plain, weights).execute(strm, w_plain, weights);
+  const convolution_forward conv(pd);
+  const std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}};
+  for (auto _ : state) {
+    conv.execute(strm, args);
+    strm.wait();
+  }
+  reorder(dst, dst_plain).execute(strm, dst, dst_plain);
+  strm.wait();
+  set_counters(state, shape, out, ref);
+  state.SetLabel(shape.id + " " + key(p) + " " + pd.impl_info_str());
+}
+#endif
 
 }  // namespace
 
@@ -96,6 +172,9 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark((s.id + "/" + fast::conv_algo_name(algo)).c_str(), bench_conv, s, algo)
           ->Unit(benchmark::kMillisecond)->UseRealTime();
     }
+#ifdef ECOCPU_HAVE_ONEDNN
+    benchmark::RegisterBenchmark((s.id + "/onednn").c_str(), bench_onednn, s)->Unit(benchmark::kMillisecond)->UseRealTime();
+#endif
   }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -177,16 +177,28 @@ void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
   const int64_t in_volume = p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
   const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   const int64_t k = p.in_channels * p.window.volume();
-  for (int64_t n = 0; n < p.batch; ++n) {
-    const float* image = in + n * p.in_channels * in_volume;
-    float* out_image = out + n * p.out_channels * out_volume;
-    const float* residual = epilogue.residual ? epilogue.residual + n * p.out_channels * out_volume : nullptr;
-    if (algo == ConvAlgo::Direct1x1Gemm) {
-      sgemm_packed(weight, {p.out_channels, out_volume, k, nullptr, 0, image, out_volume, out_image, out_volume},
+  const int64_t in_image = p.in_channels * in_volume, out_image = p.out_channels * out_volume;
+  if (algo == ConvAlgo::Direct1x1Gemm) {
+    // Pointwise: one product per (image, column chunk), the chunks spread over the threads in one
+    // parallel region (each product single-threaded) rather than a threaded product per image.
+    const int64_t nr = selected_gemm_kernel().nr;
+    const int64_t chunk = std::min((out_volume + nr - 1) / nr * nr, int64_t{1024});
+    const int64_t chunks = (out_volume + chunk - 1) / chunk, items = p.batch * chunks;
+    const bool by_item = items >= 2 * omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic) if (by_item)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t n = item / chunks, c0 = item % chunks * chunk, cols = std::min(chunk, out_volume - c0);
+      const float* residual = epilogue.residual ? epilogue.residual + n * out_image + c0 : nullptr;
+      sgemm_packed(weight, {p.out_channels, cols, k, nullptr, 0, in + n * in_image + c0, out_volume,
+                            out + n * out_image + c0, out_volume},
                    gemm_epilogue(epilogue, residual, out_volume));
-      continue;
     }
-    conv_im2col_image(p, image, weight, gemm_epilogue(epilogue, residual, out_volume), out_image);
+    return;
+  }
+  for (int64_t n = 0; n < p.batch; ++n) {
+    const float* residual = epilogue.residual ? epilogue.residual + n * out_image : nullptr;
+    conv_im2col_image(p, in + n * in_image, weight, gemm_epilogue(epilogue, residual, out_volume),
+                      out + n * out_image);
   }
 }
 

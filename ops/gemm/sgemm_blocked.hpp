@@ -243,7 +243,10 @@ struct BlockedSgemm {
       const int64_t begin = std::min(extent, tiles * t / nt * step);
       const int64_t end = std::min(extent, tiles * (t + 1) / nt * step);
       if (begin < end) {
-        AlignedBuffer a_pack(packed ? 1 : kMC * kKC + MR * kKC), b_pack(kNC * kKC + NR * kKC);
+        // Sized for this range, not the largest blocks: small products should not pay for 2 MB.
+        const int64_t b_cols = split_columns ? end - begin : s.n;
+        AlignedBuffer a_pack(packed ? 1 : kMC * kKC + MR * kKC),
+            b_pack((std::min(kNC, b_cols) + NR) * std::min(kKC, s.k));
         if (split_columns) {
           run_range(s, e, 0, s.m, begin, end, a_pack.data, b_pack.data, packed);
         } else {
