@@ -150,6 +150,13 @@ TEST_CASE("conv gemm: im2col / 1x1 GEMM with a fused epilogue equals the referen
       {3, 2, 3, 5, 6, 9, 8, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
       {3, 1, 7, 3, 4, 5, 5, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},
       {3, 1, 64, 4, 7, 33, 35, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}},  // several column blocks
+      // Small planes, several images per product: blocks end mid-image, two depth blocks.
+      {2, 9, 40, 19, 1, 15, 17, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {2, 5, 300, 20, 1, 12, 13, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+      {2, 60, 300, 20, 1, 7, 5, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},  // pointwise with tiny planes
+      // Planes of 4096 positions or more go image by image (pointwise: by column chunk).
+      {2, 2, 3, 5, 1, 70, 66, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {2, 2, 4, 6, 1, 70, 66, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},
   };
   uint64_t seed = 1300;
   for (const auto& c : cases) {
@@ -276,7 +283,7 @@ TEST_CASE("conv: a range of images, residual included, equals that part of the w
     e.relu = true;
     fast::run_conv(prepared, in.data(), e, whole.data());
     const int64_t image = out_shape.numel_from(1);
-    for (const auto [first, count] : {std::pair<int64_t, int64_t>{0, 2}, {2, 1}, {3, 2}}) {
+    for (const auto& [first, count] : {std::pair<int64_t, int64_t>{0, 2}, {2, 1}, {3, 2}}) {
       fast::run_conv_images(prepared, first, count, in.data(), e, parts.data() + first * image);
     }
     for (int64_t i = 0; i < whole.numel(); ++i) CHECK(parts.data()[i] == whole.data()[i]);

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "ops/conv/winograd/winograd.hpp"
 #include "ops/vector_clones.hpp"
@@ -145,7 +146,96 @@ GemmEpilogue gemm_epilogue(const ConvEpilogue& e, const float* residual, int64_t
   return g;
 }
 
+// Writes rows [0, m) x columns [c0, c0 + cols) of the batch's column space (image n's output
+// positions from n * out_volume on) from `c` (leading dimension ldc) into the output planes,
+// with the epilogue, residual included.
+ECOCPU_VECTOR_CLONES
+void scatter_columns(const reference::ConvProblem& p, const ConvEpilogue& e, const float* c, int64_t ldc,
+                     int64_t c0, int64_t cols, float* out) {
+  const int64_t m = p.out_channels, out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+#pragma omp for schedule(static)
+  for (int64_t row = 0; row < m; ++row) {
+    const ChannelEpilogue ce = channel_epilogue(e, row);
+    for (int64_t j = 0; j < cols;) {
+      const int64_t n = (c0 + j) / out_volume, o = (c0 + j) % out_volume, count = std::min(out_volume - o, cols - j);
+      const int64_t at = (n * m + row) * out_volume + o;
+      const float* src = c + row * ldc + j;
+      if (e.residual) {
+        for (int64_t q = 0; q < count; ++q) out[at + q] = ce(src[q], e.residual[at + q]);
+      } else {
+        for (int64_t q = 0; q < count; ++q) out[at + q] = ce(src[q]);
+      }
+      j += count;
+    }
+  }
+}
+
+// Row `row` of the gathered input for columns [c0, c0 + cols) of the batch's column space, which
+// may span images.
+void gather_columns(const reference::ConvProblem& p, const float* in, bool pointwise, int64_t row, int64_t c0,
+                    int64_t cols, float* dst) {
+  const int64_t in_volume = p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
+  const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  for (int64_t j = 0; j < cols;) {
+    const int64_t n = (c0 + j) / out_volume, o = (c0 + j) % out_volume, count = std::min(out_volume - o, cols - j);
+    const float* image = in + n * p.in_channels * in_volume;
+    if (pointwise) {
+      std::copy(image + row * in_volume + o, image + row * in_volume + o + count, dst + j);
+    } else {
+      im2col_row(p, image, row, o, count, dst + j);
+    }
+    j += count;
+  }
+}
+
+// Small output planes: the images' columns side by side in blocks of up to 2048, so that the
+// products are wide and the panels full; each block's product goes to a buffer and is scattered
+// into the images' planes with the epilogue.
+void conv_batched_columns(const reference::ConvProblem& p, bool pointwise, const float* in,
+                          const PackedMatrix& weight, const ConvEpilogue& epilogue, float* out) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  const int64_t nr = kernel.nr, k = p.in_channels * p.window.volume(), m = p.out_channels;
+  const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  const int64_t block = std::min((total + nr - 1) / nr * nr, int64_t{2048} / nr * nr);
+  // Rows of the product one cache line more apart than the block, so that the 12 rows a register
+  // tile stores do not all fall in the same L1 set (2048 floats is a multiple of the set stride).
+  const int64_t ld = block + 16;
+  thread_local ScratchBuffer panel_buffer, product_buffer;
+  float* panels = panel_buffer.reserve(std::min(k, kernel.kc) * block);
+  float* product = product_buffer.reserve(m * ld);
+#pragma omp parallel
+  {
+    thread_local ScratchBuffer row_buffer;
+    float* row = row_buffer.reserve(block);
+    for (int64_t c0 = 0; c0 < total; c0 += block) {
+      const int64_t cols = std::min(block, total - c0);
+      for (int64_t k0 = 0; k0 < k; k0 += kernel.kc) {
+        const int64_t kc = std::min(kernel.kc, k - k0);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < kc; ++r) {
+          gather_columns(p, in, pointwise, k0 + r, c0, cols, row);
+          row_to_panels(row, cols, r, kc, nr, panels);
+        }
+        const PanelBlock share =
+            thread_share(m, cols, kernel.mr, nr, {k0, kc, panels, kc * nr, 0, 0, 0, 0, product, ld, k0 > 0, nullptr});
+        if (share.m_begin < share.m_end && share.n_begin < share.n_end) kernel.run_depth_block(weight, share);
+#pragma omp barrier
+      }
+      scatter_columns(p, epilogue, product, ld, c0, cols, out);
+    }
+  }
+}
+
 }  // namespace
+
+ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t channel) {
+  ChannelEpilogue c;
+  if (e.bias) c.bias = e.bias[channel];
+  if (e.scale) c.mul = e.scale[channel];
+  if (e.shift) c.shift = e.shift[channel];
+  c.lower = e.relu ? 0.0f : -std::numeric_limits<float>::infinity();
+  return c;
+}
 
 const char* conv_algo_name(ConvAlgo algo) {
   switch (algo) {
@@ -172,15 +262,26 @@ PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* wei
   return pack_matrix(weight, p.out_channels, k, k);
 }
 
+// Output planes below this many positions are gathered and multiplied several images at a time.
+constexpr int64_t kBatchedColumnsBelow = 4096;
+
 void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
                const PackedMatrix& weight, const ConvEpilogue& epilogue, float* out) {
   const int64_t in_volume = p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
   const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   const int64_t k = p.in_channels * p.window.volume();
   const int64_t in_image = p.in_channels * in_volume, out_image = p.out_channels * out_volume;
-  if (algo == ConvAlgo::Direct1x1Gemm) {
-    // Pointwise: one product per (image, column chunk), the chunks spread over the threads in one
-    // parallel region (each product single-threaded) rather than a threaded product per image.
+  const bool pointwise = algo == ConvAlgo::Direct1x1Gemm;
+  // Gathering costs a pass over the columns anyway; a pointwise layer, whose columns are the input
+  // itself, only gains when its planes fill less than a few panels.
+  const int64_t batched_below = pointwise ? 4 * selected_gemm_kernel().nr : kBatchedColumnsBelow;
+  if (p.batch > 1 && out_volume < batched_below) {
+    conv_batched_columns(p, pointwise, in, weight, epilogue, out);
+    return;
+  }
+  if (pointwise) {
+    // Large planes: one product per (image, column chunk), the chunks spread over the threads in
+    // one parallel region (each product single-threaded).
     const int64_t nr = selected_gemm_kernel().nr;
     const int64_t chunk = std::min((out_volume + nr - 1) / nr * nr, int64_t{1024});
     const int64_t chunks = (out_volume + chunk - 1) / chunk, items = p.batch * chunks;

@@ -4,6 +4,7 @@
 // out_volume). A 1x1(x1), stride-1, unpadded convolution uses the input itself as the columns;
 // others gather them (im2col / vol2col) a block of output positions at a time, so the buffer stays
 // small even for ECO's 3D layers. The GEMM epilogue applies bias, residual, affine and ReLU.
+#include <algorithm>
 #include <string>
 
 #include "ops/conv/reference/conv_reference.hpp"
@@ -26,6 +27,17 @@ struct ConvEpilogue {
   const float* shift = nullptr;
   bool relu = false;
 };
+
+// The epilogue of one output channel, as the GEMM kernels apply it (same operations in the same
+// order, so every path rounds alike): ((x + bias) + residual) * mul + shift, then at least
+// `lower` (0 with ReLU, -inf without). For kernels that apply it outside the GEMM (Winograd's
+// output transform, products of several images at once).
+struct ChannelEpilogue {
+  float bias = 0.0f, mul = 1.0f, shift = 0.0f, lower = 0.0f;
+  float operator()(float x) const { return std::max((x + bias) * mul + shift, lower); }
+  float operator()(float x, float residual) const { return std::max((x + bias + residual) * mul + shift, lower); }
+};
+ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t channel);
 
 // The weights (Cout, Cin * kd * kh * kw), row-major, packed once for the GEMM kernel.
 PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight);

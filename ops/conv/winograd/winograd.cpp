@@ -252,21 +252,6 @@ void gather_input_tiles(const reference::ConvProblem& p, const Geometry& g, cons
   }
 }
 
-// The epilogue of one output channel as value = max((x + residual) * mul + add, lower): bias,
-// scale and shift folded into mul and add, lower = 0 with ReLU and -inf without.
-struct ChannelEpilogue {
-  float mul = 1.0f, add = 0.0f, lower = -std::numeric_limits<float>::infinity();
-};
-
-ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t k) {
-  ChannelEpilogue c;
-  const float bias = e.bias ? e.bias[k] : 0.0f;
-  c.mul = e.scale ? e.scale[k] : 1.0f;
-  c.add = bias * c.mul + (e.shift ? e.shift[k] : 0.0f);
-  if (e.relu) c.lower = 0.0f;
-  return c;
-}
-
 // Writes output channel k of a block's tiles from `result` (row x = output tile element x of
 // every tile), clipped to the output's extent. `plane` (and `residual`, if any) are channel k of
 // image 0. Inlined into the dispatcher below, so it is built for each of its instruction sets.
@@ -285,8 +270,7 @@ template <bool kResidual>
         if (a >= s.hi[0] || b >= s.hi[1]) continue;
         const int64_t at = s.offset + (a * oh_n + b) * ow_n;
         for (int64_t q = 0; q < s.hi[2]; ++q) {
-          const float x = row[q * T + t] + (kResidual ? residual[at + q] : 0.0f);
-          plane[at + q] = std::max(x * ce.mul + ce.add, ce.lower);
+          plane[at + q] = kResidual ? ce(row[q * T + t], residual[at + q]) : ce(row[q * T + t]);
         }
       }
     }
