@@ -67,7 +67,7 @@ struct BlockedSgemm {
   }
 
   // The register tile: C[0:rows, 0:cols] (+)= A panel x B panel, epilogue on the last K block.
-  static void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+  static void micro_kernel(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                            int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep,
                            int64_t m0, int64_t n0) {
     Vec acc0[MR], acc1[MR];
@@ -76,8 +76,8 @@ struct BlockedSgemm {
       acc1[r] = Vec(0.0f);
     }
     for (int64_t k = 0; k < kc; ++k) {
-      const Vec b0 = Vec::load_aligned(b + k * NR);
-      const Vec b1 = Vec::load_aligned(b + k * NR + W);
+      const Vec b0 = Vec::load_unaligned(b + k * ldb);
+      const Vec b1 = Vec::load_unaligned(b + k * ldb + W);
       for (int r = 0; r < MR; ++r) {
         const Vec av(a[k * MR + r]);
         acc0[r] = xsimd::fma(av, b0, acc0[r]);
@@ -167,12 +167,16 @@ struct BlockedSgemm {
                         int64_t n_begin, int64_t n_end, float* a_pack, float* b_pack,
                         const float* packed = nullptr) {
     const GemmEpilogue* ep = e.empty() ? nullptr : &e;
+    // With few rows each B panel serves only a few register tiles, too few to repay packing it:
+    // whole panels are then read from B where it is, and only a ragged last panel is packed.
+    const bool direct_b = m_end - m_begin <= kMC;
     for (int64_t n0 = n_begin; n0 < n_end; n0 += kNC) {
       const int64_t nc = std::min(kNC, n_end - n0);
+      const int64_t whole = direct_b ? nc / NR * NR : 0;  // columns read in place
       for (int64_t k0 = 0; k0 < s.k; k0 += kKC) {
         const int64_t kc = std::min(kKC, s.k - k0);
         const bool first = k0 == 0, last = k0 + kc == s.k;
-        pack_b(s, k0, kc, n0, nc, b_pack);
+        if (whole < nc) pack_b(s, k0, kc, n0 + whole, nc - whole, b_pack);
         for (int64_t m0 = m_begin; m0 < m_end; m0 += kMC) {
           const int64_t mc = std::min(kMC, m_end - m0);
           const float* a_block = a_pack;
@@ -182,10 +186,13 @@ struct BlockedSgemm {
             pack_a(s, m0, mc, k0, kc, a_pack);
           }
           for (int64_t j = 0; j < nc; j += NR) {
+            const bool in_place = j < whole;
+            const float* b = in_place ? s.b + k0 * s.ldb + n0 + j : b_pack + (j - whole) * kc;
+            const int64_t ldb = in_place ? s.ldb : NR;
             for (int64_t i = 0; i < mc; i += MR) {
-              micro_kernel(kc, a_block + i * kc, b_pack + j * kc, s.c + (m0 + i) * s.ldc + n0 + j,
-                           s.ldc, std::min<int64_t>(MR, mc - i), std::min<int64_t>(NR, nc - j),
-                           !first, last ? ep : nullptr, m0 + i, n0 + j);
+              micro_kernel(kc, a_block + i * kc, b, ldb, s.c + (m0 + i) * s.ldc + n0 + j, s.ldc,
+                           std::min<int64_t>(MR, mc - i), std::min<int64_t>(NR, nc - j), !first,
+                           last ? ep : nullptr, m0 + i, n0 + j);
             }
           }
         }
@@ -201,7 +208,7 @@ struct BlockedSgemm {
     for (int64_t j = blk.n_begin; j < blk.n_end; j += NR) {
       const float* b_panel = blk.b + j / NR * blk.panel_stride;
       for (int64_t i = blk.m_begin; i < blk.m_end; i += MR) {
-        micro_kernel(blk.kc, a_block + i * blk.kc, b_panel, blk.c + i * blk.ldc + j, blk.ldc,
+        micro_kernel(blk.kc, a_block + i * blk.kc, b_panel, NR, blk.c + i * blk.ldc + j, blk.ldc,
                      std::min<int64_t>(MR, blk.m_end - i), std::min<int64_t>(NR, blk.n_end - j), blk.accumulate,
                      blk.epilogue, i, j);
       }
