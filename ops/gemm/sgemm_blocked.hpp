@@ -17,7 +17,7 @@ namespace ecocpu::gemm_detail {
 
 constexpr int64_t kKC = 256;   // depth of one packed panel pair: A and B panels stay in L1
 constexpr int64_t kMC = 144;   // rows of A packed at a time: the A block stays in L2
-constexpr int64_t kNC = 2048;  // columns of B packed at a time
+constexpr int64_t kNC = 1024;  // columns of B packed at a time: the packed B block (1 MB) fits L2
 
 struct AlignedBuffer {
   float* data = nullptr;
