@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ops/vector_clones.hpp"
+#include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
 
@@ -58,6 +59,27 @@ void pool_rows(const float* in, float* out, const Axis& a, int64_t rows, referen
     hi[o] = std::min(end, a.n);
     inverse[o] = 1.0f / static_cast<float>(end - begin);
   }
+  if (a.stride == 1) {
+    // Each window offset is one shifted pass over the whole row, which vectorises.
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* src = in + r * a.n;
+      float* dst = out + r * a.out_n;
+      std::fill(dst, dst + a.out_n, is_max ? -std::numeric_limits<float>::infinity() : 0.0f);
+      for (int64_t i = 0; i < a.kernel; ++i) {
+        const int64_t shift = i - a.pad;  // dst[o] takes src[o + shift] where that exists
+        const int64_t o_lo = std::max<int64_t>(0, -shift), o_hi = std::min(a.out_n, a.n - shift);
+        if (is_max) {
+          for (int64_t o = o_lo; o < o_hi; ++o) dst[o] = std::max(dst[o], src[o + shift]);
+        } else {
+          for (int64_t o = o_lo; o < o_hi; ++o) dst[o] += src[o + shift];
+        }
+      }
+      if (!is_max) {
+        for (int64_t o = 0; o < a.out_n; ++o) dst[o] *= inverse[o];
+      }
+    }
+    return;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = in + r * a.n;
     float* dst = out + r * a.out_n;
@@ -85,16 +107,24 @@ void pool_separable(const reference::PoolProblem& p, const float* in, float* out
   const Axis aw{w, ow, win.kernel[2], win.stride[2], win.pad[2]};
   const Axis ah{h, oh, win.kernel[1], win.stride[1], win.pad[1]};
   const Axis ad{d, od, win.kernel[0], win.stride[0], win.pad[0]};
+  // 2D pooling (depth 1, kernel 1) needs no pass along d: the w pass writes the output.
+  const bool depth_identity = ad.kernel == 1 && ad.stride == 1 && ad.pad == 0 && od == d;
 #pragma omp parallel
   {
-    std::vector<float> t1(static_cast<std::size_t>(d * oh * w)), t2(static_cast<std::size_t>(d * oh * ow));
+    thread_local ScratchBuffer t1_buffer, t2_buffer;
+    float* t1 = t1_buffer.reserve(d * oh * w);
+    float* t2 = t2_buffer.reserve(d * oh * ow);
 #pragma omp for schedule(static)
     for (int64_t plane = 0; plane < p.planes; ++plane) {
       const float* src = in + plane * d * h * w;
       float* dst = out + plane * od * oh * ow;
-      pool_axis(src, t1.data(), ah, d, h * w, oh * w, w, p.mode);  // columns of h
-      pool_rows(t1.data(), t2.data(), aw, d * oh, p.mode);         // rows of w
-      pool_axis(t2.data(), dst, ad, 1, d * oh * ow, od * oh * ow, oh * ow, p.mode);
+      pool_axis(src, t1, ah, d, h * w, oh * w, w, p.mode);  // columns of h
+      if (depth_identity) {
+        pool_rows(t1, dst, aw, d * oh, p.mode);  // rows of w
+      } else {
+        pool_rows(t1, t2, aw, d * oh, p.mode);
+        pool_axis(t2, dst, ad, 1, d * oh * ow, od * oh * ow, oh * ow, p.mode);
+      }
     }
   }
 }
