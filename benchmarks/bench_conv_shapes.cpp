@@ -63,6 +63,24 @@ std::vector<Shape5> eco_conv_shapes() {
 
 double g_peak_gflops = 0;
 
+// A shape's random input, weights (small, so that outputs stay moderate) and bias, its output
+// buffer and the reference kernel's output.
+struct ConvData {
+  Tensor in, w, b, out, ref;
+  explicit ConvData(const reference::ConvProblem& p) {
+    const int64_t in_n = p.batch * p.in_channels * p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
+    const int64_t out_n = p.batch * p.out_channels * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+    const int64_t w_n = p.out_channels * p.in_channels * p.window.volume();
+    in = random_input(Shape{in_n}, 1);
+    w = random_input(Shape{w_n}, 2);
+    b = random_input(Shape{p.out_channels}, 3);
+    for (int64_t i = 0; i < w_n; ++i) w.data()[i] *= 1e-3f;
+    out = Tensor(Shape{out_n});
+    ref = Tensor(Shape{out_n});
+    reference::conv(p, in.data(), w.data(), b.data(), ref.data());
+  }
+};
+
 // GFLOP/s, peak% and rel_err of `out` against the reference output `ref`.
 void set_counters(benchmark::State& state, const Shape5& shape, const Tensor& out, const Tensor& ref) {
   const auto& p = shape.p;
@@ -80,21 +98,15 @@ void set_counters(benchmark::State& state, const Shape5& shape, const Tensor& ou
 
 void bench_conv(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo) {
   const auto& p = shape.p;
-  const int64_t in_n = p.batch * p.in_channels * p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
-  const int64_t out_n = p.batch * p.out_channels * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const int64_t w_n = p.out_channels * p.in_channels * p.window.volume();
-  Tensor in = random_input(Shape{in_n}, 1), w = random_input(Shape{w_n}, 2), b = random_input(Shape{p.out_channels}, 3);
-  for (int64_t i = 0; i < w_n; ++i) w.data()[i] *= 1e-3f;
-  Tensor out(Shape{out_n}), ref(Shape{out_n});
-  reference::conv(p, in.data(), w.data(), b.data(), ref.data());
-  const fast::PreparedConv conv = fast::prepare_conv(p, algo, w.data());
+  ConvData d(p);
+  const fast::PreparedConv conv = fast::prepare_conv(p, algo, d.w.data());
   fast::ConvEpilogue e;
-  e.bias = b.data();
+  e.bias = d.b.data();
   for (auto _ : state) {
-    fast::run_conv(conv, in.data(), e, out.data());
-    benchmark::DoNotOptimize(out.data());
+    fast::run_conv(conv, d.in.data(), e, d.out.data());
+    benchmark::DoNotOptimize(d.out.data());
   }
-  set_counters(state, shape, out, ref);
+  set_counters(state, shape, d.out, d.ref);
 }
 
 #ifdef ECOCPU_HAVE_ONEDNN
@@ -133,16 +145,11 @@ void bench_onednn(benchmark::State& state, Shape5 shape) {
                                        spatial(vol, pad_r));
   const convolution_forward::primitive_desc pd(desc, eng);
 
-  const int64_t in_n = p.batch * p.in_channels * p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
-  const int64_t out_n = p.batch * p.out_channels * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const int64_t w_n = p.out_channels * p.in_channels * p.window.volume();
-  Tensor in = random_input(Shape{in_n}, 1), w = random_input(Shape{w_n}, 2), b = random_input(Shape{p.out_channels}, 3);
-  for (int64_t i = 0; i < w_n; ++i) w.data()[i] *= 1e-3f;
-  Tensor out(Shape{out_n}), ref(Shape{out_n});
-  reference::conv(p, in.data(), w.data(), b.data(), ref.data());
+  ConvData d(p);
 
-  memory src_plain({src_dims, f32, plain}, eng, in.data()), w_plain({w_dims, f32, plain_w}, eng, w.data());
-  memory dst_plain({dst_dims, f32, plain}, eng, out.data()), bias({{p.out_channels}, f32, memory::format_tag::x}, eng, b.data());
+  memory src_plain({src_dims, f32, plain}, eng, d.in.data()), w_plain({w_dims, f32, plain_w}, eng, d.w.data());
+  memory dst_plain({dst_dims, f32, plain}, eng, d.out.data());
+  memory bias({{p.out_channels}, f32, memory::format_tag::x}, eng, d.b.data());
   memory src(pd.src_desc(), eng), weights(pd.weights_desc(), eng), dst(pd.dst_desc(), eng);
   reorder(src_plain, src).execute(strm, src_plain, src);
   reorder(w_plain, weights).execute(strm, w_plain, weights);
@@ -155,7 +162,7 @@ void bench_onednn(benchmark::State& state, Shape5 shape) {
   }
   reorder(dst, dst_plain).execute(strm, dst, dst_plain);
   strm.wait();
-  set_counters(state, shape, out, ref);
+  set_counters(state, shape, d.out, d.ref);
   state.SetLabel(shape.id + " " + key(p) + " " + pd.impl_info_str());
 }
 #endif
