@@ -99,14 +99,37 @@ PanelBlock thread_share(int64_t m, int64_t cols, int64_t mr, int64_t nr, PanelBl
   return blk;
 }
 
+// One block of `cols` columns of the product weight (m x k) x gathered input, called by every
+// thread of a parallel region: per depth block the threads write the rows into the shared
+// `panels` (gather_row(row, dst) fills one row of `cols` values), then each multiplies its share
+// into C (leading dimension ldc), the epilogue, if any, applied with the last depth block.
+template <class GatherRow>
+void block_product(const GemmKernel& kernel, const PackedMatrix& weight, int64_t cols, float* panels,
+                   float* row_buffer, const GatherRow& gather_row, float* c, int64_t ldc, const GemmEpilogue* ep) {
+  const int64_t m = weight.m, k = weight.k, nr = kernel.nr;
+  for (int64_t k0 = 0; k0 < k; k0 += kernel.kc) {
+    const int64_t kc = std::min(kernel.kc, k - k0);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < kc; ++r) {
+      gather_row(k0 + r, row_buffer);
+      row_to_panels(row_buffer, cols, r, kc, nr, panels);
+    }
+    const bool last = k0 + kc == k;
+    const PanelBlock share =
+        thread_share(m, cols, kernel.mr, nr, {k0, kc, panels, kc * nr, 0, 0, 0, 0, c, ldc, k0 > 0, last ? ep : nullptr});
+    if (share.m_begin < share.m_end && share.n_begin < share.n_end) kernel.run_depth_block(weight, share);
+#pragma omp barrier
+  }
+}
+
 // im2col / vol2col + GEMM for one image: per block of columns and depth block of rows, the
 // threads gather the rows straight into GEMM panels, then each multiplies its share.
 void conv_im2col_image(const reference::ConvProblem& p, const float* image, const PackedMatrix& weight,
                        const GemmEpilogue& epilogue, float* out_image) {
   const GemmKernel& kernel = selected_gemm_kernel();
-  const int64_t nr = kernel.nr, k = p.in_channels * p.window.volume(), m = p.out_channels;
+  const int64_t k = p.in_channels * p.window.volume();
   const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const int64_t block = column_block(out_volume, nr);
+  const int64_t block = column_block(out_volume, kernel.nr);
   thread_local ScratchBuffer panel_buffer;
   float* panels = panel_buffer.reserve(std::min(k, kernel.kc) * block);
 #pragma omp parallel
@@ -117,20 +140,8 @@ void conv_im2col_image(const reference::ConvProblem& p, const float* image, cons
       const int64_t cols = std::min(block, out_volume - o0);
       GemmEpilogue e = epilogue;
       if (e.residual) e.residual += o0;
-      for (int64_t k0 = 0; k0 < k; k0 += kernel.kc) {
-        const int64_t kc = std::min(kernel.kc, k - k0);
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < kc; ++r) {
-          im2col_row(p, image, k0 + r, o0, cols, row);
-          row_to_panels(row, cols, r, kc, nr, panels);
-        }
-        const bool last = k0 + kc == k;
-        const PanelBlock share = thread_share(m, cols, kernel.mr, nr,
-                                              {k0, kc, panels, kc * nr, 0, 0, 0, 0, out_image + o0, out_volume,
-                                               k0 > 0, last && !e.empty() ? &e : nullptr});
-        if (share.m_begin < share.m_end && share.n_begin < share.n_end) kernel.run_depth_block(weight, share);
-#pragma omp barrier
-      }
+      const auto gather_row = [&](int64_t r, float* dst) { im2col_row(p, image, r, o0, cols, dst); };
+      block_product(kernel, weight, cols, panels, row, gather_row, out_image + o0, out_volume, e.empty() ? nullptr : &e);
     }
   }
 }
@@ -209,18 +220,8 @@ void conv_batched_columns(const reference::ConvProblem& p, bool pointwise, const
     float* row = row_buffer.reserve(block);
     for (int64_t c0 = 0; c0 < total; c0 += block) {
       const int64_t cols = std::min(block, total - c0);
-      for (int64_t k0 = 0; k0 < k; k0 += kernel.kc) {
-        const int64_t kc = std::min(kernel.kc, k - k0);
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < kc; ++r) {
-          gather_columns(p, in, pointwise, k0 + r, c0, cols, row);
-          row_to_panels(row, cols, r, kc, nr, panels);
-        }
-        const PanelBlock share =
-            thread_share(m, cols, kernel.mr, nr, {k0, kc, panels, kc * nr, 0, 0, 0, 0, product, ld, k0 > 0, nullptr});
-        if (share.m_begin < share.m_end && share.n_begin < share.n_end) kernel.run_depth_block(weight, share);
-#pragma omp barrier
-      }
+      const auto gather_row = [&](int64_t r, float* dst) { gather_columns(p, in, pointwise, r, c0, cols, dst); };
+      block_product(kernel, weight, cols, panels, row, gather_row, product, ld, nullptr);
       scatter_columns(p, epilogue, product, ld, c0, cols, out);
     }
   }

@@ -7,8 +7,8 @@
 #include <limits>
 #include <stdexcept>
 
-#include "tensor/scratch.hpp"
 #include "ops/vector_clones.hpp"
+#include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
 
@@ -256,9 +256,10 @@ void gather_input_tiles(const reference::ConvProblem& p, const Geometry& g, cons
 // every tile), clipped to the output's extent. `plane` (and `residual`, if any) are channel k of
 // image 0. Inlined into the dispatcher below, so it is built for each of its instruction sets.
 template <bool kResidual>
-[[gnu::always_inline]] inline void scatter_output_tiles(const reference::ConvProblem& p, const Geometry& g, const TileBlock& tb,
-                          const float* result, int64_t T, const ChannelEpilogue& ce, const float* residual,
-                          float* plane) {
+[[gnu::always_inline]] inline void scatter_output_tiles(const reference::ConvProblem& p, const Geometry& g,
+                                                        const TileBlock& tb, const float* result, int64_t T,
+                                                        const ChannelEpilogue& ce, const float* residual,
+                                                        float* plane) {
   const int64_t oh_n = p.out_extent[1], ow_n = p.out_extent[2];
   const int64_t m1 = g.m[1], m2 = g.m[2];
   // Output row by output row, so that neighbouring tiles' writes continue each other.
@@ -300,7 +301,7 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
   const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   const int64_t nr = selected_gemm_kernel().nr, total = p.batch * g.tile_count;
   const int64_t block_tiles =
-      tiles_per_block(total, nr, omp_get_max_threads(), g.positions * (p.in_channels + p.out_channels));
+      tiles_per_block(total, nr, omp_get_max_threads(), pos * (c_n + k_n));
   const int64_t blocks = (total + block_tiles - 1) / block_tiles;
   const std::array<const Mat*, 3> bt{&g.t[0].bt, &g.t[1].bt, &g.t[2].bt};
   const std::array<const Mat*, 3> at{&g.t[0].at, &g.t[1].at, &g.t[2].at};
