@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "eco/model.hpp"
 #include "eco/random_weights.hpp"
 #include "ops/window.hpp"
 #include "tensor/tensor.hpp"
@@ -23,6 +24,16 @@ inline Window make_window(int rank, std::array<int64_t, 3> k, std::array<int64_t
   w.stride = s;
   w.pad = p;
   return w;
+}
+
+// ECO `arch` at 4 segments with `classes` classes: the whole network, small enough for the
+// reference executor in a test.
+inline Graph small_eco(const char* arch, int64_t classes) {
+  ModelConfig c;
+  c.arch = arch;
+  c.segments = 4;
+  c.classes = classes;
+  return build_model(c);
 }
 
 inline Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {

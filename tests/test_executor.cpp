@@ -139,11 +139,7 @@ TEST_CASE("executor: buffers are released after their last reader") {
 TEST_CASE("executor: ECO Lite and ECO Full run end to end on random weights") {
   for (const char* arch : {"ECO", "ECOfull"}) {
     CAPTURE(arch);
-    ModelConfig c;
-    c.arch = arch;
-    c.segments = 4;
-    c.classes = 101;
-    Graph g = build_model(c);
+    Graph g = test::small_eco(arch, 101);
     WeightStore w = random_weights(g, 11);
     Tensor x = random_input(g.input_shape(), 12);
     Tensor y = run_graph(g, w, x);

@@ -20,9 +20,7 @@ const PlanStep* step_for(const ExecutionPlan& plan, const std::string& id) {
 }  // namespace
 
 TEST_CASE("plan: convolutions absorb BatchNorm, residual sums and ReLU where nothing else reads") {
-  ModelConfig c;
-  c.segments = 4;
-  Graph g = build_model(c);
+  Graph g = test::small_eco("ECO", 400);
   WeightStore w = random_weights(g, 5);
   ExecutionPlan plan = make_plan(g, w);
   const PlanStep* conv1 = step_for(plan, "conv1_7x7_s2");
@@ -50,11 +48,7 @@ TEST_CASE("plan: convolutions absorb BatchNorm, residual sums and ReLU where not
 TEST_CASE("plan: fused and unfused plans give the reference executor's logits") {
   for (const char* arch : {"ECO", "ECOfull"}) {
     CAPTURE(arch);
-    ModelConfig c;
-    c.arch = arch;
-    c.segments = 4;
-    c.classes = 50;
-    Graph g = build_model(c);
+    Graph g = test::small_eco(arch, 50);
     WeightStore w = random_weights(g, 21);
     Tensor x = random_input(g.input_shape(), 22);
     Tensor expect = run_graph(g, w, x);
@@ -77,11 +71,7 @@ TEST_CASE("plan: fused and unfused plans give the reference executor's logits") 
 TEST_CASE("plan: buffers are reused across passes, and reuse never changes the result") {
   for (const char* arch : {"ECO", "ECOfull"}) {
     CAPTURE(arch);
-    ModelConfig c;
-    c.arch = arch;
-    c.segments = 4;
-    c.classes = 20;
-    Graph g = build_model(c);
+    Graph g = test::small_eco(arch, 20);
     WeightStore w = random_weights(g, 31);
     ExecutionPlan plan = make_plan(g, w);
     Tensor first = run_plan(plan, w, random_input(g.input_shape(), 32)).clone();

@@ -2,8 +2,10 @@
 // Convolution as matrix multiplication, for 2D and 3D alike: per image, the output planes
 // (Cout x out_volume) = weights (Cout x Cin*kernel_volume) x columns (Cin*kernel_volume x
 // out_volume). A 1x1(x1), stride-1, unpadded convolution uses the input itself as the columns;
-// others gather them (im2col / vol2col) a block of output positions at a time, so the buffer stays
-// small even for ECO's 3D layers. The GEMM epilogue applies bias, residual, affine and ReLU.
+// others gather them (im2col / vol2col) straight into GEMM panels, a block of output positions and
+// of rows at a time, so the buffers stay small even for ECO's 3D layers. Frames with small output
+// planes are gathered several at a time into one wider product. The epilogue applies bias,
+// residual, affine and ReLU.
 #include <algorithm>
 #include <string>
 

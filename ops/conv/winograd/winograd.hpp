@@ -1,10 +1,12 @@
 #pragma once
 // Winograd convolution for stride-1 3x3 (2D) and 3x3x3 (3D) kernels: F(4x4, 3x3) in space and
-// F(2, 3) in time, i.e. 6x6 (2D) or 4x6x6 (3D) input tiles giving 4x4 or 2x4x4 outputs. Per image,
-// every input tile is transformed (B^T d B along each axis), one GEMM per tile position multiplies
-// the transformed weights (G g G^T, packed at plan time) with all tiles at once, and the output
-// transform (A^T m A) ends in the same epilogue as the other convolutions. Multiplications per
-// output: 36/16 = 2.25 instead of 9 (2D), 144/32 = 4.5 instead of 27 (3D).
+// F(2, 3) in time, i.e. 6x6 (2D) or 4x6x6 (3D) input tiles giving 4x4 or 2x4x4 outputs. The tiles
+// of the whole batch are taken in blocks of one or two GEMM panel widths, each block by one thread
+// from start to end: its input tiles are transformed (B^T d B along each axis) straight into GEMM
+// panels, one product per tile position multiplies them by the transformed weights (G g G^T,
+// packed at plan time), and the output transform (A^T m A) ends in the same epilogue as the other
+// convolutions. Multiplications per output: 36/16 = 2.25 instead of 9 (2D), 144/32 = 4.5 instead
+// of 27 (3D).
 #include <array>
 #include <vector>
 
