@@ -172,7 +172,7 @@ void bench_onednn(benchmark::State& state, Shape5 shape) {
 int main(int argc, char** argv) {
   g_peak_gflops = measure_fma_peak(selected_gemm_kernel(), omp_get_max_threads());
   for (const auto& s : eco_conv_shapes()) {
-    std::vector<fast::ConvAlgo> algos{fast::ConvAlgo::Im2colGemm};
+    std::vector<fast::ConvAlgo> algos{fast::ConvAlgo::Im2colGemm, fast::ConvAlgo::TapGemm};
     if (fast::choose_conv_algo(s.p) == fast::ConvAlgo::Direct1x1Gemm) algos.push_back(fast::ConvAlgo::Direct1x1Gemm);
     if (fast::winograd_applies(s.p)) algos.push_back(fast::ConvAlgo::Winograd);
     for (auto algo : algos) {

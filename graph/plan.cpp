@@ -150,9 +150,7 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
       reference::ConvProblem problem;
       s = conv_step(g, w, n, weight, problem);
       if (options.fuse) absorb_followers(g, w, uses, available, s, weight);
-      fast::ConvAlgo algo = fast::choose_conv_algo(problem);
-      if (algo == fast::ConvAlgo::Winograd && !options.winograd) algo = fast::ConvAlgo::Im2colGemm;
-      s.conv = fast::prepare_conv(problem, algo, weight.data());
+      s.conv = fast::prepare_conv(problem, fast::choose_conv_algo(problem, options.winograd), weight.data());
       for (int a : s.absorbed) absorbed[a] = true;
       if (releasable) release_step_weights(g, s, *releasable);
     } else {

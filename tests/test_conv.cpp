@@ -134,7 +134,7 @@ TEST_CASE("conv: shape rule, parameters and cost") {
   CHECK_THROWS_AS(big.output_shape(std::span(&too_small, 1)), ShapeError);
 }
 
-TEST_CASE("conv gemm: im2col / 1x1 GEMM with a fused epilogue equals the reference") {
+TEST_CASE("conv gemm: im2col, tap and 1x1 GEMMs with a fused epilogue equal the reference") {
   struct Case {
     int rank;
     int64_t n, cin, cout, d, h, w;
@@ -157,6 +157,14 @@ TEST_CASE("conv gemm: im2col / 1x1 GEMM with a fused epilogue equals the referen
       // Planes of 4096 positions or more go image by image (pointwise: by column chunk).
       {2, 2, 3, 5, 1, 70, 66, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
       {2, 2, 4, 6, 1, 70, 66, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+      // Tap GEMM: input channels over one depth block (300 = 2 x 150) and output channels over
+      // one group of panels (300 = 10 panels of 32), many position blocks, positions across
+      // images, padding wider than the kernel's reach, unequal strides.
+      {3, 2, 300, 70, 3, 5, 4, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}},
+      {2, 3, 20, 300, 1, 9, 7, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+      {2, 4, 64, 40, 1, 30, 29, {1, 3, 3}, {1, 1, 1}, {0, 2, 2}},
+      {3, 1, 7, 9, 5, 6, 7, {3, 1, 3}, {2, 1, 2}, {0, 0, 2}},
+      {3, 1, 128, 33, 8, 14, 14, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},  // res4a_1's geometry
   };
   uint64_t seed = 1300;
   for (const auto& c : cases) {
@@ -191,14 +199,18 @@ TEST_CASE("conv gemm: im2col / 1x1 GEMM with a fused epilogue equals the referen
         e.shift = shift.data();
         e.relu = true;
       }
-      Tensor out(expect.shape());
-      const auto algo = fast::choose_conv_algo(p);
-      CHECK((algo == fast::ConvAlgo::Direct1x1Gemm) == (win.volume() == 1 && c.s[2] == 1));
-      const PackedMatrix packed = fast::pack_conv_weights(p, w.data());
-      fast::conv_gemm(p, algo, in.data(), packed, e, out.data());
-      CHECK(test::max_relative_error(out, expect) < 1e-5f);
-      if (algo == fast::ConvAlgo::Direct1x1Gemm) {  // the general path must agree too
-        fast::conv_gemm(p, fast::ConvAlgo::Im2colGemm, in.data(), packed, e, out.data());
+      const bool pointwise = win.volume() == 1 && c.s[2] == 1 && c.s[1] == 1 && c.s[0] == 1;
+      const auto chosen = fast::choose_conv_algo(p);
+      CHECK((chosen == fast::ConvAlgo::Direct1x1Gemm) == pointwise);
+      if (!pointwise && chosen != fast::ConvAlgo::Winograd) {
+        CHECK((chosen == fast::ConvAlgo::TapGemm) == (c.cin >= 64));
+      }
+      std::vector<fast::ConvAlgo> algos{fast::ConvAlgo::Im2colGemm, fast::ConvAlgo::TapGemm};
+      if (pointwise) algos.push_back(fast::ConvAlgo::Direct1x1Gemm);
+      for (const auto algo : algos) {
+        CAPTURE(fast::conv_algo_name(algo));
+        Tensor out(expect.shape());
+        fast::run_conv(fast::prepare_conv(p, algo, w.data()), in.data(), e, out.data());
         CHECK(test::max_relative_error(out, expect) < 1e-5f);
       }
     }
@@ -268,7 +280,7 @@ TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference")
 
 TEST_CASE("conv: a range of images, residual included, equals that part of the whole batch") {
   uint64_t seed = 2100;
-  for (const auto algo : {fast::ConvAlgo::Im2colGemm, fast::ConvAlgo::Winograd}) {
+  for (const auto algo : {fast::ConvAlgo::Im2colGemm, fast::ConvAlgo::Winograd, fast::ConvAlgo::TapGemm}) {
     CAPTURE(fast::conv_algo_name(algo));
     Conv conv(6, make_window(3, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}));
     const Shape in_shape{5, 4, 3, 9, 7};

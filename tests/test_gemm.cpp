@@ -147,3 +147,40 @@ TEST_CASE("gemm: products by depth block on B panels, for every ISA variant, equ
     }
   }
 }
+
+TEST_CASE("gemm: register tiles with unpacked A rows, for every ISA variant, equal the reference") {
+  // Tiles of every height up to MR, depths below and at the kernel's block, two accumulated
+  // halves; A's rows lda apart with a gap, rows past `rows` readable but not stored.
+  uint64_t seed = 1400;
+  for (const auto& kernel : available_gemm_kernels()) {
+    const int64_t mr = kernel.mr, nr = kernel.nr;
+    for (const int64_t k : {int64_t{1}, int64_t{7}, int64_t{150}, kernel.kc}) {
+      for (const int64_t rows : {int64_t{1}, int64_t{2}, mr / 2 + 1, mr - 1, mr}) {
+        CAPTURE(kernel.name);
+        CAPTURE(k);
+        CAPTURE(rows);
+        const int64_t lda = k + 5, ldc = nr + 3;
+        Tensor a = test::random_tensor(Shape{mr * lda}, seed++), b = test::random_tensor(Shape{k * nr}, seed++);
+        std::vector<float> c(static_cast<std::size_t>(mr * ldc), 7.0f), ref(static_cast<std::size_t>(rows * nr));
+        const int64_t half = k / 2;  // the first half overwrites, the second accumulates
+        if (half > 0) kernel.tile_rows_a(half, a.data(), lda, b.data(), c.data(), ldc, rows, false);
+        kernel.tile_rows_a(k - half, a.data() + half, lda, b.data() + half * nr, c.data(), ldc, rows, half > 0);
+        reference::sgemm({rows, nr, k, a.data(), lda, b.data(), nr, ref.data(), nr}, {});
+        std::vector<float> used;
+        bool untouched = true;
+        for (int64_t r = 0; r < mr; ++r) {
+          for (int64_t j = 0; j < ldc; ++j) {
+            const float v = c[static_cast<std::size_t>(r * ldc + j)];
+            if (r < rows && j < nr) {
+              used.push_back(v);
+            } else {
+              untouched = untouched && v == 7.0f;
+            }
+          }
+        }
+        CHECK(untouched);
+        CHECK(relative_error(used, ref) < 1e-5f);
+      }
+    }
+  }
+}

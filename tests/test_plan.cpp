@@ -34,7 +34,7 @@ TEST_CASE("plan: convolutions absorb BatchNorm, residual sums and ReLU where not
   CHECK(step_for(plan, "inception_3a_1x1")->conv.algo == fast::ConvAlgo::Direct1x1Gemm);
   CHECK(step_for(plan, "conv1_7x7_s2")->conv.algo == fast::ConvAlgo::Im2colGemm);
   CHECK(step_for(plan, "res3b_1")->conv.algo == fast::ConvAlgo::Winograd);
-  CHECK(step_for(plan, "res4a_1")->conv.algo == fast::ConvAlgo::Im2colGemm);  // stride 2
+  CHECK(step_for(plan, "res4a_1")->conv.algo == fast::ConvAlgo::TapGemm);  // stride 2, 128 channels
   // res3a_2's output feeds both its BN and the later sum: it stays a plain conv.
   CHECK(step_for(plan, "res3a_2")->absorbed.empty());
   // res3b_2 adds res3a_2 and applies res3b_bn and the ReLU in its epilogue.

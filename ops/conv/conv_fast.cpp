@@ -8,6 +8,8 @@ PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const 
   c.algo = algo;
   if (algo == ConvAlgo::Winograd) {
     c.winograd = winograd_transform_weights(p, weight);
+  } else if (algo == ConvAlgo::TapGemm) {
+    c.taps = tap_pack_weights(p, weight);
   } else {
     c.gemm_weight = pack_conv_weights(p, weight);
   }
@@ -21,6 +23,8 @@ void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const floa
               float* out) {
   if (c.algo == ConvAlgo::Winograd) {
     conv_winograd(p, c.winograd, in, e, out);
+  } else if (c.algo == ConvAlgo::TapGemm) {
+    conv_taps(p, c.taps, in, e, out);
   } else {
     conv_gemm(p, c.algo, in, c.gemm_weight, e, out);
   }

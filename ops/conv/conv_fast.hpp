@@ -2,6 +2,7 @@
 // A convolution prepared for the fast engine: its algorithm chosen and its weights transformed
 // and packed once, so each forward pass only runs the kernel.
 #include "ops/conv/conv_gemm.hpp"
+#include "ops/conv/taps/conv_taps.hpp"
 #include "ops/conv/winograd/winograd.hpp"
 
 namespace ecocpu::fast {
@@ -11,6 +12,7 @@ struct PreparedConv {
   ConvAlgo algo = ConvAlgo::Im2colGemm;
   PackedMatrix gemm_weight;  // GEMM algorithms
   WinogradWeights winograd;  // Winograd
+  TapWeights taps;           // tap GEMM
 };
 
 // weight: (Cout, Cin, [kd,] kh, kw) row-major.

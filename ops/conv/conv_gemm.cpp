@@ -243,19 +243,21 @@ const char* conv_algo_name(ConvAlgo algo) {
     case ConvAlgo::Direct1x1Gemm: return "gemm_1x1";
     case ConvAlgo::Im2colGemm: return "im2col_gemm";
     case ConvAlgo::Winograd: return "winograd";
+    case ConvAlgo::TapGemm: return "tap_gemm";
   }
   return "?";
 }
 
-ConvAlgo choose_conv_algo(const reference::ConvProblem& p) {
+ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd) {
   const auto& w = p.window;
   const bool pointwise = w.volume() == 1 && w.stride == std::array<int64_t, 3>{1, 1, 1} &&
                          w.pad == std::array<int64_t, 3>{0, 0, 0};
   if (pointwise) return ConvAlgo::Direct1x1Gemm;
-  if (winograd_applies(p) && p.in_channels >= 16 && p.out_channels >= 16 && winograd_tile_count(p) >= 32) {
+  if (allow_winograd && winograd_applies(p) && p.in_channels >= 16 && p.out_channels >= 16 &&
+      winograd_tile_count(p) >= 32) {
     return ConvAlgo::Winograd;
   }
-  return ConvAlgo::Im2colGemm;
+  return p.in_channels >= 64 ? ConvAlgo::TapGemm : ConvAlgo::Im2colGemm;
 }
 
 PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight) {

@@ -14,12 +14,13 @@
 
 namespace ecocpu::fast {
 
-enum class ConvAlgo { Direct1x1Gemm, Im2colGemm, Winograd };
+enum class ConvAlgo { Direct1x1Gemm, Im2colGemm, Winograd, TapGemm };
 const char* conv_algo_name(ConvAlgo algo);
-// The algorithm the cost model prefers: 1x1 GEMM for pointwise convolutions, Winograd for
-// stride-1 3x3(x3) ones with enough channels and output tiles to amortise the transforms,
-// im2col otherwise.
-ConvAlgo choose_conv_algo(const reference::ConvProblem& p);
+// The algorithm the cost model prefers: 1x1 GEMM for pointwise convolutions, Winograd (unless not
+// allowed) for stride-1 3x3(x3) ones with enough channels and output tiles to amortise the
+// transforms, the tap GEMM for others with at least 64 input channels (each tap's depth block
+// long enough for the register tile), im2col otherwise (e.g. conv1's 3 channels).
+ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd = true);
 
 // What a convolution adds after the product; `residual` (if any) has the output's shape.
 struct ConvEpilogue {

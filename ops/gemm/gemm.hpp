@@ -70,6 +70,11 @@ struct GemmKernel {
   // of at most kc at a time, on one thread.
   int64_t kc = 0;
   void (*run_depth_block)(const PackedMatrix& a, const PanelBlock& block) = nullptr;
+  // One register tile whose A rows are read where they are (MR rows of kc floats, lda apart, all
+  // readable; only the first `rows` are stored): C (rows x nr, leading dimension ldc) (+)= A x one
+  // B panel (kc rows of nr floats). For products whose A is gathered a tile at a time.
+  void (*tile_rows_a)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                      int64_t rows, bool accumulate) = nullptr;
   // Peak probe for benchmarks: runs 2 * 10 * (nr / 2) flops per iteration on one thread.
   float (*fma_chains)(int64_t iterations) = nullptr;
   int64_t flops_per_chain_iteration() const { return 2 * 10 * (nr / 2); }

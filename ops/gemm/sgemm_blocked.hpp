@@ -66,10 +66,12 @@ struct BlockedSgemm {
     }
   }
 
-  // The register tile: C[0:rows, 0:cols] (+)= A panel x B panel, epilogue on the last K block.
+  // The register tile: C[0:rows, 0:cols] (+)= A x B panel, epilogue on the last K block. A is an
+  // MR x kc panel (element (r, k) at a[k * MR + r]) or, kRowMajorA, MR rows lda apart.
+  template <bool kRowMajorA = false>
   static void micro_kernel(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                            int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep,
-                           int64_t m0, int64_t n0) {
+                           int64_t m0, int64_t n0, int64_t lda = 0) {
     Vec acc0[MR], acc1[MR];
     for (int r = 0; r < MR; ++r) {
       acc0[r] = Vec(0.0f);
@@ -79,7 +81,7 @@ struct BlockedSgemm {
       const Vec b0 = Vec::load_unaligned(b + k * ldb);
       const Vec b1 = Vec::load_unaligned(b + k * ldb + W);
       for (int r = 0; r < MR; ++r) {
-        const Vec av(a[k * MR + r]);
+        const Vec av(kRowMajorA ? a[r * lda + k] : a[k * MR + r]);
         acc0[r] = xsimd::fma(av, b0, acc0[r]);
         acc1[r] = xsimd::fma(av, b1, acc1[r]);
       }
@@ -215,6 +217,13 @@ struct BlockedSgemm {
     }
   }
 
+  // One register tile with A's rows unpacked: C[0:rows, 0:NR] (+)= A (MR rows of kc, lda apart;
+  // rows past `rows` are read but not stored) x one B panel (kc x NR, NR apart).
+  static void tile_rows_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                          int64_t rows, bool accumulate) {
+    micro_kernel<true>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
+  }
+
   // The peak probe for benchmarks: 10 independent FMA chains per iteration (enough to cover the
   // FMA latency on current cores), 2 * 10 * W flops per iteration. Returns a value to keep.
   static float fma_chains(int64_t iterations) {
@@ -283,6 +292,7 @@ struct BlockedSgemm {
     };                                                                                                   \
     k.kc = gemm_detail::kKC;                                                                             \
     k.run_depth_block = K::run_depth_block;                                                              \
+    k.tile_rows_a = K::tile_rows_a;                                                                      \
     k.fma_chains = K::fma_chains;                                                                        \
     return k;                                                                                            \
   }                                                                                                      \

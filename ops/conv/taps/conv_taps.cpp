@@ -1,0 +1,205 @@
+#include "ops/conv/taps/conv_taps.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "ops/vector_clones.hpp"
+#include "tensor/scratch.hpp"
+
+namespace ecocpu::fast {
+
+namespace {
+
+// The input copied channels-last with explicit zero padding: (batch, d, h, w, C) over the padded
+// extents, so that every tap of every output position reads inside it.
+struct PaddedInput {
+  std::array<int64_t, 3> extent{};  // padded d, h, w
+  int64_t channels = 0;
+  int64_t floats() const { return extent[0] * extent[1] * extent[2] * channels; }  // per image
+};
+
+PaddedInput padded_input(const reference::ConvProblem& p) {
+  PaddedInput pi;
+  for (int a = 0; a < 3; ++a) pi.extent[a] = p.in_extent[a] + 2 * p.window.pad[a];
+  pi.channels = p.in_channels;
+  return pi;
+}
+
+// One padded row (image n, padded depth dd and height hh) of the channels-last copy.
+ECOCPU_VECTOR_CLONES
+void channels_last_row(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, int64_t n,
+                       int64_t dd, int64_t hh, float* dst) {
+  const int64_t c_n = pi.channels, row = pi.extent[2] * c_n;
+  const int64_t d = dd - p.window.pad[0], h = hh - p.window.pad[1], w_n = p.in_extent[2];
+  if (d < 0 || d >= p.in_extent[0] || h < 0 || h >= p.in_extent[1]) {
+    std::fill(dst, dst + row, 0.0f);
+    return;
+  }
+  const int64_t left = p.window.pad[2] * c_n;
+  std::fill(dst, dst + left, 0.0f);
+  std::fill(dst + left + w_n * c_n, dst + row, 0.0f);
+  const int64_t plane = p.in_extent[0] * p.in_extent[1] * w_n;
+  const float* src = in + n * c_n * plane + (d * p.in_extent[1] + h) * w_n;
+  float* interior = dst + left;
+  for (int64_t c = 0; c < c_n; ++c) {
+    const float* s = src + c * plane;
+    for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = s[w];
+  }
+}
+
+void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out) {
+  const int64_t rows = p.batch * pi.extent[0] * pi.extent[1];
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t hh = r % pi.extent[1], dd = r / pi.extent[1] % pi.extent[0], n = r / (pi.extent[0] * pi.extent[1]);
+    channels_last_row(p, pi, in, n, dd, hh, out + r * pi.extent[2] * pi.channels);
+  }
+}
+
+// A depth block: input channels [c0, c0 + len) of one tap.
+struct DepthBlock {
+  int64_t tap_offset, k0, len;
+};
+
+std::vector<DepthBlock> depth_blocks(const reference::ConvProblem& p, const PaddedInput& pi, int64_t kc) {
+  const auto& w = p.window;
+  const int64_t c_n = p.in_channels, chunks = (c_n + kc - 1) / kc, len = (c_n + chunks - 1) / chunks;
+  std::vector<DepthBlock> blocks;
+  int64_t tap = 0;
+  for (int64_t kd = 0; kd < w.kernel[0]; ++kd)
+    for (int64_t kh = 0; kh < w.kernel[1]; ++kh)
+      for (int64_t kw = 0; kw < w.kernel[2]; ++kw, ++tap) {
+        const int64_t offset = ((kd * pi.extent[1] + kh) * pi.extent[2] + kw) * c_n;
+        for (int64_t c0 = 0; c0 < c_n; c0 += len) blocks.push_back({offset + c0, tap * c_n + c0, std::min(len, c_n - c0)});
+      }
+  return blocks;
+}
+
+// Where output position `pos` (over the whole batch) reads its tap (0, 0, 0) in the padded copy.
+int64_t position_base(const reference::ConvProblem& p, const PaddedInput& pi, int64_t pos) {
+  const auto& oe = p.out_extent;
+  const auto& s = p.window.stride;
+  const int64_t ow = pos % oe[2], oh = pos / oe[2] % oe[1], od = pos / (oe[1] * oe[2]) % oe[0];
+  const int64_t n = pos / (oe[0] * oe[1] * oe[2]);
+  return n * pi.floats() + ((od * s[0] * pi.extent[1] + oh * s[1]) * pi.extent[2] + ow * s[2]) * pi.channels;
+}
+
+// How the product is cut into work items: blocks of output positions x groups of weight panels,
+// sized so that one item's products and one depth block of its weight panels stay in L2, and
+// numbered so that the threads get equal shares.
+struct Split {
+  int64_t block_positions, blocks, group_panels, groups;
+  int64_t items() const { return blocks * groups; }
+};
+
+Split split_work(int64_t positions, int64_t panels, int64_t mr, int64_t nr, int threads) {
+  constexpr int64_t kProductFloats = 64 * 1024;  // 256 KB of products per item
+  Split s;
+  s.group_panels = std::min<int64_t>(panels, 8);
+  s.groups = (panels + s.group_panels - 1) / s.group_panels;
+  const int64_t most = std::max(mr, kProductFloats / (s.group_panels * nr) / mr * mr);
+  const int64_t needed = (positions + most - 1) / most * s.groups;
+  const int64_t items = (needed + threads - 1) / threads * threads;
+  const int64_t blocks = std::max<int64_t>(1, items / s.groups);
+  s.block_positions = ((positions + blocks - 1) / blocks + mr - 1) / mr * mr;
+  s.blocks = (positions + s.block_positions - 1) / s.block_positions;
+  return s;
+}
+
+// The products of one item, rows = its positions, columns = its panels' output channels, written
+// into the output planes with the epilogue.
+ECOCPU_VECTOR_CLONES
+void scatter_item(const reference::ConvProblem& p, const ConvEpilogue& e, const float* product, int64_t ld,
+                  int64_t pos0, int64_t count, int64_t oc0, int64_t oc_count, float* out) {
+  const int64_t ov = p.out_extent[0] * p.out_extent[1] * p.out_extent[2], oc_n = p.out_channels;
+  for (int64_t j = 0; j < oc_count; ++j) {
+    const ChannelEpilogue ce = channel_epilogue(e, oc0 + j);
+    for (int64_t q = 0; q < count;) {
+      const int64_t pos = pos0 + q, n = pos / ov, o = pos % ov, run = std::min(ov - o, count - q);
+      const int64_t at = (n * oc_n + oc0 + j) * ov + o;
+      const float* src = product + q * ld + j;
+      if (e.residual) {
+        for (int64_t i = 0; i < run; ++i) out[at + i] = ce(src[i * ld], e.residual[at + i]);
+      } else {
+        for (int64_t i = 0; i < run; ++i) out[at + i] = ce(src[i * ld]);
+      }
+      q += run;
+    }
+  }
+}
+
+}  // namespace
+
+TapWeights tap_pack_weights(const reference::ConvProblem& p, const float* weight) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  const int64_t taps = p.window.volume(), c_n = p.in_channels, oc_n = p.out_channels, nr = kernel.nr;
+  TapWeights w;
+  w.kernel = kernel.name;
+  w.nr = nr;
+  w.panels = (oc_n + nr - 1) / nr;
+  w.k = taps * c_n;
+  const int64_t floats = w.panels * w.k * nr;
+  w.data = std::shared_ptr<float>(static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>((floats * 4 + 63) / 64 * 64))), std::free);
+  if (!w.data) throw std::bad_alloc();
+  float* d = w.data.get();
+  for (int64_t panel = 0; panel < w.panels; ++panel)
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t c = 0; c < c_n; ++c)
+        for (int64_t j = 0; j < nr; ++j) {
+          const int64_t oc = panel * nr + j;
+          d[(panel * w.k + t * c_n + c) * nr + j] = oc < oc_n ? weight[(oc * c_n + c) * taps + t] : 0.0f;
+        }
+  return w;
+}
+
+void conv_taps(const reference::ConvProblem& p, const TapWeights& w, const float* in, const ConvEpilogue& e,
+               float* out) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  if (w.kernel != kernel.name) throw std::logic_error("tap weights packed for " + w.kernel + ", running " + kernel.name);
+  const int64_t mr = kernel.mr, nr = kernel.nr;
+  const PaddedInput pi = padded_input(p);
+  thread_local ScratchBuffer padded_buffer;
+  float* padded = padded_buffer.reserve(p.batch * pi.floats());
+  to_channels_last(p, pi, in, padded);
+
+  const std::vector<DepthBlock> blocks = depth_blocks(p, pi, kernel.kc);
+  const int64_t positions = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  const Split s = split_work(positions, w.panels, mr, nr, omp_get_max_threads());
+  const int64_t most_len = blocks.front().len;
+
+#pragma omp parallel
+  {
+    thread_local ScratchBuffer product_buffer, tile_buffer;
+    thread_local std::vector<int64_t> bases;
+    float* product = product_buffer.reserve(s.block_positions * s.group_panels * nr);
+    float* a = tile_buffer.reserve(mr * most_len);
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < s.items(); ++item) {
+      const int64_t pos0 = item / s.groups * s.block_positions, count = std::min(s.block_positions, positions - pos0);
+      const int64_t panel0 = item % s.groups * s.group_panels, panel_n = std::min(s.group_panels, w.panels - panel0);
+      const int64_t ld = panel_n * nr;
+      bases.resize(static_cast<std::size_t>(count));
+      for (int64_t q = 0; q < count; ++q) bases[q] = position_base(p, pi, pos0 + q);
+      for (std::size_t bi = 0; bi < blocks.size(); ++bi) {
+        const DepthBlock& b = blocks[bi];
+        for (int64_t i0 = 0; i0 < count; i0 += mr) {
+          const int64_t rows = std::min(mr, count - i0);
+          for (int64_t r = 0; r < rows; ++r) std::memcpy(a + r * b.len, padded + bases[i0 + r] + b.tap_offset, b.len * 4);
+          std::fill(a + rows * b.len, a + mr * b.len, 0.0f);
+          for (int64_t j = 0; j < panel_n; ++j) {
+            const float* b_panel = w.data.get() + ((panel0 + j) * w.k + b.k0) * nr;
+            kernel.tile_rows_a(b.len, a, b.len, b_panel, product + i0 * ld + j * nr, ld, rows, bi > 0);
+          }
+        }
+      }
+      const int64_t oc0 = panel0 * nr;
+      scatter_item(p, e, product, ld, pos0, count, oc0, std::min(ld, p.out_channels - oc0), out);
+    }
+  }
+}
+
+}  // namespace ecocpu::fast
