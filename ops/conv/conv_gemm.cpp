@@ -13,11 +13,15 @@ namespace ecocpu::fast {
 
 namespace {
 
-// Columns per im2col block, a multiple of the kernel's panel width: with a depth block of at most
-// kc rows the gathered block stays within a few MB, however large the output.
-int64_t column_block(int64_t out_volume, int64_t nr) {
-  constexpr int64_t kMaxColumns = 4096;
-  return std::min((out_volume + nr - 1) / nr * nr, kMaxColumns / nr * nr);
+GemmEpilogue gemm_epilogue(const ConvEpilogue& e, const float* residual, int64_t ld) {
+  GemmEpilogue g;
+  g.bias = e.bias;
+  g.residual = residual;
+  g.residual_ld = ld;
+  g.scale = e.scale;
+  g.shift = e.shift;
+  g.relu = e.relu;
+  return g;
 }
 
 // Row `row` (c, kd, kh, kw) x columns [o0, o0 + cols) of one image's gathered input, into `dst`.
@@ -70,13 +74,14 @@ void im2col_row(const reference::ConvProblem& p, const float* image, int64_t row
 }
 
 // A contiguous row of `cols` values into row r of kc-deep panels of nr columns, zero-padded.
+// Inline loops, not std::copy: a library call per 32-float piece costs as much as the copy.
 ECOCPU_VECTOR_CLONES
 void row_to_panels(const float* row, int64_t cols, int64_t r, int64_t kc, int64_t nr, float* panels) {
   for (int64_t j = 0; j < cols; j += nr) {
     float* dst = panels + j / nr * kc * nr + r * nr;
     const int64_t n = std::min(nr, cols - j);
-    std::copy(row + j, row + j + n, dst);
-    std::fill(dst + n, dst + nr, 0.0f);
+    for (int64_t i = 0; i < n; ++i) dst[i] = row[j + i];
+    for (int64_t i = n; i < nr; ++i) dst[i] = 0.0f;
   }
 }
 
@@ -101,11 +106,12 @@ PanelBlock thread_share(int64_t m, int64_t cols, int64_t mr, int64_t nr, PanelBl
 
 // One block of `cols` columns of the product weight (m x k) x gathered input, called by every
 // thread of a parallel region: per depth block the threads write the rows into the shared
-// `panels` (gather_row(row, dst) fills one row of `cols` values), then each multiplies its share
-// into C (leading dimension ldc), the epilogue, if any, applied with the last depth block.
+// `panels` (gather_row(row, dst) fills one row of `cols` values), then each multiplies its share into C
+// (leading dimension ldc), the epilogue, if any, applied with the last depth block.
 template <class GatherRow>
-void block_product(const GemmKernel& kernel, const PackedMatrix& weight, int64_t cols, float* panels,
-                   float* row_buffer, const GatherRow& gather_row, float* c, int64_t ldc, const GemmEpilogue* ep) {
+void shared_block_product(const GemmKernel& kernel, const PackedMatrix& weight, int64_t cols, float* panels,
+                          float* row_buffer, const GatherRow& gather_row, float* c, int64_t ldc,
+                          const GemmEpilogue* ep) {
   const int64_t m = weight.m, k = weight.k, nr = kernel.nr;
   for (int64_t k0 = 0; k0 < k; k0 += kernel.kc) {
     const int64_t kc = std::min(kernel.kc, k - k0);
@@ -122,40 +128,42 @@ void block_product(const GemmKernel& kernel, const PackedMatrix& weight, int64_t
   }
 }
 
-// im2col / vol2col + GEMM for one image: per block of columns and depth block of rows, the
-// threads gather the rows straight into GEMM panels, then each multiplies its share.
-void conv_im2col_image(const reference::ConvProblem& p, const float* image, const PackedMatrix& weight,
-                       const GemmEpilogue& epilogue, float* out_image) {
+// im2col / vol2col + GEMM for large output planes: (image, block of columns) items spread over
+// the threads, each gathered into its own panels a depth block at a time and multiplied there,
+// so the threads never wait for each other.
+void conv_im2col_items(const reference::ConvProblem& p, const float* in, const PackedMatrix& weight,
+                       const ConvEpilogue& epilogue, float* out) {
   const GemmKernel& kernel = selected_gemm_kernel();
-  const int64_t k = p.in_channels * p.window.volume();
-  const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const int64_t block = column_block(out_volume, kernel.nr);
-  thread_local ScratchBuffer panel_buffer;
-  float* panels = panel_buffer.reserve(std::min(k, kernel.kc) * block);
+  const int64_t nr = kernel.nr, k = weight.k, m = p.out_channels;
+  const int64_t in_image = p.in_channels * p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
+  const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2], out_image = m * out_volume;
+  // 1024 columns: a depth block of them (at most 1 MB) stays in L2 while it is multiplied.
+  const int64_t block = std::min((out_volume + nr - 1) / nr * nr, int64_t{1024} / nr * nr);
+  const int64_t blocks = (out_volume + block - 1) / block;
 #pragma omp parallel
   {
-    thread_local ScratchBuffer row_buffer;
+    thread_local ScratchBuffer panel_buffer, row_buffer;
+    float* panels = panel_buffer.reserve(std::min(k, kernel.kc) * block);
     float* row = row_buffer.reserve(block);
-    for (int64_t o0 = 0; o0 < out_volume; o0 += block) {
-      const int64_t cols = std::min(block, out_volume - o0);
-      GemmEpilogue e = epilogue;
-      if (e.residual) e.residual += o0;
-      const auto gather_row = [&](int64_t r, float* dst) { im2col_row(p, image, r, o0, cols, dst); };
-      block_product(kernel, weight, cols, panels, row, gather_row, out_image + o0, out_volume, e.empty() ? nullptr : &e);
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < p.batch * blocks; ++item) {
+      const int64_t n = item / blocks, o0 = item % blocks * block, cols = std::min(block, out_volume - o0);
+      const float* residual = epilogue.residual ? epilogue.residual + n * out_image + o0 : nullptr;
+      const GemmEpilogue e = gemm_epilogue(epilogue, residual, out_volume);
+      for (int64_t k0 = 0; k0 < k; k0 += kernel.kc) {
+        const int64_t kc = std::min(kernel.kc, k - k0);
+        for (int64_t r = 0; r < kc; ++r) {
+          im2col_row(p, in + n * in_image, k0 + r, o0, cols, row);
+          row_to_panels(row, cols, r, kc, nr, panels);
+        }
+        const bool last = k0 + kc == k;
+        kernel.run_depth_block(weight, {k0, kc, panels, kc * nr, 0, m, 0, cols, out + n * out_image + o0, out_volume,
+                                        k0 > 0, last && !e.empty() ? &e : nullptr});
+      }
     }
   }
 }
 
-GemmEpilogue gemm_epilogue(const ConvEpilogue& e, const float* residual, int64_t ld) {
-  GemmEpilogue g;
-  g.bias = e.bias;
-  g.residual = residual;
-  g.residual_ld = ld;
-  g.scale = e.scale;
-  g.shift = e.shift;
-  g.relu = e.relu;
-  return g;
-}
 
 // Writes rows [0, m) x columns [c0, c0 + cols) of the batch's column space (image n's output
 // positions from n * out_volume on) from `c` (leading dimension ldc) into the output planes,
@@ -221,7 +229,7 @@ void conv_batched_columns(const reference::ConvProblem& p, bool pointwise, const
     for (int64_t c0 = 0; c0 < total; c0 += block) {
       const int64_t cols = std::min(block, total - c0);
       const auto gather_row = [&](int64_t r, float* dst) { gather_columns(p, in, pointwise, r, c0, cols, dst); };
-      block_product(kernel, weight, cols, panels, row, gather_row, product, ld, nullptr);
+      shared_block_product(kernel, weight, cols, panels, row, gather_row, product, ld, nullptr);
       scatter_columns(p, epilogue, product, ld, c0, cols, out);
     }
   }
@@ -265,7 +273,8 @@ PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* wei
   return pack_matrix(weight, p.out_channels, k, k);
 }
 
-// Output planes below this many positions are gathered and multiplied several images at a time.
+// Output planes below this many positions are gathered and multiplied several images at a time
+// (from one image on: it shares the panels between the threads).
 constexpr int64_t kBatchedColumnsBelow = 4096;
 
 void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
@@ -278,7 +287,7 @@ void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
   // Gathering costs a pass over the columns anyway; a pointwise layer, whose columns are the input
   // itself, only gains when its planes fill less than a few panels.
   const int64_t batched_below = pointwise ? 4 * selected_gemm_kernel().nr : kBatchedColumnsBelow;
-  if (p.batch > 1 && out_volume < batched_below) {
+  if ((p.batch > 1 || !pointwise) && out_volume < batched_below) {
     conv_batched_columns(p, pointwise, in, weight, epilogue, out);
     return;
   }
@@ -299,11 +308,7 @@ void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
     }
     return;
   }
-  for (int64_t n = 0; n < p.batch; ++n) {
-    const float* residual = epilogue.residual ? epilogue.residual + n * out_image : nullptr;
-    conv_im2col_image(p, in + n * in_image, weight, gemm_epilogue(epilogue, residual, out_volume),
-                      out + n * out_image);
-  }
+  conv_im2col_items(p, in, weight, epilogue, out);
 }
 
 }  // namespace ecocpu::fast

@@ -2,10 +2,11 @@
 // Convolution as matrix multiplication, for 2D and 3D alike: per image, the output planes
 // (Cout x out_volume) = weights (Cout x Cin*kernel_volume) x columns (Cin*kernel_volume x
 // out_volume). A 1x1(x1), stride-1, unpadded convolution uses the input itself as the columns;
-// others gather them (im2col / vol2col) straight into GEMM panels, a block of output positions and
-// of rows at a time, so the buffers stay small even for ECO's 3D layers. Frames with small output
-// planes are gathered several at a time into one wider product. The epilogue applies bias,
-// residual, affine and ReLU.
+// others gather them (im2col / vol2col) into GEMM panels, a block of output positions and of rows
+// at a time, so the buffers stay small even for ECO's 3D layers. Large planes go as independent
+// (image, column block) items, one thread each; small ones are gathered several images at a time
+// into one wider product that the threads share. The epilogue applies bias, residual, affine and
+// ReLU.
 #include <algorithm>
 #include <string>
 
