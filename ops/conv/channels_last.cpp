@@ -1,0 +1,51 @@
+#include "ops/conv/channels_last.hpp"
+
+#include <algorithm>
+
+#include "ops/vector_clones.hpp"
+
+namespace ecocpu::fast {
+
+PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64_t, 3>& reach) {
+  PaddedInput pi;
+  for (int a = 0; a < 3; ++a) pi.extent[a] = std::max(p.in_extent[a] + 2 * p.window.pad[a], reach[a]);
+  pi.channels = p.in_channels;
+  return pi;
+}
+
+namespace {
+
+// One padded row (image n, padded depth dd and height hh) of the channels-last copy.
+ECOCPU_VECTOR_CLONES
+void channels_last_row(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, int64_t n,
+                       int64_t dd, int64_t hh, float* dst) {
+  const int64_t c_n = pi.channels, row = pi.extent[2] * c_n;
+  const int64_t d = dd - p.window.pad[0], h = hh - p.window.pad[1], w_n = p.in_extent[2];
+  if (d < 0 || d >= p.in_extent[0] || h < 0 || h >= p.in_extent[1]) {
+    std::fill(dst, dst + row, 0.0f);
+    return;
+  }
+  const int64_t left = p.window.pad[2] * c_n;
+  std::fill(dst, dst + left, 0.0f);
+  std::fill(dst + left + w_n * c_n, dst + row, 0.0f);
+  const int64_t plane = p.in_extent[0] * p.in_extent[1] * w_n;
+  const float* src = in + n * c_n * plane + (d * p.in_extent[1] + h) * w_n;
+  float* interior = dst + left;
+  for (int64_t c = 0; c < c_n; ++c) {
+    const float* s = src + c * plane;
+    for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = s[w];
+  }
+}
+
+}  // namespace
+
+void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out) {
+  const int64_t rows = p.batch * pi.extent[0] * pi.extent[1];
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t hh = r % pi.extent[1], dd = r / pi.extent[1] % pi.extent[0], n = r / (pi.extent[0] * pi.extent[1]);
+    channels_last_row(p, pi, in, n, dd, hh, out + r * pi.extent[2] * pi.channels);
+  }
+}
+
+}  // namespace ecocpu::fast

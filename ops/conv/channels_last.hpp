@@ -1,0 +1,24 @@
+#pragma once
+// A batch copied channels-last, (batch, d, h, w, C), with its zero padding made explicit, for the
+// convolutions that read each position's channels as one contiguous run (tap GEMM, Winograd).
+#include <array>
+#include <cstdint>
+
+#include "ops/conv/reference/conv_reference.hpp"
+
+namespace ecocpu::fast {
+
+struct PaddedInput {
+  std::array<int64_t, 3> extent{};  // padded d, h, w: the problem's padding leads, zeros trail
+  int64_t channels = 0;
+  int64_t floats() const { return extent[0] * extent[1] * extent[2] * channels; }  // per image
+};
+
+// At least the input plus the problem's padding on both sides; `reach` (per axis) asks for more
+// trailing zeros, e.g. for Winograd tiles that overhang the output.
+PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64_t, 3>& reach = {});
+
+// in: (batch, C, d, h, w) -> out: (batch, padded d, h, w, C); parallel over rows.
+void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out);
+
+}  // namespace ecocpu::fast
