@@ -1,9 +1,17 @@
 #include "tensor/scratch.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 
 namespace ecocpu {
+
+std::shared_ptr<float> shared_floats(int64_t floats) {
+  const auto bytes = static_cast<std::size_t>((std::max<int64_t>(floats, 1) * 4 + 63) / 64 * 64);
+  auto* data = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!data) throw std::bad_alloc();
+  return std::shared_ptr<float>(data, std::free);
+}
 
 ScratchBuffer::~ScratchBuffer() { std::free(data_); }
 

@@ -2,8 +2,13 @@
 // Working memory a kernel keeps between calls, typically one `thread_local ScratchBuffer` per use:
 // it only grows, so a forward pass after the first allocates (and page-faults) nothing.
 #include <cstdint>
+#include <memory>
 
 namespace ecocpu {
+
+// `floats` floats, 64-byte aligned, owned by the returned pointer (packed weights, shared by the
+// plans that copy a prepared layer); throws std::bad_alloc.
+std::shared_ptr<float> shared_floats(int64_t floats);
 
 class ScratchBuffer {
  public:

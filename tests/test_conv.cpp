@@ -229,6 +229,9 @@ TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference")
       {3, 1, 16, 16, 8, 14, 14, 1}, {3, 1, 2, 2, 1, 3, 3, 1},
       // Many tile blocks, the last one partly padding: 5 * 5 * 7 = 175 2D tiles, 3 * 4 * 3 = 36 3D.
       {2, 7, 9, 11, 1, 19, 17, 1}, {3, 3, 5, 7, 4, 15, 12, 1},
+      // Input channels over one GEMM depth block (256), output channels over several panels and
+      // not a multiple of the 16-channel scatter.
+      {2, 1, 260, 40, 1, 6, 7, 1}, {3, 2, 33, 70, 4, 5, 6, 1},
   };
   uint64_t seed = 1700;
   for (const auto& c : cases) {

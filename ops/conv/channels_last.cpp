@@ -13,6 +13,11 @@ PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64
   return pi;
 }
 
+ScratchBuffer& channels_last_scratch() {
+  thread_local ScratchBuffer buffer;
+  return buffer;
+}
+
 namespace {
 
 // One padded row (image n, padded depth dd and height hh) of the channels-last copy.

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "ops/conv/reference/conv_reference.hpp"
+#include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
 
@@ -17,6 +18,9 @@ struct PaddedInput {
 // At least the input plus the problem's padding on both sides; `reach` (per axis) asks for more
 // trailing zeros, e.g. for Winograd tiles that overhang the output.
 PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64_t, 3>& reach = {});
+
+// The calling thread's buffer for such copies, one for all layers.
+ScratchBuffer& channels_last_scratch();
 
 // in: (batch, C, d, h, w) -> out: (batch, padded d, h, w, C); parallel over rows.
 void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out);

@@ -12,6 +12,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "ops/gemm/gemm.hpp"
+#include "tensor/scratch.hpp"
 
 namespace ecocpu::gemm_detail {
 
@@ -153,9 +154,7 @@ struct BlockedSgemm {
     p.kernel = kernel;
     p.m = m;
     p.k = k;
-    const int64_t floats = std::max<int64_t>(padded_rows(m) * k, 1);
-    p.data = std::shared_ptr<float>(static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>((floats * 4 + 63) / 64 * 64))), std::free);
-    if (!p.data) throw std::bad_alloc();
+    p.data = shared_floats(padded_rows(m) * k);
     const GemmShape s{m, 0, k, a, lda, nullptr, 0, nullptr, 0};
     for (int64_t k0 = 0; k0 < k; k0 += kKC) {
       pack_a(s, 0, m, k0, std::min(kKC, k - k0), p.data.get() + k0 * padded_rows(m));

@@ -98,8 +98,7 @@ TapWeights tap_pack_weights(const reference::ConvProblem& p, const float* weight
   w.panels = (oc_n + nr - 1) / nr;
   w.k = taps * c_n;
   const int64_t floats = w.panels * w.k * nr;
-  w.data = std::shared_ptr<float>(static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>((floats * 4 + 63) / 64 * 64))), std::free);
-  if (!w.data) throw std::bad_alloc();
+  w.data = shared_floats(floats);
   float* d = w.data.get();
   for (int64_t panel = 0; panel < w.panels; ++panel)
     for (int64_t t = 0; t < taps; ++t)
@@ -117,8 +116,7 @@ void conv_taps(const reference::ConvProblem& p, const TapWeights& w, const float
   if (w.kernel != kernel.name) throw std::logic_error("tap weights packed for " + w.kernel + ", running " + kernel.name);
   const int64_t mr = kernel.mr, nr = kernel.nr;
   const PaddedInput pi = padded_input(p);
-  thread_local ScratchBuffer padded_buffer;
-  float* padded = padded_buffer.reserve(p.batch * pi.floats());
+  float* padded = channels_last_scratch().reserve(p.batch * pi.floats());
   to_channels_last(p, pi, in, padded);
 
   const std::vector<DepthBlock> blocks = depth_blocks(p, pi, kernel.kc);

@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "ops/conv/channels_last.hpp"
 #include "ops/vector_clones.hpp"
 #include "tensor/scratch.hpp"
 
@@ -81,11 +82,21 @@ void combine(const float* coef, const float* const* src, int64_t inner, float* d
   }
 }
 
-// y (outer, r, inner) = M (r x n) applied along the middle axis of x (outer, n, inner). `inner`
-// is contiguous (it ends with the tile axis); each output row is one pass over the rows its
-// non-zero coefficients name (B^T and A^T are sparse).
+// Where a transform pass reads and writes: row r of x (r = o * n + j for outer index o and middle
+// index j) at x + r * x_row, row r' of y at y + r' * y_row, each `inner` floats. Strided rows let
+// a pass gather the GEMM's products or write its operand in place.
+struct PassLayout {
+  const float* x;
+  int64_t x_row;
+  float* y;
+  int64_t y_row;
+};
+
+// y (outer, r, inner) = M (r x n) applied along the middle axis of x (outer, n, inner), inner
+// contiguous (channels last); each output row is one pass over the rows its non-zero coefficients
+// name (B^T and A^T are sparse).
 ECOCPU_VECTOR_CLONES
-void apply_along(const Mat& m, int64_t outer, int64_t inner, const float* x, float* y) {
+void apply_along(const Mat& m, int64_t outer, int64_t inner, const PassLayout& l) {
   for (int64_t o = 0; o < outer; ++o) {
     for (int i = 0; i < m.rows; ++i) {
       float coef[8];
@@ -94,9 +105,9 @@ void apply_along(const Mat& m, int64_t outer, int64_t inner, const float* x, flo
       for (int j = 0; j < m.cols; ++j) {
         if (m.at(i, j) == 0.0f) continue;
         coef[nnz] = m.at(i, j);
-        src[nnz++] = x + (o * m.cols + j) * inner;
+        src[nnz++] = l.x + (o * m.cols + j) * l.x_row;
       }
-      float* dst = y + (o * m.rows + i) * inner;
+      float* dst = l.y + (o * m.rows + i) * l.y_row;
       switch (nnz) {
         case 0: std::fill(dst, dst + inner, 0.0f); break;
         case 1: combine<1>(coef, src, inner, dst); break;
@@ -111,15 +122,7 @@ void apply_along(const Mat& m, int64_t outer, int64_t inner, const float* x, flo
   }
 }
 
-// The three axis transforms of a block laid out (d, h, w, tiles): `x` of extent n per axis in,
-// result of extent m[a].rows per axis in `y`. `scratch` holds two intermediate blocks.
-void transform_block(const std::array<const Mat*, 3>& m, const std::array<int64_t, 3>& n, int64_t tiles,
-                     const float* x, float* y, float* scratch_a, float* scratch_b) {
-  const int64_t r1 = m[1]->rows, r2 = m[2]->rows;
-  apply_along(*m[2], n[0] * n[1], tiles, x, scratch_a);           // (n0, n1, r2, T)
-  apply_along(*m[1], n[0], r2 * tiles, scratch_a, scratch_b);     // (n0, r1, r2, T)
-  apply_along(*m[0], 1, r1 * r2 * tiles, scratch_b, y);           // (r0, r1, r2, T)
-}
+PassLayout dense(const float* x, float* y, int64_t inner) { return {x, inner, y, inner}; }
 
 struct Geometry {
   std::array<Transform1D, 3> t;
@@ -158,184 +161,180 @@ bool winograd_applies(const reference::ConvProblem& p) {
 int64_t winograd_tile_count(const reference::ConvProblem& p) { return geometry(p).tile_count * p.batch; }
 
 WinogradWeights winograd_transform_weights(const reference::ConvProblem& p, const float* weight) {
+  const GemmKernel& kernel = selected_gemm_kernel();
   const Geometry g = geometry(p);
   WinogradWeights w;
   w.out_tile = g.m;
   w.in_tile = g.alpha;
-  const int64_t k = p.out_channels, c = p.in_channels, kvol = p.window.volume();
-  std::vector<float> u(static_cast<std::size_t>(g.positions * k * c)), tile(static_cast<std::size_t>(g.positions));
-  std::vector<float> scratch(static_cast<std::size_t>(4 * g.positions));
+  w.kernel = kernel.name;
+  w.nr = kernel.nr;
+  w.channels = p.in_channels;
+  w.panels = (p.out_channels + w.nr - 1) / w.nr;
+  const int64_t k_n = p.out_channels, c_n = p.in_channels, kvol = p.window.volume();
+  w.u = shared_floats(g.positions * w.panels * c_n * w.nr);
+  std::fill(w.u.get(), w.u.get() + g.positions * w.panels * c_n * w.nr, 0.0f);
+  std::vector<float> tile(static_cast<std::size_t>(g.positions)), scratch(static_cast<std::size_t>(4 * g.positions));
   const std::array<const Mat*, 3> gm{&g.t[0].g, &g.t[1].g, &g.t[2].g};
-  for (int64_t o = 0; o < k; ++o) {
-    for (int64_t i = 0; i < c; ++i) {
-      apply3(weight + (o * c + i) * kvol, as_int(p.window.kernel), gm, tile.data(), scratch.data());
-      for (int64_t x = 0; x < g.positions; ++x) u[static_cast<std::size_t>((x * k + o) * c + i)] = tile[x];
+  for (int64_t o = 0; o < k_n; ++o) {
+    for (int64_t i = 0; i < c_n; ++i) {
+      apply3(weight + (o * c_n + i) * kvol, as_int(p.window.kernel), gm, tile.data(), scratch.data());
+      for (int64_t y = 0; y < g.positions; ++y) {
+        w.u.get()[((y * w.panels + o / w.nr) * c_n + i) * w.nr + o % w.nr] = tile[static_cast<std::size_t>(y)];
+      }
     }
   }
-  for (int64_t x = 0; x < g.positions; ++x) w.u.push_back(pack_matrix(u.data() + x * k * c, k, c, c));
   return w;
 }
 
 namespace {
 
-// Where a block's tiles read and write, worked out once per block for all channels. Per tile and
-// axis, [lo, hi) is the part of its patch (input) or of its outputs inside the image; offsets
-// are from channel 0 of image 0, with channels of an image one plane apart. Padding tiles past
-// the batch have empty ranges.
-struct TileSpan {
-  int64_t offset = 0;
-  std::array<int64_t, 3> lo{}, hi{};
-  bool empty() const { return lo[0] >= hi[0] || lo[1] >= hi[1] || lo[2] >= hi[2]; }
+// Where tile `global` (over the whole batch) reads its patch in the channels-last copy, and where
+// its outputs go: the first output's offset in the output planes (channel 0 of its image) and how
+// many of its m outputs per axis lie inside the output.
+struct TilePlace {
+  int64_t patch = 0, out = 0;
+  std::array<int64_t, 3> inside{};
 };
 
-struct TileBlock {
-  std::vector<TileSpan> in, out;
-};
-
-TileBlock tile_block(const reference::ConvProblem& p, const Geometry& g, int64_t first, int64_t count) {
-  const auto& ie = p.in_extent;
+TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const PaddedInput& pi, int64_t global) {
   const auto& oe = p.out_extent;
-  const int64_t in_image = p.in_channels * ie[0] * ie[1] * ie[2];
-  const int64_t out_image = p.out_channels * oe[0] * oe[1] * oe[2];
-  TileBlock b;
-  b.in.resize(static_cast<std::size_t>(count));
-  b.out.resize(b.in.size());
-  for (int64_t t = 0; t < count; ++t) {
-    const int64_t global = first + t;
-    if (global >= p.batch * g.tile_count) break;
-    const int64_t l = global % g.tile_count, n = global / g.tile_count;
-    const std::array<int64_t, 3> start{l / (g.tiles[1] * g.tiles[2]) * g.m[0], (l / g.tiles[2]) % g.tiles[1] * g.m[1],
-                                       l % g.tiles[2] * g.m[2]};
-    TileSpan& in = b.in[t];
-    TileSpan& out = b.out[t];
-    std::array<int64_t, 3> corner{};
-    for (int a = 0; a < 3; ++a) {
-      corner[a] = start[a] - p.window.pad[a];
-      in.lo[a] = std::clamp<int64_t>(-corner[a], 0, g.alpha[a]);
-      in.hi[a] = std::clamp<int64_t>(ie[a] - corner[a], in.lo[a], g.alpha[a]);
-      out.hi[a] = std::min(g.m[a], oe[a] - start[a]);
+  const int64_t l = global % g.tile_count, n = global / g.tile_count;
+  const std::array<int64_t, 3> start{l / (g.tiles[1] * g.tiles[2]) * g.m[0], (l / g.tiles[2]) % g.tiles[1] * g.m[1],
+                                     l % g.tiles[2] * g.m[2]};
+  TilePlace t;
+  t.patch = n * pi.floats() + ((start[0] * pi.extent[1] + start[1]) * pi.extent[2] + start[2]) * pi.channels;
+  t.out = n * p.out_channels * oe[0] * oe[1] * oe[2] + (start[0] * oe[1] + start[1]) * oe[2] + start[2];
+  for (int a = 0; a < 3; ++a) t.inside[a] = std::min(g.m[a], oe[a] - start[a]);
+  return t;
+}
+
+// Tiles per block: a whole number of register tiles (mr), up to 64 tiles. Every block multiplies
+// all the transformed weights, so blocks should be large; but a block's transformed inputs and
+// products (positions x tiles x channels, in and out) should stay within about 12 MB, and each
+// thread should get a block.
+int64_t tiles_per_block(int64_t total_tiles, int64_t mr, int threads, int64_t floats_per_tile) {
+  constexpr int64_t kBudgetFloats = 3 << 20;
+  const int64_t most = std::max<int64_t>(1, std::min<int64_t>(64, kBudgetFloats / floats_per_tile) / mr);
+  const int64_t fair = std::max<int64_t>(1, ((total_tiles + threads - 1) / threads + mr - 1) / mr);
+  return std::min(most, fair) * mr;
+}
+
+// The input transform of one tile: its patch (alpha per axis, channels innermost) gathered from the
+// channels-last copy as alpha[0] x alpha[1] runs, transformed along d, h, then w; the last pass
+// writes tile position y's channels to v + y * position_stride.
+void transform_input_tile(const Geometry& g, const PaddedInput& pi, const float* patch_origin, float* patch,
+                          float* sa, float* sb, float* v, int64_t position_stride) {
+  const int64_t c_n = pi.channels, a0 = g.alpha[0], a1 = g.alpha[1], a2 = g.alpha[2];
+  for (int64_t a = 0; a < a0; ++a)
+    for (int64_t b = 0; b < a1; ++b) {
+      const float* run = patch_origin + (a * pi.extent[1] + b) * pi.extent[2] * c_n;
+      std::copy(run, run + a2 * c_n, patch + (a * a1 + b) * a2 * c_n);
     }
-    in.offset = n * in_image + (corner[0] * ie[1] + corner[1]) * ie[2] + corner[2];
-    out.offset = n * out_image + (start[0] * oe[1] + start[1]) * oe[2] + start[2];
-  }
-  return b;
+  apply_along(g.t[0].bt, 1, a1 * a2 * c_n, dense(patch, sa, a1 * a2 * c_n));
+  apply_along(g.t[1].bt, a0, a2 * c_n, dense(sa, sb, a2 * c_n));
+  apply_along(g.t[2].bt, a0 * a1, c_n, {sb, c_n, v, position_stride});
 }
 
-// Tiles per block: whole GEMM panels (nr columns), one or two; one when two would not leave two
-// blocks per thread, or would make a thread's transformed input and products (positions x
-// channels x tiles, in and out) larger than a few MB.
-int64_t tiles_per_block(int64_t total_tiles, int64_t nr, int threads, int64_t floats_per_tile) {
-  constexpr int64_t kBudgetFloats = 1 << 20;
-  const bool two = (total_tiles + 2 * nr - 1) / (2 * nr) >= 2 * threads && 2 * nr * floats_per_tile <= kBudgetFloats;
-  return (two ? 2 : 1) * nr;
+// The output transform of one tile: its products (ld floats per position, position_stride apart)
+// transformed along w, h, then d into `result`, (m0, m1, m2, ld).
+void transform_output_tile(const Geometry& g, const float* products, int64_t position_stride, int64_t ld,
+                           float* sa, float* sb, float* result) {
+  const int64_t a0 = g.alpha[0], a1 = g.alpha[1], m1 = g.m[1], m2 = g.m[2];
+  apply_along(g.t[2].at, a0 * a1, ld, {products, position_stride, sa, ld});
+  apply_along(g.t[1].at, a0, m2 * ld, dense(sa, sb, m2 * ld));
+  apply_along(g.t[0].at, 1, m1 * m2 * ld, dense(sb, result, m1 * m2 * ld));
 }
 
-// The input patches (alpha per axis) of a block's tiles, row x of `block` holding patch element
-// x of every tile, zeros outside the input. `channel` is channel c of image 0.
+// A block's transformed outputs (tile t's element e, channel k at results[(t * elements + e) * ld
+// + k]) into the output planes with the epilogue (one per channel in `ce`), clipped to the output.
+// Sixteen channels at a time: the results a tile row reads are then a few cache lines, reused for
+// all sixteen output planes it writes.
 ECOCPU_VECTOR_CLONES
-void gather_input_tiles(const reference::ConvProblem& p, const Geometry& g, const TileBlock& tb,
-                        const float* channel, int64_t T, float* block) {
-  const int64_t ih_n = p.in_extent[1], iw_n = p.in_extent[2];
-  const int64_t a0 = g.alpha[0], a1 = g.alpha[1], a2 = g.alpha[2];
-  for (int64_t t = 0; t < T; ++t) {
-    const TileSpan& s = tb.in[t];
-    for (int64_t a = 0; a < a0; ++a)
-      for (int64_t b = 0; b < a1; ++b) {
-        float* row = block + (a * a1 + b) * a2 * T + t;
-        const bool inside = a >= s.lo[0] && a < s.hi[0] && b >= s.lo[1] && b < s.hi[1];
-        const int64_t lo = inside ? s.lo[2] : a2, hi = inside ? s.hi[2] : a2;
-        const int64_t at = s.offset + (a * ih_n + b) * iw_n;
-        for (int64_t q = 0; q < lo; ++q) row[q * T] = 0.0f;
-        for (int64_t q = lo; q < hi; ++q) row[q * T] = channel[at + q];
-        for (int64_t q = hi; q < a2; ++q) row[q * T] = 0.0f;
-      }
-  }
-}
-
-// Writes output channel k of a block's tiles from `result` (row x = output tile element x of
-// every tile), clipped to the output's extent. `plane` (and `residual`, if any) are channel k of
-// image 0. Inlined into the dispatcher below, so it is built for each of its instruction sets.
-template <bool kResidual>
-[[gnu::always_inline]] inline void scatter_output_tiles(const reference::ConvProblem& p, const Geometry& g,
-                                                        const TileBlock& tb, const float* result, int64_t T,
-                                                        const ChannelEpilogue& ce, const float* residual,
-                                                        float* plane) {
-  const int64_t oh_n = p.out_extent[1], ow_n = p.out_extent[2];
-  const int64_t m1 = g.m[1], m2 = g.m[2];
-  // Output row by output row, so that neighbouring tiles' writes continue each other.
-  for (int64_t a = 0; a < g.m[0]; ++a)
-    for (int64_t b = 0; b < m1; ++b) {
-      const float* row = result + (a * m1 + b) * m2 * T;
-      for (int64_t t = 0; t < T; ++t) {
-        const TileSpan& s = tb.out[t];
-        if (a >= s.hi[0] || b >= s.hi[1]) continue;
-        const int64_t at = s.offset + (a * oh_n + b) * ow_n;
-        for (int64_t q = 0; q < s.hi[2]; ++q) {
-          plane[at + q] = kResidual ? ce(row[q * T + t], residual[at + q]) : ce(row[q * T + t]);
+void scatter_block(const reference::ConvProblem& p, const Geometry& g, const TilePlace* places, int64_t tiles,
+                   const float* results, int64_t ld, const ChannelEpilogue* ce, const float* residual,
+                   float* out) {
+  constexpr int64_t kChunk = 16;
+  const int64_t oh_n = p.out_extent[1], ow_n = p.out_extent[2], plane = p.out_extent[0] * oh_n * ow_n;
+  const int64_t m1 = g.m[1], m2 = g.m[2], elements = g.m[0] * m1 * m2;
+  for (int64_t k0 = 0; k0 < p.out_channels; k0 += kChunk) {
+    const int64_t k_n = std::min(kChunk, p.out_channels - k0);
+    for (int64_t t = 0; t < tiles; ++t) {
+      const TilePlace& s = places[t];
+      for (int64_t a = 0; a < s.inside[0]; ++a)
+        for (int64_t b = 0; b < s.inside[1]; ++b) {
+          const float* src = results + (t * elements + (a * m1 + b) * m2) * ld + k0;
+          for (int64_t k = 0; k < k_n; ++k) {
+            const ChannelEpilogue& c = ce[k0 + k];
+            const int64_t at = s.out + (k0 + k) * plane + (a * oh_n + b) * ow_n;
+            if (residual) {
+              for (int64_t q = 0; q < s.inside[2]; ++q) out[at + q] = c(src[q * ld + k], residual[at + q]);
+            } else {
+              for (int64_t q = 0; q < s.inside[2]; ++q) out[at + q] = c(src[q * ld + k]);
+            }
+          }
         }
-      }
     }
-}
-
-ECOCPU_VECTOR_CLONES
-void scatter_output_tiles(const reference::ConvProblem& p, const Geometry& g, const TileBlock& tb,
-                          const float* result, int64_t T, const ChannelEpilogue& ce, const float* residual,
-                          float* plane) {
-  if (residual) {
-    scatter_output_tiles<true>(p, g, tb, result, T, ce, residual, plane);
-  } else {
-    scatter_output_tiles<false>(p, g, tb, result, T, ce, residual, plane);
   }
 }
 
 }  // namespace
 
-// Tile blocks are independent: each thread gathers and transforms a block's input into GEMM
-// panels, multiplies every tile position's weights by them, and transforms the products back
-// into the output, all within its own cache-sized buffers.
 void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, const float* in,
                    const ConvEpilogue& e, float* out) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  if (w.kernel != kernel.name) throw std::logic_error("Winograd weights packed for " + w.kernel + ", running " + kernel.name);
   const Geometry g = geometry(p);
-  const int64_t c_n = p.in_channels, k_n = p.out_channels, pos = g.positions;
-  const int64_t in_volume = p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
-  const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const int64_t nr = selected_gemm_kernel().nr, total = p.batch * g.tile_count;
-  const int64_t block_tiles =
-      tiles_per_block(total, nr, omp_get_max_threads(), pos * (c_n + k_n));
-  const int64_t blocks = (total + block_tiles - 1) / block_tiles;
-  const std::array<const Mat*, 3> bt{&g.t[0].bt, &g.t[1].bt, &g.t[2].bt};
-  const std::array<const Mat*, 3> at{&g.t[0].at, &g.t[1].at, &g.t[2].at};
+  const int64_t c_n = p.in_channels, pos = g.positions, mr = kernel.mr, nr = kernel.nr;
+  const int64_t ld = w.panels * nr, elements = g.m[0] * g.m[1] * g.m[2];
+  std::array<int64_t, 3> reach{};
+  for (int a = 0; a < 3; ++a) reach[a] = g.tiles[a] * g.m[a] + p.window.kernel[a] - 1;
+  const PaddedInput pi = padded_input(p, reach);
+  float* padded = channels_last_scratch().reserve(p.batch * pi.floats());
+  to_channels_last(p, pi, in, padded);
 
+  std::vector<ChannelEpilogue> epilogues(static_cast<std::size_t>(p.out_channels));
+  for (int64_t k = 0; k < p.out_channels; ++k) epilogues[k] = channel_epilogue(e, k);
+  const int64_t total = p.batch * g.tile_count;
+  const int64_t T = tiles_per_block(total, mr, omp_get_max_threads(), pos * (c_n + ld));
+  const int64_t blocks = (total + T - 1) / T;
 #pragma omp parallel
   {
-    const int64_t T = block_tiles, panel = c_n * nr;
-    thread_local ScratchBuffer v_buffer, m_buffer, work_buffer;
-    float* v = v_buffer.reserve(pos * c_n * T);  // V[position][panel][channel][nr]
-    float* m = m_buffer.reserve(pos * k_n * T);  // M[position][out channel][tile]
-    float* work = work_buffer.reserve(4 * pos * T);
-    float *block = work, *result = work + pos * T, *sa = result + pos * T, *sb = sa + pos * T;
+    thread_local ScratchBuffer v_buffer, m_buffer, work_buffer, result_buffer;
+    thread_local std::vector<TilePlace> places;
+    float* v = v_buffer.reserve(pos * T * c_n);  // V[position][tile][channel]
+    float* m = m_buffer.reserve(pos * T * ld);   // M[position][tile][out channel]
+    const int64_t widest = std::max(c_n, ld);
+    float* work = work_buffer.reserve(3 * pos * widest);
+    float *patch = work, *sa = work + pos * widest, *sb = sa + pos * widest;
+    float* results = result_buffer.reserve(T * elements * ld);
+    places.resize(static_cast<std::size_t>(T));
 #pragma omp for schedule(dynamic)
     for (int64_t bi = 0; bi < blocks; ++bi) {
-      const TileBlock tb = tile_block(p, g, bi * T, T);
+      const int64_t count = std::min(T, total - bi * T), rounded = (count + mr - 1) / mr * mr;
+      for (int64_t t = 0; t < count; ++t) {
+        places[t] = tile_place(p, g, pi, bi * T + t);
+        transform_input_tile(g, pi, padded + places[t].patch, patch, sa, sb, v + t * c_n, T * c_n);
+      }
+      for (int64_t y = 0; y < pos; ++y) {  // register tiles read past the last tile: keep them finite
+        std::fill(v + (y * T + count) * c_n, v + (y * T + rounded) * c_n, 0.0f);
+      }
 
-      for (int64_t c = 0; c < c_n; ++c) {
-        gather_input_tiles(p, g, tb, in + c * in_volume, T, block);
-        transform_block(bt, g.alpha, T, block, result, sa, sb);
-        for (int64_t y = 0; y < pos; ++y)
-          for (int64_t j = 0; j < T; j += nr) {
-            std::copy(result + y * T + j, result + y * T + j + nr, v + y * c_n * T + j / nr * panel + c * nr);
+      for (int64_t y = 0; y < pos; ++y) {
+        const float* u = w.u.get() + y * w.panels * c_n * nr;
+        for (int64_t i0 = 0; i0 < count; i0 += mr) {
+          const int64_t rows = std::min(mr, count - i0);
+          for (int64_t c0 = 0; c0 < c_n; c0 += kernel.kc) {
+            const int64_t depth = std::min(kernel.kc, c_n - c0);
+            for (int64_t q = 0; q < w.panels; ++q) {
+              kernel.tile_rows_a(depth, v + (y * T + i0) * c_n + c0, c_n, u + (q * c_n + c0) * nr,
+                                 m + (y * T + i0) * ld + q * nr, ld, rows, c0 > 0);
+            }
           }
+        }
       }
 
-      for (int64_t y = 0; y < pos; ++y) sgemm_packed_panels(w.u[y], v + y * c_n * T, T, m + y * k_n * T, T);
-
-      for (int64_t k = 0; k < k_n; ++k) {
-        for (int64_t y = 0; y < pos; ++y) std::copy(m + (y * k_n + k) * T, m + (y * k_n + k + 1) * T, block + y * T);
-        transform_block(at, g.alpha, T, block, result, sa, sb);
-        const int64_t plane = k * out_volume;
-        scatter_output_tiles(p, g, tb, result, T, channel_epilogue(e, k), e.residual ? e.residual + plane : nullptr,
-                             out + plane);
-      }
+      for (int64_t t = 0; t < count; ++t) transform_output_tile(g, m + t * ld, T * ld, ld, sa, sb, results + t * elements * ld);
+      scatter_block(p, g, places.data(), count, results, ld, epilogues.data(), e.residual, out);
     }
   }
 }
