@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -245,10 +246,53 @@ void transform_output_tile(const Geometry& g, const float* products, int64_t pos
   apply_along(g.t[0].at, 1, m1 * m2 * ld, dense(sb, result, m1 * m2 * ld));
 }
 
+using V16 = float __attribute__((vector_size(64)));
+using V16Index = int __attribute__((vector_size(64)));
+using V4 = float __attribute__((vector_size(16)));
+
+// Four rows of 16 channels (row q = output q of a tile row) regrouped as 16 runs of four: channel
+// 4L + i's outputs 0..3 land in 128-bit lane L of r[i]. Two rounds of in-lane shuffles (unpack,
+// then 64-bit pairs), the vector extensions building them for each instruction set.
+[[gnu::always_inline]] inline void runs_of_four(const V16 v[4], V16 r[4]) {
+  const V16Index lo{0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29};
+  const V16Index hi{2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31};
+  const V16Index pairs_lo{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+  const V16Index pairs_hi{2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+  const V16 t0 = __builtin_shuffle(v[0], v[1], lo), t1 = __builtin_shuffle(v[0], v[1], hi);
+  const V16 t2 = __builtin_shuffle(v[2], v[3], lo), t3 = __builtin_shuffle(v[2], v[3], hi);
+  r[0] = __builtin_shuffle(t0, t2, pairs_lo);
+  r[1] = __builtin_shuffle(t0, t2, pairs_hi);
+  r[2] = __builtin_shuffle(t1, t3, pairs_lo);
+  r[3] = __builtin_shuffle(t1, t3, pairs_hi);
+}
+
+// Sixteen channels' runs of four outputs (rows q = 0..3 of `src`, ld apart) through their
+// epilogues into the output planes: channel k's run at out + k * plane.
+[[gnu::always_inline]] inline void store_runs_of_four(const float* src, int64_t ld, const ChannelEpilogue* ce,
+                                                      const float* residual, int64_t plane, float* out) {
+  V16 v[4], r[4];
+  for (int q = 0; q < 4; ++q) std::memcpy(&v[q], src + q * ld, sizeof(V16));
+  runs_of_four(v, r);
+  for (int k = 0; k < 16; ++k) {
+    V4 x;
+    std::memcpy(&x, reinterpret_cast<const float*>(&r[k % 4]) + 4 * (k / 4), sizeof(V4));
+    const ChannelEpilogue& c = ce[k];
+    x += c.bias;
+    if (residual) {
+      V4 res;
+      std::memcpy(&res, residual + k * plane, sizeof(V4));
+      x += res;
+    }
+    x = x * c.mul + c.shift;
+    x = x > c.lower ? x : V4{c.lower, c.lower, c.lower, c.lower};
+    std::memcpy(out + k * plane, &x, sizeof(V4));
+  }
+}
+
 // A block's transformed outputs (tile t's element e, channel k at results[(t * elements + e) * ld
 // + k]) into the output planes with the epilogue (one per channel in `ce`), clipped to the output.
 // Sixteen channels at a time: the results a tile row reads are then a few cache lines, reused for
-// all sixteen output planes it writes.
+// all sixteen output planes it writes; whole rows of four go through in-register shuffles.
 ECOCPU_VECTOR_CLONES
 void scatter_block(const reference::ConvProblem& p, const Geometry& g, const TilePlace* places, int64_t tiles,
                    const float* results, int64_t ld, const ChannelEpilogue* ce, const float* residual,
@@ -263,13 +307,18 @@ void scatter_block(const reference::ConvProblem& p, const Geometry& g, const Til
       for (int64_t a = 0; a < s.inside[0]; ++a)
         for (int64_t b = 0; b < s.inside[1]; ++b) {
           const float* src = results + (t * elements + (a * m1 + b) * m2) * ld + k0;
+          const int64_t at = s.out + k0 * plane + (a * oh_n + b) * ow_n;
+          if (k_n == kChunk && s.inside[2] == 4) {
+            store_runs_of_four(src, ld, ce + k0, residual ? residual + at : nullptr, plane, out + at);
+            continue;
+          }
           for (int64_t k = 0; k < k_n; ++k) {
             const ChannelEpilogue& c = ce[k0 + k];
-            const int64_t at = s.out + (k0 + k) * plane + (a * oh_n + b) * ow_n;
+            const int64_t ak = at + k * plane;
             if (residual) {
-              for (int64_t q = 0; q < s.inside[2]; ++q) out[at + q] = c(src[q * ld + k], residual[at + q]);
+              for (int64_t q = 0; q < s.inside[2]; ++q) out[ak + q] = c(src[q * ld + k], residual[ak + q]);
             } else {
-              for (int64_t q = 0; q < s.inside[2]; ++q) out[at + q] = c(src[q * ld + k]);
+              for (int64_t q = 0; q < s.inside[2]; ++q) out[ak + q] = c(src[q * ld + k]);
             }
           }
         }
