@@ -220,19 +220,17 @@ int64_t tiles_per_block(int64_t total_tiles, int64_t mr, int threads, int64_t fl
   return std::min(most, fair) * mr;
 }
 
-// The input transform of one tile: its patch (alpha per axis, channels innermost) gathered from the
-// channels-last copy as alpha[0] x alpha[1] runs, transformed along d, h, then w; the last pass
-// writes tile position y's channels to v + y * position_stride.
-void transform_input_tile(const Geometry& g, const PaddedInput& pi, const float* patch_origin, float* patch,
-                          float* sa, float* sb, float* v, int64_t position_stride) {
+// The input transform of one tile, straight from the channels-last copy: along h first (each
+// patch plane's rows are evenly spaced there, alpha2 x C contiguous floats each), then d, then w,
+// whose pass writes tile position y's channels to v + y * position_stride.
+void transform_input_tile(const Geometry& g, const PaddedInput& pi, const float* patch_origin, float* sa,
+                          float* sb, float* v, int64_t position_stride) {
   const int64_t c_n = pi.channels, a0 = g.alpha[0], a1 = g.alpha[1], a2 = g.alpha[2];
-  for (int64_t a = 0; a < a0; ++a)
-    for (int64_t b = 0; b < a1; ++b) {
-      const float* run = patch_origin + (a * pi.extent[1] + b) * pi.extent[2] * c_n;
-      std::copy(run, run + a2 * c_n, patch + (a * a1 + b) * a2 * c_n);
-    }
-  apply_along(g.t[0].bt, 1, a1 * a2 * c_n, dense(patch, sa, a1 * a2 * c_n));
-  apply_along(g.t[1].bt, a0, a2 * c_n, dense(sa, sb, a2 * c_n));
+  const int64_t row = pi.extent[2] * c_n, plane = pi.extent[1] * row, patch_plane = a1 * a2 * c_n;
+  for (int64_t a = 0; a < a0; ++a) {
+    apply_along(g.t[1].bt, 1, a2 * c_n, {patch_origin + a * plane, row, sa + a * patch_plane, a2 * c_n});
+  }
+  apply_along(g.t[0].bt, 1, patch_plane, dense(sa, sb, patch_plane));
   apply_along(g.t[2].bt, a0 * a1, c_n, {sb, c_n, v, position_stride});
 }
 
@@ -353,8 +351,8 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
     float* v = v_buffer.reserve(pos * T * c_n);  // V[position][tile][channel]
     float* m = m_buffer.reserve(pos * T * ld);   // M[position][tile][out channel]
     const int64_t widest = std::max(c_n, ld);
-    float* work = work_buffer.reserve(3 * pos * widest);
-    float *patch = work, *sa = work + pos * widest, *sb = sa + pos * widest;
+    float* sa = work_buffer.reserve(2 * pos * widest);
+    float* sb = sa + pos * widest;
     float* results = result_buffer.reserve(T * elements * ld);
     places.resize(static_cast<std::size_t>(T));
 #pragma omp for schedule(dynamic)
@@ -362,7 +360,7 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
       const int64_t count = std::min(T, total - bi * T), rounded = (count + mr - 1) / mr * mr;
       for (int64_t t = 0; t < count; ++t) {
         places[t] = tile_place(p, g, pi, bi * T + t);
-        transform_input_tile(g, pi, padded + places[t].patch, patch, sa, sb, v + t * c_n, T * c_n);
+        transform_input_tile(g, pi, padded + places[t].patch, sa, sb, v + t * c_n, T * c_n);
       }
       for (int64_t y = 0; y < pos; ++y) {  // register tiles read past the last tile: keep them finite
         std::fill(v + (y * T + count) * c_n, v + (y * T + rounded) * c_n, 0.0f);
