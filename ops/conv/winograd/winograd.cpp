@@ -17,9 +17,13 @@ namespace ecocpu::fast {
 namespace {
 
 // A small dense matrix, row-major.
+// The input and output transforms with a pass written out for them (see apply_along).
+enum class FixedPass { None, BtF23, BtF43, AtF23, AtF43 };
+
 struct Mat {
   int rows, cols;
   std::vector<float> v;
+  FixedPass fixed = FixedPass::None;
   float at(int r, int c) const { return v[static_cast<std::size_t>(r * cols + c)]; }
 };
 
@@ -31,16 +35,16 @@ struct Transform1D {
 Transform1D transform_for(int64_t m, int64_t r) {
   if (r == 1) return {{1, 1, {1}}, {1, 1, {1}}, {1, 1, {1}}};
   if (m == 2 && r == 3) {
-    return {{4, 4, {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1}},
+    return {{4, 4, {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1}, FixedPass::BtF23},
             {4, 3, {1, 0, 0, .5f, .5f, .5f, .5f, -.5f, .5f, 0, 0, 1}},
-            {2, 4, {1, 1, 1, 0, 0, 1, -1, -1}}};
+            {2, 4, {1, 1, 1, 0, 0, 1, -1, -1}, FixedPass::AtF23}};
   }
   if (m == 4 && r == 3) {
     return {{6, 6, {4, 0, -5, 0, 1, 0, 0, -4, -4, 1, 1, 0, 0, 4, -4, -1, 1, 0,
-                    0, -2, -1, 2, 1, 0, 0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1}},
+                    0, -2, -1, 2, 1, 0, 0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1}, FixedPass::BtF43},
             {6, 3, {1.f / 4, 0, 0, -1.f / 6, -1.f / 6, -1.f / 6, -1.f / 6, 1.f / 6, -1.f / 6,
                     1.f / 24, 1.f / 12, 1.f / 6, 1.f / 24, -1.f / 12, 1.f / 6, 0, 0, 1}},
-            {4, 6, {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0, 0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1}}};
+            {4, 6, {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0, 0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1}, FixedPass::AtF43}};
   }
   throw std::logic_error("no Winograd transform for this tile");
 }
@@ -93,11 +97,95 @@ struct PassLayout {
   int64_t y_row;
 };
 
+// The fixed passes: each input row read once, all outputs of a column computed from it (the
+// generic pass reads an input once per output it feeds: 22 loads for B^T of F(4, 3) instead of 6).
+// The matrices are transform_for's, written out.
+[[gnu::always_inline]] inline void bt_f23(int64_t n, const float* __restrict x0, const float* __restrict x1,
+                                          const float* __restrict x2, const float* __restrict x3,
+                                          float* __restrict y0, float* __restrict y1, float* __restrict y2,
+                                          float* __restrict y3) {
+  for (int64_t q = 0; q < n; ++q) {
+    const float d0 = x0[q], d1 = x1[q], d2 = x2[q], d3 = x3[q];
+    y0[q] = d0 - d2;
+    y1[q] = d1 + d2;
+    y2[q] = d2 - d1;
+    y3[q] = d1 - d3;
+  }
+}
+
+[[gnu::always_inline]] inline void bt_f43(int64_t n, const float* __restrict x0, const float* __restrict x1,
+                                          const float* __restrict x2, const float* __restrict x3,
+                                          const float* __restrict x4, const float* __restrict x5,
+                                          float* __restrict y0, float* __restrict y1, float* __restrict y2,
+                                          float* __restrict y3, float* __restrict y4, float* __restrict y5) {
+  for (int64_t q = 0; q < n; ++q) {
+    const float d0 = x0[q], d1 = x1[q], d2 = x2[q], d3 = x3[q], d4 = x4[q], d5 = x5[q];
+    y0[q] = 4.0f * d0 - 5.0f * d2 + d4;
+    y1[q] = -4.0f * (d1 + d2) + d3 + d4;
+    y2[q] = 4.0f * (d1 - d2) - d3 + d4;
+    y3[q] = 2.0f * (d3 - d1) - d2 + d4;
+    y4[q] = 2.0f * (d1 - d3) - d2 + d4;
+    y5[q] = 4.0f * d1 - 5.0f * d3 + d5;
+  }
+}
+
+[[gnu::always_inline]] inline void at_f23(int64_t n, const float* __restrict x0, const float* __restrict x1,
+                                          const float* __restrict x2, const float* __restrict x3,
+                                          float* __restrict y0, float* __restrict y1) {
+  for (int64_t q = 0; q < n; ++q) {
+    const float d1 = x1[q], d2 = x2[q];
+    y0[q] = x0[q] + d1 + d2;
+    y1[q] = d1 - d2 - x3[q];
+  }
+}
+
+[[gnu::always_inline]] inline void at_f43(int64_t n, const float* __restrict x0, const float* __restrict x1,
+                                          const float* __restrict x2, const float* __restrict x3,
+                                          const float* __restrict x4, const float* __restrict x5,
+                                          float* __restrict y0, float* __restrict y1, float* __restrict y2,
+                                          float* __restrict y3) {
+  for (int64_t q = 0; q < n; ++q) {
+    const float s12 = x1[q] + x2[q], d12 = x1[q] - x2[q], s34 = x3[q] + x4[q], d34 = x3[q] - x4[q];
+    y0[q] = x0[q] + s12 + s34;
+    y1[q] = d12 + 2.0f * d34;
+    y2[q] = s12 + 4.0f * s34;
+    y3[q] = d12 + 8.0f * d34 + x5[q];
+  }
+}
+
+ECOCPU_VECTOR_CLONES
+void apply_fixed(FixedPass pass, int64_t outer, int64_t inner, const PassLayout& l) {
+  for (int64_t o = 0; o < outer; ++o) {
+    const auto x = [&](int j, int n) { return l.x + (o * n + j) * l.x_row; };
+    const auto y = [&](int i, int r) { return l.y + (o * r + i) * l.y_row; };
+    switch (pass) {
+      case FixedPass::BtF23:
+        bt_f23(inner, x(0, 4), x(1, 4), x(2, 4), x(3, 4), y(0, 4), y(1, 4), y(2, 4), y(3, 4));
+        break;
+      case FixedPass::BtF43:
+        bt_f43(inner, x(0, 6), x(1, 6), x(2, 6), x(3, 6), x(4, 6), x(5, 6), y(0, 6), y(1, 6), y(2, 6), y(3, 6),
+               y(4, 6), y(5, 6));
+        break;
+      case FixedPass::AtF23:
+        at_f23(inner, x(0, 4), x(1, 4), x(2, 4), x(3, 4), y(0, 2), y(1, 2));
+        break;
+      case FixedPass::AtF43:
+        at_f43(inner, x(0, 6), x(1, 6), x(2, 6), x(3, 6), x(4, 6), x(5, 6), y(0, 4), y(1, 4), y(2, 4), y(3, 4));
+        break;
+      case FixedPass::None: break;
+    }
+  }
+}
+
 // y (outer, r, inner) = M (r x n) applied along the middle axis of x (outer, n, inner), inner
 // contiguous (channels last); each output row is one pass over the rows its non-zero coefficients
 // name (B^T and A^T are sparse).
 ECOCPU_VECTOR_CLONES
 void apply_along(const Mat& m, int64_t outer, int64_t inner, const PassLayout& l) {
+  if (m.fixed != FixedPass::None) {
+    apply_fixed(m.fixed, outer, inner, l);
+    return;
+  }
   for (int64_t o = 0; o < outer; ++o) {
     for (int i = 0; i < m.rows; ++i) {
       float coef[8];
