@@ -81,7 +81,7 @@ TEST_CASE("pool reference and separable kernel: equal the padded-copy oracle on 
       {3, Shape{2, 2, 5, 6, 6}, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
       {3, Shape{1, 3, 7, 5, 9}, {2, 3, 2}, {2, 2, 3}, {1, 0, 1}},
       {3, Shape{1, 8, 16, 1, 1}, {16, 1, 1}, {1, 1, 1}, {0, 0, 0}},
-      // Stride 1 along w, padded: the shifted-pass path of the separable kernel.
+      // Stride 1, padded, kernel wider than the padding on one side.
       {2, Shape{1, 3, 6, 11}, {1, 2, 5}, {1, 1, 1}, {0, 1, 2}},
       {3, Shape{1, 2, 5, 6, 7}, {3, 3, 3}, {2, 1, 1}, {1, 1, 1}},
   };

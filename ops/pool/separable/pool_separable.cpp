@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "ops/vector_clones.hpp"
@@ -17,82 +18,97 @@ struct Axis {
   int64_t n, out_n, kernel, stride, pad;
 };
 
+// Offset i of a window feeds outputs [lo, hi): 0 <= o * stride - pad + i < n.
+std::pair<int64_t, int64_t> offset_outputs(const Axis& a, int64_t i) {
+  const int64_t shift = i - a.pad;
+  const int64_t lo = shift >= 0 ? 0 : std::min(a.out_n, (-shift + a.stride - 1) / a.stride);
+  const int64_t hi = a.n - shift <= 0 ? 0 : std::min(a.out_n, (a.n - shift + a.stride - 1) / a.stride);
+  return {lo, std::max(lo, hi)};
+}
+
+// 1 / (window size counted with the padding, clipped at the padded border) per output: PyTorch's
+// average with count_include_pad.
+std::vector<float> window_inverses(const Axis& a) {
+  std::vector<float> inverse(static_cast<std::size_t>(a.out_n));
+  for (int64_t o = 0; o < a.out_n; ++o) {
+    const int64_t begin = o * a.stride - a.pad, end = std::min(begin + a.kernel, a.n + a.pad);
+    inverse[o] = 1.0f / static_cast<float>(end - begin);
+  }
+  return inverse;
+}
+
+// Pools `lines` lines along an outer axis: element (line, position x, j < step) at
+// in + line * line_in + x * step + j, out likewise with line_out. Each window offset is one pass;
+// with stride 1 its outputs' rows are one contiguous run, so the pass is a single loop however
+// short the rows (the 28-wide planes of inception's pools).
 ECOCPU_VECTOR_CLONES
 void pool_axis(const float* in, float* out, const Axis& a, int64_t lines, int64_t line_in,
                int64_t line_out, int64_t step, reference::PoolMode mode) {
   const bool is_max = mode == reference::PoolMode::Max;
-  for (int64_t o = 0; o < a.out_n; ++o) {
-    const int64_t begin = o * a.stride - a.pad;
-    const int64_t end = std::min(begin + a.kernel, a.n + a.pad);
-    const float divisor = is_max ? 1.0f : static_cast<float>(end - begin);
-    const int64_t lo = std::max<int64_t>(begin, 0), hi = std::min(end, a.n);
-    // `step` consecutive elements (the inner axes) are pooled together, vectorisably.
-    for (int64_t l = 0; l < lines; ++l) {
-      float* dst = out + l * line_out + o * step;
-      const float* src = in + l * line_in;
-      for (int64_t j = 0; j < step; ++j) dst[j] = is_max ? -std::numeric_limits<float>::infinity() : 0.0f;
-      for (int64_t i = lo; i < hi; ++i) {
-        const float* row = src + i * step;
+  const std::vector<float> inverse = window_inverses(a);
+  for (int64_t l = 0; l < lines; ++l) {
+    float* dst = out + l * line_out;
+    const float* src = in + l * line_in;
+    std::fill(dst, dst + a.out_n * step, is_max ? -std::numeric_limits<float>::infinity() : 0.0f);
+    for (int64_t i = 0; i < a.kernel; ++i) {
+      const auto [lo, hi] = offset_outputs(a, i);
+      const int64_t shift = (i - a.pad) * step;
+      for (int64_t o = lo; o < hi; o += a.stride == 1 ? hi - lo : 1) {
+        const int64_t run = a.stride == 1 ? (hi - lo) * step : step;
+        float* d = dst + o * step;
+        const float* x = src + o * a.stride * step + shift;
         if (is_max) {
-          for (int64_t j = 0; j < step; ++j) dst[j] = std::max(dst[j], row[j]);
+          for (int64_t j = 0; j < run; ++j) d[j] = std::max(d[j], x[j]);
         } else {
-          for (int64_t j = 0; j < step; ++j) dst[j] += row[j];
+          for (int64_t j = 0; j < run; ++j) d[j] += x[j];
         }
       }
-      if (!is_max) {
-        for (int64_t j = 0; j < step; ++j) dst[j] /= divisor;
-      }
+    }
+    if (!is_max) {
+      for (int64_t o = 0; o < a.out_n; ++o)
+        for (int64_t j = 0; j < step; ++j) dst[o * step + j] *= inverse[o];
     }
   }
 }
 
-// The same along w, where each window is a few contiguous elements of one row: the window bounds
-// are worked out once for all rows, and each output is one short reduction.
+// One window offset's pass along a row: dst[o] (op)= src[o * stride + shift] for o in [lo, hi), the
+// common strides as constants so that the loop vectorises.
+template <class Op>
+[[gnu::always_inline]] inline void offset_pass(const float* src, float* dst, int64_t stride, int64_t shift, int64_t lo,
+                                               int64_t hi, const Op& op) {
+  if (stride == 1) {
+    for (int64_t o = lo; o < hi; ++o) dst[o] = op(dst[o], src[o + shift]);
+  } else if (stride == 2) {
+    for (int64_t o = lo; o < hi; ++o) dst[o] = op(dst[o], src[2 * o + shift]);
+  } else {
+    for (int64_t o = lo; o < hi; ++o) dst[o] = op(dst[o], src[o * stride + shift]);
+  }
+}
+
+// The same along w, rows of contiguous elements: each window offset is one pass over the row's
+// outputs (output o takes input o * stride - pad + i where that lies inside), so every stride
+// vectorises; the offsets' output ranges are worked out once for all rows.
 ECOCPU_VECTOR_CLONES
 void pool_rows(const float* in, float* out, const Axis& a, int64_t rows, reference::PoolMode mode) {
   const bool is_max = mode == reference::PoolMode::Max;
-  std::vector<int64_t> lo(static_cast<std::size_t>(a.out_n)), hi(lo.size());
-  std::vector<float> inverse(lo.size());
-  for (int64_t o = 0; o < a.out_n; ++o) {
-    const int64_t begin = o * a.stride - a.pad, end = std::min(begin + a.kernel, a.n + a.pad);
-    lo[o] = std::max<int64_t>(begin, 0);
-    hi[o] = std::min(end, a.n);
-    inverse[o] = 1.0f / static_cast<float>(end - begin);
-  }
-  if (a.stride == 1) {
-    // Each window offset is one shifted pass over the whole row, which vectorises.
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* src = in + r * a.n;
-      float* dst = out + r * a.out_n;
-      std::fill(dst, dst + a.out_n, is_max ? -std::numeric_limits<float>::infinity() : 0.0f);
-      for (int64_t i = 0; i < a.kernel; ++i) {
-        const int64_t shift = i - a.pad;  // dst[o] takes src[o + shift] where that exists
-        const int64_t o_lo = std::max<int64_t>(0, -shift), o_hi = std::min(a.out_n, a.n - shift);
-        if (is_max) {
-          for (int64_t o = o_lo; o < o_hi; ++o) dst[o] = std::max(dst[o], src[o + shift]);
-        } else {
-          for (int64_t o = o_lo; o < o_hi; ++o) dst[o] += src[o + shift];
-        }
-      }
-      if (!is_max) {
-        for (int64_t o = 0; o < a.out_n; ++o) dst[o] *= inverse[o];
-      }
-    }
-    return;
-  }
+  const std::vector<float> inverse = window_inverses(a);
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  for (int64_t i = 0; i < a.kernel; ++i) ranges.push_back(offset_outputs(a, i));
+  const auto max_op = [](float x, float y) { return std::max(x, y); };
+  const auto sum_op = [](float x, float y) { return x + y; };
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = in + r * a.n;
     float* dst = out + r * a.out_n;
-    for (int64_t o = 0; o < a.out_n; ++o) {
+    std::fill(dst, dst + a.out_n, is_max ? -std::numeric_limits<float>::infinity() : 0.0f);
+    for (int64_t i = 0; i < a.kernel; ++i) {
       if (is_max) {
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t i = lo[o]; i < hi[o]; ++i) m = std::max(m, src[i]);
-        dst[o] = m;
+        offset_pass(src, dst, a.stride, i - a.pad, ranges[i].first, ranges[i].second, max_op);
       } else {
-        float sum = 0.0f;
-        for (int64_t i = lo[o]; i < hi[o]; ++i) sum += src[i];
-        dst[o] = sum * inverse[o];
+        offset_pass(src, dst, a.stride, i - a.pad, ranges[i].first, ranges[i].second, sum_op);
       }
+    }
+    if (!is_max) {
+      for (int64_t o = 0; o < a.out_n; ++o) dst[o] *= inverse[o];
     }
   }
 }
