@@ -30,6 +30,7 @@ using namespace ecocpu;
 struct Shape5 {
   reference::ConvProblem p;
   std::string id;
+  bool in_lite = false;  // ECO Lite has it too (ECO Full has every shape)
 };
 
 // "16x3>64 1x224x224 k7x7 s2 p3": batch x in > out channels, input extent, window.
@@ -53,7 +54,9 @@ std::vector<Shape5> eco_conv_shapes() {
       if (n.op->kind() != OpKind::Conv) continue;
       const auto& conv = static_cast<const Conv&>(*n.op);
       const reference::ConvProblem p = conv.problem(g.values[n.inputs[0]].shape, g.values[n.output].shape);
-      unique.emplace(key(p), Shape5{p, n.id});
+      const bool lite = std::string(arch) == "ECO";
+      Shape5& shape = unique.emplace(key(p), Shape5{p, n.id, lite}).first->second;
+      shape.in_lite = shape.in_lite || lite;
     }
   }
   std::vector<Shape5> out;
@@ -93,7 +96,7 @@ void set_counters(benchmark::State& state, const Shape5& shape, const Tensor& ou
   state.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["peak%"] = benchmark::Counter(flops / g_peak_gflops * 1e-9 * 100.0, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["rel_err"] = diff / scale;
-  state.SetLabel(shape.id + " " + key(p));
+  state.SetLabel(shape.id + " " + key(p) + (shape.in_lite ? " lite" : ""));
 }
 
 void bench_conv(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo) {
@@ -107,6 +110,7 @@ void bench_conv(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo) {
     benchmark::DoNotOptimize(d.out.data());
   }
   set_counters(state, shape, d.out, d.ref);
+  if (algo == fast::choose_conv_algo(p)) state.SetLabel(shape.id + " " + key(p) + (shape.in_lite ? " lite" : "") + " chosen");
 }
 
 #ifdef ECOCPU_HAVE_ONEDNN
