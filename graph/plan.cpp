@@ -115,8 +115,15 @@ std::string PlanStep::label(const Graph& graph) const {
   return s;
 }
 
+bool PlanStep::assembles_in_place() const {
+  return std::find(in_place.begin(), in_place.end(), true) != in_place.end();
+}
+
 std::string PlanStep::algo_name(const Graph& graph) const {
   if (is_conv) return fast::conv_algo_name(conv.algo);
+  if (assembles_in_place()) {
+    return std::find(in_place.begin(), in_place.end(), false) == in_place.end() ? "in_place" : "in_place+copy";
+  }
   return reference ? "reference" : std::string(graph.nodes[node].op->fast_algo());
 }
 
@@ -128,6 +135,31 @@ void release_step_weights(const Graph& g, const PlanStep& s, WeightStore& weight
   for (const auto& spec : g.nodes[s.node].params) weights.erase(param_key(g.nodes[s.node], spec));
   for (int n : s.absorbed) {
     for (const auto& spec : g.nodes[n].params) weights.erase(param_key(g.nodes[n], spec));
+  }
+}
+
+// Concat without copies: each Concat input that a conv step produces, that nothing else reads
+// and that appears once is written by that step into its channel slice of the Concat's output.
+// Steps with a pooling or a residual keep their own output (their kernels take dense layouts).
+void write_branches_in_place(const Graph& g, const Uses& uses, std::vector<PlanStep>& steps) {
+  std::vector<int> producer(g.values.size(), -1);
+  for (int i = 0; i < static_cast<int>(steps.size()); ++i) producer[steps[i].output] = i;
+  for (PlanStep& cat : steps) {
+    if (cat.is_conv || cat.reference || g.nodes[cat.node].op->kind() != OpKind::Concat) continue;
+    const auto& inputs = g.nodes[cat.node].inputs;
+    int64_t channel = 0;
+    for (int v : inputs) {
+      const int p = producer[v];
+      const bool once = std::count(inputs.begin(), inputs.end(), v) == 1;
+      const bool in_place = p >= 0 && steps[p].is_conv && steps[p].pool < 0 && steps[p].residual < 0 &&
+                            uses.readers[v].size() == 1 && v != g.output && once;
+      if (in_place) {
+        steps[p].slice_of = cat.output;
+        steps[p].slice_channel = channel;
+      }
+      cat.in_place.push_back(in_place);
+      channel += g.values[v].shape[1];
+    }
   }
 }
 
@@ -162,6 +194,7 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
     available[s.output] = true;
     plan.steps.push_back(std::move(s));
   }
+  if (!options.reference) write_branches_in_place(g, uses, plan.steps);
   return plan;
 }
 
@@ -219,6 +252,22 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, BufferPool& buffers, c
   }
 }
 
+// A Concat input copied into its channel slice of the Concat's output, image by image.
+void copy_into_channels(const Tensor& src, int64_t channel, Tensor& dst) {
+  const int64_t batch = src.dim(0), src_image = src.shape().numel_from(1), dst_image = dst.shape().numel_from(1);
+  const int64_t offset = channel * src.shape().numel_from(2);
+  for (int64_t n = 0; n < batch; ++n) {
+    std::copy(src.data() + n * src_image, src.data() + (n + 1) * src_image, dst.data() + n * dst_image + offset);
+  }
+}
+
+// The step's output tensor: a fresh buffer, or the Concat output its branches have begun.
+Tensor step_output(const ExecutionPlan& plan, const PlanStep& s, std::vector<Tensor>& values) {
+  const Graph& g = *plan.graph;
+  if (s.assembles_in_place()) return values[s.output];
+  return plan.buffers->take(g.values[s.output].shape);
+}
+
 }  // namespace
 
 Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
@@ -235,7 +284,11 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
   values[g.input] = input;
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
     const PlanStep& s = plan.steps[i];
-    Tensor out = plan.buffers->take(g.values[s.output].shape);
+    if (s.slice_of >= 0) {
+      Tensor& target = values[s.slice_of];
+      if (target.empty()) target = plan.buffers->take(g.values[s.slice_of].shape);
+    }
+    Tensor out = s.slice_of >= 0 ? Tensor() : step_output(plan, s, values);
     if (s.is_conv) {
       fast::ConvEpilogue e;
       e.bias = s.bias.data();
@@ -245,8 +298,20 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
       e.relu = s.relu;
       if (s.pool >= 0) {
         run_conv_pooled(s, g.nodes[s.pool], *plan.buffers, values[s.inputs[0]].data(), e, out);
+      } else if (s.slice_of >= 0) {
+        Tensor& target = values[s.slice_of];
+        e.out_image_stride = target.shape().numel_from(1);
+        fast::run_conv(s.conv, values[s.inputs[0]].data(), e,
+                       target.data() + s.slice_channel * target.shape().numel_from(2));
       } else {
         fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data());
+      }
+    } else if (s.assembles_in_place()) {
+      const auto& inputs = g.nodes[s.node].inputs;
+      int64_t channel = 0;
+      for (std::size_t j = 0; j < inputs.size(); ++j) {
+        if (!s.in_place[j]) copy_into_channels(values[inputs[j]], channel, out);
+        channel += g.values[inputs[j]].shape[1];
       }
     } else {
       const Node& node = g.nodes[s.node];
@@ -259,8 +324,8 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
         node.op->run_fast(inputs, params, out);
       }
     }
-    if (observer) observer(i, out);
-    values[s.output] = std::move(out);
+    if (observer) observer(i, s.slice_of >= 0 ? values[s.slice_of] : out);
+    if (s.slice_of < 0) values[s.output] = std::move(out);
     for (int v : s.inputs) {
       if (last[v] == i && v != g.output) values[v] = Tensor();
     }

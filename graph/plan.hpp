@@ -40,6 +40,14 @@ struct PlanStep {
   bool relu = false;
   int pool = -1;        // the absorbed pooling node, if any
   Shape conv_shape;     // the convolution's own output (before any pooling)
+  // Concat without copies: a conv step whose output only a Concat reads writes it straight into
+  // its channel slice of the Concat's output (value slice_of, from channel slice_channel on), and
+  // the Concat step copies only the inputs not so written (in_place, one flag per input).
+  int slice_of = -1;
+  int64_t slice_channel = 0;
+  std::vector<bool> in_place;
+
+  bool assembles_in_place() const;  // a Concat some of whose inputs were written in place
 
   std::string label(const Graph& graph) const;  // "res3b_2+res3b+res3b_bn+res3b_relu"
   std::string algo_name(const Graph& graph) const;  // "im2col_gemm", "separable", "reference"

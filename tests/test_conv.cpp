@@ -304,3 +304,52 @@ TEST_CASE("conv: a range of images, residual included, equals that part of the w
     for (int64_t i = 0; i < whole.numel(); ++i) CHECK(parts.data()[i] == whole.data()[i]);
   }
 }
+
+TEST_CASE("conv: every algorithm writes a channel slice of a larger output (a Concat's) like its own") {
+  struct Case {
+    fast::ConvAlgo algo;
+    Shape in;
+    int64_t cout;
+    std::array<int64_t, 3> k, s, p;
+  };
+  const Case cases[] = {
+      {fast::ConvAlgo::Direct1x1Gemm, Shape{3, 5, 9, 8}, 7, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},    // batched columns
+      {fast::ConvAlgo::Direct1x1Gemm, Shape{2, 4, 70, 66}, 6, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},  // per image
+      {fast::ConvAlgo::Im2colGemm, Shape{3, 4, 9, 8}, 7, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+      {fast::ConvAlgo::Im2colGemm, Shape{2, 2, 70, 66}, 5, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {fast::ConvAlgo::TapGemm, Shape{3, 6, 9, 8}, 40, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+      {fast::ConvAlgo::Winograd, Shape{3, 6, 13, 11}, 20, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+  };
+  uint64_t seed = 2300;
+  for (const auto& c : cases) {
+    CAPTURE(fast::conv_algo_name(c.algo));
+    Conv conv(c.cout, make_window(2, c.k, c.s, c.p));
+    Tensor in = random_tensor(c.in, seed++), w = random_tensor(Shape{c.cout, c.in[1], c.k[1], c.k[2]}, seed++);
+    Tensor b = random_tensor(Shape{c.cout}, seed++);
+    const Shape out_shape = conv.output_shape(std::span(&c.in, 1));
+    const auto prepared = fast::prepare_conv(conv.problem(c.in, out_shape), c.algo, w.data());
+    fast::ConvEpilogue e;
+    e.bias = b.data();
+    e.relu = true;
+    Tensor dense(out_shape);
+    fast::run_conv(prepared, in.data(), e, dense.data());
+    // The same output as channels [3, 3 + cout) of a tensor with cout + 5 channels.
+    const int64_t volume = out_shape.numel_from(2), wide_channels = c.cout + 5;
+    std::vector<float> wide(static_cast<std::size_t>(out_shape[0] * wide_channels * volume), -9.0f);
+    e.out_image_stride = wide_channels * volume;
+    fast::run_conv(prepared, in.data(), e, wide.data() + 3 * volume);
+    bool same = true, others_untouched = true;
+    for (int64_t n = 0; n < out_shape[0]; ++n)
+      for (int64_t ch = 0; ch < wide_channels; ++ch)
+        for (int64_t o = 0; o < volume; ++o) {
+          const float v = wide[static_cast<std::size_t>((n * wide_channels + ch) * volume + o)];
+          if (ch >= 3 && ch < 3 + c.cout) {
+            same = same && v == dense.data()[(n * c.cout + ch - 3) * volume + o];
+          } else {
+            others_untouched = others_untouched && v == -9.0f;
+          }
+        }
+    CHECK(same);
+    CHECK(others_untouched);
+  }
+}

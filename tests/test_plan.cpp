@@ -84,3 +84,31 @@ TEST_CASE("plan: buffers are reused across passes, and reuse never changes the r
     for (int64_t i = 0; i < first.numel(); ++i) CHECK(again.data()[i] == first.data()[i]);
   }
 }
+
+TEST_CASE("plan: Concat branches write into their channel slices; others are copied") {
+  Graph g = test::small_eco("ECOfull", 30);
+  WeightStore w = random_weights(g, 41);
+  ExecutionPlan plan = make_plan(g, w);
+  // inception_3a: four convolution branches (64, 64, 96, 32 channels), all written in place.
+  const PlanStep* cat = step_for(plan, "inception_3a_output");
+  REQUIRE(cat != nullptr);
+  CHECK(cat->algo_name(g) == "in_place");
+  const char* branches[] = {"inception_3a_1x1", "inception_3a_3x3", "inception_3a_double_3x3_2",
+                            "inception_3a_pool_proj"};
+  const int64_t offsets[] = {0, 64, 128, 224};
+  for (int b = 0; b < 4; ++b) {
+    CAPTURE(branches[b]);
+    const PlanStep* s = step_for(plan, branches[b]);
+    REQUIRE(s != nullptr);
+    CHECK(s->slice_of == cat->output);
+    CHECK(s->slice_channel == offsets[b]);
+  }
+  // inception_3c's pooling branch is not a convolution: the Concat copies that one.
+  const PlanStep* cat3c = step_for(plan, "inception_3c_output");
+  REQUIRE(cat3c != nullptr);
+  CHECK(cat3c->algo_name(g) == "in_place+copy");
+  // The reference plan keeps every value whole.
+  PlanOptions reference;
+  reference.reference = true;
+  for (const auto& s : make_plan(g, w, reference).steps) CHECK(s.slice_of < 0);
+}

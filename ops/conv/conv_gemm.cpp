@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <stdexcept>
 
 #include "ops/conv/winograd/winograd.hpp"
 #include "ops/vector_clones.hpp"
@@ -137,6 +138,7 @@ void conv_im2col_items(const reference::ConvProblem& p, const float* in, const P
   const int64_t nr = kernel.nr, k = weight.k, m = p.out_channels;
   const int64_t in_image = p.in_channels * p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
   const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2], out_image = m * out_volume;
+  const int64_t out_stride = output_image_stride(p, epilogue);
   // 1024 columns: a depth block of them (at most 1 MB) stays in L2 while it is multiplied.
   const int64_t block = std::min((out_volume + nr - 1) / nr * nr, int64_t{1024} / nr * nr);
   const int64_t blocks = (out_volume + block - 1) / block;
@@ -157,7 +159,7 @@ void conv_im2col_items(const reference::ConvProblem& p, const float* in, const P
           row_to_panels(row, cols, r, kc, nr, panels);
         }
         const bool last = k0 + kc == k;
-        kernel.run_depth_block(weight, {k0, kc, panels, kc * nr, 0, m, 0, cols, out + n * out_image + o0, out_volume,
+        kernel.run_depth_block(weight, {k0, kc, panels, kc * nr, 0, m, 0, cols, out + n * out_stride + o0, out_volume,
                                         k0 > 0, last && !e.empty() ? &e : nullptr});
       }
     }
@@ -172,15 +174,17 @@ ECOCPU_VECTOR_CLONES
 void scatter_columns(const reference::ConvProblem& p, const ConvEpilogue& e, const float* c, int64_t ldc,
                      int64_t c0, int64_t cols, float* out) {
   const int64_t m = p.out_channels, out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  const int64_t out_stride = output_image_stride(p, e);
 #pragma omp for schedule(static)
   for (int64_t row = 0; row < m; ++row) {
     const ChannelEpilogue ce = channel_epilogue(e, row);
     for (int64_t j = 0; j < cols;) {
       const int64_t n = (c0 + j) / out_volume, o = (c0 + j) % out_volume, count = std::min(out_volume - o, cols - j);
-      const int64_t at = (n * m + row) * out_volume + o;
+      const int64_t at = n * out_stride + row * out_volume + o;
       const float* src = c + row * ldc + j;
       if (e.residual) {
-        for (int64_t q = 0; q < count; ++q) out[at + q] = ce(src[q], e.residual[at + q]);
+        const float* r = e.residual + (n * m + row) * out_volume + o;
+        for (int64_t q = 0; q < count; ++q) out[at + q] = ce(src[q], r[q]);
       } else {
         for (int64_t q = 0; q < count; ++q) out[at + q] = ce(src[q]);
       }
@@ -237,6 +241,12 @@ void conv_batched_columns(const reference::ConvProblem& p, bool pointwise, const
 
 }  // namespace
 
+int64_t output_image_stride(const reference::ConvProblem& p, const ConvEpilogue& e) {
+  if (e.out_image_stride == 0) return p.out_channels * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  if (e.residual) throw std::logic_error("a convolution writing a channel slice cannot add a residual");
+  return e.out_image_stride;
+}
+
 ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t channel) {
   ChannelEpilogue c;
   if (e.bias) c.bias = e.bias[channel];
@@ -283,6 +293,7 @@ void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
   const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   const int64_t k = p.in_channels * p.window.volume();
   const int64_t in_image = p.in_channels * in_volume, out_image = p.out_channels * out_volume;
+  const int64_t out_stride = output_image_stride(p, epilogue);
   const bool pointwise = algo == ConvAlgo::Direct1x1Gemm;
   // Gathering costs a pass over the columns anyway; a pointwise layer, whose columns are the input
   // itself, only gains when its planes fill less than a few panels.
@@ -303,7 +314,7 @@ void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
       const int64_t n = item / chunks, c0 = item % chunks * chunk, cols = std::min(chunk, out_volume - c0);
       const float* residual = epilogue.residual ? epilogue.residual + n * out_image + c0 : nullptr;
       sgemm_packed(weight, {p.out_channels, cols, k, nullptr, 0, in + n * in_image + c0, out_volume,
-                            out + n * out_image + c0, out_volume},
+                            out + n * out_stride + c0, out_volume},
                    gemm_epilogue(epilogue, residual, out_volume));
     }
     return;

@@ -23,14 +23,21 @@ const char* conv_algo_name(ConvAlgo algo);
 // long enough for the register tile), im2col otherwise (e.g. conv1's 3 channels).
 ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd = true);
 
-// What a convolution adds after the product; `residual` (if any) has the output's shape.
+// What a convolution adds after the product, and where it puts it. `residual` (if any) has the
+// output's shape, dense. With out_image_stride the output is a channel slice of a larger tensor
+// (a branch written straight into its Concat): each image's Cout planes start that many floats
+// after the previous image's; 0 means Cout x volume. A residual and a stride never come together.
 struct ConvEpilogue {
   const float* bias = nullptr;
   const float* residual = nullptr;
   const float* scale = nullptr;
   const float* shift = nullptr;
   bool relu = false;
+  int64_t out_image_stride = 0;
 };
+
+// Floats from one image's output to the next's under this epilogue.
+int64_t output_image_stride(const reference::ConvProblem& p, const ConvEpilogue& e);
 
 // The epilogue of one output channel, as the GEMM kernels apply it (same operations in the same
 // order, so every path rounds alike): ((x + bias) + residual) * mul + shift, then at least

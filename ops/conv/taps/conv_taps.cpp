@@ -71,14 +71,16 @@ ECOCPU_VECTOR_CLONES
 void scatter_item(const reference::ConvProblem& p, const ConvEpilogue& e, const float* product, int64_t ld,
                   int64_t pos0, int64_t count, int64_t oc0, int64_t oc_count, float* out) {
   const int64_t ov = p.out_extent[0] * p.out_extent[1] * p.out_extent[2], oc_n = p.out_channels;
+  const int64_t out_stride = output_image_stride(p, e);
   for (int64_t j = 0; j < oc_count; ++j) {
     const ChannelEpilogue ce = channel_epilogue(e, oc0 + j);
     for (int64_t q = 0; q < count;) {
       const int64_t pos = pos0 + q, n = pos / ov, o = pos % ov, run = std::min(ov - o, count - q);
-      const int64_t at = (n * oc_n + oc0 + j) * ov + o;
+      const int64_t at = n * out_stride + (oc0 + j) * ov + o;
       const float* src = product + q * ld + j;
       if (e.residual) {
-        for (int64_t i = 0; i < run; ++i) out[at + i] = ce(src[i * ld], e.residual[at + i]);
+        const float* r = e.residual + (n * oc_n + oc0 + j) * ov + o;
+        for (int64_t i = 0; i < run; ++i) out[at + i] = ce(src[i * ld], r[i]);
       } else {
         for (int64_t i = 0; i < run; ++i) out[at + i] = ce(src[i * ld]);
       }

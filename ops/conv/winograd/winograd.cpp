@@ -285,14 +285,15 @@ struct TilePlace {
   std::array<int64_t, 3> inside{};
 };
 
-TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const PaddedInput& pi, int64_t global) {
+TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const PaddedInput& pi, int64_t out_stride,
+                     int64_t global) {
   const auto& oe = p.out_extent;
   const int64_t l = global % g.tile_count, n = global / g.tile_count;
   const std::array<int64_t, 3> start{l / (g.tiles[1] * g.tiles[2]) * g.m[0], (l / g.tiles[2]) % g.tiles[1] * g.m[1],
                                      l % g.tiles[2] * g.m[2]};
   TilePlace t;
   t.patch = n * pi.floats() + ((start[0] * pi.extent[1] + start[1]) * pi.extent[2] + start[2]) * pi.channels;
-  t.out = n * p.out_channels * oe[0] * oe[1] * oe[2] + (start[0] * oe[1] + start[1]) * oe[2] + start[2];
+  t.out = n * out_stride + (start[0] * oe[1] + start[1]) * oe[2] + start[2];
   for (int a = 0; a < 3; ++a) t.inside[a] = std::min(g.m[a], oe[a] - start[a]);
   return t;
 }
@@ -430,7 +431,7 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
 
   std::vector<ChannelEpilogue> epilogues(static_cast<std::size_t>(p.out_channels));
   for (int64_t k = 0; k < p.out_channels; ++k) epilogues[k] = channel_epilogue(e, k);
-  const int64_t total = p.batch * g.tile_count;
+  const int64_t total = p.batch * g.tile_count, out_stride = output_image_stride(p, e);
   const int64_t T = tiles_per_block(total, mr, omp_get_max_threads(), pos * (c_n + ld));
   const int64_t blocks = (total + T - 1) / T;
 #pragma omp parallel
@@ -448,7 +449,7 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
     for (int64_t bi = 0; bi < blocks; ++bi) {
       const int64_t count = std::min(T, total - bi * T), rounded = (count + mr - 1) / mr * mr;
       for (int64_t t = 0; t < count; ++t) {
-        places[t] = tile_place(p, g, pi, bi * T + t);
+        places[t] = tile_place(p, g, pi, out_stride, bi * T + t);
         transform_input_tile(g, pi, padded + places[t].patch, sa, sb, v + t * c_n, T * c_n);
       }
       for (int64_t y = 0; y < pos; ++y) {  // register tiles read past the last tile: keep them finite
