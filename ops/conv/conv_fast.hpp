@@ -11,8 +11,8 @@ struct PreparedConv {
   reference::ConvProblem problem;
   ConvAlgo algo = ConvAlgo::Im2colGemm;
   PackedMatrix gemm_weight;  // GEMM algorithms
-  WinogradWeights winograd;  // Winograd
-  TapWeights taps;           // tap GEMM
+  PackedPanels winograd;     // Winograd
+  PackedPanels taps;         // tap GEMM
 };
 
 // weight: (Cout, Cin, [kd,] kh, kw) row-major.

@@ -5,6 +5,7 @@
 #include <xsimd/config/xsimd_cpuid.hpp>
 
 #include "ops/gemm/gemm.hpp"
+#include "tensor/scratch.hpp"
 
 namespace ecocpu {
 
@@ -71,6 +72,27 @@ void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilo
     throw std::invalid_argument("matrix packed for " + a.kernel + " used with " + kernel.name);
   }
   kernel.run_packed(a, shape, epilogue);
+}
+
+PackedPanels zero_panels(int64_t count, int64_t k, int64_t n) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  PackedPanels p;
+  p.kernel = kernel.name;
+  p.count = count;
+  p.k = k;
+  p.n = n;
+  p.nr = kernel.nr;
+  p.panels = (n + p.nr - 1) / p.nr;
+  const int64_t floats = count * p.panels * k * p.nr;
+  p.data = shared_floats(floats);
+  std::fill(p.data.get(), p.data.get() + floats, 0.0f);
+  return p;
+}
+
+const GemmKernel& kernel_for(const PackedPanels& p) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  if (p.kernel != kernel.name) throw std::invalid_argument("panels packed for " + p.kernel + " used with " + kernel.name);
+  return kernel;
 }
 
 void sgemm_packed_panels(const PackedMatrix& a, const float* b, int64_t n, float* c, int64_t ldc) {

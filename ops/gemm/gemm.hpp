@@ -42,6 +42,19 @@ struct PackedMatrix {
   std::shared_ptr<float> data;
 };
 
+// B operands packed once in a kernel's panel layout, for products whose A is gathered a register
+// tile at a time (tile_rows_a): `count` matrices of k rows x n columns, e.g. convolution weights
+// with rows = (tap, input channel) and columns = output channels. Matrix s's panel q holds columns
+// [q * nr, q * nr + nr) as k rows of nr floats, zeros past column n.
+struct PackedPanels {
+  std::string kernel;
+  int64_t count = 0, k = 0, n = 0, nr = 0, panels = 0;
+  std::shared_ptr<float> data;
+
+  float& at(int64_t s, int64_t row, int64_t col) { return data.get()[((s * panels + col / nr) * k + row) * nr + col % nr]; }
+  const float* panel(int64_t s, int64_t q) const { return data.get() + (s * panels + q) * k * nr; }
+};
+
 // One depth block [k0, k0 + kc) of a product with a packed A, on C's rows [m_begin, m_end) and
 // columns [n_begin, n_end): the caller has put B's rows k0.. in the kernel's panel layout, the NR
 // columns from j on at b + j / NR * panel_stride, kc rows of NR floats (64-byte aligned, zeros
@@ -99,6 +112,11 @@ void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilo
 // depth: the NR columns from j on at b + j * K, K rows of NR floats. Throws if `a` was packed for
 // another kernel.
 void sgemm_packed_panels(const PackedMatrix& a, const float* b, int64_t n, float* c, int64_t ldc);
+
+// Zeroed panels for the selected kernel, to be filled through at().
+PackedPanels zero_panels(int64_t count, int64_t k, int64_t n);
+// The selected kernel, after checking that `p` was packed for it (throws otherwise).
+const GemmKernel& kernel_for(const PackedPanels& p);
 
 // The epilogue on one element, shared by every kernel and the reference.
 inline float apply_epilogue(const GemmEpilogue& e, int64_t m, int64_t n, float c) {

@@ -91,31 +91,18 @@ void scatter_item(const reference::ConvProblem& p, const ConvEpilogue& e, const 
 
 }  // namespace
 
-TapWeights tap_pack_weights(const reference::ConvProblem& p, const float* weight) {
-  const GemmKernel& kernel = selected_gemm_kernel();
-  const int64_t taps = p.window.volume(), c_n = p.in_channels, oc_n = p.out_channels, nr = kernel.nr;
-  TapWeights w;
-  w.kernel = kernel.name;
-  w.nr = nr;
-  w.panels = (oc_n + nr - 1) / nr;
-  w.k = taps * c_n;
-  const int64_t floats = w.panels * w.k * nr;
-  w.data = shared_floats(floats);
-  float* d = w.data.get();
-  for (int64_t panel = 0; panel < w.panels; ++panel)
-    for (int64_t t = 0; t < taps; ++t)
-      for (int64_t c = 0; c < c_n; ++c)
-        for (int64_t j = 0; j < nr; ++j) {
-          const int64_t oc = panel * nr + j;
-          d[(panel * w.k + t * c_n + c) * nr + j] = oc < oc_n ? weight[(oc * c_n + c) * taps + t] : 0.0f;
-        }
+PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weight) {
+  const int64_t taps = p.window.volume(), c_n = p.in_channels, oc_n = p.out_channels;
+  PackedPanels w = zero_panels(1, taps * c_n, oc_n);
+  for (int64_t oc = 0; oc < oc_n; ++oc)
+    for (int64_t c = 0; c < c_n; ++c)
+      for (int64_t t = 0; t < taps; ++t) w.at(0, t * c_n + c, oc) = weight[(oc * c_n + c) * taps + t];
   return w;
 }
 
-void conv_taps(const reference::ConvProblem& p, const TapWeights& w, const float* in, const ConvEpilogue& e,
+void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& e,
                float* out) {
-  const GemmKernel& kernel = selected_gemm_kernel();
-  if (w.kernel != kernel.name) throw std::logic_error("tap weights packed for " + w.kernel + ", running " + kernel.name);
+  const GemmKernel& kernel = kernel_for(w);
   const int64_t mr = kernel.mr, nr = kernel.nr;
   const PaddedInput pi = padded_input(p);
   float* padded = channels_last_scratch().reserve(p.batch * pi.floats());
@@ -146,7 +133,7 @@ void conv_taps(const reference::ConvProblem& p, const TapWeights& w, const float
           for (int64_t r = 0; r < rows; ++r) std::memcpy(a + r * b.len, padded + bases[i0 + r] + b.tap_offset, b.len * 4);
           std::fill(a + rows * b.len, a + mr * b.len, 0.0f);
           for (int64_t j = 0; j < panel_n; ++j) {
-            const float* b_panel = w.data.get() + ((panel0 + j) * w.k + b.k0) * nr;
+            const float* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
             kernel.tile_rows_a(b.len, a, b.len, b_panel, product + i0 * ld + j * nr, ld, rows, bi > 0);
           }
         }

@@ -8,24 +8,16 @@
 // at most MR - 1 rows instead of a partly empty column panel, and threads share nothing but the
 // read-only input: no barrier until the layer ends. The weights are packed once as the GEMM's B
 // panels (taps x Cin rows, NR output channels each).
-#include <memory>
-#include <string>
-
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
 
 namespace ecocpu::fast {
 
-struct TapWeights {
-  std::string kernel;  // the GEMM kernel whose panel width they were packed for
-  int64_t nr = 0, panels = 0, k = 0;  // panel p: k rows (tap-major, then input channel) of nr floats
-  std::shared_ptr<float> data;
-};
+// weight: (Cout, Cin, [kd,] kh, kw) row-major -> one matrix of (tap, input channel) rows, tap-major,
+// and Cout columns.
+PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weight);
 
-// weight: (Cout, Cin, [kd,] kh, kw) row-major.
-TapWeights tap_pack_weights(const reference::ConvProblem& p, const float* weight);
-
-void conv_taps(const reference::ConvProblem& p, const TapWeights& w, const float* in, const ConvEpilogue& epilogue,
+void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& epilogue,
                float* out);
 
 }  // namespace ecocpu::fast

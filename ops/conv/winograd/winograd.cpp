@@ -249,27 +249,16 @@ bool winograd_applies(const reference::ConvProblem& p) {
 
 int64_t winograd_tile_count(const reference::ConvProblem& p) { return geometry(p).tile_count * p.batch; }
 
-WinogradWeights winograd_transform_weights(const reference::ConvProblem& p, const float* weight) {
-  const GemmKernel& kernel = selected_gemm_kernel();
+PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight) {
   const Geometry g = geometry(p);
-  WinogradWeights w;
-  w.out_tile = g.m;
-  w.in_tile = g.alpha;
-  w.kernel = kernel.name;
-  w.nr = kernel.nr;
-  w.channels = p.in_channels;
-  w.panels = (p.out_channels + w.nr - 1) / w.nr;
   const int64_t k_n = p.out_channels, c_n = p.in_channels, kvol = p.window.volume();
-  w.u = shared_floats(g.positions * w.panels * c_n * w.nr);
-  std::fill(w.u.get(), w.u.get() + g.positions * w.panels * c_n * w.nr, 0.0f);
+  PackedPanels w = zero_panels(g.positions, c_n, k_n);
   std::vector<float> tile(static_cast<std::size_t>(g.positions)), scratch(static_cast<std::size_t>(4 * g.positions));
   const std::array<const Mat*, 3> gm{&g.t[0].g, &g.t[1].g, &g.t[2].g};
   for (int64_t o = 0; o < k_n; ++o) {
     for (int64_t i = 0; i < c_n; ++i) {
       apply3(weight + (o * c_n + i) * kvol, as_int(p.window.kernel), gm, tile.data(), scratch.data());
-      for (int64_t y = 0; y < g.positions; ++y) {
-        w.u.get()[((y * w.panels + o / w.nr) * c_n + i) * w.nr + o % w.nr] = tile[static_cast<std::size_t>(y)];
-      }
+      for (int64_t y = 0; y < g.positions; ++y) w.at(y, i, o) = tile[static_cast<std::size_t>(y)];
     }
   }
   return w;
@@ -416,10 +405,9 @@ void scatter_block(const reference::ConvProblem& p, const Geometry& g, const Til
 
 }  // namespace
 
-void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, const float* in,
+void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                    const ConvEpilogue& e, float* out) {
-  const GemmKernel& kernel = selected_gemm_kernel();
-  if (w.kernel != kernel.name) throw std::logic_error("Winograd weights packed for " + w.kernel + ", running " + kernel.name);
+  const GemmKernel& kernel = kernel_for(w);
   const Geometry g = geometry(p);
   const int64_t c_n = p.in_channels, pos = g.positions, mr = kernel.mr, nr = kernel.nr;
   const int64_t ld = w.panels * nr, elements = g.m[0] * g.m[1] * g.m[2];
@@ -457,13 +445,12 @@ void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, co
       }
 
       for (int64_t y = 0; y < pos; ++y) {
-        const float* u = w.u.get() + y * w.panels * c_n * nr;
         for (int64_t i0 = 0; i0 < count; i0 += mr) {
           const int64_t rows = std::min(mr, count - i0);
           for (int64_t c0 = 0; c0 < c_n; c0 += kernel.kc) {
             const int64_t depth = std::min(kernel.kc, c_n - c0);
             for (int64_t q = 0; q < w.panels; ++q) {
-              kernel.tile_rows_a(depth, v + (y * T + i0) * c_n + c0, c_n, u + (q * c_n + c0) * nr,
+              kernel.tile_rows_a(depth, v + (y * T + i0) * c_n + c0, c_n, w.panel(y, q) + c0 * nr,
                                  m + (y * T + i0) * ld + q * nr, ld, rows, c0 > 0);
             }
           }

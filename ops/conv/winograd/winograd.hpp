@@ -9,10 +9,6 @@
 // GEMM's B panels), then the output transform (A^T m A), again across channels, and the epilogue
 // on the way into the output planes. Multiplications per output: 36/16 = 2.25 instead of 9 (2D),
 // 144/32 = 4.5 instead of 27 (3D).
-#include <array>
-#include <memory>
-#include <string>
-
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
 
@@ -24,18 +20,11 @@ bool winograd_applies(const reference::ConvProblem& p);
 // weights themselves, is not repaid.
 int64_t winograd_tile_count(const reference::ConvProblem& p);
 
-struct WinogradWeights {
-  std::array<int64_t, 3> out_tile{1, 1, 1};  // m per axis (d, h, w)
-  std::array<int64_t, 3> in_tile{1, 1, 1};   // alpha = m + r - 1 per axis
-  std::string kernel;                        // the GEMM kernel whose panel width they were packed for
-  int64_t channels = 0, panels = 0, nr = 0;  // per tile position: panels of nr outputs x Cin rows
-  std::shared_ptr<float> u;                  // position y, panel q at ((y * panels + q) * channels) * nr
-};
+// weight: (Cout, Cin, [3,] 3, 3) row-major -> per tile position (G g G^T's element), a matrix of
+// Cin rows and Cout columns.
+PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight);
 
-// weight: (Cout, Cin, [3,] 3, 3) row-major.
-WinogradWeights winograd_transform_weights(const reference::ConvProblem& p, const float* weight);
-
-void conv_winograd(const reference::ConvProblem& p, const WinogradWeights& w, const float* in,
+void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                    const ConvEpilogue& epilogue, float* out);
 
 }  // namespace ecocpu::fast
