@@ -6,22 +6,29 @@
 
 namespace ecocpu {
 
-std::shared_ptr<float> shared_floats(int64_t floats) {
+namespace {
+
+// At least one float, rounded up to whole 64-byte lines (aligned_alloc's contract), freed with
+// std::free.
+float* aligned_floats(int64_t floats) {
   const auto bytes = static_cast<std::size_t>((std::max<int64_t>(floats, 1) * 4 + 63) / 64 * 64);
   auto* data = static_cast<float*>(std::aligned_alloc(64, bytes));
   if (!data) throw std::bad_alloc();
-  return std::shared_ptr<float>(data, std::free);
+  return data;
 }
+
+}  // namespace
+
+std::shared_ptr<float> shared_floats(int64_t floats) { return std::shared_ptr<float>(aligned_floats(floats), std::free); }
 
 ScratchBuffer::~ScratchBuffer() { std::free(data_); }
 
 float* ScratchBuffer::reserve(int64_t floats) {
   if (size_ < floats) {
     std::free(data_);
+    data_ = nullptr;  // a failed allocation below leaves an empty buffer, not a freed one
     size_ = 0;
-    const auto bytes = static_cast<std::size_t>((floats * 4 + 63) / 64 * 64);
-    data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (!data_) throw std::bad_alloc();
+    data_ = aligned_floats(floats);
     size_ = floats;
   }
   return data_;

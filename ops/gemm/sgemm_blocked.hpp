@@ -20,17 +20,6 @@ constexpr int64_t kKC = 256;   // depth of one packed panel pair: A and B panels
 constexpr int64_t kMC = 144;   // rows of A packed at a time: the A block stays in L2
 constexpr int64_t kNC = 1024;  // columns of B packed at a time: the packed B block (1 MB) fits L2
 
-struct AlignedBuffer {
-  float* data = nullptr;
-  explicit AlignedBuffer(int64_t floats) {
-    data = static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>((floats * 4 + 63) / 64 * 64)));
-    if (!data) throw std::bad_alloc();
-  }
-  ~AlignedBuffer() { std::free(data); }
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-};
-
 template <class Arch, int MR>
 struct BlockedSgemm {
   using Vec = xsimd::batch<float, Arch>;
@@ -260,12 +249,13 @@ struct BlockedSgemm {
       if (begin < end) {
         // Sized for this range, not the largest blocks: small products should not pay for 2 MB.
         const int64_t b_cols = split_columns ? end - begin : s.n;
-        AlignedBuffer a_pack(packed ? 1 : kMC * kKC + MR * kKC),
-            b_pack((std::min(kNC, b_cols) + NR) * std::min(kKC, s.k));
+        ScratchBuffer a_buffer, b_buffer;
+        float* a_pack = a_buffer.reserve(packed ? 1 : kMC * kKC + MR * kKC);
+        float* b_pack = b_buffer.reserve((std::min(kNC, b_cols) + NR) * std::min(kKC, s.k));
         if (split_columns) {
-          run_range(s, e, 0, s.m, begin, end, a_pack.data, b_pack.data, packed);
+          run_range(s, e, 0, s.m, begin, end, a_pack, b_pack, packed);
         } else {
-          run_range(s, e, begin, end, 0, s.n, a_pack.data, b_pack.data, packed);
+          run_range(s, e, begin, end, 0, s.n, a_pack, b_pack, packed);
         }
       }
     }
