@@ -261,11 +261,16 @@ void copy_into_channels(const Tensor& src, int64_t channel, Tensor& dst) {
   }
 }
 
-// The step's output tensor: a fresh buffer, or the Concat output its branches have begun.
+// The tensor a step writes: a fresh buffer, or, for a Concat and the branches that write into it,
+// the Concat's output (taken by whichever of them runs first).
 Tensor step_output(const ExecutionPlan& plan, const PlanStep& s, std::vector<Tensor>& values) {
   const Graph& g = *plan.graph;
-  if (s.assembles_in_place()) return values[s.output];
-  return plan.buffers->take(g.values[s.output].shape);
+  const int value = s.slice_of >= 0 ? s.slice_of : s.output;
+  if (s.slice_of >= 0 || s.assembles_in_place()) {
+    if (values[value].empty()) values[value] = plan.buffers->take(g.values[value].shape);
+    return values[value];
+  }
+  return plan.buffers->take(g.values[value].shape);
 }
 
 }  // namespace
@@ -284,11 +289,7 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
   values[g.input] = input;
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
     const PlanStep& s = plan.steps[i];
-    if (s.slice_of >= 0) {
-      Tensor& target = values[s.slice_of];
-      if (target.empty()) target = plan.buffers->take(g.values[s.slice_of].shape);
-    }
-    Tensor out = s.slice_of >= 0 ? Tensor() : step_output(plan, s, values);
+    Tensor out = step_output(plan, s, values);
     if (s.is_conv) {
       fast::ConvEpilogue e;
       e.bias = s.bias.data();
@@ -298,11 +299,9 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
       e.relu = s.relu;
       if (s.pool >= 0) {
         run_conv_pooled(s, g.nodes[s.pool], *plan.buffers, values[s.inputs[0]].data(), e, out);
-      } else if (s.slice_of >= 0) {
-        Tensor& target = values[s.slice_of];
-        e.out_image_stride = target.shape().numel_from(1);
-        fast::run_conv(s.conv, values[s.inputs[0]].data(), e,
-                       target.data() + s.slice_channel * target.shape().numel_from(2));
+      } else if (s.slice_of >= 0) {  // out is the Concat's output; this step fills its channel slice
+        e.out_image_stride = out.shape().numel_from(1);
+        fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data() + s.slice_channel * out.shape().numel_from(2));
       } else {
         fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data());
       }
@@ -324,8 +323,8 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
         node.op->run_fast(inputs, params, out);
       }
     }
-    if (observer) observer(i, s.slice_of >= 0 ? values[s.slice_of] : out);
-    if (s.slice_of < 0) values[s.output] = std::move(out);
+    if (observer) observer(i, out);
+    values[s.output] = std::move(out);  // a branch's value aliases its Concat's output; only the Concat reads it
     for (int v : s.inputs) {
       if (last[v] == i && v != g.output) values[v] = Tensor();
     }
