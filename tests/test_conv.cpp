@@ -165,6 +165,10 @@ TEST_CASE("conv gemm: im2col, tap and 1x1 GEMMs with a fused epilogue equal the 
       {2, 4, 64, 40, 1, 30, 29, {1, 3, 3}, {1, 1, 1}, {0, 2, 2}},
       {3, 1, 7, 9, 5, 6, 7, {3, 1, 3}, {2, 1, 2}, {0, 0, 2}},
       {3, 1, 128, 33, 8, 14, 14, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},  // res4a_1's geometry
+      // conv1's geometry: a kernel row's taps x 3 channels (21 floats) per piece, all seven rows
+      // in one depth block; and runs shorter than a vector (5 x 3 = 15).
+      {2, 2, 3, 20, 1, 40, 38, {1, 7, 7}, {1, 2, 2}, {0, 3, 3}},
+      {3, 1, 5, 17, 6, 9, 11, {3, 3, 3}, {1, 2, 2}, {1, 1, 1}},
   };
   uint64_t seed = 1300;
   for (const auto& c : cases) {
@@ -203,7 +207,7 @@ TEST_CASE("conv gemm: im2col, tap and 1x1 GEMMs with a fused epilogue equal the 
       const auto chosen = fast::choose_conv_algo(p);
       CHECK((chosen == fast::ConvAlgo::Direct1x1Gemm) == pointwise);
       if (!pointwise && chosen != fast::ConvAlgo::Winograd) {
-        CHECK((chosen == fast::ConvAlgo::TapGemm) == (c.cin >= 64));
+        CHECK((chosen == fast::ConvAlgo::TapGemm) == (c.cin * c.k[2] >= 16));
       }
       std::vector<fast::ConvAlgo> algos{fast::ConvAlgo::Im2colGemm, fast::ConvAlgo::TapGemm};
       if (pointwise) algos.push_back(fast::ConvAlgo::Direct1x1Gemm);

@@ -32,7 +32,7 @@ TEST_CASE("plan: convolutions absorb BatchNorm, residual sums and ReLU where not
   CHECK(conv1->conv_shape == Shape{4, 64, 112, 112});
   CHECK(g.values[conv1->output].shape == Shape{4, 64, 56, 56});
   CHECK(step_for(plan, "inception_3a_1x1")->conv.algo == fast::ConvAlgo::Direct1x1Gemm);
-  CHECK(step_for(plan, "conv1_7x7_s2")->conv.algo == fast::ConvAlgo::Im2colGemm);
+  CHECK(step_for(plan, "conv1_7x7_s2")->conv.algo == fast::ConvAlgo::TapGemm);  // 7 taps x 3 channels a row
   CHECK(step_for(plan, "res3b_1")->conv.algo == fast::ConvAlgo::Winograd);
   CHECK(step_for(plan, "res4a_1")->conv.algo == fast::ConvAlgo::TapGemm);  // stride 2, 128 channels
   // res3a_2's output feeds both its BN and the later sum: it stays a plain conv.

@@ -275,7 +275,9 @@ ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd) 
       winograd_tile_count(p) >= 32) {
     return ConvAlgo::Winograd;
   }
-  return p.in_channels >= 64 ? ConvAlgo::TapGemm : ConvAlgo::Im2colGemm;
+  // The tap GEMM's A rows are runs of a kernel row's taps x Cin channels: worth it once such a
+  // run fills a vector (conv1: 7 x 3); narrower runs are left to im2col.
+  return p.in_channels * w.kernel[2] >= 16 ? ConvAlgo::TapGemm : ConvAlgo::Im2colGemm;
 }
 
 PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight) {

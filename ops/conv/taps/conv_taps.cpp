@@ -9,38 +9,93 @@
 
 #include "ops/conv/channels_last.hpp"
 #include "ops/vector_clones.hpp"
+#include "ops/vector_shuffles.hpp"
 #include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
 
 namespace {
 
-// A depth block: input channels [c0, c0 + len) of one tap.
-struct DepthBlock {
-  int64_t tap_offset, k0, len;
+// Consecutive weight rows [k0, k0 + len) that one output position reads as one run of the
+// channels-last copy, starting `offset` floats from its tap (0, 0, 0): the taps along w lie next to
+// each other there, so a row of taps is a single run of kw x Cin floats.
+struct Piece {
+  int64_t offset, k0, len;
 };
 
-std::vector<DepthBlock> depth_blocks(const reference::ConvProblem& p, const PaddedInput& pi, int64_t kc) {
-  const auto& w = p.window;
-  const int64_t c_n = p.in_channels, chunks = (c_n + kc - 1) / kc, len = (c_n + chunks - 1) / chunks;
+// A depth block: weight rows [k0, k0 + len), pieces [first, first + count) laid end to end. Long
+// runs are cut into balanced pieces of at most kc; short ones (conv1: 7 x 3 channels) are put
+// together up to kc, so that every kernel call runs deep.
+struct DepthBlock {
+  int64_t k0, len, first, count;
+};
+
+struct DepthBlocks {
+  std::vector<Piece> pieces;
   std::vector<DepthBlock> blocks;
-  int64_t tap = 0;
+  int64_t longest = 0;
+};
+
+std::vector<Piece> tap_row_pieces(const reference::ConvProblem& p, const PaddedInput& pi, int64_t kc) {
+  const auto& w = p.window;
+  const int64_t run = w.kernel[2] * p.in_channels, chunks = (run + kc - 1) / kc, len = (run + chunks - 1) / chunks;
+  std::vector<Piece> pieces;
   for (int64_t kd = 0; kd < w.kernel[0]; ++kd)
-    for (int64_t kh = 0; kh < w.kernel[1]; ++kh)
-      for (int64_t kw = 0; kw < w.kernel[2]; ++kw, ++tap) {
-        const int64_t offset = ((kd * pi.extent[1] + kh) * pi.extent[2] + kw) * c_n;
-        for (int64_t c0 = 0; c0 < c_n; c0 += len) blocks.push_back({offset + c0, tap * c_n + c0, std::min(len, c_n - c0)});
-      }
-  return blocks;
+    for (int64_t kh = 0; kh < w.kernel[1]; ++kh) {
+      const int64_t offset = (kd * pi.extent[1] + kh) * pi.extent[2] * pi.channels;
+      const int64_t k0 = (kd * w.kernel[1] + kh) * run;
+      for (int64_t c0 = 0; c0 < run; c0 += len) pieces.push_back({offset + c0, k0 + c0, std::min(len, run - c0)});
+    }
+  return pieces;
 }
 
-// Where output position `pos` (over the whole batch) reads its tap (0, 0, 0) in the padded copy.
-int64_t position_base(const reference::ConvProblem& p, const PaddedInput& pi, int64_t pos) {
+DepthBlocks depth_blocks(const reference::ConvProblem& p, const PaddedInput& pi, int64_t kc) {
+  DepthBlocks d;
+  d.pieces = tap_row_pieces(p, pi, kc);
+  for (int64_t i = 0; i < static_cast<int64_t>(d.pieces.size()); ++i) {
+    const Piece& piece = d.pieces[i];
+    if (d.blocks.empty() || d.blocks.back().len + piece.len > kc) d.blocks.push_back({piece.k0, 0, i, 0});
+    d.blocks.back().len += piece.len;
+    d.blocks.back().count += 1;
+    d.longest = std::max(d.longest, d.blocks.back().len);
+  }
+  return d;
+}
+
+// One depth block's A rows for `rows` positions (their tap (0, 0, 0) at padded + bases[r]) into a
+// dense tile, len floats a row; rows up to mr are zeroed.
+ECOCPU_VECTOR_CLONES
+void fill_tile(const float* padded, const int64_t* bases, int64_t rows, int64_t mr, const DepthBlock& b,
+               const Piece* pieces, float* a) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* dst = a + r * b.len;
+    for (int64_t i = b.first; i < b.first + b.count; ++i) {
+      copy_run(padded + bases[r] + pieces[i].offset, dst, pieces[i].len);
+      dst += pieces[i].len;
+    }
+  }
+  std::fill(a + rows * b.len, a + mr * b.len, 0.0f);
+}
+
+// Where output positions [pos0, pos0 + count) (over the whole batch) read their tap (0, 0, 0) in
+// the padded copy: the first from its coordinates, the rest by stepping through them (a division
+// per position costs as much as conv1's tile copy).
+void position_bases(const reference::ConvProblem& p, const PaddedInput& pi, int64_t pos0, int64_t count,
+                    int64_t* bases) {
   const auto& oe = p.out_extent;
   const auto& s = p.window.stride;
-  const int64_t ow = pos % oe[2], oh = pos / oe[2] % oe[1], od = pos / (oe[1] * oe[2]) % oe[0];
-  const int64_t n = pos / (oe[0] * oe[1] * oe[2]);
-  return n * pi.floats() + ((od * s[0] * pi.extent[1] + oh * s[1]) * pi.extent[2] + ow * s[2]) * pi.channels;
+  int64_t ow = pos0 % oe[2], oh = pos0 / oe[2] % oe[1], od = pos0 / (oe[1] * oe[2]) % oe[0];
+  int64_t n = pos0 / (oe[0] * oe[1] * oe[2]);
+  for (int64_t q = 0; q < count; ++q) {
+    bases[q] = n * pi.floats() + ((od * s[0] * pi.extent[1] + oh * s[1]) * pi.extent[2] + ow * s[2]) * pi.channels;
+    if (++ow < oe[2]) continue;
+    ow = 0;
+    if (++oh < oe[1]) continue;
+    oh = 0;
+    if (++od < oe[0]) continue;
+    od = 0;
+    ++n;
+  }
 }
 
 // How the product is cut into work items: blocks of output positions x groups of weight panels,
@@ -65,24 +120,55 @@ Split split_work(int64_t positions, int64_t panels, int64_t mr, int64_t nr, int 
   return s;
 }
 
+// Sixteen positions (rows of `src`, ld apart) x sixteen channels through a 16 x 16 transpose and
+// their epilogues into the output planes: channel k's run of sixteen at out + k * plane.
+[[gnu::always_inline]] inline void store_16x16(const float* src, int64_t ld, const ChannelEpilogue* ce,
+                                               const float* residual, int64_t plane, float* out) {
+  V16 v[16];
+  for (int i = 0; i < 16; ++i) std::memcpy(&v[i], src + i * ld, sizeof(V16));
+  transpose_16x16(v);
+  for (int k = 0; k < 16; ++k) {
+    V16 x = v[k] + ce[k].bias;
+    if (residual) {
+      V16 r;
+      std::memcpy(&r, residual + k * plane, sizeof(V16));
+      x += r;
+    }
+    x = x * ce[k].mul + ce[k].shift;
+    x = x > ce[k].lower ? x : V16{} + ce[k].lower;
+    std::memcpy(out + k * plane, &x, sizeof(V16));
+  }
+}
+
 // The products of one item, rows = its positions, columns = its panels' output channels, written
-// into the output planes with the epilogue.
+// into the output planes with the epilogue: sixteen channels by sixteen positions through
+// registers where a run of an image's positions allows, element by element elsewhere.
 ECOCPU_VECTOR_CLONES
 void scatter_item(const reference::ConvProblem& p, const ConvEpilogue& e, const float* product, int64_t ld,
                   int64_t pos0, int64_t count, int64_t oc0, int64_t oc_count, float* out) {
+  constexpr int64_t kChunk = 16;
   const int64_t ov = p.out_extent[0] * p.out_extent[1] * p.out_extent[2], oc_n = p.out_channels;
   const int64_t out_stride = output_image_stride(p, e);
-  for (int64_t j = 0; j < oc_count; ++j) {
-    const ChannelEpilogue ce = channel_epilogue(e, oc0 + j);
+  ChannelEpilogue ce[kChunk];
+  for (int64_t j0 = 0; j0 < oc_count; j0 += kChunk) {
+    const int64_t j_n = std::min(kChunk, oc_count - j0);
+    for (int64_t j = 0; j < j_n; ++j) ce[j] = channel_epilogue(e, oc0 + j0 + j);
     for (int64_t q = 0; q < count;) {
       const int64_t pos = pos0 + q, n = pos / ov, o = pos % ov, run = std::min(ov - o, count - q);
-      const int64_t at = n * out_stride + (oc0 + j) * ov + o;
-      const float* src = product + q * ld + j;
-      if (e.residual) {
-        const float* r = e.residual + (n * oc_n + oc0 + j) * ov + o;
-        for (int64_t i = 0; i < run; ++i) out[at + i] = ce(src[i * ld], r[i]);
-      } else {
-        for (int64_t i = 0; i < run; ++i) out[at + i] = ce(src[i * ld]);
+      const int64_t at = n * out_stride + (oc0 + j0) * ov + o;
+      const float* src = product + q * ld + j0;
+      const float* residual = e.residual ? e.residual + (n * oc_n + oc0 + j0) * ov + o : nullptr;
+      int64_t i = 0;
+      if (j_n == kChunk) {
+        for (; i + 16 <= run; i += 16) {
+          store_16x16(src + i * ld, ld, ce, residual ? residual + i : nullptr, ov, out + at + i);
+        }
+      }
+      for (int64_t j = 0; j < j_n; ++j) {
+        const float* r = residual ? residual + j * ov : nullptr;
+        for (int64_t t = i; t < run; ++t) {
+          out[at + j * ov + t] = r ? ce[j](src[t * ld + j], r[t]) : ce[j](src[t * ld + j]);
+        }
       }
       q += run;
     }
@@ -108,30 +194,28 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
   float* padded = channels_last_scratch().reserve(p.batch * pi.floats());
   to_channels_last(p, pi, in, padded);
 
-  const std::vector<DepthBlock> blocks = depth_blocks(p, pi, kernel.kc);
+  const DepthBlocks d = depth_blocks(p, pi, kernel.kc);
   const int64_t positions = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   const Split s = split_work(positions, w.panels, mr, nr, omp_get_max_threads());
-  const int64_t most_len = blocks.front().len;
 
 #pragma omp parallel
   {
     thread_local ScratchBuffer product_buffer, tile_buffer;
     thread_local std::vector<int64_t> bases;
     float* product = product_buffer.reserve(s.block_positions * s.group_panels * nr);
-    float* a = tile_buffer.reserve(mr * most_len);
+    float* a = tile_buffer.reserve(mr * d.longest);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < s.items(); ++item) {
       const int64_t pos0 = item / s.groups * s.block_positions, count = std::min(s.block_positions, positions - pos0);
       const int64_t panel0 = item % s.groups * s.group_panels, panel_n = std::min(s.group_panels, w.panels - panel0);
       const int64_t ld = panel_n * nr;
       bases.resize(static_cast<std::size_t>(count));
-      for (int64_t q = 0; q < count; ++q) bases[q] = position_base(p, pi, pos0 + q);
-      for (std::size_t bi = 0; bi < blocks.size(); ++bi) {
-        const DepthBlock& b = blocks[bi];
+      position_bases(p, pi, pos0, count, bases.data());
+      for (std::size_t bi = 0; bi < d.blocks.size(); ++bi) {
+        const DepthBlock& b = d.blocks[bi];
         for (int64_t i0 = 0; i0 < count; i0 += mr) {
           const int64_t rows = std::min(mr, count - i0);
-          for (int64_t r = 0; r < rows; ++r) std::memcpy(a + r * b.len, padded + bases[i0 + r] + b.tap_offset, b.len * 4);
-          std::fill(a + rows * b.len, a + mr * b.len, 0.0f);
+          fill_tile(padded, bases.data() + i0, rows, mr, b, d.pieces.data(), a);
           for (int64_t j = 0; j < panel_n; ++j) {
             const float* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
             kernel.tile_rows_a(b.len, a, b.len, b_panel, product + i0 * ld + j * nr, ld, rows, bi > 0);

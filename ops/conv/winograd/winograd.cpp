@@ -10,6 +10,7 @@
 
 #include "ops/conv/channels_last.hpp"
 #include "ops/vector_clones.hpp"
+#include "ops/vector_shuffles.hpp"
 #include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
@@ -321,26 +322,6 @@ void transform_output_tile(const Geometry& g, const float* products, int64_t pos
   apply_along(g.t[2].at, a0 * a1, ld, {products, position_stride, sa, ld});
   apply_along(g.t[1].at, a0, m2 * ld, dense(sa, sb, m2 * ld));
   apply_along(g.t[0].at, 1, m1 * m2 * ld, dense(sb, result, m1 * m2 * ld));
-}
-
-using V16 = float __attribute__((vector_size(64)));
-using V16Index = int __attribute__((vector_size(64)));
-using V4 = float __attribute__((vector_size(16)));
-
-// Four rows of 16 channels (row q = output q of a tile row) regrouped as 16 runs of four: channel
-// 4L + i's outputs 0..3 land in 128-bit lane L of r[i]. Two rounds of in-lane shuffles (unpack,
-// then 64-bit pairs), the vector extensions building them for each instruction set.
-[[gnu::always_inline]] inline void runs_of_four(const V16 v[4], V16 r[4]) {
-  const V16Index lo{0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29};
-  const V16Index hi{2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31};
-  const V16Index pairs_lo{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
-  const V16Index pairs_hi{2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
-  const V16 t0 = __builtin_shuffle(v[0], v[1], lo), t1 = __builtin_shuffle(v[0], v[1], hi);
-  const V16 t2 = __builtin_shuffle(v[2], v[3], lo), t3 = __builtin_shuffle(v[2], v[3], hi);
-  r[0] = __builtin_shuffle(t0, t2, pairs_lo);
-  r[1] = __builtin_shuffle(t0, t2, pairs_hi);
-  r[2] = __builtin_shuffle(t1, t3, pairs_lo);
-  r[3] = __builtin_shuffle(t1, t3, pairs_hi);
 }
 
 // Sixteen channels' runs of four outputs (rows q = 0..3 of `src`, ld apart) through their
