@@ -149,13 +149,16 @@ TEST_CASE("gemm: products by depth block on B panels, for every ISA variant, equ
 }
 
 TEST_CASE("gemm: register tiles with unpacked A rows, for every ISA variant, equal the reference") {
-  // Tiles of every height up to MR, depths below and at the kernel's block, two accumulated
-  // halves; A's rows lda apart with a gap, rows past `rows` readable but not stored.
+  // Tiles of every height up to MR (partial ones run narrower register tiles, row_step apart),
+  // depths below and at the kernel's block, two accumulated halves; A's rows lda apart with a
+  // gap, rows past `rows` readable but not stored.
   uint64_t seed = 1400;
   for (const auto& kernel : available_gemm_kernels()) {
     const int64_t mr = kernel.mr, nr = kernel.nr;
+    CHECK(kernel.row_step > 0);
+    CHECK(mr % kernel.row_step == 0);
     for (const int64_t k : {int64_t{1}, int64_t{7}, int64_t{150}, kernel.kc}) {
-      for (const int64_t rows : {int64_t{1}, int64_t{2}, mr / 2 + 1, mr - 1, mr}) {
+      for (int64_t rows = 1; rows <= mr; ++rows) {
         CAPTURE(kernel.name);
         CAPTURE(k);
         CAPTURE(rows);

@@ -83,11 +83,13 @@ struct GemmKernel {
   // of at most kc at a time, on one thread.
   int64_t kc = 0;
   void (*run_depth_block)(const PackedMatrix& a, const PanelBlock& block) = nullptr;
-  // One register tile whose A rows are read where they are (MR rows of kc floats, lda apart, all
-  // readable; only the first `rows` are stored): C (rows x nr, leading dimension ldc) (+)= A x one
-  // B panel (kc rows of nr floats). For products whose A is gathered a tile at a time.
+  // One register tile whose A rows are read where they are (kc floats each, lda apart): C (rows x
+  // nr, leading dimension ldc) (+)= A x one B panel (kc rows of nr floats). For products whose A
+  // is gathered a tile at a time. It reads `rows` rounded up to a multiple of row_step (at most
+  // mr) rows of A, which must be readable and finite; only `rows` rows of C are stored.
   void (*tile_rows_a)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;
+  int row_step = 0;
   // Peak probe for benchmarks: runs 2 * 10 * (nr / 2) flops per iteration on one thread.
   float (*fma_chains)(int64_t iterations) = nullptr;
   int64_t flops_per_chain_iteration() const { return 2 * 10 * (nr / 2); }

@@ -57,20 +57,21 @@ struct BlockedSgemm {
   }
 
   // The register tile: C[0:rows, 0:cols] (+)= A x B panel, epilogue on the last K block. A is an
-  // MR x kc panel (element (r, k) at a[k * MR + r]) or, kRowMajorA, MR rows lda apart.
-  template <bool kRowMajorA = false>
+  // MR x kc panel (element (r, k) at a[k * MR + r]) or, kRowMajorA, ROWS rows lda apart. ROWS < MR
+  // runs a narrower tile for a partial one (rows <= ROWS).
+  template <bool kRowMajorA = false, int ROWS = MR>
   static void micro_kernel(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                            int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep,
                            int64_t m0, int64_t n0, int64_t lda = 0) {
-    Vec acc0[MR], acc1[MR];
-    for (int r = 0; r < MR; ++r) {
+    Vec acc0[ROWS], acc1[ROWS];
+    for (int r = 0; r < ROWS; ++r) {
       acc0[r] = Vec(0.0f);
       acc1[r] = Vec(0.0f);
     }
     for (int64_t k = 0; k < kc; ++k) {
       const Vec b0 = Vec::load_unaligned(b + k * ldb);
       const Vec b1 = Vec::load_unaligned(b + k * ldb + W);
-      for (int r = 0; r < MR; ++r) {
+      for (int r = 0; r < ROWS; ++r) {
         const Vec av(kRowMajorA ? a[r * lda + k] : a[k * MR + r]);
         acc0[r] = xsimd::fma(av, b0, acc0[r]);
         acc1[r] = xsimd::fma(av, b1, acc1[r]);
@@ -90,8 +91,8 @@ struct BlockedSgemm {
       }
       return;
     }
-    alignas(64) float tile[MR * NR];
-    for (int r = 0; r < MR; ++r) {
+    alignas(64) float tile[ROWS * NR];
+    for (int r = 0; r < ROWS; ++r) {
       acc0[r].store_aligned(tile + r * NR);
       acc1[r].store_aligned(tile + r * NR + W);
     }
@@ -205,12 +206,23 @@ struct BlockedSgemm {
     }
   }
 
-  // One register tile with A's rows unpacked: C[0:rows, 0:NR] (+)= A (MR rows of kc, lda apart;
-  // rows past `rows` are read but not stored) x one B panel (kc x NR, NR apart).
+  // One register tile with A's rows unpacked: C[0:rows, 0:NR] (+)= A (rows of kc, lda apart) x one
+  // B panel (kc x NR, NR apart). A partial tile runs a third, two thirds or all of MR rows, rows
+  // past `rows` up to that read but not stored: computing MR rows for a Winograd block's last 4
+  // or 8 tiles cost res4 an eighth of its products.
   static void tile_rows_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                           int64_t rows, bool accumulate) {
+    if constexpr (MR % 3 == 0) {
+      if (rows <= MR / 3) return micro_kernel<true, MR / 3>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
+      if (rows <= 2 * MR / 3) {
+        return micro_kernel<true, 2 * MR / 3>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
+      }
+    }
     micro_kernel<true>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
   }
+
+  // The rows tile_rows_a computes for a partial tile come in steps of this many.
+  static constexpr int row_step() { return MR % 3 == 0 ? MR / 3 : MR; }
 
   // The peak probe for benchmarks: 10 independent FMA chains per iteration (enough to cover the
   // FMA latency on current cores), 2 * 10 * W flops per iteration. Returns a value to keep.
@@ -282,6 +294,7 @@ struct BlockedSgemm {
     k.kc = gemm_detail::kKC;                                                                             \
     k.run_depth_block = K::run_depth_block;                                                              \
     k.tile_rows_a = K::tile_rows_a;                                                                      \
+    k.row_step = K::row_step();                                                                          \
     k.fma_chains = K::fma_chains;                                                                        \
     return k;                                                                                            \
   }                                                                                                      \

@@ -288,16 +288,18 @@ TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const P
   return t;
 }
 
-// Tiles per block: a whole number of register tiles (mr), up to 36 tiles. Every block multiplies
-// all the transformed weights, so blocks should not be small; but the block's transformed inputs
-// and products (positions x tiles x channels, in and out) are written and read back once, and
-// measured on res3 (36 vs 64 tiles: 9.2 vs 10.5 ms) they cost more than the weights when large.
-// At most about 12 MB per thread, and each thread should get a block.
-int64_t tiles_per_block(int64_t total_tiles, int64_t mr, int threads, int64_t floats_per_tile) {
+// Tiles per block: a multiple of the kernel's row step (a partial register tile computes only
+// that many rows more than it needs), up to 36 tiles. Every block multiplies all the transformed
+// weights, so blocks should not be small; but the block's transformed inputs and products
+// (positions x tiles x channels, in and out) are written and read back once, and measured on
+// res3 (36 vs 64 tiles: 9.2 vs 10.5 ms) they cost more than the weights when large. At most about
+// 12 MB per thread, and the threads should get equal shares (res4's 64 tiles: 32 each, not 36
+// and 28).
+int64_t tiles_per_block(int64_t total_tiles, int64_t step, int threads, int64_t floats_per_tile) {
   constexpr int64_t kBudgetFloats = 3 << 20;
-  const int64_t most = std::max<int64_t>(1, std::min<int64_t>(36, kBudgetFloats / floats_per_tile) / mr);
-  const int64_t fair = std::max<int64_t>(1, ((total_tiles + threads - 1) / threads + mr - 1) / mr);
-  return std::min(most, fair) * mr;
+  const int64_t most = std::max<int64_t>(1, std::min<int64_t>(36, kBudgetFloats / floats_per_tile) / step);
+  const int64_t fair = std::max<int64_t>(1, ((total_tiles + threads - 1) / threads + step - 1) / step);
+  return std::min(most, fair) * step;
 }
 
 // The input transform of one tile, straight from the channels-last copy: along h first (each
@@ -401,7 +403,7 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
   std::vector<ChannelEpilogue> epilogues(static_cast<std::size_t>(p.out_channels));
   for (int64_t k = 0; k < p.out_channels; ++k) epilogues[k] = channel_epilogue(e, k);
   const int64_t total = p.batch * g.tile_count, out_stride = output_image_stride(p, e);
-  const int64_t T = tiles_per_block(total, mr, omp_get_max_threads(), pos * (c_n + ld));
+  const int64_t step = kernel.row_step, T = tiles_per_block(total, step, omp_get_max_threads(), pos * (c_n + ld));
   const int64_t blocks = (total + T - 1) / T;
 #pragma omp parallel
   {
@@ -416,7 +418,7 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
     places.resize(static_cast<std::size_t>(T));
 #pragma omp for schedule(dynamic)
     for (int64_t bi = 0; bi < blocks; ++bi) {
-      const int64_t count = std::min(T, total - bi * T), rounded = (count + mr - 1) / mr * mr;
+      const int64_t count = std::min(T, total - bi * T), rounded = (count + step - 1) / step * step;
       for (int64_t t = 0; t < count; ++t) {
         places[t] = tile_place(p, g, pi, out_stride, bi * T + t);
         transform_input_tile(g, pi, padded + places[t].patch, sa, sb, v + t * c_n, T * c_n);
