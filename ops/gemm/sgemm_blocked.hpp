@@ -181,7 +181,7 @@ struct BlockedSgemm {
             const float* b = in_place ? s.b + k0 * s.ldb + n0 + j : b_pack + (j - whole) * kc;
             const int64_t ldb = in_place ? s.ldb : NR;
             for (int64_t i = 0; i < mc; i += MR) {
-              micro_kernel(kc, a_block + i * kc, b, ldb, s.c + (m0 + i) * s.ldc + n0 + j, s.ldc,
+              covering_tile(kc, a_block + i * kc, b, ldb, s.c + (m0 + i) * s.ldc + n0 + j, s.ldc,
                            std::min<int64_t>(MR, mc - i), std::min<int64_t>(NR, nc - j), !first,
                            last ? ep : nullptr, m0 + i, n0 + j);
             }
@@ -199,29 +199,39 @@ struct BlockedSgemm {
     for (int64_t j = blk.n_begin; j < blk.n_end; j += NR) {
       const float* b_panel = blk.b + j / NR * blk.panel_stride;
       for (int64_t i = blk.m_begin; i < blk.m_end; i += MR) {
-        micro_kernel(blk.kc, a_block + i * blk.kc, b_panel, NR, blk.c + i * blk.ldc + j, blk.ldc,
+        covering_tile(blk.kc, a_block + i * blk.kc, b_panel, NR, blk.c + i * blk.ldc + j, blk.ldc,
                      std::min<int64_t>(MR, blk.m_end - i), std::min<int64_t>(NR, blk.n_end - j), blk.accumulate,
                      blk.epilogue, i, j);
       }
     }
   }
 
-  // One register tile with A's rows unpacked: C[0:rows, 0:NR] (+)= A (rows of kc, lda apart) x one
-  // B panel (kc x NR, NR apart). A partial tile runs a third, two thirds or all of MR rows, rows
-  // past `rows` up to that read but not stored: computing MR rows for a Winograd block's last 4
-  // or 8 tiles cost res4 an eighth of its products.
-  static void tile_rows_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                          int64_t rows, bool accumulate) {
+  // micro_kernel on the narrowest register tile that covers `rows`: a third, two thirds or all of
+  // MR rows. Computing all MR rows for a partial tile cost, e.g., an eighth of the products of
+  // layers with 64 output channels (6 tiles of 12 rows) and of res4's Winograd blocks.
+  template <bool kRowMajorA = false>
+  static void covering_tile(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                            int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep, int64_t m0,
+                            int64_t n0, int64_t lda = 0) {
     if constexpr (MR % 3 == 0) {
-      if (rows <= MR / 3) return micro_kernel<true, MR / 3>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
+      if (rows <= MR / 3) {
+        return micro_kernel<kRowMajorA, MR / 3>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
+      }
       if (rows <= 2 * MR / 3) {
-        return micro_kernel<true, 2 * MR / 3>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
+        return micro_kernel<kRowMajorA, 2 * MR / 3>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
       }
     }
-    micro_kernel<true>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
+    micro_kernel<kRowMajorA>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
   }
 
-  // The rows tile_rows_a computes for a partial tile come in steps of this many.
+  // One register tile with A's rows unpacked: C[0:rows, 0:NR] (+)= A (rows of kc, lda apart) x one
+  // B panel (kc x NR, NR apart).
+  static void tile_rows_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                          int64_t rows, bool accumulate) {
+    covering_tile<true>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
+  }
+
+  // The rows covering_tile computes for a partial tile come in steps of this many.
   static constexpr int row_step() { return MR % 3 == 0 ? MR / 3 : MR; }
 
   // The peak probe for benchmarks: 10 independent FMA chains per iteration (enough to cover the
