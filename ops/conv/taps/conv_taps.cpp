@@ -21,6 +21,13 @@ namespace {
 // each other there, so a row of taps is a single run of kw x Cin floats.
 struct Piece {
   int64_t offset, k0, len;
+  int64_t kd, kh;  // the tap row: whether a position reads padding only depends on it
+};
+
+// Where an output position's window starts: where it reads its tap (0, 0, 0) in the padded copy, and the
+// unpadded input row (d, h) of that tap, which may lie in the padding.
+struct Origin {
+  int64_t base, d, h;
 };
 
 // A depth block: weight rows [k0, k0 + len), pieces [first, first + count) laid end to end. Long
@@ -44,7 +51,9 @@ std::vector<Piece> tap_row_pieces(const reference::ConvProblem& p, const PaddedI
     for (int64_t kh = 0; kh < w.kernel[1]; ++kh) {
       const int64_t offset = (kd * pi.extent[1] + kh) * pi.extent[2] * pi.channels;
       const int64_t k0 = (kd * w.kernel[1] + kh) * run;
-      for (int64_t c0 = 0; c0 < run; c0 += len) pieces.push_back({offset + c0, k0 + c0, std::min(len, run - c0)});
+      for (int64_t c0 = 0; c0 < run; c0 += len) {
+        pieces.push_back({offset + c0, k0 + c0, std::min(len, run - c0), kd, kh});
+      }
     }
   return pieces;
 }
@@ -62,32 +71,46 @@ DepthBlocks depth_blocks(const reference::ConvProblem& p, const PaddedInput& pi,
   return d;
 }
 
-// One depth block's A rows for `rows` positions (their tap (0, 0, 0) at padded + bases[r]) into a
-// dense tile, len floats a row; rows up to mr are zeroed.
+// One depth block's A rows for `rows` positions into a dense tile, len floats a row; rows up to mr
+// are zeroed.
 ECOCPU_VECTOR_CLONES
-void fill_tile(const float* padded, const int64_t* bases, int64_t rows, int64_t mr, const DepthBlock& b,
+void fill_tile(const float* padded, const Origin* origins, int64_t rows, int64_t mr, const DepthBlock& b,
                const Piece* pieces, float* a) {
   for (int64_t r = 0; r < rows; ++r) {
     float* dst = a + r * b.len;
     for (int64_t i = b.first; i < b.first + b.count; ++i) {
-      copy_run(padded + bases[r] + pieces[i].offset, dst, pieces[i].len);
+      copy_run(padded + origins[r].base + pieces[i].offset, dst, pieces[i].len);
       dst += pieces[i].len;
     }
   }
   std::fill(a + rows * b.len, a + mr * b.len, 0.0f);
 }
 
-// Where output positions [pos0, pos0 + count) (over the whole batch) read their tap (0, 0, 0) in
-// the padded copy: the first from its coordinates, the rest by stepping through them (a division
-// per position costs as much as conv1's tile copy).
-void position_bases(const reference::ConvProblem& p, const PaddedInput& pi, int64_t pos0, int64_t count,
-                    int64_t* bases) {
+// Whether any of `rows` positions reads input, not padding, in a depth block. Blocks that read
+// only padding are skipped: in res5's 4 x 7 x 7 outputs the first and last output frames' tiles
+// read a third of their taps from the padding in time (oneDNN's direct kernels skip such taps too).
+bool reads_input(const reference::ConvProblem& p, const Origin* origins, int64_t rows, const DepthBlock& b,
+                 const Piece* pieces) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = b.first; i < b.first + b.count; ++i) {
+      const int64_t d = origins[r].d + pieces[i].kd, h = origins[r].h + pieces[i].kh;
+      if (d >= 0 && d < p.in_extent[0] && h >= 0 && h < p.in_extent[1]) return true;
+    }
+  return false;
+}
+
+// The window origins of output positions [pos0, pos0 + count) (over the whole batch): the first from its
+// coordinates, the rest by stepping through them (a division per position costs as much as
+// conv1's tile copy).
+void position_origins(const reference::ConvProblem& p, const PaddedInput& pi, int64_t pos0, int64_t count,
+                      Origin* origins) {
   const auto& oe = p.out_extent;
   const auto& s = p.window.stride;
   int64_t ow = pos0 % oe[2], oh = pos0 / oe[2] % oe[1], od = pos0 / (oe[1] * oe[2]) % oe[0];
   int64_t n = pos0 / (oe[0] * oe[1] * oe[2]);
   for (int64_t q = 0; q < count; ++q) {
-    bases[q] = n * pi.floats() + ((od * s[0] * pi.extent[1] + oh * s[1]) * pi.extent[2] + ow * s[2]) * pi.channels;
+    const int64_t base = n * pi.floats() + ((od * s[0] * pi.extent[1] + oh * s[1]) * pi.extent[2] + ow * s[2]) * pi.channels;
+    origins[q] = {base, od * s[0] - p.window.pad[0], oh * s[1] - p.window.pad[1]};
     if (++ow < oe[2]) continue;
     ow = 0;
     if (++oh < oe[1]) continue;
@@ -201,7 +224,8 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
 #pragma omp parallel
   {
     thread_local ScratchBuffer product_buffer, tile_buffer;
-    thread_local std::vector<int64_t> bases;
+    thread_local std::vector<Origin> origins;
+    thread_local std::vector<char> written;  // per register tile: has a block written its products
     float* product = product_buffer.reserve(s.block_positions * s.group_panels * nr);
     float* a = tile_buffer.reserve(mr * d.longest);
 #pragma omp for schedule(static)
@@ -209,18 +233,23 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
       const int64_t pos0 = item / s.groups * s.block_positions, count = std::min(s.block_positions, positions - pos0);
       const int64_t panel0 = item % s.groups * s.group_panels, panel_n = std::min(s.group_panels, w.panels - panel0);
       const int64_t ld = panel_n * nr;
-      bases.resize(static_cast<std::size_t>(count));
-      position_bases(p, pi, pos0, count, bases.data());
-      for (std::size_t bi = 0; bi < d.blocks.size(); ++bi) {
-        const DepthBlock& b = d.blocks[bi];
+      origins.resize(static_cast<std::size_t>(count));
+      position_origins(p, pi, pos0, count, origins.data());
+      written.assign(static_cast<std::size_t>((count + mr - 1) / mr), 0);
+      for (const DepthBlock& b : d.blocks) {
         for (int64_t i0 = 0; i0 < count; i0 += mr) {
           const int64_t rows = std::min(mr, count - i0);
-          fill_tile(padded, bases.data() + i0, rows, mr, b, d.pieces.data(), a);
+          if (!reads_input(p, origins.data() + i0, rows, b, d.pieces.data())) continue;
+          fill_tile(padded, origins.data() + i0, rows, mr, b, d.pieces.data(), a);
           for (int64_t j = 0; j < panel_n; ++j) {
             const float* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
-            kernel.tile_rows_a(b.len, a, b.len, b_panel, product + i0 * ld + j * nr, ld, rows, bi > 0);
+            kernel.tile_rows_a(b.len, a, b.len, b_panel, product + i0 * ld + j * nr, ld, rows, written[i0 / mr]);
           }
+          written[i0 / mr] = 1;
         }
+      }
+      for (int64_t i0 = 0; i0 < count; i0 += mr) {  // windows entirely in the padding
+        if (!written[i0 / mr]) std::fill(product + i0 * ld, product + (i0 + std::min(mr, count - i0)) * ld, 0.0f);
       }
       const int64_t oc0 = panel0 * nr;
       scatter_item(p, e, product, ld, pos0, count, oc0, std::min(ld, p.out_channels - oc0), out);
