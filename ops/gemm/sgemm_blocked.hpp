@@ -58,8 +58,8 @@ struct BlockedSgemm {
 
   // The register tile: C[0:rows, 0:cols] (+)= A x B panel, epilogue on the last K block. A is an
   // MR x kc panel (element (r, k) at a[k * MR + r]) or, kRowMajorA, ROWS rows lda apart. ROWS < MR
-  // runs a narrower tile for a partial one (rows <= ROWS).
-  template <bool kRowMajorA = false, int ROWS = MR>
+  // runs a shorter tile for a partial one (rows <= ROWS), kOneVector a narrower one (cols <= W).
+  template <bool kRowMajorA = false, int ROWS = MR, bool kOneVector = false>
   static void micro_kernel(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                            int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep,
                            int64_t m0, int64_t n0, int64_t lda = 0) {
@@ -70,11 +70,11 @@ struct BlockedSgemm {
     }
     for (int64_t k = 0; k < kc; ++k) {
       const Vec b0 = Vec::load_unaligned(b + k * ldb);
-      const Vec b1 = Vec::load_unaligned(b + k * ldb + W);
+      const Vec b1 = kOneVector ? Vec(0.0f) : Vec::load_unaligned(b + k * ldb + W);
       for (int r = 0; r < ROWS; ++r) {
         const Vec av(kRowMajorA ? a[r * lda + k] : a[k * MR + r]);
         acc0[r] = xsimd::fma(av, b0, acc0[r]);
-        acc1[r] = xsimd::fma(av, b1, acc1[r]);
+        if constexpr (!kOneVector) acc1[r] = xsimd::fma(av, b1, acc1[r]);
       }
     }
     if (cols == NR) {  // whole vectors: accumulate and epilogue in registers
@@ -206,22 +206,33 @@ struct BlockedSgemm {
     }
   }
 
-  // micro_kernel on the narrowest register tile that covers `rows`: a third, two thirds or all of
-  // MR rows. Computing all MR rows for a partial tile cost, e.g., an eighth of the products of
-  // layers with 64 output channels (6 tiles of 12 rows) and of res4's Winograd blocks.
+  // micro_kernel on the smallest register tile that covers `rows` x `cols`: a third, two thirds or
+  // all of MR rows, one or two vectors. Computing the whole tile for a partial one cost, e.g., an
+  // eighth of the products of layers with 64 output channels (6 tiles of 12 rows), of res4's
+  // Winograd blocks, and of 14x14 planes (196 columns: 6 panels and 4 columns).
   template <bool kRowMajorA = false>
   static void covering_tile(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                             int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep, int64_t m0,
                             int64_t n0, int64_t lda = 0) {
+    if (cols <= W) return covering_rows<kRowMajorA, true>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
+    covering_rows<kRowMajorA, false>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
+  }
+
+  template <bool kRowMajorA, bool kOneVector>
+  static void covering_rows(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                            int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep, int64_t m0,
+                            int64_t n0, int64_t lda) {
     if constexpr (MR % 3 == 0) {
       if (rows <= MR / 3) {
-        return micro_kernel<kRowMajorA, MR / 3>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
+        return micro_kernel<kRowMajorA, MR / 3, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0,
+                                                             lda);
       }
       if (rows <= 2 * MR / 3) {
-        return micro_kernel<kRowMajorA, 2 * MR / 3>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
+        return micro_kernel<kRowMajorA, 2 * MR / 3, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0,
+                                                                 n0, lda);
       }
     }
-    micro_kernel<kRowMajorA>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
+    micro_kernel<kRowMajorA, MR, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
   }
 
   // One register tile with A's rows unpacked: C[0:rows, 0:NR] (+)= A (rows of kc, lda apart) x one
