@@ -26,6 +26,7 @@ struct Mat {
   std::vector<float> v;
   FixedPass fixed = FixedPass::None;
   float at(int r, int c) const { return v[static_cast<std::size_t>(r * cols + c)]; }
+  bool identity() const { return rows == 1 && cols == 1 && v[0] == 1.0f; }  // the depth axis of a 2D layer
 };
 
 // The 1D transforms of F(m, r) (Lavin & Gray): B^T (alpha x alpha), G (alpha x r), A^T (m x alpha).
@@ -312,8 +313,12 @@ void transform_input_tile(const Geometry& g, const PaddedInput& pi, const float*
   for (int64_t a = 0; a < a0; ++a) {
     apply_along(g.t[1].bt, 1, a2 * c_n, {patch_origin + a * plane, row, sa + a * patch_plane, a2 * c_n});
   }
-  apply_along(g.t[0].bt, 1, patch_plane, dense(sa, sb, patch_plane));
-  apply_along(g.t[2].bt, a0 * a1, c_n, {sb, c_n, v, position_stride});
+  const float* along_d = sa;  // a 2D layer skips the identity pass: a copy of every value
+  if (!g.t[0].bt.identity()) {
+    apply_along(g.t[0].bt, 1, patch_plane, dense(sa, sb, patch_plane));
+    along_d = sb;
+  }
+  apply_along(g.t[2].bt, a0 * a1, c_n, {along_d, c_n, v, position_stride});
 }
 
 // The output transform of one tile: its products (ld floats per position, position_stride apart)
@@ -322,6 +327,10 @@ void transform_output_tile(const Geometry& g, const float* products, int64_t pos
                            float* sa, float* sb, float* result) {
   const int64_t a0 = g.alpha[0], a1 = g.alpha[1], m1 = g.m[1], m2 = g.m[2];
   apply_along(g.t[2].at, a0 * a1, ld, {products, position_stride, sa, ld});
+  if (g.t[0].at.identity()) {  // 2D: the h pass writes the result
+    apply_along(g.t[1].at, a0, m2 * ld, dense(sa, result, m2 * ld));
+    return;
+  }
   apply_along(g.t[1].at, a0, m2 * ld, dense(sa, sb, m2 * ld));
   apply_along(g.t[0].at, 1, m1 * m2 * ld, dense(sb, result, m1 * m2 * ld));
 }
