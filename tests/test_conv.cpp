@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
 #include "oracles.hpp"
 #include "ops/conv/conv.hpp"
 #include "ops/conv/conv_fast.hpp"
@@ -360,4 +364,83 @@ TEST_CASE("conv: every algorithm writes a channel slice of a larger output (a Co
     CHECK(same);
     CHECK(others_untouched);
   }
+}
+
+TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution channels-last") {
+  // The producer writes its output straight into the padded channels-last copy the consumer would
+  // make of it (zero borders included); the consumer reads that copy instead of making one.
+  struct Case {
+    int rank;
+    fast::ConvAlgo producer, consumer;
+    Shape in;
+    int64_t mid, cout;
+    std::array<int64_t, 3> producer_stride;
+  };
+  const Case cases[] = {
+      {2, fast::ConvAlgo::Winograd, fast::ConvAlgo::Winograd, Shape{2, 6, 13, 11}, 20, 17, {1, 1, 1}},
+      {2, fast::ConvAlgo::TapGemm, fast::ConvAlgo::TapGemm, Shape{3, 6, 9, 8}, 40, 9, {1, 2, 2}},
+      {3, fast::ConvAlgo::Winograd, fast::ConvAlgo::TapGemm, Shape{1, 5, 4, 9, 10}, 24, 33, {1, 1, 1}},
+      {3, fast::ConvAlgo::TapGemm, fast::ConvAlgo::Winograd, Shape{2, 7, 6, 14, 14}, 19, 16, {2, 2, 2}},
+  };
+  uint64_t seed = 2400;
+  for (const auto& c : cases) {
+    CAPTURE(c.rank);
+    CAPTURE(fast::conv_algo_name(c.producer));
+    CAPTURE(fast::conv_algo_name(c.consumer));
+    const std::array<int64_t, 3> k = c.rank == 2 ? std::array<int64_t, 3>{1, 3, 3} : std::array<int64_t, 3>{3, 3, 3};
+    const std::array<int64_t, 3> pad = c.rank == 2 ? std::array<int64_t, 3>{0, 1, 1} : std::array<int64_t, 3>{1, 1, 1};
+    Conv first(c.mid, make_window(c.rank, k, c.producer_stride, pad)), second(c.cout, make_window(c.rank, k, {1, 1, 1}, pad));
+    const Shape mid_shape = first.output_shape(std::span(&c.in, 1));
+    const Shape out_shape = second.output_shape(std::span(&mid_shape, 1));
+    Shape w1{c.mid, c.in[1]}, w2{c.cout, c.mid};
+    for (int a = 3 - c.rank; a < 3; ++a) {
+      w1.push_back(k[a]);
+      w2.push_back(k[a]);
+    }
+    Tensor in = random_tensor(c.in, seed++), a = random_tensor(w1, seed++), b = random_tensor(w2, seed++);
+    Tensor bias = random_tensor(Shape{c.mid}, seed++), shift = random_tensor(Shape{c.mid}, seed++);
+    const auto producer = fast::prepare_conv(first.problem(c.in, mid_shape), c.producer, a.data());
+    const auto consumer = fast::prepare_conv(second.problem(mid_shape, out_shape), c.consumer, b.data());
+    REQUIRE(fast::takes_channels_last(consumer));
+    fast::ConvEpilogue e;
+    e.bias = bias.data();
+    e.shift = shift.data();
+    e.relu = true;
+    Tensor mid(mid_shape);
+    fast::run_conv(producer, in.data(), e, mid.data());
+    const fast::PaddedInput layout = fast::input_layout(consumer);
+    std::vector<float> expect(static_cast<std::size_t>(mid_shape[0] * layout.floats()));
+    fast::to_channels_last(consumer.problem, layout, mid.data(), expect.data());
+    std::vector<float> handed(expect.size(), std::nanf(""));  // borders must be written too
+    e.channels_last_out = &layout;
+    fast::run_conv(producer, in.data(), e, handed.data());
+    float worst = 0.0f;
+    for (std::size_t i = 0; i < expect.size(); ++i) {
+      const float diff = std::fabs(handed[i] - expect[i]);
+      worst = std::isnan(diff) ? INFINITY : std::max(worst, diff / (1.0f + std::fabs(expect[i])));
+    }
+    CHECK(worst < 1e-6f);
+
+    Tensor from_planes(out_shape), from_copy(out_shape);
+    fast::run_conv(consumer, mid.data(), {}, from_planes.data());
+    fast::run_conv(consumer, handed.data(), {}, from_copy.data(), true);
+    CHECK(test::max_relative_error(from_copy, from_planes) < 1e-5f);
+  }
+}
+
+TEST_CASE("conv: a channels-last hand-over is refused where it cannot apply") {
+  Conv conv(8, make_window(2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}));
+  const Shape in_shape{1, 4, 6, 6};
+  const Shape out_shape = conv.output_shape(std::span(&in_shape, 1));
+  Tensor in = random_tensor(in_shape, 1), w = random_tensor(Shape{8, 4, 3, 3}, 2), out(out_shape);
+  const auto im2col = fast::prepare_conv(conv.problem(in_shape, out_shape), fast::ConvAlgo::Im2colGemm, w.data());
+  const auto taps = fast::prepare_conv(conv.problem(in_shape, out_shape), fast::ConvAlgo::TapGemm, w.data());
+  CHECK_FALSE(fast::takes_channels_last(im2col));
+  CHECK_THROWS_AS(fast::run_conv(im2col, in.data(), {}, out.data(), true), std::logic_error);
+  const fast::PaddedInput layout = fast::input_layout(taps);  // 4 channels: not this output's 8
+  std::vector<float> buffer(static_cast<std::size_t>(layout.floats() * 4));
+  fast::ConvEpilogue e;
+  e.channels_last_out = &layout;
+  CHECK_THROWS_AS(fast::run_conv(taps, in.data(), e, buffer.data()), std::logic_error);
+  CHECK_THROWS_AS(fast::run_conv(im2col, in.data(), e, buffer.data()), std::logic_error);
 }

@@ -9,6 +9,8 @@ namespace ecocpu::fast {
 PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64_t, 3>& reach) {
   PaddedInput pi;
   for (int a = 0; a < 3; ++a) pi.extent[a] = std::max(p.in_extent[a] + 2 * p.window.pad[a], reach[a]);
+  pi.lead = p.window.pad;
+  pi.inner = p.in_extent;
   pi.channels = p.in_channels;
   return pi;
 }
@@ -50,6 +52,22 @@ void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, co
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t hh = r % pi.extent[1], dd = r / pi.extent[1] % pi.extent[0], n = r / (pi.extent[0] * pi.extent[1]);
     channels_last_row(p, pi, in, n, dd, hh, out + r * pi.extent[2] * pi.channels);
+  }
+}
+
+void zero_borders(const PaddedInput& pi, int64_t batch, float* out) {
+  const int64_t rows = batch * pi.extent[0] * pi.extent[1], row = pi.extent[2] * pi.channels;
+  const int64_t left = pi.lead[2] * pi.channels, right = (pi.lead[2] + pi.inner[2]) * pi.channels;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t d = r / pi.extent[1] % pi.extent[0] - pi.lead[0], h = r % pi.extent[1] - pi.lead[1];
+    float* dst = out + r * row;
+    if (d < 0 || d >= pi.inner[0] || h < 0 || h >= pi.inner[1]) {
+      std::fill(dst, dst + row, 0.0f);
+    } else {
+      std::fill(dst, dst + left, 0.0f);
+      std::fill(dst + right, dst + row, 0.0f);
+    }
   }
 }
 

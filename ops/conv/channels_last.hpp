@@ -11,8 +11,14 @@ namespace ecocpu::fast {
 
 struct PaddedInput {
   std::array<int64_t, 3> extent{};  // padded d, h, w: the problem's padding leads, zeros trail
+  std::array<int64_t, 3> lead{};    // the leading zeros on each axis (the problem's padding)
+  std::array<int64_t, 3> inner{};   // the input's own d, h, w
   int64_t channels = 0;
   int64_t floats() const { return extent[0] * extent[1] * extent[2] * channels; }  // per image
+  // Where input position (d, h, w) of image n starts (its channel 0).
+  int64_t at(int64_t n, int64_t d, int64_t h, int64_t w) const {
+    return n * floats() + (((d + lead[0]) * extent[1] + h + lead[1]) * extent[2] + w + lead[2]) * channels;
+  }
 };
 
 // At least the input plus the problem's padding on both sides; `reach` (per axis) asks for more
@@ -24,5 +30,9 @@ ScratchBuffer& channels_last_scratch();
 
 // in: (batch, C, d, h, w) -> out: (batch, padded d, h, w, C); parallel over rows.
 void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out);
+
+// Zeros in every position of `batch` images' copies outside the input's own, for a producer that
+// writes the inside itself (a convolution handing its output over channels-last); parallel.
+void zero_borders(const PaddedInput& pi, int64_t batch, float* out);
 
 }  // namespace ecocpu::fast

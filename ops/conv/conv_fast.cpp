@@ -1,5 +1,7 @@
 #include "ops/conv/conv_fast.hpp"
 
+#include <stdexcept>
+
 namespace ecocpu::fast {
 
 PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const float* weight) {
@@ -20,11 +22,12 @@ namespace {
 
 // `p` is the prepared problem, possibly with another batch size.
 void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const float* in, const ConvEpilogue& e,
-              float* out) {
+              float* out, bool in_channels_last = false) {
+  if (in_channels_last && !takes_channels_last(c)) throw std::logic_error("this algorithm reads planes only");
   if (c.algo == ConvAlgo::Winograd) {
-    conv_winograd(p, c.winograd, in, e, out);
+    conv_winograd(p, c.winograd, in, e, out, in_channels_last);
   } else if (c.algo == ConvAlgo::TapGemm) {
-    conv_taps(p, c.taps, in, e, out);
+    conv_taps(p, c.taps, in, e, out, in_channels_last);
   } else {
     conv_gemm(p, c.algo, in, c.gemm_weight, e, out);
   }
@@ -32,8 +35,17 @@ void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const floa
 
 }  // namespace
 
-void run_conv(const PreparedConv& c, const float* in, const ConvEpilogue& epilogue, float* out) {
-  run_algo(c, c.problem, in, epilogue, out);
+bool takes_channels_last(const PreparedConv& c) { return c.algo == ConvAlgo::Winograd || c.algo == ConvAlgo::TapGemm; }
+
+PaddedInput input_layout(const PreparedConv& c) {
+  if (c.algo == ConvAlgo::Winograd) return winograd_input_layout(c.problem);
+  if (c.algo == ConvAlgo::TapGemm) return padded_input(c.problem);
+  throw std::logic_error("this algorithm reads planes only");
+}
+
+void run_conv(const PreparedConv& c, const float* in, const ConvEpilogue& epilogue, float* out,
+              bool in_channels_last) {
+  run_algo(c, c.problem, in, epilogue, out, in_channels_last);
 }
 
 void run_conv_images(const PreparedConv& c, int64_t first, int64_t count, const float* in,

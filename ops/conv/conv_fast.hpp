@@ -18,7 +18,15 @@ struct PreparedConv {
 // weight: (Cout, Cin, [kd,] kh, kw) row-major.
 PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const float* weight);
 
-void run_conv(const PreparedConv& conv, const float* in, const ConvEpilogue& epilogue, float* out);
+// in_channels_last: `in` is the padded channels-last copy of the input (input_layout), written by
+// the convolution before; only for algorithms that take one (takes_channels_last).
+void run_conv(const PreparedConv& conv, const float* in, const ConvEpilogue& epilogue, float* out,
+              bool in_channels_last = false);
+
+// Whether the algorithm works from a padded channels-last copy of its input (Winograd, tap GEMM),
+// which the convolution before may then write directly, and that copy's layout.
+bool takes_channels_last(const PreparedConv& conv);
+PaddedInput input_layout(const PreparedConv& conv);
 
 // Images [first, first + count) of the batch: `in` and the epilogue's residual are whole batches,
 // `out` receives only those images.

@@ -256,6 +256,32 @@ ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t channel) {
   return c;
 }
 
+ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels) {
+  ChannelEpilogues ce;
+  for (int64_t k = 0; k < channels; ++k) {
+    const ChannelEpilogue c = channel_epilogue(e, k);
+    ce.bias.push_back(c.bias);
+    ce.mul.push_back(c.mul);
+    ce.shift.push_back(c.shift);
+    ce.lower.push_back(c.lower);
+  }
+  return ce;
+}
+
+ECOCPU_VECTOR_CLONES
+void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst) {
+  const float *bias = ce.bias.data() + k0, *mul = ce.mul.data() + k0, *shift = ce.shift.data() + k0;
+  const float* lower = ce.lower.data() + k0;
+  for (int64_t k = 0; k < n; ++k) dst[k] = std::max((src[k] + bias[k]) * mul[k] + shift[k], lower[k]);
+}
+
+void check_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e) {
+  const PaddedInput& l = *e.channels_last_out;
+  if (e.residual || e.out_image_stride != 0 || l.channels != p.out_channels || l.inner != p.out_extent) {
+    throw std::logic_error("a channels-last output takes no residual or stride and the problem's output shape");
+  }
+}
+
 const char* conv_algo_name(ConvAlgo algo) {
   switch (algo) {
     case ConvAlgo::Direct1x1Gemm: return "gemm_1x1";
@@ -297,6 +323,7 @@ void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
   const int64_t in_image = p.in_channels * in_volume, out_image = p.out_channels * out_volume;
   const int64_t out_stride = output_image_stride(p, epilogue);
   const bool pointwise = algo == ConvAlgo::Direct1x1Gemm;
+  if (epilogue.channels_last_out) throw std::logic_error("the GEMM convolutions write planes only");
   // Gathering costs a pass over the columns anyway; a pointwise layer, whose columns are the input
   // itself, only gains when its planes fill less than a few panels.
   const int64_t batched_below = pointwise ? 4 * selected_gemm_kernel().nr : kBatchedColumnsBelow;

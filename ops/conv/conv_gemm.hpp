@@ -10,6 +10,9 @@
 #include <algorithm>
 #include <string>
 
+#include <vector>
+
+#include "ops/conv/channels_last.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
 #include "ops/gemm/gemm.hpp"
 
@@ -27,6 +30,9 @@ ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd =
 // output's shape, dense. With out_image_stride the output is a channel slice of a larger tensor
 // (a branch written straight into its Concat): each image's Cout planes start that many floats
 // after the previous image's; 0 means Cout x volume. A residual and a stride never come together.
+// With channels_last_out the output is written channels-last into that layout instead, zeros in
+// its borders: the padded input copy of the convolution that alone reads it, which then skips
+// making one (Winograd and tap GEMM only, without residual or stride).
 struct ConvEpilogue {
   const float* bias = nullptr;
   const float* residual = nullptr;
@@ -34,6 +40,7 @@ struct ConvEpilogue {
   const float* shift = nullptr;
   bool relu = false;
   int64_t out_image_stride = 0;
+  const PaddedInput* channels_last_out = nullptr;
 };
 
 // Floats from one image's output to the next's under this epilogue.
@@ -49,6 +56,19 @@ struct ChannelEpilogue {
   float operator()(float x, float residual) const { return std::max((x + bias + residual) * mul + shift, lower); }
 };
 ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t channel);
+
+// Every channel's epilogue as arrays, for outputs written channels-last (the epilogue then runs
+// across channels, one vector lane each). No residual.
+struct ChannelEpilogues {
+  std::vector<float> bias, mul, shift, lower;
+};
+ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels);
+// dst[k] = channel (k0 + k)'s epilogue of src[k], for k < n.
+void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst);
+
+// The checks of a channels-last output: no residual or stride, the layout's channels and inside
+// the problem's output (throws std::logic_error).
+void check_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e);
 
 // The weights (Cout, Cin * kd * kh * kw), row-major, packed once for the GEMM kernel.
 PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight);

@@ -198,6 +198,19 @@ void scatter_item(const reference::ConvProblem& p, const ConvEpilogue& e, const 
   }
 }
 
+// The products of one item into a channels-last output layout: each position's channels of the
+// item are one contiguous run there.
+void store_item_channels_last(const reference::ConvProblem& p, const PaddedInput& layout, const ChannelEpilogues& ce,
+                              const float* product, int64_t ld, int64_t pos0, int64_t count, int64_t oc0,
+                              int64_t oc_count, float* out) {
+  const auto& oe = p.out_extent;
+  for (int64_t q = 0; q < count; ++q) {
+    const int64_t pos = pos0 + q, ow = pos % oe[2], oh = pos / oe[2] % oe[1], od = pos / (oe[1] * oe[2]) % oe[0];
+    const int64_t n = pos / (oe[0] * oe[1] * oe[2]);
+    store_channels(product + q * ld, oc_count, ce, oc0, out + layout.at(n, od, oh, ow) + oc0);
+  }
+}
+
 }  // namespace
 
 PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weight) {
@@ -210,12 +223,22 @@ PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weig
 }
 
 void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& e,
-               float* out) {
+               float* out, bool in_channels_last) {
   const GemmKernel& kernel = kernel_for(w);
   const int64_t mr = kernel.mr, nr = kernel.nr;
   const PaddedInput pi = padded_input(p);
-  float* padded = channels_last_scratch().reserve(p.batch * pi.floats());
-  to_channels_last(p, pi, in, padded);
+  const float* padded = in;
+  if (!in_channels_last) {
+    float* copy = channels_last_scratch().reserve(p.batch * pi.floats());
+    to_channels_last(p, pi, in, copy);
+    padded = copy;
+  }
+  if (e.channels_last_out) {
+    check_channels_last_out(p, e);
+    zero_borders(*e.channels_last_out, p.batch, out);
+  }
+  const ChannelEpilogues channels_last_epilogues =
+      e.channels_last_out ? channel_epilogues(e, p.out_channels) : ChannelEpilogues{};
 
   const DepthBlocks d = depth_blocks(p, pi, kernel.kc);
   const int64_t positions = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
@@ -252,7 +275,13 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
         if (!written[i0 / mr]) std::fill(product + i0 * ld, product + (i0 + std::min(mr, count - i0)) * ld, 0.0f);
       }
       const int64_t oc0 = panel0 * nr;
-      scatter_item(p, e, product, ld, pos0, count, oc0, std::min(ld, p.out_channels - oc0), out);
+      const int64_t oc_count = std::min(ld, p.out_channels - oc0);
+      if (e.channels_last_out) {
+        store_item_channels_last(p, *e.channels_last_out, channels_last_epilogues, product, ld, pos0, count, oc0,
+                                 oc_count, out);
+      } else {
+        scatter_item(p, e, product, ld, pos0, count, oc0, oc_count, out);
+      }
     }
   }
 }

@@ -17,7 +17,9 @@ namespace ecocpu::fast {
 // and Cout columns.
 PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weight);
 
+// in_channels_last: `in` is already the padded channels-last copy (padded_input(p)) the kernel
+// works from, written by the convolution before (see ConvEpilogue::channels_last_out).
 void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& epilogue,
-               float* out);
+               float* out, bool in_channels_last = false);
 
 }  // namespace ecocpu::fast

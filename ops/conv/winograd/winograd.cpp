@@ -273,7 +273,8 @@ namespace {
 // many of its m outputs per axis lie inside the output.
 struct TilePlace {
   int64_t patch = 0, out = 0;
-  std::array<int64_t, 3> inside{};
+  int64_t image = 0;
+  std::array<int64_t, 3> start{}, inside{};  // its first output, and how many lie inside per axis
 };
 
 TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const PaddedInput& pi, int64_t out_stride,
@@ -283,6 +284,8 @@ TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const P
   const std::array<int64_t, 3> start{l / (g.tiles[1] * g.tiles[2]) * g.m[0], (l / g.tiles[2]) % g.tiles[1] * g.m[1],
                                      l % g.tiles[2] * g.m[2]};
   TilePlace t;
+  t.image = n;
+  t.start = start;
   t.patch = n * pi.floats() + ((start[0] * pi.extent[1] + start[1]) * pi.extent[2] + start[2]) * pi.channels;
   t.out = n * out_stride + (start[0] * oe[1] + start[1]) * oe[2] + start[2];
   for (int a = 0; a < 3; ++a) t.inside[a] = std::min(g.m[a], oe[a] - start[a]);
@@ -404,19 +407,52 @@ void scatter_block(const reference::ConvProblem& p, const Geometry& g, const Til
   }
 }
 
+// A block's transformed outputs into a channels-last output layout: each output position's Cout
+// values are contiguous there, so they go through the epilogue as one vector run.
+void store_block_channels_last(const reference::ConvProblem& p, const Geometry& g, const TilePlace* places,
+                               int64_t tiles, const float* results, int64_t ld, const ChannelEpilogues& ce,
+                               const PaddedInput& layout, float* out) {
+  const int64_t m1 = g.m[1], m2 = g.m[2], elements = g.m[0] * m1 * m2;
+  for (int64_t t = 0; t < tiles; ++t) {
+    const TilePlace& s = places[t];
+    for (int64_t a = 0; a < s.inside[0]; ++a)
+      for (int64_t b = 0; b < s.inside[1]; ++b)
+        for (int64_t q = 0; q < s.inside[2]; ++q) {
+          const float* src = results + (t * elements + (a * m1 + b) * m2 + q) * ld;
+          float* dst = out + layout.at(s.image, s.start[0] + a, s.start[1] + b, s.start[2] + q);
+          store_channels(src, p.out_channels, ce, 0, dst);
+        }
+  }
+}
+
 }  // namespace
 
+PaddedInput winograd_input_layout(const reference::ConvProblem& p) {
+  const Geometry g = geometry(p);
+  std::array<int64_t, 3> reach{};
+  for (int a = 0; a < 3; ++a) reach[a] = g.tiles[a] * g.m[a] + p.window.kernel[a] - 1;
+  return padded_input(p, reach);
+}
+
 void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
-                   const ConvEpilogue& e, float* out) {
+                   const ConvEpilogue& e, float* out, bool in_channels_last) {
   const GemmKernel& kernel = kernel_for(w);
   const Geometry g = geometry(p);
   const int64_t c_n = p.in_channels, pos = g.positions, mr = kernel.mr, nr = kernel.nr;
   const int64_t ld = w.panels * nr, elements = g.m[0] * g.m[1] * g.m[2];
-  std::array<int64_t, 3> reach{};
-  for (int a = 0; a < 3; ++a) reach[a] = g.tiles[a] * g.m[a] + p.window.kernel[a] - 1;
-  const PaddedInput pi = padded_input(p, reach);
-  float* padded = channels_last_scratch().reserve(p.batch * pi.floats());
-  to_channels_last(p, pi, in, padded);
+  const PaddedInput pi = winograd_input_layout(p);
+  const float* padded = in;
+  if (!in_channels_last) {
+    float* copy = channels_last_scratch().reserve(p.batch * pi.floats());
+    to_channels_last(p, pi, in, copy);
+    padded = copy;
+  }
+  if (e.channels_last_out) {
+    check_channels_last_out(p, e);
+    zero_borders(*e.channels_last_out, p.batch, out);
+  }
+  const ChannelEpilogues channels_last_epilogues =
+      e.channels_last_out ? channel_epilogues(e, p.out_channels) : ChannelEpilogues{};
 
   std::vector<ChannelEpilogue> epilogues(static_cast<std::size_t>(p.out_channels));
   for (int64_t k = 0; k < p.out_channels; ++k) epilogues[k] = channel_epilogue(e, k);
@@ -459,7 +495,12 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
       }
 
       for (int64_t t = 0; t < count; ++t) transform_output_tile(g, m + t * ld, T * ld, ld, sa, sb, results + t * elements * ld);
-      scatter_block(p, g, places.data(), count, results, ld, epilogues.data(), e.residual, out);
+      if (e.channels_last_out) {
+        store_block_channels_last(p, g, places.data(), count, results, ld, channels_last_epilogues,
+                                  *e.channels_last_out, out);
+      } else {
+        scatter_block(p, g, places.data(), count, results, ld, epilogues.data(), e.residual, out);
+      }
     }
   }
 }

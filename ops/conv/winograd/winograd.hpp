@@ -24,7 +24,12 @@ int64_t winograd_tile_count(const reference::ConvProblem& p);
 // Cin rows and Cout columns.
 PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight);
 
+// The channels-last copy of the input the kernel works from (padding and the tiles' overhang).
+PaddedInput winograd_input_layout(const reference::ConvProblem& p);
+
+// in_channels_last: `in` is already that copy (written by the convolution before, see
+// ConvEpilogue::channels_last_out), so none is made.
 void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
-                   const ConvEpilogue& epilogue, float* out);
+                   const ConvEpilogue& epilogue, float* out, bool in_channels_last = false);
 
 }  // namespace ecocpu::fast
