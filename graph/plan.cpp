@@ -163,6 +163,27 @@ void write_branches_in_place(const Graph& g, const Uses& uses, std::vector<PlanS
   }
 }
 
+// Channels-last hand-over between convolutions: see PlanStep::out_channels_last.
+void hand_over_channels_last(const Graph& g, const Uses& uses, std::vector<PlanStep>& steps) {
+  std::vector<int> conv_step_of(g.nodes.size(), -1);
+  for (int i = 0; i < static_cast<int>(steps.size()); ++i) {
+    if (steps[i].is_conv) conv_step_of[steps[i].node] = i;
+  }
+  for (PlanStep& s : steps) {
+    const int v = s.output;
+    const bool plain = s.is_conv && s.pool < 0 && s.residual < 0 && s.slice_of < 0 && fast::takes_channels_last(s.conv);
+    if (!plain || v == g.output || uses.readers[v].size() != 1) continue;
+    const int reader = conv_step_of[uses.readers[v][0]];
+    if (reader < 0) continue;
+    PlanStep& next = steps[reader];
+    // A reader that pools runs a few images at a time from planes.
+    if (next.inputs[0] != v || next.residual == v || next.pool >= 0 || !fast::takes_channels_last(next.conv)) continue;
+    s.out_channels_last = true;
+    s.out_layout = fast::input_layout(next.conv);
+    next.in_channels_last = true;
+  }
+}
+
 ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions& options,
                          WeightStore* releasable) {
   if (auto problems = check_weights(g, w); !problems.empty()) {
@@ -194,7 +215,10 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
     available[s.output] = true;
     plan.steps.push_back(std::move(s));
   }
-  if (!options.reference) write_branches_in_place(g, uses, plan.steps);
+  if (!options.reference) {
+    write_branches_in_place(g, uses, plan.steps);
+    hand_over_channels_last(g, uses, plan.steps);
+  }
   return plan;
 }
 
@@ -270,6 +294,7 @@ Tensor step_output(const ExecutionPlan& plan, const PlanStep& s, std::vector<Ten
     if (values[value].empty()) values[value] = plan.buffers->take(g.values[value].shape);
     return values[value];
   }
+  if (s.out_channels_last) return plan.buffers->take(Shape{s.conv.problem.batch * s.out_layout.floats()});
   return plan.buffers->take(g.values[value].shape);
 }
 
@@ -301,9 +326,11 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
         run_conv_pooled(s, g.nodes[s.pool], *plan.buffers, values[s.inputs[0]].data(), e, out);
       } else if (s.slice_of >= 0) {  // out is the Concat's output; this step fills its channel slice
         e.out_image_stride = out.shape().numel_from(1);
-        fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data() + s.slice_channel * out.shape().numel_from(2));
+        fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data() + s.slice_channel * out.shape().numel_from(2),
+                       s.in_channels_last);
       } else {
-        fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data());
+        if (s.out_channels_last) e.channels_last_out = &s.out_layout;
+        fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data(), s.in_channels_last);
       }
     } else if (s.assembles_in_place()) {
       const auto& inputs = g.nodes[s.node].inputs;

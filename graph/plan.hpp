@@ -8,7 +8,11 @@
 //  - a ReLU reading only the result is applied in the epilogue;
 //  - a pooling reading only the result runs a few images at a time right after the convolution,
 //    so the full-size convolution output never exists (ECO's conv1 and conv2 outputs are 4x their
-//    pooled size) and the pooling reads cache-warm data.
+//    pooled size) and the pooling reads cache-warm data;
+//  - a Concat's conv inputs are written into its channel slices;
+//  - a Winograd or tap GEMM convolution whose result only another such convolution reads writes
+//    it in that one's padded channels-last layout, sparing it the copy (the value then holds that
+//    layout, not planes).
 // Other ops run their reference kernels. Buffers are freed after their last reader.
 #include <string>
 #include <vector>
@@ -46,6 +50,12 @@ struct PlanStep {
   int slice_of = -1;
   int64_t slice_channel = 0;
   std::vector<bool> in_place;
+  // Channels-last hand-over: a Winograd or tap GEMM step whose output only one such step reads
+  // (as its input) writes it as that step's padded channels-last input copy (out_layout, in a
+  // buffer of that size), and the reader takes it as is (in_channels_last) instead of copying.
+  bool out_channels_last = false;
+  fast::PaddedInput out_layout;
+  bool in_channels_last = false;
 
   bool assembles_in_place() const;  // a Concat some of whose inputs were written in place
 
