@@ -368,7 +368,9 @@ TEST_CASE("conv: every algorithm writes a channel slice of a larger output (a Co
 
 TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution channels-last") {
   // The producer writes its output straight into the padded channels-last copy the consumer would
-  // make of it (zero borders included); the consumer reads that copy instead of making one.
+  // make of it (zero borders included); the consumer reads that copy instead of making one. A 1x1
+  // producer (rows of positions from the planes) gets partial tiles (widths 11, 13, 30), a last
+  // panel past Cout (40) and two depth blocks (300 channels).
   struct Case {
     int rank;
     fast::ConvAlgo producer, consumer;
@@ -381,6 +383,9 @@ TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution
       {2, fast::ConvAlgo::TapGemm, fast::ConvAlgo::TapGemm, Shape{3, 6, 9, 8}, 40, 9, {1, 2, 2}},
       {3, fast::ConvAlgo::Winograd, fast::ConvAlgo::TapGemm, Shape{1, 5, 4, 9, 10}, 24, 33, {1, 1, 1}},
       {3, fast::ConvAlgo::TapGemm, fast::ConvAlgo::Winograd, Shape{2, 7, 6, 14, 14}, 19, 16, {2, 2, 2}},
+      {2, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::Winograd, Shape{2, 6, 13, 11}, 40, 17, {1, 1, 1}},
+      {2, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::TapGemm, Shape{1, 300, 5, 30}, 64, 8, {1, 1, 1}},
+      {3, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::Winograd, Shape{1, 9, 3, 6, 13}, 24, 16, {1, 1, 1}},
   };
   uint64_t seed = 2400;
   for (const auto& c : cases) {
@@ -389,17 +394,23 @@ TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution
     CAPTURE(fast::conv_algo_name(c.consumer));
     const std::array<int64_t, 3> k = c.rank == 2 ? std::array<int64_t, 3>{1, 3, 3} : std::array<int64_t, 3>{3, 3, 3};
     const std::array<int64_t, 3> pad = c.rank == 2 ? std::array<int64_t, 3>{0, 1, 1} : std::array<int64_t, 3>{1, 1, 1};
-    Conv first(c.mid, make_window(c.rank, k, c.producer_stride, pad)), second(c.cout, make_window(c.rank, k, {1, 1, 1}, pad));
+    const bool pointwise = c.producer == fast::ConvAlgo::Direct1x1Gemm;
+    const std::array<int64_t, 3> k1 = pointwise ? std::array<int64_t, 3>{1, 1, 1} : k;
+    const std::array<int64_t, 3> pad1 = pointwise ? std::array<int64_t, 3>{0, 0, 0} : pad;
+    Conv first(c.mid, make_window(c.rank, k1, c.producer_stride, pad1)), second(c.cout, make_window(c.rank, k, {1, 1, 1}, pad));
     const Shape mid_shape = first.output_shape(std::span(&c.in, 1));
     const Shape out_shape = second.output_shape(std::span(&mid_shape, 1));
     Shape w1{c.mid, c.in[1]}, w2{c.cout, c.mid};
     for (int a = 3 - c.rank; a < 3; ++a) {
-      w1.push_back(k[a]);
+      w1.push_back(k1[a]);
       w2.push_back(k[a]);
     }
     Tensor in = random_tensor(c.in, seed++), a = random_tensor(w1, seed++), b = random_tensor(w2, seed++);
     Tensor bias = random_tensor(Shape{c.mid}, seed++), shift = random_tensor(Shape{c.mid}, seed++);
-    const auto producer = fast::prepare_conv(first.problem(c.in, mid_shape), c.producer, a.data());
+    auto producer = fast::prepare_conv(first.problem(c.in, mid_shape), c.producer, a.data());
+    CHECK(fast::writes_channels_last(producer) == !pointwise);
+    fast::enable_channels_last_out(producer, a.data());
+    REQUIRE(fast::writes_channels_last(producer));
     const auto consumer = fast::prepare_conv(second.problem(mid_shape, out_shape), c.consumer, b.data());
     REQUIRE(fast::takes_channels_last(consumer));
     fast::ConvEpilogue e;
@@ -443,4 +454,10 @@ TEST_CASE("conv: a channels-last hand-over is refused where it cannot apply") {
   e.channels_last_out = &layout;
   CHECK_THROWS_AS(fast::run_conv(taps, in.data(), e, buffer.data()), std::logic_error);
   CHECK_THROWS_AS(fast::run_conv(im2col, in.data(), e, buffer.data()), std::logic_error);
+  // A 1x1 GEMM writes channels-last only once its weights are packed for it.
+  Conv pointwise(4, make_window(2, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}));
+  Tensor w1 = random_tensor(Shape{4, 4, 1, 1}, 3);
+  const auto gemm = fast::prepare_conv(pointwise.problem(in_shape, in_shape), fast::ConvAlgo::Direct1x1Gemm, w1.data());
+  CHECK_FALSE(fast::writes_channels_last(gemm));
+  CHECK_THROWS_AS(fast::run_conv(gemm, in.data(), e, buffer.data()), std::logic_error);
 }

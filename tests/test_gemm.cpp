@@ -148,12 +148,14 @@ TEST_CASE("gemm: products by depth block on B panels, for every ISA variant, equ
   }
 }
 
-TEST_CASE("gemm: register tiles with unpacked A rows, for every ISA variant, equal the reference") {
+TEST_CASE("gemm: register tiles with unpacked A rows or columns, for every ISA variant, equal the reference") {
   // Tiles of every height up to MR (partial ones run narrower register tiles, row_step apart),
-  // depths below and at the kernel's block, two accumulated halves; A's rows lda apart with a
-  // gap, rows past `rows` readable but not stored.
+  // depths below and at the kernel's block, two accumulated halves; A's rows (tile_rows_a) or
+  // columns (tile_cols_a) lda apart with a gap, rows past `rows` readable but not stored.
   uint64_t seed = 1400;
+  for (const bool columns : {false, true})
   for (const auto& kernel : available_gemm_kernels()) {
+    CAPTURE(columns);
     const int64_t mr = kernel.mr, nr = kernel.nr;
     CHECK(kernel.row_step > 0);
     CHECK(mr % kernel.row_step == 0);
@@ -166,8 +168,18 @@ TEST_CASE("gemm: register tiles with unpacked A rows, for every ISA variant, equ
         Tensor a = test::random_tensor(Shape{mr * lda}, seed++), b = test::random_tensor(Shape{k * nr}, seed++);
         std::vector<float> c(static_cast<std::size_t>(mr * ldc), 7.0f), ref(static_cast<std::size_t>(rows * nr));
         const int64_t half = k / 2;  // the first half overwrites, the second accumulates
-        if (half > 0) kernel.tile_rows_a(half, a.data(), lda, b.data(), c.data(), ldc, rows, false);
-        kernel.tile_rows_a(k - half, a.data() + half, lda, b.data() + half * nr, c.data(), ldc, rows, half > 0);
+        if (columns) {
+          const int64_t col_ld = mr + 3;
+          std::vector<float> a_cols(static_cast<std::size_t>(k * col_ld));
+          for (int64_t r = 0; r < mr; ++r)
+            for (int64_t i = 0; i < k; ++i) a_cols[static_cast<std::size_t>(i * col_ld + r)] = a.data()[r * lda + i];
+          if (half > 0) kernel.tile_cols_a(half, a_cols.data(), col_ld, b.data(), c.data(), ldc, rows, false);
+          kernel.tile_cols_a(k - half, a_cols.data() + half * col_ld, col_ld, b.data() + half * nr, c.data(), ldc, rows,
+                             half > 0);
+        } else {
+          if (half > 0) kernel.tile_rows_a(half, a.data(), lda, b.data(), c.data(), ldc, rows, false);
+          kernel.tile_rows_a(k - half, a.data() + half, lda, b.data() + half * nr, c.data(), ldc, rows, half > 0);
+        }
         reference::sgemm({rows, nr, k, a.data(), lda, b.data(), nr, ref.data(), nr}, {});
         std::vector<float> used;
         bool untouched = true;

@@ -45,7 +45,7 @@ TEST_CASE("plan: convolutions absorb BatchNorm, residual sums and ReLU where not
   CHECK(plan.steps.size() < g.nodes.size() / 2);
 }
 
-TEST_CASE("plan: a Winograd or tap GEMM convolution read only by another hands its output over channels-last") {
+TEST_CASE("plan: a convolution read only by a Winograd or tap GEMM one hands its output over channels-last") {
   Graph g = test::small_eco("ECO", 400);
   WeightStore w = random_weights(g, 6);
   ExecutionPlan plan = make_plan(g, w);
@@ -57,12 +57,17 @@ TEST_CASE("plan: a Winograd or tap GEMM convolution read only by another hands i
   CHECK(hands_to("res4a_1", "res4a_2"));                                        // tap -> Winograd
   CHECK(hands_to("res5a_1", "res5a_2"));                                        // tap -> tap
   CHECK(hands_to("inception_3a_double_3x3_1", "inception_3a_double_3x3_2"));  // into a Concat slice
-  // Outputs read by two steps (res3a_2: BN and a later sum), by a GEMM, a Concat or a pooling stay planes.
+  CHECK(hands_to("conv2_3x3_reduce", "conv2_3x3"));                  // 1x1 -> Winograd that pools
+  CHECK(hands_to("inception_3a_3x3_reduce", "inception_3a_3x3"));  // 1x1 -> Winograd
+  CHECK(step_for(plan, "conv2_3x3_reduce")->conv.taps.data != nullptr);  // its weights packed for it
+  // Outputs read by two steps (res3a_2: BN and a later sum), by a Concat or a pooling stay planes;
+  // a 1x1 GEMM reads planes.
   CHECK_FALSE(step_for(plan, "res3a_2")->out_channels_last);
   CHECK_FALSE(step_for(plan, "res3b_2")->out_channels_last);
   CHECK_FALSE(step_for(plan, "inception_3a_double_3x3_2")->out_channels_last);
-  CHECK_FALSE(step_for(plan, "conv2_3x3_reduce")->out_channels_last);  // a 1x1 GEMM writes planes
-  CHECK_FALSE(step_for(plan, "conv2_3x3")->in_channels_last);
+  CHECK_FALSE(step_for(plan, "inception_3a_1x1")->out_channels_last);
+  CHECK_FALSE(step_for(plan, "inception_3a_pool_proj")->in_channels_last);
+  CHECK_FALSE(step_for(plan, "inception_3a_1x1")->conv.taps.data);
 }
 
 TEST_CASE("plan: fused and unfused plans give the reference executor's logits") {

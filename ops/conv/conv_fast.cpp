@@ -24,7 +24,10 @@ namespace {
 void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const float* in, const ConvEpilogue& e,
               float* out, bool in_channels_last = false) {
   if (in_channels_last && !takes_channels_last(c)) throw std::logic_error("this algorithm reads planes only");
-  if (c.algo == ConvAlgo::Winograd) {
+  if (e.channels_last_out && c.algo == ConvAlgo::Direct1x1Gemm) {
+    if (!writes_channels_last(c)) throw std::logic_error("a 1x1 GEMM not prepared for a channels-last output");
+    conv_pointwise_channels_last(p, c.taps, in, e, out);
+  } else if (c.algo == ConvAlgo::Winograd) {
     conv_winograd(p, c.winograd, in, e, out, in_channels_last);
   } else if (c.algo == ConvAlgo::TapGemm) {
     conv_taps(p, c.taps, in, e, out, in_channels_last);
@@ -36,6 +39,14 @@ void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const floa
 }  // namespace
 
 bool takes_channels_last(const PreparedConv& c) { return c.algo == ConvAlgo::Winograd || c.algo == ConvAlgo::TapGemm; }
+
+bool writes_channels_last(const PreparedConv& c) {
+  return takes_channels_last(c) || (c.algo == ConvAlgo::Direct1x1Gemm && c.taps.data);
+}
+
+void enable_channels_last_out(PreparedConv& c, const float* weight) {
+  if (c.algo == ConvAlgo::Direct1x1Gemm) c.taps = tap_pack_weights(c.problem, weight);
+}
 
 PaddedInput input_layout(const PreparedConv& c) {
   if (c.algo == ConvAlgo::Winograd) return winograd_input_layout(c.problem);
@@ -49,15 +60,17 @@ void run_conv(const PreparedConv& c, const float* in, const ConvEpilogue& epilog
 }
 
 void run_conv_images(const PreparedConv& c, int64_t first, int64_t count, const float* in,
-                     const ConvEpilogue& epilogue, float* out) {
+                     const ConvEpilogue& epilogue, float* out, bool in_channels_last) {
   const auto& p = c.problem;
-  const int64_t in_image = p.in_channels * p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
+  const int64_t in_image = in_channels_last ? input_layout(c).floats()
+                                            : p.in_channels * p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
   const int64_t out_image = p.out_channels * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   reference::ConvProblem part = p;
   part.batch = count;
   ConvEpilogue e = epilogue;
   if (e.residual) e.residual += first * out_image;
-  run_algo(c, part, in + first * in_image, e, out);
+  if (e.channels_last_out) throw std::logic_error("a range of images is written as planes");
+  run_algo(c, part, in + first * in_image, e, out, in_channels_last);
 }
 
 }  // namespace ecocpu::fast

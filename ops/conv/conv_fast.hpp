@@ -12,7 +12,7 @@ struct PreparedConv {
   ConvAlgo algo = ConvAlgo::Im2colGemm;
   PackedMatrix gemm_weight;  // GEMM algorithms
   PackedPanels winograd;     // Winograd
-  PackedPanels taps;         // tap GEMM
+  PackedPanels taps;         // tap GEMM; a 1x1 GEMM's weights for a channels-last output
 };
 
 // weight: (Cout, Cin, [kd,] kh, kw) row-major.
@@ -28,9 +28,15 @@ void run_conv(const PreparedConv& conv, const float* in, const ConvEpilogue& epi
 bool takes_channels_last(const PreparedConv& conv);
 PaddedInput input_layout(const PreparedConv& conv);
 
+// Whether the convolution can write its output channels-last (ConvEpilogue::channels_last_out):
+// Winograd and the tap GEMM always, a 1x1 GEMM once enable_channels_last_out has packed its
+// weights for it (conv_pointwise_channels_last).
+bool writes_channels_last(const PreparedConv& conv);
+void enable_channels_last_out(PreparedConv& conv, const float* weight);
+
 // Images [first, first + count) of the batch: `in` and the epilogue's residual are whole batches,
-// `out` receives only those images.
+// `out` receives only those images (planes).
 void run_conv_images(const PreparedConv& conv, int64_t first, int64_t count, const float* in,
-                     const ConvEpilogue& epilogue, float* out);
+                     const ConvEpilogue& epilogue, float* out, bool in_channels_last = false);
 
 }  // namespace ecocpu::fast

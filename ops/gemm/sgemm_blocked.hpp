@@ -20,6 +20,10 @@ constexpr int64_t kKC = 256;   // depth of one packed panel pair: A and B panels
 constexpr int64_t kMC = 144;   // rows of A packed at a time: the A block stays in L2
 constexpr int64_t kNC = 1024;  // columns of B packed at a time: the packed B block (1 MB) fits L2
 
+// Where a register tile's A element (row r, depth k) is: a packed MR x kc panel, a[k * MR + r];
+// rows lda apart, a[r * lda + k]; or columns lda apart, a[k * lda + r].
+enum class ALayout { Packed, Rows, Columns };
+
 template <class Arch, int MR>
 struct BlockedSgemm {
   using Vec = xsimd::batch<float, Arch>;
@@ -57,9 +61,9 @@ struct BlockedSgemm {
   }
 
   // The register tile: C[0:rows, 0:cols] (+)= A x B panel, epilogue on the last K block. A is an
-  // MR x kc panel (element (r, k) at a[k * MR + r]) or, kRowMajorA, ROWS rows lda apart. ROWS < MR
-  // runs a shorter tile for a partial one (rows <= ROWS), kOneVector a narrower one (cols <= W).
-  template <bool kRowMajorA = false, int ROWS = MR, bool kOneVector = false>
+  // MR x kc panel or ROWS rows or columns read in place (see ALayout). ROWS < MR runs a shorter
+  // tile for a partial one (rows <= ROWS), kOneVector a narrower one (cols <= W).
+  template <ALayout kA = ALayout::Packed, int ROWS = MR, bool kOneVector = false>
   static void micro_kernel(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                            int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep,
                            int64_t m0, int64_t n0, int64_t lda = 0) {
@@ -72,7 +76,7 @@ struct BlockedSgemm {
       const Vec b0 = Vec::load_unaligned(b + k * ldb);
       const Vec b1 = kOneVector ? Vec(0.0f) : Vec::load_unaligned(b + k * ldb + W);
       for (int r = 0; r < ROWS; ++r) {
-        const Vec av(kRowMajorA ? a[r * lda + k] : a[k * MR + r]);
+        const Vec av(kA == ALayout::Rows ? a[r * lda + k] : kA == ALayout::Columns ? a[k * lda + r] : a[k * MR + r]);
         acc0[r] = xsimd::fma(av, b0, acc0[r]);
         if constexpr (!kOneVector) acc1[r] = xsimd::fma(av, b1, acc1[r]);
       }
@@ -210,36 +214,43 @@ struct BlockedSgemm {
   // all of MR rows, one or two vectors. Computing the whole tile for a partial one cost, e.g., an
   // eighth of the products of layers with 64 output channels (6 tiles of 12 rows), of res4's
   // Winograd blocks, and of 14x14 planes (196 columns: 6 panels and 4 columns).
-  template <bool kRowMajorA = false>
+  template <ALayout kA = ALayout::Packed>
   static void covering_tile(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                             int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep, int64_t m0,
                             int64_t n0, int64_t lda = 0) {
-    if (cols <= W) return covering_rows<kRowMajorA, true>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
-    covering_rows<kRowMajorA, false>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
+    if (cols <= W) return covering_rows<kA, true>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
+    covering_rows<kA, false>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
   }
 
-  template <bool kRowMajorA, bool kOneVector>
+  template <ALayout kA, bool kOneVector>
   static void covering_rows(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                             int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep, int64_t m0,
                             int64_t n0, int64_t lda) {
     if constexpr (MR % 3 == 0) {
       if (rows <= MR / 3) {
-        return micro_kernel<kRowMajorA, MR / 3, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0,
+        return micro_kernel<kA, MR / 3, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0,
                                                              lda);
       }
       if (rows <= 2 * MR / 3) {
-        return micro_kernel<kRowMajorA, 2 * MR / 3, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0,
+        return micro_kernel<kA, 2 * MR / 3, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0,
                                                                  n0, lda);
       }
     }
-    micro_kernel<kRowMajorA, MR, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
+    micro_kernel<kA, MR, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
   }
 
   // One register tile with A's rows unpacked: C[0:rows, 0:NR] (+)= A (rows of kc, lda apart) x one
   // B panel (kc x NR, NR apart).
   static void tile_rows_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                           int64_t rows, bool accumulate) {
-    covering_tile<true>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
+    covering_tile<ALayout::Rows>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
+  }
+
+  // The same with A's columns in place: element (r, k) at a[k * lda + r], e.g. output positions
+  // of a pointwise convolution read straight from the input planes.
+  static void tile_cols_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                          int64_t rows, bool accumulate) {
+    covering_tile<ALayout::Columns>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
   }
 
   // The rows covering_tile computes for a partial tile come in steps of this many.
@@ -315,6 +326,7 @@ struct BlockedSgemm {
     k.kc = gemm_detail::kKC;                                                                             \
     k.run_depth_block = K::run_depth_block;                                                              \
     k.tile_rows_a = K::tile_rows_a;                                                                      \
+    k.tile_cols_a = K::tile_cols_a;                                                                      \
     k.row_step = K::row_step();                                                                          \
     k.fma_chains = K::fma_chains;                                                                        \
     return k;                                                                                            \
