@@ -122,6 +122,7 @@ bool PlanStep::assembles_in_place() const {
 
 std::string PlanStep::algo_name(const Graph& graph) const {
   if (is_conv) return fast::conv_algo_name(conv.algo);
+  if (alias_input) return "none (channels-last)";
   if (assembles_in_place()) {
     return std::find(in_place.begin(), in_place.end(), false) == in_place.end() ? "in_place" : "in_place+copy";
   }
@@ -169,24 +170,40 @@ void write_branches_in_place(const Graph& g, const Uses& uses, std::vector<PlanS
 // `pointwise_weights` (its folded weights, kept for steps whose output a convolution reads).
 void hand_over_channels_last(const Graph& g, const Uses& uses, std::vector<PlanStep>& steps,
                              const std::map<int, Tensor>& pointwise_weights) {
-  std::vector<int> conv_step_of(g.nodes.size(), -1);
-  for (int i = 0; i < static_cast<int>(steps.size()); ++i) {
-    if (steps[i].is_conv) conv_step_of[steps[i].node] = i;
-  }
+  std::vector<int> step_of(g.nodes.size(), -1);
+  for (int i = 0; i < static_cast<int>(steps.size()); ++i) step_of[steps[i].node] = i;
+  // The value's sole reader, and the step of the To3D it passes through first, if any.
+  const auto sole_reader = [&](int v, int& to3d) {
+    to3d = -1;
+    if (v == g.output || uses.readers[v].size() != 1) return -1;
+    int reader = uses.readers[v][0];
+    if (g.nodes[reader].op->kind() == OpKind::To3D) {
+      const int out = g.nodes[reader].output;
+      if (out == g.output || uses.readers[out].size() != 1 || step_of[reader] < 0) return -1;
+      to3d = step_of[reader];
+      reader = uses.readers[out][0];
+    }
+    return steps[step_of[reader]].is_conv ? step_of[reader] : -1;
+  };
   for (PlanStep& s : steps) {
     const int v = s.output;
     const auto kept = pointwise_weights.find(s.node);
     const bool can_write = fast::writes_channels_last(s.conv) || kept != pointwise_weights.end();
     const bool plain = s.is_conv && s.pool < 0 && s.residual < 0 && s.slice_of < 0 && can_write;
-    if (!plain || v == g.output || uses.readers[v].size() != 1) continue;
-    const int reader = conv_step_of[uses.readers[v][0]];
+    int to3d = -1;
+    const int reader = plain ? sole_reader(v, to3d) : -1;
     if (reader < 0) continue;
     PlanStep& next = steps[reader];
-    if (next.inputs[0] != v || next.residual == v || !fast::takes_channels_last(next.conv)) continue;
+    const int read = to3d >= 0 ? steps[to3d].output : v;
+    if (next.inputs[0] != read || next.residual == read || !fast::takes_channels_last(next.conv)) continue;
     if (!fast::writes_channels_last(s.conv)) fast::enable_channels_last_out(s.conv, kept->second.data());
     s.out_channels_last = true;
     s.out_layout = fast::input_layout(next.conv);
     next.in_channels_last = true;
+    if (to3d >= 0) {
+      s.out_frames = g.values[v].shape[0] / g.values[read].shape[0];
+      steps[to3d].alias_input = true;
+    }
   }
 }
 
@@ -304,7 +321,10 @@ Tensor step_output(const ExecutionPlan& plan, const PlanStep& s, std::vector<Ten
     if (values[value].empty()) values[value] = plan.buffers->take(g.values[value].shape);
     return values[value];
   }
-  if (s.out_channels_last) return plan.buffers->take(Shape{s.conv.problem.batch * s.out_layout.floats()});
+  if (s.out_channels_last) {
+    const int64_t images = s.out_frames > 0 ? s.conv.problem.batch / s.out_frames : s.conv.problem.batch;
+    return plan.buffers->take(Shape{images * s.out_layout.floats()});
+  }
   return plan.buffers->take(g.values[value].shape);
 }
 
@@ -324,7 +344,7 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
   values[g.input] = input;
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
     const PlanStep& s = plan.steps[i];
-    Tensor out = step_output(plan, s, values);
+    Tensor out = s.alias_input ? values[s.inputs[0]] : step_output(plan, s, values);
     if (s.is_conv) {
       fast::ConvEpilogue e;
       e.bias = s.bias.data();
@@ -339,9 +359,14 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
         fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data() + s.slice_channel * out.shape().numel_from(2),
                        s.in_channels_last);
       } else {
-        if (s.out_channels_last) e.channels_last_out = &s.out_layout;
+        if (s.out_channels_last) {
+          e.channels_last_out = &s.out_layout;
+          e.channels_last_frames = s.out_frames;
+        }
         fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data(), s.in_channels_last);
       }
+    } else if (s.alias_input) {
+      // a To3D between a channels-last hand-over: the producer wrote the 3D layout already
     } else if (s.assembles_in_place()) {
       const auto& inputs = g.nodes[s.node].inputs;
       int64_t channel = 0;

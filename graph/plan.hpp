@@ -53,9 +53,13 @@ struct PlanStep {
   // Channels-last hand-over: a Winograd or tap GEMM step whose output only one such step reads
   // (as its input) writes it as that step's padded channels-last input copy (out_layout, in a
   // buffer of that size), and the reader takes it as is (in_channels_last) instead of copying.
+  // Through ECO's To3D the hand-over writes frame by frame (out_frames = T) and the To3D step
+  // only passes the buffer on (alias_input).
   bool out_channels_last = false;
   fast::PaddedInput out_layout;
+  int64_t out_frames = 0;
   bool in_channels_last = false;
+  bool alias_input = false;
 
   bool assembles_in_place() const;  // a Concat some of whose inputs were written in place
 

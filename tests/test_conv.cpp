@@ -461,3 +461,49 @@ TEST_CASE("conv: a channels-last hand-over is refused where it cannot apply") {
   CHECK_FALSE(fast::writes_channels_last(gemm));
   CHECK_THROWS_AS(fast::run_conv(gemm, in.data(), e, buffer.data()), std::logic_error);
 }
+
+TEST_CASE("conv: a 2D convolution hands its output over through ECO's 2D-to-3D view") {
+  // (N*T, C, H, W) written as frame t of video n of the 3D reader's channels-last copy, which
+  // must equal the copy made from the transposed planes (N, C, T, H, W).
+  const int64_t videos = 2, frames = 3, cin = 5, mid = 20, cout = 17, h = 9, w = 10;
+  uint64_t seed = 2500;
+  for (const auto algo : {fast::ConvAlgo::Winograd, fast::ConvAlgo::TapGemm, fast::ConvAlgo::Direct1x1Gemm}) {
+    CAPTURE(fast::conv_algo_name(algo));
+    const bool pointwise = algo == fast::ConvAlgo::Direct1x1Gemm;
+    const int64_t k = pointwise ? 1 : 3, pad = pointwise ? 0 : 1;
+    Conv first(mid, make_window(2, {1, k, k}, {1, 1, 1}, {0, pad, pad}));
+    Conv second(cout, make_window(3, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}));
+    const Shape in_shape{videos * frames, cin, h, w}, mid_shape{videos * frames, mid, h, w};
+    const Shape mid3d{videos, mid, frames, h, w}, out_shape{videos, cout, frames, h, w};
+    Tensor in = random_tensor(in_shape, seed++), a = random_tensor(Shape{mid, cin, k, k}, seed++);
+    Tensor b = random_tensor(Shape{cout, mid, 3, 3, 3}, seed++), bias = random_tensor(Shape{mid}, seed++);
+    auto producer = fast::prepare_conv(first.problem(in_shape, mid_shape), algo, a.data());
+    fast::enable_channels_last_out(producer, a.data());
+    const auto consumer = fast::prepare_conv(second.problem(mid3d, out_shape), fast::ConvAlgo::Winograd, b.data());
+    fast::ConvEpilogue e;
+    e.bias = bias.data();
+    Tensor planes(mid_shape), transposed(mid3d);
+    fast::run_conv(producer, in.data(), e, planes.data());
+    const int64_t plane = h * w;
+    for (int64_t n = 0; n < videos; ++n)
+      for (int64_t t = 0; t < frames; ++t)
+        for (int64_t c = 0; c < mid; ++c)
+          std::copy_n(planes.data() + ((n * frames + t) * mid + c) * plane, plane,
+                      transposed.data() + ((n * mid + c) * frames + t) * plane);
+    const fast::PaddedInput layout = fast::input_layout(consumer);
+    std::vector<float> expect(static_cast<std::size_t>(videos * layout.floats()));
+    fast::to_channels_last(consumer.problem, layout, transposed.data(), expect.data());
+    std::vector<float> handed(expect.size(), std::nanf(""));
+    e.channels_last_out = &layout;
+    e.channels_last_frames = frames;
+    fast::run_conv(producer, in.data(), e, handed.data());
+    float worst = 0.0f;
+    for (std::size_t i = 0; i < expect.size(); ++i) {
+      const float diff = std::fabs(handed[i] - expect[i]);
+      worst = std::isnan(diff) ? INFINITY : std::max(worst, diff / (1.0f + std::fabs(expect[i])));
+    }
+    CHECK(worst < 1e-6f);
+    e.channels_last_frames = 4;  // does not divide the 6 images
+    CHECK_THROWS_AS(fast::run_conv(producer, in.data(), e, handed.data()), std::logic_error);
+  }
+}

@@ -60,6 +60,10 @@ TEST_CASE("plan: a convolution read only by a Winograd or tap GEMM one hands its
   CHECK(hands_to("conv2_3x3_reduce", "conv2_3x3"));                  // 1x1 -> Winograd that pools
   CHECK(hands_to("inception_3a_3x3_reduce", "inception_3a_3x3"));  // 1x1 -> Winograd
   CHECK(step_for(plan, "conv2_3x3_reduce")->conv.taps.data != nullptr);  // its weights packed for it
+  // Through the 2D-to-3D view: the trunk's last conv writes res3a_2's copy frame by frame.
+  CHECK(hands_to("inception_3c_double_3x3_1", "res3a_2"));
+  CHECK(step_for(plan, "inception_3c_double_3x3_1")->out_frames == 4);
+  CHECK(step_for(plan, "inception_3c_double_3x3_1_bn_to3d")->alias_input);
   // Outputs read by two steps (res3a_2: BN and a later sum), by a Concat or a pooling stay planes;
   // a 1x1 GEMM reads planes.
   CHECK_FALSE(step_for(plan, "res3a_2")->out_channels_last);

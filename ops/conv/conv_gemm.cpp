@@ -275,11 +275,16 @@ void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int
   for (int64_t k = 0; k < n; ++k) dst[k] = std::max((src[k] + bias[k]) * mul[k] + shift[k], lower[k]);
 }
 
-void check_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e) {
+ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out) {
   const PaddedInput& l = *e.channels_last_out;
-  if (e.residual || e.out_image_stride != 0 || l.channels != p.out_channels || l.inner != p.out_extent) {
+  const int64_t t = e.channels_last_frames;
+  const std::array<int64_t, 3> inside = t > 0 ? std::array<int64_t, 3>{t, p.out_extent[1], p.out_extent[2]} : p.out_extent;
+  const bool frames_fit = t == 0 || (p.out_extent[0] == 1 && p.batch % t == 0);
+  if (e.residual || e.out_image_stride != 0 || l.channels != p.out_channels || l.inner != inside || !frames_fit) {
     throw std::logic_error("a channels-last output takes no residual or stride and the problem's output shape");
   }
+  zero_borders(l, t > 0 ? p.batch / t : p.batch, out);
+  return {&l, t};
 }
 
 const char* conv_algo_name(ConvAlgo algo) {

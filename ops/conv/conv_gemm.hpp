@@ -41,6 +41,9 @@ struct ConvEpilogue {
   bool relu = false;
   int64_t out_image_stride = 0;
   const PaddedInput* channels_last_out = nullptr;
+  // With channels_last_out, > 0: the reader is 3D and reads this 2D output through ECO's 2D-to-3D
+  // view, (N*T, C, H, W) -> (N, C, T, H, W); image i is then frame i % T of the layout's image i / T.
+  int64_t channels_last_frames = 0;
 };
 
 // Floats from one image's output to the next's under this epilogue.
@@ -66,9 +69,18 @@ ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels);
 // dst[k] = channel (k0 + k)'s epilogue of src[k], for k < n.
 void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst);
 
-// The checks of a channels-last output: no residual or stride, the layout's channels and inside
-// the problem's output (throws std::logic_error).
-void check_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e);
+// Where a convolution writes output position (image n, d, h, w) in its channels-last output.
+struct ChannelsLastOut {
+  const PaddedInput* layout = nullptr;
+  int64_t frames = 0;
+  int64_t at(int64_t n, int64_t d, int64_t h, int64_t w) const {
+    return frames ? layout->at(n / frames, n % frames + d, h, w) : layout->at(n, d, h, w);
+  }
+};
+// Checks a channels-last output against the problem (no residual or stride, the layout's channels
+// and inside equal to the output's, frames dividing the batch; std::logic_error otherwise), zeroes
+// the borders of `out` and returns where positions go.
+ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out);
 
 // The weights (Cout, Cin * kd * kh * kw), row-major, packed once for the GEMM kernel.
 PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight);

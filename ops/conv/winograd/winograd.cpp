@@ -411,7 +411,7 @@ void scatter_block(const reference::ConvProblem& p, const Geometry& g, const Til
 // values are contiguous there, so they go through the epilogue as one vector run.
 void store_block_channels_last(const reference::ConvProblem& p, const Geometry& g, const TilePlace* places,
                                int64_t tiles, const float* results, int64_t ld, const ChannelEpilogues& ce,
-                               const PaddedInput& layout, float* out) {
+                               const ChannelsLastOut& target, float* out) {
   const int64_t m1 = g.m[1], m2 = g.m[2], elements = g.m[0] * m1 * m2;
   for (int64_t t = 0; t < tiles; ++t) {
     const TilePlace& s = places[t];
@@ -419,7 +419,7 @@ void store_block_channels_last(const reference::ConvProblem& p, const Geometry& 
       for (int64_t b = 0; b < s.inside[1]; ++b)
         for (int64_t q = 0; q < s.inside[2]; ++q) {
           const float* src = results + (t * elements + (a * m1 + b) * m2 + q) * ld;
-          float* dst = out + layout.at(s.image, s.start[0] + a, s.start[1] + b, s.start[2] + q);
+          float* dst = out + target.at(s.image, s.start[0] + a, s.start[1] + b, s.start[2] + q);
           store_channels(src, p.out_channels, ce, 0, dst);
         }
   }
@@ -447,10 +447,7 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
     to_channels_last(p, pi, in, copy);
     padded = copy;
   }
-  if (e.channels_last_out) {
-    check_channels_last_out(p, e);
-    zero_borders(*e.channels_last_out, p.batch, out);
-  }
+  const ChannelsLastOut target = e.channels_last_out ? begin_channels_last_out(p, e, out) : ChannelsLastOut{};
   const ChannelEpilogues channels_last_epilogues =
       e.channels_last_out ? channel_epilogues(e, p.out_channels) : ChannelEpilogues{};
 
@@ -496,8 +493,7 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
 
       for (int64_t t = 0; t < count; ++t) transform_output_tile(g, m + t * ld, T * ld, ld, sa, sb, results + t * elements * ld);
       if (e.channels_last_out) {
-        store_block_channels_last(p, g, places.data(), count, results, ld, channels_last_epilogues,
-                                  *e.channels_last_out, out);
+        store_block_channels_last(p, g, places.data(), count, results, ld, channels_last_epilogues, target, out);
       } else {
         scatter_block(p, g, places.data(), count, results, ld, epilogues.data(), e.residual, out);
       }
