@@ -84,6 +84,11 @@ TEST_CASE("pool reference and separable kernel: equal the padded-copy oracle on 
       // Stride 1, padded, kernel wider than the padding on one side.
       {2, Shape{1, 3, 6, 11}, {1, 2, 5}, {1, 1, 1}, {0, 1, 2}},
       {3, Shape{1, 2, 5, 6, 7}, {3, 3, 3}, {2, 1, 1}, {1, 1, 1}},
+      // Stride 1, rows as long in as out: pooled along w as one flat run, row ends redone (rows
+      // of 14 like inception 4's, and rows of 1 and 2 where every output is a row end).
+      {2, Shape{2, 3, 14, 14}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {2, Shape{1, 3, 5, 1}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {2, Shape{1, 2, 4, 2}, {1, 3, 5}, {1, 1, 1}, {0, 1, 2}},
   };
   uint64_t seed = 900;
   for (const auto& c : cases) {

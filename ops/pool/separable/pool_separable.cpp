@@ -85,6 +85,40 @@ template <class Op>
   }
 }
 
+// Stride 1 with rows as long in as out (ECO's 3x3 pad 1 inception pools): each window offset is
+// one pass over all the rows at once, as if they were a single row; only the outputs within reach
+// of a row's ends took a neighbouring row's values, and those few are then worked out alone.
+// Row by row, 14-wide rows left every pass shorter than a vector.
+template <class Op>
+[[gnu::always_inline]] inline void pool_rows_flat(const float* in, float* out, const Axis& a, int64_t rows,
+                                                  float init, const Op& op, const std::vector<float>& inverse,
+                                                  bool average) {
+  const int64_t total = rows * a.n;
+  std::fill(out, out + total, init);
+  for (int64_t i = 0; i < a.kernel; ++i) {
+    const int64_t shift = i - a.pad, lo = std::max<int64_t>(0, -shift), hi = total - std::max<int64_t>(0, shift);
+    for (int64_t q = lo; q < hi; ++q) out[q] = op(out[q], in[q + shift]);
+  }
+  if (average) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < a.n; ++o) out[r * a.n + o] *= inverse[o];
+  }
+  // Outputs before `left` reach before the row's start, those from `right` on past its end.
+  const int64_t left = std::min(a.pad, a.n), right = std::max(left, a.n - (a.kernel - 1 - a.pad));
+  const auto exact = [&](int64_t r, int64_t o) {
+    float v = init;
+    for (int64_t i = 0; i < a.kernel; ++i) {
+      const int64_t x = o - a.pad + i;
+      if (x >= 0 && x < a.n) v = op(v, in[r * a.n + x]);
+    }
+    out[r * a.n + o] = average ? v * inverse[o] : v;
+  };
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t o = 0; o < left; ++o) exact(r, o);
+    for (int64_t o = right; o < a.n; ++o) exact(r, o);
+  }
+}
+
 // The same along w, rows of contiguous elements: each window offset is one pass over the row's
 // outputs (output o takes input o * stride - pad + i where that lies inside), so every stride
 // vectorises; the offsets' output ranges are worked out once for all rows.
@@ -92,6 +126,15 @@ ECOCPU_VECTOR_CLONES
 void pool_rows(const float* in, float* out, const Axis& a, int64_t rows, reference::PoolMode mode) {
   const bool is_max = mode == reference::PoolMode::Max;
   const std::vector<float> inverse = window_inverses(a);
+  if (a.stride == 1 && a.out_n == a.n && a.pad < a.kernel) {
+    if (is_max) {
+      pool_rows_flat(in, out, a, rows, -std::numeric_limits<float>::infinity(),
+                     [](float x, float y) { return std::max(x, y); }, inverse, false);
+    } else {
+      pool_rows_flat(in, out, a, rows, 0.0f, [](float x, float y) { return x + y; }, inverse, true);
+    }
+    return;
+  }
   std::vector<std::pair<int64_t, int64_t>> ranges;
   for (int64_t i = 0; i < a.kernel; ++i) ranges.push_back(offset_outputs(a, i));
   const auto max_op = [](float x, float y) { return std::max(x, y); };
