@@ -366,6 +366,16 @@ TEST_CASE("conv: every algorithm writes a channel slice of a larger output (a Co
   }
 }
 
+// Largest |a - b| / (1 + |b|); infinite where a is NaN (never written).
+static float worst_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  float worst = 0.0f;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    const float diff = std::fabs(a[i] - b[i]);
+    worst = std::isnan(diff) ? INFINITY : std::max(worst, diff / (1.0f + std::fabs(b[i])));
+  }
+  return worst;
+}
+
 TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution channels-last") {
   // The producer writes its output straight into the padded channels-last copy the consumer would
   // make of it (zero borders included); the consumer reads that copy instead of making one. A 1x1
@@ -425,12 +435,7 @@ TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution
     std::vector<float> handed(expect.size(), std::nanf(""));  // borders must be written too
     e.channels_last_out = &layout;
     fast::run_conv(producer, in.data(), e, handed.data());
-    float worst = 0.0f;
-    for (std::size_t i = 0; i < expect.size(); ++i) {
-      const float diff = std::fabs(handed[i] - expect[i]);
-      worst = std::isnan(diff) ? INFINITY : std::max(worst, diff / (1.0f + std::fabs(expect[i])));
-    }
-    CHECK(worst < 1e-6f);
+    CHECK(worst_difference(handed, expect) < 1e-6f);
 
     Tensor from_planes(out_shape), from_copy(out_shape);
     fast::run_conv(consumer, mid.data(), {}, from_planes.data());
@@ -497,12 +502,7 @@ TEST_CASE("conv: a 2D convolution hands its output over through ECO's 2D-to-3D v
     e.channels_last_out = &layout;
     e.channels_last_frames = frames;
     fast::run_conv(producer, in.data(), e, handed.data());
-    float worst = 0.0f;
-    for (std::size_t i = 0; i < expect.size(); ++i) {
-      const float diff = std::fabs(handed[i] - expect[i]);
-      worst = std::isnan(diff) ? INFINITY : std::max(worst, diff / (1.0f + std::fabs(expect[i])));
-    }
-    CHECK(worst < 1e-6f);
+    CHECK(worst_difference(handed, expect) < 1e-6f);
     e.channels_last_frames = 4;  // does not divide the 6 images
     CHECK_THROWS_AS(fast::run_conv(producer, in.data(), e, handed.data()), std::logic_error);
   }

@@ -55,6 +55,14 @@ void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, co
   }
 }
 
+const float* channels_last_input(const reference::ConvProblem& p, const PaddedInput& pi, const float* in,
+                                 bool in_channels_last) {
+  if (in_channels_last) return in;
+  float* copy = channels_last_scratch().reserve(p.batch * pi.floats());
+  to_channels_last(p, pi, in, copy);
+  return copy;
+}
+
 void zero_borders(const PaddedInput& pi, int64_t batch, float* out) {
   const int64_t rows = batch * pi.extent[0] * pi.extent[1], row = pi.extent[2] * pi.channels;
   const int64_t left = pi.lead[2] * pi.channels, right = (pi.lead[2] + pi.inner[2]) * pi.channels;

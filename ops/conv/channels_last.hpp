@@ -31,6 +31,11 @@ ScratchBuffer& channels_last_scratch();
 // in: (batch, C, d, h, w) -> out: (batch, padded d, h, w, C); parallel over rows.
 void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out);
 
+// The copy a convolution works from: `in` itself when it is already one (handed over by the
+// convolution before), else a copy of the planes `in` made in channels_last_scratch().
+const float* channels_last_input(const reference::ConvProblem& p, const PaddedInput& pi, const float* in,
+                                 bool in_channels_last);
+
 // Zeros in every position of `batch` images' copies outside the input's own, for a producer that
 // writes the inside itself (a convolution handing its output over channels-last); parallel.
 void zero_borders(const PaddedInput& pi, int64_t batch, float* out);

@@ -284,7 +284,7 @@ ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const C
     throw std::logic_error("a channels-last output takes no residual or stride and the problem's output shape");
   }
   zero_borders(l, t > 0 ? p.batch / t : p.batch, out);
-  return {&l, t};
+  return {&l, t, channel_epilogues(e, p.out_channels)};
 }
 
 const char* conv_algo_name(ConvAlgo algo) {

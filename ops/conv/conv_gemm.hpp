@@ -22,8 +22,8 @@ enum class ConvAlgo { Direct1x1Gemm, Im2colGemm, Winograd, TapGemm };
 const char* conv_algo_name(ConvAlgo algo);
 // The algorithm the cost model prefers: 1x1 GEMM for pointwise convolutions, Winograd (unless not
 // allowed) for stride-1 3x3(x3) ones with enough channels and output tiles to amortise the
-// transforms, the tap GEMM for others with at least 64 input channels (each tap's depth block
-// long enough for the register tile), im2col otherwise (e.g. conv1's 3 channels).
+// transforms, the tap GEMM for others whose kernel rows (kw taps x Cin, its A runs) fill a vector,
+// conv1's 7 x 3 included, im2col otherwise.
 ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd = true);
 
 // What a convolution adds after the product, and where it puts it. `residual` (if any) has the
@@ -69,17 +69,19 @@ ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels);
 // dst[k] = channel (k0 + k)'s epilogue of src[k], for k < n.
 void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst);
 
-// Where a convolution writes output position (image n, d, h, w) in its channels-last output.
+// Where a convolution writes output position (image n, d, h, w) in its channels-last output, and
+// the epilogue each channel gets on the way.
 struct ChannelsLastOut {
   const PaddedInput* layout = nullptr;
   int64_t frames = 0;
+  ChannelEpilogues epilogues;
   int64_t at(int64_t n, int64_t d, int64_t h, int64_t w) const {
     return frames ? layout->at(n / frames, n % frames + d, h, w) : layout->at(n, d, h, w);
   }
 };
 // Checks a channels-last output against the problem (no residual or stride, the layout's channels
 // and inside equal to the output's, frames dividing the batch; std::logic_error otherwise), zeroes
-// the borders of `out` and returns where positions go.
+// the borders of `out` and returns where positions go and with which epilogues.
 ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out);
 
 // The weights (Cout, Cin * kd * kh * kw), row-major, packed once for the GEMM kernel.

@@ -200,14 +200,13 @@ void scatter_item(const reference::ConvProblem& p, const ConvEpilogue& e, const 
 
 // The products of one item into a channels-last output layout: each position's channels of the
 // item are one contiguous run there.
-void store_item_channels_last(const reference::ConvProblem& p, const ChannelsLastOut& target, const ChannelEpilogues& ce,
-                              const float* product, int64_t ld, int64_t pos0, int64_t count, int64_t oc0,
-                              int64_t oc_count, float* out) {
+void store_item_channels_last(const reference::ConvProblem& p, const ChannelsLastOut& target, const float* product,
+                              int64_t ld, int64_t pos0, int64_t count, int64_t oc0, int64_t oc_count, float* out) {
   const auto& oe = p.out_extent;
   for (int64_t q = 0; q < count; ++q) {
     const int64_t pos = pos0 + q, ow = pos % oe[2], oh = pos / oe[2] % oe[1], od = pos / (oe[1] * oe[2]) % oe[0];
     const int64_t n = pos / (oe[0] * oe[1] * oe[2]);
-    store_channels(product + q * ld, oc_count, ce, oc0, out + target.at(n, od, oh, ow) + oc0);
+    store_channels(product + q * ld, oc_count, target.epilogues, oc0, out + target.at(n, od, oh, ow) + oc0);
   }
 }
 
@@ -230,7 +229,7 @@ namespace {
 // for a last panel past Cout and for a partial tile's A columns (read from a copy padded to mr, so
 // that the register tile never reads past the input).
 void pointwise_row(const reference::ConvProblem& p, const PackedPanels& w, const GemmKernel& kernel, const float* in,
-                   const ChannelsLastOut& target, const ChannelEpilogues& ce, int64_t n, int64_t d, int64_t h,
+                   const ChannelsLastOut& target, int64_t n, int64_t d, int64_t h,
                    float* ragged, float* a_edge, float* out) {
   const int64_t mr = kernel.mr, nr = kernel.nr, c_in = p.in_channels, c_out = p.out_channels;
   const auto& oe = p.out_extent;
@@ -264,7 +263,7 @@ void pointwise_row(const reference::ConvProblem& p, const PackedPanels& w, const
     for (int64_t r = 0; r < rows; ++r) {
       float* position = dst + r * c_out;
       std::copy(ragged + r * nr, ragged + r * nr + tail, position + whole * nr);
-      store_channels(position, c_out, ce, 0, position);
+      store_channels(position, c_out, target.epilogues, 0, position);
     }
   }
 }
@@ -276,7 +275,6 @@ void conv_pointwise_channels_last(const reference::ConvProblem& p, const PackedP
   const GemmKernel& kernel = kernel_for(w);
   if (!e.channels_last_out || p.window.volume() != 1) throw std::logic_error("not a pointwise channels-last output");
   const ChannelsLastOut target = begin_channels_last_out(p, e, out);
-  const ChannelEpilogues ce = channel_epilogues(e, p.out_channels);
   const int64_t rows = p.batch * p.out_extent[0] * p.out_extent[1];
 #pragma omp parallel
   {
@@ -286,7 +284,7 @@ void conv_pointwise_channels_last(const reference::ConvProblem& p, const PackedP
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t h = r % p.out_extent[1], d = r / p.out_extent[1] % p.out_extent[0];
-      pointwise_row(p, w, kernel, in, target, ce, r / (p.out_extent[0] * p.out_extent[1]), d, h, ragged, a_edge, out);
+      pointwise_row(p, w, kernel, in, target, r / (p.out_extent[0] * p.out_extent[1]), d, h, ragged, a_edge, out);
     }
   }
 }
@@ -296,15 +294,8 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
   const GemmKernel& kernel = kernel_for(w);
   const int64_t mr = kernel.mr, nr = kernel.nr;
   const PaddedInput pi = padded_input(p);
-  const float* padded = in;
-  if (!in_channels_last) {
-    float* copy = channels_last_scratch().reserve(p.batch * pi.floats());
-    to_channels_last(p, pi, in, copy);
-    padded = copy;
-  }
+  const float* padded = channels_last_input(p, pi, in, in_channels_last);
   const ChannelsLastOut target = e.channels_last_out ? begin_channels_last_out(p, e, out) : ChannelsLastOut{};
-  const ChannelEpilogues channels_last_epilogues =
-      e.channels_last_out ? channel_epilogues(e, p.out_channels) : ChannelEpilogues{};
 
   const DepthBlocks d = depth_blocks(p, pi, kernel.kc);
   const int64_t positions = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
@@ -343,7 +334,7 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
       const int64_t oc0 = panel0 * nr;
       const int64_t oc_count = std::min(ld, p.out_channels - oc0);
       if (e.channels_last_out) {
-        store_item_channels_last(p, target, channels_last_epilogues, product, ld, pos0, count, oc0, oc_count, out);
+        store_item_channels_last(p, target, product, ld, pos0, count, oc0, oc_count, out);
       } else {
         scatter_item(p, e, product, ld, pos0, count, oc0, oc_count, out);
       }

@@ -410,8 +410,8 @@ void scatter_block(const reference::ConvProblem& p, const Geometry& g, const Til
 // A block's transformed outputs into a channels-last output layout: each output position's Cout
 // values are contiguous there, so they go through the epilogue as one vector run.
 void store_block_channels_last(const reference::ConvProblem& p, const Geometry& g, const TilePlace* places,
-                               int64_t tiles, const float* results, int64_t ld, const ChannelEpilogues& ce,
-                               const ChannelsLastOut& target, float* out) {
+                               int64_t tiles, const float* results, int64_t ld, const ChannelsLastOut& target,
+                               float* out) {
   const int64_t m1 = g.m[1], m2 = g.m[2], elements = g.m[0] * m1 * m2;
   for (int64_t t = 0; t < tiles; ++t) {
     const TilePlace& s = places[t];
@@ -420,7 +420,7 @@ void store_block_channels_last(const reference::ConvProblem& p, const Geometry& 
         for (int64_t q = 0; q < s.inside[2]; ++q) {
           const float* src = results + (t * elements + (a * m1 + b) * m2 + q) * ld;
           float* dst = out + target.at(s.image, s.start[0] + a, s.start[1] + b, s.start[2] + q);
-          store_channels(src, p.out_channels, ce, 0, dst);
+          store_channels(src, p.out_channels, target.epilogues, 0, dst);
         }
   }
 }
@@ -441,15 +441,8 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
   const int64_t c_n = p.in_channels, pos = g.positions, mr = kernel.mr, nr = kernel.nr;
   const int64_t ld = w.panels * nr, elements = g.m[0] * g.m[1] * g.m[2];
   const PaddedInput pi = winograd_input_layout(p);
-  const float* padded = in;
-  if (!in_channels_last) {
-    float* copy = channels_last_scratch().reserve(p.batch * pi.floats());
-    to_channels_last(p, pi, in, copy);
-    padded = copy;
-  }
+  const float* padded = channels_last_input(p, pi, in, in_channels_last);
   const ChannelsLastOut target = e.channels_last_out ? begin_channels_last_out(p, e, out) : ChannelsLastOut{};
-  const ChannelEpilogues channels_last_epilogues =
-      e.channels_last_out ? channel_epilogues(e, p.out_channels) : ChannelEpilogues{};
 
   std::vector<ChannelEpilogue> epilogues(static_cast<std::size_t>(p.out_channels));
   for (int64_t k = 0; k < p.out_channels; ++k) epilogues[k] = channel_epilogue(e, k);
@@ -493,7 +486,7 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
 
       for (int64_t t = 0; t < count; ++t) transform_output_tile(g, m + t * ld, T * ld, ld, sa, sb, results + t * elements * ld);
       if (e.channels_last_out) {
-        store_block_channels_last(p, g, places.data(), count, results, ld, channels_last_epilogues, target, out);
+        store_block_channels_last(p, g, places.data(), count, results, ld, target, out);
       } else {
         scatter_block(p, g, places.data(), count, results, ld, epilogues.data(), e.residual, out);
       }
