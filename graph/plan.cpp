@@ -183,7 +183,8 @@ void hand_over_channels_last(const Graph& g, const Uses& uses, std::vector<PlanS
       to3d = step_of[reader];
       reader = uses.readers[out][0];
     }
-    return steps[step_of[reader]].is_conv ? step_of[reader] : -1;
+    // A reader absorbed into another step (a BatchNorm folded into its conv) has no step of its own.
+    return step_of[reader] >= 0 && steps[step_of[reader]].is_conv ? step_of[reader] : -1;
   };
   for (PlanStep& s : steps) {
     const int v = s.output;

@@ -304,10 +304,10 @@ TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const P
 int64_t tiles_per_block(int64_t total_tiles, int64_t step, int threads, int64_t floats_per_tile) {
   constexpr int64_t kBudgetFloats = 3 << 20;
   const int64_t most = std::max<int64_t>(1, std::min<int64_t>(36, kBudgetFloats / floats_per_tile) / step) * step;
-  int64_t best = step, best_load = std::numeric_limits<int64_t>::max();
+  int64_t best = 0, best_load = 0;
   for (int64_t t = most; t >= step; t -= step) {
     const int64_t blocks = (total_tiles + t - 1) / t, load = (blocks + threads - 1) / threads * t;
-    if (load * 20 < best_load * 19) {
+    if (best == 0 || load * 20 < best_load * 19) {
       best = t;
       best_load = load;
     }
