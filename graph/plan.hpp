@@ -10,9 +10,9 @@
 //    so the full-size convolution output never exists (ECO's conv1 and conv2 outputs are 4x their
 //    pooled size) and the pooling reads cache-warm data;
 //  - a Concat's conv inputs are written into its channel slices;
-//  - a Winograd or tap GEMM convolution whose result only another such convolution reads writes
-//    it in that one's padded channels-last layout, sparing it the copy (the value then holds that
-//    layout, not planes).
+//  - a Winograd, tap GEMM or 1x1 convolution whose result only a Winograd or tap GEMM convolution
+//    reads (directly or through ECO's To3D view) writes it in that one's padded channels-last
+//    layout, sparing it the copy (the value then holds that layout, not planes).
 // Other ops run their reference kernels. Buffers are freed after their last reader.
 #include <string>
 #include <vector>
@@ -50,9 +50,10 @@ struct PlanStep {
   int slice_of = -1;
   int64_t slice_channel = 0;
   std::vector<bool> in_place;
-  // Channels-last hand-over: a Winograd or tap GEMM step whose output only one such step reads
-  // (as its input) writes it as that step's padded channels-last input copy (out_layout, in a
-  // buffer of that size), and the reader takes it as is (in_channels_last) instead of copying.
+  // Channels-last hand-over: a Winograd, tap GEMM or 1x1 step whose output only one Winograd or
+  // tap GEMM step reads (as its input) writes it as that step's padded channels-last input copy
+  // (out_layout, in a buffer of that size), and the reader takes it as is (in_channels_last)
+  // instead of copying.
   // Through ECO's To3D the hand-over writes frame by frame (out_frames = T) and the To3D step
   // only passes the buffer on (alias_input).
   bool out_channels_last = false;

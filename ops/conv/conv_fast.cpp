@@ -22,7 +22,7 @@ namespace {
 
 // `p` is the prepared problem, possibly with another batch size.
 void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const float* in, const ConvEpilogue& e,
-              float* out, bool in_channels_last = false) {
+              float* out, bool in_channels_last) {
   if (in_channels_last && !takes_channels_last(c)) throw std::logic_error("this algorithm reads planes only");
   if (e.channels_last_out && c.algo == ConvAlgo::Direct1x1Gemm) {
     if (!writes_channels_last(c)) throw std::logic_error("a 1x1 GEMM not prepared for a channels-last output");
