@@ -29,6 +29,7 @@ struct BlockedSgemm {
   using Vec = xsimd::batch<float, Arch>;
   static constexpr int W = static_cast<int>(Vec::size);
   static constexpr int NR = 2 * W;
+  using Reg = typename Vec::register_type;
 
   // A[m0:m0+mc, k0:k0+kc] into MR-row panels, each kc x MR, zero-padded below the last row.
   static void pack_a(const GemmShape& s, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* out) {
@@ -67,7 +68,10 @@ struct BlockedSgemm {
   static void micro_kernel(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                            int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep,
                            int64_t m0, int64_t n0, int64_t lda = 0) {
-    Vec acc0[ROWS], acc1[ROWS];
+    // Raw registers, not Vec: GCC keeps arrays of these in registers after the loop, whereas
+    // arrays of Vec were zeroed on the stack and spilled there after every tile.
+    Reg acc0[ROWS], acc1[ROWS];
+#pragma GCC unroll 32
     for (int r = 0; r < ROWS; ++r) {
       acc0[r] = Vec(0.0f);
       acc1[r] = Vec(0.0f);
@@ -75,16 +79,47 @@ struct BlockedSgemm {
     for (int64_t k = 0; k < kc; ++k) {
       const Vec b0 = Vec::load_unaligned(b + k * ldb);
       const Vec b1 = kOneVector ? Vec(0.0f) : Vec::load_unaligned(b + k * ldb + W);
+#pragma GCC unroll 32
       for (int r = 0; r < ROWS; ++r) {
         const Vec av(kA == ALayout::Rows ? a[r * lda + k] : kA == ALayout::Columns ? a[k * lda + r] : a[k * MR + r]);
-        acc0[r] = xsimd::fma(av, b0, acc0[r]);
-        if constexpr (!kOneVector) acc1[r] = xsimd::fma(av, b1, acc1[r]);
+        acc0[r] = xsimd::fma(av, b0, Vec(acc0[r]));
+        if constexpr (!kOneVector) acc1[r] = xsimd::fma(av, b1, Vec(acc1[r]));
       }
     }
-    if (cols == NR) {  // whole vectors: accumulate and epilogue in registers
-      for (int r = 0; r < rows; ++r) {
+    if (cols == (kOneVector ? W : NR) && rows == ROWS && !ep) {  // the common case, from the registers
+#pragma GCC unroll 32
+      for (int r = 0; r < ROWS; ++r) {
         float* row = c + r * ldc;
-        Vec v0 = acc0[r], v1 = acc1[r];
+        Vec v0(acc0[r]);
+        if (accumulate) v0 += Vec::load_unaligned(row);
+        v0.store_unaligned(row);
+        if constexpr (!kOneVector) {
+          Vec v1(acc1[r]);
+          if (accumulate) v1 += Vec::load_unaligned(row + W);
+          v1.store_unaligned(row + W);
+        }
+      }
+      return;
+    }
+    // Everything else goes through a buffer, in a function of its own: with the partial and
+    // epilogue paths inline, GCC kept the accumulators on the stack (zeroing them there with
+    // `rep stos` and spilling them after the loop), a few percent of every tile.
+    alignas(64) float tile[ROWS * NR];
+#pragma GCC unroll 32
+    for (int r = 0; r < ROWS; ++r) {
+      Vec(acc0[r]).store_aligned(tile + r * NR);
+      Vec(acc1[r]).store_aligned(tile + r * NR + W);
+    }
+    store_tile(tile, c, ldc, rows, cols, accumulate, ep, m0, n0);
+  }
+
+  // C[0:rows, 0:cols] (+)= a register tile saved in `tile` (rows NR apart), epilogue if given.
+  [[gnu::noinline]] static void store_tile(const float* tile, float* c, int64_t ldc, int64_t rows, int64_t cols,
+                                           bool accumulate, const GemmEpilogue* ep, int64_t m0, int64_t n0) {
+    if (cols == NR) {
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = c + r * ldc;
+        Vec v0 = Vec::load_aligned(tile + r * NR), v1 = Vec::load_aligned(tile + r * NR + W);
         if (accumulate) {
           v0 += Vec::load_unaligned(row);
           v1 += Vec::load_unaligned(row + W);
@@ -94,11 +129,6 @@ struct BlockedSgemm {
         v1.store_unaligned(row + W);
       }
       return;
-    }
-    alignas(64) float tile[ROWS * NR];
-    for (int r = 0; r < ROWS; ++r) {
-      acc0[r].store_aligned(tile + r * NR);
-      acc1[r].store_aligned(tile + r * NR + W);
     }
     for (int64_t r = 0; r < rows; ++r) {
       float* row = c + r * ldc;
