@@ -88,6 +88,15 @@ TEST_CASE("pool reference and separable kernel: equal the padded-copy oracle on 
       // of 14 like inception 4's, and rows of 1 and 2 where every output is a row end).
       {2, Shape{2, 3, 14, 14}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
       {2, Shape{1, 3, 5, 1}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      // Many small planes, pooled a group of planes at a time with a shorter last group.
+      {2, Shape{3, 37, 7, 7}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      // 3x3 stride 1 pad 1 (the fused two-pass kernel) on the smallest planes it takes.
+      {2, Shape{2, 3, 2, 2}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {2, Shape{1, 2, 2, 9}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {2, Shape{1, 2, 9, 2}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {2, Shape{2, 45, 7, 7}, {1, 7, 7}, {1, 1, 1}, {0, 0, 0}},
+      {2, Shape{2, 29, 14, 14}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
+      {3, Shape{2, 11, 4, 5, 5}, {3, 3, 3}, {1, 2, 2}, {1, 1, 1}},
       {2, Shape{1, 2, 4, 2}, {1, 3, 5}, {1, 1, 1}, {0, 1, 2}},
   };
   uint64_t seed = 900;
