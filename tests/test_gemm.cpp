@@ -199,3 +199,44 @@ TEST_CASE("gemm: register tiles with unpacked A rows or columns, for every ISA v
     }
   }
 }
+
+TEST_CASE("gemm: register tiles with A rows read in place as runs, for every ISA variant, equal the reference") {
+  // Runs of several lengths at scattered offsets, rows closer together than a run is long (a
+  // strided convolution's overlapping windows), written fresh or added to C; rows step by row_step.
+  uint64_t seed = 1500;
+  for (const auto& kernel : available_gemm_kernels()) {
+    const int64_t nr = kernel.nr, lda = 6, ldc = nr + 5;
+    const std::vector<int64_t> offsets{40, 3, 170}, lens{21, 1, kernel.kc};
+    const ARuns runs{3, offsets.data(), lens.data()};
+    const int64_t depth = 22 + kernel.kc;
+    Tensor a = test::random_tensor(Shape{170 + kernel.kc + lda * kernel.mr}, seed++);
+    Tensor b = test::random_tensor(Shape{depth * nr}, seed++);
+    for (const bool accumulate : {false, true})
+      for (int64_t rows = kernel.row_step; rows <= kernel.mr; rows += kernel.row_step) {
+        CAPTURE(kernel.name);
+        CAPTURE(rows);
+        CAPTURE(accumulate);
+        std::vector<float> dense(static_cast<std::size_t>(rows * depth));
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t p = 0, k = 0; p < runs.count; k += lens[p], ++p)
+            for (int64_t i = 0; i < lens[p]; ++i) dense[r * depth + k + i] = a.data()[offsets[p] + r * lda + i];
+        Tensor c0 = test::random_tensor(Shape{kernel.mr * ldc}, seed++);
+        std::vector<float> c(c0.data(), c0.data() + c0.numel()), ref(static_cast<std::size_t>(rows * nr));
+        kernel.tile_runs_a(runs, a.data(), lda, b.data(), c.data(), ldc, rows, accumulate);
+        reference::sgemm({rows, nr, depth, dense.data(), depth, b.data(), nr, ref.data(), nr}, {});
+        std::vector<float> used;
+        bool untouched = true;
+        for (int64_t r = 0; r < kernel.mr; ++r)
+          for (int64_t j = 0; j < ldc; ++j) {
+            const float v = c[r * ldc + j], before = c0.data()[r * ldc + j];
+            if (r < rows && j < nr) {
+              used.push_back(v - (accumulate ? before : 0.0f));
+            } else {
+              untouched = untouched && v == before;
+            }
+          }
+        CHECK(untouched);
+        CHECK(relative_error(used, ref) < 1e-4f);
+      }
+  }
+}

@@ -71,6 +71,16 @@ struct PanelBlock {
   const GemmEpilogue* epilogue;
 };
 
+// A register tile's A rows read where they are as `count` runs laid end to end in depth: run p of
+// row r is len[p] floats at a + offset[p] + r * lda, and B's rows follow the runs in order. E.g. a
+// convolution's output positions along a row, each reading its window's kernel rows from a
+// channels-last input (lda = stride x channels).
+struct ARuns {
+  int64_t count;
+  const int64_t* offset;
+  const int64_t* len;
+};
+
 // One instruction-set variant of the blocked SGEMM, e.g. "sgemm_12x32_avx512f".
 struct GemmKernel {
   std::string name;
@@ -90,6 +100,10 @@ struct GemmKernel {
   void (*tile_rows_a)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;
   int row_step = 0;
+  // The same with A's rows read in place as runs; it reads exactly `rows` rows, which must be a
+  // multiple of row_step (at most mr).
+  void (*tile_runs_a)(const ARuns& runs, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                      int64_t rows, bool accumulate) = nullptr;
   // The same with A's columns read in place: element (r, k) at a[k * lda + r].
   void (*tile_cols_a)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;

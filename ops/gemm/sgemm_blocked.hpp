@@ -68,14 +68,41 @@ struct BlockedSgemm {
   static void micro_kernel(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                            int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep,
                            int64_t m0, int64_t n0, int64_t lda = 0) {
-    // Raw registers, not Vec: GCC keeps arrays of these in registers after the loop, whereas
-    // arrays of Vec were zeroed on the stack and spilled there after every tile.
     Reg acc0[ROWS], acc1[ROWS];
+    zero_tile<ROWS>(acc0, acc1);
+    multiply<kA, ROWS, kOneVector>(acc0, acc1, kc, a, lda, b, ldb);
+    finish_tile<ROWS, kOneVector>(acc0, acc1, c, ldc, rows, cols, accumulate, ep, m0, n0);
+  }
+
+  // A register tile whose A rows are read in place as runs (see ARuns), full panel width.
+  template <int ROWS>
+  static void runs_kernel(const ARuns& runs, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                          int64_t rows, bool accumulate) {
+    Reg acc0[ROWS], acc1[ROWS];
+    zero_tile<ROWS>(acc0, acc1);
+    for (int64_t p = 0; p < runs.count; ++p) {
+      multiply<ALayout::Rows, ROWS, false>(acc0, acc1, runs.len[p], a + runs.offset[p], lda, b, NR);
+      b += runs.len[p] * NR;
+    }
+    finish_tile<ROWS, false>(acc0, acc1, c, ldc, rows, NR, accumulate, nullptr, 0, 0);
+  }
+
+  // The pieces of a register tile, inlined into its kernels. Every loop over ROWS is unrolled, so
+  // that GCC keeps the accumulator arrays in registers: without it (and with the partial and
+  // epilogue stores inline) it zeroed them on the stack with `rep stos` and spilled them there
+  // after the k loop, a few percent of every tile.
+  template <int ROWS>
+  [[gnu::always_inline]] static void zero_tile(Reg (&acc0)[ROWS], Reg (&acc1)[ROWS]) {
 #pragma GCC unroll 32
     for (int r = 0; r < ROWS; ++r) {
       acc0[r] = Vec(0.0f);
       acc1[r] = Vec(0.0f);
     }
+  }
+
+  template <ALayout kA, int ROWS, bool kOneVector>
+  [[gnu::always_inline]] static void multiply(Reg (&acc0)[ROWS], Reg (&acc1)[ROWS], int64_t kc, const float* a,
+                                              int64_t lda, const float* b, int64_t ldb) {
     for (int64_t k = 0; k < kc; ++k) {
       const Vec b0 = Vec::load_unaligned(b + k * ldb);
       const Vec b1 = kOneVector ? Vec(0.0f) : Vec::load_unaligned(b + k * ldb + W);
@@ -86,6 +113,12 @@ struct BlockedSgemm {
         if constexpr (!kOneVector) acc1[r] = xsimd::fma(av, b1, Vec(acc1[r]));
       }
     }
+  }
+
+  template <int ROWS, bool kOneVector>
+  [[gnu::always_inline]] static void finish_tile(const Reg (&acc0)[ROWS], const Reg (&acc1)[ROWS], float* c,
+                                                 int64_t ldc, int64_t rows, int64_t cols, bool accumulate,
+                                                 const GemmEpilogue* ep, int64_t m0, int64_t n0) {
     if (cols == (kOneVector ? W : NR) && rows == ROWS && !ep) {  // the common case, from the registers
 #pragma GCC unroll 32
       for (int r = 0; r < ROWS; ++r) {
@@ -101,9 +134,8 @@ struct BlockedSgemm {
       }
       return;
     }
-    // Everything else goes through a buffer, in a function of its own: with the partial and
-    // epilogue paths inline, GCC kept the accumulators on the stack (zeroing them there with
-    // `rep stos` and spilling them after the loop), a few percent of every tile.
+    // Everything else goes through a buffer, in a function of its own (inline, it too made GCC
+    // keep the accumulators on the stack).
     alignas(64) float tile[ROWS * NR];
 #pragma GCC unroll 32
     for (int r = 0; r < ROWS; ++r) {
@@ -283,6 +315,16 @@ struct BlockedSgemm {
     covering_tile<ALayout::Columns>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
   }
 
+  // A's rows read in place as runs (see ARuns): C[0:rows, 0:NR] (+)= A x one B panel.
+  static void tile_runs_a(const ARuns& runs, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                          int64_t rows, bool accumulate) {
+    if constexpr (MR % 3 == 0) {
+      if (rows <= MR / 3) return runs_kernel<MR / 3>(runs, a, lda, b, c, ldc, rows, accumulate);
+      if (rows <= 2 * MR / 3) return runs_kernel<2 * MR / 3>(runs, a, lda, b, c, ldc, rows, accumulate);
+    }
+    runs_kernel<MR>(runs, a, lda, b, c, ldc, rows, accumulate);
+  }
+
   // The rows covering_tile computes for a partial tile come in steps of this many.
   static constexpr int row_step() { return MR % 3 == 0 ? MR / 3 : MR; }
 
@@ -357,6 +399,7 @@ struct BlockedSgemm {
     k.run_depth_block = K::run_depth_block;                                                              \
     k.tile_rows_a = K::tile_rows_a;                                                                      \
     k.tile_cols_a = K::tile_cols_a;                                                                      \
+    k.tile_runs_a = K::tile_runs_a;                                                                      \
     k.row_step = K::row_step();                                                                          \
     k.fma_chains = K::fma_chains;                                                                        \
     return k;                                                                                            \

@@ -27,7 +27,7 @@ struct Piece {
 // Where an output position's window starts: where it reads its tap (0, 0, 0) in the padded copy, and the
 // unpadded input row (d, h) of that tap, which may lie in the padding.
 struct Origin {
-  int64_t base, d, h;
+  int64_t base, d, h, w;  // w: the output position's column
 };
 
 // A depth block: weight rows [k0, k0 + len), pieces [first, first + count) laid end to end. Long
@@ -39,8 +39,11 @@ struct DepthBlock {
 
 struct DepthBlocks {
   std::vector<Piece> pieces;
+  std::vector<int64_t> offsets, lens;  // the pieces' offset and len, for ARuns
   std::vector<DepthBlock> blocks;
   int64_t longest = 0;
+
+  ARuns runs(const DepthBlock& b) const { return {b.count, offsets.data() + b.first, lens.data() + b.first}; }
 };
 
 std::vector<Piece> tap_row_pieces(const reference::ConvProblem& p, const PaddedInput& pi, int64_t kc) {
@@ -67,6 +70,8 @@ DepthBlocks depth_blocks(const reference::ConvProblem& p, const PaddedInput& pi,
     d.blocks.back().len += piece.len;
     d.blocks.back().count += 1;
     d.longest = std::max(d.longest, d.blocks.back().len);
+    d.offsets.push_back(piece.offset);
+    d.lens.push_back(piece.len);
   }
   return d;
 }
@@ -110,7 +115,7 @@ void position_origins(const reference::ConvProblem& p, const PaddedInput& pi, in
   int64_t n = pos0 / (oe[0] * oe[1] * oe[2]);
   for (int64_t q = 0; q < count; ++q) {
     const int64_t base = n * pi.floats() + ((od * s[0] * pi.extent[1] + oh * s[1]) * pi.extent[2] + ow * s[2]) * pi.channels;
-    origins[q] = {base, od * s[0] - p.window.pad[0], oh * s[1] - p.window.pad[1]};
+    origins[q] = {base, od * s[0] - p.window.pad[0], oh * s[1] - p.window.pad[1], ow};
     if (++ow < oe[2]) continue;
     ow = 0;
     if (++oh < oe[1]) continue;
@@ -118,6 +123,25 @@ void position_origins(const reference::ConvProblem& p, const PaddedInput& pi, in
     if (++od < oe[0]) continue;
     od = 0;
     ++n;
+  }
+}
+
+// A register tile: `rows` positions from the item's position `first`.
+struct Tile {
+  int64_t first, rows;
+};
+
+// An item's register tiles: mr positions each, or, when A is read in place (positions one stride
+// apart), cut where an output row ends as well. In place needs output rows a multiple of
+// row_step wide (conv1's 112), so that every cut tile is a whole number of row steps and the
+// kernel reads no position past the tile.
+void item_tiles(const Origin* origins, int64_t count, int64_t mr, int64_t out_w, bool in_place,
+                std::vector<Tile>& tiles) {
+  tiles.clear();
+  for (int64_t i0 = 0; i0 < count;) {
+    const int64_t rows = std::min(mr, in_place ? std::min(count - i0, out_w - origins[i0].w) : count - i0);
+    tiles.push_back({i0, rows});
+    i0 += rows;
   }
 }
 
@@ -300,11 +324,17 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
   const DepthBlocks d = depth_blocks(p, pi, kernel.kc);
   const int64_t positions = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   const Split s = split_work(positions, w.panels, mr, nr, omp_get_max_threads());
+  // With output rows a multiple of row_step wide, A is read straight from the channels-last copy
+  // (positions stride x channels apart) instead of being copied a tile at a time: the copy was a
+  // sixth of conv1's time, whose 7 x 3-channel windows give only 2 panels per tile to spread it on.
+  const bool in_place = p.out_extent[2] % kernel.row_step == 0;
+  const int64_t position_step = p.window.stride[2] * pi.channels;
 
 #pragma omp parallel
   {
     thread_local ScratchBuffer product_buffer, tile_buffer;
     thread_local std::vector<Origin> origins;
+    thread_local std::vector<Tile> tiles;
     thread_local std::vector<char> written;  // per register tile: has a block written its products
     float* product = product_buffer.reserve(s.block_positions * s.group_panels * nr);
     float* a = tile_buffer.reserve(mr * d.longest);
@@ -315,21 +345,27 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
       const int64_t ld = panel_n * nr;
       origins.resize(static_cast<std::size_t>(count));
       position_origins(p, pi, pos0, count, origins.data());
-      written.assign(static_cast<std::size_t>((count + mr - 1) / mr), 0);
+      item_tiles(origins.data(), count, mr, p.out_extent[2], in_place, tiles);
+      written.assign(tiles.size(), 0);
       for (const DepthBlock& b : d.blocks) {
-        for (int64_t i0 = 0; i0 < count; i0 += mr) {
-          const int64_t rows = std::min(mr, count - i0);
+        for (std::size_t t = 0; t < tiles.size(); ++t) {
+          const auto [i0, rows] = tiles[t];
           if (!reads_input(p, origins.data() + i0, rows, b, d.pieces.data())) continue;
-          fill_tile(padded, origins.data() + i0, rows, mr, b, d.pieces.data(), a);
+          if (!in_place) fill_tile(padded, origins.data() + i0, rows, mr, b, d.pieces.data(), a);
           for (int64_t j = 0; j < panel_n; ++j) {
             const float* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
-            kernel.tile_rows_a(b.len, a, b.len, b_panel, product + i0 * ld + j * nr, ld, rows, written[i0 / mr]);
+            float* c = product + i0 * ld + j * nr;
+            if (in_place) {
+              kernel.tile_runs_a(d.runs(b), padded + origins[i0].base, position_step, b_panel, c, ld, rows, written[t]);
+            } else {
+              kernel.tile_rows_a(b.len, a, b.len, b_panel, c, ld, rows, written[t]);
+            }
           }
-          written[i0 / mr] = 1;
+          written[t] = 1;
         }
       }
-      for (int64_t i0 = 0; i0 < count; i0 += mr) {  // windows entirely in the padding
-        if (!written[i0 / mr]) std::fill(product + i0 * ld, product + (i0 + std::min(mr, count - i0)) * ld, 0.0f);
+      for (std::size_t t = 0; t < tiles.size(); ++t) {  // windows entirely in the padding
+        if (!written[t]) std::fill(product + tiles[t].first * ld, product + (tiles[t].first + tiles[t].rows) * ld, 0.0f);
       }
       const int64_t oc0 = panel0 * nr;
       const int64_t oc_count = std::min(ld, p.out_channels - oc0);
