@@ -3,9 +3,10 @@
 // GFLOP/s (direct-convolution equivalent: 2 per MAC), peak% (of the widest ISA's FMA peak on
 // the same thread count) and rel_err (largest difference from the reference over the largest
 // reference value). With oneDNN installed (Debian's libdnnl-dev, found at configure time), each
-// shape also runs as oneDNN's convolution_auto with the memory formats it prefers (weights and
-// activations reordered to them once, outside the timing): oneDNN's best case, against which our
-// kernels, which work on plain NC(D)HW tensors, are compared.
+// shape also runs as oneDNN's convolution_auto twice: "onednn" with the memory formats it prefers
+// (weights and activations reordered to them once, outside the timing), oneDNN's best case inside
+// a network that stays in its blocked layout; and "onednn_plain" with plain NC(D)HW activations in
+// and out, the contract our kernels work to (weights still in its preferred format, prepared once).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -124,7 +125,7 @@ dnnl::memory::dims spatial(bool volumetric, const std::array<int64_t, 3>& v) {
   return {v[1], v[2]};
 }
 
-void bench_onednn(benchmark::State& state, Shape5 shape) {
+void bench_onednn(benchmark::State& state, Shape5 shape, bool plain_activations) {
   using namespace dnnl;
   const auto& p = shape.p;
   const bool vol = p.window.kernel[0] != 1 || p.in_extent[0] != 1;
@@ -140,8 +141,9 @@ void bench_onednn(benchmark::State& state, Shape5 shape) {
     pad_r[a] = (p.out_extent[a] - 1) * p.window.stride[a] + p.window.kernel[a] - p.in_extent[a] - p.window.pad[a];
   }
   const auto any = memory::format_tag::any;
-  const memory::desc src_md(src_dims, f32, any), w_md(w_dims, f32, any), b_md({p.out_channels}, f32, memory::format_tag::x),
-      dst_md(dst_dims, f32, any);
+  const auto activations = plain_activations ? plain : any;
+  const memory::desc src_md(src_dims, f32, activations), w_md(w_dims, f32, any),
+      b_md({p.out_channels}, f32, memory::format_tag::x), dst_md(dst_dims, f32, activations);
   engine eng(engine::kind::cpu, 0);
   stream strm(eng);
   const convolution_forward::desc desc(prop_kind::forward_inference, algorithm::convolution_auto, src_md, w_md, b_md,
@@ -184,7 +186,11 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMillisecond)->UseRealTime();
     }
 #ifdef ECOCPU_HAVE_ONEDNN
-    benchmark::RegisterBenchmark((s.id + "/onednn").c_str(), bench_onednn, s)->Unit(benchmark::kMillisecond)->UseRealTime();
+    for (const bool plain : {false, true}) {
+      benchmark::RegisterBenchmark((s.id + (plain ? "/onednn_plain" : "/onednn")).c_str(), bench_onednn, s, plain)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
 #endif
   }
   benchmark::Initialize(&argc, argv);

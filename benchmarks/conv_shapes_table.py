@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Markdown table of bench_conv_shapes' console output: per shape, the algorithm ecocpu picks,
-its time, oneDNN's time and their ratio; then how many shapes are at least as fast as oneDNN.
+its time, oneDNN's time in its preferred blocked layout and with plain NC(D)HW activations (the
+contract ecocpu's kernels work to), and the ratios; then how many shapes are at least as fast as
+oneDNN in each.
 
 usage: bench_conv_shapes [--benchmark_min_time=0.3] | python3 benchmarks/conv_shapes_table.py
 """
@@ -27,26 +29,35 @@ def main():
             s["chosen"] = algo
         s["ms"][algo] = float(ms)
     rows = sorted(order, key=lambda k: (not shapes[k]["lite"], order.index(k)))
-    print("| shape (first layer with it) | batch x in>out, input, window | ecocpu's algorithm | ms | oneDNN ms | oneDNN / ours |")
-    print("|---|---|---|---|---|---|")
-    wins = total = lite_wins = lite_total = 0
+    print("| shape (first layer with it) | batch x in>out, input, window | ecocpu's algorithm | ms "
+          "| oneDNN blocked ms | blocked / ours | oneDNN plain ms | plain / ours |")
+    print("|---|---|---|---|---|---|---|---|")
+    wins = {"onednn": [0, 0, 0, 0], "onednn_plain": [0, 0, 0, 0]}  # wins, total, Lite wins, Lite total
     for k in rows:
         s = shapes[k]
         algo = s["chosen"]
         if algo is None or "onednn" not in s["ms"]:
             continue
-        ours, theirs = s["ms"][algo], s["ms"]["onednn"]
-        ratio = theirs / ours
-        total += 1
-        wins += ratio >= 1.0
-        if s["lite"]:
-            lite_total += 1
-            lite_wins += ratio >= 1.0
+        ours = s["ms"][algo]
+        cells = []
+        for engine, tally in wins.items():
+            theirs = s["ms"].get(engine)
+            if theirs is None:
+                cells += ["-", "-"]
+                continue
+            ratio = theirs / ours
+            tally[0] += ratio >= 1.0
+            tally[1] += 1
+            if s["lite"]:
+                tally[2] += ratio >= 1.0
+                tally[3] += 1
+            cells += [f"{theirs:.2f}", f"{ratio:.2f}"]
         name = k + (" (Lite)" if s["lite"] else "")
-        print(f"| {name} | {s['key']} | {algo} | {ours:.2f} | {theirs:.2f} | {ratio:.2f} |")
+        print(f"| {name} | {s['key']} | {algo} | {ours:.2f} | " + " | ".join(cells) + " |")
     print()
-    print(f"at least as fast as oneDNN: {wins} of {total} shapes ({lite_wins} of {lite_total} in ECO Lite)")
-
+    for engine, label in (("onednn", "blocked layout"), ("onednn_plain", "plain NC(D)HW activations")):
+        w, total, lw, lt = wins[engine]
+        print(f"at least as fast as oneDNN ({label}): {w} of {total} shapes ({lw} of {lt} in ECO Lite)")
 
 if __name__ == "__main__":
     main()
