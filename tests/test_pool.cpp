@@ -90,6 +90,11 @@ TEST_CASE("pool reference and separable kernel: equal the padded-copy oracle on 
       {2, Shape{1, 3, 5, 1}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
       // Many small planes, pooled a group of planes at a time with a shorter last group.
       {2, Shape{3, 37, 7, 7}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      // 3x3 stride 2 unpadded max (the row-at-a-time kernel): windows clipped at the last row
+      // and column (ceil mode) or not, planes as small as one window.
+      {2, Shape{2, 3, 14, 9}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
+      {2, Shape{1, 2, 4, 3}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
+      {2, Shape{3, 40, 28, 28}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
       // 3x3 stride 1 pad 1 (the fused two-pass kernel) on the smallest planes it takes.
       {2, Shape{2, 3, 2, 2}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
       {2, Shape{1, 2, 2, 9}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},

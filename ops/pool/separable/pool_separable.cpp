@@ -198,6 +198,39 @@ bool is_3x3_same_2d(const reference::PoolProblem& p) {
          p.in_extent[1] >= 2 && p.in_extent[2] >= 2;
 }
 
+// 3x3 max windows, stride 2, no padding (BN-Inception's pool1, pool2 and its stride-2 inception
+// pools): per output row, the maxima of its three input rows in one pass, then of three
+// neighbours at stride 2; windows hanging over the last row or column (ceil mode) take the two
+// that lie inside. `t` holds one row.
+ECOCPU_VECTOR_CLONES
+void max_3x3_stride2(const float* in, float* out, float* t, int64_t planes, int64_t h, int64_t w, int64_t oh,
+                     int64_t ow) {
+  const int64_t whole = std::min(ow, (w - 1) / 2);  // outputs whose three columns all lie inside
+  for (int64_t n = 0; n < planes; ++n) {
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      const float* r0 = in + (n * h + 2 * oy) * w;
+      const int64_t rows = std::min<int64_t>(3, h - 2 * oy);
+      if (rows == 3) {
+        for (int64_t x = 0; x < w; ++x) t[x] = std::max(std::max(r0[x], r0[x + w]), r0[x + 2 * w]);
+      } else {
+        for (int64_t x = 0; x < w; ++x) t[x] = std::max(r0[x], r0[x + w]);
+      }
+      float* o = out + (n * oh + oy) * ow;
+      for (int64_t x = 0; x < whole; ++x) o[x] = std::max(std::max(t[2 * x], t[2 * x + 1]), t[2 * x + 2]);
+      for (int64_t x = whole; x < ow; ++x) o[x] = std::max(t[2 * x], t[2 * x + 1]);
+    }
+  }
+}
+
+bool is_max_3x3_stride2_2d(const reference::PoolProblem& p) {
+  const auto& win = p.window;
+  const auto& [d, h, w] = p.in_extent;
+  const auto& [od, oh, ow] = p.out_extent;
+  return p.mode == reference::PoolMode::Max && win.kernel == std::array<int64_t, 3>{1, 3, 3} &&
+         win.stride == std::array<int64_t, 3>{1, 2, 2} && win.pad == std::array<int64_t, 3>{0, 0, 0} && d == 1 &&
+         od == 1 && oh >= 1 && ow >= 1 && 2 * oh - 1 < h && 2 * ow - 1 < w;  // every window two wide
+}
+
 }  // namespace
 
 // Input elements pooled per task: small planes (inception's 14x14 and 7x7) are taken many at a
@@ -216,7 +249,7 @@ void pool_separable(const reference::PoolProblem& p, const float* in, float* out
   const Axis ad{d, od, win.kernel[0], win.stride[0], win.pad[0]};
   // 2D pooling (depth 1, kernel 1) needs no pass along d: the w pass writes the output.
   const bool depth_identity = ad.kernel == 1 && ad.stride == 1 && ad.pad == 0 && od == d;
-  const bool same_3x3 = is_3x3_same_2d(p);
+  const bool same_3x3 = is_3x3_same_2d(p), max_stride2 = is_max_3x3_stride2_2d(p);
   const int64_t tasks_wanted = 4 * omp_get_max_threads();
   const int64_t group = std::clamp<int64_t>(kElementsPerTask / std::max<int64_t>(1, d * h * w), 1,
                                             std::max<int64_t>(1, p.planes / tasks_wanted));
@@ -233,6 +266,10 @@ void pool_separable(const reference::PoolProblem& p, const float* in, float* out
       float* dst = out + first * od * oh * ow;
       if (same_3x3) {
         pool_3x3_same(src, dst, t1, planes, h, w, p.mode);
+        continue;
+      }
+      if (max_stride2) {
+        max_3x3_stride2(src, dst, t1, planes, h, w, oh, ow);
         continue;
       }
       pool_axis(src, t1, ah, planes * d, h * w, oh * w, w, p.mode);  // columns of h
