@@ -385,8 +385,9 @@ static float worst_difference(const std::vector<float>& a, const std::vector<flo
 TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution channels-last") {
   // The producer writes its output straight into the padded channels-last copy the consumer would
   // make of it (zero borders included); the consumer reads that copy instead of making one. A 1x1
-  // producer (rows of positions from the planes) gets partial tiles (widths 11, 13, 30), a last
-  // panel past Cout (40) and two depth blocks (300 channels).
+  // producer (tiles of positions read from the planes, across rows) gets partial tiles copied
+  // (143, 150 and 234 positions) or read in place (196), a last panel past Cout (40) and two depth
+  // blocks (300 channels).
   struct Case {
     int rank;
     fast::ConvAlgo producer, consumer;
@@ -402,6 +403,8 @@ TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution
       {2, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::Winograd, Shape{2, 6, 13, 11}, 40, 17, {1, 1, 1}},
       {2, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::TapGemm, Shape{1, 300, 5, 30}, 64, 8, {1, 1, 1}},
       {3, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::Winograd, Shape{1, 9, 3, 6, 13}, 24, 16, {1, 1, 1}},
+      // 14 x 14: tiles across rows, the last one 4 positions read in place.
+      {2, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::Winograd, Shape{2, 20, 14, 14}, 32, 16, {1, 1, 1}},
   };
   uint64_t seed = 2400;
   for (const auto& c : cases) {
