@@ -231,6 +231,41 @@ bool is_max_3x3_stride2_2d(const reference::PoolProblem& p) {
          od == 1 && oh >= 1 && ow >= 1 && 2 * oh - 1 < h && 2 * ow - 1 < w;  // every window two wide
 }
 
+// Windows covering a whole plane (the 7x7 global pools): one reduction over each plane's
+// contiguous floats, in sixteen independent lanes so that it vectorises without reassociating a
+// single sum; an average divides by the window, which is the plane.
+template <class Op>
+[[gnu::always_inline]] inline float reduce_plane(const float* x, int64_t n, float init, const Op& op) {
+  float lanes[16];
+  std::fill(lanes, lanes + 16, init);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) lanes[j] = op(lanes[j], x[i + j]);
+  for (; i < n; ++i) lanes[i % 16] = op(lanes[i % 16], x[i]);
+  float r = init;
+  for (int j = 0; j < 16; ++j) r = op(r, lanes[j]);
+  return r;
+}
+
+ECOCPU_VECTOR_CLONES
+void pool_whole_planes(const float* in, float* out, int64_t planes, int64_t volume, reference::PoolMode mode) {
+  for (int64_t n = 0; n < planes; ++n) {
+    const float* plane = in + n * volume;
+    if (mode == reference::PoolMode::Max) {
+      out[n] = reduce_plane(plane, volume, -std::numeric_limits<float>::infinity(),
+                            [](float a, float b) { return std::max(a, b); });
+    } else {
+      out[n] = reduce_plane(plane, volume, 0.0f, [](float a, float b) { return a + b; }) / static_cast<float>(volume);
+    }
+  }
+}
+
+bool is_whole_plane(const reference::PoolProblem& p) {
+  const auto& win = p.window;
+  return p.out_extent == std::array<int64_t, 3>{1, 1, 1} && win.kernel == p.in_extent &&
+         win.pad == std::array<int64_t, 3>{0, 0, 0};
+}
+
 }  // namespace
 
 // Input elements pooled per task: small planes (inception's 14x14 and 7x7) are taken many at a
@@ -249,7 +284,7 @@ void pool_separable(const reference::PoolProblem& p, const float* in, float* out
   const Axis ad{d, od, win.kernel[0], win.stride[0], win.pad[0]};
   // 2D pooling (depth 1, kernel 1) needs no pass along d: the w pass writes the output.
   const bool depth_identity = ad.kernel == 1 && ad.stride == 1 && ad.pad == 0 && od == d;
-  const bool same_3x3 = is_3x3_same_2d(p), max_stride2 = is_max_3x3_stride2_2d(p);
+  const bool same_3x3 = is_3x3_same_2d(p), max_stride2 = is_max_3x3_stride2_2d(p), whole = is_whole_plane(p);
   const int64_t tasks_wanted = 4 * omp_get_max_threads();
   const int64_t group = std::clamp<int64_t>(kElementsPerTask / std::max<int64_t>(1, d * h * w), 1,
                                             std::max<int64_t>(1, p.planes / tasks_wanted));
@@ -266,6 +301,10 @@ void pool_separable(const reference::PoolProblem& p, const float* in, float* out
       float* dst = out + first * od * oh * ow;
       if (same_3x3) {
         pool_3x3_same(src, dst, t1, planes, h, w, p.mode);
+        continue;
+      }
+      if (whole) {
+        pool_whole_planes(src, dst, planes, d * h * w, p.mode);
         continue;
       }
       if (max_stride2) {
