@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <xsimd/xsimd.hpp>
 
 #include "ops/gemm/gemm.hpp"
@@ -288,17 +289,21 @@ struct BlockedSgemm {
   static void covering_rows(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                             int64_t rows, int64_t cols, bool accumulate, const GemmEpilogue* ep, int64_t m0,
                             int64_t n0, int64_t lda) {
+    with_covering_rows(rows, [&](auto tile_rows) {
+      micro_kernel<kA, decltype(tile_rows)::value, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep,
+                                                               m0, n0, lda);
+    });
+  }
+
+  // Calls f(std::integral_constant<int, ROWS>) with the smallest register tile height that covers
+  // `rows`: a third, two thirds or all of MR.
+  template <class F>
+  static void with_covering_rows(int64_t rows, const F& f) {
     if constexpr (MR % 3 == 0) {
-      if (rows <= MR / 3) {
-        return micro_kernel<kA, MR / 3, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0,
-                                                             lda);
-      }
-      if (rows <= 2 * MR / 3) {
-        return micro_kernel<kA, 2 * MR / 3, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0,
-                                                                 n0, lda);
-      }
+      if (rows <= MR / 3) return f(std::integral_constant<int, MR / 3>{});
+      if (rows <= 2 * MR / 3) return f(std::integral_constant<int, 2 * MR / 3>{});
     }
-    micro_kernel<kA, MR, kOneVector>(kc, a, b, ldb, c, ldc, rows, cols, accumulate, ep, m0, n0, lda);
+    f(std::integral_constant<int, MR>{});
   }
 
   // One register tile with A's rows unpacked: C[0:rows, 0:NR] (+)= A (rows of kc, lda apart) x one
@@ -318,11 +323,9 @@ struct BlockedSgemm {
   // A's rows read in place as runs (see ARuns): C[0:rows, 0:NR] (+)= A x one B panel.
   static void tile_runs_a(const ARuns& runs, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                           int64_t rows, bool accumulate) {
-    if constexpr (MR % 3 == 0) {
-      if (rows <= MR / 3) return runs_kernel<MR / 3>(runs, a, lda, b, c, ldc, rows, accumulate);
-      if (rows <= 2 * MR / 3) return runs_kernel<2 * MR / 3>(runs, a, lda, b, c, ldc, rows, accumulate);
-    }
-    runs_kernel<MR>(runs, a, lda, b, c, ldc, rows, accumulate);
+    with_covering_rows(rows, [&](auto tile_rows) {
+      runs_kernel<decltype(tile_rows)::value>(runs, a, lda, b, c, ldc, rows, accumulate);
+    });
   }
 
   // The rows covering_tile computes for a partial tile come in steps of this many.
