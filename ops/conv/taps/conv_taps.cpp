@@ -279,10 +279,7 @@ void pointwise_positions(const reference::ConvProblem& p, const PackedPanels& w,
         kernel.tile_cols_a(depth, a, lda, w.panel(0, q) + c0 * nr, tile + q * nr, ld, rows, c0 > 0);
       }
     }
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t at = p0 + r, x = at % oe[2], y = at / oe[2] % oe[1], z = at / (oe[1] * oe[2]);
-      store_channels(tile + r * ld, p.out_channels, target.epilogues, 0, out + target.at(n, z, y, x));
-    }
+    store_item_channels_last(p, target, tile, ld, n * volume + p0, rows, 0, p.out_channels, out);
   }
 }
 
