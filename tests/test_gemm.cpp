@@ -24,6 +24,29 @@ float relative_error(const std::vector<float>& c, const std::vector<float>& ref)
   return diff / scale;
 }
 
+// A register tile's C (mr rows, ldc apart) after a kernel call, against what it held before: the
+// rows x nr block the kernel computed (less `before` where it added to it) and whether every
+// other element is as it was.
+struct TileOutcome {
+  std::vector<float> computed;
+  bool untouched = true;
+};
+
+TileOutcome tile_outcome(const std::vector<float>& c, const std::vector<float>& before, int64_t mr, int64_t ldc,
+                         int64_t rows, int64_t nr, bool accumulated) {
+  TileOutcome t;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < ldc; ++j) {
+      const std::size_t i = static_cast<std::size_t>(r * ldc + j);
+      if (r < rows && j < nr) {
+        t.computed.push_back(c[i] - (accumulated ? before[i] : 0.0f));
+      } else {
+        t.untouched = t.untouched && c[i] == before[i];
+      }
+    }
+  return t;
+}
+
 void check_kernel(const GemmKernel& kernel, const Problem& p, bool with_epilogue, uint64_t seed) {
   const int64_t lda = p.k + 3, ldb = p.n + 5, ldc = p.n + 2;  // leading dimensions wider than the data
   Tensor a = test::random_tensor(Shape{std::max<int64_t>(p.m * lda, 1)}, seed);
@@ -181,20 +204,9 @@ TEST_CASE("gemm: register tiles with unpacked A rows or columns, for every ISA v
           kernel.tile_rows_a(k - half, a.data() + half, lda, b.data() + half * nr, c.data(), ldc, rows, half > 0);
         }
         reference::sgemm({rows, nr, k, a.data(), lda, b.data(), nr, ref.data(), nr}, {});
-        std::vector<float> used;
-        bool untouched = true;
-        for (int64_t r = 0; r < mr; ++r) {
-          for (int64_t j = 0; j < ldc; ++j) {
-            const float v = c[static_cast<std::size_t>(r * ldc + j)];
-            if (r < rows && j < nr) {
-              used.push_back(v);
-            } else {
-              untouched = untouched && v == 7.0f;
-            }
-          }
-        }
-        CHECK(untouched);
-        CHECK(relative_error(used, ref) < 1e-5f);
+        const TileOutcome t = tile_outcome(c, std::vector<float>(c.size(), 7.0f), mr, ldc, rows, nr, false);
+        CHECK(t.untouched);
+        CHECK(relative_error(t.computed, ref) < 1e-5f);
       }
     }
   }
@@ -221,22 +233,13 @@ TEST_CASE("gemm: register tiles with A rows read in place as runs, for every ISA
           for (int64_t p = 0, k = 0; p < runs.count; k += lens[p], ++p)
             for (int64_t i = 0; i < lens[p]; ++i) dense[r * depth + k + i] = a.data()[offsets[p] + r * lda + i];
         Tensor c0 = test::random_tensor(Shape{kernel.mr * ldc}, seed++);
-        std::vector<float> c(c0.data(), c0.data() + c0.numel()), ref(static_cast<std::size_t>(rows * nr));
+        const std::vector<float> before(c0.data(), c0.data() + c0.numel());
+        std::vector<float> c = before, ref(static_cast<std::size_t>(rows * nr));
         kernel.tile_runs_a(runs, a.data(), lda, b.data(), c.data(), ldc, rows, accumulate);
         reference::sgemm({rows, nr, depth, dense.data(), depth, b.data(), nr, ref.data(), nr}, {});
-        std::vector<float> used;
-        bool untouched = true;
-        for (int64_t r = 0; r < kernel.mr; ++r)
-          for (int64_t j = 0; j < ldc; ++j) {
-            const float v = c[r * ldc + j], before = c0.data()[r * ldc + j];
-            if (r < rows && j < nr) {
-              used.push_back(v - (accumulate ? before : 0.0f));
-            } else {
-              untouched = untouched && v == before;
-            }
-          }
-        CHECK(untouched);
-        CHECK(relative_error(used, ref) < 1e-4f);
+        const TileOutcome t = tile_outcome(c, before, kernel.mr, ldc, rows, nr, accumulate);
+        CHECK(t.untouched);
+        CHECK(relative_error(t.computed, ref) < 1e-4f);
       }
   }
 }
