@@ -116,7 +116,10 @@ TEST_CASE("gemm: the dispatcher offers the portable kernel and picks the widest 
 }
 
 TEST_CASE("gemm: A packed ahead gives the same product, for every ISA variant") {
-  const Problem problems[] = {{1, 1, 1}, {13, 40, 300}, {64, 3136, 147}, {145, 77, 600}, {512, 49, 700}};
+  // 224 x 196 x 608: two A blocks over in-place B panels, each prefetching the next, and a ragged
+  // packed one (ECO's inception_4a_1x1 on one image).
+  const Problem problems[] = {{1, 1, 1},     {13, 40, 300},   {64, 3136, 147},
+                              {145, 77, 600}, {224, 196, 608}, {512, 49, 700}};
   uint64_t seed = 900;
   for (const auto& kernel : available_gemm_kernels()) {
     for (const auto& p : problems) {
