@@ -158,7 +158,9 @@ TEST_CASE("conv gemm: im2col, tap and 1x1 GEMMs with a fused epilogue equal the 
       {2, 9, 40, 19, 1, 15, 17, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
       {2, 5, 300, 20, 1, 12, 13, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},
       {2, 60, 300, 20, 1, 7, 5, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},  // pointwise with tiny planes
-      // Planes of 4096 positions or more go image by image (pointwise: by column chunk).
+      // Pointwise, one product over the batch: 196-column planes whose panels cross images.
+      {2, 3, 300, 40, 1, 14, 14, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+      // Planes of 4096 positions or more go image by image (except pointwise ones).
       {2, 2, 3, 5, 1, 70, 66, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
       {2, 2, 4, 6, 1, 70, 66, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},
       // Tap GEMM: input channels over one depth block (300 = 2 x 150) and output channels over

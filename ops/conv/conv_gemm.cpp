@@ -195,18 +195,13 @@ void scatter_columns(const reference::ConvProblem& p, const ConvEpilogue& e, con
 
 // Row `row` of the gathered input for columns [c0, c0 + cols) of the batch's column space, which
 // may span images.
-void gather_columns(const reference::ConvProblem& p, const float* in, bool pointwise, int64_t row, int64_t c0,
-                    int64_t cols, float* dst) {
+void gather_columns(const reference::ConvProblem& p, const float* in, int64_t row, int64_t c0, int64_t cols,
+                    float* dst) {
   const int64_t in_volume = p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
   const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   for (int64_t j = 0; j < cols;) {
     const int64_t n = (c0 + j) / out_volume, o = (c0 + j) % out_volume, count = std::min(out_volume - o, cols - j);
-    const float* image = in + n * p.in_channels * in_volume;
-    if (pointwise) {
-      std::copy(image + row * in_volume + o, image + row * in_volume + o + count, dst + j);
-    } else {
-      im2col_row(p, image, row, o, count, dst + j);
-    }
+    im2col_row(p, in + n * p.in_channels * in_volume, row, o, count, dst + j);
     j += count;
   }
 }
@@ -214,8 +209,8 @@ void gather_columns(const reference::ConvProblem& p, const float* in, bool point
 // Small output planes: the images' columns side by side in blocks of up to 2048, so that the
 // products are wide and the panels full; each block's product goes to a buffer and is scattered
 // into the images' planes with the epilogue.
-void conv_batched_columns(const reference::ConvProblem& p, bool pointwise, const float* in,
-                          const PackedMatrix& weight, const ConvEpilogue& epilogue, float* out) {
+void conv_batched_columns(const reference::ConvProblem& p, const float* in, const PackedMatrix& weight,
+                          const ConvEpilogue& epilogue, float* out) {
   const GemmKernel& kernel = selected_gemm_kernel();
   const int64_t nr = kernel.nr, k = p.in_channels * p.window.volume(), m = p.out_channels;
   const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
@@ -232,7 +227,7 @@ void conv_batched_columns(const reference::ConvProblem& p, bool pointwise, const
     float* row = row_buffer.reserve(block);
     for (int64_t c0 = 0; c0 < total; c0 += block) {
       const int64_t cols = std::min(block, total - c0);
-      const auto gather_row = [&](int64_t r, float* dst) { gather_columns(p, in, pointwise, r, c0, cols, dst); };
+      const auto gather_row = [&](int64_t r, float* dst) { gather_columns(p, in, r, c0, cols, dst); };
       shared_block_product(kernel, weight, cols, panels, row, gather_row, product, ld, nullptr);
       scatter_columns(p, epilogue, product, ld, c0, cols, out);
     }
@@ -324,33 +319,19 @@ void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
                const PackedMatrix& weight, const ConvEpilogue& epilogue, float* out) {
   const int64_t in_volume = p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
   const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const int64_t k = p.in_channels * p.window.volume();
-  const int64_t in_image = p.in_channels * in_volume, out_image = p.out_channels * out_volume;
-  const int64_t out_stride = output_image_stride(p, epilogue);
-  const bool pointwise = algo == ConvAlgo::Direct1x1Gemm;
+  const int64_t out_image = p.out_channels * out_volume;
   if (epilogue.channels_last_out) throw std::logic_error("the GEMM convolutions write planes only");
-  // Gathering costs a pass over the columns anyway; a pointwise layer, whose columns are the input
-  // itself, only gains when its planes fill less than a few panels.
-  const int64_t batched_below = pointwise ? 4 * selected_gemm_kernel().nr : kBatchedColumnsBelow;
-  if ((p.batch > 1 || !pointwise) && out_volume < batched_below) {
-    conv_batched_columns(p, pointwise, in, weight, epilogue, out);
+  if (algo == ConvAlgo::Direct1x1Gemm) {
+    // The columns are the input planes themselves, read in place over the whole batch: 14x14
+    // planes (196 columns) no longer end each image in a narrow tile.
+    sgemm_packed_batched(weight,
+                         {p.batch, out_volume, in, out_volume, p.in_channels * in_volume, out, out_volume,
+                          output_image_stride(p, epilogue), out_image},
+                         gemm_epilogue(epilogue, epilogue.residual, out_volume));
     return;
   }
-  if (pointwise) {
-    // Large planes: one product per (image, column chunk), the chunks spread over the threads in
-    // one parallel region (each product single-threaded).
-    const int64_t nr = selected_gemm_kernel().nr;
-    const int64_t chunk = std::min((out_volume + nr - 1) / nr * nr, int64_t{1024});
-    const int64_t chunks = (out_volume + chunk - 1) / chunk, items = p.batch * chunks;
-    const bool by_item = items >= 2 * omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic) if (by_item)
-    for (int64_t item = 0; item < items; ++item) {
-      const int64_t n = item / chunks, c0 = item % chunks * chunk, cols = std::min(chunk, out_volume - c0);
-      const float* residual = epilogue.residual ? epilogue.residual + n * out_image + c0 : nullptr;
-      sgemm_packed(weight, {p.out_channels, cols, k, nullptr, 0, in + n * in_image + c0, out_volume,
-                            out + n * out_stride + c0, out_volume},
-                   gemm_epilogue(epilogue, residual, out_volume));
-    }
+  if (out_volume < kBatchedColumnsBelow) {
+    conv_batched_columns(p, in, weight, epilogue, out);
     return;
   }
   conv_im2col_items(p, in, weight, epilogue, out);

@@ -74,6 +74,14 @@ void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilo
   kernel.run_packed(a, shape, epilogue);
 }
 
+void sgemm_packed_batched(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  if (a.kernel != kernel.name) {
+    throw std::invalid_argument("batched product: matrix packed for " + a.kernel + " used with " + kernel.name);
+  }
+  kernel.run_packed_batched(a, s, epilogue);
+}
+
 PackedPanels zero_panels(int64_t count, int64_t k, int64_t n) {
   const GemmKernel& kernel = selected_gemm_kernel();
   PackedPanels p;

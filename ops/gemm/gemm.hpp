@@ -71,6 +71,19 @@ struct PanelBlock {
   const GemmEpilogue* epilogue;
 };
 
+// One packed A times a batch of B matrices: C_i (m x n) = A x B_i for i < images, B_i at
+// b + i * b_image (k rows, ldb apart), C_i at c + i * c_image (m rows, ldc apart), the epilogue's
+// residual for image i at residual + i * residual_image. E.g. a pointwise convolution, the B_i
+// its input planes. The images' columns are multiplied as one run of images x n columns.
+struct BatchedColumns {
+  int64_t images, n;
+  const float* b;
+  int64_t ldb, b_image;
+  float* c;
+  int64_t ldc, c_image;
+  int64_t residual_image = 0;
+};
+
 // A register tile's A rows read where they are as `count` runs laid end to end in depth: run p of
 // row r is len[p] floats at a + offset[p] + r * lda, and B's rows follow the runs in order. E.g. a
 // convolution's output positions along a row, each reading its window's kernel rows from a
@@ -89,6 +102,7 @@ struct GemmKernel {
   // Packing A ahead, and the product with such an A (shape.a and shape.lda are ignored).
   PackedMatrix (*pack)(const float* a, int64_t m, int64_t k, int64_t lda) = nullptr;
   void (*run_packed)(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue) = nullptr;
+  void (*run_packed_batched)(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue) = nullptr;
   // Products whose B the caller writes straight into panels (im2col, Winograd), one depth block
   // of at most kc at a time, on one thread.
   int64_t kc = 0;
@@ -127,6 +141,8 @@ double measure_fma_peak(const GemmKernel& kernel, int threads);
 // another kernel.
 PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda);
 void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue = {});
+// The batched product (BatchedColumns) on all threads; A is a.m x a.k.
+void sgemm_packed_batched(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue = {});
 // C (M x n) = packed A x B, single-threaded, with B in the selected kernel's panel layout at full
 // depth: the NR columns from j on at b + j * K, K rows of NR floats. Throws if `a` was packed for
 // another kernel.

@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <type_traits>
+#include <vector>
 #include <xsimd/xsimd.hpp>
 
 #include "ops/gemm/gemm.hpp"
@@ -277,6 +279,139 @@ struct BlockedSgemm {
     }
   }
 
+  // Panel p of a batched product's columns (NR from p * NR on, over images x n): inside image
+  // `image` from its column `at`, or across images (or past the last), when it is packed.
+  struct BatchedPanel {
+    int64_t image, at;
+    bool in_place;
+  };
+
+  static BatchedPanel batched_panel(const BatchedColumns& s, int64_t p) {
+    const int64_t col = p * NR, image = col / s.n, at = col % s.n;
+    return {image, at, at + NR <= s.n};
+  }
+
+  // Calls f(q, image, at, len) for the runs of panel p's columns that lie in one image each: the
+  // panel's columns [q, q + len) are image's [at, at + len). Columns past the last image are left out.
+  template <class F>
+  static void for_panel_runs(const BatchedColumns& s, int64_t p, const F& f) {
+    for (int64_t q = 0; q < NR;) {
+      const int64_t col = p * NR + q, image = col / s.n, at = col % s.n;
+      if (image >= s.images) return;
+      const int64_t len = std::min(NR - q, s.n - at);
+      f(q, image, at, len);
+      q += len;
+    }
+  }
+
+  static GemmEpilogue image_epilogue(const GemmEpilogue& e, const BatchedColumns& s, int64_t image) {
+    GemmEpilogue ei = e;
+    if (e.residual) ei.residual = e.residual + image * s.residual_image;
+    return ei;
+  }
+
+  // Rows [k0, k0 + kc) of packed panel p (kc x NR), zeros past the last image.
+  static void pack_batched_panel(const BatchedColumns& s, int64_t p, int64_t k0, int64_t kc, float* out) {
+    std::fill(out, out + kc * NR, 0.0f);
+    for_panel_runs(s, p, [&](int64_t q, int64_t image, int64_t at, int64_t len) {
+      const float* src = s.b + image * s.b_image + k0 * s.ldb + at;
+      for (int64_t k = 0; k < kc; ++k) std::copy(src + k * s.ldb, src + k * s.ldb + len, out + k * NR + q);
+    });
+  }
+
+  // A packed panel's products (m rows of NR) into its images' C, with the epilogue.
+  static void store_batched_panel(const BatchedColumns& s, const GemmEpilogue& e, int64_t m, int64_t p,
+                                  const float* products) {
+    for_panel_runs(s, p, [&](int64_t q, int64_t image, int64_t at, int64_t len) {
+      const float* residual = e.residual ? e.residual + image * s.residual_image + at : nullptr;
+      float* c = s.c + image * s.c_image + at;
+      for (int64_t r = 0; r < m; ++r) {
+        epilogue_run(e, r, products + r * NR + q, residual ? residual + r * e.residual_ld : nullptr, len,
+                     c + r * s.ldc);
+      }
+    });
+  }
+
+  // apply_epilogue() on `len` values of row r, as one loop that vectorises: half of a 7x7
+  // layer's products take this way.
+  static void epilogue_run(const GemmEpilogue& e, int64_t r, const float* src, const float* residual, int64_t len,
+                           float* dst) {
+    const float bias = e.bias ? e.bias[r] : 0.0f, mul = e.scale ? e.scale[r] : 1.0f;
+    const float shift = e.shift ? e.shift[r] : 0.0f;
+    const float lower = e.relu ? 0.0f : -std::numeric_limits<float>::infinity();
+    if (residual) {
+      for (int64_t t = 0; t < len; ++t) dst[t] = std::max((src[t] + bias + residual[t]) * mul + shift, lower);
+    } else {
+      for (int64_t t = 0; t < len; ++t) dst[t] = std::max((src[t] + bias) * mul + shift, lower);
+    }
+  }
+
+  // Panels [p_begin, p_end) of a batched product, single-threaded. Each group of panels (kNC
+  // columns) runs its depth blocks: the packed panels are packed first, and their products
+  // accumulate in `side` (m x NR each) until they are split into their images at the end.
+  static void run_batched_range(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& e,
+                                int64_t p_begin, int64_t p_end, float* b_pack, float* side) {
+    const int64_t m = a.m, group = kNC / NR;
+    for (int64_t g0 = p_begin; g0 < p_end; g0 += group) {
+      const int64_t g1 = std::min(p_end, g0 + group);
+      for (int64_t k0 = 0; k0 < a.k; k0 += kKC) {
+        const int64_t kc = std::min(kKC, a.k - k0);
+        const bool first = k0 == 0, last = k0 + kc == a.k;
+        int64_t slot = 0;
+        for (int64_t p = g0; p < g1; ++p) {
+          if (!batched_panel(s, p).in_place) pack_batched_panel(s, p, k0, kc, b_pack + slot++ * kc * NR);
+        }
+        for (int64_t m0 = 0; m0 < m; m0 += kMC) {
+          const int64_t mc = std::min(kMC, m - m0);
+          const float* a_block = a.data.get() + k0 * padded_rows(m) + m0 * kc;
+          slot = 0;
+          for (int64_t p = g0; p < g1; ++p) {
+            const BatchedPanel bp = batched_panel(s, p);
+            const BatchedPanel next = p + 1 < g1 ? batched_panel(s, p + 1) : BatchedPanel{0, 0, false};
+            // In-place panels fetch the next one ahead, as in run_range.
+            const float* prefetch = next.in_place ? s.b + next.image * s.b_image + k0 * s.ldb + next.at : nullptr;
+            const GemmEpilogue ei = image_epilogue(e, s, bp.image);
+            const GemmEpilogue* ep = bp.in_place && last && !e.empty() ? &ei : nullptr;
+            const float* b = bp.in_place ? s.b + bp.image * s.b_image + k0 * s.ldb + bp.at : b_pack + slot * kc * NR;
+            const int64_t ldb = bp.in_place ? s.ldb : NR, ldc = bp.in_place ? s.ldc : NR;
+            float* c = bp.in_place ? s.c + bp.image * s.c_image + bp.at : side + slot * m * NR;
+            if (!bp.in_place) ++slot;
+            for (int64_t i = 0; i < mc; i += MR) {
+              covering_tile(kc, a_block + i * kc, b, ldb, c + (m0 + i) * ldc, ldc, std::min<int64_t>(MR, mc - i), NR,
+                            !first, ep, m0 + i, bp.at, 0, i == 0 ? prefetch : nullptr);
+            }
+          }
+        }
+      }
+      int64_t slot = 0;
+      for (int64_t p = g0; p < g1; ++p) {
+        if (!batched_panel(s, p).in_place) store_batched_panel(s, e, m, p, side + slot++ * m * NR);
+      }
+    }
+  }
+
+  // The batched product on all threads, each taking an equal run of panels.
+  static void run_batched(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& e) {
+    const int64_t panels = (s.images * s.n + NR - 1) / NR;
+    if (panels == 0 || a.m == 0) return;
+    if (a.k == 0) {  // nothing to multiply: C is the epilogue of zero
+      const std::vector<float> zeros(static_cast<std::size_t>(a.m * NR), 0.0f);
+      for (int64_t p = 0; p < panels; ++p) store_batched_panel(s, e, a.m, p, zeros.data());
+      return;
+    }
+    const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), panels));
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int64_t p_begin = panels * t / nt, p_end = panels * (t + 1) / nt;
+      const int64_t slots = std::min(kNC / NR, p_end - p_begin);
+      thread_local ScratchBuffer pack_buffer, side_buffer;
+      float* b_pack = pack_buffer.reserve(slots * std::min(kKC, a.k) * NR);
+      float* side = side_buffer.reserve(slots * a.m * NR);
+      run_batched_range(a, s, e, p_begin, p_end, b_pack, side);
+    }
+  }
+
   // C[rows, cols] (+)= A[rows, k0:k0+kc] x B for one depth block of a packed A. B comes as NR-wide
   // panels of kc rows, the one holding column j at b + j / NR * panel_stride. Single-threaded:
   // callers split rows (m_begin a multiple of MR) or columns (n_begin a multiple of NR).
@@ -418,6 +553,7 @@ struct BlockedSgemm {
       K::run(s, e, a.data.get());                                                                        \
     };                                                                                                   \
     k.kc = gemm_detail::kKC;                                                                             \
+    k.run_packed_batched = K::run_batched;                                                               \
     k.run_depth_block = K::run_depth_block;                                                              \
     k.tile_rows_a = K::tile_rows_a;                                                                      \
     k.tile_cols_a = K::tile_cols_a;                                                                      \
