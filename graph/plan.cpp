@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 
 #include "ops/batchnorm/reference/batchnorm_reference.hpp"
 #include "ops/conv/conv.hpp"
@@ -165,11 +164,8 @@ void write_branches_in_place(const Graph& g, const Uses& uses, std::vector<PlanS
   }
 }
 
-// Channels-last hand-over between convolutions: see PlanStep::out_channels_last. A 1x1 GEMM step
-// hands over too, its weights then packed again for conv_pointwise_channels_last from
-// `pointwise_weights` (its folded weights, kept for steps whose output a convolution reads).
-void hand_over_channels_last(const Graph& g, const Uses& uses, std::vector<PlanStep>& steps,
-                             const std::map<int, Tensor>& pointwise_weights) {
+// Channels-last hand-over between convolutions: see PlanStep::out_channels_last.
+void hand_over_channels_last(const Graph& g, const Uses& uses, std::vector<PlanStep>& steps) {
   std::vector<int> step_of(g.nodes.size(), -1);
   for (int i = 0; i < static_cast<int>(steps.size()); ++i) step_of[steps[i].node] = i;
   // The value's sole reader, and the step of the To3D it passes through first, if any.
@@ -188,16 +184,13 @@ void hand_over_channels_last(const Graph& g, const Uses& uses, std::vector<PlanS
   };
   for (PlanStep& s : steps) {
     const int v = s.output;
-    const auto kept = pointwise_weights.find(s.node);
-    const bool can_write = fast::writes_channels_last(s.conv) || kept != pointwise_weights.end();
-    const bool plain = s.is_conv && s.pool < 0 && s.residual < 0 && s.slice_of < 0 && can_write;
+    const bool plain = s.is_conv && s.pool < 0 && s.residual < 0 && s.slice_of < 0 && fast::writes_channels_last(s.conv);
     int to3d = -1;
     const int reader = plain ? sole_reader(v, to3d) : -1;
     if (reader < 0) continue;
     PlanStep& next = steps[reader];
     const int read = to3d >= 0 ? steps[to3d].output : v;
     if (next.inputs[0] != read || next.residual == read || !fast::takes_channels_last(next.conv)) continue;
-    if (!fast::writes_channels_last(s.conv)) fast::enable_channels_last_out(s.conv, kept->second.data());
     s.out_channels_last = true;
     s.out_layout = fast::input_layout(next.conv);
     next.in_channels_last = true;
@@ -218,7 +211,6 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   const Uses uses(g);
   std::vector<bool> absorbed(g.nodes.size(), false), available(g.values.size(), false);
   available[g.input] = true;
-  std::map<int, Tensor> pointwise_weights;
   for (int n = 0; n < static_cast<int>(g.nodes.size()); ++n) {
     if (absorbed[n]) continue;
     const Node& node = g.nodes[n];
@@ -229,9 +221,6 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
       s = conv_step(g, w, n, weight, problem);
       if (options.fuse) absorb_followers(g, w, uses, available, s, weight);
       s.conv = fast::prepare_conv(problem, fast::choose_conv_algo(problem, options.winograd), weight.data());
-      const bool conv_reads = s.pool < 0 && uses.readers[s.output].size() == 1 &&
-                              g.nodes[uses.readers[s.output][0]].op->kind() == OpKind::Conv;
-      if (s.conv.algo == fast::ConvAlgo::Direct1x1Gemm && conv_reads) pointwise_weights[n] = std::move(weight);
       for (int a : s.absorbed) absorbed[a] = true;
       if (releasable) release_step_weights(g, s, *releasable);
     } else {
@@ -245,7 +234,7 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   }
   if (!options.reference) {
     write_branches_in_place(g, uses, plan.steps);
-    hand_over_channels_last(g, uses, plan.steps, pointwise_weights);
+    hand_over_channels_last(g, uses, plan.steps);
   }
   return plan;
 }

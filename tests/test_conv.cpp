@@ -387,9 +387,9 @@ static float worst_difference(const std::vector<float>& a, const std::vector<flo
 TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution channels-last") {
   // The producer writes its output straight into the padded channels-last copy the consumer would
   // make of it (zero borders included); the consumer reads that copy instead of making one. A 1x1
-  // producer (tiles of positions read from the planes, across rows) gets partial tiles copied
-  // (143, 150 and 234 positions) or read in place (196), a last panel past Cout (40) and two depth
-  // blocks (300 channels).
+  // producer (one product over the batch, its panels of positions transposed into runs of
+  // channels) gets panels across images (143 and 196 positions an image), a 3D output (234), a
+  // last 16-channel group only half full (40 channels) and two depth blocks (300 channels).
   struct Case {
     int rank;
     fast::ConvAlgo producer, consumer;
@@ -405,7 +405,7 @@ TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution
       {2, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::Winograd, Shape{2, 6, 13, 11}, 40, 17, {1, 1, 1}},
       {2, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::TapGemm, Shape{1, 300, 5, 30}, 64, 8, {1, 1, 1}},
       {3, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::Winograd, Shape{1, 9, 3, 6, 13}, 24, 16, {1, 1, 1}},
-      // 14 x 14: tiles across rows, the last one 4 positions read in place.
+      // 14 x 14 over two images: 196 = 6 x 32 + 4 columns, so a panel spans both.
       {2, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::Winograd, Shape{2, 20, 14, 14}, 32, 16, {1, 1, 1}},
   };
   uint64_t seed = 2400;
@@ -428,9 +428,7 @@ TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution
     }
     Tensor in = random_tensor(c.in, seed++), a = random_tensor(w1, seed++), b = random_tensor(w2, seed++);
     Tensor bias = random_tensor(Shape{c.mid}, seed++), shift = random_tensor(Shape{c.mid}, seed++);
-    auto producer = fast::prepare_conv(first.problem(c.in, mid_shape), c.producer, a.data());
-    CHECK(fast::writes_channels_last(producer) == !pointwise);
-    fast::enable_channels_last_out(producer, a.data());
+    const auto producer = fast::prepare_conv(first.problem(c.in, mid_shape), c.producer, a.data());
     REQUIRE(fast::writes_channels_last(producer));
     const auto consumer = fast::prepare_conv(second.problem(mid_shape, out_shape), c.consumer, b.data());
     REQUIRE(fast::takes_channels_last(consumer));
@@ -470,11 +468,12 @@ TEST_CASE("conv: a channels-last hand-over is refused where it cannot apply") {
   e.channels_last_out = &layout;
   CHECK_THROWS_AS(fast::run_conv(taps, in.data(), e, buffer.data()), std::logic_error);
   CHECK_THROWS_AS(fast::run_conv(im2col, in.data(), e, buffer.data()), std::logic_error);
-  // A 1x1 GEMM writes channels-last only once its weights are packed for it.
-  Conv pointwise(4, make_window(2, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}));
-  Tensor w1 = random_tensor(Shape{4, 4, 1, 1}, 3);
-  const auto gemm = fast::prepare_conv(pointwise.problem(in_shape, in_shape), fast::ConvAlgo::Direct1x1Gemm, w1.data());
-  CHECK_FALSE(fast::writes_channels_last(gemm));
+  // A 1x1 GEMM writes channels-last, but not into a layout of another channel count.
+  Conv pointwise(8, make_window(2, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}));
+  const Shape pointwise_out{1, 8, 6, 6};
+  Tensor w1 = random_tensor(Shape{8, 4, 1, 1}, 3);
+  const auto gemm = fast::prepare_conv(pointwise.problem(in_shape, pointwise_out), fast::ConvAlgo::Direct1x1Gemm, w1.data());
+  CHECK(fast::writes_channels_last(gemm));
   CHECK_THROWS_AS(fast::run_conv(gemm, in.data(), e, buffer.data()), std::logic_error);
 }
 
@@ -493,8 +492,7 @@ TEST_CASE("conv: a 2D convolution hands its output over through ECO's 2D-to-3D v
     const Shape mid3d{videos, mid, frames, h, w}, out_shape{videos, cout, frames, h, w};
     Tensor in = random_tensor(in_shape, seed++), a = random_tensor(Shape{mid, cin, k, k}, seed++);
     Tensor b = random_tensor(Shape{cout, mid, 3, 3, 3}, seed++), bias = random_tensor(Shape{mid}, seed++);
-    auto producer = fast::prepare_conv(first.problem(in_shape, mid_shape), algo, a.data());
-    fast::enable_channels_last_out(producer, a.data());
+    const auto producer = fast::prepare_conv(first.problem(in_shape, mid_shape), algo, a.data());
     const auto consumer = fast::prepare_conv(second.problem(mid3d, out_shape), fast::ConvAlgo::Winograd, b.data());
     fast::ConvEpilogue e;
     e.bias = bias.data();

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "oracles.hpp"
@@ -174,14 +175,12 @@ TEST_CASE("gemm: products by depth block on B panels, for every ISA variant, equ
   }
 }
 
-TEST_CASE("gemm: register tiles with unpacked A rows or columns, for every ISA variant, equal the reference") {
+TEST_CASE("gemm: register tiles with unpacked A rows, for every ISA variant, equal the reference") {
   // Tiles of every height up to MR (partial ones run narrower register tiles, row_step apart),
-  // depths below and at the kernel's block, two accumulated halves; A's rows (tile_rows_a) or
-  // columns (tile_cols_a) lda apart with a gap, rows past `rows` readable but not stored.
+  // depths below and at the kernel's block, two accumulated halves; A's rows (tile_rows_a) lda
+  // apart with a gap, rows past `rows` readable but not stored.
   uint64_t seed = 1400;
-  for (const bool columns : {false, true})
   for (const auto& kernel : available_gemm_kernels()) {
-    CAPTURE(columns);
     const int64_t mr = kernel.mr, nr = kernel.nr;
     CHECK(kernel.row_step > 0);
     CHECK(mr % kernel.row_step == 0);
@@ -194,18 +193,8 @@ TEST_CASE("gemm: register tiles with unpacked A rows or columns, for every ISA v
         Tensor a = test::random_tensor(Shape{mr * lda}, seed++), b = test::random_tensor(Shape{k * nr}, seed++);
         std::vector<float> c(static_cast<std::size_t>(mr * ldc), 7.0f), ref(static_cast<std::size_t>(rows * nr));
         const int64_t half = k / 2;  // the first half overwrites, the second accumulates
-        if (columns) {
-          const int64_t col_ld = mr + 3;
-          std::vector<float> a_cols(static_cast<std::size_t>(k * col_ld));
-          for (int64_t r = 0; r < mr; ++r)
-            for (int64_t i = 0; i < k; ++i) a_cols[static_cast<std::size_t>(i * col_ld + r)] = a.data()[r * lda + i];
-          if (half > 0) kernel.tile_cols_a(half, a_cols.data(), col_ld, b.data(), c.data(), ldc, rows, false);
-          kernel.tile_cols_a(k - half, a_cols.data() + half * col_ld, col_ld, b.data() + half * nr, c.data(), ldc, rows,
-                             half > 0);
-        } else {
-          if (half > 0) kernel.tile_rows_a(half, a.data(), lda, b.data(), c.data(), ldc, rows, false);
-          kernel.tile_rows_a(k - half, a.data() + half, lda, b.data() + half * nr, c.data(), ldc, rows, half > 0);
-        }
+        if (half > 0) kernel.tile_rows_a(half, a.data(), lda, b.data(), c.data(), ldc, rows, false);
+        kernel.tile_rows_a(k - half, a.data() + half, lda, b.data() + half * nr, c.data(), ldc, rows, half > 0);
         reference::sgemm({rows, nr, k, a.data(), lda, b.data(), nr, ref.data(), nr}, {});
         const TileOutcome t = tile_outcome(c, std::vector<float>(c.size(), 7.0f), mr, ldc, rows, nr, false);
         CHECK(t.untouched);
@@ -281,6 +270,49 @@ TEST_CASE("gemm: a packed A over a batch of images' columns, for every ISA varia
         reference::sgemm({t.m, t.n, t.k, a.data(), t.k, b.data() + i * b_image, t.n, ref.data() + i * c_image, t.n}, ei);
       }
       CHECK(relative_error(c, ref) < 1e-5f);  // the gaps included: still -7 in both
+    }
+  }
+}
+
+TEST_CASE("gemm: a batched product with a sink hands over every panel's products, for every ISA variant") {
+  struct Batched {
+    int64_t m, k, images, n;
+  };
+  const Batched cases[] = {{13, 300, 3, 7}, {64, 64, 16, 196}, {300, 33, 2, 49}, {5, 0, 2, 3}};
+  struct Collected {
+    int64_t m, nr, columns;
+    std::vector<float> c;  // m x columns, the images' columns side by side
+    std::vector<int> sunk;  // times each panel was handed over
+  };
+  uint64_t seed = 2600;
+  for (const auto& kernel : available_gemm_kernels()) {
+    for (const auto& t : cases) {
+      CAPTURE(kernel.name);
+      CAPTURE(t.m);
+      CAPTURE(t.n);
+      const int64_t columns = t.images * t.n, panels = (columns + kernel.nr - 1) / kernel.nr;
+      Tensor a = test::random_tensor(Shape{std::max<int64_t>(t.m * t.k, 1)}, seed++);
+      Tensor b = test::random_tensor(Shape{std::max<int64_t>(t.images * t.k * t.n, 1)}, seed++);
+      Collected got{t.m, kernel.nr, columns, std::vector<float>(static_cast<std::size_t>(t.m * columns), -7.0f),
+                    std::vector<int>(static_cast<std::size_t>(panels), 0)};
+      BatchedColumns s{t.images, t.n, b.data(), t.n, t.k * t.n, nullptr, 0, 0};
+      s.sink = [](const void* context, int64_t panel, const float* products) {
+        auto& g = *const_cast<Collected*>(static_cast<const Collected*>(context));
+        g.sunk[static_cast<std::size_t>(panel)] += 1;  // panels are disjoint: no two threads share one
+        for (int64_t r = 0; r < g.m; ++r)
+          for (int64_t q = 0; q < g.nr && panel * g.nr + q < g.columns; ++q) {
+            g.c[static_cast<std::size_t>(r * g.columns + panel * g.nr + q)] = products[r * g.nr + q];
+          }
+      };
+      s.sink_context = &got;
+      const PackedMatrix packed = kernel.pack(a.data(), t.m, t.k, t.k);
+      kernel.run_packed_batched(packed, s, {});
+      std::vector<float> ref(got.c.size());
+      for (int64_t i = 0; i < t.images; ++i) {
+        reference::sgemm({t.m, t.n, t.k, a.data(), t.k, b.data() + i * t.k * t.n, t.n, ref.data() + i * t.n, columns}, {});
+      }
+      CHECK(relative_error(got.c, ref) < 1e-5f);
+      CHECK(std::count(got.sunk.begin(), got.sunk.end(), 1) == panels);
     }
   }
 }

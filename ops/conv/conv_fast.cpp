@@ -25,8 +25,7 @@ void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const floa
               float* out, bool in_channels_last) {
   if (in_channels_last && !takes_channels_last(c)) throw std::logic_error("this algorithm reads planes only");
   if (e.channels_last_out && c.algo == ConvAlgo::Direct1x1Gemm) {
-    if (!writes_channels_last(c)) throw std::logic_error("a 1x1 GEMM not prepared for a channels-last output");
-    conv_pointwise_channels_last(p, c.taps, in, e, out);
+    conv_pointwise_channels_last(p, c.gemm_weight, in, e, out);
   } else if (c.algo == ConvAlgo::Winograd) {
     conv_winograd(p, c.winograd, in, e, out, in_channels_last);
   } else if (c.algo == ConvAlgo::TapGemm) {
@@ -40,13 +39,7 @@ void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const floa
 
 bool takes_channels_last(const PreparedConv& c) { return c.algo == ConvAlgo::Winograd || c.algo == ConvAlgo::TapGemm; }
 
-bool writes_channels_last(const PreparedConv& c) {
-  return takes_channels_last(c) || (c.algo == ConvAlgo::Direct1x1Gemm && c.taps.data);
-}
-
-void enable_channels_last_out(PreparedConv& c, const float* weight) {
-  if (c.algo == ConvAlgo::Direct1x1Gemm) c.taps = tap_pack_weights(c.problem, weight);
-}
+bool writes_channels_last(const PreparedConv& c) { return c.algo != ConvAlgo::Im2colGemm; }
 
 PaddedInput input_layout(const PreparedConv& c) {
   if (c.algo == ConvAlgo::Winograd) return winograd_input_layout(c.problem);

@@ -12,7 +12,7 @@ struct PreparedConv {
   ConvAlgo algo = ConvAlgo::Im2colGemm;
   PackedMatrix gemm_weight;  // GEMM algorithms
   PackedPanels winograd;     // Winograd
-  PackedPanels taps;         // tap GEMM; a 1x1 GEMM's weights for a channels-last output
+  PackedPanels taps;         // tap GEMM
 };
 
 // weight: (Cout, Cin, [kd,] kh, kw) row-major.
@@ -29,10 +29,8 @@ bool takes_channels_last(const PreparedConv& conv);
 PaddedInput input_layout(const PreparedConv& conv);
 
 // Whether the convolution can write its output channels-last (ConvEpilogue::channels_last_out):
-// Winograd and the tap GEMM always, a 1x1 GEMM once enable_channels_last_out has packed its
-// weights for it (conv_pointwise_channels_last).
+// Winograd, the tap GEMM and the 1x1 GEMM (conv_pointwise_channels_last).
 bool writes_channels_last(const PreparedConv& conv);
-void enable_channels_last_out(PreparedConv& conv, const float* weight);
 
 // Images [first, first + count) of the batch: `in` and the epilogue's residual are whole batches,
 // `out` receives only those images (planes).

@@ -3,11 +3,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
 #include "ops/conv/winograd/winograd.hpp"
 #include "ops/vector_clones.hpp"
+#include "ops/vector_shuffles.hpp"
 #include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
@@ -234,7 +237,98 @@ void conv_batched_columns(const reference::ConvProblem& p, const float* in, cons
   }
 }
 
+// A channels-last output's positions and epilogues, for the batched product's sink: the epilogue
+// arrays padded with zeros to whole vectors of 16 channels.
+struct ChannelsLastSink {
+  const reference::ConvProblem* p;
+  const ChannelsLastOut* target;
+  int64_t nr, volume;
+  std::vector<float> bias, mul, shift, lower;
+  float* out;
+};
+
+ChannelsLastSink channels_last_sink(const reference::ConvProblem& p, const ChannelsLastOut& target, float* out) {
+  const int64_t nr = selected_gemm_kernel().nr, padded = (p.out_channels + 15) / 16 * 16;
+  ChannelsLastSink s{&p, &target, nr, p.out_extent[0] * p.out_extent[1] * p.out_extent[2], {}, {}, {}, {}, out};
+  const auto padded_copy = [&](const std::vector<float>& v) {
+    std::vector<float> c(v);
+    c.resize(static_cast<std::size_t>(padded), 0.0f);
+    return c;
+  };
+  s.bias = padded_copy(target.epilogues.bias);
+  s.mul = padded_copy(target.epilogues.mul);
+  s.shift = padded_copy(target.epilogues.shift);
+  s.lower = padded_copy(target.epilogues.lower);
+  return s;
+}
+
+// Where positions [pos, pos + count) of the batch's output start in the channels-last output.
+void channels_last_positions(const ChannelsLastSink& s, int64_t pos, int64_t count, float** dst) {
+  OutputPosition o = OutputPosition::of(s.p->out_extent, pos);
+  for (int64_t t = 0; t < count; ++t, o.next(s.p->out_extent)) dst[t] = s.out + s.target->at(o.n, o.d, o.h, o.w);
+}
+
+// Panel `panel` of the product (Cout rows of nr positions) into the channels-last output with
+// the epilogue, 16 positions at a time: 16 channels x 16 positions through a transpose in
+// registers into `rows` (16 rows of the padded channel count), then each position's channels
+// out as one run. Storing each transposed vector straight to its position wrote the output a
+// cache line per position at a time and took as long as the product.
+ECOCPU_VECTOR_CLONES
+void store_panel_channels_last(const ChannelsLastSink& s, int64_t panel, const float* products, float* rows) {
+  const int64_t m = s.p->out_channels, padded = static_cast<int64_t>(s.bias.size()), total = s.p->batch * s.volume;
+  for (int64_t q0 = 0; q0 < s.nr; q0 += 16) {
+    const int64_t first = panel * s.nr + q0, count = std::min({int64_t{16}, s.nr - q0, total - first});
+    if (count <= 0) return;
+    float* dst[16];
+    channels_last_positions(s, first, count, dst);
+    if (s.nr % 16 != 0) {  // the SSE2 kernel's 8-wide panels: element by element
+      for (int64_t t = 0; t < count; ++t)
+        for (int64_t c = 0; c < m; ++c) {
+          dst[t][c] = std::max((products[c * s.nr + q0 + t] + s.bias[c]) * s.mul[c] + s.shift[c], s.lower[c]);
+        }
+      continue;
+    }
+    for (int64_t c0 = 0; c0 < m; c0 += 16) {
+      V16 v[16], bias, mul, shift, lower;
+      for (int64_t i = 0; i < 16; ++i) {
+        if (c0 + i < m) {
+          std::memcpy(&v[i], products + (c0 + i) * s.nr + q0, sizeof(V16));
+        } else {
+          v[i] = V16{};
+        }
+      }
+      transpose_16x16(v);
+      std::memcpy(&bias, s.bias.data() + c0, sizeof(V16));
+      std::memcpy(&mul, s.mul.data() + c0, sizeof(V16));
+      std::memcpy(&shift, s.shift.data() + c0, sizeof(V16));
+      std::memcpy(&lower, s.lower.data() + c0, sizeof(V16));
+      for (int64_t t = 0; t < 16; ++t) {
+        V16 x = (v[t] + bias) * mul + shift;
+        x = x > lower ? x : lower;
+        std::memcpy(rows + t * padded + c0, &x, sizeof(V16));
+      }
+    }
+    for (int64_t t = 0; t < count; ++t) std::copy(rows + t * padded, rows + t * padded + m, dst[t]);
+  }
+}
+
 }  // namespace
+
+void conv_pointwise_channels_last(const reference::ConvProblem& p, const PackedMatrix& weight, const float* in,
+                                  const ConvEpilogue& e, float* out) {
+  if (!e.channels_last_out || p.window.volume() != 1) throw std::logic_error("not a pointwise channels-last output");
+  const ChannelsLastOut target = begin_channels_last_out(p, e, out);
+  const ChannelsLastSink sink = channels_last_sink(p, target, out);
+  const int64_t volume = sink.volume;
+  BatchedColumns s{p.batch, volume, in, volume, p.in_channels * volume, nullptr, 0, 0};
+  s.sink = [](const void* context, int64_t panel, const float* products) {
+    const auto& to = *static_cast<const ChannelsLastSink*>(context);
+    thread_local ScratchBuffer rows;
+    store_panel_channels_last(to, panel, products, rows.reserve(16 * static_cast<int64_t>(to.bias.size())));
+  };
+  s.sink_context = &sink;
+  sgemm_packed_batched(weight, s);
+}
 
 int64_t output_image_stride(const reference::ConvProblem& p, const ConvEpilogue& e) {
   if (e.out_image_stride == 0) return p.out_channels * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];

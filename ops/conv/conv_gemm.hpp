@@ -8,6 +8,7 @@
 // into one wider product that the threads share. The epilogue applies bias, residual, affine and
 // ReLU.
 #include <algorithm>
+#include <array>
 #include <string>
 
 #include <vector>
@@ -69,6 +70,25 @@ ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels);
 // dst[k] = channel (k0 + k)'s epilogue of src[k], for k < n.
 void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst);
 
+// An output position (image n, d, h, w) of a batch whose positions are numbered image-major:
+// found from its number once, then stepped to the next, which is cheaper than dividing per position.
+struct OutputPosition {
+  int64_t n, d, h, w;
+  static OutputPosition of(const std::array<int64_t, 3>& extent, int64_t pos) {
+    const int64_t plane = extent[1] * extent[2], volume = extent[0] * plane, o = pos % volume;
+    return {pos / volume, o / plane, o / extent[2] % extent[1], o % extent[2]};
+  }
+  void next(const std::array<int64_t, 3>& extent) {
+    if (++w < extent[2]) return;
+    w = 0;
+    if (++h < extent[1]) return;
+    h = 0;
+    if (++d < extent[0]) return;
+    d = 0;
+    ++n;
+  }
+};
+
 // Where a convolution writes output position (image n, d, h, w) in its channels-last output, and
 // the epilogue each channel gets on the way.
 struct ChannelsLastOut {
@@ -86,6 +106,14 @@ ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const C
 
 // The weights (Cout, Cin * kd * kh * kw), row-major, packed once for the GEMM kernel.
 PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight);
+
+// A pointwise (1x1, stride 1, unpadded) convolution writing its output channels-last (required:
+// ConvEpilogue::channels_last_out), for a 1x1 layer whose output only a Winograd or tap GEMM
+// convolution reads, so that its input copy is never made from planes. The same product over the
+// batch as the planar case, each panel's products (channels x 32 positions) turned into runs of
+// channels by 16 x 16 in-register transposes on their way out.
+void conv_pointwise_channels_last(const reference::ConvProblem& p, const PackedMatrix& weight, const float* in,
+                                  const ConvEpilogue& epilogue, float* out);
 
 // in: (batch, Cin, d, h, w); out (batch, Cout, od, oh, ow) overwritten.
 void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,

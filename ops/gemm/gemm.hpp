@@ -75,6 +75,10 @@ struct PanelBlock {
 // b + i * b_image (k rows, ldb apart), C_i at c + i * c_image (m rows, ldc apart), the epilogue's
 // residual for image i at residual + i * residual_image. E.g. a pointwise convolution, the B_i
 // its input planes. The images' columns are multiplied as one run of images x n columns.
+// With a sink, C is not written: each panel's products (m rows of NR floats: the run's columns
+// [panel * NR, panel * NR + NR), zeros past the last image) go to sink(sink_context, panel,
+// products) once complete, without the epilogue; e.g. a convolution writing its output
+// channels-last.
 struct BatchedColumns {
   int64_t images, n;
   const float* b;
@@ -82,6 +86,8 @@ struct BatchedColumns {
   float* c;
   int64_t ldc, c_image;
   int64_t residual_image = 0;
+  void (*sink)(const void* context, int64_t panel, const float* products) = nullptr;
+  const void* sink_context = nullptr;
 };
 
 // A register tile's A rows read where they are as `count` runs laid end to end in depth: run p of
@@ -114,9 +120,6 @@ struct GemmKernel {
   void (*tile_rows_a)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;
   int row_step = 0;
-  // The same with A's columns read in place: element (r, k) at a[k * lda + r].
-  void (*tile_cols_a)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                      int64_t rows, bool accumulate) = nullptr;
   // The same with A's rows read in place as runs (ARuns); it reads exactly `rows` rows, which must
   // be a multiple of row_step (at most mr).
   void (*tile_runs_a)(const ARuns& runs, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,

@@ -24,8 +24,8 @@ constexpr int64_t kMC = 144;   // rows of A packed at a time: the A block stays 
 constexpr int64_t kNC = 1024;  // columns of B packed at a time: the packed B block (1 MB) fits L2
 
 // Where a register tile's A element (row r, depth k) is: a packed MR x kc panel, a[k * MR + r];
-// rows lda apart, a[r * lda + k]; or columns lda apart, a[k * lda + r].
-enum class ALayout { Packed, Rows, Columns };
+// or rows lda apart, a[r * lda + k].
+enum class ALayout { Packed, Rows };
 
 template <class Arch, int MR>
 struct BlockedSgemm {
@@ -65,7 +65,7 @@ struct BlockedSgemm {
   }
 
   // The register tile: C[0:rows, 0:cols] (+)= A x B panel, epilogue on the last K block. A is an
-  // MR x kc panel or ROWS rows or columns read in place (see ALayout). ROWS < MR runs a shorter
+  // MR x kc panel or ROWS rows read in place (see ALayout). ROWS < MR runs a shorter
   // tile for a partial one (rows <= ROWS), kOneVector a narrower one (cols <= W). With prefetch_b,
   // the kc rows of NR floats from there (ldb apart) are fetched into L2 along the way.
   template <ALayout kA = ALayout::Packed, int ROWS = MR, bool kOneVector = false>
@@ -123,7 +123,7 @@ struct BlockedSgemm {
       const Vec b1 = kOneVector ? Vec(0.0f) : Vec::load_unaligned(b + k * ldb + W);
 #pragma GCC unroll 32
       for (int r = 0; r < ROWS; ++r) {
-        const Vec av(kA == ALayout::Rows ? a[r * lda + k] : kA == ALayout::Columns ? a[k * lda + r] : a[k * MR + r]);
+        const Vec av(kA == ALayout::Rows ? a[r * lda + k] : a[k * MR + r]);
         acc0[r] = xsimd::fma(av, b0, Vec(acc0[r]));
         if constexpr (!kOneVector) acc1[r] = xsimd::fma(av, b1, Vec(acc1[r]));
       }
@@ -346,36 +346,38 @@ struct BlockedSgemm {
     }
   }
 
-  // Panels [p_begin, p_end) of a batched product, single-threaded. Each group of panels (kNC
-  // columns) runs its depth blocks: the packed panels are packed first, and their products
-  // accumulate in `side` (m x NR each) until they are split into their images at the end.
+  // Panels [p_begin, p_end) of a batched product, single-threaded. Each group of panels runs its
+  // depth blocks: the packed panels are packed first, and their products (all the group's with a
+  // sink) accumulate in `side` (m x NR each) until they are split into their images, or sunk, at
+  // the end.
   static void run_batched_range(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& e,
                                 int64_t p_begin, int64_t p_end, float* b_pack, float* side) {
-    const int64_t m = a.m, group = kNC / NR;
+    const int64_t m = a.m, group = batched_group(s);
+    const auto in_side = [&](const BatchedPanel& bp) { return s.sink || !bp.in_place; };
     for (int64_t g0 = p_begin; g0 < p_end; g0 += group) {
       const int64_t g1 = std::min(p_end, g0 + group);
       for (int64_t k0 = 0; k0 < a.k; k0 += kKC) {
         const int64_t kc = std::min(kKC, a.k - k0);
         const bool first = k0 == 0, last = k0 + kc == a.k;
-        int64_t slot = 0;
+        int64_t packed = 0;
         for (int64_t p = g0; p < g1; ++p) {
-          if (!batched_panel(s, p).in_place) pack_batched_panel(s, p, k0, kc, b_pack + slot++ * kc * NR);
+          if (!batched_panel(s, p).in_place) pack_batched_panel(s, p, k0, kc, b_pack + packed++ * kc * NR);
         }
         for (int64_t m0 = 0; m0 < m; m0 += kMC) {
           const int64_t mc = std::min(kMC, m - m0);
           const float* a_block = a.data.get() + k0 * padded_rows(m) + m0 * kc;
-          slot = 0;
+          int64_t slot = 0;
+          packed = 0;
           for (int64_t p = g0; p < g1; ++p) {
             const BatchedPanel bp = batched_panel(s, p);
             const BatchedPanel next = p + 1 < g1 ? batched_panel(s, p + 1) : BatchedPanel{0, 0, false};
             // In-place panels fetch the next one ahead, as in run_range.
             const float* prefetch = next.in_place ? s.b + next.image * s.b_image + k0 * s.ldb + next.at : nullptr;
             const GemmEpilogue ei = image_epilogue(e, s, bp.image);
-            const GemmEpilogue* ep = bp.in_place && last && !e.empty() ? &ei : nullptr;
-            const float* b = bp.in_place ? s.b + bp.image * s.b_image + k0 * s.ldb + bp.at : b_pack + slot * kc * NR;
-            const int64_t ldb = bp.in_place ? s.ldb : NR, ldc = bp.in_place ? s.ldc : NR;
-            float* c = bp.in_place ? s.c + bp.image * s.c_image + bp.at : side + slot * m * NR;
-            if (!bp.in_place) ++slot;
+            const GemmEpilogue* ep = !in_side(bp) && last && !e.empty() ? &ei : nullptr;
+            const float* b = bp.in_place ? s.b + bp.image * s.b_image + k0 * s.ldb + bp.at : b_pack + packed++ * kc * NR;
+            const int64_t ldb = bp.in_place ? s.ldb : NR, ldc = in_side(bp) ? NR : s.ldc;
+            float* c = in_side(bp) ? side + slot++ * m * NR : s.c + bp.image * s.c_image + bp.at;
             for (int64_t i = 0; i < mc; i += MR) {
               covering_tile(kc, a_block + i * kc, b, ldb, c + (m0 + i) * ldc, ldc, std::min<int64_t>(MR, mc - i), NR,
                             !first, ep, m0 + i, bp.at, 0, i == 0 ? prefetch : nullptr);
@@ -385,10 +387,18 @@ struct BlockedSgemm {
       }
       int64_t slot = 0;
       for (int64_t p = g0; p < g1; ++p) {
-        if (!batched_panel(s, p).in_place) store_batched_panel(s, e, m, p, side + slot++ * m * NR);
+        const BatchedPanel bp = batched_panel(s, p);
+        if (s.sink) {
+          s.sink(s.sink_context, p, side + slot++ * m * NR);
+        } else if (!bp.in_place) {
+          store_batched_panel(s, e, m, p, side + slot++ * m * NR);
+        }
       }
     }
   }
+
+  // Panels per group: kNC columns, or 8 panels with a sink, whose products all wait in `side`.
+  static int64_t batched_group(const BatchedColumns& s) { return s.sink ? 8 : kNC / NR; }
 
   // The batched product on all threads, each taking an equal run of panels.
   static void run_batched(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& e) {
@@ -396,7 +406,13 @@ struct BlockedSgemm {
     if (panels == 0 || a.m == 0) return;
     if (a.k == 0) {  // nothing to multiply: C is the epilogue of zero
       const std::vector<float> zeros(static_cast<std::size_t>(a.m * NR), 0.0f);
-      for (int64_t p = 0; p < panels; ++p) store_batched_panel(s, e, a.m, p, zeros.data());
+      for (int64_t p = 0; p < panels; ++p) {
+        if (s.sink) {
+          s.sink(s.sink_context, p, zeros.data());
+        } else {
+          store_batched_panel(s, e, a.m, p, zeros.data());
+        }
+      }
       return;
     }
     const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), panels));
@@ -404,7 +420,7 @@ struct BlockedSgemm {
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
       const int64_t p_begin = panels * t / nt, p_end = panels * (t + 1) / nt;
-      const int64_t slots = std::min(kNC / NR, p_end - p_begin);
+      const int64_t slots = std::min(batched_group(s), p_end - p_begin);
       thread_local ScratchBuffer pack_buffer, side_buffer;
       float* b_pack = pack_buffer.reserve(slots * std::min(kKC, a.k) * NR);
       float* side = side_buffer.reserve(slots * a.m * NR);
@@ -465,13 +481,6 @@ struct BlockedSgemm {
   static void tile_rows_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                           int64_t rows, bool accumulate) {
     covering_tile<ALayout::Rows>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
-  }
-
-  // The same with A's columns in place: element (r, k) at a[k * lda + r], e.g. output positions
-  // of a pointwise convolution read straight from the input planes.
-  static void tile_cols_a(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                          int64_t rows, bool accumulate) {
-    covering_tile<ALayout::Columns>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
   }
 
   // A's rows read in place as runs (see ARuns): C[0:rows, 0:NR] (+)= A x one B panel.
@@ -556,7 +565,6 @@ struct BlockedSgemm {
     k.run_packed_batched = K::run_batched;                                                               \
     k.run_depth_block = K::run_depth_block;                                                              \
     k.tile_rows_a = K::tile_rows_a;                                                                      \
-    k.tile_cols_a = K::tile_cols_a;                                                                      \
     k.tile_runs_a = K::tile_runs_a;                                                                      \
     k.row_step = K::row_step();                                                                          \
     k.fma_chains = K::fma_chains;                                                                        \

@@ -109,20 +109,12 @@ bool reads_input(const reference::ConvProblem& p, const Origin* origins, int64_t
 // conv1's tile copy).
 void position_origins(const reference::ConvProblem& p, const PaddedInput& pi, int64_t pos0, int64_t count,
                       Origin* origins) {
-  const auto& oe = p.out_extent;
   const auto& s = p.window.stride;
-  int64_t ow = pos0 % oe[2], oh = pos0 / oe[2] % oe[1], od = pos0 / (oe[1] * oe[2]) % oe[0];
-  int64_t n = pos0 / (oe[0] * oe[1] * oe[2]);
-  for (int64_t q = 0; q < count; ++q) {
-    const int64_t base = n * pi.floats() + ((od * s[0] * pi.extent[1] + oh * s[1]) * pi.extent[2] + ow * s[2]) * pi.channels;
-    origins[q] = {base, od * s[0] - p.window.pad[0], oh * s[1] - p.window.pad[1], ow};
-    if (++ow < oe[2]) continue;
-    ow = 0;
-    if (++oh < oe[1]) continue;
-    oh = 0;
-    if (++od < oe[0]) continue;
-    od = 0;
-    ++n;
+  OutputPosition o = OutputPosition::of(p.out_extent, pos0);
+  for (int64_t q = 0; q < count; ++q, o.next(p.out_extent)) {
+    const int64_t base =
+        o.n * pi.floats() + ((o.d * s[0] * pi.extent[1] + o.h * s[1]) * pi.extent[2] + o.w * s[2]) * pi.channels;
+    origins[q] = {base, o.d * s[0] - p.window.pad[0], o.h * s[1] - p.window.pad[1], o.w};
   }
 }
 
@@ -226,11 +218,9 @@ void scatter_item(const reference::ConvProblem& p, const ConvEpilogue& e, const 
 // item are one contiguous run there.
 void store_item_channels_last(const reference::ConvProblem& p, const ChannelsLastOut& target, const float* product,
                               int64_t ld, int64_t pos0, int64_t count, int64_t oc0, int64_t oc_count, float* out) {
-  const auto& oe = p.out_extent;
-  for (int64_t q = 0; q < count; ++q) {
-    const int64_t pos = pos0 + q, ow = pos % oe[2], oh = pos / oe[2] % oe[1], od = pos / (oe[1] * oe[2]) % oe[0];
-    const int64_t n = pos / (oe[0] * oe[1] * oe[2]);
-    store_channels(product + q * ld, oc_count, target.epilogues, oc0, out + target.at(n, od, oh, ow) + oc0);
+  OutputPosition o = OutputPosition::of(p.out_extent, pos0);
+  for (int64_t q = 0; q < count; ++q, o.next(p.out_extent)) {
+    store_channels(product + q * ld, oc_count, target.epilogues, oc0, out + target.at(o.n, o.d, o.h, o.w) + oc0);
   }
 }
 
@@ -243,67 +233,6 @@ PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weig
     for (int64_t c = 0; c < c_n; ++c)
       for (int64_t t = 0; t < taps; ++t) w.at(0, t * c_n + c, oc) = weight[(oc * c_n + c) * taps + t];
   return w;
-}
-
-namespace {
-
-// Output positions [first, first + count) of image n of a pointwise convolution (flat over the
-// output volume, so tiles run across rows: 14-wide rows no longer leave a 2-position tile), mr
-// at a time, into the channels-last layout: each tile's products accumulate over the depth blocks
-// in `tile` (mr rows of panels x nr), then go to their positions with the epilogue. `a_edge` holds
-// a partial tile's A columns when its height is not a whole number of row steps (the kernel
-// would read past the tile, at the end of the input).
-void pointwise_positions(const reference::ConvProblem& p, const PackedPanels& w, const GemmKernel& kernel,
-                         const float* in, const ChannelsLastOut& target, int64_t n, int64_t first, int64_t count,
-                         float* tile, float* a_edge, float* out) {
-  const int64_t mr = kernel.mr, nr = kernel.nr, c_in = p.in_channels, ld = w.panels * nr;
-  const auto& oe = p.out_extent;
-  const int64_t volume = oe[0] * oe[1] * oe[2];
-  const float* image = in + n * c_in * volume;
-  for (int64_t p0 = first; p0 < first + count; p0 += mr) {
-    const int64_t rows = std::min(mr, first + count - p0);
-    // The next tile's columns, one cache line in each of Cin planes: too many streams for the
-    // hardware prefetcher (conv2_3x3_reduce: 2.44 ms without this, 1.92 with).
-    for (int64_t c = 0; c < c_in; ++c) __builtin_prefetch(image + c * volume + p0 + rows);
-    for (int64_t c0 = 0; c0 < c_in; c0 += kernel.kc) {
-      const int64_t depth = std::min(kernel.kc, c_in - c0);
-      const float* a = image + c0 * volume + p0;
-      int64_t lda = volume;
-      if (rows % kernel.row_step != 0) {
-        for (int64_t k = 0; k < depth; ++k)
-          for (int64_t r = 0; r < mr; ++r) a_edge[k * mr + r] = r < rows ? a[k * volume + r] : 0.0f;
-        a = a_edge;
-        lda = mr;
-      }
-      for (int64_t q = 0; q < w.panels; ++q) {
-        kernel.tile_cols_a(depth, a, lda, w.panel(0, q) + c0 * nr, tile + q * nr, ld, rows, c0 > 0);
-      }
-    }
-    store_item_channels_last(p, target, tile, ld, n * volume + p0, rows, 0, p.out_channels, out);
-  }
-}
-
-}  // namespace
-
-void conv_pointwise_channels_last(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
-                                  const ConvEpilogue& e, float* out) {
-  const GemmKernel& kernel = kernel_for(w);
-  if (!e.channels_last_out || p.window.volume() != 1) throw std::logic_error("not a pointwise channels-last output");
-  const ChannelsLastOut target = begin_channels_last_out(p, e, out);
-  const int64_t volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const int64_t chunk = 8 * kernel.mr, chunks = (volume + chunk - 1) / chunk;  // positions per work item
-#pragma omp parallel
-  {
-    thread_local ScratchBuffer tile_buffer, edge_buffer;
-    float* tile = tile_buffer.reserve(kernel.mr * w.panels * kernel.nr);
-    float* a_edge = edge_buffer.reserve(kernel.kc * kernel.mr);
-#pragma omp for schedule(static)
-    for (int64_t item = 0; item < p.batch * chunks; ++item) {
-      const int64_t first = item % chunks * chunk;
-      pointwise_positions(p, w, kernel, in, target, item / chunks, first, std::min(chunk, volume - first), tile,
-                          a_edge, out);
-    }
-  }
 }
 
 void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& e,

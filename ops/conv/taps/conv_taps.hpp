@@ -17,13 +17,6 @@ namespace ecocpu::fast {
 // and Cout columns.
 PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weight);
 
-// A pointwise (1x1, stride 1, unpadded) convolution with a channels-last output (required):
-// output positions as the GEMM's rows, each register tile's A columns read straight from the
-// input planes, the weights packed by tap_pack_weights. For a 1x1 layer whose output only a
-// Winograd or tap GEMM convolution reads, so that its input copy is never made from planes.
-void conv_pointwise_channels_last(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
-                                  const ConvEpilogue& epilogue, float* out);
-
 // in_channels_last: `in` is already the padded channels-last copy (padded_input(p)) the kernel
 // works from, written by the convolution before (see ConvEpilogue::channels_last_out).
 void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& epilogue,
