@@ -128,6 +128,11 @@ std::string PlanStep::algo_name(const Graph& graph) const {
   return reference ? "reference" : std::string(graph.nodes[node].op->fast_algo());
 }
 
+std::string PlanStep::layouts() const {
+  const auto name = [](bool channels_last) { return channels_last ? "cl" : "planes"; };
+  return std::string(name(in_channels_last || alias_input)) + ">" + name(out_channels_last || alias_input);
+}
+
 namespace {
 
 // Drops what a prepared conv step copied: its conv's weight and bias and every absorbed node's

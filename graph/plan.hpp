@@ -66,6 +66,9 @@ struct PlanStep {
 
   std::string label(const Graph& graph) const;  // "res3b_2+res3b+res3b_bn+res3b_relu"
   std::string algo_name(const Graph& graph) const;  // "im2col_gemm", "separable", "reference"
+  // How its input and output are laid out: "planes>planes", or "cl" for a side handed over
+  // channels-last ("planes>cl": it writes the next convolution's copy; a To3D passing one on: "cl>cl").
+  std::string layouts() const;
 };
 
 // Activation buffers kept between steps and between forward passes: a step's output reuses the

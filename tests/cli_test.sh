@@ -113,6 +113,9 @@ assert lat["min"] <= lat["median"] <= lat["max"] and d["peak_rss_mb"] > 0 and d[
 ids = [l["id"] for l in d["layers"]]
 assert ids[0].startswith("conv1_7x7_s2+") and all(l["algo"] for l in d["layers"])
 assert any(l["algo"] == "gemm_1x1" for l in d["layers"])
+lay = {l["id"].split("+")[0]: l["layouts"] for l in d["layers"]}
+assert lay["conv2_3x3_reduce"] == "planes>cl" and lay["res3b_1"] == "planes>cl" and lay["res3b_2"] == "cl>planes"
+assert lay["inception_3a_1x1"] == "planes>planes"
 ' "$tmp/out"
 run bench --segments 4 --iters 1 --warmup 0 --engine reference
 check "bench table" grep -q "reference engine" "$tmp/out"

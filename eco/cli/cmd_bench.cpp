@@ -65,7 +65,7 @@ Timings time_plan(const ExecutionPlan& plan, const WeightStore& weights, const T
 }
 
 struct StepRow {
-  std::string id, algo;
+  std::string id, algo, layouts;
   double ms, gflops;
 };
 
@@ -73,7 +73,7 @@ std::vector<StepRow> step_rows(const Graph& g, const ExecutionPlan& plan, const 
   std::vector<StepRow> rows;
   for (std::size_t i = 0; i < plan.steps.size(); ++i) {
     const double ms = median(t.step_ms[i]);
-    rows.push_back({plan.steps[i].label(g), plan.steps[i].algo_name(g), ms,
+    rows.push_back({plan.steps[i].label(g), plan.steps[i].algo_name(g), plan.steps[i].layouts(), ms,
                     ms > 0 ? step_flops(g, plan.steps[i]) / ms * 1e-6 : 0.0});
   }
   return rows;
@@ -89,7 +89,8 @@ std::string bench_json(const LoadedModel& m, const std::string& engine, const Ti
       << "}, \"peak_rss_mb\": " << peak_rss_mb() << ", \"layers\": [";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     out << (i ? ", " : "") << "{\"id\": " << json_quote(rows[i].id) << ", \"algo\": \"" << rows[i].algo
-        << "\", \"ms\": " << rows[i].ms << ", \"gflops\": " << rows[i].gflops << "}";
+        << "\", \"layouts\": \"" << rows[i].layouts << "\", \"ms\": " << rows[i].ms << ", \"gflops\": " << rows[i].gflops
+        << "}";
   }
   out << "]}\n";
   return out.str();
@@ -102,15 +103,17 @@ std::string bench_table(const LoadedModel& m, const std::string& engine, int64_t
   std::snprintf(line, sizeof line,
                 "%s, %lld segments, %d threads, %s engine, GEMM %s\n"
                 "latency over %zu runs (after %lld warm-up): median %.1f ms, min %.1f ms, max %.1f ms\n"
-                "peak memory (RSS): %.0f MB\n\n%-64s %-12s %9s %9s %7s\n",
+                "peak memory (RSS): %.0f MB\n"
+                "layouts: planes, or cl where a convolution hands its output to the next channels-last\n\n"
+                "%-64s %-12s %-13s %9s %9s %7s\n",
                 m.config.arch.c_str(), static_cast<long long>(m.config.segments), omp_get_max_threads(),
                 engine.c_str(), selected_gemm_kernel().name.c_str(), t.latency_ms.size(),
                 static_cast<long long>(warmup), t.median_ms, t.min_ms, t.max_ms, peak_rss_mb(), "layer",
-                "algo", "ms", "GFLOP/s", "share");
+                "algo", "layouts", "ms", "GFLOP/s", "share");
   out << line;
   for (const auto& r : rows) {
-    std::snprintf(line, sizeof line, "%-64s %-12s %9.2f %9.1f %6.1f%%\n", r.id.substr(0, 64).c_str(),
-                  r.algo.c_str(), r.ms, r.gflops, 100.0 * r.ms / t.median_ms);
+    std::snprintf(line, sizeof line, "%-64s %-12s %-13s %9.2f %9.1f %6.1f%%\n", r.id.substr(0, 64).c_str(),
+                  r.algo.c_str(), r.layouts.c_str(), r.ms, r.gflops, 100.0 * r.ms / t.median_ms);
     out << line;
   }
   return out.str();
