@@ -1,12 +1,12 @@
 #pragma once
 // Convolution as matrix multiplication, for 2D and 3D alike: per image, the output planes
 // (Cout x out_volume) = weights (Cout x Cin*kernel_volume) x columns (Cin*kernel_volume x
-// out_volume). A 1x1(x1), stride-1, unpadded convolution uses the input itself as the columns;
-// others gather them (im2col / vol2col) into GEMM panels, a block of output positions and of rows
-// at a time, so the buffers stay small even for ECO's 3D layers. Large planes go as independent
-// (image, column block) items, one thread each; small ones are gathered several images at a time
-// into one wider product that the threads share. The epilogue applies bias, residual, affine and
-// ReLU.
+// out_volume). A 1x1(x1), stride-1, unpadded convolution uses the input itself as the columns,
+// all images' in one product (sgemm_packed_batched); others gather them (im2col / vol2col) into
+// GEMM panels, a block of output positions and of rows at a time, so the buffers stay small even
+// for ECO's 3D layers: large planes as independent (image, column block) items, one thread each,
+// small ones several images at a time into one wider product that the threads share. The
+// epilogue applies bias, residual, affine and ReLU.
 #include <algorithm>
 #include <array>
 #include <string>
