@@ -130,7 +130,8 @@ std::string PlanStep::algo_name(const Graph& graph) const {
 
 std::string PlanStep::layouts() const {
   const auto name = [](bool channels_last) { return channels_last ? "cl" : "planes"; };
-  return std::string(name(in_channels_last || alias_input)) + ">" + name(out_channels_last || alias_input);
+  const std::string in = shared_copy >= 0 ? "shared" : name(in_channels_last || alias_input);
+  return in + ">" + name(out_channels_last || alias_input);
 }
 
 namespace {
@@ -206,6 +207,33 @@ void hand_over_channels_last(const Graph& g, const Uses& uses, std::vector<PlanS
   }
 }
 
+bool same_layout(const fast::PaddedInput& a, const fast::PaddedInput& b) {
+  return a.extent == b.extent && a.lead == b.lead && a.inner == b.inner && a.channels == b.channels;
+}
+
+// Numbers (PlanStep::shared_copy) the groups of convolution steps that read one value, not handed
+// over, through the same channels-last layout: the value is copied once for all of them.
+void share_channels_last_copies(std::vector<PlanStep>& steps) {
+  int groups = 0;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    PlanStep& first = steps[i];
+    const auto copies_input = [](const PlanStep& s) {
+      return s.is_conv && s.pool < 0 && !s.in_channels_last && fast::takes_channels_last(s.conv);
+    };
+    if (!copies_input(first) || first.shared_copy >= 0) continue;
+    const fast::PaddedInput layout = fast::input_layout(first.conv);
+    for (std::size_t j = i + 1; j < steps.size(); ++j) {
+      PlanStep& other = steps[j];
+      if (!copies_input(other) || other.inputs[0] != first.inputs[0] || other.conv.problem.batch != first.conv.problem.batch ||
+          !same_layout(fast::input_layout(other.conv), layout)) {
+        continue;
+      }
+      if (first.shared_copy < 0) first.shared_copy = groups++;
+      other.shared_copy = first.shared_copy;
+    }
+  }
+}
+
 ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions& options,
                          WeightStore* releasable) {
   if (auto problems = check_weights(g, w); !problems.empty()) {
@@ -240,6 +268,7 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   if (!options.reference) {
     write_branches_in_place(g, uses, plan.steps);
     hand_over_channels_last(g, uses, plan.steps);
+    share_channels_last_copies(plan.steps);
   }
   return plan;
 }
@@ -298,6 +327,14 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, BufferPool& buffers, c
   }
 }
 
+// The channels-last copy of a convolution step's input (`in`, planes) that the steps sharing it read.
+Tensor channels_last_copy(BufferPool& buffers, const PlanStep& s, const float* in) {
+  const fast::PaddedInput layout = fast::input_layout(s.conv);
+  Tensor copy = buffers.take(Shape{s.conv.problem.batch * layout.floats()});
+  fast::to_channels_last(s.conv.problem, layout, in, copy.data());
+  return copy;
+}
+
 // A Concat input copied into its channel slice of the Concat's output, image by image.
 void copy_into_channels(const Tensor& src, int64_t channel, Tensor& dst) {
   const int64_t batch = src.dim(0), src_image = src.shape().numel_from(1), dst_image = dst.shape().numel_from(1);
@@ -337,6 +374,14 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
   }
   std::vector<Tensor> values(g.values.size());
   values[g.input] = input;
+  std::vector<int> last_sharer;  // per shared channels-last copy, the last step reading it
+  for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
+    const int id = plan.steps[i].shared_copy;
+    if (id < 0) continue;
+    if (static_cast<int>(last_sharer.size()) <= id) last_sharer.resize(static_cast<std::size_t>(id) + 1, -1);
+    last_sharer[static_cast<std::size_t>(id)] = i;
+  }
+  std::vector<Tensor> shared_copies(last_sharer.size());
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
     const PlanStep& s = plan.steps[i];
     Tensor out = s.alias_input ? values[s.inputs[0]] : step_output(plan, s, values);
@@ -347,18 +392,28 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
       e.scale = s.scale.empty() ? nullptr : s.scale.data();
       e.shift = s.shift.empty() ? nullptr : s.shift.data();
       e.relu = s.relu;
+      const float* in = values[s.inputs[0]].data();
+      bool in_channels_last = s.in_channels_last;
+      if (s.shared_copy >= 0) {
+        Tensor& copy = shared_copies[static_cast<std::size_t>(s.shared_copy)];
+        if (copy.empty()) copy = channels_last_copy(*plan.buffers, s, in);
+        in = copy.data();
+        in_channels_last = true;
+      }
       if (s.pool >= 0) {
-        run_conv_pooled(s, g.nodes[s.pool], *plan.buffers, values[s.inputs[0]].data(), e, out);
+        run_conv_pooled(s, g.nodes[s.pool], *plan.buffers, in, e, out);
       } else if (s.slice_of >= 0) {  // out is the Concat's output; this step fills its channel slice
         e.out_image_stride = out.shape().numel_from(1);
-        fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data() + s.slice_channel * out.shape().numel_from(2),
-                       s.in_channels_last);
+        fast::run_conv(s.conv, in, e, out.data() + s.slice_channel * out.shape().numel_from(2), in_channels_last);
       } else {
         if (s.out_channels_last) {
           e.channels_last_out = &s.out_layout;
           e.channels_last_frames = s.out_frames;
         }
-        fast::run_conv(s.conv, values[s.inputs[0]].data(), e, out.data(), s.in_channels_last);
+        fast::run_conv(s.conv, in, e, out.data(), in_channels_last);
+      }
+      if (s.shared_copy >= 0 && last_sharer[static_cast<std::size_t>(s.shared_copy)] == i) {
+        shared_copies[static_cast<std::size_t>(s.shared_copy)] = Tensor();
       }
     } else if (s.alias_input) {
       // a To3D between a channels-last hand-over: the producer wrote the 3D layout already

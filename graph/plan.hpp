@@ -61,13 +61,18 @@ struct PlanStep {
   int64_t out_frames = 0;
   bool in_channels_last = false;
   bool alias_input = false;
+  // Convolutions reading the same input through the same channels-last layout (res4a_1 and
+  // res4a_down) share one copy of it: the executor makes it for the first step with the same
+  // shared_copy number, the others read it (and the last one lets it go).
+  int shared_copy = -1;
 
   bool assembles_in_place() const;  // a Concat some of whose inputs were written in place
 
   std::string label(const Graph& graph) const;  // "res3b_2+res3b+res3b_bn+res3b_relu"
   std::string algo_name(const Graph& graph) const;  // "im2col_gemm", "separable", "reference"
   // How its input and output are laid out: "planes>planes", or "cl" for a side handed over
-  // channels-last ("planes>cl": it writes the next convolution's copy; a To3D passing one on: "cl>cl").
+  // channels-last ("planes>cl": it writes the next convolution's copy; a To3D passing one on:
+  // "cl>cl"), "shared" for an input read from a channels-last copy shared with other steps.
   std::string layouts() const;
 };
 

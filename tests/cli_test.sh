@@ -115,7 +115,7 @@ assert ids[0].startswith("conv1_7x7_s2+") and all(l["algo"] for l in d["layers"]
 assert any(l["algo"] == "gemm_1x1" for l in d["layers"])
 lay = {l["id"].split("+")[0]: l["layouts"] for l in d["layers"]}
 assert lay["conv2_3x3_reduce"] == "planes>cl" and lay["res3b_1"] == "planes>cl" and lay["res3b_2"] == "cl>planes"
-assert lay["inception_3a_1x1"] == "planes>planes"
+assert lay["inception_3a_1x1"] == "planes>planes" and lay["res4a_down"] == "shared>planes"
 ' "$tmp/out"
 run bench --segments 4 --iters 1 --warmup 0 --engine reference
 check "bench table" grep -q "reference engine" "$tmp/out"

@@ -69,6 +69,12 @@ TEST_CASE("plan: a convolution read only by a Winograd or tap GEMM one hands its
   CHECK_FALSE(step_for(plan, "res3b_2")->out_channels_last);
   CHECK_FALSE(step_for(plan, "inception_3a_double_3x3_2")->out_channels_last);
   CHECK_FALSE(step_for(plan, "inception_3a_1x1")->out_channels_last);
+  // res4a_1 and res4a_down read res3b through the same layout: one copy, made for both.
+  CHECK(step_for(plan, "res4a_1")->shared_copy >= 0);
+  CHECK(step_for(plan, "res4a_down")->shared_copy == step_for(plan, "res4a_1")->shared_copy);
+  CHECK(step_for(plan, "res5a_down")->shared_copy == step_for(plan, "res5a_1")->shared_copy);
+  CHECK(step_for(plan, "res5a_1")->shared_copy != step_for(plan, "res4a_1")->shared_copy);
+  CHECK(step_for(plan, "res4a_2")->shared_copy < 0);  // handed over by res4a_1
   CHECK_FALSE(step_for(plan, "inception_3a_pool_proj")->in_channels_last);
 }
 

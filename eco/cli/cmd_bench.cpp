@@ -104,7 +104,8 @@ std::string bench_table(const LoadedModel& m, const std::string& engine, int64_t
                 "%s, %lld segments, %d threads, %s engine, GEMM %s\n"
                 "latency over %zu runs (after %lld warm-up): median %.1f ms, min %.1f ms, max %.1f ms\n"
                 "peak memory (RSS): %.0f MB\n"
-                "layouts: planes, or cl where a convolution hands its output to the next channels-last\n\n"
+                "layouts: planes, cl where a convolution hands its output to the next channels-last, shared\n"
+                "where convolutions reading one input share its channels-last copy\n\n"
                 "%-64s %-12s %-13s %9s %9s %7s\n",
                 m.config.arch.c_str(), static_cast<long long>(m.config.segments), omp_get_max_threads(),
                 engine.c_str(), selected_gemm_kernel().name.c_str(), t.latency_ms.size(),
