@@ -214,12 +214,12 @@ bool same_layout(const fast::PaddedInput& a, const fast::PaddedInput& b) {
 // Numbers (PlanStep::shared_copy) the groups of convolution steps that read one value, not handed
 // over, through the same channels-last layout: the value is copied once for all of them.
 void share_channels_last_copies(std::vector<PlanStep>& steps) {
+  const auto copies_input = [](const PlanStep& s) {
+    return s.is_conv && s.pool < 0 && !s.in_channels_last && fast::takes_channels_last(s.conv);
+  };
   int groups = 0;
   for (std::size_t i = 0; i < steps.size(); ++i) {
     PlanStep& first = steps[i];
-    const auto copies_input = [](const PlanStep& s) {
-      return s.is_conv && s.pool < 0 && !s.in_channels_last && fast::takes_channels_last(s.conv);
-    };
     if (!copies_input(first) || first.shared_copy >= 0) continue;
     const fast::PaddedInput layout = fast::input_layout(first.conv);
     for (std::size_t j = i + 1; j < steps.size(); ++j) {

@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -237,30 +236,13 @@ void conv_batched_columns(const reference::ConvProblem& p, const float* in, cons
   }
 }
 
-// A channels-last output's positions and epilogues, for the batched product's sink: the epilogue
-// arrays padded with zeros to whole vectors of 16 channels.
+// What the batched product's sink needs to write a pointwise convolution's channels-last output.
 struct ChannelsLastSink {
   const reference::ConvProblem* p;
   const ChannelsLastOut* target;
-  int64_t nr, volume;
-  std::vector<float> bias, mul, shift, lower;
+  int64_t nr;  // the kernel's panel width: positions per panel
   float* out;
 };
-
-ChannelsLastSink channels_last_sink(const reference::ConvProblem& p, const ChannelsLastOut& target, float* out) {
-  const int64_t nr = selected_gemm_kernel().nr, padded = (p.out_channels + 15) / 16 * 16;
-  ChannelsLastSink s{&p, &target, nr, p.out_extent[0] * p.out_extent[1] * p.out_extent[2], {}, {}, {}, {}, out};
-  const auto padded_copy = [&](const std::vector<float>& v) {
-    std::vector<float> c(v);
-    c.resize(static_cast<std::size_t>(padded), 0.0f);
-    return c;
-  };
-  s.bias = padded_copy(target.epilogues.bias);
-  s.mul = padded_copy(target.epilogues.mul);
-  s.shift = padded_copy(target.epilogues.shift);
-  s.lower = padded_copy(target.epilogues.lower);
-  return s;
-}
 
 // Where positions [pos, pos + count) of the batch's output start in the channels-last output.
 void channels_last_positions(const ChannelsLastSink& s, int64_t pos, int64_t count, float** dst) {
@@ -275,17 +257,20 @@ void channels_last_positions(const ChannelsLastSink& s, int64_t pos, int64_t cou
 // cache line per position at a time and took as long as the product.
 ECOCPU_VECTOR_CLONES
 void store_panel_channels_last(const ChannelsLastSink& s, int64_t panel, const float* products, float* rows) {
-  const int64_t m = s.p->out_channels, padded = static_cast<int64_t>(s.bias.size()), total = s.p->batch * s.volume;
+  const ChannelEpilogues& ce = s.target->epilogues;
+  const auto& oe = s.p->out_extent;
+  const int64_t m = s.p->out_channels, padded = static_cast<int64_t>(ce.bias.size());
+  const int64_t total = s.p->batch * oe[0] * oe[1] * oe[2];
   for (int64_t q0 = 0; q0 < s.nr; q0 += 16) {
     const int64_t first = panel * s.nr + q0, count = std::min({int64_t{16}, s.nr - q0, total - first});
     if (count <= 0) return;
     float* dst[16];
     channels_last_positions(s, first, count, dst);
-    if (s.nr % 16 != 0) {  // the SSE2 kernel's 8-wide panels: element by element
-      for (int64_t t = 0; t < count; ++t)
-        for (int64_t c = 0; c < m; ++c) {
-          dst[t][c] = std::max((products[c * s.nr + q0 + t] + s.bias[c]) * s.mul[c] + s.shift[c], s.lower[c]);
-        }
+    if (s.nr % 16 != 0) {  // the SSE2 kernel's 8-wide panels: a position's channels gathered, then stored
+      for (int64_t t = 0; t < count; ++t) {
+        for (int64_t c = 0; c < m; ++c) rows[c] = products[c * s.nr + q0 + t];
+        store_channels(rows, m, ce, 0, dst[t]);
+      }
       continue;
     }
     for (int64_t c0 = 0; c0 < m; c0 += 16) {
@@ -298,10 +283,10 @@ void store_panel_channels_last(const ChannelsLastSink& s, int64_t panel, const f
         }
       }
       transpose_16x16(v);
-      std::memcpy(&bias, s.bias.data() + c0, sizeof(V16));
-      std::memcpy(&mul, s.mul.data() + c0, sizeof(V16));
-      std::memcpy(&shift, s.shift.data() + c0, sizeof(V16));
-      std::memcpy(&lower, s.lower.data() + c0, sizeof(V16));
+      std::memcpy(&bias, ce.bias.data() + c0, sizeof(V16));
+      std::memcpy(&mul, ce.mul.data() + c0, sizeof(V16));
+      std::memcpy(&shift, ce.shift.data() + c0, sizeof(V16));
+      std::memcpy(&lower, ce.lower.data() + c0, sizeof(V16));
       for (int64_t t = 0; t < 16; ++t) {
         V16 x = (v[t] + bias) * mul + shift;
         x = x > lower ? x : lower;
@@ -318,13 +303,14 @@ void conv_pointwise_channels_last(const reference::ConvProblem& p, const PackedM
                                   const ConvEpilogue& e, float* out) {
   if (!e.channels_last_out || p.window.volume() != 1) throw std::logic_error("not a pointwise channels-last output");
   const ChannelsLastOut target = begin_channels_last_out(p, e, out);
-  const ChannelsLastSink sink = channels_last_sink(p, target, out);
-  const int64_t volume = sink.volume;
+  const ChannelsLastSink sink{&p, &target, selected_gemm_kernel().nr, out};
+  const int64_t volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   BatchedColumns s{p.batch, volume, in, volume, p.in_channels * volume, nullptr, 0, 0};
   s.sink = [](const void* context, int64_t panel, const float* products) {
     const auto& to = *static_cast<const ChannelsLastSink*>(context);
     thread_local ScratchBuffer rows;
-    store_panel_channels_last(to, panel, products, rows.reserve(16 * static_cast<int64_t>(to.bias.size())));
+    store_panel_channels_last(to, panel, products,
+                              rows.reserve(16 * static_cast<int64_t>(to.target->epilogues.bias.size())));
   };
   s.sink_context = &sink;
   sgemm_packed_batched(weight, s);
@@ -354,6 +340,8 @@ ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels) {
     ce.shift.push_back(c.shift);
     ce.lower.push_back(c.lower);
   }
+  const std::size_t padded = static_cast<std::size_t>((channels + 15) / 16 * 16);
+  for (auto* v : {&ce.bias, &ce.mul, &ce.shift, &ce.lower}) v->resize(padded, 0.0f);
   return ce;
 }
 

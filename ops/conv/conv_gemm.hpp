@@ -62,7 +62,8 @@ struct ChannelEpilogue {
 ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t channel);
 
 // Every channel's epilogue as arrays, for outputs written channels-last (the epilogue then runs
-// across channels, one vector lane each). No residual.
+// across channels, one vector lane each). No residual. The arrays are padded with zeros to a
+// whole number of 16-channel vectors, so that a vector of them can be loaded at any 16th channel.
 struct ChannelEpilogues {
   std::vector<float> bias, mul, shift, lower;
 };
