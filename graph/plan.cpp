@@ -170,45 +170,84 @@ void write_branches_in_place(const Graph& g, const Uses& uses, std::vector<PlanS
   }
 }
 
+bool same_layout(const fast::PaddedInput& a, const fast::PaddedInput& b) {
+  return a.extent == b.extent && a.lead == b.lead && a.inner == b.inner && a.channels == b.channels;
+}
+
+// Whether a 2D layout `frame` is what one frame of the 3D layout `clip` holds: the same padded
+// plane, so the 2D reader can take the clip's frames as its images.
+bool frame_of(const fast::PaddedInput& frame, const fast::PaddedInput& clip) {
+  const bool flat = frame.extent[0] == 1 && frame.lead[0] == 0 && frame.inner[0] == 1;
+  for (int a = 1; a < 3; ++a) {
+    if (frame.extent[a] != clip.extent[a] || frame.lead[a] != clip.lead[a] || frame.inner[a] != clip.inner[a]) {
+      return false;
+    }
+  }
+  return flat && frame.channels == clip.channels;
+}
+
+// A convolution step reading a value as its input, directly or through the step of a To3D.
+struct ConvReader {
+  int step = -1, to3d = -1;
+};
+
 // Channels-last hand-over between convolutions: see PlanStep::out_channels_last.
 void hand_over_channels_last(const Graph& g, const Uses& uses, std::vector<PlanStep>& steps) {
   std::vector<int> step_of(g.nodes.size(), -1);
   for (int i = 0; i < static_cast<int>(steps.size()); ++i) step_of[steps[i].node] = i;
-  // The value's sole reader, and the step of the To3D it passes through first, if any.
-  const auto sole_reader = [&](int v, int& to3d) {
-    to3d = -1;
-    if (v == g.output || uses.readers[v].size() != 1) return -1;
-    int reader = uses.readers[v][0];
-    if (g.nodes[reader].op->kind() == OpKind::To3D) {
-      const int out = g.nodes[reader].output;
-      if (out == g.output || uses.readers[out].size() != 1 || step_of[reader] < 0) return -1;
-      to3d = step_of[reader];
-      reader = uses.readers[out][0];
+  // Every reader of v, if each is a convolution step taking a channels-last copy of it as its
+  // input (not its residual), directly or through one To3D read by that step alone; else none.
+  const auto channels_last_readers = [&](int v) {
+    std::vector<ConvReader> readers;
+    if (v == g.output) return readers;
+    for (int node : uses.readers[v]) {
+      ConvReader r;
+      int read = v;
+      if (g.nodes[node].op->kind() == OpKind::To3D) {
+        read = g.nodes[node].output;
+        if (read == g.output || uses.readers[read].size() != 1 || step_of[node] < 0) return std::vector<ConvReader>{};
+        r.to3d = step_of[node];
+        node = uses.readers[read][0];
+      }
+      // A reader absorbed into another step (a BatchNorm folded into its conv) has no step of its own.
+      r.step = step_of[node];
+      const PlanStep* next = r.step >= 0 ? &steps[r.step] : nullptr;
+      if (!next || !next->is_conv || next->inputs[0] != read || next->residual == read ||
+          !fast::takes_channels_last(next->conv)) {
+        return std::vector<ConvReader>{};
+      }
+      readers.push_back(r);
     }
-    // A reader absorbed into another step (a BatchNorm folded into its conv) has no step of its own.
-    return step_of[reader] >= 0 && steps[step_of[reader]].is_conv ? step_of[reader] : -1;
+    return readers;
   };
   for (PlanStep& s : steps) {
-    const int v = s.output;
     const bool plain = s.is_conv && s.pool < 0 && s.residual < 0 && s.slice_of < 0 && fast::writes_channels_last(s.conv);
-    int to3d = -1;
-    const int reader = plain ? sole_reader(v, to3d) : -1;
-    if (reader < 0) continue;
-    PlanStep& next = steps[reader];
-    const int read = to3d >= 0 ? steps[to3d].output : v;
-    if (next.inputs[0] != read || next.residual == read || !fast::takes_channels_last(next.conv)) continue;
+    const std::vector<ConvReader> readers = plain ? channels_last_readers(s.output) : std::vector<ConvReader>{};
+    if (readers.empty()) continue;
+    // The layout written: a 3D reader's (ECO Full's trunk feeds the 3D head and, frame by frame,
+    // its 2D branch), else the first reader's, which every other reader must share.
+    const auto through_3d = std::find_if(readers.begin(), readers.end(), [](const ConvReader& r) { return r.to3d >= 0; });
+    const ConvReader& writer_for = through_3d != readers.end() ? *through_3d : readers.front();
+    const fast::PaddedInput layout = fast::input_layout(steps[writer_for.step].conv);
+    const int64_t frames = writer_for.to3d >= 0 ? g.values[s.output].shape[0] / g.values[steps[writer_for.to3d].output].shape[0] : 0;
+    const bool one_clip = writer_for.to3d < 0 || g.values[steps[writer_for.to3d].output].shape[0] == 1;
+    const bool agree = std::all_of(readers.begin(), readers.end(), [&](const ConvReader& r) {
+      if (&r == &writer_for) return true;
+      const fast::PaddedInput own = fast::input_layout(steps[r.step].conv);
+      return r.to3d < 0 && (frames > 0 ? one_clip && frame_of(own, layout) : same_layout(own, layout));
+    });
+    if (!agree) continue;
     s.out_channels_last = true;
-    s.out_layout = fast::input_layout(next.conv);
-    next.in_channels_last = true;
-    if (to3d >= 0) {
-      s.out_frames = g.values[v].shape[0] / g.values[read].shape[0];
-      steps[to3d].alias_input = true;
+    s.out_layout = layout;
+    s.out_frames = frames;
+    for (const ConvReader& r : readers) {
+      PlanStep& next = steps[r.step];
+      next.in_channels_last = true;
+      if (r.to3d >= 0) steps[r.to3d].alias_input = true;
+      // A 2D reader of the 3D layout starts at its first frame, after the padding in time.
+      if (frames > 0 && r.to3d < 0) next.in_offset = layout.lead[0] * layout.extent[1] * layout.extent[2] * layout.channels;
     }
   }
-}
-
-bool same_layout(const fast::PaddedInput& a, const fast::PaddedInput& b) {
-  return a.extent == b.extent && a.lead == b.lead && a.inner == b.inner && a.channels == b.channels;
 }
 
 // Numbers (PlanStep::shared_copy) the groups of convolution steps that read one value, not handed
@@ -392,7 +431,7 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
       e.scale = s.scale.empty() ? nullptr : s.scale.data();
       e.shift = s.shift.empty() ? nullptr : s.shift.data();
       e.relu = s.relu;
-      const float* in = values[s.inputs[0]].data();
+      const float* in = values[s.inputs[0]].data() + s.in_offset;
       bool in_channels_last = s.in_channels_last;
       if (s.shared_copy >= 0) {
         Tensor& copy = shared_copies[static_cast<std::size_t>(s.shared_copy)];

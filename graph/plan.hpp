@@ -10,9 +10,10 @@
 //    so the full-size convolution output never exists (ECO's conv1 and conv2 outputs are 4x their
 //    pooled size) and the pooling reads cache-warm data;
 //  - a Concat's conv inputs are written into its channel slices;
-//  - a Winograd, tap GEMM or 1x1 convolution whose result only a Winograd or tap GEMM convolution
-//    reads (directly or through ECO's To3D view) writes it in that one's padded channels-last
-//    layout, sparing it the copy (the value then holds that layout, not planes).
+//  - a Winograd, tap GEMM or 1x1 convolution whose result only Winograd or tap GEMM convolutions
+//    read (directly or through ECO's To3D view) writes it in their padded channels-last layout,
+//    sparing them the copy (the value then holds that layout, not planes); several readers must
+//    share the layout, or be 2D readers of a 3D reader's frames.
 // Other ops run their reference kernels. Buffers are freed after their last reader.
 #include <string>
 #include <vector>
@@ -61,6 +62,11 @@ struct PlanStep {
   int64_t out_frames = 0;
   bool in_channels_last = false;
   bool alias_input = false;
+  // A value can be handed over to several such readers when they all read it through one layout,
+  // or when one reads it through the To3D view and the others, 2D, through that layout's frames
+  // (ECO Full's inception_3c_double_3x3_1 feeds res3a_2 and inception_3c_double_3x3_2): such a 2D
+  // reader starts in_offset floats into the buffer, at its first frame.
+  int64_t in_offset = 0;
   // Convolutions reading the same input through the same channels-last layout (res4a_1 and
   // res4a_down) share one copy of it: the executor makes it for the first step with the same
   // shared_copy number, the others read it (and the last one lets it go).

@@ -78,6 +78,32 @@ TEST_CASE("plan: a convolution read only by a Winograd or tap GEMM one hands its
   CHECK_FALSE(step_for(plan, "inception_3a_pool_proj")->in_channels_last);
 }
 
+TEST_CASE("plan: ECO Full's trunk hands one channels-last copy to the 3D head and to its 2D branch") {
+  Graph g = test::small_eco("ECOfull", 400);
+  WeightStore w = random_weights(g, 7);
+  ExecutionPlan plan = make_plan(g, w);
+  const PlanStep *trunk = step_for(plan, "inception_3c_double_3x3_1"), *head = step_for(plan, "res3a_2"),
+                 *branch = step_for(plan, "inception_3c_double_3x3_2");
+  REQUIRE((trunk && head && branch));
+  CHECK(trunk->out_channels_last);
+  CHECK(trunk->out_frames == 4);
+  CHECK(step_for(plan, "inception_3c_double_3x3_1_bn_to3d")->alias_input);
+  CHECK(head->in_channels_last);
+  CHECK(head->in_offset == 0);
+  // The 2D branch reads the clip's frames as its images: after the one frame of padding in time.
+  const fast::PaddedInput& clip = trunk->out_layout;
+  CHECK(clip.lead[0] == 1);
+  CHECK(branch->in_channels_last);
+  CHECK(branch->in_offset == clip.extent[1] * clip.extent[2] * clip.channels);
+  CHECK(branch->shared_copy < 0);
+  CHECK(branch->layouts() == "cl>planes");
+  // Lite's trunk has only the 3D reader: the same hand-over, no offset anywhere.
+  Graph lite = test::small_eco("ECO", 400);
+  ExecutionPlan lite_plan = make_plan(lite, random_weights(lite, 8));
+  CHECK(step_for(lite_plan, "inception_3c_double_3x3_1")->out_channels_last);
+  CHECK(step_for(lite_plan, "res3a_2")->in_offset == 0);
+}
+
 TEST_CASE("plan: fused and unfused plans give the reference executor's logits") {
   for (const char* arch : {"ECO", "ECOfull"}) {
     CAPTURE(arch);
