@@ -90,6 +90,7 @@ run run --random-weights --classes 10 --labels "$tmp/labels.txt" --topk 2 --save
 check "run on a clip file" test $code -eq 0
 check "labels printed" grep -q "action " "$tmp/out"
 check "segments taken from the clip" grep -q "4 segments" "$tmp/out"
+check "run gives the plan's preparation time" grep -q "^plan prepared in [0-9.]* ms" "$tmp/out"
 check "logits saved" python3 -c '
 import sys
 data = open(sys.argv[1], "rb").read()
@@ -116,9 +117,12 @@ assert any(l["algo"] == "gemm_1x1" for l in d["layers"])
 lay = {l["id"].split("+")[0]: l["layouts"] for l in d["layers"]}
 assert lay["conv2_3x3_reduce"] == "planes>cl" and lay["res3b_1"] == "planes>cl" and lay["res3b_2"] == "cl>planes"
 assert lay["inception_3a_1x1"] == "planes>planes" and lay["res4a_down"] == "shared>planes"
+assert lay["inception_3c_double_3x3_1"] == "cl>cl" and lay["inception_3c_double_3x3_2"] == "cl>planes"
+assert d["prepare_ms"] > 0
 ' "$tmp/out"
 run bench --segments 4 --iters 1 --warmup 0 --engine reference
 check "bench table" grep -q "reference engine" "$tmp/out"
+check "bench table gives the plan's preparation time" grep -q "^plan prepared in [0-9]* ms" "$tmp/out"
 expect_error "--engine must be one of fast, reference" bench --engine turbo
 expect_error "--iters must be between 1" bench --iters 0
 

@@ -73,7 +73,7 @@ std::vector<std::string> read_labels(const std::string& path, int64_t classes) {
   return labels;
 }
 
-void print_top(const Args& args, const LoadedModel& m, const Tensor& logits, double seconds,
+void print_top(const Args& args, const LoadedModel& m, const Tensor& logits, double prepare_ms, double seconds,
                const std::vector<std::string>& labels) {
   const int64_t classes = logits.dim(1);
   auto best = top_k(logits.data(), classes, args.get_int("topk", 5, 1, kMaxClasses));
@@ -81,7 +81,8 @@ void print_top(const Args& args, const LoadedModel& m, const Tensor& logits, dou
   if (args.has("json")) {
     std::ostringstream out;
     out << "{\"arch\": \"" << m.config.arch << "\", \"segments\": " << m.config.segments
-        << ", \"classes\": " << classes << ", \"seconds\": " << seconds << ", \"top\": [";
+        << ", \"classes\": " << classes << ", \"prepare_ms\": " << prepare_ms << ", \"seconds\": " << seconds
+        << ", \"top\": [";
     for (std::size_t i = 0; i < best.size(); ++i) {
       out << (i ? ", " : "") << "{\"index\": " << best[i];
       if (!labels.empty()) out << ", \"label\": " << json_quote(labels[best[i]]);
@@ -95,6 +96,7 @@ void print_top(const Args& args, const LoadedModel& m, const Tensor& logits, dou
               static_cast<long long>(m.config.segments), static_cast<long long>(classes),
               m.weights_source.c_str());
   if (m.load_ms > 0) std::printf("checkpoint loaded in %.1f ms\n", m.load_ms);
+  std::printf("plan prepared in %.1f ms\n", prepare_ms);
   std::printf("forward pass (%s engine): %.3f s\n\n%6s %8s %12s %12s  %s\n",
               args.get("engine", "fast").c_str(), seconds, "rank",
               "class", "probability", "logit", labels.empty() ? "" : "label");
@@ -146,12 +148,12 @@ int cmd_run(const std::vector<std::string>& argv) {
   const auto seed = static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX));
   Tensor input = clip ? clip->frames : random_input(m.graph.input_shape(), seed + 1);
 
-  ExecutionPlan plan = make_plan_releasing(m.graph, m.weights, engine_options(args));
+  const PreparedPlan prepared = prepare_plan(m, engine_options(args));
   auto start = std::chrono::steady_clock::now();
-  Tensor logits = run_plan(plan, m.weights, input);
+  Tensor logits = run_plan(prepared.plan, m.weights, input);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (args.has("save-logits")) write_npy(args.get("save-logits", ""), logits);
-  print_top(args, m, logits, seconds, labels);
+  print_top(args, m, logits, prepared.ms, seconds, labels);
   return 0;
 }
 

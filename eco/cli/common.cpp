@@ -98,4 +98,12 @@ LoadedModel load_model(const Args& args, int64_t segments) {
   return m;
 }
 
+PreparedPlan prepare_plan(LoadedModel& m, const PlanOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  PreparedPlan p;
+  p.plan = make_plan_releasing(m.graph, m.weights, options);
+  p.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return p;
+}
+
 }  // namespace ecocpu::cli

@@ -40,4 +40,12 @@ struct LoadedModel {
 // anything runs.
 LoadedModel load_model(const Args& args, int64_t segments);
 
+// The model's execution plan and how long making it took (BatchNorm folding, weight packing and
+// Winograd transforms: paid once per process, before the first forward pass).
+struct PreparedPlan {
+  ExecutionPlan plan;
+  double ms = 0;
+};
+PreparedPlan prepare_plan(LoadedModel& m, const PlanOptions& options);
+
 }  // namespace ecocpu::cli
