@@ -107,6 +107,43 @@ void absorb_followers(const Graph& g, const WeightStore& w, const Uses& uses,
   }
 }
 
+// The BatchNorm before convolution node n, and the ReLU between them if any, when only n reads
+// them, the BatchNorm cannot be folded into the convolution before it (whose output something
+// else reads too) and n makes a channels-last copy of its input (Winograd, tap GEMM):
+// {bn, relu}, else {-1, -1}.
+std::pair<int, int> input_batchnorm(const Graph& g, const Uses& uses, const PlanOptions& options, int n) {
+  const Node& node = g.nodes[n];
+  const auto sole_output_of = [&](int v, OpKind kind) {
+    const int p = g.values[v].producer;
+    const bool only_reader = v != g.output && uses.readers[v].size() == 1;
+    return p >= 0 && only_reader && g.nodes[p].op->kind() == kind ? p : -1;
+  };
+  int v = node.inputs[0];
+  const int relu = sole_output_of(v, OpKind::ReLU);
+  if (relu >= 0) v = g.nodes[relu].inputs[0];
+  const int bn = sole_output_of(v, OpKind::BatchNorm);
+  if (bn < 0) return {-1, -1};
+  // A BatchNorm that alone reads a convolution's output is folded into that one's weights instead.
+  const int source = g.nodes[bn].inputs[0], producer = g.values[source].producer;
+  if (producer >= 0 && g.nodes[producer].op->kind() == OpKind::Conv && uses.readers[source].size() == 1) {
+    return {-1, -1};
+  }
+  const auto& conv = static_cast<const Conv&>(*node.op);
+  const auto algo = fast::choose_conv_algo(conv.problem(g.values[node.inputs[0]].shape, g.values[node.output].shape),
+                                           options.winograd);
+  if (algo != fast::ConvAlgo::Winograd && algo != fast::ConvAlgo::TapGemm) return {-1, -1};
+  return {bn, relu};
+}
+
+// Moves a BatchNorm and ReLU found by input_batchnorm into conv step s (see PlanStep::in_scale).
+void absorb_input_batchnorm(const Graph& g, const WeightStore& w, int bn, int relu, PlanStep& s) {
+  s.inputs[0] = g.nodes[bn].inputs[0];
+  batchnorm_affine(w, g.nodes[bn], s.in_scale, s.in_shift);
+  s.in_relu = relu >= 0;
+  s.absorbed.push_back(bn);
+  if (relu >= 0) s.absorbed.push_back(relu);
+}
+
 }  // namespace
 
 std::string PlanStep::label(const Graph& graph) const {
@@ -254,7 +291,7 @@ void hand_over_channels_last(const Graph& g, const Uses& uses, std::vector<PlanS
 // over, through the same channels-last layout: the value is copied once for all of them.
 void share_channels_last_copies(std::vector<PlanStep>& steps) {
   const auto copies_input = [](const PlanStep& s) {
-    return s.is_conv && s.pool < 0 && !s.in_channels_last && fast::takes_channels_last(s.conv);
+    return s.is_conv && s.pool < 0 && !s.in_channels_last && s.in_scale.empty() && fast::takes_channels_last(s.conv);
   };
   int groups = 0;
   for (std::size_t i = 0; i < steps.size(); ++i) {
@@ -283,6 +320,15 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   const Uses uses(g);
   std::vector<bool> absorbed(g.nodes.size(), false), available(g.values.size(), false);
   available[g.input] = true;
+  // Input BatchNorms run before their convolution's node comes up: mark them now.
+  std::vector<std::pair<int, int>> input_bn(g.nodes.size(), {-1, -1});
+  for (int n = 0; n < static_cast<int>(g.nodes.size()); ++n) {
+    if (g.nodes[n].op->kind() != OpKind::Conv || options.reference || !options.fuse) continue;
+    input_bn[n] = input_batchnorm(g, uses, options, n);
+    for (int a : {input_bn[n].first, input_bn[n].second}) {
+      if (a >= 0) absorbed[a] = true;
+    }
+  }
   for (int n = 0; n < static_cast<int>(g.nodes.size()); ++n) {
     if (absorbed[n]) continue;
     const Node& node = g.nodes[n];
@@ -291,6 +337,7 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
       Tensor weight;
       reference::ConvProblem problem;
       s = conv_step(g, w, n, weight, problem);
+      if (input_bn[n].first >= 0) absorb_input_batchnorm(g, w, input_bn[n].first, input_bn[n].second, s);
       if (options.fuse) absorb_followers(g, w, uses, available, s, weight);
       s.conv = fast::prepare_conv(problem, fast::choose_conv_algo(problem, options.winograd), weight.data());
       for (int a : s.absorbed) absorbed[a] = true;
@@ -437,6 +484,10 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
         Tensor& copy = shared_copies[static_cast<std::size_t>(s.shared_copy)];
         if (copy.empty()) copy = channels_last_copy(*plan.buffers, s, in);
         in = copy.data();
+        in_channels_last = true;
+      } else if (!s.in_scale.empty()) {  // the copy the convolution would make, with its input BatchNorm
+        const fast::ChannelAffine affine{s.in_scale.data(), s.in_shift.data(), s.in_relu};
+        in = fast::channels_last_input(s.conv.problem, fast::input_layout(s.conv), in, false, &affine);
         in_channels_last = true;
       }
       if (s.pool >= 0) {

@@ -9,6 +9,8 @@
 //  - a pooling reading only the result runs a few images at a time right after the convolution,
 //    so the full-size convolution output never exists (ECO's conv1 and conv2 outputs are 4x their
 //    pooled size) and the pooling reads cache-warm data;
+//  - a BatchNorm (and ReLU) read only by a Winograd or tap GEMM convolution is applied as that
+//    convolution makes its channels-last input copy;
 //  - a Concat's conv inputs are written into its channel slices;
 //  - a Winograd, tap GEMM or 1x1 convolution whose result only Winograd or tap GEMM convolutions
 //    read (directly or through ECO's To3D view) writes it in their padded channels-last layout,
@@ -44,6 +46,11 @@ struct PlanStep {
   int residual = -1;
   bool relu = false;
   int pool = -1;        // the absorbed pooling node, if any
+  // A BatchNorm (and the ReLU after it) that only this convolution reads, as in ResNet's
+  // res3a_bn -> res3a_relu -> res3b_1: applied per channel while the step makes its channels-last
+  // input copy, so neither runs as a step of its own; inputs[0] is then the BatchNorm's input.
+  Tensor in_scale, in_shift;
+  bool in_relu = false;
   Shape conv_shape;     // the convolution's own output (before any pooling)
   // Concat without copies: a conv step whose output only a Concat reads writes it straight into
   // its channel slice of the Concat's output (value slice_of, from channel slice_channel on), and

@@ -78,6 +78,28 @@ TEST_CASE("plan: a convolution read only by a Winograd or tap GEMM one hands its
   CHECK_FALSE(step_for(plan, "inception_3a_pool_proj")->in_channels_last);
 }
 
+TEST_CASE("plan: a BatchNorm and ReLU read only by a Winograd or tap GEMM convolution go into its input copy") {
+  Graph g = test::small_eco("ECO", 400);
+  WeightStore w = random_weights(g, 9);
+  ExecutionPlan plan = make_plan(g, w);
+  const int res3a_2 = step_for(plan, "res3a_2")->output;
+  for (const char* id : {"res3b_1", "res4b_1", "res5b_1"}) {  // Winograd, Winograd, tap GEMM
+    CAPTURE(id);
+    const PlanStep* s = step_for(plan, id);
+    REQUIRE(s != nullptr);
+    CHECK(s->in_relu);
+    CHECK(s->in_scale.numel() == s->conv.problem.in_channels);
+    CHECK(s->in_shift.numel() == s->conv.problem.in_channels);
+  }
+  CHECK(step_for(plan, "res3b_1")->label(g) == "res3b_1+res3a_bn+res3a_relu+res3b_1_bn+res3b_1_relu");
+  CHECK(step_for(plan, "res3b_1")->inputs[0] == res3a_2);  // the BatchNorm's input
+  CHECK(step_for(plan, "res3a_bn") == nullptr);
+  CHECK(step_for(plan, "res3a_relu") == nullptr);
+  // A BatchNorm that alone reads a convolution is folded into that one's weights instead.
+  CHECK(step_for(plan, "inception_3a_3x3")->in_scale.empty());
+  CHECK(step_for(plan, "res3b_2")->in_scale.empty());
+}
+
 TEST_CASE("plan: ECO Full's trunk hands one channels-last copy to the 3D head and to its 2D branch") {
   Graph g = test::small_eco("ECOfull", 400);
   WeightStore w = random_weights(g, 7);

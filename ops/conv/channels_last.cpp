@@ -1,6 +1,7 @@
 #include "ops/conv/channels_last.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "ops/vector_clones.hpp"
 
@@ -25,7 +26,7 @@ namespace {
 // One padded row (image n, padded depth dd and height hh) of the channels-last copy.
 ECOCPU_VECTOR_CLONES
 void channels_last_row(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, int64_t n,
-                       int64_t dd, int64_t hh, float* dst) {
+                       int64_t dd, int64_t hh, const ChannelAffine* affine, float* dst) {
   const int64_t c_n = pi.channels, row = pi.extent[2] * c_n;
   const int64_t d = dd - p.window.pad[0], h = hh - p.window.pad[1], w_n = p.in_extent[2];
   if (d < 0 || d >= p.in_extent[0] || h < 0 || h >= p.in_extent[1]) {
@@ -38,6 +39,15 @@ void channels_last_row(const reference::ConvProblem& p, const PaddedInput& pi, c
   const int64_t plane = p.in_extent[0] * p.in_extent[1] * w_n;
   const float* src = in + n * c_n * plane + (d * p.in_extent[1] + h) * w_n;
   float* interior = dst + left;
+  if (affine) {
+    const float lower = affine->relu ? 0.0f : -std::numeric_limits<float>::infinity();
+    for (int64_t c = 0; c < c_n; ++c) {
+      const float* s = src + c * plane;
+      const float scale = affine->scale[c], shift = affine->shift[c];
+      for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = std::max(s[w] * scale + shift, lower);
+    }
+    return;
+  }
   for (int64_t c = 0; c < c_n; ++c) {
     const float* s = src + c * plane;
     for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = s[w];
@@ -46,20 +56,21 @@ void channels_last_row(const reference::ConvProblem& p, const PaddedInput& pi, c
 
 }  // namespace
 
-void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out) {
+void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out,
+                      const ChannelAffine* affine) {
   const int64_t rows = p.batch * pi.extent[0] * pi.extent[1];
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t hh = r % pi.extent[1], dd = r / pi.extent[1] % pi.extent[0], n = r / (pi.extent[0] * pi.extent[1]);
-    channels_last_row(p, pi, in, n, dd, hh, out + r * pi.extent[2] * pi.channels);
+    channels_last_row(p, pi, in, n, dd, hh, affine, out + r * pi.extent[2] * pi.channels);
   }
 }
 
 const float* channels_last_input(const reference::ConvProblem& p, const PaddedInput& pi, const float* in,
-                                 bool in_channels_last) {
+                                 bool in_channels_last, const ChannelAffine* affine) {
   if (in_channels_last) return in;
   float* copy = channels_last_scratch().reserve(p.batch * pi.floats());
-  to_channels_last(p, pi, in, copy);
+  to_channels_last(p, pi, in, copy, affine);
   return copy;
 }
 

@@ -28,13 +28,23 @@ PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64
 // The calling thread's buffer for such copies, one for all layers.
 ScratchBuffer& channels_last_scratch();
 
+// A per-channel x * scale + shift, then max(x, 0) with relu, applied to the input on its way into
+// the copy (a BatchNorm and ReLU that only the convolution reads); the padding stays zero.
+struct ChannelAffine {
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  bool relu = false;
+};
+
 // in: (batch, C, d, h, w) -> out: (batch, padded d, h, w, C); parallel over rows.
-void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out);
+void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out,
+                      const ChannelAffine* affine = nullptr);
 
 // The copy a convolution works from: `in` itself when it is already one (handed over by the
-// convolution before), else a copy of the planes `in` made in channels_last_scratch().
+// convolution before), else a copy of the planes `in` made in channels_last_scratch(), `affine`
+// applied on the way if given.
 const float* channels_last_input(const reference::ConvProblem& p, const PaddedInput& pi, const float* in,
-                                 bool in_channels_last);
+                                 bool in_channels_last, const ChannelAffine* affine = nullptr);
 
 // Zeros in every position of `batch` images' copies outside the input's own, for a producer that
 // writes the inside itself (a convolution handing its output over channels-last); parallel.
