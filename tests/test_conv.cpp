@@ -179,12 +179,14 @@ TEST_CASE("conv gemm: im2col, tap and 1x1 GEMMs with a fused epilogue equal the 
       // (the first output frame) or in height (the first output row), so skip every depth block.
       {3, 1, 64, 20, 2, 5, 14, {3, 3, 3}, {1, 1, 1}, {3, 1, 3}},
       {2, 1, 64, 17, 1, 4, 13, {1, 3, 3}, {1, 1, 1}, {0, 3, 1}},
-      // Output rows a multiple of the row step wide (16, 8, 12): A read in place from the
-      // channels-last copy, tiles cut at row ends (16 = 12 + 4) and at position blocks; the last
-      // also skips whole tiles that read only padding.
+      // A read in place from the channels-last copy (as in the cases above, output rows of 4 and
+      // more), tiles cut evenly at row ends (16 = 8 + 8, 13 = 7 + 6) and at position blocks; the
+      // last also skips whole tiles that read only padding. Then output rows of 3: too narrow for
+      // in-place tiles on AVX-512 (fewer than 4 rows), so A is copied into full tiles there.
       {2, 3, 3, 20, 1, 21, 32, {1, 7, 7}, {1, 2, 2}, {0, 3, 3}},
       {3, 2, 20, 40, 5, 9, 16, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
       {3, 1, 64, 20, 2, 5, 8, {3, 3, 3}, {1, 1, 1}, {3, 1, 3}},
+      {2, 2, 16, 20, 1, 9, 5, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
   };
   uint64_t seed = 1300;
   for (const auto& c : cases) {

@@ -120,8 +120,8 @@ struct GemmKernel {
   void (*tile_rows_a)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;
   int row_step = 0;
-  // The same with A's rows read in place as runs (ARuns); it reads exactly `rows` rows, which must
-  // be a multiple of row_step (at most mr).
+  // The same with A's rows read in place as runs (ARuns); it reads exactly `rows` rows (1 to mr),
+  // with a register tile of that height.
   void (*tile_runs_a)(const ARuns& runs, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;
   // Peak probe for benchmarks: runs 2 * 10 * (nr / 2) flops per iteration on one thread.

@@ -483,12 +483,16 @@ struct BlockedSgemm {
     covering_tile<ALayout::Rows>(kc, a, b, NR, c, ldc, rows, NR, accumulate, nullptr, 0, 0, lda);
   }
 
-  // A's rows read in place as runs (see ARuns): C[0:rows, 0:NR] (+)= A x one B panel.
+  // A's rows read in place as runs (see ARuns): C[0:rows, 0:NR] (+)= A x one B panel, with a
+  // register tile of exactly `rows` rows (any count up to MR), so that a convolution can cut its
+  // tiles where its output rows end (14 = 7 + 7) and read no row past them.
+  template <int ROWS = 1>
   static void tile_runs_a(const ARuns& runs, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                           int64_t rows, bool accumulate) {
-    with_covering_rows(rows, [&](auto tile_rows) {
-      runs_kernel<decltype(tile_rows)::value>(runs, a, lda, b, c, ldc, rows, accumulate);
-    });
+    if constexpr (ROWS < MR) {
+      if (rows != ROWS) return tile_runs_a<ROWS + 1>(runs, a, lda, b, c, ldc, rows, accumulate);
+    }
+    runs_kernel<ROWS>(runs, a, lda, b, c, ldc, rows, accumulate);
   }
 
   // The rows covering_tile computes for a partial tile come in steps of this many.
@@ -565,7 +569,7 @@ struct BlockedSgemm {
     k.run_packed_batched = K::run_batched;                                                               \
     k.run_depth_block = K::run_depth_block;                                                              \
     k.tile_rows_a = K::tile_rows_a;                                                                      \
-    k.tile_runs_a = K::tile_runs_a;                                                                      \
+    k.tile_runs_a = K::template tile_runs_a<1>;                                                                      \
     k.row_step = K::row_step();                                                                          \
     k.fma_chains = K::fma_chains;                                                                        \
     return k;                                                                                            \

@@ -124,17 +124,28 @@ struct Tile {
 };
 
 // An item's register tiles: mr positions each, or, when A is read in place (positions one stride
-// apart), cut where an output row ends as well. In place needs output rows a multiple of
-// row_step wide (conv1's 112), so that every cut tile is a whole number of row steps and the
-// kernel reads no position past the tile.
+// apart), as even as possible within each output row, which a tile must not cross (14 = 7 + 7,
+// 112 = 8 x 12 + 2 x 8): a register tile of any height reads exactly its rows.
 void item_tiles(const Origin* origins, int64_t count, int64_t mr, int64_t out_w, bool in_place,
                 std::vector<Tile>& tiles) {
   tiles.clear();
   for (int64_t i0 = 0; i0 < count;) {
-    const int64_t rows = std::min(mr, in_place ? std::min(count - i0, out_w - origins[i0].w) : count - i0);
+    int64_t rows = std::min(mr, count - i0);
+    if (in_place) {
+      const int64_t row_left = std::min(count - i0, out_w - origins[i0].w), pieces = (row_left + mr - 1) / mr;
+      rows = (row_left + pieces - 1) / pieces;
+    }
     tiles.push_back({i0, rows});
     i0 += rows;
   }
+}
+
+// Whether A is read in place: when the even split of an output row gives register tiles of at
+// least row_step rows (below that a tile leaves the FMA units idle; copying its rows into full
+// tiles is cheaper).
+bool reads_in_place(int64_t out_w, const GemmKernel& kernel) {
+  const int64_t pieces = (out_w + kernel.mr - 1) / kernel.mr;
+  return out_w / pieces >= kernel.row_step;
 }
 
 // How the product is cut into work items: blocks of output positions x groups of weight panels,
@@ -255,10 +266,10 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
   const DepthBlocks d = depth_blocks(p, pi, kernel.kc);
   const int64_t positions = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   const Split s = split_work(positions, w.panels, mr, nr, omp_get_max_threads());
-  // With output rows a multiple of row_step wide, A is read straight from the channels-last copy
-  // (positions stride x channels apart) instead of being copied a tile at a time: the copy was a
-  // sixth of conv1's time, whose 7 x 3-channel windows give only 2 panels per tile to spread it on.
-  const bool in_place = p.out_extent[2] % kernel.row_step == 0;
+  // A is read straight from the channels-last copy (positions stride x channels apart) instead of
+  // being copied a tile at a time: the copy was a sixth of conv1's time, whose 7 x 3-channel
+  // windows give only 2 panels per tile to spread it on.
+  const bool in_place = reads_in_place(p.out_extent[2], kernel);
   const int64_t position_step = p.window.stride[2] * pi.channels;
 
 #pragma omp parallel
