@@ -5,6 +5,7 @@
 
 #include "ops/batchnorm/reference/batchnorm_reference.hpp"
 #include "ops/conv/conv.hpp"
+#include "ops/pool/pool.hpp"
 
 namespace ecocpu {
 
@@ -100,7 +101,7 @@ void absorb_followers(const Graph& g, const WeightStore& w, const Uses& uses,
     s.output = g.nodes[relu].output;
   }
   s.conv_shape = g.values[s.output].shape;
-  if (int pool = uses.sole_reader(g, s.output, OpKind::Pool); pool >= 0) {
+  if (int pool = uses.sole_reader(g, s.output, OpKind::Pool); pool >= 0 && s.input_pool < 0) {
     s.pool = pool;
     s.absorbed.push_back(pool);
     s.output = g.nodes[pool].output;
@@ -133,6 +134,21 @@ std::pair<int, int> input_batchnorm(const Graph& g, const Uses& uses, const Plan
                                            options.winograd);
   if (algo != fast::ConvAlgo::Winograd && algo != fast::ConvAlgo::TapGemm) return {-1, -1};
   return {bn, relu};
+}
+
+// The average pooling before 1x1 convolution node n when only n reads it, it keeps the size and
+// it has more channels than n gives out (see PlanStep::input_pool); -1 otherwise.
+int input_pooling(const Graph& g, const Uses& uses, int n) {
+  const Node& node = g.nodes[n];
+  const int v = node.inputs[0], pool = g.values[v].producer;
+  if (pool < 0 || v == g.output || uses.readers[v].size() != 1 || g.nodes[pool].op->kind() != OpKind::Pool) return -1;
+  const auto& op = static_cast<const Pool&>(*g.nodes[pool].op);
+  const Shape& in = g.values[g.nodes[pool].inputs[0]].shape;
+  const auto& conv = static_cast<const Conv&>(*node.op);
+  const Shape& out = g.values[node.output].shape;
+  const bool pointwise = fast::choose_conv_algo(conv.problem(g.values[v].shape, out)) == fast::ConvAlgo::Direct1x1Gemm;
+  const bool fewer_channels = out[1] < in[1];
+  return op.mode() == reference::PoolMode::Average && in == g.values[v].shape && pointwise && fewer_channels ? pool : -1;
 }
 
 // Moves a BatchNorm and ReLU found by input_batchnorm into conv step s (see PlanStep::in_scale).
@@ -258,7 +274,8 @@ void hand_over_channels_last(const Graph& g, const Uses& uses, std::vector<PlanS
     return readers;
   };
   for (PlanStep& s : steps) {
-    const bool plain = s.is_conv && s.pool < 0 && s.residual < 0 && s.slice_of < 0 && fast::writes_channels_last(s.conv);
+    const bool plain = s.is_conv && s.pool < 0 && s.input_pool < 0 && s.residual < 0 && s.slice_of < 0 &&
+                       fast::writes_channels_last(s.conv);
     const std::vector<ConvReader> readers = plain ? channels_last_readers(s.output) : std::vector<ConvReader>{};
     if (readers.empty()) continue;
     // The layout written: a 3D reader's (ECO Full's trunk feeds the 3D head and, frame by frame,
@@ -322,10 +339,12 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   available[g.input] = true;
   // Input BatchNorms run before their convolution's node comes up: mark them now.
   std::vector<std::pair<int, int>> input_bn(g.nodes.size(), {-1, -1});
+  std::vector<int> input_pool(g.nodes.size(), -1);
   for (int n = 0; n < static_cast<int>(g.nodes.size()); ++n) {
     if (g.nodes[n].op->kind() != OpKind::Conv || options.reference || !options.fuse) continue;
     input_bn[n] = input_batchnorm(g, uses, options, n);
-    for (int a : {input_bn[n].first, input_bn[n].second}) {
+    input_pool[n] = input_pooling(g, uses, n);
+    for (int a : {input_bn[n].first, input_bn[n].second, input_pool[n]}) {
       if (a >= 0) absorbed[a] = true;
     }
   }
@@ -338,6 +357,11 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
       reference::ConvProblem problem;
       s = conv_step(g, w, n, weight, problem);
       if (input_bn[n].first >= 0) absorb_input_batchnorm(g, w, input_bn[n].first, input_bn[n].second, s);
+      if (input_pool[n] >= 0) {
+        s.input_pool = input_pool[n];
+        s.inputs[0] = g.nodes[input_pool[n]].inputs[0];
+        s.absorbed.push_back(input_pool[n]);
+      }
       if (options.fuse) absorb_followers(g, w, uses, available, s, weight);
       s.conv = fast::prepare_conv(problem, fast::choose_conv_algo(problem, options.winograd), weight.data());
       for (int a : s.absorbed) absorbed[a] = true;
@@ -411,6 +435,17 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, BufferPool& buffers, c
     const Tensor* inputs[] = {&part};
     pool.op->run_fast(inputs, {}, pooled);
   }
+}
+
+// A 1x1 convolution whose input average pooling runs after its product (PlanStep::input_pool): the
+// raw product, pooled, then the epilogue on the way to `out`.
+void run_conv_then_pool(const PlanStep& s, const Node& pool, BufferPool& buffers, const float* in,
+                        const fast::ConvEpilogue& e, float* out) {
+  Tensor product = buffers.take(s.conv_shape), pooled = buffers.take(s.conv_shape);
+  fast::run_conv(s.conv, in, {}, product.data());
+  const Tensor* inputs[] = {&product};
+  pool.op->run_fast(inputs, {}, pooled);
+  fast::apply_conv_epilogue(s.conv.problem, e, pooled.data(), out);
 }
 
 // The channels-last copy of a convolution step's input (`in`, planes) that the steps sharing it read.
@@ -494,7 +529,14 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
         run_conv_pooled(s, g.nodes[s.pool], *plan.buffers, in, e, out);
       } else if (s.slice_of >= 0) {  // out is the Concat's output; this step fills its channel slice
         e.out_image_stride = out.shape().numel_from(1);
-        fast::run_conv(s.conv, in, e, out.data() + s.slice_channel * out.shape().numel_from(2), in_channels_last);
+        float* slice = out.data() + s.slice_channel * out.shape().numel_from(2);
+        if (s.input_pool >= 0) {
+          run_conv_then_pool(s, g.nodes[s.input_pool], *plan.buffers, in, e, slice);
+        } else {
+          fast::run_conv(s.conv, in, e, slice, in_channels_last);
+        }
+      } else if (s.input_pool >= 0) {
+        run_conv_then_pool(s, g.nodes[s.input_pool], *plan.buffers, in, e, out.data());
       } else {
         if (s.out_channels_last) {
           e.channels_last_out = &s.out_layout;

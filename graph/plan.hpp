@@ -11,6 +11,7 @@
 //    pooled size) and the pooling reads cache-warm data;
 //  - a BatchNorm (and ReLU) read only by a Winograd or tap GEMM convolution is applied as that
 //    convolution makes its channels-last input copy;
+//  - an average pooling (size kept) read only by a 1x1 convolution runs after its product;
 //  - a Concat's conv inputs are written into its channel slices;
 //  - a Winograd, tap GEMM or 1x1 convolution whose result only Winograd or tap GEMM convolutions
 //    read (directly or through ECO's To3D view) writes it in their padded channels-last layout,
@@ -51,6 +52,11 @@ struct PlanStep {
   // input copy, so neither runs as a step of its own; inputs[0] is then the BatchNorm's input.
   Tensor in_scale, in_shift;
   bool in_relu = false;
+  // An average pooling that keeps the size and that only this 1x1 convolution reads (the
+  // inception modules' pool -> pool_proj): both are linear and act on different axes, so the
+  // pooling runs after the product, on Cout channels instead of Cin (32-128 instead of
+  // 192-1056), followed by the epilogue; inputs[0] is then the pooling's input.
+  int input_pool = -1;
   Shape conv_shape;     // the convolution's own output (before any pooling)
   // Concat without copies: a conv step whose output only a Concat reads writes it straight into
   // its channel slice of the Concat's output (value slice_of, from channel slice_channel on), and

@@ -100,6 +100,27 @@ TEST_CASE("plan: a BatchNorm and ReLU read only by a Winograd or tap GEMM convol
   CHECK(step_for(plan, "res3b_2")->in_scale.empty());
 }
 
+TEST_CASE("plan: an average pooling read only by a 1x1 convolution runs after its product") {
+  Graph g = test::small_eco("ECOfull", 400);
+  WeightStore w = random_weights(g, 10);
+  ExecutionPlan plan = make_plan(g, w);
+  for (const char* module : {"inception_3a", "inception_4a", "inception_5a"}) {
+    CAPTURE(module);
+    const std::string id = std::string(module) + "_pool_proj", pool = std::string(module) + "_pool";
+    const PlanStep* s = step_for(plan, id);
+    REQUIRE(s != nullptr);
+    REQUIRE(s->input_pool >= 0);
+    CHECK(g.nodes[s->input_pool].id == pool);
+    CHECK(s->inputs[0] == g.nodes[s->input_pool].inputs[0]);  // the pooling's input
+    CHECK(step_for(plan, pool) == nullptr);
+    CHECK(s->slice_of >= 0);  // still written into its Concat slice
+  }
+  // Max poolings (inception_5b's, the strided 3c and 4e ones) stay steps of their own.
+  CHECK(step_for(plan, "inception_5b_pool") != nullptr);
+  CHECK(step_for(plan, "inception_5b_pool_proj")->input_pool < 0);
+  CHECK(step_for(plan, "inception_3c_pool") != nullptr);
+}
+
 TEST_CASE("plan: ECO Full's trunk hands one channels-last copy to the 3D head and to its 2D branch") {
   Graph g = test::small_eco("ECOfull", 400);
   WeightStore w = random_weights(g, 7);

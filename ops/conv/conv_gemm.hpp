@@ -61,6 +61,12 @@ struct ChannelEpilogue {
 };
 ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t channel);
 
+// The epilogue on a convolution's raw products (planes: batch x Cout planes of plane floats),
+// written where the epilogue says (its out_image_stride); parallel over planes. For products that
+// go through something else first (an average pooling moved after a 1x1 convolution).
+void apply_conv_epilogue(const reference::ConvProblem& p, const ConvEpilogue& e, const float* products,
+                         float* out);
+
 // Every channel's epilogue as arrays, for outputs written channels-last (the epilogue then runs
 // across channels, one vector lane each). No residual. The arrays are padded with zeros to a
 // whole number of 16-channel vectors, so that a vector of them can be loaded at any 16th channel.
