@@ -337,7 +337,8 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   const Uses uses(g);
   std::vector<bool> absorbed(g.nodes.size(), false), available(g.values.size(), false);
   available[g.input] = true;
-  // Input BatchNorms run before their convolution's node comes up: mark them now.
+  // The BatchNorms, ReLUs and poolings a convolution takes over from before it (input_batchnorm,
+  // input_pooling) come up before its node does: mark them now.
   std::vector<std::pair<int, int>> input_bn(g.nodes.size(), {-1, -1});
   std::vector<int> input_pool(g.nodes.size(), -1);
   for (int n = 0; n < static_cast<int>(g.nodes.size()); ++n) {

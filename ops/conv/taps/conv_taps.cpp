@@ -125,7 +125,7 @@ struct Tile {
 
 // An item's register tiles: mr positions each, or, when A is read in place (positions one stride
 // apart), as even as possible within each output row, which a tile must not cross (14 = 7 + 7,
-// 112 = 8 x 12 + 2 x 8): a register tile of any height reads exactly its rows.
+// 112 = 2 x 12 + 8 x 11): a register tile of any height reads exactly its rows.
 void item_tiles(const Origin* origins, int64_t count, int64_t mr, int64_t out_w, bool in_place,
                 std::vector<Tile>& tiles) {
   tiles.clear();
