@@ -2,6 +2,7 @@
 
 #include "oracles.hpp"
 #include "ops/pool/pool.hpp"
+#include "ops/pool/channels_last/pool_channels_last.hpp"
 #include "ops/pool/separable/pool_separable.hpp"
 
 using namespace ecocpu;
@@ -151,4 +152,36 @@ TEST_CASE("pool: shape rule, cost and attribute checks") {
   AttrReader r(bad_mode, 1);
   CHECK_THROWS_WITH_AS(Pool::create(r, 2), "attribute 'mode' must be 'max' or 'ave', got 'median'",
                        AttrError);
+}
+
+TEST_CASE("pool: max pooling of a channels-last batch into planes equals the reference") {
+  struct Case {
+    int64_t n, c, h, w;
+    std::array<int64_t, 3> k, s, p;
+  };
+  // conv1's and conv2's pools (3x3 stride 2, ceil mode: the last window overhangs), channel
+  // counts off the 16-channel transpose, output rows shorter and longer than 16, padding.
+  const Case cases[] = {{2, 64, 112, 112, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}}, {3, 32, 37, 41, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
+                        {1, 19, 9, 7, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},     {2, 5, 4, 5, {1, 2, 2}, {1, 1, 1}, {0, 0, 0}},
+                        {1, 48, 20, 34, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}}};
+  uint64_t seed = 3300;
+  for (const auto& c : cases) {
+    CAPTURE(c.c);
+    CAPTURE(c.w);
+    Pool pool(PoolMode::Max, make_window(2, c.k, c.s, c.p));
+    Tensor in = random_tensor(Shape{c.n, c.c, c.h, c.w}, seed++);
+    Tensor expect = run_pool(pool, in);
+    std::vector<float> cl(static_cast<std::size_t>(in.numel()));
+    for (int64_t n = 0; n < c.n; ++n)
+      for (int64_t ch = 0; ch < c.c; ++ch)
+        for (int64_t i = 0; i < c.h * c.w; ++i) cl[((n * c.h * c.w) + i) * c.c + ch] = in.data()[(n * c.c + ch) * c.h * c.w + i];
+    reference::PoolProblem p;
+    p.planes = c.n * c.c;
+    p.in_extent = {1, c.h, c.w};
+    p.out_extent = {1, expect.dim(2), expect.dim(3)};
+    p.window = pool.window();
+    Tensor out(expect.shape());
+    fast::max_pool_channels_last(p, c.c, cl.data(), out.data());
+    for (int64_t i = 0; i < out.numel(); ++i) REQUIRE(out.data()[i] == expect.data()[i]);
+  }
 }

@@ -62,7 +62,7 @@ void run_conv_images(const PreparedConv& c, int64_t first, int64_t count, const 
   part.batch = count;
   ConvEpilogue e = epilogue;
   if (e.residual) e.residual += first * out_image;
-  if (e.channels_last_out) throw std::logic_error("a range of images is written as planes");
+  if (e.channels_last_out && e.channels_last_frames) throw std::logic_error("a range of images is not a clip's frames");
   run_algo(c, part, in + first * in_image, e, out, in_channels_last);
 }
 

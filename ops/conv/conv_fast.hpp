@@ -33,7 +33,8 @@ PaddedInput input_layout(const PreparedConv& conv);
 bool writes_channels_last(const PreparedConv& conv);
 
 // Images [first, first + count) of the batch: `in` and the epilogue's residual are whole batches,
-// `out` receives only those images (planes).
+// `out` receives only those images (planes, or channels-last under the epilogue's
+// channels_last_out, whose layout then holds `count` images, not frames of a clip).
 void run_conv_images(const PreparedConv& conv, int64_t first, int64_t count, const float* in,
                      const ConvEpilogue& epilogue, float* out, bool in_channels_last = false);
 

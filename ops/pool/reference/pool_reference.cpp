@@ -5,14 +5,6 @@
 
 namespace ecocpu::reference {
 
-namespace {
-
-// One axis of one window: [begin, end) clipped to the input, and the extent PyTorch divides by
-// (clipped to the padded input only).
-struct Span {
-  int64_t begin, end, padded_extent;
-};
-
 Span window_span(int64_t out_index, int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
   int64_t begin = out_index * stride - pad;
   int64_t end = std::min(begin + kernel, in + pad);
@@ -21,6 +13,8 @@ Span window_span(int64_t out_index, int64_t in, int64_t kernel, int64_t stride, 
   s.end = std::min(s.end, in);
   return s;
 }
+
+namespace {
 
 float pool_window(const PoolProblem& p, const float* plane, const std::array<Span, 3>& s) {
   const int64_t ih = p.in_extent[1], iw = p.in_extent[2];

@@ -21,4 +21,11 @@ struct PoolProblem {
 
 void pool(const PoolProblem& p, const float* in, float* out);
 
+// One axis of output index out_index's window: [begin, end) clipped to the input, and the extent
+// an average divides by (clipped to the padded input only).
+struct Span {
+  int64_t begin, end, padded_extent;
+};
+Span window_span(int64_t out_index, int64_t in, int64_t kernel, int64_t stride, int64_t pad);
+
 }  // namespace ecocpu::reference
