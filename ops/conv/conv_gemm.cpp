@@ -333,20 +333,11 @@ ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t channel) {
 
 void apply_conv_epilogue(const reference::ConvProblem& p, const ConvEpilogue& e, const float* products,
                          float* out) {
-  const int64_t plane = p.out_extent[0] * p.out_extent[1] * p.out_extent[2], k_n = p.out_channels;
-  const int64_t out_image = output_image_stride(p, e);
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < p.batch * k_n; ++i) {
-    const int64_t n = i / k_n, k = i % k_n;
-    const ChannelEpilogue c = channel_epilogue(e, k);
-    const float* src = products + i * plane;
-    float* dst = out + n * out_image + k * plane;
-    if (e.residual) {
-      const float* r = e.residual + i * plane;
-      for (int64_t q = 0; q < plane; ++q) dst[q] = c(src[q], r[q]);
-    } else {
-      for (int64_t q = 0; q < plane; ++q) dst[q] = c(src[q]);
-    }
+  // Image n's products are the batch's columns [n * plane, (n + 1) * plane), channel rows plane apart.
+  const int64_t plane = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+#pragma omp parallel
+  for (int64_t n = 0; n < p.batch; ++n) {
+    scatter_columns(p, e, products + n * p.out_channels * plane, plane, n * plane, plane, out);
   }
 }
 

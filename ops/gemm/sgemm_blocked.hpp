@@ -569,7 +569,7 @@ struct BlockedSgemm {
     k.run_packed_batched = K::run_batched;                                                               \
     k.run_depth_block = K::run_depth_block;                                                              \
     k.tile_rows_a = K::tile_rows_a;                                                                      \
-    k.tile_runs_a = K::template tile_runs_a<1>;                                                                      \
+    k.tile_runs_a = K::template tile_runs_a<1>;                                                          \
     k.row_step = K::row_step();                                                                          \
     k.fma_chains = K::fma_chains;                                                                        \
     return k;                                                                                            \
