@@ -284,6 +284,7 @@ TEST_CASE("gemm: a batched product with a sink hands over every panel's products
     int64_t m, nr, columns;
     std::vector<float> c;  // m x columns, the images' columns side by side
     std::vector<int> sunk;  // times each panel was handed over
+    int64_t nonzero_past_end = 0;  // products of the columns past the last image, which must be 0
   };
   uint64_t seed = 2600;
   for (const auto& kernel : available_gemm_kernels()) {
@@ -301,8 +302,12 @@ TEST_CASE("gemm: a batched product with a sink hands over every panel's products
         auto& g = *const_cast<Collected*>(static_cast<const Collected*>(context));
         g.sunk[static_cast<std::size_t>(panel)] += 1;  // panels are disjoint: no two threads share one
         for (int64_t r = 0; r < g.m; ++r)
-          for (int64_t q = 0; q < g.nr && panel * g.nr + q < g.columns; ++q) {
-            g.c[static_cast<std::size_t>(r * g.columns + panel * g.nr + q)] = products[r * g.nr + q];
+          for (int64_t q = 0; q < g.nr; ++q) {
+            if (panel * g.nr + q >= g.columns) {
+              g.nonzero_past_end += products[r * g.nr + q] != 0.0f;
+            } else {
+              g.c[static_cast<std::size_t>(r * g.columns + panel * g.nr + q)] = products[r * g.nr + q];
+            }
           }
       };
       s.sink_context = &got;
@@ -314,6 +319,7 @@ TEST_CASE("gemm: a batched product with a sink hands over every panel's products
       }
       CHECK(relative_error(got.c, ref) < 1e-5f);
       CHECK(std::count(got.sunk.begin(), got.sunk.end(), 1) == panels);
+      CHECK(got.nonzero_past_end == 0);
     }
   }
 }

@@ -312,11 +312,14 @@ struct BlockedSgemm {
 
   // Rows [k0, k0 + kc) of packed panel p (kc x NR), zeros past the last image.
   static void pack_batched_panel(const BatchedColumns& s, int64_t p, int64_t k0, int64_t kc, float* out) {
-    std::fill(out, out + kc * NR, 0.0f);
+    int64_t covered = 0;
     for_panel_runs(s, p, [&](int64_t q, int64_t image, int64_t at, int64_t len) {
       const float* src = s.b + image * s.b_image + k0 * s.ldb + at;
       for (int64_t k = 0; k < kc; ++k) std::copy(src + k * s.ldb, src + k * s.ldb + len, out + k * NR + q);
+      covered = q + len;
     });
+    if (covered == NR) return;
+    for (int64_t k = 0; k < kc; ++k) std::fill(out + k * NR + covered, out + k * NR + NR, 0.0f);
   }
 
   // A packed panel's products (m rows of NR) into its images' C, with the epilogue.
