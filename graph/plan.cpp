@@ -420,30 +420,36 @@ int64_t pooled_chunk(const Shape& conv_shape) {
   return std::clamp<int64_t>((int64_t{12} << 20) / std::max<int64_t>(image_bytes, 1), 1, conv_shape[0]);
 }
 
+// Calls f(n0, count, conv_part, pooled_part) for the chunks of images a convolution followed by
+// pooling runs in, with the shapes of a chunk's convolution output and pooled output.
+template <class F>
+void for_each_pooled_chunk(const Shape& conv_shape, const Shape& pooled_shape, const F& f) {
+  const int64_t batch = conv_shape[0], chunk = pooled_chunk(conv_shape);
+  for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
+    Shape conv_part = conv_shape, pooled_part = pooled_shape;
+    conv_part[0] = pooled_part[0] = std::min(chunk, batch - n0);
+    f(n0, conv_part, pooled_part);
+  }
+}
+
 // A 2D max pooling after a Winograd convolution (conv2): each chunk is written channels-last, so
 // the scatter into planes is left to the pooled result, a quarter of the size
 // (fast::max_pool_channels_last). conv2 gained 0.2-0.8 ms in alternating runs; conv1's tap GEMM,
 // whose channels-last store goes position by position, did not, so it keeps the planar path.
 void run_conv_max_pooled(const PlanStep& s, const Pool& pool, BufferPool& buffers, const float* in,
                          bool in_channels_last, const fast::ConvEpilogue& e, Tensor& out) {
-  const int64_t batch = s.conv_shape[0], channels = s.conv_shape[1], chunk = pooled_chunk(s.conv_shape);
   const int64_t out_image = out.shape().numel_from(1);
   fast::PaddedInput layout;  // the convolution's output as it is, channels innermost
   layout.extent = layout.inner = s.conv.problem.out_extent;
-  layout.channels = channels;
-  Tensor scratch = buffers.take(Shape{chunk * layout.floats()});
+  layout.channels = s.conv_shape[1];
+  Tensor scratch = buffers.take(Shape{pooled_chunk(s.conv_shape) * layout.floats()});
   fast::ConvEpilogue to_scratch = e;
   to_scratch.channels_last_out = &layout;
-  reference::PoolProblem pooling;
-  pooling.in_extent = s.conv.problem.out_extent;
-  pooling.out_extent = {1, out.dim(2), out.dim(3)};
-  pooling.window = pool.window();
-  for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
-    const int64_t count = std::min(chunk, batch - n0);
-    fast::run_conv_images(s.conv, n0, count, in, to_scratch, scratch.data(), in_channels_last);
-    pooling.planes = count * channels;
-    fast::max_pool_channels_last(pooling, channels, scratch.data(), out.data() + n0 * out_image);
-  }
+  for_each_pooled_chunk(s.conv_shape, out.shape(), [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
+    fast::run_conv_images(s.conv, n0, conv_part[0], in, to_scratch, scratch.data(), in_channels_last);
+    fast::max_pool_channels_last(pool.problem(conv_part, pooled_part), layout.channels, scratch.data(),
+                                 out.data() + n0 * out_image);
+  });
 }
 
 // `in` is the step's input as the executor hands it over: planes, or a channels-last copy
@@ -455,21 +461,17 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, BufferPool& buffers, c
     run_conv_max_pooled(s, op, buffers, in, in_channels_last, e, out);
     return;
   }
-  const int64_t batch = s.conv_shape[0], chunk = pooled_chunk(s.conv_shape);
   const int64_t out_image = out.shape().numel_from(1);
   Shape chunk_shape = s.conv_shape;
-  chunk_shape[0] = chunk;
+  chunk_shape[0] = pooled_chunk(s.conv_shape);
   Tensor scratch = buffers.take(chunk_shape);
-  for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
-    const int64_t count = std::min(chunk, batch - n0);
-    Shape conv_part = s.conv_shape, pooled_part = out.shape();
-    conv_part[0] = pooled_part[0] = count;
+  for_each_pooled_chunk(s.conv_shape, out.shape(), [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
     Tensor part = Tensor::view(scratch.data(), conv_part);
-    fast::run_conv_images(s.conv, n0, count, in, e, part.data(), in_channels_last);
+    fast::run_conv_images(s.conv, n0, conv_part[0], in, e, part.data(), in_channels_last);
     Tensor pooled = Tensor::view(out.data() + n0 * out_image, pooled_part);
     const Tensor* inputs[] = {&part};
     pool.op->run_fast(inputs, {}, pooled);
-  }
+  });
 }
 
 // A 1x1 convolution whose input average pooling runs after its product (PlanStep::input_pool): the

@@ -53,22 +53,22 @@ Cost Pool::compute_cost(Shapes /*inputs*/, const Shape& output) const {
   return c;
 }
 
-reference::PoolProblem Pool::problem(const Tensor& in, const Tensor& output) const {
+reference::PoolProblem Pool::problem(const Shape& in, const Shape& output) const {
   reference::PoolProblem p;
-  p.planes = in.dim(0) * in.dim(1);
-  p.in_extent = spatial_extent(in.shape());
-  p.out_extent = spatial_extent(output.shape());
+  p.planes = in[0] * in[1];
+  p.in_extent = spatial_extent(in);
+  p.out_extent = spatial_extent(output);
   p.window = window_;
   p.mode = mode_;
   return p;
 }
 
 void Pool::run_reference(TensorRefs inputs, TensorRefs /*params*/, Tensor& output) const {
-  reference::pool(problem(*inputs[0], output), inputs[0]->data(), output.data());
+  reference::pool(problem(inputs[0]->shape(), output.shape()), inputs[0]->data(), output.data());
 }
 
 void Pool::run_fast(TensorRefs inputs, TensorRefs /*params*/, Tensor& output) const {
-  fast::pool_separable(problem(*inputs[0], output), inputs[0]->data(), output.data());
+  fast::pool_separable(problem(inputs[0]->shape(), output.shape()), inputs[0]->data(), output.data());
 }
 
 }  // namespace ecocpu

@@ -27,9 +27,11 @@ class Pool final : public Op {
 
   reference::PoolMode mode() const { return mode_; }
   const Window& window() const { return window_; }
+  // The kernels' description of pooling `in` into `output` (N, C, spatial...), e.g. for a caller
+  // that holds the input in another layout.
+  reference::PoolProblem problem(const Shape& in, const Shape& output) const;
 
  private:
-  reference::PoolProblem problem(const Tensor& in, const Tensor& output) const;
   reference::PoolMode mode_;
   Window window_;
 };
