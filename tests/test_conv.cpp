@@ -8,7 +8,9 @@
 #include "ops/conv/conv.hpp"
 #include "ops/conv/conv_fast.hpp"
 #include "ops/conv/conv_gemm.hpp"
+#include "ops/conv/taps/conv_taps.hpp"
 #include "ops/conv/winograd/winograd.hpp"
+#include "ops/pool/pool.hpp"
 
 using namespace ecocpu;
 using test::make_window;
@@ -236,6 +238,60 @@ TEST_CASE("conv gemm: im2col, tap and 1x1 GEMMs with a fused epilogue equal the 
         CHECK(test::max_relative_error(out, expect) < 1e-5f);
       }
     }
+  }
+}
+
+TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convolution, then the max pooling") {
+  struct Case {
+    int64_t n, cin, cout, h, w;
+    std::array<int64_t, 3> k, s, p;     // the convolution's window
+    std::array<int64_t, 3> pk, ps, pp;  // the pooling's
+    bool relu;
+  };
+  const Case cases[] = {
+      // conv1 + pool1's geometry (3x3 stride-2 ceil-mode pool: the last window overhangs).
+      {2, 3, 20, 40, 38, {1, 7, 7}, {1, 2, 2}, {0, 3, 3}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, true},
+      // 320-wide rows of products: 5 rows per band, so bands of 2 pooled rows that carry a row over;
+      // no ReLU, so negative maxima count.
+      {1, 6, 300, 23, 40, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, false},
+      // A stride-1 padded pool (bands overlap by two rows), and a 2x2 stride-2 one (no overlap).
+      {3, 5, 300, 17, 33, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, true},
+      {2, 8, 300, 20, 36, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}, true},
+      // Output rows of 3: A copied into full register tiles instead of read in place.
+      {3, 16, 20, 9, 5, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, true},
+  };
+  uint64_t seed = 5100;
+  for (const auto& c : cases) {
+    CAPTURE(c.cout);
+    CAPTURE(c.h);
+    Conv conv(c.cout, make_window(2, c.k, c.s, c.p));
+    Pool pool(reference::PoolMode::Max, make_window(2, c.pk, c.ps, c.pp));
+    const Shape in_shape{c.n, c.cin, c.h, c.w};
+    Tensor in = random_tensor(in_shape, seed++);
+    Tensor w = random_tensor(Shape{c.cout, c.cin, c.k[1], c.k[2]}, seed++), b = random_tensor(Shape{c.cout}, seed++);
+    Tensor scale = random_tensor(Shape{c.cout}, seed++), shift = random_tensor(Shape{c.cout}, seed++);
+    Tensor conv_out = run_conv(conv, in, w, b);
+    const int64_t plane = conv_out.shape().numel_from(2);
+    for (int64_t i = 0; i < conv_out.numel(); ++i) {
+      const int64_t ch = (i / plane) % c.cout;
+      const float v = conv_out.data()[i] * scale.data()[ch] + shift.data()[ch];
+      conv_out.data()[i] = c.relu ? std::max(v, 0.0f) : v;
+    }
+    Shape conv_shape = conv_out.shape();
+    Tensor expect(pool.output_shape(std::span(&conv_shape, 1)));
+    const Tensor* pool_inputs[] = {&conv_out};
+    pool.run_reference(pool_inputs, {}, expect);
+
+    const reference::ConvProblem p = conv.problem(in_shape, conv_shape);
+    fast::ConvEpilogue e;
+    e.bias = b.data();
+    e.scale = scale.data();
+    e.shift = shift.data();
+    e.relu = c.relu;
+    const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::TapGemm, w.data());
+    Tensor out(expect.shape());
+    fast::conv_taps_max_pooled(p, prepared.taps, in.data(), e, pool.problem(conv_shape, expect.shape()), out.data());
+    CHECK(test::max_relative_error(out, expect) < 1e-5f);
   }
 }
 

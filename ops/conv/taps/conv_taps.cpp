@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ops/conv/channels_last.hpp"
+#include "ops/pool/channels_last/pool_channels_last.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
 #include "tensor/scratch.hpp"
@@ -255,60 +256,198 @@ PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weig
   return w;
 }
 
-void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& e,
-               float* out, bool in_channels_last) {
-  const GemmKernel& kernel = kernel_for(w);
-  const int64_t mr = kernel.mr, nr = kernel.nr;
-  const PaddedInput pi = padded_input(p);
-  const float* padded = channels_last_input(p, pi, in, in_channels_last);
-  const ChannelsLastOut target = e.channels_last_out ? begin_channels_last_out(p, e, out) : ChannelsLastOut{};
+namespace {
 
-  const DepthBlocks d = depth_blocks(p, pi, kernel.kc);
-  const int64_t positions = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const Split s = split_work(positions, w.panels, mr, nr, omp_get_max_threads());
+// The product itself, for any range of output positions and weight panels: what conv_taps and
+// conv_taps_max_pooled share.
+struct TapProduct {
+  const reference::ConvProblem& p;
+  const PackedPanels& w;
+  const GemmKernel& kernel;
+  PaddedInput pi;
+  const float* padded;  // the channels-last copy
+  DepthBlocks d;
   // A is read straight from the channels-last copy (positions stride x channels apart) instead of
   // being copied a tile at a time: the copy was a sixth of conv1's time, whose 7 x 3-channel
   // windows give only 2 panels per tile to spread it on.
-  const bool in_place = reads_in_place(p.out_extent[2], kernel);
-  const int64_t position_step = p.window.stride[2] * pi.channels;
+  bool in_place;
+  int64_t position_step;
 
-#pragma omp parallel
-  {
-    thread_local ScratchBuffer product_buffer, tile_buffer;
+  TapProduct(const reference::ConvProblem& problem, const PackedPanels& weights, const float* in, bool in_channels_last)
+      : p(problem),
+        w(weights),
+        kernel(kernel_for(weights)),
+        pi(padded_input(problem)),
+        padded(channels_last_input(problem, pi, in, in_channels_last)),
+        d(depth_blocks(problem, pi, kernel.kc)),
+        in_place(reads_in_place(problem.out_extent[2], kernel)),
+        position_step(problem.window.stride[2] * pi.channels) {}
+
+  // The scratch a thread needs for `run`: an A tile when A is copied.
+  int64_t tile_floats() const { return kernel.mr * d.longest; }
+
+  // product (rows = positions [pos0, pos0 + count) over the batch, ld floats apart; columns = the
+  // output channels of panels [panel0, panel0 + panel_n)) = their windows x the weights. `a`:
+  // tile_floats() of scratch.
+  void run(int64_t pos0, int64_t count, int64_t panel0, int64_t panel_n, float* product, int64_t ld, float* a) const {
     thread_local std::vector<Origin> origins;
     thread_local std::vector<Tile> tiles;
     thread_local std::vector<char> written;  // per register tile: has a block written its products
+    const int64_t nr = kernel.nr;
+    origins.resize(static_cast<std::size_t>(count));
+    position_origins(p, pi, pos0, count, origins.data());
+    item_tiles(origins.data(), count, kernel.mr, p.out_extent[2], in_place, tiles);
+    written.assign(tiles.size(), 0);
+    for (const DepthBlock& b : d.blocks) {
+      for (std::size_t t = 0; t < tiles.size(); ++t) {
+        const auto [i0, rows] = tiles[t];
+        if (!reads_input(p, origins.data() + i0, rows, b, d.pieces.data())) continue;
+        if (!in_place) fill_tile(padded, origins.data() + i0, rows, kernel.mr, b, d.pieces.data(), a);
+        for (int64_t j = 0; j < panel_n; ++j) {
+          const float* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
+          float* c = product + i0 * ld + j * nr;
+          if (in_place) {
+            kernel.tile_runs_a(d.runs(b), padded + origins[i0].base, position_step, b_panel, c, ld, rows, written[t]);
+          } else {
+            kernel.tile_rows_a(b.len, a, b.len, b_panel, c, ld, rows, written[t]);
+          }
+        }
+        written[t] = 1;
+      }
+    }
+    for (std::size_t t = 0; t < tiles.size(); ++t) {  // windows entirely in the padding
+      if (!written[t]) std::fill(product + tiles[t].first * ld, product + (tiles[t].first + tiles[t].rows) * ld, 0.0f);
+    }
+  }
+};
+
+// The epilogue on `count` positions' products in place (ld apart), 16 channels at a time, then
+// one by one. (store_channels with the same buffer as source and destination ran scalar: GCC's
+// run-time alias check sends it there.)
+ECOCPU_VECTOR_CLONES
+void epilogue_in_place(float* products, int64_t count, int64_t ld, int64_t c_n, const ChannelEpilogues& ce) {
+  const int64_t whole = c_n / 16 * 16;
+  for (int64_t q = 0; q < count; ++q) {
+    float* position = products + q * ld;
+    for (int64_t c0 = 0; c0 < whole; c0 += 16) {
+      V16 x, bias, mul, shift, lower;
+      std::memcpy(&x, position + c0, sizeof(V16));
+      std::memcpy(&bias, ce.bias.data() + c0, sizeof(V16));
+      std::memcpy(&mul, ce.mul.data() + c0, sizeof(V16));
+      std::memcpy(&shift, ce.shift.data() + c0, sizeof(V16));
+      std::memcpy(&lower, ce.lower.data() + c0, sizeof(V16));
+      x = (x + bias) * mul + shift;
+      x = x > lower ? x : lower;
+      std::memcpy(position + c0, &x, sizeof(V16));
+    }
+    for (int64_t c = whole; c < c_n; ++c) {
+      position[c] = std::max((position[c] + ce.bias[c]) * ce.mul[c] + ce.shift[c], ce.lower[c]);
+    }
+  }
+}
+
+// Pooled rows per band of conv_taps_max_pooled: the convolution rows their windows span fill about
+// 256 KB of products (conv1: 9 rows of 112 positions x 64 channels, 4 pooled rows), half of L2,
+// so a band is pooled from L2 right after it is computed.
+int64_t pooled_rows_per_band(const reference::PoolProblem& pool, int64_t row_floats) {
+  constexpr int64_t kBandFloats = 64 * 1024;
+  const int64_t k = pool.window.kernel[1], s = pool.window.stride[1];
+  const int64_t rows = std::max(k, kBandFloats / row_floats);
+  return std::max<int64_t>(1, (rows - k) / s + 1);
+}
+
+// The convolution rows the windows of pooled rows [a0, a1) read.
+reference::Span rows_read(const reference::PoolProblem& pool, int64_t a0, int64_t a1) {
+  const auto& win = pool.window;
+  const int64_t in_rows = pool.in_extent[1];
+  const reference::Span first = reference::window_span(a0, in_rows, win.kernel[1], win.stride[1], win.pad[1]);
+  const reference::Span last = reference::window_span(a1 - 1, in_rows, win.kernel[1], win.stride[1], win.pad[1]);
+  return {first.begin, last.end, 0};
+}
+
+}  // namespace
+
+namespace {
+
+// conv_taps_max_pooled on one image (tp's problem is that image alone): band after band of pooled
+// rows, the convolution rows their windows read are computed, put through the epilogue and pooled
+// along w into `columns`, which keeps the rows the next band reads again; then pooled along h into
+// the image's output planes.
+void pool_image_by_bands(const TapProduct& tp, const reference::PoolProblem& pool, const ChannelEpilogues& ce,
+                         float* out) {
+  const int64_t c_n = tp.p.out_channels, ld = tp.w.panels * tp.kernel.nr, ow_n = tp.p.out_extent[2];
+  const int64_t band = pooled_rows_per_band(pool, ow_n * ld), pooled_rows = pool.out_extent[1];
+  const int64_t pooled_row = pool.out_extent[2] * c_n;
+  const int64_t most_rows = std::min(tp.p.out_extent[1], (band - 1) * pool.window.stride[1] + pool.window.kernel[1]);
+  thread_local ScratchBuffer product_buffer, columns_buffer, tile_buffer;
+  float* product = product_buffer.reserve(most_rows * ow_n * ld);
+  float* columns = columns_buffer.reserve(most_rows * pooled_row);
+  float* a = tile_buffer.reserve(tp.tile_floats());
+  int64_t held_first = 0, held_end = 0;  // the rows in `columns`, the first at its start
+  for (int64_t a0 = 0; a0 < pooled_rows; a0 += band) {
+    const int64_t a1 = std::min(pooled_rows, a0 + band);
+    const reference::Span need = rows_read(pool, a0, a1);
+    // Rows the last band pooled along w and this one reads again move to the start.
+    const int64_t keep_first = std::max(held_first, need.begin), keep = std::max<int64_t>(0, held_end - keep_first);
+    if (keep > 0 && keep_first > held_first) {
+      std::memmove(columns, columns + (keep_first - held_first) * pooled_row, keep * pooled_row * sizeof(float));
+    }
+    held_first = keep > 0 ? keep_first : need.begin;
+    held_end = held_first + keep;
+    if (need.end > held_end) {
+      const int64_t count = (need.end - held_end) * ow_n;
+      tp.run(held_end * ow_n, count, 0, tp.w.panels, product, ld, a);
+      epilogue_in_place(product, count, ld, c_n, ce);
+      for (int64_t r = held_end; r < need.end; ++r) {
+        max_pool_columns(pool, product + (r - held_end) * ow_n * ld, c_n, ld, columns + (r - held_first) * pooled_row);
+      }
+      held_end = need.end;
+    }
+    max_pool_rows_to_planes(pool, {columns, held_first, pooled_row, c_n, c_n}, a0, a1, out);
+  }
+}
+
+}  // namespace
+
+void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
+                          const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last) {
+  const bool two_d = p.window.kernel[0] == 1 && p.out_extent[0] == 1 && pool.window.spatial_rank == 2;
+  if (!two_d || pool.mode != reference::PoolMode::Max || pool.in_extent != p.out_extent ||
+      pool.planes != p.batch * p.out_channels || e.residual || e.out_image_stride != 0 || e.channels_last_out) {
+    throw std::logic_error("conv_taps_max_pooled takes a 2D convolution with a plain epilogue and its 2D max pooling");
+  }
+  reference::ConvProblem image = p;
+  image.batch = 1;
+  const int64_t in_image = in_channels_last ? padded_input(p).floats() : p.in_channels * p.in_extent[1] * p.in_extent[2];
+  const int64_t pooled_image = p.out_channels * pool.out_extent[1] * pool.out_extent[2];
+  const ChannelEpilogues ce = channel_epilogues(e, p.out_channels);
+  // Each thread copies its image channels-last when it starts it: a copy of the whole batch (10 MB
+  // for conv1) would raise the peak memory of the pass, and one image's stays in L2.
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t n = 0; n < p.batch; ++n) {
+    const TapProduct tp(image, w, in + n * in_image, in_channels_last);
+    pool_image_by_bands(tp, pool, ce, out + n * pooled_image);
+  }
+}
+
+void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& e,
+               float* out, bool in_channels_last) {
+  const TapProduct tp(p, w, in, in_channels_last);
+  const int64_t nr = tp.kernel.nr;
+  const ChannelsLastOut target = e.channels_last_out ? begin_channels_last_out(p, e, out) : ChannelsLastOut{};
+  const int64_t positions = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  const Split s = split_work(positions, w.panels, tp.kernel.mr, nr, omp_get_max_threads());
+#pragma omp parallel
+  {
+    thread_local ScratchBuffer product_buffer, tile_buffer;
     float* product = product_buffer.reserve(s.block_positions * s.group_panels * nr);
-    float* a = tile_buffer.reserve(mr * d.longest);
+    float* a = tile_buffer.reserve(tp.tile_floats());
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < s.items(); ++item) {
       const int64_t pos0 = item / s.groups * s.block_positions, count = std::min(s.block_positions, positions - pos0);
       const int64_t panel0 = item % s.groups * s.group_panels, panel_n = std::min(s.group_panels, w.panels - panel0);
       const int64_t ld = panel_n * nr;
-      origins.resize(static_cast<std::size_t>(count));
-      position_origins(p, pi, pos0, count, origins.data());
-      item_tiles(origins.data(), count, mr, p.out_extent[2], in_place, tiles);
-      written.assign(tiles.size(), 0);
-      for (const DepthBlock& b : d.blocks) {
-        for (std::size_t t = 0; t < tiles.size(); ++t) {
-          const auto [i0, rows] = tiles[t];
-          if (!reads_input(p, origins.data() + i0, rows, b, d.pieces.data())) continue;
-          if (!in_place) fill_tile(padded, origins.data() + i0, rows, mr, b, d.pieces.data(), a);
-          for (int64_t j = 0; j < panel_n; ++j) {
-            const float* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
-            float* c = product + i0 * ld + j * nr;
-            if (in_place) {
-              kernel.tile_runs_a(d.runs(b), padded + origins[i0].base, position_step, b_panel, c, ld, rows, written[t]);
-            } else {
-              kernel.tile_rows_a(b.len, a, b.len, b_panel, c, ld, rows, written[t]);
-            }
-          }
-          written[t] = 1;
-        }
-      }
-      for (std::size_t t = 0; t < tiles.size(); ++t) {  // windows entirely in the padding
-        if (!written[t]) std::fill(product + tiles[t].first * ld, product + (tiles[t].first + tiles[t].rows) * ld, 0.0f);
-      }
+      tp.run(pos0, count, panel0, panel_n, product, ld, a);
       const int64_t oc0 = panel0 * nr;
       const int64_t oc_count = std::min(ld, p.out_channels - oc0);
       if (e.channels_last_out) {

@@ -10,6 +10,7 @@
 // once as the GEMM's B panels (taps x Cin rows, NR output channels each).
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
+#include "ops/pool/reference/pool_reference.hpp"
 
 namespace ecocpu::fast {
 
@@ -21,5 +22,16 @@ PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weig
 // works from, written by the convolution before (see ConvEpilogue::channels_last_out).
 void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& epilogue,
                float* out, bool in_channels_last = false);
+
+// A 2D convolution followed by a 2D max pooling (ECO's conv1 and pool1), the pooling taken from
+// the products: each image is computed a band of output rows at a time into a channels-last buffer
+// that stays in L2, its epilogue applied there, and the band's pooled rows written to `out` (the
+// pooled planes). The convolution's full-size output (51 MB for conv1 at 16 frames) is never
+// stored, nor transposed into planes. Images are the threads' work items, so a batch of fewer
+// images than threads leaves threads idle. `pool`: planes = batch x Cout, in_extent = p.out_extent.
+// The epilogue takes no residual, stride or channels-last output.
+void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
+                          const ConvEpilogue& epilogue, const reference::PoolProblem& pool, float* out,
+                          bool in_channels_last = false);
 
 }  // namespace ecocpu::fast

@@ -1,8 +1,8 @@
 #pragma once
 // Max pooling of a channels-last 2D batch, (batch, h, w, C) with each position's channels
 // contiguous, into planes (batch, C, oh, ow): for a convolution that writes its output
-// channels-last and is followed by a pooling (ECO's conv2). The window's maximum is taken
-// across 16 channels at a time, straight from contiguous runs, and only the pooled result, a
+// channels-last and is followed by a pooling (ECO's conv1 and conv2). The window's maximum is
+// taken across 16 channels at a time, straight from contiguous runs, and only the pooled result, a
 // quarter of the input for a stride-2 window, is transposed into planes.
 #include "ops/pool/reference/pool_reference.hpp"
 
@@ -10,5 +10,23 @@ namespace ecocpu::fast {
 
 // p: PoolProblem::planes = batch * channels, a 2D window (depth 1) in Max mode.
 void max_pool_channels_last(const reference::PoolProblem& p, int64_t channels, const float* in, float* out);
+
+// Some rows of one image, channels-last: row h (h >= first_row) at data + (h - first_row) *
+// row_stride, each position's `channels` values contiguous and positions ld >= channels apart.
+struct ChannelsLastRows {
+  const float* data;
+  int64_t first_row, row_stride, channels, ld;
+};
+
+// Pooling an image a band of input rows at a time, for a convolution that computes it so (the tap
+// GEMM's conv1 + pool1), in two steps, single-threaded:
+// 1. each input row, as soon as it is computed, pooled along w into `out` (out_extent[2] positions
+//    x `channels`, contiguous): the maximum over each window's columns;
+void max_pool_columns(const reference::PoolProblem& p, const float* row, int64_t channels, int64_t ld, float* out);
+// 2. output rows [oh_begin, oh_end) pooled along h from those rows (`pooled_columns`, which must hold
+//    every row their windows read) into the image's output planes (`image_out`: channels planes of
+//    out_extent[1] x out_extent[2]).
+void max_pool_rows_to_planes(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns,
+                             int64_t oh_begin, int64_t oh_end, float* image_out);
 
 }  // namespace ecocpu::fast
