@@ -347,8 +347,8 @@ void epilogue_in_place(float* products, int64_t count, int64_t ld, int64_t c_n, 
 }
 
 // Pooled rows per band of conv_taps_max_pooled: the convolution rows their windows span fill about
-// 256 KB of products (conv1: 9 rows of 112 positions x 64 channels, 4 pooled rows), half of L2,
-// so a band is pooled from L2 right after it is computed.
+// 256 KB of products (conv1: 9 rows of 112 positions x 64 channels, 4 pooled rows), a quarter of
+// L2, so a band is pooled from L2 right after it is computed.
 int64_t pooled_rows_per_band(const reference::PoolProblem& pool, int64_t row_floats) {
   constexpr int64_t kBandFloats = 64 * 1024;
   const int64_t k = pool.window.kernel[1], s = pool.window.stride[1];
@@ -364,10 +364,6 @@ reference::Span rows_read(const reference::PoolProblem& pool, int64_t a0, int64_
   const reference::Span last = reference::window_span(a1 - 1, in_rows, win.kernel[1], win.stride[1], win.pad[1]);
   return {first.begin, last.end, 0};
 }
-
-}  // namespace
-
-namespace {
 
 // conv_taps_max_pooled on one image (tp's problem is that image alone): band after band of pooled
 // rows, the convolution rows their windows read are computed, put through the epilogue and pooled
