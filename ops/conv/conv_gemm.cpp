@@ -355,11 +355,26 @@ ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels) {
   return ce;
 }
 
+// Sixteen channels at a time in registers, then one by one: written out rather than left to the
+// vectoriser, whose loop ran scalar when src and dst may overlap (the pooled tap GEMM applies it
+// in place).
 ECOCPU_VECTOR_CLONES
 void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst) {
   const float *bias = ce.bias.data() + k0, *mul = ce.mul.data() + k0, *shift = ce.shift.data() + k0;
   const float* lower = ce.lower.data() + k0;
-  for (int64_t k = 0; k < n; ++k) dst[k] = std::max((src[k] + bias[k]) * mul[k] + shift[k], lower[k]);
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    V16 x, b, m, s, l;
+    std::memcpy(&x, src + k, sizeof(V16));
+    std::memcpy(&b, bias + k, sizeof(V16));
+    std::memcpy(&m, mul + k, sizeof(V16));
+    std::memcpy(&s, shift + k, sizeof(V16));
+    std::memcpy(&l, lower + k, sizeof(V16));
+    x = (x + b) * m + s;
+    x = x < l ? l : x;  // std::max(x, l), NaN included
+    std::memcpy(dst + k, &x, sizeof(V16));
+  }
+  for (; k < n; ++k) dst[k] = std::max((src[k] + bias[k]) * mul[k] + shift[k], lower[k]);
 }
 
 ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out) {

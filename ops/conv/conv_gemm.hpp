@@ -74,7 +74,7 @@ struct ChannelEpilogues {
   std::vector<float> bias, mul, shift, lower;
 };
 ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels);
-// dst[k] = channel (k0 + k)'s epilogue of src[k], for k < n.
+// dst[k] = channel (k0 + k)'s epilogue of src[k], for k < n; dst may be src.
 void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst);
 
 // An output position (image n, d, h, w) of a batch whose positions are numbered image-major:

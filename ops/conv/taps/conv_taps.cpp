@@ -321,31 +321,6 @@ struct TapProduct {
   }
 };
 
-// The epilogue on `count` positions' products in place (ld apart), 16 channels at a time, then
-// one by one. (store_channels with the same buffer as source and destination ran scalar: GCC's
-// run-time alias check sends it there.)
-ECOCPU_VECTOR_CLONES
-void epilogue_in_place(float* products, int64_t count, int64_t ld, int64_t c_n, const ChannelEpilogues& ce) {
-  const int64_t whole = c_n / 16 * 16;
-  for (int64_t q = 0; q < count; ++q) {
-    float* position = products + q * ld;
-    for (int64_t c0 = 0; c0 < whole; c0 += 16) {
-      V16 x, bias, mul, shift, lower;
-      std::memcpy(&x, position + c0, sizeof(V16));
-      std::memcpy(&bias, ce.bias.data() + c0, sizeof(V16));
-      std::memcpy(&mul, ce.mul.data() + c0, sizeof(V16));
-      std::memcpy(&shift, ce.shift.data() + c0, sizeof(V16));
-      std::memcpy(&lower, ce.lower.data() + c0, sizeof(V16));
-      x = (x + bias) * mul + shift;
-      x = x > lower ? x : lower;
-      std::memcpy(position + c0, &x, sizeof(V16));
-    }
-    for (int64_t c = whole; c < c_n; ++c) {
-      position[c] = std::max((position[c] + ce.bias[c]) * ce.mul[c] + ce.shift[c], ce.lower[c]);
-    }
-  }
-}
-
 // Pooled rows per band of conv_taps_max_pooled: the convolution rows their windows span fill about
 // 256 KB of products (conv1: 9 rows of 112 positions x 64 channels, 4 pooled rows), a quarter of
 // L2, so a band is pooled from L2 right after it is computed.
@@ -393,7 +368,7 @@ void pool_image_by_bands(const TapProduct& tp, const reference::PoolProblem& poo
     if (need.end > held_end) {
       const int64_t count = (need.end - held_end) * ow_n;
       tp.run(held_end * ow_n, count, 0, tp.w.panels, product, ld, a);
-      epilogue_in_place(product, count, ld, c_n, ce);
+      for (int64_t q = 0; q < count; ++q) store_channels(product + q * ld, c_n, ce, 0, product + q * ld);
       for (int64_t r = held_end; r < need.end; ++r) {
         max_pool_columns(pool, product + (r - held_end) * ow_n * ld, c_n, ld, columns + (r - held_first) * pooled_row);
       }
