@@ -331,15 +331,6 @@ int64_t pooled_rows_per_band(const reference::PoolProblem& pool, int64_t row_flo
   return std::max<int64_t>(1, (rows - k) / s + 1);
 }
 
-// The convolution rows the windows of pooled rows [a0, a1) read.
-reference::Span rows_read(const reference::PoolProblem& pool, int64_t a0, int64_t a1) {
-  const auto& win = pool.window;
-  const int64_t in_rows = pool.in_extent[1];
-  const reference::Span first = reference::window_span(a0, in_rows, win.kernel[1], win.stride[1], win.pad[1]);
-  const reference::Span last = reference::window_span(a1 - 1, in_rows, win.kernel[1], win.stride[1], win.pad[1]);
-  return {first.begin, last.end, 0};
-}
-
 // conv_taps_max_pooled on one image (tp's problem is that image alone): band after band of pooled
 // rows, the convolution rows their windows read are computed, put through the epilogue and pooled
 // along w into `columns`, which keeps the rows the next band reads again; then pooled along h into
@@ -357,7 +348,7 @@ void pool_image_by_bands(const TapProduct& tp, const reference::PoolProblem& poo
   int64_t held_first = 0, held_end = 0;  // the rows in `columns`, the first at its start
   for (int64_t a0 = 0; a0 < pooled_rows; a0 += band) {
     const int64_t a1 = std::min(pooled_rows, a0 + band);
-    const reference::Span need = rows_read(pool, a0, a1);
+    const reference::Span need = input_rows(pool, a0, a1);
     // Rows the last band pooled along w and this one reads again move to the start.
     const int64_t keep_first = std::max(held_first, need.begin), keep = std::max<int64_t>(0, held_end - keep_first);
     if (keep > 0 && keep_first > held_first) {

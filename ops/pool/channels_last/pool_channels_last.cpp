@@ -56,11 +56,6 @@ void pool_columns(const reference::PoolProblem& p, const float* row, int64_t c_n
   }
 }
 
-reference::Span rows_of(const reference::PoolProblem& p, int64_t oh) {
-  const auto& win = p.window;
-  return reference::window_span(oh, p.in_extent[1], win.kernel[1], win.stride[1], win.pad[1]);
-}
-
 // A pooled row (ow_n positions x C) into the output planes' row oh: sixteen positions by sixteen
 // channels through a register transpose where both are whole, element by element elsewhere.
 ECOCPU_VECTOR_CLONES
@@ -101,11 +96,20 @@ void max_pool_channels_last(const reference::PoolProblem& p, int64_t channels, c
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < batch * oh_n; ++r) {  // the window's rows first, then its columns
       const int64_t n = r / oh_n, oh = r % oh_n;
-      max_of_rows({in + n * image, 0, iw_n * channels, channels, channels}, rows_of(p, oh), iw_n, columns.data());
+      const ChannelsLastRows image_rows{in + n * image, 0, iw_n * channels, channels, channels};
+      max_of_rows(image_rows, input_rows(p, oh, oh + 1), iw_n, columns.data());
       pool_columns(p, columns.data(), channels, channels, row.data());
       row_to_planes(row.data(), channels, ow_n, plane, out + n * channels * plane + oh * ow_n);
     }
   }
+}
+
+reference::Span input_rows(const reference::PoolProblem& p, int64_t oh_begin, int64_t oh_end) {
+  const auto& win = p.window;
+  const auto rows = [&](int64_t oh) {
+    return reference::window_span(oh, p.in_extent[1], win.kernel[1], win.stride[1], win.pad[1]);
+  };
+  return {rows(oh_begin).begin, rows(oh_end - 1).end, 0};
 }
 
 void max_pool_columns(const reference::PoolProblem& p, const float* row, int64_t channels, int64_t ld, float* out) {
@@ -119,7 +123,7 @@ void max_pool_rows_to_planes(const reference::PoolProblem& p, const ChannelsLast
   const int64_t ow_n = p.out_extent[2], plane = p.out_extent[1] * ow_n;
   std::vector<float> row(static_cast<std::size_t>(ow_n * pooled_columns.channels));
   for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
-    max_of_rows(pooled_columns, rows_of(p, oh), ow_n, row.data());
+    max_of_rows(pooled_columns, input_rows(p, oh, oh + 1), ow_n, row.data());
     row_to_planes(row.data(), pooled_columns.channels, ow_n, plane, image_out + oh * ow_n);
   }
 }

@@ -18,6 +18,9 @@ struct ChannelsLastRows {
   int64_t first_row, row_stride, channels, ld;
 };
 
+// The input rows [begin, end) that the windows of output rows [oh_begin, oh_end) read.
+reference::Span input_rows(const reference::PoolProblem& p, int64_t oh_begin, int64_t oh_end);
+
 // Pooling an image a band of input rows at a time, for a convolution that computes it so (the tap
 // GEMM's conv1 + pool1), in two steps, single-threaded:
 // 1. each input row, as soon as it is computed, pooled along w into `out` (out_extent[2] positions
