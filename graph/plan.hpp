@@ -6,7 +6,8 @@
 //    added in the GEMM epilogue (a residual); a BatchNorm reading only that sum becomes the
 //    epilogue's per-channel scale and shift;
 //  - a ReLU reading only the result is applied in the epilogue;
-//  - a pooling reading only the result runs a few images at a time right after the convolution,
+//  - a pooling reading only the result runs a few images at a time right after the convolution
+//    (a 2D tap GEMM convolution's max pooling, conv1's, a band of each image's rows at a time),
 //    so the full-size convolution output never exists (ECO's conv1 and conv2 outputs are 4x their
 //    pooled size) and the pooling reads cache-warm data;
 //  - a BatchNorm (and ReLU) read only by a Winograd or tap GEMM convolution is applied as that
