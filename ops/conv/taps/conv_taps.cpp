@@ -125,14 +125,15 @@ struct Tile {
 };
 
 // An item's register tiles: mr positions each, or, when A is read in place (positions one stride
-// apart), as even as possible within each output row, which a tile must not cross (14 = 7 + 7,
-// 112 = 2 x 12 + 8 x 11): a register tile of any height reads exactly its rows.
-void item_tiles(const Origin* origins, int64_t count, int64_t mr, int64_t out_w, bool in_place,
+// apart) and a row's end breaks that stride, as even as possible within each output row, which a
+// tile must not cross (14 = 7 + 7, 112 = 2 x 12 + 8 x 11): a register tile of any height reads
+// exactly its rows.
+void item_tiles(const Origin* origins, int64_t count, int64_t mr, int64_t out_w, bool cut_at_rows,
                 std::vector<Tile>& tiles) {
   tiles.clear();
   for (int64_t i0 = 0; i0 < count;) {
     int64_t rows = std::min(mr, count - i0);
-    if (in_place) {
+    if (cut_at_rows) {
       const int64_t row_left = std::min(count - i0, out_w - origins[i0].w), pieces = (row_left + mr - 1) / mr;
       rows = (row_left + pieces - 1) / pieces;
     }
@@ -141,11 +142,19 @@ void item_tiles(const Origin* origins, int64_t count, int64_t mr, int64_t out_w,
   }
 }
 
-// Whether A is read in place: when the even split of an output row gives register tiles of at
-// least row_step rows (below that a tile leaves the FMA units idle; copying its rows into full
-// tiles is cheaper).
-bool reads_in_place(int64_t out_w, const GemmKernel& kernel) {
-  const int64_t pieces = (out_w + kernel.mr - 1) / kernel.mr;
+// Whether consecutive output positions read windows one position apart across rows and images
+// too: a pointwise (1x1, stride 1, unpadded) convolution, whose copy is the input as it is.
+bool positions_flat(const reference::ConvProblem& p) {
+  const auto& w = p.window;
+  return w.volume() == 1 && w.stride == std::array<int64_t, 3>{1, 1, 1} && w.pad == std::array<int64_t, 3>{0, 0, 0};
+}
+
+// Whether A is read in place: for flat positions, or when the even split of an output row gives
+// register tiles of at least row_step rows (below that a tile leaves the FMA units idle; copying
+// its rows into full tiles is cheaper).
+bool reads_in_place(const reference::ConvProblem& p, const GemmKernel& kernel) {
+  if (positions_flat(p)) return true;
+  const int64_t out_w = p.out_extent[2], pieces = (out_w + kernel.mr - 1) / kernel.mr;
   return out_w / pieces >= kernel.row_step;
 }
 
@@ -271,6 +280,7 @@ struct TapProduct {
   // being copied a tile at a time: the copy was a sixth of conv1's time, whose 7 x 3-channel
   // windows give only 2 panels per tile to spread it on.
   bool in_place;
+  bool cut_at_rows;  // in place, register tiles end where output rows do
   int64_t position_step;
 
   TapProduct(const reference::ConvProblem& problem, const PackedPanels& weights, const float* in, bool in_channels_last)
@@ -280,7 +290,8 @@ struct TapProduct {
         pi(padded_input(problem)),
         padded(channels_last_input(problem, pi, in, in_channels_last)),
         d(depth_blocks(problem, pi, kernel.kc)),
-        in_place(reads_in_place(problem.out_extent[2], kernel)),
+        in_place(reads_in_place(problem, kernel)),
+        cut_at_rows(in_place && !positions_flat(problem)),
         position_step(problem.window.stride[2] * pi.channels) {}
 
   // The scratch a thread needs for `run`: an A tile when A is copied.
@@ -296,7 +307,7 @@ struct TapProduct {
     const int64_t nr = kernel.nr;
     origins.resize(static_cast<std::size_t>(count));
     position_origins(p, pi, pos0, count, origins.data());
-    item_tiles(origins.data(), count, kernel.mr, p.out_extent[2], in_place, tiles);
+    item_tiles(origins.data(), count, kernel.mr, p.out_extent[2], cut_at_rows, tiles);
     written.assign(tiles.size(), 0);
     for (const DepthBlock& b : d.blocks) {
       for (std::size_t t = 0; t < tiles.size(); ++t) {
