@@ -1,5 +1,7 @@
 // Every distinct convolution of ECO Lite and ECO Full (16 segments, one clip), under every
-// algorithm that applies, with the reference kernel as the accuracy oracle. Counters:
+// algorithm that applies, with the reference kernel as the accuracy oracle; the algorithms that
+// read and write channels-last run a second time that way ("_cl": activations in their layout
+// outside the timing, as oneDNN's blocked run has them). Counters:
 // GFLOP/s (direct-convolution equivalent: 2 per MAC), peak% (of the widest ISA's FMA peak on
 // the same thread count) and rel_err (largest difference from the reference over the largest
 // reference value). With oneDNN installed (Debian's libdnnl-dev, found at configure time), each
@@ -114,6 +116,44 @@ void bench_conv(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo) {
   if (algo == fast::choose_conv_algo(p)) state.SetLabel(shape.id + " " + key(p) + (shape.in_lite ? " lite" : "") + " chosen");
 }
 
+// The unpadded channels-last layout of a convolution's output: what a pointwise reader takes.
+fast::PaddedInput channels_last_output(const reference::ConvProblem& p) {
+  reference::ConvProblem reader = p;
+  reader.in_extent = p.out_extent;
+  reader.in_channels = p.out_channels;
+  reader.window = Window{};
+  reader.window.spatial_rank = p.window.spatial_rank;
+  return fast::padded_input(reader);
+}
+
+// An algorithm that reads and writes channels-last, with both copies made outside the timing:
+// its input in the padded layout it works from, its output unpadded. This is the same contract
+// as oneDNN's blocked run (activations already in the kernel's layout), as between two such
+// convolutions in a network that hands its activations over channels-last.
+void bench_conv_channels_last(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo) {
+  const auto& p = shape.p;
+  ConvData d(p);
+  const fast::PreparedConv conv = fast::prepare_conv(p, algo, d.w.data());
+  const fast::PaddedInput in_layout = fast::input_layout(conv), out_layout = channels_last_output(p);
+  std::vector<float> in(static_cast<std::size_t>(p.batch * in_layout.floats()));
+  std::vector<float> out(static_cast<std::size_t>(p.batch * out_layout.floats()));
+  fast::to_channels_last(p, in_layout, d.in.data(), in.data());
+  fast::ConvEpilogue e;
+  e.bias = d.b.data();
+  e.channels_last_out = &out_layout;
+  for (auto _ : state) {
+    fast::run_conv(conv, in.data(), e, out.data(), true);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const int64_t volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  for (int64_t n = 0; n < p.batch; ++n)
+    for (int64_t c = 0; c < p.out_channels; ++c)
+      for (int64_t v = 0; v < volume; ++v) {
+        d.out.data()[(n * p.out_channels + c) * volume + v] = out[n * out_layout.floats() + v * p.out_channels + c];
+      }
+  set_counters(state, shape, d.out, d.ref);
+}
+
 #ifdef ECOCPU_HAVE_ONEDNN
 dnnl::memory::dims dims_of(bool volumetric, int64_t n, int64_t c, const std::array<int64_t, 3>& extent) {
   if (volumetric) return {n, c, extent[0], extent[1], extent[2]};
@@ -183,6 +223,12 @@ int main(int argc, char** argv) {
     if (fast::winograd_applies(s.p)) algos.push_back(fast::ConvAlgo::Winograd);
     for (auto algo : algos) {
       benchmark::RegisterBenchmark((s.id + "/" + fast::conv_algo_name(algo)).c_str(), bench_conv, s, algo)
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
+      fast::PreparedConv form;
+      form.algo = algo;
+      if (!fast::takes_channels_last(form) || !fast::writes_channels_last(form)) continue;
+      benchmark::RegisterBenchmark((s.id + "/" + fast::conv_algo_name(algo) + "_cl").c_str(), bench_conv_channels_last,
+                                   s, algo)
           ->Unit(benchmark::kMillisecond)->UseRealTime();
     }
 #ifdef ECOCPU_HAVE_ONEDNN

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Markdown table of bench_conv_shapes' console output: per shape, the algorithm ecocpu picks,
 its time, oneDNN's time in its preferred blocked layout and with plain NC(D)HW activations (the
-contract ecocpu's kernels work to), and the ratios; then how many shapes are at least as fast as
-oneDNN in each.
+contract ecocpu's kernels work to), and the ratios; then ecocpu's time with channels-last
+activations in and out (the picked algorithm's channels-last form, or the tap GEMM's for a
+pointwise layer), the like-for-like match to oneDNN's blocked run. Last, how many shapes are at
+least as fast as oneDNN in each pairing.
 
 usage: bench_conv_shapes [--benchmark_min_time=0.3] | python3 benchmarks/conv_shapes_table.py
 """
@@ -30,34 +32,47 @@ def main():
         s["ms"][algo] = float(ms)
     rows = sorted(order, key=lambda k: (not shapes[k]["lite"], order.index(k)))
     print("| shape (first layer with it) | batch x in>out, input, window | ecocpu's algorithm | ms "
-          "| oneDNN blocked ms | blocked / ours | oneDNN plain ms | plain / ours |")
-    print("|---|---|---|---|---|---|---|---|")
-    wins = {"onednn": [0, 0, 0, 0], "onednn_plain": [0, 0, 0, 0]}  # wins, total, Lite wins, Lite total
+          "| oneDNN blocked ms | blocked / ours | oneDNN plain ms | plain / ours "
+          "| ours channels-last ms | blocked / ours channels-last |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    pairings = {  # (ours, theirs): [wins, total, Lite wins, Lite total]
+        ("planes", "onednn"): [0, 0, 0, 0],
+        ("planes", "onednn_plain"): [0, 0, 0, 0],
+        ("channels-last", "onednn"): [0, 0, 0, 0],
+    }
     for k in rows:
         s = shapes[k]
         algo = s["chosen"]
         if algo is None or "onednn" not in s["ms"]:
             continue
-        ours = s["ms"][algo]
-        cells = []
-        for engine, tally in wins.items():
-            theirs = s["ms"].get(engine)
-            if theirs is None:
-                cells += ["-", "-"]
+        ms = {"planes": s["ms"][algo], "channels-last": s["ms"].get(algo + "_cl", s["ms"].get("tap_gemm_cl")),
+              "onednn": s["ms"]["onednn"], "onednn_plain": s["ms"].get("onednn_plain")}
+        ratio = {}
+        for (ours, theirs), tally in pairings.items():
+            if ms[ours] is None or ms[theirs] is None:
                 continue
-            ratio = theirs / ours
-            tally[0] += ratio >= 1.0
+            ratio[ours, theirs] = ms[theirs] / ms[ours]
+            won = ratio[ours, theirs] >= 1.0
+            tally[0] += won
             tally[1] += 1
-            if s["lite"]:
-                tally[2] += ratio >= 1.0
-                tally[3] += 1
-            cells += [f"{theirs:.2f}", f"{ratio:.2f}"]
+            tally[2] += won and s["lite"]
+            tally[3] += s["lite"]
+        cells = [fmt(ms["onednn"]), fmt(ratio.get(("planes", "onednn"))), fmt(ms["onednn_plain"]),
+                 fmt(ratio.get(("planes", "onednn_plain"))), fmt(ms["channels-last"]),
+                 fmt(ratio.get(("channels-last", "onednn")))]
         name = k + (" (Lite)" if s["lite"] else "")
-        print(f"| {name} | {s['key']} | {algo} | {ours:.2f} | " + " | ".join(cells) + " |")
+        print(f"| {name} | {s['key']} | {algo} | {ms['planes']:.2f} | " + " | ".join(cells) + " |")
     print()
-    for engine, label in (("onednn", "blocked layout"), ("onednn_plain", "plain NC(D)HW activations")):
-        w, total, lw, lt = wins[engine]
-        print(f"at least as fast as oneDNN ({label}): {w} of {total} shapes ({lw} of {lt} in ECO Lite)")
+    labels = {("planes", "onednn"): "ours planes in and out, oneDNN blocked",
+              ("planes", "onednn_plain"): "both with plain NC(D)HW activations",
+              ("channels-last", "onednn"): "ours channels-last in and out, oneDNN blocked"}
+    for pairing, (w, total, lw, lt) in pairings.items():
+        print(f"at least as fast as oneDNN ({labels[pairing]}): {w} of {total} shapes ({lw} of {lt} in ECO Lite)")
+
+
+def fmt(value):
+    return "-" if value is None else f"{value:.2f}"
+
 
 if __name__ == "__main__":
     main()
