@@ -8,6 +8,7 @@
 
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
+#include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
 
@@ -121,10 +122,12 @@ void max_pool_rows_to_planes(const reference::PoolProblem& p, const ChannelsLast
                              int64_t oh_begin, int64_t oh_end, float* image_out) {
   check_2d_max(p);
   const int64_t ow_n = p.out_extent[2], plane = p.out_extent[1] * ow_n;
-  std::vector<float> row(static_cast<std::size_t>(ow_n * pooled_columns.channels));
+  // Called once per band (conv1: 112 times a pass), so the row is kept from call to call.
+  thread_local ScratchBuffer row_buffer;
+  float* row = row_buffer.reserve(ow_n * pooled_columns.channels);
   for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
-    max_of_rows(pooled_columns, input_rows(p, oh, oh + 1), ow_n, row.data());
-    row_to_planes(row.data(), pooled_columns.channels, ow_n, plane, image_out + oh * ow_n);
+    max_of_rows(pooled_columns, input_rows(p, oh, oh + 1), ow_n, row);
+    row_to_planes(row, pooled_columns.channels, ow_n, plane, image_out + oh * ow_n);
   }
 }
 
