@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
@@ -261,15 +262,24 @@ TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convoluti
       {3, 16, 20, 9, 5, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, true},
   };
   uint64_t seed = 5100;
+  // With non-negative scales every channel's epilogue is non-decreasing and runs after the pooling
+  // along w; with some negative it has to run on the products themselves.
+  for (const bool non_negative_scale : {false, true})
   for (const auto& c : cases) {
     CAPTURE(c.cout);
     CAPTURE(c.h);
+    CAPTURE(non_negative_scale);
     Conv conv(c.cout, make_window(2, c.k, c.s, c.p));
     Pool pool(reference::PoolMode::Max, make_window(2, c.pk, c.ps, c.pp));
     const Shape in_shape{c.n, c.cin, c.h, c.w};
     Tensor in = random_tensor(in_shape, seed++);
     Tensor w = random_tensor(Shape{c.cout, c.cin, c.k[1], c.k[2]}, seed++), b = random_tensor(Shape{c.cout}, seed++);
     Tensor scale = random_tensor(Shape{c.cout}, seed++), shift = random_tensor(Shape{c.cout}, seed++);
+    if (non_negative_scale) {
+      for (int64_t k = 0; k < c.cout; ++k) scale.data()[k] = std::abs(scale.data()[k]);
+    } else {
+      REQUIRE(std::any_of(scale.data(), scale.data() + c.cout, [](float v) { return v < 0.0f; }));
+    }
     Tensor conv_out = run_conv(conv, in, w, b);
     const int64_t plane = conv_out.shape().numel_from(2);
     for (int64_t i = 0; i < conv_out.numel(); ++i) {

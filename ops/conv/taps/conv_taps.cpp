@@ -342,6 +342,12 @@ int64_t pooled_rows_per_band(const reference::PoolProblem& pool, int64_t row_flo
   return std::max<int64_t>(1, (rows - k) / s + 1);
 }
 
+// Whether every channel's epilogue is a non-decreasing function (a non-negative multiplier), so
+// that applying it before or after a maximum gives the same.
+bool non_decreasing(const ChannelEpilogues& ce) {
+  return std::all_of(ce.mul.begin(), ce.mul.end(), [](float m) { return m >= 0.0f; });
+}
+
 // conv_taps_max_pooled on one image (tp's problem is that image alone): band after band of pooled
 // rows, the convolution rows their windows read are computed, put through the epilogue and pooled
 // along w into `columns`, which keeps the rows the next band reads again; then pooled along h into
@@ -356,6 +362,9 @@ void pool_image_by_bands(const TapProduct& tp, const reference::PoolProblem& poo
   float* product = product_buffer.reserve(most_rows * ow_n * ld);
   float* columns = columns_buffer.reserve(most_rows * pooled_row);
   float* a = tile_buffer.reserve(tp.tile_floats());
+  // A non-decreasing epilogue commutes with the maximum (conv1's, BatchNorm folded: bias and
+  // ReLU), so it runs on the rows pooled along w, half as many positions as the products.
+  const bool epilogue_after_columns = non_decreasing(ce);
   int64_t held_first = 0, held_end = 0;  // the rows in `columns`, the first at its start
   for (int64_t a0 = 0; a0 < pooled_rows; a0 += band) {
     const int64_t a1 = std::min(pooled_rows, a0 + band);
@@ -370,9 +379,14 @@ void pool_image_by_bands(const TapProduct& tp, const reference::PoolProblem& poo
     if (need.end > held_end) {
       const int64_t count = (need.end - held_end) * ow_n;
       tp.run(held_end * ow_n, count, 0, tp.w.panels, product, ld, a);
-      for (int64_t q = 0; q < count; ++q) store_channels(product + q * ld, c_n, ce, 0, product + q * ld);
+      if (!epilogue_after_columns) {
+        for (int64_t q = 0; q < count; ++q) store_channels(product + q * ld, c_n, ce, 0, product + q * ld);
+      }
       for (int64_t r = held_end; r < need.end; ++r) {
-        max_pool_columns(pool, product + (r - held_end) * ow_n * ld, c_n, ld, columns + (r - held_first) * pooled_row);
+        float* pooled = columns + (r - held_first) * pooled_row;
+        max_pool_columns(pool, product + (r - held_end) * ow_n * ld, c_n, ld, pooled);
+        if (!epilogue_after_columns) continue;
+        for (int64_t q = 0; q < pool.out_extent[2]; ++q) store_channels(pooled + q * c_n, c_n, ce, 0, pooled + q * c_n);
       }
       held_end = need.end;
     }
