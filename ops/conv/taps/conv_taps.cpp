@@ -350,8 +350,8 @@ bool non_decreasing(const ChannelEpilogues& ce) {
 
 // conv_taps_max_pooled on one image (tp's problem is that image alone): band after band of pooled
 // rows, the convolution rows their windows read are computed, put through the epilogue and pooled
-// along w into `columns`, which keeps the rows the next band reads again; then pooled along h into
-// the image's output planes.
+// along w into `columns` (or, for a non-decreasing epilogue, pooled first), which keeps the rows
+// the next band reads again; then pooled along h into the image's output planes.
 void pool_image_by_bands(const TapProduct& tp, const reference::PoolProblem& pool, const ChannelEpilogues& ce,
                          float* out) {
   const int64_t c_n = tp.p.out_channels, ld = tp.w.panels * tp.kernel.nr, ow_n = tp.p.out_extent[2];

@@ -25,8 +25,8 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
 
 // A 2D convolution followed by a 2D max pooling (ECO's conv1 and pool1), the pooling taken from
 // the products: each image is computed a band of output rows at a time into a channels-last buffer
-// that stays in L2, its epilogue applied there, and the band's pooled rows written to `out` (the
-// pooled planes). The convolution's full-size output (51 MB for conv1 at 16 frames) is never
+// that stays in L2, its epilogue applied there (after the pooling along w where it commutes with
+// the maximum), and the band's pooled rows written to `out` (the pooled planes). The convolution's full-size output (51 MB for conv1 at 16 frames) is never
 // stored, nor transposed into planes. Images are the threads' work items, so a batch of fewer
 // images than threads leaves threads idle. `pool`: planes = batch x Cout, in_extent = p.out_extent.
 // The epilogue takes no residual, stride or channels-last output.
