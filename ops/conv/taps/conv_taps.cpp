@@ -348,6 +348,11 @@ bool non_decreasing(const ChannelEpilogues& ce) {
   return std::all_of(ce.mul.begin(), ce.mul.end(), [](float m) { return m >= 0.0f; });
 }
 
+// The epilogue in place on `count` positions of c_n channels, `stride` floats apart.
+void epilogue_in_place(float* data, int64_t count, int64_t stride, int64_t c_n, const ChannelEpilogues& ce) {
+  for (int64_t q = 0; q < count; ++q) store_channels(data + q * stride, c_n, ce, 0, data + q * stride);
+}
+
 // conv_taps_max_pooled on one image (tp's problem is that image alone): band after band of pooled
 // rows, the convolution rows their windows read are computed, put through the epilogue and pooled
 // along w into `columns` (or, for a non-decreasing epilogue, pooled first), which keeps the rows
@@ -379,15 +384,12 @@ void pool_image_by_bands(const TapProduct& tp, const reference::PoolProblem& poo
     if (need.end > held_end) {
       const int64_t count = (need.end - held_end) * ow_n;
       tp.run(held_end * ow_n, count, 0, tp.w.panels, product, ld, a);
-      if (!epilogue_after_columns) {
-        for (int64_t q = 0; q < count; ++q) store_channels(product + q * ld, c_n, ce, 0, product + q * ld);
-      }
+      if (!epilogue_after_columns) epilogue_in_place(product, count, ld, c_n, ce);
+      float* fresh = columns + (held_end - held_first) * pooled_row;  // the new rows pooled along w
       for (int64_t r = held_end; r < need.end; ++r) {
-        float* pooled = columns + (r - held_first) * pooled_row;
-        max_pool_columns(pool, product + (r - held_end) * ow_n * ld, c_n, ld, pooled);
-        if (!epilogue_after_columns) continue;
-        for (int64_t q = 0; q < pool.out_extent[2]; ++q) store_channels(pooled + q * c_n, c_n, ce, 0, pooled + q * c_n);
+        max_pool_columns(pool, product + (r - held_end) * ow_n * ld, c_n, ld, fresh + (r - held_end) * pooled_row);
       }
+      if (epilogue_after_columns) epilogue_in_place(fresh, (need.end - held_end) * pool.out_extent[2], c_n, c_n, ce);
       held_end = need.end;
     }
     max_pool_rows_to_planes(pool, {columns, held_first, pooled_row, c_n, c_n}, a0, a1, out);
