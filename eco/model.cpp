@@ -1,9 +1,22 @@
 #include "eco/model.hpp"
 
 #include "eco/definitions.hpp"
+#include "eco/io/files.hpp"
+#include "graph/executor.hpp"
 #include "graph/yaml_loader.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu {
+
+ModelDefinition load_definition_file(const std::string& path) {
+  std::string text;
+  try {
+    text = read_text_file(path, kMaxDefinitionFile, "definition file");
+  } catch (const FileError& e) {
+    throw DefinitionError(e.what());
+  }
+  return load_definition_text(text, path);
+}
 
 Graph build_model(const ModelConfig& config) {
   ModelDefinition def = config.model_def.empty() ? builtin_definition(config.arch)
@@ -14,7 +27,13 @@ Graph build_model(const ModelConfig& config) {
   options.classes = config.classes;
   options.dropout = config.dropout;
   options.clips = config.clips;
-  return build_graph(def, options);
+  Graph graph = build_graph(def, options);
+  try {
+    estimated_run_bytes(graph);
+  } catch (const OverflowError& e) {
+    throw DefinitionError(def.source + ": " + e.what());
+  }
+  return graph;
 }
 
 }  // namespace ecocpu

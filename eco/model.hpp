@@ -4,6 +4,7 @@
 #include <string>
 
 #include "graph/builder.hpp"
+#include "graph/definition.hpp"
 #include "graph/ir.hpp"
 
 namespace ecocpu {
@@ -16,6 +17,11 @@ struct ModelConfig {
   std::string model_def;  // a YAML file in the upstream schema; empty = built-in definition
   int64_t clips = 1;
 };
+
+// A definition file in the upstream schema (graph/yaml_loader.hpp), read as an untrusted input:
+// a regular file of at most kMaxDefinitionFile bytes. Throws DefinitionError "<path>: <cause>".
+constexpr std::size_t kMaxDefinitionFile = 16 << 20;
+ModelDefinition load_definition_file(const std::string& path);
 
 // Throws DefinitionError (bad file or configuration) or std::invalid_argument (unknown arch).
 Graph build_model(const ModelConfig& config);

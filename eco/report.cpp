@@ -1,5 +1,6 @@
 #include "eco/report.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -24,21 +25,62 @@ std::string with_commas(int64_t value) {
   return value < 0 ? "-" + out : out;
 }
 
+namespace {
+
+// The length of the valid UTF-8 sequence at s[i], or 0 (overlong forms, surrogates and code points
+// past U+10FFFF are invalid).
+std::size_t utf8_length(const std::string& s, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  std::size_t n = 0;
+  uint32_t cp = 0;
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
+  else return 0;
+  if (i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  const bool overlong = (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
+  if (overlong || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
+  return n;
+}
+
+}  // namespace
+
 std::string json_quote(const std::string& s) {
   std::string out = "\"";
-  for (char c : s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    const std::size_t n = utf8_length(s, i);
+    if (n == 0) {  // not UTF-8 (a Latin-1 label file, a crafted name): the replacement character
+      out += "\\ufffd";
+      ++i;
+      continue;
+    }
     if (c == '"' || c == '\\') {
       out += '\\';
       out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
       char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
       out += buf;
     } else {
-      out += c;
+      out.append(s, i, n);
     }
+    i += n;
   }
   return out + "\"";
+}
+
+std::string json_number(double value) {
+  if (!std::isfinite(value)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", value);
+  return buf;
 }
 
 namespace {
@@ -168,10 +210,10 @@ std::string summary_table(const CostedModel& m) {
       << pad_right("Layer (type)", w_layer) << pad_right("Output Shape", w_shape)
       << pad_left("Param #", w_num) << "\n"
       << std::string(rule.size(), '=') << "\n";
-  int64_t activations = 0;
+  double activations = 0;  // a sum of up to every value's size: may pass what an int64 holds
   for (const auto& node : m.graph.nodes) {
     const Shape& shape = m.graph.values[node.output].shape;
-    activations += shape.numel();
+    activations += static_cast<double>(shape.numel());
     out << pad_right(node.id + " (" + std::string(node.op->type_name()) + ")", w_layer)
         << pad_right(shape.str(), w_shape) << pad_left(with_commas(node.cost.params), w_num)
         << "\n";
@@ -187,7 +229,7 @@ std::string summary_table(const CostedModel& m) {
                 "Activations, peak live while running (MB): %.2f\n"
                 "Weights incl. BatchNorm statistics (MB): %.2f\n"
                 "Estimated total to run (MB): %.2f\n",
-                static_cast<double>(input_bytes) / mb, static_cast<double>(activations * 4) / mb,
+                static_cast<double>(input_bytes) / mb, activations * 4 / mb,
                 static_cast<double>(peak) / mb, static_cast<double>(weights) / mb,
                 static_cast<double>(peak + weights) / mb);
   out << std::string(rule.size(), '=') << "\n"

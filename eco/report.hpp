@@ -28,8 +28,10 @@ std::string ensemble_json(const std::vector<CostedModel>& members);
 // torchsummary-style: layer, output shape, parameters, then the memory activations and weights need.
 std::string summary_table(const CostedModel& model);
 
-// A JSON string literal, quotes and escapes included.
+// A JSON string literal, quotes and escapes included; bytes that are not UTF-8 become U+FFFD.
 std::string json_quote(const std::string& s);
+// A JSON number, or null where `value` is NaN or infinite (JSON has neither).
+std::string json_number(double value);
 
 // 12345678 -> "12,345,678".
 std::string with_commas(int64_t value);

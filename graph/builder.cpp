@@ -7,6 +7,7 @@
 #include "ops/inner_product/inner_product.hpp"
 #include "ops/registry.hpp"
 #include "ops/to3d/to3d.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu {
 
@@ -68,12 +69,13 @@ class GraphBuilder {
     if (def_.layers.empty()) bad("the definition has no layers");
   }
 
-  // The network reads the first layer's first input; it holds clips * segments RGB frames.
+  // The network's input, bound to the definition's input name before any layer reads it: a
+  // layer reading any other name that no earlier layer defined is an error, the first included,
+  // so a definition cannot read a value before it exists (or its own output). It holds
+  // clips * segments RGB frames.
   void add_input() {
-    const LayerSpec& first = def_.layers.front();
-    if (first.inputs.empty()) fail(first, "the first layer names no input");
     Shape shape{options_.clips * options_.segments, 3, options_.image_size, options_.image_size};
-    graph_.input = add_value(first.inputs[0], shape, -1);
+    graph_.input = add_value(def_.input, shape, -1);
   }
 
   // The TSN wrapper replaces the last layer; it must be the InnerProduct classifier.
@@ -164,11 +166,14 @@ class GraphBuilder {
     Shape out;
     try {
       out = node.op->output_shape(shapes);
+      out.numel();  // throws when the element count overflows
+      node.params = node.op->params(shapes);
+      node.cost = layer_cost(*node.op, shapes, out);
     } catch (const ShapeError& e) {
       fail(layer, std::string("impossible shape: ") + e.what());
+    } catch (const OverflowError& e) {
+      fail(layer, e.what());
     }
-    node.params = node.op->params(shapes);
-    node.cost = layer_cost(*node.op, shapes, out);
     node.output = add_value(output_name, out, static_cast<int>(graph_.nodes.size()));
     graph_.nodes.push_back(std::move(node));
     return graph_.nodes.back().output;

@@ -72,7 +72,9 @@ std::string yaml_scalar(const AttrValue& v) {
 
 std::string to_yaml(const ModelDefinition& def) {
   std::ostringstream out;
-  out << "name: " << def.name << "\ninputs: []\nlayers:\n";
+  out << "name: " << def.name << "\ninputs: [";
+  if (def.input != "data") out << def.input;
+  out << "]\nlayers:\n";
   for (const auto& layer : def.layers) {
     out << "- id: " << layer.id << "\n  expr: '" << layer.expr() << "'\n";
     if (!layer.attrs.empty()) {

@@ -30,6 +30,9 @@ struct LayerSpec {
 struct ModelDefinition {
   std::string name;    // the file's `name`, e.g. "ECO"
   std::string source;  // file path, or "built-in ECO" for our own definitions
+  // The name the network's input is bound to: the file's one `inputs` entry, else "data" (the
+  // upstream files say `inputs: []` and read `data`).
+  std::string input = "data";
   std::vector<LayerSpec> layers;
 };
 
@@ -40,7 +43,7 @@ void parse_expr(const std::string& expr, LayerSpec& layer);
 std::string definition_error_text(const ModelDefinition& def, const LayerSpec& layer,
                                   const std::string& cause);
 
-// The definition in the upstream YAML schema, loadable again with load_definition_file().
+// The definition in the upstream YAML schema, loadable again with load_definition_text().
 std::string to_yaml(const ModelDefinition& def);
 
 }  // namespace ecocpu

@@ -1,8 +1,9 @@
 #include "graph/executor.hpp"
 
-#include "graph/plan.hpp"
-
 #include <algorithm>
+
+#include "graph/plan.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu {
 
@@ -22,7 +23,7 @@ int64_t peak_activation_bytes(const Graph& graph) {
   alive[graph.input] = true;
   for (int n = 0; n < static_cast<int>(graph.nodes.size()); ++n) {
     const Node& node = graph.nodes[n];
-    live += graph.values[node.output].shape.numel();
+    live = checked_add(live, graph.values[node.output].shape.numel(), "the activations' size");
     alive[node.output] = true;
     peak = std::max(peak, live);
     for (int v : node.inputs) {
@@ -32,7 +33,11 @@ int64_t peak_activation_bytes(const Graph& graph) {
       }
     }
   }
-  return peak * static_cast<int64_t>(sizeof(float));
+  return checked_mul(peak, sizeof(float), "the activations' size");
+}
+
+int64_t estimated_run_bytes(const Graph& graph) {
+  return checked_add(peak_activation_bytes(graph), weight_bytes(graph), "the memory the model needs");
 }
 
 Tensor run_graph(const Graph& graph, const WeightStore& weights, const Tensor& input,

@@ -1,5 +1,7 @@
 #include "graph/weights.hpp"
 
+#include "tensor/checked.hpp"
+
 #include <set>
 
 namespace ecocpu {
@@ -36,9 +38,9 @@ std::vector<std::string> check_weights(const Graph& graph, const WeightStore& we
 int64_t weight_bytes(const Graph& graph) {
   int64_t n = 0;
   for (const auto& node : graph.nodes) {
-    for (const auto& spec : node.params) n += spec.shape.numel();
+    for (const auto& spec : node.params) n = checked_add(n, spec.shape.numel(), "the weights' size");
   }
-  return n * static_cast<int64_t>(sizeof(float));
+  return checked_mul(n, sizeof(float), "the weights' size");
 }
 
 }  // namespace ecocpu

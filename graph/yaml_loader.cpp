@@ -1,13 +1,13 @@
 #include "graph/yaml_loader.hpp"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
-#include <filesystem>
-#include <fstream>
-#include <regex>
-#include <sstream>
+#include <charconv>
+#include <cmath>
+#include <string_view>
 
 namespace ecocpu {
 
@@ -29,23 +29,61 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Plain scalars are typed the way PyYAML (YAML 1.1) types them; quoted ones stay strings.
-AttrValue typed_scalar(const YAML::Node& node) {
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string_view without_sign(std::string_view s) {
+  return !s.empty() && (s[0] == '+' || s[0] == '-') ? s.substr(1) : s;
+}
+
+// [-+]?[0-9]+
+bool is_integer(std::string_view s) { return all_digits(without_sign(s)); }
+
+// [-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?
+bool is_real(std::string_view s) {
+  s = without_sign(s);
+  const std::size_t e = s.find_first_of("eE");
+  const std::string_view mantissa = s.substr(0, e), exponent = e == s.npos ? "" : s.substr(e + 1);
+  const std::size_t dot = mantissa.find('.');
+  if (dot == mantissa.npos) return false;
+  const std::string_view whole = mantissa.substr(0, dot), fraction = mantissa.substr(dot + 1);
+  const bool digits_ok = (all_digits(whole) && (fraction.empty() || all_digits(fraction))) ||
+                         (whole.empty() && all_digits(fraction));
+  return digits_ok && (e == s.npos || all_digits(without_sign(exponent)));
+}
+
+// Plain scalars are typed the way PyYAML (YAML 1.1) types them; quoted ones stay strings. Numbers
+// that do not fit an int64 or a double are errors, not strings or infinities.
+AttrValue typed_scalar(const std::string& source, const YAML::Node& node, const std::string& where) {
   const std::string& text = node.Scalar();
   if (node.Tag() == "!") return text;
-  static const std::regex integer(R"([-+]?[0-9]+)");
-  static const std::regex real(R"([-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?)");
-  if (std::regex_match(text, integer)) {
-    try {
-      return static_cast<int64_t>(std::stoll(text));
-    } catch (const std::out_of_range&) {
-      return text;
+  if (is_integer(text) || is_real(text)) {
+    const std::string_view digits = text[0] == '+' ? std::string_view(text).substr(1) : std::string_view(text);
+    const char* end = digits.data() + digits.size();
+    if (is_integer(text)) {
+      int64_t v = 0;
+      if (std::from_chars(digits.data(), end, v).ec == std::errc()) return v;
+    } else {
+      double v = 0;
+      auto [ptr, ec] = std::from_chars(digits.data(), end, v);
+      if (ec == std::errc() && ptr == end && std::isfinite(v)) return v;
     }
+    fail(source, node, where + "the number " + text + " is out of range");
   }
-  if (std::regex_match(text, real)) return std::stod(text);
   std::string l = lower(text);
   if (l == "true" || l == "yes" || l == "on") return true;
   if (l == "false" || l == "no" || l == "off") return false;
+  return text;
+}
+
+// Every string a definition holds is short; a long one is a crafted file, refused by its line.
+const std::string& bounded_scalar(const std::string& source, const YAML::Node& node, const std::string& where) {
+  const std::string& text = node.Scalar();
+  if (text.size() > kMaxDefinitionString) {
+    fail(source, node, where + "a string of " + std::to_string(text.size()) + " bytes, more than the " +
+                           std::to_string(kMaxDefinitionString) + " allowed");
+  }
   return text;
 }
 
@@ -54,7 +92,7 @@ std::string required_string(const std::string& source, const YAML::Node& layer, 
   YAML::Node v = layer[key];
   if (!v) fail(source, layer, where + "missing '" + key + "'");
   if (!v.IsScalar()) fail(source, v, where + "'" + key + "' must be a string");
-  return v.Scalar();
+  return bounded_scalar(source, v, where);
 }
 
 LayerSpec read_layer(const std::string& source, const YAML::Node& node, std::size_t index) {
@@ -71,22 +109,39 @@ LayerSpec read_layer(const std::string& source, const YAML::Node& node, std::siz
     fail(source, node, where + e.what());
   }
   for (const auto& entry : node) {
-    std::string key = entry.first.Scalar();
+    const std::string& key = bounded_scalar(source, entry.first, where);
     if (key != "id" && key != "expr" && key != "attrs") {
       fail(source, entry.first, where + "unknown key '" + key + "'");
     }
   }
   if (YAML::Node attrs = node["attrs"]) {
     if (!attrs.IsMap()) fail(source, attrs, where + "'attrs' must be a mapping");
+    // Aliases can repeat a large mapping many times at no cost in file size: bound the work.
+    if (attrs.size() > kMaxLayerAttributes) {
+      fail(source, attrs, where + std::to_string(attrs.size()) + " attributes, more than the " +
+                              std::to_string(kMaxLayerAttributes) + " allowed");
+    }
     for (const auto& entry : attrs) {
-      if (!entry.second.IsScalar()) {
-        fail(source, entry.second,
-             where + "attribute '" + entry.first.Scalar() + "' must be a single value");
-      }
-      layer.attrs[entry.first.Scalar()] = typed_scalar(entry.second);
+      const std::string& name = bounded_scalar(source, entry.first, where);
+      if (!entry.second.IsScalar()) fail(source, entry.second, where + "attribute '" + name + "' must be a single value");
+      bounded_scalar(source, entry.second, where);
+      layer.attrs[name] = typed_scalar(source, entry.second, where + "attribute '" + name + "': ");
     }
   }
   return layer;
+}
+
+}  // namespace
+
+namespace {
+
+// `inputs`: upstream's files say `inputs: []`; one name there renames the network's input.
+std::string input_name(const std::string& source, const YAML::Node& inputs) {
+  if (!inputs) return "data";
+  if (!inputs.IsSequence()) fail(source, inputs, "'inputs' must be a list of names");
+  if (inputs.size() == 0) return "data";
+  if (inputs.size() > 1 || !inputs[0].IsScalar()) fail(source, inputs, "'inputs' names at most one input");
+  return bounded_scalar(source, inputs[0], "");
 }
 
 }  // namespace
@@ -95,13 +150,17 @@ ModelDefinition load_definition_text(const std::string& text, const std::string&
   YAML::Node root;
   try {
     root = YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {
+    throw DefinitionError(source + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: nested more than " +
+                          std::to_string(e.depth()) + " levels deep");
   } catch (const YAML::Exception& e) {
     throw DefinitionError(source + ":" + std::to_string(e.mark.line + 1) +
                           ": not valid YAML: " + e.msg);
   }
   if (!root.IsMap()) throw DefinitionError(source + ": expected a mapping with a 'layers' list");
   for (const auto& entry : root) {
-    std::string key = entry.first.Scalar();
+    if (!entry.first.IsScalar()) fail(source, entry.first, "a top-level key must be a name");
+    const std::string& key = bounded_scalar(source, entry.first, "");
     if (key != "name" && key != "inputs" && key != "layers") {
       fail(source, entry.first, "unknown top-level key '" + key + "'");
     }
@@ -110,26 +169,18 @@ ModelDefinition load_definition_text(const std::string& text, const std::string&
   if (!layers || !layers.IsSequence() || layers.size() == 0) {
     throw DefinitionError(source + ": 'layers' must be a non-empty list");
   }
+  if (layers.size() > kMaxDefinitionLayers) {
+    throw DefinitionError(source + ": " + std::to_string(layers.size()) + " layers, more than the " +
+                          std::to_string(kMaxDefinitionLayers) + " allowed");
+  }
   ModelDefinition def;
   def.source = source;
-  if (root["name"] && root["name"].IsScalar()) def.name = root["name"].Scalar();
+  if (root["name"] && root["name"].IsScalar()) def.name = bounded_scalar(source, root["name"], "");
+  def.input = input_name(source, root["inputs"]);
   for (std::size_t i = 0; i < layers.size(); ++i) {
     def.layers.push_back(read_layer(source, layers[i], i));
   }
   return def;
-}
-
-ModelDefinition load_definition_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    throw DefinitionError(path + ": is a directory, not a definition file");
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DefinitionError(path + ": cannot open the file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw DefinitionError(path + ": cannot read the file");
-  return load_definition_text(text.str(), path);
 }
 
 }  // namespace ecocpu

@@ -70,6 +70,15 @@ int64_t AttrReader::get_int_or(const std::string& name, int64_t fallback) {
   return has(name) ? get_int(name) : fallback;
 }
 
+int64_t AttrReader::get_int_in(const std::string& name, int64_t min, int64_t max) {
+  const int64_t v = get_int(name);
+  if (v < min || v > max) {
+    throw AttrError(name + " must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                    ", got " + std::to_string(v));
+  }
+  return v;
+}
+
 double AttrReader::get_number(const std::string& name) {
   const AttrValue& v = find(name);
   if (auto* d = std::get_if<double>(&v)) return *d;

@@ -14,6 +14,11 @@
 namespace ecocpu {
 
 using AttrValue = std::variant<int64_t, double, bool, std::string>;
+
+// Limits on what a definition may ask for, far above any real network, low enough that no shape,
+// parameter or cost count of a layer can overflow unnoticed (docs/counting.md).
+constexpr int64_t kMaxChannels = int64_t{1} << 20;  // num_output of a convolution or classifier
+constexpr int64_t kMaxWindow = int64_t{1} << 10;    // kernel, stride and pad, per axis
 using Attrs = std::map<std::string, AttrValue>;
 
 // A missing, unknown or ill-typed attribute. The graph builder adds the file and layer id.
@@ -38,6 +43,8 @@ class AttrReader {
   bool has(const std::string& name) const { return attrs_.count(name) != 0; }
   int64_t get_int(const std::string& name);
   int64_t get_int_or(const std::string& name, int64_t fallback);
+  // get_int, and an AttrError unless min <= value <= max.
+  int64_t get_int_in(const std::string& name, int64_t min, int64_t max);
   double get_number(const std::string& name);
   std::string get_string(const std::string& name);
   bool get_bool_or(const std::string& name, bool fallback);

@@ -1,5 +1,7 @@
 #include "ops/window.hpp"
 
+#include "tensor/checked.hpp"
+
 namespace ecocpu {
 
 namespace {
@@ -36,7 +38,10 @@ int64_t window_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t p
     throw ShapeError("kernel " + std::to_string(kernel) + ", stride " + std::to_string(stride) +
                      ", pad " + std::to_string(pad) + " is not a valid window");
   }
-  int64_t span = in + 2 * pad - kernel;
+  // Sizes and windows are bounded (kMaxWindow), but `in` comes from earlier layers: check anyway.
+  auto padded = add_checked(in, 2 * pad);
+  if (!padded) throw ShapeError("an extent of " + std::to_string(in) + " with pad " + std::to_string(pad) + " overflows");
+  int64_t span = *padded - kernel;
   int64_t out = 0;
   if (rounding == Rounding::Floor) {
     // Convolution: the padded input must hold at least one whole window.
@@ -75,10 +80,16 @@ Window read_window(AttrReader& attrs, int spatial_rank) {
     w.pad[offset + a] = p.v[a];
     w.stride[offset + a] = s.v[a];
   }
+  auto require = [](int64_t v, int64_t min, const char* what) {
+    if (v < min || v > kMaxWindow) {
+      throw AttrError(std::string(what) + " must be between " + std::to_string(min) + " and " +
+                      std::to_string(kMaxWindow) + ", got " + std::to_string(v));
+    }
+  };
   for (int a = 0; a < 3; ++a) {
-    if (w.kernel[a] < 1) throw AttrError("kernel size must be at least 1, got " + std::to_string(w.kernel[a]));
-    if (w.stride[a] < 1) throw AttrError("stride must be at least 1, got " + std::to_string(w.stride[a]));
-    if (w.pad[a] < 0) throw AttrError("pad must not be negative, got " + std::to_string(w.pad[a]));
+    require(w.kernel[a], 1, "kernel size");
+    require(w.stride[a], 1, "stride");
+    require(w.pad[a], 0, "pad");
   }
   return w;
 }

@@ -1,5 +1,7 @@
 #include "tensor/shape.hpp"
 
+#include "tensor/checked.hpp"
+
 namespace ecocpu {
 
 Shape::Shape(std::initializer_list<int64_t> dims) {
@@ -25,9 +27,10 @@ int64_t& Shape::operator[](int axis) {
 int64_t Shape::numel() const { return numel_from(0); }
 
 int64_t Shape::numel_from(int axis) const {
-  int64_t n = 1;
-  for (int i = axis; i < rank_; ++i) n *= dims_[i];
-  return n;
+  if (axis < 0 || axis > rank_) check_axis(axis);
+  auto n = product_checked(std::span<const int64_t>(dims_.data() + axis, dims_.data() + rank_));
+  if (!n) throw ShapeError("the shape " + str() + " has more elements than a 64-bit count holds");
+  return *n;
 }
 
 void Shape::push_back(int64_t dim) {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# End-to-end checks of the ecocpu command: outputs, exit codes and one-line errors.
-set -u
+# End-to-end checks of the ecocpu command: outputs, exit codes and one-line errors. Runs under
+# `set -euo pipefail`, so a mistake in the script itself (an undefined function or variable)
+# fails the test instead of passing unnoticed.
+set -euo pipefail
 ecocpu=$1
 reference=$2
 failures=0
@@ -20,9 +22,21 @@ check() {  # check NAME CONDITION-COMMAND...
 }
 
 # run ARGS...: stdout to $tmp/out, stderr to $tmp/err, exit code to $code
+code=0
 run() {
-  "$ecocpu" "$@" >"$tmp/out" 2>"$tmp/err"
-  code=$?
+  code=0
+  "$ecocpu" "$@" >"$tmp/out" 2>"$tmp/err" || code=$?
+}
+
+# Bad input: exit code 1 (2 for usage errors) and exactly one line on stderr naming the cause.
+expect_error() {  # expect_error PATTERN ARGS...
+  local pattern=$1
+  shift
+  run "$@"
+  check "error for: $*" test $code -eq 1 -o $code -eq 2
+  check "one-line error for: $*" test "$(wc -l <"$tmp/err")" -eq 1
+  check "error text for: $*" grep -q -- "$pattern" "$tmp/err"
+  check "no stdout for: $*" test ! -s "$tmp/out"
 }
 
 run
@@ -133,16 +147,6 @@ done
 run --help
 check "top-level help" grep -q "commands:" "$tmp/out"
 
-# Bad input: non-zero exit and exactly one line on stderr naming the cause.
-expect_error() {  # expect_error PATTERN ARGS...
-  local pattern=$1
-  shift
-  run "$@"
-  check "error for: $*" test $code -ne 0
-  check "one-line error for: $*" test "$(wc -l <"$tmp/err")" -eq 1
-  check "error text for: $*" grep -q -- "$pattern" "$tmp/err"
-  check "no stdout for: $*" test ! -s "$tmp/out"
-}
 expect_error "unknown command 'flop'" flop
 expect_error "unknown option '--segment'" flops --segment 8
 expect_error "--segments wants whole numbers, got 'x'" flops --segments x
@@ -153,7 +157,7 @@ expect_error "--classes must be between" flops --classes -3
 expect_error "--dropout must be below 1" flops --dropout 1
 expect_error "option '--json' given twice" flops --json --json
 expect_error "option '--classes' needs a value" flops --classes
-expect_error "/nonexistent.yaml: cannot open the file" flops --model-def /nonexistent.yaml
+expect_error "/nonexistent.yaml: cannot open" flops --model-def /nonexistent.yaml
 expect_error "ECO needs at least 4 segments" flops --segments 2
 expect_error "layer 'fc_final'.*impossible shape" flops --segments 6
 expect_error "give exactly one of --weights FILE and --random-weights" run --arch ECO --segments 4

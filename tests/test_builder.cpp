@@ -122,7 +122,7 @@ TEST_CASE("builder: every definition error names file, layer and cause") {
       {tiny_with("kernel_d: 'N/2'", "kernel_d: 'N/0'"),
        "layer 'global_pool' (line 7): attribute 'kernel_d' must be a whole number or 'N/k', got 'N/0'"},
       {tiny_with("kernel_d: 'N/2'", "kernel_d: 'N/8'"),
-       "layer 'global_pool' (line 7): kernel size must be at least 1, got 0"},
+       "layer 'global_pool' (line 7): kernel size must be between 1 and 1024, got 0"},
       {tiny_with("'pool<=Pooling3d<=c3d', attrs: {kernel_d: 'N/2', kernel_h: 4, kernel_w: 4,",
                  "'pool<=Pooling<=c3d', attrs: {kernel_size: 4,"),
        "layer 'global_pool' (line 7): impossible shape: Pooling needs a 4-D tensor, got (1, 6, 2, 4, 4)"},

@@ -30,7 +30,7 @@ PyRef unpickle(const std::string& data, PickleArena& arena) {
 }
 
 std::string unpickle_error(const std::string& data) {
-  PickleArena arena;
+  PickleArena arena(kPickleBudgetBase);
   return test::error_of<FileError>([&] { unpickle(data, arena); });
 }
 
@@ -68,7 +68,7 @@ std::string tensor_pickle(const std::string& storage_type) {
 }  // namespace
 
 TEST_CASE("pickle: containers, numbers, strings and memo references") {
-  PickleArena arena;
+  PickleArena arena(kPickleBudgetBase);
   // {'a': 1, 'b': 3.5, 'c': [-2, 'x', b'\x01'], 'd': (None, True)} with a memo reference to 'x'.
   std::string p = "\x80\x02}q\x00(X\x01\x00\x00\x00" "aK\x01X\x01\x00\x00\x00" "bG@\x0c\x00\x00\x00\x00\x00\x00"
                   "X\x01\x00\x00\x00" "c]q\x01(J\xfe\xff\xff\xffX\x01\x00\x00\x00xq\x02" "C\x01\x01" "e"
@@ -95,7 +95,7 @@ TEST_CASE("pickle: containers, numbers, strings and memo references") {
 }
 
 TEST_CASE("pickle: a list that contains itself neither leaks nor recurses") {
-  PickleArena arena;
+  PickleArena arena(kPickleBudgetBase);
   PyRef root = unpickle("\x80\x02]q\x00h\x00" "a."s, arena);
   REQUIRE(root->items.size() == 1);
   CHECK(root->items[0] == root);

@@ -3,6 +3,7 @@
 #include "eco/definitions.hpp"
 #include "graph/builder.hpp"
 #include "graph/counter.hpp"
+#include "eco/model.hpp"
 #include "graph/yaml_loader.hpp"
 
 using namespace ecocpu;

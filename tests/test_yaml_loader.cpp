@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "eco/model.hpp"
 #include "graph/yaml_loader.hpp"
 #include "test_support.hpp"
 
@@ -93,9 +94,9 @@ TEST_CASE("yaml loader: every malformed file gives a one-line error naming file 
 TEST_CASE("yaml loader: files that cannot be read name the path") {
   std::string msg = test::error_of<DefinitionError>(
       [] { load_definition_file("/nonexistent/dir/model.yaml"); });
-  CHECK(msg == "/nonexistent/dir/model.yaml: cannot open the file");
+  CHECK(msg == "/nonexistent/dir/model.yaml: cannot open: No such file or directory");
   msg = test::error_of<DefinitionError>([] { load_definition_file("/"); });
-  CHECK(msg == "/: is a directory, not a definition file");
+  CHECK(msg == "/: is a directory, not a regular file");
 
   const std::string path = "ecocpu_test_binary.yaml";
   {

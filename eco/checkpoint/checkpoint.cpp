@@ -49,7 +49,7 @@ std::optional<double> number_of(const TorchFile& file, const PyObject* v) {
   if (!v) return std::nullopt;
   if (v->type == PyType::Float) return v->real;
   if (v->type == PyType::Int) return static_cast<double>(v->integer);
-  if (v->type == PyType::Tensor) {  // e.g. best_prec1 saved as a 0-d tensor
+  if (v->type == PyType::Tensor && tensor_numel(*v->tensor) == 1) {  // e.g. best_prec1 saved as a 0-d tensor
     try {
       Tensor t = file.to_float32(*v->tensor, "best_prec1");
       if (t.numel() == 1) return t.data()[0];
@@ -118,7 +118,7 @@ WeightStore load_weights(const EcoCheckpoint& c, const Graph& graph) {
         continue;
       }
       used.insert(key);
-      const TensorRef& t = *it->second->tensor;
+      const TensorRef& t = *it->second->tensor;  // its data is checked, finite values included, when converted
       const std::vector<int64_t> want(spec.shape.begin(), spec.shape.end());
       if (t.shape != want) {
         problems.push_back("shape of " + it->second->name + " is " + shape_text(t.shape) +

@@ -36,6 +36,19 @@ std::string PyObject::type_name() const {
   return "?";
 }
 
+std::size_t PickleArena::budget_for(std::size_t source_bytes) {
+  const std::size_t most = (SIZE_MAX - kPickleBudgetBase) / kPickleBudgetPerByte;
+  return kPickleBudgetBase + std::min(source_bytes, most) * kPickleBudgetPerByte;
+}
+
+void PickleArena::charge(std::size_t bytes) {
+  if (bytes > budget_ - used_) {
+    throw PickleBudgetExceeded("unpacking the pickle needs more than " + std::to_string(budget_ >> 20) +
+                               " MB of memory, the limit for a file of this size");
+  }
+  used_ += bytes;
+}
+
 namespace {
 
 bool is_storage_type(const std::string& name) {
@@ -68,6 +81,15 @@ class Unpickler {
       : in_(in), loader_(loader), arena_(arena) {}
 
   PyRef run() {
+    try {
+      return loop();
+    } catch (const PickleBudgetExceeded& e) {
+      fail(e.what());
+    }
+  }
+
+ private:
+  PyRef loop() {
     while (true) {
       const std::size_t at = in_.position();
       const uint8_t op = in_.u8("a pickle opcode");
@@ -79,8 +101,9 @@ class Unpickler {
     }
   }
 
- private:
   [[noreturn]] void fail(const std::string& cause) const { in_.fail(cause); }
+  // Container slots cost a pointer each (two for a dict entry); text costs its bytes.
+  void charge_slots(std::size_t n) { arena_.charge(n * sizeof(PyRef)); }
 
   PyRef make(PyType type) { return arena_.make(type); }
   PyRef make_int(int64_t v) {
@@ -89,6 +112,7 @@ class Unpickler {
     return o;
   }
   PyRef make_text(PyType type, std::string s) {
+    arena_.charge(s.size());
     PyRef o = make(type);
     o->text = std::move(s);
     return o;
@@ -109,6 +133,10 @@ class Unpickler {
   void push(PyRef v) {
     if (stack_.size() > kMaxStack) fail("malformed pickle: stack too deep");
     stack_.push_back(std::move(v));
+  }
+  void mark() {
+    if (marks_.size() > kMaxStack) fail("malformed pickle: too many MARKs");
+    marks_.push_back(stack_.size());
   }
   std::vector<PyRef> pop_to_mark() {
     if (marks_.empty()) fail("malformed pickle: no MARK");
@@ -136,6 +164,7 @@ class Unpickler {
 
   void memo_put(uint64_t index) {
     if (index > kMaxMemo) fail("malformed pickle: memo index too large");
+    if (!memo_.count(index)) arena_.charge(kMemoEntryBytes);
     memo_[index] = top();
   }
   void memo_get(uint64_t index) {
@@ -164,15 +193,18 @@ class Unpickler {
 
   void append_to(PyObject& list, std::vector<PyRef> values) {
     if (list.type != PyType::List) fail("malformed pickle: APPEND to a " + list.type_name());
+    charge_slots(values.size());
     for (auto& v : values) list.items.push_back(std::move(v));
   }
   void set_items(PyObject& dict, const std::vector<PyRef>& kv) {
     if (dict.type != PyType::Dict) fail("malformed pickle: SETITEM on a " + dict.type_name());
     if (kv.size() % 2) fail("malformed pickle: odd SETITEMS");
+    charge_slots(kv.size());
     for (std::size_t i = 0; i < kv.size(); i += 2) dict.entries.emplace_back(kv[i], kv[i + 1]);
   }
 
   PyRef tuple(std::vector<PyRef> items) {
+    charge_slots(items.size());
     PyRef t = make(PyType::Tuple);
     t->items = std::move(items);
     return t;
@@ -257,6 +289,7 @@ class Unpickler {
       auto d = make(PyType::Dict);
       if (!args.empty()) {
         if (args[0]->type != PyType::List) fail("malformed pickle: OrderedDict from a " + args[0]->type_name());
+        charge_slots(2 * args[0]->items.size());
         for (const auto& pair : args[0]->items) {
           if (pair->type != PyType::Tuple && pair->type != PyType::List) fail("malformed pickle: OrderedDict item");
           if (pair->items.size() != 2) fail("malformed pickle: OrderedDict item");
@@ -284,7 +317,7 @@ class Unpickler {
     switch (op) {
       case 0x80: in_.u8("the protocol"); break;                  // PROTO
       case 0x95: in_.u64("a frame length"); break;              // FRAME
-      case '(': marks_.push_back(stack_.size()); break;         // MARK
+      case '(': mark(); break;                                  // MARK
       case ')': push(make(PyType::Tuple)); break;               // EMPTY_TUPLE
       case ']': push(make(PyType::List)); break;                // EMPTY_LIST
       case '}': push(make(PyType::Dict)); break;                // EMPTY_DICT
@@ -335,6 +368,7 @@ class Unpickler {
       case 'l': {                                               // LIST
         auto l = make(PyType::List);
         l->items = pop_to_mark();
+        charge_slots(l->items.size());
         push(l);
         break;
       }
@@ -404,6 +438,7 @@ class Unpickler {
 
   static constexpr std::size_t kMaxStack = 1 << 20;
   static constexpr uint64_t kMaxMemo = 1 << 24;
+  static constexpr std::size_t kMemoEntryBytes = 64;  // a std::map node
   ByteReader& in_;
   const PersistentLoader& loader_;
   PickleArena& arena_;

@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -63,17 +64,41 @@ struct PyObject {
   std::string type_name() const;  // for error messages: "dict", "tensor", ...
 };
 
+// Thrown when unpacking a pickle would take more memory than its arena's budget.
+class PickleBudgetExceeded : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The objects of one file's pickles, with a memory budget: a pickle of a few bytes per opcode can
+// ask for far more memory than it is long (memo references, repeated containers), so every object
+// and every container slot is charged, and going over the budget stops the load.
 class PickleArena {
  public:
+  // A budget for pickles read from `source_bytes` bytes: kPickleBudgetBase plus
+  // kPickleBudgetPerByte per byte (docs/checkpoints.md).
+  static std::size_t budget_for(std::size_t source_bytes);
+  explicit PickleArena(std::size_t budget) : budget_(budget) {}
+
   PyRef make(PyType type) {
+    charge(sizeof(PyObject));
     objects_.emplace_back();
     objects_.back().type = type;
     return &objects_.back();
   }
+  // Throws PickleBudgetExceeded when `bytes` more would go over the budget.
+  void charge(std::size_t bytes);
+  std::size_t used() const { return used_; }
+  std::size_t budget() const { return budget_; }
 
  private:
   std::deque<PyObject> objects_;  // stable addresses
+  std::size_t budget_;
+  std::size_t used_ = 0;
 };
+
+constexpr std::size_t kPickleBudgetBase = std::size_t{64} << 20;
+constexpr std::size_t kPickleBudgetPerByte = 64;
 
 // Resolves a persistent id (the tuple BINPERSID pops) to a value, typically a Storage.
 using PersistentLoader = std::function<PyRef(const PyObject& pid, PickleArena& arena)>;

@@ -1,8 +1,10 @@
 #include "eco/checkpoint/torch_file.hpp"
 
+#include <cmath>
 #include <cstring>
 
 #include "eco/checkpoint/zip_archive.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu {
 
@@ -77,6 +79,15 @@ void convert_to_float(const uint8_t* src, const std::string& dtype, int64_t coun
   }
 }
 
+// Weights are numbers a network can use: the first NaN or infinity is an error naming its place.
+template <typename Fail>
+void check_finite(const Tensor& t, const Fail& fail) {
+  const float* p = t.data();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (!std::isfinite(p[i])) fail(std::string("holds ") + (std::isnan(p[i]) ? "NaN" : "an infinity") + " at element " + std::to_string(i));
+  }
+}
+
 // ('storage', torch.<T>Storage, key, location, numel[, view_metadata]).
 StorageRef parse_storage_pid(const PyObject& pid, ByteReader& r) {
   if (pid.type != PyType::Tuple || pid.items.size() < 5 || pid.items[0]->type != PyType::Str ||
@@ -103,9 +114,14 @@ StorageRef parse_storage_pid(const PyObject& pid, ByteReader& r) {
 
 }  // namespace
 
-TorchFile TorchFile::open(const std::string& path) {
+std::optional<int64_t> tensor_numel(const TensorRef& tensor) { return product_checked(tensor.shape); }
+
+TorchFile TorchFile::open(const std::string& path) { return read(MappedFile::open(path)); }
+
+TorchFile TorchFile::read(std::shared_ptr<const MappedFile> file) {
   TorchFile f;
-  f.file_ = MappedFile::open(path);
+  f.file_ = std::move(file);
+  const std::string& path = f.file_->path();
   if (ZipArchive::looks_like_zip(*f.file_)) {
     f.zip_ = true;
     f.read_zip();
@@ -133,6 +149,7 @@ void TorchFile::read_zip() {
   }
 
   ByteReader r(zip.data(*pkl), pkl->size, path());
+  arena_ = std::make_shared<PickleArena>(PickleArena::budget_for(pkl->size));
   PersistentLoader loader = [&](const PyObject& pid, PickleArena& arena) {
     StorageRef s = parse_storage_pid(pid, r);
     const ZipEntry* entry = zip.find(prefix + "data/" + s.key);
@@ -151,6 +168,7 @@ void TorchFile::read_zip() {
 
 void TorchFile::read_legacy() {
   ByteReader r(file_->data(), file_->size(), path());
+  arena_ = std::make_shared<PickleArena>(PickleArena::budget_for(file_->size()));
   if (file_->size() < 2 || file_->data()[0] != 0x80) {
     r.fail("not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save file)");
   }
@@ -212,7 +230,8 @@ void TorchFile::read_legacy() {
     auto it = storages_.find(ref->key);
     if (it == storages_.end()) r.fail("storage '" + ref->key + "' has no data");
     const auto elsize = storage_dtype(ref->type_name).element_size;
-    if (offset < 0 || ref->numel < 0 || offset + ref->numel > it->second.numel) {
+    const auto end = add_checked(offset, ref->numel);
+    if (offset < 0 || ref->numel < 0 || !end || *end > it->second.numel) {
       r.fail("storage view outside storage '" + ref->key + "'");
     }
     ref->key = ref->key + "@" + std::to_string(offset);
@@ -238,30 +257,38 @@ Tensor TorchFile::to_float32(const TensorRef& t, const std::string& name) const 
     throw FileError(path() + ": tensor '" + name + "' has more than 5 dimensions");
   }
   const StorageBytes& bytes = bytes_of(*t.storage, name);
-  Shape shape;
-  int64_t last = t.offset;  // highest element index read
+  const auto fail = [&](const std::string& cause) {
+    throw FileError(path() + ": tensor '" + name + "' " + cause);
+  };
+  for (std::size_t i = 0; i < t.shape.size(); ++i) {
+    if (t.shape[i] < 0 || t.stride[i] < 0) fail("has a negative size or stride");
+  }
+  const std::optional<int64_t> numel = tensor_numel(t);
+  if (!numel) fail("has more elements than a 64-bit count holds");
+  // The highest element index the window reads, checked: a stride chosen to wrap around would
+  // otherwise land inside the storage.
+  std::optional<int64_t> last = t.offset;
   bool contiguous = true;
-  int64_t expected_stride = 1;
-  for (std::size_t i = t.shape.size(); i-- > 0;) {
-    if (t.shape[i] < 0 || t.stride[i] < 0) throw FileError(path() + ": tensor '" + name + "' has a negative size or stride");
+  int64_t expected_stride = 1;  // at most numel, so it cannot overflow
+  for (std::size_t i = t.shape.size(); i-- > 0 && *numel > 0;) {
     if (t.shape[i] > 1 && t.stride[i] != expected_stride) contiguous = false;
     expected_stride *= t.shape[i];
+    const auto reach = mul_checked(t.shape[i] - 1, t.stride[i]);
+    last = last && reach ? add_checked(*last, *reach) : std::nullopt;
   }
-  for (std::size_t i = 0; i < t.shape.size(); ++i) {
-    shape.push_back(t.shape[i]);
-    if (t.shape[i] > 0) last += (t.shape[i] - 1) * t.stride[i];
-  }
-  if (t.offset < 0 || (shape.numel() > 0 && last >= bytes.numel)) {
-    throw FileError(path() + ": tensor '" + name + "' reaches outside its storage");
-  }
+  if (t.offset < 0 || (*numel > 0 && (!last || *last >= bytes.numel))) fail("reaches outside its storage");
+  const Shape shape(t.shape.begin(), t.shape.end());
   const int elsize = storage_dtype(t.storage->type_name).element_size;
   const uint8_t* base = bytes.data + t.offset * elsize;
   if (dtype == "float32" && contiguous && reinterpret_cast<std::uintptr_t>(base) % alignof(float) == 0) {
-    return Tensor::borrowed(file_, reinterpret_cast<const float*>(base), shape);
+    Tensor view = Tensor::borrowed(file_, reinterpret_cast<const float*>(base), shape);
+    check_finite(view, fail);
+    return view;
   }
   Tensor out(shape);
   if (contiguous) {
     convert_to_float(base, dtype, out.numel(), out.data());
+    check_finite(out, fail);
     return out;
   }
   std::vector<int64_t> index(t.shape.size(), 0);
@@ -274,6 +301,7 @@ Tensor TorchFile::to_float32(const TensorRef& t, const std::string& name) const 
       index[i] = 0;
     }
   }
+  check_finite(out, fail);
   return out;
 }
 

@@ -8,6 +8,7 @@
 // are read on the CPU.
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ class TorchFile {
  public:
   // Throws FileError "<path>: <cause>" for anything unreadable, malformed or refused.
   static TorchFile open(const std::string& path);
+  // The same from a file already in memory (tests and fuzzers).
+  static TorchFile read(std::shared_ptr<const MappedFile> file);
 
   const std::string& path() const { return file_->path(); }
   const char* format() const { return zip_ ? "zip" : "legacy"; }
@@ -35,7 +38,8 @@ class TorchFile {
 
   // The tensor as float32, contiguous: a view into the mapped file where the data is float32,
   // contiguous and aligned, else a converted copy (float16, bfloat16, float64, strided views).
-  // Throws for integer tensors and windows outside their storage.
+  // Throws for integer tensors, windows outside their storage (every size, stride and offset is
+  // checked, overflow included, before a byte is read) and non-finite values.
   Tensor to_float32(const TensorRef& tensor, const std::string& name) const;
 
  private:
@@ -45,11 +49,10 @@ class TorchFile {
   };
   void read_zip();
   void read_legacy();
-  PyRef load_storage(const PyObject& pid, PickleArena& arena) const;
   const StorageBytes& bytes_of(const StorageRef& storage, const std::string& name) const;
 
   std::shared_ptr<const MappedFile> file_;
-  std::shared_ptr<PickleArena> arena_ = std::make_shared<PickleArena>();
+  std::shared_ptr<PickleArena> arena_;
   PyRef root_ = nullptr;
   bool zip_ = false;
   std::map<std::string, StorageBytes> storages_;
@@ -57,5 +60,8 @@ class TorchFile {
 
 // "float32 (64, 3, 7, 7)" style description helpers for listings.
 std::string tensor_dtype(const TensorRef& tensor);
+
+// The element count of a tensor's shape, or nullopt when it overflows.
+std::optional<int64_t> tensor_numel(const TensorRef& tensor);
 
 }  // namespace ecocpu

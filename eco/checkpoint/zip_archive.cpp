@@ -1,6 +1,5 @@
 #include "eco/checkpoint/zip_archive.hpp"
 
-#include <algorithm>
 #include <cstring>
 
 namespace ecocpu {
@@ -99,14 +98,14 @@ void ZipArchive::read_directory() {
                       e.header_offset == 0xFFFFFFFF);
     r.seek(extra_end, "an extra field");
     r.take(comment_len, "an entry comment");
+    by_name_.emplace(e.name, entries_.size());
     entries_.push_back(std::move(e));
   }
 }
 
 const ZipEntry* ZipArchive::find(const std::string& name) const {
-  auto it = std::find_if(entries_.begin(), entries_.end(),
-                         [&](const ZipEntry& e) { return e.name == name; });
-  return it == entries_.end() ? nullptr : &*it;
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &entries_[it->second];
 }
 
 const uint8_t* ZipArchive::data(const ZipEntry& e) const {

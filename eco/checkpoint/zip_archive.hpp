@@ -4,6 +4,7 @@
 // bytes are used in place. ZIP64 records are understood.
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "eco/io/mapped_file.hpp"
@@ -34,6 +35,9 @@ class ZipArchive {
   void read_directory();
   const MappedFile& file_;
   std::vector<ZipEntry> entries_;
+  // Entry index by name (the first of duplicates): a checkpoint with many storages looks one up
+  // per storage, which a linear search would make quadratic.
+  std::unordered_map<std::string, std::size_t> by_name_;
 };
 
 }  // namespace ecocpu

@@ -85,12 +85,13 @@ std::string bench_json(const LoadedModel& m, const std::string& engine, double p
   out << "{\"arch\": " << json_quote(m.config.arch) << ", \"segments\": " << m.config.segments
       << ", \"threads\": " << omp_get_max_threads() << ", \"engine\": \"" << engine
       << "\", \"gemm\": " << json_quote(selected_gemm_kernel().name) << ", \"latency_ms\": {\"median\": "
-      << t.median_ms << ", \"min\": " << t.min_ms << ", \"max\": " << t.max_ms
-      << "}, \"peak_rss_mb\": " << peak_rss_mb() << ", \"prepare_ms\": " << prepare_ms << ", \"layers\": [";
+      << json_number(t.median_ms) << ", \"min\": " << json_number(t.min_ms) << ", \"max\": " << json_number(t.max_ms)
+      << "}, \"peak_rss_mb\": " << json_number(peak_rss_mb()) << ", \"prepare_ms\": " << json_number(prepare_ms)
+      << ", \"layers\": [";
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    out << (i ? ", " : "") << "{\"id\": " << json_quote(rows[i].id) << ", \"algo\": \"" << rows[i].algo
-        << "\", \"layouts\": \"" << rows[i].layouts << "\", \"ms\": " << rows[i].ms << ", \"gflops\": " << rows[i].gflops
-        << "}";
+    out << (i ? ", " : "") << "{\"id\": " << json_quote(rows[i].id) << ", \"algo\": " << json_quote(rows[i].algo)
+        << ", \"layouts\": " << json_quote(rows[i].layouts) << ", \"ms\": " << json_number(rows[i].ms)
+        << ", \"gflops\": " << json_number(rows[i].gflops) << "}";
   }
   out << "]}\n";
   return out.str();
@@ -130,7 +131,8 @@ int cmd_bench(const std::vector<std::string>& argv) {
                            {"iters", "K", "timed forward passes (default 5)"},
                            {"warmup", "W", "untimed passes first (default 1)"},
                            {"engine", "E", "fast (default) or reference"},
-                           {"json", "", "print the result as JSON"}}));
+                           {"json", "", "print the result as JSON"},
+                  max_memory_option()}));
   if (!parse_or_help(args, argv,
                      "Times ECO's forward pass: median/min/max latency after warm-up, peak memory,\n"
                      "and where the time goes, layer by layer."))

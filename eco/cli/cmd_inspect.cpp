@@ -7,6 +7,7 @@
 #include "eco/cli/commands.hpp"
 #include "eco/cli/common.hpp"
 #include "eco/report.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu::cli {
 
@@ -20,21 +21,22 @@ int cmd_inspect(const std::vector<std::string>& argv) {
   EcoCheckpoint c = read_checkpoint(args.positional()[0]);
   int64_t elements = 0;
   for (const auto& e : c.entries) {
-    int64_t n = 1;
-    for (int64_t d : e.tensor->shape) n *= d;
-    elements += n;
+    const auto n = tensor_numel(*e.tensor);
+    const auto sum = n ? add_checked(elements, *n) : std::nullopt;
+    if (!sum) throw FileError(c.file.path() + ": tensor '" + e.name + "' has more elements than a 64-bit count holds");
+    elements = *sum;
   }
   std::ostringstream out;
   if (args.has("json")) {
     out << "{\"file\": " << json_quote(c.file.path()) << ", \"format\": \"" << c.file.format() << "\"";
     if (c.epoch) out << ", \"epoch\": " << *c.epoch;
     if (c.arch) out << ", \"arch\": " << json_quote(*c.arch);
-    if (c.best_prec1) out << ", \"best_prec1\": " << *c.best_prec1;
+    if (c.best_prec1) out << ", \"best_prec1\": " << json_number(*c.best_prec1);
     out << ", \"elements\": " << elements << ", \"tensors\": [";
     for (std::size_t i = 0; i < c.entries.size(); ++i) {
       const auto& t = *c.entries[i].tensor;
-      out << (i ? ", " : "") << "{\"name\": " << json_quote(c.entries[i].name) << ", \"dtype\": \""
-          << tensor_dtype(t) << "\", \"shape\": [";
+      out << (i ? ", " : "") << "{\"name\": " << json_quote(c.entries[i].name) << ", \"dtype\": "
+          << json_quote(tensor_dtype(t)) << ", \"shape\": [";
       for (std::size_t d = 0; d < t.shape.size(); ++d) out << (d ? ", " : "") << t.shape[d];
       out << "], \"location\": " << json_quote(t.storage->location) << "}";
     }

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <numeric>
 #include <optional>
@@ -12,6 +11,7 @@
 #include "eco/checkpoint/checkpoint.hpp"
 #include "eco/cli/commands.hpp"
 #include "eco/cli/common.hpp"
+#include "eco/io/files.hpp"
 #include "eco/io/npy.hpp"
 #include "eco/random_weights.hpp"
 #include "eco/report.hpp"
@@ -20,6 +20,8 @@
 namespace ecocpu::cli {
 
 namespace {
+
+constexpr std::size_t kMaxLabelsFile = 64 << 20;
 
 std::vector<int> top_k(const float* logits, int64_t count, int64_t k) {
   std::vector<int> order(static_cast<std::size_t>(count));
@@ -58,12 +60,15 @@ RunInput read_clip(const std::string& path) {
 }
 
 std::vector<std::string> read_labels(const std::string& path, int64_t classes) {
-  std::ifstream in(path);
-  if (!in) throw FileError(path + ": cannot open the labels file");
+  const std::string text = read_text_file(path, kMaxLabelsFile, "labels file");
   std::vector<std::string> labels;
-  for (std::string line; std::getline(in, line);) {
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    labels.push_back(line);
+    labels.push_back(std::move(line));
+    start = end + 1;
   }
   while (!labels.empty() && labels.back().empty()) labels.pop_back();
   if (static_cast<int64_t>(labels.size()) != classes) {
@@ -73,6 +78,17 @@ std::vector<std::string> read_labels(const std::string& path, int64_t classes) {
   return labels;
 }
 
+// Finite weights and a finite clip can still overflow float32 on the way (weights near 1e38):
+// such logits rank nothing, so they are an error, not a result.
+void check_logits(const Tensor& logits, const std::string& weights_source) {
+  for (int64_t i = 0; i < logits.numel(); ++i) {
+    if (!std::isfinite(logits.data()[i])) {
+      throw FileError(weights_source + ": the forward pass gives a non-finite logit for class " + std::to_string(i) +
+                      " (the weights overflow float32)");
+    }
+  }
+}
+
 void print_top(const Args& args, const LoadedModel& m, const Tensor& logits, double prepare_ms, double seconds,
                const std::vector<std::string>& labels) {
   const int64_t classes = logits.dim(1);
@@ -80,13 +96,14 @@ void print_top(const Args& args, const LoadedModel& m, const Tensor& logits, dou
   auto prob = softmax(logits.data(), classes);
   if (args.has("json")) {
     std::ostringstream out;
-    out << "{\"arch\": \"" << m.config.arch << "\", \"segments\": " << m.config.segments
-        << ", \"classes\": " << classes << ", \"prepare_ms\": " << prepare_ms << ", \"seconds\": " << seconds
-        << ", \"top\": [";
+    out << "{\"arch\": " << json_quote(m.config.arch) << ", \"segments\": " << m.config.segments
+        << ", \"classes\": " << classes << ", \"prepare_ms\": " << json_number(prepare_ms)
+        << ", \"seconds\": " << json_number(seconds) << ", \"top\": [";
     for (std::size_t i = 0; i < best.size(); ++i) {
       out << (i ? ", " : "") << "{\"index\": " << best[i];
       if (!labels.empty()) out << ", \"label\": " << json_quote(labels[best[i]]);
-      out << ", \"probability\": " << prob[best[i]] << ", \"logit\": " << logits.data()[best[i]] << "}";
+      out << ", \"probability\": " << json_number(prob[best[i]]) << ", \"logit\": " << json_number(logits.data()[best[i]])
+          << "}";
     }
     out << "]}\n";
     std::cout << out.str();
@@ -119,7 +136,8 @@ int cmd_run(const std::vector<std::string>& argv) {
                   {"topk", "K", "how many classes to print (default 5)"},
                   {"engine", "E", "fast (GEMM kernels, fused; default) or reference (plain kernels)"},
                   {"threads", "N", "worker threads (default: all cores)"},
-                  {"json", "", "print the result as JSON"}}),
+                  {"json", "", "print the result as JSON"},
+                  max_memory_option()}),
             "[INPUT.npy]");
   if (!parse_or_help(args, argv,
                      "Runs ECO on one clip and prints the top classes.\n"
@@ -133,6 +151,13 @@ int cmd_run(const std::vector<std::string>& argv) {
   if (args.positional().size() > 1) throw UsageError("ecocpu run: give one INPUT.npy");
   if (args.positional().empty() && args.has("weights")) {
     throw UsageError("ecocpu run: give the INPUT.npy clip to classify");
+  }
+  if (args.has("save-logits")) {
+    std::vector<std::string> inputs = args.positional();
+    for (const char* option : {"weights", "model-def", "labels"}) {
+      if (args.has(option)) inputs.push_back(args.get(option, ""));
+    }
+    refuse_output_over_inputs(args.get("save-logits", ""), inputs);
   }
   std::optional<RunInput> clip;
   if (!args.positional().empty()) clip = read_clip(args.positional()[0]);
@@ -152,6 +177,7 @@ int cmd_run(const std::vector<std::string>& argv) {
   auto start = std::chrono::steady_clock::now();
   Tensor logits = run_plan(prepared.plan, m.weights, input);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  check_logits(logits, m.weights_source);
   if (args.has("save-logits")) write_npy(args.get("save-logits", ""), logits);
   print_top(args, m, logits, prepared.ms, seconds, labels);
   return 0;

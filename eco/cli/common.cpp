@@ -4,11 +4,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <limits>
+#include <optional>
 #include <iostream>
 
 #include "eco/checkpoint/checkpoint.hpp"
 #include "eco/definitions.hpp"
 #include "eco/random_weights.hpp"
+#include "graph/executor.hpp"
 
 namespace ecocpu::cli {
 
@@ -61,11 +65,50 @@ PlanOptions engine_options(const Args& args) {
   return options;
 }
 
+namespace {
+
+// MemAvailable from /proc/meminfo, in bytes; nullopt where it cannot be read.
+std::optional<int64_t> available_memory() {
+  std::ifstream in("/proc/meminfo");
+  for (std::string key; in >> key;) {
+    int64_t kb = 0;
+    if (key == "MemAvailable:" && in >> kb) return kb * 1024;
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return std::nullopt;
+}
+
+// Refuses, before anything is allocated, a model whose weights and activations alone would not fit
+// in --max-memory MB (default: the memory the machine has available).
+void check_memory(const Args& args, const Graph& graph, const std::string& source) {
+  constexpr int64_t kMB = 1 << 20;
+  std::optional<int64_t> limit = available_memory();
+  if (args.has("max-memory")) limit = args.get_int("max-memory", 0, 1, INT64_MAX / kMB) * kMB;
+  const int64_t needed = estimated_run_bytes(graph);
+  if (limit && needed > *limit) {
+    throw FileError(source + ": the model needs at least " + std::to_string(needed / kMB) +
+                    " MB (weights and peak activations), more than the " + std::to_string(*limit / kMB) +
+                    " MB allowed (" + (args.has("max-memory") ? "--max-memory" : "available memory") + ")");
+  }
+}
+
+Graph build_checked_model(const Args& args, const ModelConfig& config) {
+  Graph graph = build_model(config);
+  check_memory(args, graph, config.model_def.empty() ? "built-in " + config.arch : config.model_def);
+  return graph;
+}
+
+}  // namespace
+
+OptionSpec max_memory_option() {
+  return {"max-memory", "MB", "refuse a model that needs more memory (default: what the machine has available)"};
+}
+
 LoadedModel load_model(const Args& args, int64_t segments) {
   LoadedModel m;
   m.config = model_config(args, segments);
   if (!args.has("weights")) {
-    m.graph = build_model(m.config);
+    m.graph = build_checked_model(args, m.config);
     m.weights = random_weights(m.graph, static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX)));
     m.weights_source = "random (seed " + args.get("seed", "1") + ")";
     return m;
@@ -85,7 +128,7 @@ LoadedModel load_model(const Args& args, int64_t segments) {
   }
   m.config.classes = classifier.classes;
   if (classifier.layer == "fc_final") m.config.dropout = 0.0;
-  m.graph = build_model(m.config);
+  m.graph = build_checked_model(args, m.config);
   try {
     m.weights = load_weights(checkpoint, m.graph);
   } catch (const FileError& e) {

@@ -35,9 +35,13 @@ struct LoadedModel {
   double load_ms = 0;
 };
 
+// --max-memory MB, for the commands that load a model's weights.
+OptionSpec max_memory_option();
+
 // --weights FILE, else seeded random weights (--seed, default 1). A checkpoint decides the
 // classifier layout and, unless given, the classes and arch; every tensor is checked before
-// anything runs.
+// anything runs, and a model that would need more memory than --max-memory (default: what is
+// available) is refused before its weights are allocated.
 LoadedModel load_model(const Args& args, int64_t segments);
 
 // The model's execution plan and how long making it took (BatchNorm folding, weight packing and

@@ -1,37 +1,33 @@
 #include "eco/io/mapped_file.hpp"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "eco/io/files.hpp"
+
 namespace ecocpu {
 
 std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw FileError(path + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw FileError(path + ": not a regular file");
-  }
-  if (st.st_size == 0) {
-    ::close(fd);
-    throw FileError(path + ": the file is empty");
-  }
-  const auto size = static_cast<std::size_t>(st.st_size);
-  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_errno = errno;
-  ::close(fd);
-  if (p == MAP_FAILED) throw FileError(path + ": cannot map: " + std::strerror(map_errno));
-  return std::shared_ptr<const MappedFile>(
-      new MappedFile(path, static_cast<const uint8_t*>(p), size));
+  RegularFile file = open_regular_file(path);
+  if (file.size == 0) throw FileError(path + ": the file is empty");
+  void* p = mmap(nullptr, file.size, PROT_READ, MAP_PRIVATE, file.fd.get(), 0);
+  if (p == MAP_FAILED) throw FileError(path + ": cannot map: " + std::strerror(errno));
+  return std::shared_ptr<const MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(p), file.size));
 }
 
-MappedFile::~MappedFile() { munmap(const_cast<uint8_t*>(data_), size_); }
+std::shared_ptr<const MappedFile> MappedFile::from_bytes(std::string source, std::vector<uint8_t> bytes) {
+  auto file = std::shared_ptr<MappedFile>(new MappedFile(std::move(source), nullptr, bytes.size()));
+  file->owned_ = std::move(bytes);
+  file->data_ = file->owned_.data();
+  file->mapped_ = false;
+  return file;
+}
+
+MappedFile::~MappedFile() {
+  if (mapped_) munmap(const_cast<uint8_t*>(data_), size_);
+}
 
 void ByteReader::fail(const std::string& cause) const { throw FileError(source_ + ": " + cause); }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace ecocpu {
 
@@ -20,6 +21,8 @@ class MappedFile {
  public:
   // Throws FileError ("<path>: cannot open ...") for missing, unreadable or empty files.
   static std::shared_ptr<const MappedFile> open(const std::string& path);
+  // The same interface over bytes in memory (tests and fuzzers); `source` names them in errors.
+  static std::shared_ptr<const MappedFile> from_bytes(std::string source, std::vector<uint8_t> bytes);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -34,6 +37,8 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_;
   std::size_t size_;
+  bool mapped_ = true;
+  std::vector<uint8_t> owned_;  // from_bytes' copy
 };
 
 // A bounds-checked little-endian reader over a byte range; errors name the file and what was

@@ -1,6 +1,7 @@
 #include "ops/batchnorm/batchnorm.hpp"
 
 #include "ops/batchnorm/reference/batchnorm_reference.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu {
 
@@ -25,9 +26,9 @@ std::vector<ParamSpec> BatchNorm::params(Shapes inputs) const {
 Cost BatchNorm::compute_cost(Shapes inputs, const Shape& /*output*/) const {
   Cost c;
   c.macs = inputs[0].numel();  // folded to one scale-and-shift per element
-  c.flops = 2 * inputs[0].numel();
+  c.flops = checked_mul(2, c.macs, "the FLOP count");
   // thop 0.1.1: 2 per element for the normalisation, doubled for the affine weight and bias.
-  c.thop = 4 * inputs[0].numel();
+  c.thop = checked_mul(4, c.macs, "the thop count");
   return c;
 }
 

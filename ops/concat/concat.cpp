@@ -1,6 +1,7 @@
 #include "ops/concat/concat.hpp"
 
 #include "ops/concat/reference/concat_reference.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu {
 
@@ -17,7 +18,9 @@ Shape Concat::output_shape(Shapes inputs) const {
       throw ShapeError("Concat inputs " + inputs[0].str() + " and " + s.str() +
                        " differ outside the channel axis");
     }
-    out[1] += s[1];
+    auto channels = add_checked(out[1], s[1]);
+    if (!channels) throw ShapeError("Concat's channel count overflows");
+    out[1] = *channels;
   }
   return out;
 }

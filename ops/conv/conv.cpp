@@ -1,6 +1,7 @@
 #include "ops/conv/conv.hpp"
 
 #include "ops/conv/reference/conv_reference.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu {
 
@@ -8,8 +9,7 @@ Conv::Conv(int64_t out_channels, const Window& window)
     : out_channels_(out_channels), window_(window) {}
 
 std::unique_ptr<Op> Conv::create(AttrReader& attrs, int spatial_rank) {
-  int64_t out_channels = attrs.get_int("num_output");
-  if (out_channels < 1) throw AttrError("num_output must be at least 1");
+  int64_t out_channels = attrs.get_int_in("num_output", 1, kMaxChannels);
   Window window = read_window(attrs, spatial_rank);
   return std::make_unique<Conv>(out_channels, window);
 }
@@ -35,8 +35,10 @@ std::vector<ParamSpec> Conv::params(Shapes inputs) const {
 
 Cost Conv::compute_cost(Shapes inputs, const Shape& output) const {
   Cost c;
-  c.macs = output.numel() * inputs[0][1] * window_.volume();
-  c.flops = 2 * c.macs + output.numel();  // + one bias add per output
+  c.macs = checked_mul(checked_mul(output.numel(), inputs[0][1], "the MAC count"), window_.volume(),
+                       "the MAC count");
+  // + one bias add per output
+  c.flops = checked_add(checked_mul(2, c.macs, "the FLOP count"), output.numel(), "the FLOP count");
   c.thop = c.macs;                        // thop: no bias, one op per MAC
   return c;
 }

@@ -1,6 +1,7 @@
 #include "ops/eltwise/eltwise.hpp"
 
 #include "ops/eltwise/reference/eltwise_reference.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu {
 
@@ -26,7 +27,7 @@ Shape Eltwise::output_shape(Shapes inputs) const {
 
 Cost Eltwise::compute_cost(Shapes inputs, const Shape& output) const {
   Cost c;
-  c.flops = output.numel() * static_cast<int64_t>(inputs.size() - 1);  // thop counts none
+  c.flops = checked_mul(output.numel(), static_cast<int64_t>(inputs.size() - 1), "the FLOP count");  // thop counts none
   return c;
 }
 

@@ -1,12 +1,12 @@
 #include "ops/inner_product/inner_product.hpp"
 
 #include "ops/inner_product/reference/inner_product_reference.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu {
 
 std::unique_ptr<Op> InnerProduct::create(AttrReader& attrs) {
-  int64_t n = attrs.get_int("num_output");
-  if (n < 1) throw AttrError("num_output must be at least 1");
+  int64_t n = attrs.get_int_in("num_output", 1, kMaxChannels);
   return std::make_unique<InnerProduct>(n);
 }
 
@@ -28,8 +28,8 @@ std::vector<ParamSpec> InnerProduct::params(Shapes inputs) const {
 
 Cost InnerProduct::compute_cost(Shapes inputs, const Shape& output) const {
   Cost c;
-  c.macs = inputs[0][1] * output.numel();
-  c.flops = 2 * c.macs + output.numel();
+  c.macs = checked_mul(inputs[0][1], output.numel(), "the MAC count");
+  c.flops = checked_add(checked_mul(2, c.macs, "the FLOP count"), output.numel(), "the FLOP count");
   c.thop = c.macs;
   return c;
 }

@@ -1,6 +1,7 @@
 #include "ops/pool/pool.hpp"
 
 #include "ops/pool/separable/pool_separable.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu {
 
@@ -45,9 +46,9 @@ Shape Pool::output_shape(Shapes inputs) const {
 Cost Pool::compute_cost(Shapes /*inputs*/, const Shape& output) const {
   Cost c;
   if (mode_ == reference::PoolMode::Max) {
-    c.flops = output.numel() * (window_.volume() - 1);  // comparisons; thop counts none
+    c.flops = checked_mul(output.numel(), window_.volume() - 1, "the FLOP count");  // comparisons; thop counts none
   } else {
-    c.flops = output.numel() * window_.volume();  // adds and one divide per output
+    c.flops = checked_mul(output.numel(), window_.volume(), "the FLOP count");  // adds and one divide per output
     c.thop = output.numel();                      // thop: one op per output element
   }
   return c;
