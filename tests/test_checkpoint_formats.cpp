@@ -2,7 +2,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
+#include <limits>
 
 #include "eco/checkpoint/checkpoint.hpp"
 #include "eco/checkpoint/pickle.hpp"
@@ -63,6 +65,35 @@ std::string tensor_pickle(const std::string& storage_type) {
   return "\x80\x02}q\x00X\x01\x00\x00\x00wq\x01" "ctorch._utils\n_rebuild_tensor_v2\nq\x02((X\x07\x00\x00\x00storageq\x03"
          "ctorch\n"s + storage_type + "\nq\x04X\x01\x00\x00\x00" "0q\x05X\x03\x00\x00\x00" "cpuq\x06K\x05tq\x07QK\x01K\x02K\x02\x86q\x08"
          "K\x02K\x01\x86q\x09\x89" "ccollections\nOrderedDict\nq\x0a)Rq\x0btq\x0cRq\x0ds."s;
+}
+
+std::string str_op(const std::string& s) { return "X" + le32(static_cast<uint32_t>(s.size())) + s; }
+// LONG1 of eight bytes: any int64.
+std::string long_op(int64_t v) {
+  std::string s = "\x8a\x08"s;
+  for (int i = 0; i < 8; ++i) s += static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF);
+  return s;
+}
+
+// {'w': _rebuild_tensor_v2(persistent id (pid_items), offset, size, stride, False, OrderedDict())},
+// each argument given as the pickle opcodes that push it.
+std::string one_tensor_pickle(const std::string& pid_items, const std::string& offset, const std::string& size,
+                              const std::string& stride) {
+  return "\x80\x02}"s + str_op("w") + "ctorch._utils\n_rebuild_tensor_v2\n(" + "(" + pid_items + "tQ" + offset +
+         size + stride + "\x89" + "ccollections\nOrderedDict\n)RtRs.";
+}
+
+std::string storage_pid(const std::string& view_ops = "") {
+  return str_op("storage") + "ctorch\nFloatStorage\n" + str_op("0") + str_op("cpu") + "K\x04" + view_ops;
+}
+
+// A legacy (pre-1.6) torch.save file around `object_pickle`, with storage '0' of four floats.
+std::string legacy_file(const std::string& object_pickle) {
+  const std::string magic = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19."s;
+  const std::string protocol = "\x80\x02M\xe9\x03."s;
+  const std::string sys_info = "\x80\x02}"s + str_op("little_endian") + "\x88s.";
+  const std::string keys = "\x80\x02]"s + str_op("0") + "a.";
+  return magic + protocol + sys_info + object_pickle + keys + le32(4) + le32(0) + std::string(16, '\0');
 }
 
 }  // namespace
@@ -208,8 +239,9 @@ TEST_CASE("npy: round trip, and every malformed file named with its cause") {
   auto header = [](const std::string& dict, std::size_t data_bytes) {
     std::string h = dict;
     h += std::string(64 - (10 + h.size() + 1) % 64, ' ') + "\n";
-    return std::string("\x93NUMPY\x01\x00", 8) + le16(static_cast<uint16_t>(h.size())) + h +
-           std::string(data_bytes, '\0');
+    const std::string length = h.size() > 0xFFFF ? "\x02\x00"s + le32(static_cast<uint32_t>(h.size()))
+                                                 : "\x01\x00"s + le16(static_cast<uint16_t>(h.size()));
+    return "\x93NUMPY"s + length + h + std::string(data_bytes, '\0');
   };
   struct Case {
     std::string content, expect;
@@ -221,6 +253,20 @@ TEST_CASE("npy: round trip, and every malformed file named with its cause") {
       {header("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", 8), "holds 8 data bytes"},
       {header("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 4), "a scalar"},
       {header("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1, 1), }", 4), "more than 5"},
+      {header("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }", 4),
+       "more elements than any file can hold"},
+      {header("{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000000000000,), }", 4),
+       "does not fit a 64-bit integer"},
+      {header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1}", 8), "unexpected key 'extra'"},
+      {header("{'descr': '<f4', 'shape': (2,)}", 8), "no 'fortran_order'"},
+      {header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)", 8), "expected ',' or '}'"},
+      {header("{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", 8), "tuple of whole numbers"},
+      {header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }" + std::string(70000, ' '), 8),
+       "more than the 65535"},
+      {header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 0) + "\x00\x00\x00\x00\x00\x00\xc0\x7f"s,
+       "element 1 is NaN"},
+      {header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 0) + "\x00\x00\x80\x7f\x00\x00\x00\x00"s,
+       "element 0 is infinite"},
   };
   for (const auto& c : cases) {
     write_file(path, c.content);
@@ -232,4 +278,72 @@ TEST_CASE("npy: round trip, and every malformed file named with its cause") {
   std::remove(path.c_str());
   CHECK(contains(test::error_of<FileError>([] { write_npy("no/such/dir/out.npy", Tensor(Shape{1})); }),
                  "no/such/dir/out.npy: cannot write"));
+}
+
+TEST_CASE("torch file: sizes, strides, offsets and views that overflow are refused before any read") {
+  const std::string dir = "ecocpu_test_overflow";
+  std::filesystem::create_directories(dir);
+  const std::string floats(16, '\0');
+  struct Case {
+    std::string name, size, stride, offset;
+  };
+  const int64_t big = int64_t{1} << 62;
+  const Case cases[] = {
+      {"last offset wraps", "K\x03\x85", long_op(big) + "\x85", "K\x00"s},
+      {"sum of reaches wraps", "K\x02K\x02\x86", long_op(big) + long_op(big) + "\x86", "K\x00"s},
+      {"element count wraps", long_op(big) + long_op(8) + "\x86", "K\x00K\x00\x86"s, "K\x00"s},
+      {"reach past the storage", "K\x02\x85", long_op(big) + "\x85", "K\x00"s},
+      {"offset past the storage", "K\x01\x85", "K\x01\x85", long_op(INT64_MAX)},
+      {"negative stride", "K\x02\x85", long_op(-1) + "\x85", "K\x01"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    const std::string path = dir + "/t.pth";
+    write_file(path, make_zip({{"archive/data.pkl", one_tensor_pickle(storage_pid(), c.offset, c.size, c.stride)},
+                               {"archive/data/0", floats}}));
+    TorchFile f = TorchFile::open(path);
+    const std::string msg = test::error_of<FileError>([&] { f.to_float32(*f.root().get("w")->tensor, "w"); });
+    CHECK(msg.starts_with(path + ": tensor 'w' "));
+    CHECK((contains(msg, "reaches outside its storage") || contains(msg, "more elements than") ||
+           contains(msg, "negative size or stride")));
+  }
+  // A legacy view (storage '0', from element 2^63 - 1, 4 elements): offset + size wraps around.
+  const std::string view = str_op("0") + long_op(INT64_MAX) + "K\x04\x87";
+  write_file(dir + "/view.pth", legacy_file(one_tensor_pickle(storage_pid(view), "K\x00"s, "K\x01\x85", "K\x01\x85")));
+  CHECK(contains(test::error_of<FileError>([&] { TorchFile::open(dir + "/view.pth"); }),
+                 "storage view outside storage '0'"));
+  // The same file with a view inside the storage loads.
+  const std::string inside = str_op("0") + "K\x01K\x02\x87";
+  write_file(dir + "/view.pth", legacy_file(one_tensor_pickle(storage_pid(inside), "K\x00"s, "K\x02\x85", "K\x01\x85")));
+  TorchFile ok = TorchFile::open(dir + "/view.pth");
+  CHECK(ok.to_float32(*ok.root().get("w")->tensor, "w").shape() == Shape{2});
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("torch file: non-finite weights are an error naming the tensor and element") {
+  const std::string dir = "ecocpu_test_nonfinite";
+  std::filesystem::create_directories(dir);
+  std::string floats(16, '\0');
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(floats.data() + 8, &nan, 4);
+  write_file(dir + "/nan.pth", make_zip({{"archive/data.pkl", one_tensor_pickle(storage_pid(), "K\x00"s, "K\x04\x85", "K\x01\x85")},
+                                         {"archive/data/0", floats}}));
+  TorchFile f = TorchFile::open(dir + "/nan.pth");
+  CHECK(contains(test::error_of<FileError>([&] { f.to_float32(*f.root().get("w")->tensor, "w"); }),
+                 "tensor 'w' holds NaN at element 2"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("pickle: memory is bounded by the arena's budget") {
+  // A list referenced from the memo and appended to itself 300000 times: 5 bytes of pickle ask
+  // for ~2.4 MB of container slots, over a 1 MB budget.
+  std::string p = "\x80\x02]q\x00("s;
+  for (int i = 0; i < 300000; ++i) p += "h\x00"s;
+  p += "e.";
+  PickleArena small(1 << 20);
+  const std::string msg = test::error_of<FileError>([&] { unpickle(p, small); });
+  CHECK(contains(msg, "test.pkl: unpacking the pickle needs more than 1 MB"));
+  PickleArena enough(PickleArena::budget_for(p.size()));
+  CHECK(unpickle(p, enough)->items.size() == 300000);
+  CHECK(enough.used() > 300000 * sizeof(PyRef));
 }

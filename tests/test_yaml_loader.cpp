@@ -16,6 +16,13 @@ std::string load_error(const std::string& text) {
   return test::error_of<DefinitionError>([&] { load_definition_text(text, "net.yaml"); });
 }
 
+// "a0: 0, a1: 1, ..." with `n` attributes.
+std::string many_attributes(int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += (i ? ", a" : "a") + std::to_string(i) + ": " + std::to_string(i);
+  return s;
+}
+
 }  // namespace
 
 TEST_CASE("yaml loader: reads the schema, typing scalars as PyYAML does") {
@@ -52,12 +59,27 @@ layers:
   CHECK(std::get<std::string>(pool.attrs.at("mode")) == "ave");
   CHECK(std::get<std::string>(pool.attrs.at("kernel_h")) == "7");  // quoted: a string
   CHECK(def.layers[3].inputs == std::vector<std::string>{"a", "b", "c"});
+  CHECK(def.input == "data");
+  // Numbers as PyYAML types them, signs and exponents included; out-of-pattern text stays a string.
+  const ModelDefinition n = load_definition_text(
+      "inputs: [frames]\nlayers:\n- {id: r, expr: 'a<=ReLU<=frames', attrs: {a: +12, b: -3, c: .5, d: 2.e3, e: 1e3, "
+      "f: -0.25E-1, g: 0x10}}\n",
+      "n.yaml");
+  CHECK(n.input == "frames");
+  const Attrs& a = n.layers[0].attrs;
+  CHECK(std::get<int64_t>(a.at("a")) == 12);
+  CHECK(std::get<int64_t>(a.at("b")) == -3);
+  CHECK(std::get<double>(a.at("c")) == 0.5);
+  CHECK(std::get<double>(a.at("d")) == 2000.0);
+  CHECK(std::get<std::string>(a.at("e")) == "1e3");  // YAML 1.1 needs a dot in a float
+  CHECK(std::get<double>(a.at("f")) == -0.025);
+  CHECK(std::get<std::string>(a.at("g")) == "0x10");
 }
 
 TEST_CASE("yaml loader: every malformed file gives a one-line error naming file and cause") {
   struct Case {
-    const char* text;
-    const char* expect;
+    std::string text;
+    std::string expect;
   };
   const Case cases[] = {
       {"layers: [", "net.yaml:1: not valid YAML"},
@@ -82,6 +104,17 @@ TEST_CASE("yaml loader: every malformed file gives a one-line error naming file 
       {"layers:\n- {id: r, expr: 'a<=ReLU<=b', attrs: {k: [1, 2]}}\n",
        "net.yaml:2: layer 'r': attribute 'k' must be a single value"},
       {"layers:\n- {id: r, expr: 'a<=ReLU<=b'}\nversion: 2\n", "net.yaml:3: unknown top-level key 'version'"},
+      {"layers:\n- {id: r, expr: 'a<=ReLU<=b', attrs: {k: 1.0e999}}\n",
+       "net.yaml:2: layer 'r': attribute 'k': the number 1.0e999 is out of range"},
+      {"layers:\n- {id: r, expr: 'a<=ReLU<=b', attrs: {k: 99999999999999999999}}\n",
+       "net.yaml:2: layer 'r': attribute 'k': the number 99999999999999999999 is out of range"},
+      {"layers:\n- {id: r, expr: 'a<=ReLU<=b', attrs: {k: " + std::string(300000, '7') + "}}\n",
+       "net.yaml:2: layer 'r': a string of 300000 bytes, more than the 4096 allowed"},
+      {"layers:\n- {id: " + std::string(5000, 'r') + ", expr: 'a<=ReLU<=b'}\n", "more than the 4096 allowed"},
+      {"layers: " + std::string(5000, '[') + std::string(5000, ']') + "\n", "not valid YAML: nested more than"},
+      {"inputs: [a, b]\nlayers:\n- {id: r, expr: 'a<=ReLU<=b'}\n", "net.yaml:1: 'inputs' names at most one input"},
+      {"layers:\n- &a {id: r, expr: 'a<=ReLU<=b', attrs: {" + many_attributes(65) + "}}\n",
+       "net.yaml:2: layer 'r': 65 attributes, more than the 64 allowed"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.text);
