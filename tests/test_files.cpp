@@ -74,9 +74,12 @@ TEST_CASE("files: outputs are written whole or not at all, never over a device o
   // The same file under another name (a hard link) counts as the input.
   const std::string link = dir + "/link.bin";
   REQUIRE(::link(out.c_str(), link.c_str()) == 0);
-  CHECK(contains(test::error_of<FileError>([&] { refuse_output_over_inputs(link, {dir + "/other", out}); }),
+  CHECK(contains(test::error_of<FileError>([&] { check_output_path(link, {dir + "/other", out}); }),
                  "refusing to write the output over an input (" + out + ")"));
-  refuse_output_over_inputs(dir + "/new.npy", {out});  // a new file is no input
+  check_output_path(dir + "/new.npy", {out});  // a new file is no input
+  CHECK(test::error_of<FileError>([&] { check_output_path(dir + "/none/new.npy", {}); }) ==
+        dir + "/none/new.npy: cannot write: the folder " + dir + "/none does not exist");
+  CHECK(contains(test::error_of<FileError>([] { check_output_path("/dev/null", {}); }), "the target is a device"));
   std::filesystem::remove_all(dir);
 }
 

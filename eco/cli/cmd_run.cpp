@@ -157,7 +157,7 @@ int cmd_run(const std::vector<std::string>& argv) {
     for (const char* option : {"weights", "model-def", "labels"}) {
       if (args.has(option)) inputs.push_back(args.get(option, ""));
     }
-    refuse_output_over_inputs(args.get("save-logits", ""), inputs);
+    check_output_path(args.get("save-logits", ""), inputs);
   }
   std::optional<RunInput> clip;
   if (!args.positional().empty()) clip = read_clip(args.positional()[0]);

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 namespace ecocpu {
 
@@ -22,7 +23,7 @@ std::string kind_of(mode_t mode) {
   if (S_ISFIFO(mode)) return "a FIFO";
   if (S_ISSOCK(mode)) return "a socket";
   if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
-  return "not a regular file";
+  return "a special file";
 }
 
 [[noreturn]] void fail_errno(const std::string& path, const char* action, int err) {
@@ -39,8 +40,7 @@ RegularFile open_regular_file(const std::string& path) {
   struct stat st {};
   if (fstat(fd, &st) != 0) fail_errno(path, "cannot read", errno);
   if (!S_ISREG(st.st_mode)) {
-    const std::string kind = kind_of(st.st_mode);
-    throw FileError(path + ": " + (kind.starts_with("a ") ? "is " + kind + ", not a regular file" : kind));
+    throw FileError(path + ": is " + kind_of(st.st_mode) + ", not a regular file");
   }
   file.size = static_cast<std::size_t>(st.st_size);
   return file;
@@ -101,9 +101,17 @@ void write_file_atomically(const std::string& path, const std::function<bool(std
   fail_errno(path, "cannot write", err != 0 ? err : EIO);
 }
 
-void refuse_output_over_inputs(const std::string& output, const std::vector<std::string>& inputs) {
+void check_output_path(const std::string& output, const std::vector<std::string>& inputs) {
+  const std::filesystem::path folder = std::filesystem::path(output).parent_path();
+  std::error_code ec;
+  if (!folder.empty() && !std::filesystem::is_directory(folder, ec)) {
+    throw FileError(output + ": cannot write: the folder " + folder.string() + " does not exist");
+  }
   struct stat out {};
   if (::stat(output.c_str(), &out) != 0) return;  // a new file cannot be an input
+  if (!S_ISREG(out.st_mode)) {
+    throw FileError(output + ": cannot write: the target is " + kind_of(out.st_mode) + ", not a regular file");
+  }
   for (const auto& input : inputs) {
     struct stat in {};
     if (::stat(input.c_str(), &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino) {

@@ -43,8 +43,9 @@ std::string read_text_file(const std::string& path, std::size_t max_bytes, const
 // write error. Refuses a target that exists but is not a regular file. Throws FileError.
 void write_file_atomically(const std::string& path, const std::function<bool(std::FILE*)>& write);
 
-// Throws FileError when `output` names the same file as any of `inputs` (same device and inode,
-// so links and other spellings of a path count too); inputs that do not exist are skipped.
-void refuse_output_over_inputs(const std::string& output, const std::vector<std::string>& inputs);
+// Checks, before any work, that `output` can be written: its folder exists, it is not a device,
+// FIFO or directory, and it names none of `inputs` (same device and inode, so links and other
+// spellings of a path count too). Throws FileError.
+void check_output_path(const std::string& output, const std::vector<std::string>& inputs);
 
 }  // namespace ecocpu
