@@ -95,6 +95,20 @@ std::string required_string(const std::string& source, const YAML::Node& layer, 
   return bounded_scalar(source, v, where);
 }
 
+// What the layers read so far hold, counted as the bytes of their strings plus a fixed cost per
+// string: aliases let a small file repeat one large layer many times, so the file's size alone
+// does not bound the work.
+std::size_t expanded_size(const LayerSpec& layer) {
+  constexpr std::size_t kPerString = 64;
+  std::size_t n = layer.id.size() + layer.output.size() + layer.type.size() + 3 * kPerString;
+  for (const auto& input : layer.inputs) n += input.size() + kPerString;
+  for (const auto& [name, value] : layer.attrs) {
+    n += name.size() + 2 * kPerString;
+    if (const auto* text = std::get_if<std::string>(&value)) n += text->size();
+  }
+  return n;
+}
+
 LayerSpec read_layer(const std::string& source, const YAML::Node& node, std::size_t index) {
   std::string where = "layer #" + std::to_string(index + 1) + ": ";
   if (!node.IsMap()) fail(source, node, where + "a layer must be a mapping with id and expr");
@@ -177,8 +191,14 @@ ModelDefinition load_definition_text(const std::string& text, const std::string&
   def.source = source;
   if (root["name"] && root["name"].IsScalar()) def.name = bounded_scalar(source, root["name"], "");
   def.input = input_name(source, root["inputs"]);
+  std::size_t expanded = 0;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     def.layers.push_back(read_layer(source, layers[i], i));
+    expanded += expanded_size(def.layers.back());
+    if (expanded > kMaxDefinitionExpanded) {
+      fail(source, layers[i], "the layers hold more than " + std::to_string(kMaxDefinitionExpanded >> 20) +
+                                  " MB of names and attributes (aliases repeating a large layer?)");
+    }
   }
   return def;
 }

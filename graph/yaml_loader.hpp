@@ -14,6 +14,8 @@ namespace ecocpu {
 constexpr std::size_t kMaxDefinitionLayers = 100000;
 constexpr std::size_t kMaxDefinitionString = 4096;
 constexpr std::size_t kMaxLayerAttributes = 64;
+// Names and attributes of all layers, with aliases expanded (64 bytes of overhead per string).
+constexpr std::size_t kMaxDefinitionExpanded = std::size_t{64} << 20;
 
 // `source` names the text in error messages (a file path, or e.g. "<test>").
 ModelDefinition load_definition_text(const std::string& text, const std::string& source);

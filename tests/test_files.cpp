@@ -78,7 +78,9 @@ TEST_CASE("files: outputs are written whole or not at all, never over a device o
                  "refusing to write the output over an input (" + out + ")"));
   check_output_path(dir + "/new.npy", {out});  // a new file is no input
   CHECK(test::error_of<FileError>([&] { check_output_path(dir + "/none/new.npy", {}); }) ==
-        dir + "/none/new.npy: cannot write: the folder " + dir + "/none does not exist");
+        dir + "/none/new.npy: cannot write: " + dir + "/none does not exist");
+  CHECK(test::error_of<FileError>([&] { check_output_path(out + "/new.npy", {}); }) ==
+        out + "/new.npy: cannot write: " + out + " is not a folder");
   CHECK(contains(test::error_of<FileError>([] { check_output_path("/dev/null", {}); }), "the target is a device"));
   std::filesystem::remove_all(dir);
 }

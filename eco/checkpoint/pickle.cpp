@@ -227,9 +227,15 @@ class Unpickler {
     auto t = std::make_shared<TensorRef>();
     t->storage = args[0]->storage;
     t->offset = as_int(*args[1], "a storage offset", *this);
+    // Two int64s a dimension, charged: a tensor rebuilt again and again from one long memoized
+    // size list would otherwise cost nothing in the pickle and gigabytes here.
+    arena_.charge(sizeof(TensorRef) + 2 * sizeof(int64_t) * args[2]->items.size());
     t->shape = int_tuple(*args[2], "a tensor size");
     t->stride = int_tuple(*args[3], "a tensor stride");
     if (t->shape.size() != t->stride.size()) fail("malformed checkpoint: size and stride differ in length");
+    for (std::size_t i = 0; i < t->shape.size(); ++i) {
+      if (t->shape[i] < 0 || t->stride[i] < 0) fail("malformed checkpoint: a tensor has a negative size or stride");
+    }
     PyRef o = make(PyType::Tensor);
     o->tensor = std::move(t);
     return o;

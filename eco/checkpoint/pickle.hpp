@@ -98,7 +98,7 @@ class PickleArena {
 };
 
 constexpr std::size_t kPickleBudgetBase = std::size_t{64} << 20;
-constexpr std::size_t kPickleBudgetPerByte = 64;
+constexpr std::size_t kPickleBudgetPerByte = 32;
 
 // Resolves a persistent id (the tuple BINPERSID pops) to a value, typically a Storage.
 using PersistentLoader = std::function<PyRef(const PyObject& pid, PickleArena& arena)>;

@@ -189,7 +189,12 @@ void TorchFile::read_legacy() {
   }
 
   std::map<std::string, StorageRef> roots;  // by key
-  std::vector<std::pair<std::shared_ptr<StorageRef>, int64_t>> views;  // view -> element offset
+  struct View {
+    std::shared_ptr<StorageRef> ref;  // what the tensors hold; its numel is the view's size
+    std::string root;                 // the storage whose data it shows
+    int64_t offset = 0;               // in elements of the root
+  };
+  std::vector<View> views;
   PersistentLoader loader = [&](const PyObject& pid, PickleArena& arena) {
     StorageRef s = parse_storage_pid(pid, r);
     auto ref = std::make_shared<StorageRef>(s);
@@ -202,7 +207,7 @@ void TorchFile::read_legacy() {
       }
       ref->key = view[0]->text;
       ref->numel = view[2]->integer;
-      views.emplace_back(ref, view[1]->integer);
+      views.push_back({ref, s.key, view[1]->integer});
       s.numel = -1;  // the root's size comes with its data
     }
     auto [it, fresh] = roots.emplace(s.key, s);
@@ -226,15 +231,15 @@ void TorchFile::read_legacy() {
                             static_cast<int64_t>(numel)};
   }
   // Views point into their root storage: rewrite them as (root data + offset).
-  for (auto& [ref, offset] : views) {
-    auto it = storages_.find(ref->key);
-    if (it == storages_.end()) r.fail("storage '" + ref->key + "' has no data");
+  for (auto& [ref, root, offset] : views) {
+    auto it = storages_.find(root);
+    if (it == storages_.end()) r.fail("storage '" + root + "' has no data");
     const auto elsize = storage_dtype(ref->type_name).element_size;
     const auto end = add_checked(offset, ref->numel);
     if (offset < 0 || ref->numel < 0 || !end || *end > it->second.numel) {
-      r.fail("storage view outside storage '" + ref->key + "'");
+      r.fail("storage view '" + ref->key + "' lies outside storage '" + root + "'");
     }
-    ref->key = ref->key + "@" + std::to_string(offset);
+    ref->key = root + "@" + std::to_string(offset) + ":" + std::to_string(ref->numel);
     storages_[ref->key] = {it->second.data + offset * elsize, ref->numel};
   }
 }

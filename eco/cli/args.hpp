@@ -39,10 +39,11 @@ class Args {
   std::string get_choice(const std::string& name, const std::string& fallback,
                          const std::vector<std::string>& choices) const;
   const std::vector<std::string>& positional() const { return positional_; }
+  // Throws UsageError "ecocpu <command>: <cause> (see 'ecocpu <command> --help')".
+  [[noreturn]] void fail(const std::string& cause) const;
 
  private:
   const OptionSpec* find(const std::string& name) const;
-  [[noreturn]] void fail(const std::string& cause) const;
 
   std::string command_;
   std::vector<OptionSpec> specs_;

@@ -138,8 +138,8 @@ int cmd_bench(const std::vector<std::string>& argv) {
                      "and where the time goes, layer by layer."))
     return 0;
   const int64_t iters = args.get_int("iters", 5, 1, 100000), warmup = args.get_int("warmup", 1, 0, 1000);
-  LoadedModel m = load_model(args, args.get_int("segments", 16, 1, kMaxSegments));
   const PlanOptions options = engine_options(args);
+  LoadedModel m = load_model(args, args.get_int("segments", 16, 1, kMaxSegments));
   const PreparedPlan prepared = prepare_plan(m, options);
   const Tensor input = random_input(m.graph.input_shape(), 2);
   const Timings t = time_plan(prepared.plan, m.weights, input, warmup, iters);

@@ -56,6 +56,10 @@ RunInput read_clip(const std::string& path) {
     throw FileError(path + ": the clip is " + t.shape().str() +
                     ", expected (T, 3, 224, 224) or (1, T, 3, 224, 224)");
   }
+  if (s[0] < 1 || s[0] > kMaxSegments) {
+    throw FileError(path + ": the clip holds " + std::to_string(s[0]) + " frames; a clip has 1 to " +
+                    std::to_string(kMaxSegments));
+  }
   return {t.reshaped(s), path};
 }
 
@@ -89,10 +93,10 @@ void check_logits(const Tensor& logits, const std::string& weights_source) {
   }
 }
 
-void print_top(const Args& args, const LoadedModel& m, const Tensor& logits, double prepare_ms, double seconds,
-               const std::vector<std::string>& labels) {
+void print_top(const Args& args, int64_t topk, const LoadedModel& m, const Tensor& logits, double prepare_ms,
+               double seconds, const std::vector<std::string>& labels) {
   const int64_t classes = logits.dim(1);
-  auto best = top_k(logits.data(), classes, args.get_int("topk", 5, 1, kMaxClasses));
+  auto best = top_k(logits.data(), classes, topk);
   auto prob = softmax(logits.data(), classes);
   if (args.has("json")) {
     std::ostringstream out;
@@ -152,6 +156,9 @@ int cmd_run(const std::vector<std::string>& argv) {
   if (args.positional().empty() && args.has("weights")) {
     throw UsageError("ecocpu run: give the INPUT.npy clip to classify");
   }
+  // Every flag is checked before any work: a usage error must not follow a forward pass.
+  const int64_t topk = args.get_int("topk", 5, 1, kMaxClasses);
+  const PlanOptions engine = engine_options(args);
   if (args.has("save-logits")) {
     std::vector<std::string> inputs = args.positional();
     for (const char* option : {"weights", "model-def", "labels"}) {
@@ -173,13 +180,13 @@ int cmd_run(const std::vector<std::string>& argv) {
   const auto seed = static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX));
   Tensor input = clip ? clip->frames : random_input(m.graph.input_shape(), seed + 1);
 
-  const PreparedPlan prepared = prepare_plan(m, engine_options(args));
+  const PreparedPlan prepared = prepare_plan(m, engine);
   auto start = std::chrono::steady_clock::now();
   Tensor logits = run_plan(prepared.plan, m.weights, input);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   check_logits(logits, m.weights_source);
   if (args.has("save-logits")) write_npy(args.get("save-logits", ""), logits);
-  print_top(args, m, logits, prepared.ms, seconds, labels);
+  print_top(args, topk, m, logits, prepared.ms, seconds, labels);
   return 0;
 }
 

@@ -39,8 +39,9 @@ ModelConfig model_config(const Args& args, int64_t segments) {
   c.segments = segments;
   c.classes = args.get_int("classes", 400, 1, kMaxClasses);
   c.dropout = args.get_double("dropout", 0.5, 0.0, 1.0);
-  if (c.dropout >= 1.0) throw UsageError("ecocpu: --dropout must be below 1");
+  if (c.dropout >= 1.0) args.fail("--dropout must be below 1");
   c.model_def = args.get("model-def", "");
+  if (args.has("model-def") && c.model_def.empty()) args.fail("--model-def needs a file name");
   return c;
 }
 
@@ -92,9 +93,21 @@ void check_memory(const Args& args, const Graph& graph, const std::string& sourc
   }
 }
 
+// A network that classifies gives one row of K logits per clip; a definition whose last layer
+// gives anything else (a row per frame, a feature map) has nothing to rank.
+void check_classifier_output(const Graph& graph, const ModelConfig& config, const std::string& source) {
+  const Shape& out = graph.output_shape();
+  if (out.rank() != 2 || out[0] != config.clips) {
+    throw FileError(source + ": the network's output is " + out.str() + ", not one row of class scores per clip (" +
+                    std::to_string(config.clips) + ", K)");
+  }
+}
+
 Graph build_checked_model(const Args& args, const ModelConfig& config) {
   Graph graph = build_model(config);
-  check_memory(args, graph, config.model_def.empty() ? "built-in " + config.arch : config.model_def);
+  const std::string source = config.model_def.empty() ? "built-in " + config.arch : config.model_def;
+  check_memory(args, graph, source);
+  check_classifier_output(graph, config, source);
   return graph;
 }
 

@@ -105,7 +105,8 @@ void check_output_path(const std::string& output, const std::vector<std::string>
   const std::filesystem::path folder = std::filesystem::path(output).parent_path();
   std::error_code ec;
   if (!folder.empty() && !std::filesystem::is_directory(folder, ec)) {
-    throw FileError(output + ": cannot write: the folder " + folder.string() + " does not exist");
+    const bool exists = std::filesystem::exists(folder, ec);
+    throw FileError(output + ": cannot write: " + folder.string() + (exists ? " is not a folder" : " does not exist"));
   }
   struct stat out {};
   if (::stat(output.c_str(), &out) != 0) return;  // a new file cannot be an input
