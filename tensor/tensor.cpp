@@ -1,6 +1,7 @@
 #include "tensor/tensor.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -10,6 +11,8 @@ namespace ecocpu {
 namespace {
 
 std::shared_ptr<float> allocate_aligned(int64_t count, bool zero) {
+  // A count past what any allocation can hold must not wrap around into a small buffer.
+  if (count > static_cast<int64_t>((SIZE_MAX - Tensor::kAlignment) / sizeof(float))) throw std::bad_alloc();
   std::size_t bytes = static_cast<std::size_t>(std::max<int64_t>(count, 1)) * sizeof(float);
   bytes = (bytes + Tensor::kAlignment - 1) / Tensor::kAlignment * Tensor::kAlignment;
   void* p = std::aligned_alloc(Tensor::kAlignment, bytes);

@@ -352,3 +352,28 @@ TEST_CASE("pickle: memory is bounded by the arena's budget") {
   CHECK(unpickle(p, enough)->items.size() == 300000);
   CHECK(enough.used() > 300000 * sizeof(PyRef));
 }
+
+TEST_CASE("torch file: every input the fuzzers once crashed on is refused, under this build's sanitizers too") {
+  // tests/fuzz_regressions/ holds them (scripts/fuzz.sh replays them through the clang-built
+  // targets); here the same files go through the g++ sanitizer build: each has a tensor 'w' that
+  // must be refused with a FileError, at open or at conversion, without a crash or an allocation
+  // of its claimed size.
+  int files = 0;
+  for (const char* target : {"fuzz_checkpoint_zip", "fuzz_checkpoint_legacy"}) {
+    const std::filesystem::path dir = std::filesystem::path(ECOCPU_SOURCE_DIR) / "tests/fuzz_regressions" / target;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() != ".pth") continue;
+      CAPTURE(entry.path().string());
+      ++files;
+      CHECK_THROWS_AS(
+          [&] {
+            TorchFile f = TorchFile::open(entry.path().string());
+            const PyObject* w = f.root().get("w");
+            REQUIRE(w != nullptr);
+            f.to_float32(*w->tensor, "w");
+          }(),
+          FileError);
+    }
+  }
+  CHECK(files >= 8);
+}

@@ -69,8 +69,11 @@ std::string canonical_name(const std::string& stored) {
   return name;
 }
 
-EcoCheckpoint read_checkpoint(const std::string& path) {
-  EcoCheckpoint c{TorchFile::open(path), {}, {}, {}, {}};
+EcoCheckpoint read_checkpoint(const std::string& path) { return read_checkpoint(TorchFile::open(path)); }
+
+EcoCheckpoint read_checkpoint(TorchFile file) {
+  const std::string path = file.path();
+  EcoCheckpoint c{std::move(file), {}, {}, {}, {}};
   const PyObject& root = c.file.root();
   if (root.type == PyType::Dict) {
     if (const PyObject* e = root.get("epoch"); e && e->type == PyType::Int) c.epoch = e->integer;

@@ -30,6 +30,7 @@ struct EcoCheckpoint {
 
 // Throws FileError "<path>: <cause>".
 EcoCheckpoint read_checkpoint(const std::string& path);
+EcoCheckpoint read_checkpoint(TorchFile file);
 
 // Without DataParallel's "module." and TSN's "base_model." prefixes.
 std::string canonical_name(const std::string& stored);

@@ -1,5 +1,6 @@
 #include "eco/checkpoint/torch_file.hpp"
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -54,28 +55,27 @@ float half_to_float(uint16_t h) {
   return f;
 }
 
-// Converts `count` elements at `src` (any alignment) to float32, one dtype switch per call.
-void convert_to_float(const uint8_t* src, const std::string& dtype, int64_t count, float* dst) {
-  if (dtype == "float32") {
+// Converts `count` elements at `src` (any alignment), `step` elements apart, to float32: one
+// dtype switch per call, so a gather pays it once a row, not once an element.
+void convert_to_float(const uint8_t* src, const std::string& dtype, int64_t count, int64_t step, float* dst) {
+  const auto each = [&](int size, auto convert) {
+    for (int64_t i = 0; i < count; ++i) dst[i] = convert(src + i * step * size);
+  };
+  if (dtype == "float32" && step == 1) {
     std::memcpy(dst, src, static_cast<std::size_t>(count) * 4);
+  } else if (dtype == "float32") {
+    each(4, [](const uint8_t* p) { float f; std::memcpy(&f, p, 4); return f; });
   } else if (dtype == "float64") {
-    for (int64_t i = 0; i < count; ++i) {
-      double d;
-      std::memcpy(&d, src + 8 * i, 8);
-      dst[i] = static_cast<float>(d);
-    }
-  } else {
-    const bool half = dtype == "float16";
-    for (int64_t i = 0; i < count; ++i) {
+    each(8, [](const uint8_t* p) { double d; std::memcpy(&d, p, 8); return static_cast<float>(d); });
+  } else if (dtype == "float16") {
+    each(2, [](const uint8_t* p) { uint16_t h; std::memcpy(&h, p, 2); return half_to_float(h); });
+  } else {  // bfloat16: the high half of a float32
+    each(2, [](const uint8_t* p) {
       uint16_t h;
-      std::memcpy(&h, src + 2 * i, 2);
-      if (half) {
-        dst[i] = half_to_float(h);
-      } else {  // bfloat16: the high half of a float32
-        const uint32_t bits = static_cast<uint32_t>(h) << 16;
-        std::memcpy(dst + i, &bits, 4);
-      }
-    }
+      std::memcpy(&h, p, 2);
+      const uint32_t bits = static_cast<uint32_t>(h) << 16;
+      return std::bit_cast<float>(bits);
+    });
   }
 }
 
@@ -281,7 +281,15 @@ Tensor TorchFile::to_float32(const TensorRef& t, const std::string& name) const 
     const auto reach = mul_checked(t.shape[i] - 1, t.stride[i]);
     last = last && reach ? add_checked(*last, *reach) : std::nullopt;
   }
-  if (t.offset < 0 || (*numel > 0 && (!last || *last >= bytes.numel))) fail("reaches outside its storage");
+  if (t.offset < 0 || t.offset > bytes.numel || (*numel > 0 && (!last || *last >= bytes.numel))) {
+    fail("reaches outside its storage");
+  }
+  // A stride of 0 (an expanded tensor) lets a few stored elements stand for any number: such a
+  // tensor could ask for any amount of memory and work. A state_dict's tensors never are.
+  if (*numel > bytes.numel) {
+    fail("has " + std::to_string(*numel) + " elements but its storage " + std::to_string(bytes.numel) +
+         " (an expanded tensor: save it with .contiguous())");
+  }
   const Shape shape(t.shape.begin(), t.shape.end());
   const int elsize = storage_dtype(t.storage->type_name).element_size;
   const uint8_t* base = bytes.data + t.offset * elsize;
@@ -292,16 +300,19 @@ Tensor TorchFile::to_float32(const TensorRef& t, const std::string& name) const 
   }
   Tensor out(shape);
   if (contiguous) {
-    convert_to_float(base, dtype, out.numel(), out.data());
+    convert_to_float(base, dtype, *numel, 1, out.data());
     check_finite(out, fail);
     return out;
   }
-  std::vector<int64_t> index(t.shape.size(), 0);
-  for (int64_t n = 0; n < out.numel(); ++n) {
+  // Row by row along the last axis; the other axes advance like an odometer.
+  const std::size_t rank = t.shape.size();
+  const int64_t row = t.shape[rank - 1];
+  std::vector<int64_t> index(rank - 1, 0);
+  for (int64_t n = 0; n < *numel; n += row) {
     int64_t element = 0;
-    for (std::size_t i = 0; i < index.size(); ++i) element += index[i] * t.stride[i];
-    convert_to_float(base + element * elsize, dtype, 1, out.data() + n);
-    for (std::size_t i = index.size(); i-- > 0;) {  // odometer increment, last axis fastest
+    for (std::size_t i = 0; i + 1 < rank; ++i) element += index[i] * t.stride[i];
+    convert_to_float(base + element * elsize, dtype, row, t.stride[rank - 1], out.data() + n);
+    for (std::size_t i = index.size(); i-- > 0;) {
       if (++index[i] < t.shape[i]) break;
       index[i] = 0;
     }

@@ -12,6 +12,7 @@
 #include "eco/cli/commands.hpp"
 #include "eco/cli/common.hpp"
 #include "eco/io/files.hpp"
+#include "eco/io/labels.hpp"
 #include "eco/io/npy.hpp"
 #include "eco/random_weights.hpp"
 #include "eco/report.hpp"
@@ -20,8 +21,6 @@
 namespace ecocpu::cli {
 
 namespace {
-
-constexpr std::size_t kMaxLabelsFile = 64 << 20;
 
 std::vector<int> top_k(const float* logits, int64_t count, int64_t k) {
   std::vector<int> order(static_cast<std::size_t>(count));
@@ -61,25 +60,6 @@ RunInput read_clip(const std::string& path) {
                     std::to_string(kMaxSegments));
   }
   return {t.reshaped(s), path};
-}
-
-std::vector<std::string> read_labels(const std::string& path, int64_t classes) {
-  const std::string text = read_text_file(path, kMaxLabelsFile, "labels file");
-  std::vector<std::string> labels;
-  for (std::size_t start = 0; start < text.size();) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    labels.push_back(std::move(line));
-    start = end + 1;
-  }
-  while (!labels.empty() && labels.back().empty()) labels.pop_back();
-  if (static_cast<int64_t>(labels.size()) != classes) {
-    throw FileError(path + ": " + std::to_string(labels.size()) + " labels for " +
-                    std::to_string(classes) + " classes");
-  }
-  return labels;
 }
 
 // Finite weights and a finite clip can still overflow float32 on the way (weights near 1e38):

@@ -1,0 +1,18 @@
+#pragma once
+// Class-name files for --labels: one name per line, as upstream's category lists are written.
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace ecocpu {
+
+constexpr std::size_t kMaxLabelsFile = 64 << 20;
+
+// The names in `text`, one a line (a trailing '\r' dropped, trailing empty lines ignored).
+std::vector<std::string> parse_labels(const std::string& text);
+
+// Reads `path` (a regular file of at most kMaxLabelsFile bytes) and checks it names `classes`
+// classes. Throws FileError "<path>: <cause>".
+std::vector<std::string> read_labels(const std::string& path, int64_t classes);
+
+}  // namespace ecocpu
