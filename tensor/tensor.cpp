@@ -1,6 +1,7 @@
 #include "tensor/tensor.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -79,5 +80,24 @@ Tensor Tensor::clone() const {
 }
 
 void Tensor::fill(float value) { std::fill(data_, data_ + numel(), value); }
+
+int64_t first_non_finite(const float* data, int64_t count) {
+  constexpr int64_t kBlock = 4096;
+  constexpr uint32_t kExponent = 0x7F800000u;  // all ones: an infinity or a NaN
+  for (int64_t start = 0; start < count; start += kBlock) {
+    const int64_t end = std::min(count, start + kBlock);
+    uint32_t bad = 0;
+    for (int64_t i = start; i < end; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, data + i, sizeof bits);
+      bad |= static_cast<uint32_t>((bits & kExponent) == kExponent);
+    }
+    if (bad == 0) continue;
+    for (int64_t i = start; i < end; ++i) {
+      if (!std::isfinite(data[i])) return i;
+    }
+  }
+  return -1;
+}
 
 }  // namespace ecocpu

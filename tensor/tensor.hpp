@@ -51,4 +51,9 @@ class Tensor {
   Shape shape_;
 };
 
+// The index of the first NaN or infinity among `count` floats, or -1 when all are finite. Inputs and
+// weights from files are checked with it, so it reads the exponent bits block by block without a
+// branch per element (a block is searched only when it holds a bad value).
+int64_t first_non_finite(const float* data, int64_t count);
+
 }  // namespace ecocpu

@@ -12,6 +12,7 @@
 #include "eco/report.hpp"
 #include "tensor/checked.hpp"
 #include "tensor/shape.hpp"
+#include "tensor/tensor.hpp"
 #include "test_support.hpp"
 
 using namespace ecocpu;
@@ -95,4 +96,24 @@ TEST_CASE("json: strings are valid UTF-8, numbers are finite or null") {
   CHECK(json_number(0.25) == "0.25");
   CHECK(json_number(std::nan("")) == "null");
   CHECK(json_number(-std::numeric_limits<double>::infinity()) == "null");
+}
+
+TEST_CASE("first_non_finite: the first NaN or infinity, wherever it falls in a block") {
+  std::vector<float> v(10000, 1.5f);
+  CHECK(first_non_finite(v.data(), 0) == -1);
+  CHECK(first_non_finite(v.data(), static_cast<int64_t>(v.size())) == -1);
+  for (int64_t at : {0, 1, 4095, 4096, 4097, 9999}) {
+    CAPTURE(at);
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                      -std::numeric_limits<float>::infinity()}) {
+      std::vector<float> w = v;
+      w[at] = bad;
+      w[9999] = bad;  // a later one is not the first
+      CHECK(first_non_finite(w.data(), static_cast<int64_t>(w.size())) == at);
+      CHECK(first_non_finite(w.data(), at) == -1);  // outside the range: not seen
+    }
+  }
+  v[7] = std::numeric_limits<float>::max();  // large but finite
+  v[8] = std::numeric_limits<float>::denorm_min();
+  CHECK(first_non_finite(v.data(), static_cast<int64_t>(v.size())) == -1);
 }

@@ -82,9 +82,8 @@ void convert_to_float(const uint8_t* src, const std::string& dtype, int64_t coun
 // Weights are numbers a network can use: the first NaN or infinity is an error naming its place.
 template <typename Fail>
 void check_finite(const Tensor& t, const Fail& fail) {
-  const float* p = t.data();
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    if (!std::isfinite(p[i])) fail(std::string("holds ") + (std::isnan(p[i]) ? "NaN" : "an infinity") + " at element " + std::to_string(i));
+  if (const int64_t i = first_non_finite(t.data(), t.numel()); i >= 0) {
+    fail(std::string("holds ") + (std::isnan(t.data()[i]) ? "NaN" : "an infinity") + " at element " + std::to_string(i));
   }
 }
 

@@ -65,11 +65,9 @@ RunInput read_clip(const std::string& path) {
 // Finite weights and a finite clip can still overflow float32 on the way (weights near 1e38):
 // such logits rank nothing, so they are an error, not a result.
 void check_logits(const Tensor& logits, const std::string& weights_source) {
-  for (int64_t i = 0; i < logits.numel(); ++i) {
-    if (!std::isfinite(logits.data()[i])) {
-      throw FileError(weights_source + ": the forward pass gives a non-finite logit for class " + std::to_string(i) +
-                      " (the weights overflow float32)");
-    }
+  if (const int64_t i = first_non_finite(logits.data(), logits.numel()); i >= 0) {
+    throw FileError(weights_source + ": the forward pass gives a non-finite logit for class " + std::to_string(i) +
+                    " (the weights overflow float32)");
   }
 }
 

@@ -141,12 +141,9 @@ class HeaderParser {
 // The first non-finite value of a clip is an error: NaN or Inf pixels cannot come from a decoded
 // frame, and they would give normal-looking logits.
 void check_finite(const Tensor& t, ByteReader& r) {
-  const float* p = t.data();
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    if (!std::isfinite(p[i])) {
-      r.fail("element " + std::to_string(i) + " is " + (std::isnan(p[i]) ? "NaN" : "infinite") +
-             "; the array must hold finite numbers");
-    }
+  if (const int64_t i = first_non_finite(t.data(), t.numel()); i >= 0) {
+    r.fail("element " + std::to_string(i) + " is " + (std::isnan(t.data()[i]) ? "NaN" : "infinite") +
+           "; the array must hold finite numbers");
   }
 }
 
