@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <iostream>
 #include <limits>
 #include <optional>
-#include <iostream>
 
 #include "eco/checkpoint/checkpoint.hpp"
 #include "eco/definitions.hpp"
