@@ -7,6 +7,9 @@ OUT_DIR/<target>/ receives the seeds (a build directory: seeds are generated, no
 REFERENCE_DIR, when given, is a folder with the upstream definitions (ECO.yaml, ECOfull.yaml,
 C3DRes18.yaml), copied in as definition seeds.
 
+The video and image seeds are encoded by the `ffmpeg` command from lavfi's test sources, a few
+frames of 32x24 each; without it on PATH they are left out, with a warning.
+
 Standard library only. Checkpoints are pickled by Python's own pickle module with stand-ins for
 the few torch names a checkpoint refers to (registered as the modules `torch` and
 `torch._utils`), so the opcodes are what torch.save writes, without torch installed.
@@ -16,7 +19,9 @@ import io
 import pickle
 import shutil
 import struct
+import subprocess
 import sys
+import tempfile
 import types
 import zipfile
 from pathlib import Path
@@ -226,6 +231,75 @@ ARGS = [
     ["--help"],
 ]
 
+# (file name, lavfi source, output options): tiny clips of the containers and codecs ecocpu meets
+# (with B-frames, rotation metadata, odd sizes, a size change, no timestamps), and inputs it must
+# refuse (audio only, playlists and a concat list naming files next to them).
+SOURCE = "testsrc2=size=32x24:rate=10,format=rgb24"
+VIDEO_SEEDS = [
+    ("h264.mp4", SOURCE, ["-frames:v", "12", "-c:v", "libx264", "-g", "6"]),
+    ("h264_annexb.h264", SOURCE, ["-frames:v", "8", "-c:v", "libx264"]),
+    ("hevc.mkv", SOURCE, ["-frames:v", "6", "-c:v", "libx265", "-x265-params", "log-level=error"]),
+    ("mpeg4_bframes.avi", SOURCE, ["-frames:v", "8", "-c:v", "mpeg4", "-bf", "2"]),
+    ("vp9_odd.webm", "testsrc2=size=17x13:rate=10,format=rgb24",
+     ["-frames:v", "6", "-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p", "-deadline", "realtime", "-cpu-used", "8"]),
+    ("av1.mp4", SOURCE, ["-frames:v", "4", "-c:v", "libaom-av1", "-cpu-used", "8"]),
+    ("mjpeg.mkv", SOURCE, ["-frames:v", "4", "-c:v", "mjpeg"]),
+    ("mpeg2.ts", SOURCE, ["-frames:v", "8", "-c:v", "mpeg2video", "-bf", "2"]),
+    ("vfr.mkv", SOURCE, ["-frames:v", "8", "-vf", "setpts=N*N/TB/20", "-vsync", "vfr", "-c:v", "libx264"]),
+    ("raw.y4m", "testsrc2=size=8x6:rate=10,format=rgb24", ["-frames:v", "3", "-pix_fmt", "yuv420p"]),
+    ("anim.gif", SOURCE, ["-frames:v", "3"]),
+    ("tone.wav", "sine=duration=0.05:sample_rate=8000", []),
+]
+IMAGE_SEEDS = [
+    ("yuv420.jpg", ["-pix_fmt", "yuvj420p"]),  # FFmpeg's JPEG encoder writes no grayscale
+    ("yuv422.jpg", ["-pix_fmt", "yuvj422p"]),
+    ("yuv444.jpg", ["-pix_fmt", "yuvj444p"]),
+    ("rgb.png", []),
+    ("rgba.png", ["-pix_fmt", "rgba"]),
+    ("gray.png", ["-pix_fmt", "gray"]),
+    ("gray16.png", ["-pix_fmt", "gray16be"]),
+    ("palette.png", ["-pix_fmt", "pal8"]),
+    ("rgb48.png", ["-pix_fmt", "rgb48be"]),
+]
+
+
+def ffmpeg(source, options, path):
+    """Encodes `source` (a lavfi graph) into `path`; False, with a warning, if that fails."""
+    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source]
+    result = subprocess.run(command + options + [str(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"make_seeds.py: no seed {path.name}: {result.stderr.strip()}", file=sys.stderr)
+    return result.returncode == 0
+
+
+def write_media_seeds(out):
+    if shutil.which("ffmpeg") is None:
+        print("make_seeds.py: no `ffmpeg` on PATH, so no video or image seeds", file=sys.stderr)
+        return
+    videos, images = out / "fuzz_video", out / "fuzz_image"
+    videos.mkdir(parents=True, exist_ok=True)
+    images.mkdir(parents=True, exist_ok=True)
+    for name, source, options in VIDEO_SEEDS:
+        ffmpeg(source, options, videos / name)
+    # The rotate tag becomes a display matrix on a stream copy (an encode drops it).
+    if (videos / "h264.mp4").is_file():
+        copy = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(videos / "h264.mp4"), "-c", "copy",
+                "-metadata:s:v:0", "rotate=90", str(videos / "h264_rotated.mp4")]
+        if subprocess.run(copy, capture_output=True).returncode != 0:
+            print("make_seeds.py: no seed h264_rotated.mp4", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as scratch:
+        # Two sizes one after the other in one raw H.264 stream.
+        parts = [Path(scratch) / "a.h264", Path(scratch) / "b.h264"]
+        if (ffmpeg(SOURCE, ["-frames:v", "4", "-c:v", "libx264"], parts[0])
+                and ffmpeg(SOURCE.replace("32x24", "24x32"), ["-frames:v", "4", "-c:v", "libx264"], parts[1])):
+            write(videos, "size_change.h264", parts[0].read_bytes() + parts[1].read_bytes())
+    write(videos, "playlist.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:0.8,\nmpeg2.ts\n#EXT-X-ENDLIST\n")
+    write(videos, "master.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=100000\nplaylist.m3u8\n")
+    write(videos, "list.ffconcat", "ffconcat version 1.0\nfile h264.mp4\nfile mpeg2.ts\n")
+    for name, options in IMAGE_SEEDS:
+        ffmpeg(SOURCE, ["-frames:v", "1", "-update", "1"] + options, images / name)
+    ffmpeg("testsrc2=size=7x5,format=rgb24", ["-frames:v", "1", "-update", "1"], images / "odd.jpg")
+
 
 def write(directory, name, data):
     directory.mkdir(parents=True, exist_ok=True)
@@ -266,6 +340,8 @@ def main():
 
     write(out / "fuzz_labels", "kinetics.txt", "abseiling\nair drumming\r\nanswering questions\n\n")
     write(out / "fuzz_labels", "latin1.txt", b"caf\xe9\nna\xefve\n\xff\xfe\n")
+
+    write_media_seeds(out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ case "$seconds" in
 esac
 
 # target:max_len. max_len bounds the inputs the fuzzer makes; it must exceed the largest seed
-# (ECOfull.yaml, 33 kB) or that seed is truncated.
+# (ECOfull.yaml, 33 kB) or that seed is truncated. A video input of 1 MB bounds the work of one
+# run (probing, every packet, decoding).
 targets=(
   fuzz_checkpoint_zip:16384
   fuzz_checkpoint_legacy:8192
@@ -21,6 +22,8 @@ targets=(
   fuzz_definition:40000
   fuzz_labels:4096
   fuzz_args:512
+  fuzz_video:1048576
+  fuzz_image:65536
 )
 
 install_clang() {

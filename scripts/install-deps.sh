@@ -7,11 +7,13 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libeigen3-dev libxsimd-dev libyaml-cpp-dev doctest-dev libbenchmark-dev
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libturbojpeg0-dev
 )
 if [ "${1:-}" = "--tests" ]; then
   packages+=(
     python3  # the CLI test parses --json output with it
     python3-torch python3-numpy python3-yaml  # the PyTorch reference tests
+    ffmpeg python3-pil  # the video tests encode their own clips; PIL restates upstream's pipeline
   )
 fi
 

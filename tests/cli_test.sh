@@ -177,7 +177,7 @@ expect_error "/nonexistent.yaml: cannot open" flops --model-def /nonexistent.yam
 expect_error "ECO needs at least 4 segments" flops --segments 2
 expect_error "layer 'fc_final'.*impossible shape" flops --segments 6
 expect_error "give exactly one of --weights FILE and --random-weights" run --arch ECO --segments 4
-expect_error "give the INPUT.npy clip" run --weights /nonexistent.pth
+expect_error "give the INPUT to classify" run --weights /nonexistent.pth
 expect_error "/nonexistent.npy: cannot open" run --weights /nonexistent.pth /nonexistent.npy
 expect_error "/nonexistent.npy: cannot open" run --random-weights /nonexistent.npy
 expect_error "ecocpu inspect: give one checkpoint FILE" inspect

@@ -1,65 +1,202 @@
-// ecocpu run: classify one clip.
-#include <algorithm>
+// ecocpu run: classify clips: video files, folders of frames or preprocessed .npy tensors.
 #include <chrono>
-#include <cmath>
 #include <cstdio>
+#include <future>
 #include <iostream>
-#include <numeric>
+#include <new>
 #include <optional>
-#include <sstream>
+#include <set>
 
-#include "eco/checkpoint/checkpoint.hpp"
 #include "eco/cli/commands.hpp"
 #include "eco/cli/common.hpp"
+#include "eco/cli/progress.hpp"
+#include "eco/cli/run_output.hpp"
 #include "eco/io/files.hpp"
 #include "eco/io/labels.hpp"
 #include "eco/io/npy.hpp"
 #include "eco/random_weights.hpp"
-#include "eco/report.hpp"
+#include "eco/video/clip.hpp"
 #include "graph/plan.hpp"
 
 namespace ecocpu::cli {
 
 namespace {
 
-std::vector<int> top_k(const float* logits, int64_t count, int64_t k) {
-  std::vector<int> order(static_cast<std::size_t>(count));
-  std::iota(order.begin(), order.end(), 0);
-  k = std::min(k, count);
-  std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                    [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
-  order.resize(static_cast<std::size_t>(k));
-  return order;
+constexpr std::size_t kMaxListFile = 64 << 20;
+
+// --list FILE: one path per line; blank lines and lines starting with '#' are skipped.
+std::vector<std::string> read_input_list(const std::string& path) {
+  std::vector<std::string> inputs;
+  const std::string text = read_text_file(path, kMaxListFile, "input list");
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const std::size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    inputs.push_back(line.substr(first, line.find_last_not_of(" \t") - first + 1));
+  }
+  if (inputs.empty()) throw FileError(path + ": the input list names no input");
+  return inputs;
 }
 
-std::vector<double> softmax(const float* logits, int64_t count) {
-  double peak = *std::max_element(logits, logits + count);
-  std::vector<double> p(static_cast<std::size_t>(count));
-  double sum = 0;
-  for (int64_t i = 0; i < count; ++i) sum += p[i] = std::exp(logits[i] - peak);
-  for (auto& v : p) v /= sum;
-  return p;
-}
+// An output option (--save-logits, --dump-input): one file for one input, or a folder (a value
+// ending in '/', or an existing folder) that gets <input name>.npy for each input.
+class OutputTarget {
+ public:
+  OutputTarget(const Args& args, const std::string& option, const std::vector<std::string>& inputs)
+      : option_(option), value_(args.get(option, "")) {
+    if (!args.has(option)) return;
+    if (value_.empty()) args.fail("--" + option + " needs a file or folder name");
+    folder_ = value_.back() == '/' || video::input_kind(value_) == video::InputKind::frame_folder;
+    if (!folder_ && inputs.size() > 1) args.fail("--" + option + " needs a folder (DIR/) for several inputs");
+    if (folder_ && inputs.empty()) args.fail("--" + option + " DIR/ needs inputs to name its files");
+    std::set<std::string> names;
+    for (const auto& input : inputs) {
+      if (!names.insert(path_for(input)).second) {
+        args.fail("two inputs would both write " + path_for(input) + " (--" + option + ")");
+      }
+    }
+  }
+  bool wanted() const { return !value_.empty(); }
+  std::string path_for(const std::string& input) const {
+    if (!folder_) return value_;
+    std::string name = input;
+    while (name.size() > 1 && name.back() == '/') name.pop_back();
+    name = name.substr(name.find_last_of('/') + 1);
+    if (const auto dot = name.find_last_of('.'); dot != std::string::npos && dot > 0) name.resize(dot);
+    return value_ + (value_.back() == '/' ? "" : "/") + name + ".npy";
+  }
+  const std::string& option() const { return option_; }
 
-struct RunInput {
-  Tensor frames;  // (T, 3, 224, 224)
-  std::string source;
+ private:
+  std::string option_;
+  std::string value_;
+  bool folder_ = false;
 };
 
-// (T, 3, 224, 224) or (1, T, 3, 224, 224), already preprocessed as ECO expects.
-RunInput read_clip(const std::string& path) {
-  Tensor t = read_npy(path);
-  Shape s = t.shape();
-  if (s.rank() == 5 && s[0] == 1) s = Shape(s.begin() + 1, s.end());
-  if (s.rank() != 4 || s[1] != 3 || s[2] != 224 || s[3] != 224) {
-    throw FileError(path + ": the clip is " + t.shape().str() +
-                    ", expected (T, 3, 224, 224) or (1, T, 3, 224, 224)");
+struct RunSettings {
+  int64_t topk = 5;
+  PlanOptions engine;
+  std::string engine_name;
+  bool json = false;
+  video::ClipOptions clip;
+  std::vector<std::string> inputs;
+  std::optional<OutputTarget> save_logits;
+  std::optional<OutputTarget> dump_input;
+};
+
+video::SamplingSpec sampling_spec(const Args& args) {
+  video::SamplingSpec spec;
+  spec.mode = video::parse_sampling_mode(args.get_choice("sampling", "test", {"test", "val", "random"}));
+  spec.seed = static_cast<uint64_t>(args.get_int("sampling-seed", 0, 0, INT64_MAX));
+  if (spec.mode != video::SamplingMode::random && args.has("sampling-seed")) {
+    args.fail("--sampling-seed goes with --sampling random");
   }
-  if (s[0] < 1 || s[0] > kMaxSegments) {
-    throw FileError(path + ": the clip holds " + std::to_string(s[0]) + " frames; a clip has 1 to " +
-                    std::to_string(kMaxSegments));
+  if (args.has("frames")) {
+    if (args.has("sampling")) args.fail("give either --frames or --sampling");
+    spec.mode = video::SamplingMode::explicit_frames;
+    spec.frames = args.get_int_list("frames", 0, 0, INT32_MAX);
+    if (static_cast<int64_t>(spec.frames.size()) > kMaxSegments) {
+      args.fail("--frames lists more than " + std::to_string(kMaxSegments) + " frames");
+    }
   }
-  return {t.reshaped(s), path};
+  return spec;
+}
+
+// Every flag is checked before any work: a usage error must not follow a forward pass.
+RunSettings run_settings(const Args& args) {
+  RunSettings s;
+  if (args.has("weights") == args.has("random-weights")) {
+    args.fail("give exactly one of --weights FILE and --random-weights");
+  }
+  s.inputs = args.positional();
+  if (args.has("list")) {
+    for (auto& input : read_input_list(args.get("list", ""))) s.inputs.push_back(std::move(input));
+  }
+  if (s.inputs.empty() && args.has("weights")) args.fail("give the INPUT to classify (a video, a frame folder or a .npy)");
+  s.topk = args.get_int("topk", 5, 1, kMaxClasses);
+  s.engine = engine_options(args);
+  s.engine_name = args.get("engine", "fast");
+  s.json = args.has("json");
+  s.clip.sampling = sampling_spec(args);
+  s.clip.frame_pattern = args.get("frame-pattern", video::kDefaultFramePattern);
+  if (s.clip.frame_pattern.empty()) args.fail("--frame-pattern needs a pattern, e.g. img_%05d.jpg");
+  std::vector<std::string> read = s.inputs;
+  for (const char* option : {"weights", "model-def", "labels", "list"}) {
+    if (args.has(option)) read.push_back(args.get(option, ""));
+  }
+  for (const char* option : {"save-logits", "dump-input"}) {
+    if (!args.has(option)) continue;
+    OutputTarget target(args, option, s.inputs);
+    for (const auto& input : s.inputs.empty() ? std::vector<std::string>{""} : s.inputs) {
+      check_output_path(target.path_for(input), read);
+    }
+    (std::string(option) == "save-logits" ? s.save_logits : s.dump_input) = std::move(target);
+  }
+  if (s.save_logits && s.dump_input) {
+    for (const auto& input : s.inputs) {
+      if (s.save_logits->path_for(input) == s.dump_input->path_for(input)) {
+        args.fail("--save-logits and --dump-input would both write " + s.save_logits->path_for(input));
+      }
+    }
+  }
+  return s;
+}
+
+// A loaded input, or why it could not be loaded.
+struct LoadedInput {
+  std::string input;
+  std::optional<video::Clip> clip;
+  std::string error;
+};
+
+// The message names the input: FileErrors start with their path already.
+std::string error_naming(const std::string& input, const std::string& message) {
+  return message.starts_with(input) ? message : input + ": " + message;
+}
+
+LoadedInput load_input(const std::string& input, const video::ClipOptions& options,
+                       const std::optional<OutputTarget>& dump) {
+  LoadedInput loaded{input, std::nullopt, ""};
+  try {
+    loaded.clip = video::load_clip(input, options);
+    if (dump) write_npy(dump->path_for(input), loaded.clip->frames);
+  } catch (const std::bad_alloc&) {
+    loaded.error = input + ": out of memory";
+  } catch (const std::exception& e) {
+    loaded.error = error_naming(input, e.what());
+  }
+  if (!loaded.error.empty()) loaded.clip.reset();
+  return loaded;
+}
+
+// With no --segments (and no --frames), a .npy clip brings its own frame count; other inputs are
+// sampled to 16 segments. The first input is loaded here when its count is needed.
+int64_t choose_segments(const Args& args, RunSettings& s, std::optional<LoadedInput>& first) {
+  if (s.clip.sampling.mode == video::SamplingMode::explicit_frames) {
+    const auto count = static_cast<int64_t>(s.clip.sampling.frames.size());
+    if (args.has("segments") && args.get_int("segments", count, 1, kMaxSegments) != count) {
+      args.fail("--segments " + args.get("segments", "") + " but --frames lists " + std::to_string(count) + " frames");
+    }
+    return count;
+  }
+  if (args.has("segments") || s.inputs.empty() || video::input_kind(s.inputs[0]) != video::InputKind::npy) {
+    return args.get_int("segments", 16, 1, kMaxSegments);
+  }
+  video::ClipOptions any = s.clip;
+  any.sampling.segments = 0;
+  first = load_input(s.inputs[0], any, s.dump_input);
+  if (!first->clip) return 16;
+  if (first->clip->frames.dim(0) < 1 || first->clip->frames.dim(0) > kMaxSegments) {
+    first->error = s.inputs[0] + ": the clip holds " + std::to_string(first->clip->frames.dim(0)) +
+                   " frames; a clip has 1 to " + std::to_string(kMaxSegments);
+    first->clip.reset();
+    return 16;
+  }
+  return first->clip->frames.dim(0);
 }
 
 // Finite weights and a finite clip can still overflow float32 on the way (weights near 1e38):
@@ -71,38 +208,78 @@ void check_logits(const Tensor& logits, const std::string& weights_source) {
   }
 }
 
-void print_top(const Args& args, int64_t topk, const LoadedModel& m, const Tensor& logits, double prepare_ms,
-               double seconds, const std::vector<std::string>& labels) {
-  const int64_t classes = logits.dim(1);
-  auto best = top_k(logits.data(), classes, topk);
-  auto prob = softmax(logits.data(), classes);
-  if (args.has("json")) {
-    std::ostringstream out;
-    out << "{\"arch\": " << json_quote(m.config.arch) << ", \"segments\": " << m.config.segments
-        << ", \"classes\": " << classes << ", \"prepare_ms\": " << json_number(prepare_ms)
-        << ", \"seconds\": " << json_number(seconds) << ", \"top\": [";
-    for (std::size_t i = 0; i < best.size(); ++i) {
-      out << (i ? ", " : "") << "{\"index\": " << best[i];
-      if (!labels.empty()) out << ", \"label\": " << json_quote(labels[best[i]]);
-      out << ", \"probability\": " << json_number(prob[best[i]]) << ", \"logit\": " << json_number(logits.data()[best[i]])
-          << "}";
+// One input's outcome as it comes: a lone input that fails is an error of the command (one line
+// on stderr, nothing on stdout); in a batch a failure is reported and the batch goes on.
+class RunPrinter {
+ public:
+  RunPrinter(const RunSettings& s, const RunReport& report)
+      : settings_(s), report_(report), batch_(s.inputs.size() > 1), progress_(static_cast<int64_t>(s.inputs.size())) {}
+
+  // Returns false for a failed input.
+  bool result(const RunResult& r) {
+    if (!batch_ && !r.error.empty()) throw FileError(r.error);
+    progress_.clear();
+    if (!r.error.empty()) std::cerr << "ecocpu run: " << r.error << "\n";
+    if (settings_.json) {
+      std::cout << run_result_json(report_, r) << std::flush;
+    } else if (r.error.empty()) {
+      if (!header_printed_) std::cout << run_header_text(report_);
+      header_printed_ = true;
+      std::cout << run_result_text(report_, r) << std::flush;
     }
-    out << "]}\n";
-    std::cout << out.str();
-    return;
+    progress_.advance();
+    return r.error.empty();
   }
-  std::printf("%s, %lld segments, %lld classes, weights: %s\n", m.config.arch.c_str(),
-              static_cast<long long>(m.config.segments), static_cast<long long>(classes),
-              m.weights_source.c_str());
-  if (m.load_ms > 0) std::printf("checkpoint loaded in %.1f ms\n", m.load_ms);
-  std::printf("plan prepared in %.1f ms\n", prepare_ms);
-  std::printf("forward pass (%s engine): %.3f s\n\n%6s %8s %12s %12s  %s\n",
-              args.get("engine", "fast").c_str(), seconds, "rank",
-              "class", "probability", "logit", labels.empty() ? "" : "label");
-  for (std::size_t i = 0; i < best.size(); ++i) {
-    std::printf("%6zu %8d %12.6f %12.4f  %s\n", i + 1, best[i], prob[best[i]], logits.data()[best[i]],
-                labels.empty() ? "" : labels[best[i]].c_str());
+
+ private:
+  const RunSettings& settings_;
+  const RunReport& report_;
+  bool batch_;
+  bool header_printed_ = false;
+  ProgressBar progress_;
+};
+
+RunResult classify(const PreparedPlan& prepared, const LoadedModel& m, const RunSettings& s, const std::string& input,
+                   const Tensor& frames, Tensor& logits) {
+  RunResult r;
+  r.input = input;
+  try {
+    const auto start = std::chrono::steady_clock::now();
+    logits = run_plan(prepared.plan, m.weights, frames);
+    r.forward_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    check_logits(logits, m.weights_source);
+    if (s.save_logits) write_npy(s.save_logits->path_for(input), logits);
+    r.logits = &logits;
+  } catch (const std::bad_alloc&) {
+    r.error = (input.empty() ? "random clip" : input) + ": out of memory";
+  } catch (const std::exception& e) {
+    r.error = error_naming(input, e.what());
   }
+  return r;
+}
+
+// Decoding the next input overlaps the forward pass of the current one; the plan is shared.
+bool run_batch(const RunSettings& s, const LoadedModel& m, const PreparedPlan& prepared, const RunReport& report,
+               std::optional<LoadedInput> first) {
+  RunPrinter printer(s, report);
+  auto start_load = [&](std::size_t i) {
+    return std::async(std::launch::async, load_input, s.inputs[i], s.clip, s.dump_input);
+  };
+  std::future<LoadedInput> next;
+  if (!first) next = start_load(0);
+  bool all_ok = true;
+  for (std::size_t i = 0; i < s.inputs.size(); ++i) {
+    LoadedInput current = i == 0 && first ? std::move(*first) : next.get();
+    if (i + 1 < s.inputs.size()) next = start_load(i + 1);
+    RunResult r{current.input, nullptr, nullptr, 0, current.error};
+    Tensor logits;
+    if (current.clip) {
+      r = classify(prepared, m, s, current.input, current.clip->frames, logits);
+      r.clip = &*current.clip;
+    }
+    all_ok = printer.result(r) && all_ok;
+  }
+  return all_ok;
 }
 
 }  // namespace
@@ -113,59 +290,53 @@ int cmd_run(const std::vector<std::string>& argv) {
                  {{"weights", "FILE", "a PyTorch checkpoint (.pth / .pth.tar, zip or legacy format)"},
                   {"random-weights", "", "use seeded random weights instead of a checkpoint"},
                   {"seed", "S", "seed for the random weights and random clip (default 1)"},
-                  {"save-logits", "OUT.npy", "write the raw logits, float32 (1, K)"},
-                  {"labels", "FILE", "class names, one per line"},
+                  {"list", "FILE", "more inputs, one path per line ('#' starts a comment line)"},
+                  {"sampling", "MODE", "test (default), val or random: upstream's frame sampling rules"},
+                  {"sampling-seed", "S", "seed for --sampling random (default 0)"},
+                  {"frames", "I,J,...", "run on exactly these 0-based frames (one per segment)"},
+                  {"frame-pattern", "P", "frame file names in a folder, printf style (default img_%05d.jpg)"},
+                  {"dump-input", "OUT.npy|DIR/", "write the network input, float32 (T, 3, 224, 224)"},
+                  {"save-logits", "OUT.npy|DIR/", "write the raw logits, float32 (1, K)"},
+                  {"labels", "FILE", "class names, one per line, or classInd.txt's '1 Name' lines"},
                   {"topk", "K", "how many classes to print (default 5)"},
                   {"engine", "E", "fast (GEMM kernels, fused; default) or reference (plain kernels)"},
                   {"threads", "N", "worker threads (default: all cores)"},
-                  {"json", "", "print the result as JSON"},
+                  {"json", "", "print one JSON object per input, one per line"},
                   max_memory_option()}),
-            "[INPUT.npy]");
+            "[INPUT...]");
   if (!parse_or_help(args, argv,
-                     "Runs ECO on one clip and prints the top classes.\n"
-                     "INPUT.npy is float32 (T, 3, 224, 224) or (1, T, 3, 224, 224): T frames, BGR\n"
-                     "0-255 minus the mean (104, 117, 128). Without INPUT, with --random-weights,\n"
-                     "the clip is seeded random."))
+                     "Runs ECO on clips and prints the top classes of each.\n"
+                     "An INPUT is a video file (any container and codec FFmpeg reads), a folder of\n"
+                     "frames (img_00001.jpg, ...), or a preprocessed float32 .npy (T, 3, 224, 224):\n"
+                     "T frames, BGR 0-255 minus the mean (104, 117, 128). Videos and folders are\n"
+                     "sampled and preprocessed as upstream's test pipeline does. With several inputs\n"
+                     "a failed input is reported and the others still run (exit 1 at the end).\n"
+                     "Without INPUT, with --random-weights, the clip is seeded random."))
     return 0;
-  if (args.has("weights") == args.has("random-weights")) {
-    throw UsageError("ecocpu run: give exactly one of --weights FILE and --random-weights");
-  }
-  if (args.positional().size() > 1) throw UsageError("ecocpu run: give one INPUT.npy");
-  if (args.positional().empty() && args.has("weights")) {
-    throw UsageError("ecocpu run: give the INPUT.npy clip to classify");
-  }
-  // Every flag is checked before any work: a usage error must not follow a forward pass.
-  const int64_t topk = args.get_int("topk", 5, 1, kMaxClasses);
-  const PlanOptions engine = engine_options(args);
-  if (args.has("save-logits")) {
-    std::vector<std::string> inputs = args.positional();
-    for (const char* option : {"weights", "model-def", "labels"}) {
-      if (args.has(option)) inputs.push_back(args.get(option, ""));
-    }
-    check_output_path(args.get("save-logits", ""), inputs);
-  }
-  std::optional<RunInput> clip;
-  if (!args.positional().empty()) clip = read_clip(args.positional()[0]);
-  int64_t segments = args.get_int("segments", clip ? clip->frames.dim(0) : 16, 1, kMaxSegments);
-  if (clip && segments != clip->frames.dim(0)) {
-    throw UsageError("ecocpu run: --segments " + std::to_string(segments) + " but " + clip->source +
-                     " holds " + std::to_string(clip->frames.dim(0)) + " frames");
-  }
+  RunSettings s = run_settings(args);
+  std::optional<LoadedInput> first;
+  const int64_t segments = choose_segments(args, s, first);
+  // A lone input that cannot be read is reported before a checkpoint is loaded for it.
+  if (first && !first->clip && s.inputs.size() == 1) throw FileError(first->error);
+  s.clip.sampling.segments = segments;
 
   LoadedModel m = load_model(args, segments);
   std::vector<std::string> labels;
   if (args.has("labels")) labels = read_labels(args.get("labels", ""), m.graph.output_shape()[1]);
-  const auto seed = static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX));
-  Tensor input = clip ? clip->frames : random_input(m.graph.input_shape(), seed + 1);
+  s.clip.preprocess.crop_size = m.graph.input_shape()[2];
+  const PreparedPlan prepared = prepare_plan(m, s.engine);
+  const RunReport report{&m, s.engine_name, prepared.ms, s.topk, &labels};
 
-  const PreparedPlan prepared = prepare_plan(m, engine);
-  auto start = std::chrono::steady_clock::now();
-  Tensor logits = run_plan(prepared.plan, m.weights, input);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  check_logits(logits, m.weights_source);
-  if (args.has("save-logits")) write_npy(args.get("save-logits", ""), logits);
-  print_top(args, topk, m, logits, prepared.ms, seconds, labels);
-  return 0;
+  if (s.inputs.empty()) {
+    const auto seed = static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX));
+    const Tensor input = random_input(m.graph.input_shape(), seed + 1);
+    Tensor logits;
+    RunResult r = classify(prepared, m, s, "", input, logits);
+    if (!r.error.empty()) throw FileError(r.error);
+    std::cout << (s.json ? run_result_json(report, r) : run_header_text(report) + run_result_text(report, r));
+    return 0;
+  }
+  return run_batch(s, m, prepared, report, std::move(first)) ? 0 : 1;
 }
 
 }  // namespace ecocpu::cli

@@ -1,0 +1,21 @@
+#include "eco/video/image.hpp"
+
+#include "eco/io/mapped_file.hpp"
+
+namespace ecocpu::video {
+
+RgbImage allocate_rgb_image(int64_t width, int64_t height, const std::string& source) {
+  if (width < 1 || height < 1 || width > kMaxFrameSide || height > kMaxFrameSide ||
+      width * height > kMaxFramePixels) {
+    throw FileError(source + ": the frame is " + std::to_string(width) + "x" + std::to_string(height) +
+                    "; frames are 1 to " + std::to_string(kMaxFrameSide) + " pixels a side and at most " +
+                    std::to_string(kMaxFramePixels) + " pixels");
+  }
+  RgbImage image;
+  image.width = width;
+  image.height = height;
+  image.pixels.resize(static_cast<std::size_t>(width * height * 3));
+  return image;
+}
+
+}  // namespace ecocpu::video
