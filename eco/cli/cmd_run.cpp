@@ -1,4 +1,7 @@
 // ecocpu run: classify clips: video files, folders of frames or preprocessed .npy tensors.
+#include <omp.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -77,8 +80,29 @@ class OutputTarget {
   bool folder_ = false;
 };
 
+// How a run shares the cores. One input: the decoder, then the network, each with all of them.
+// A batch decodes the next input while the network runs on the current one: decoding a clip and
+// running ECO on it cost about the same CPU time, so each side gets half the threads rather than
+// both taking all and fighting over them (docs/performance.md, "Video input").
+struct ThreadSplit {
+  int forward = 1;
+  int decode = 1;  // the decoder's threads and the loader's OpenMP threads
+};
+
+ThreadSplit thread_split(const Args& args, std::size_t inputs) {
+  const int total = std::max(1, omp_get_max_threads());  // --threads, already applied
+  ThreadSplit split{total, total};
+  if (inputs > 1) {
+    split.decode = std::max(1, total / 2);
+    split.forward = std::max(1, total - split.decode);
+  }
+  if (args.has("decoder-threads")) split.decode = static_cast<int>(args.get_int("decoder-threads", 1, 1, 1024));
+  return split;
+}
+
 struct RunSettings {
   int64_t topk = 5;
+  ThreadSplit threads;
   PlanOptions engine;
   std::string engine_name;
   bool json = false;
@@ -119,6 +143,8 @@ RunSettings run_settings(const Args& args) {
   if (s.inputs.empty() && args.has("weights")) args.fail("give the INPUT to classify (a video, a frame folder or a .npy)");
   s.topk = args.get_int("topk", 5, 1, kMaxClasses);
   s.engine = engine_options(args);
+  s.threads = thread_split(args, s.inputs.size());
+  s.clip.decoder_threads = s.threads.decode;
   s.engine_name = args.get("engine", "fast");
   s.json = args.has("json");
   s.clip.sampling = sampling_spec(args);
@@ -262,8 +288,12 @@ RunResult classify(const PreparedPlan& prepared, const LoadedModel& m, const Run
 bool run_batch(const RunSettings& s, const LoadedModel& m, const PreparedPlan& prepared, const RunReport& report,
                std::optional<LoadedInput> first) {
   RunPrinter printer(s, report);
+  omp_set_num_threads(s.threads.forward);
   auto start_load = [&](std::size_t i) {
-    return std::async(std::launch::async, load_input, s.inputs[i], s.clip, s.dump_input);
+    return std::async(std::launch::async, [&s, i] {
+      omp_set_num_threads(s.threads.decode);  // the loader thread's own OpenMP regions
+      return load_input(s.inputs[i], s.clip, s.dump_input);
+    });
   };
   std::future<LoadedInput> next;
   if (!first) next = start_load(0);
@@ -301,6 +331,7 @@ int cmd_run(const std::vector<std::string>& argv) {
                   {"topk", "K", "how many classes to print (default 5)"},
                   {"engine", "E", "fast (GEMM kernels, fused; default) or reference (plain kernels)"},
                   {"threads", "N", "worker threads (default: all cores)"},
+                  {"decoder-threads", "N", "threads decoding inputs (default: all for one input, half in a batch)"},
                   {"json", "", "print one JSON object per input, one per line"},
                   max_memory_option()}),
             "[INPUT...]");
