@@ -18,6 +18,8 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
+#include "eco/video/ffmpeg_objects.hpp"
+
 namespace ecocpu::video {
 
 namespace {
@@ -87,35 +89,10 @@ RgbImage decode_jpeg(const MappedFile& file) {
 
 // ---- PNG --------------------------------------------------------------------------------------
 
-struct CodecContextFree {
-  void operator()(AVCodecContext* context) const { avcodec_free_context(&context); }
-};
-struct FrameFree {
-  void operator()(AVFrame* frame) const { av_frame_free(&frame); }
-};
-struct PacketFree {
-  void operator()(AVPacket* packet) const { av_packet_free(&packet); }
-};
-struct SwsFree {
-  void operator()(SwsContext* context) const { sws_freeContext(context); }
-};
-using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextFree>;
-using FramePtr = std::unique_ptr<AVFrame, FrameFree>;
-using PacketPtr = std::unique_ptr<AVPacket, PacketFree>;
-using SwsPtr = std::unique_ptr<SwsContext, SwsFree>;
-
-std::string av_error(int code) {
-  char text[AV_ERROR_MAX_STRING_SIZE] = {};
-  av_strerror(code, text, sizeof text);
-  return text;
-}
-
-// FFmpeg logs its decoder's complaints to stderr, several lines per bad file; our error is the
-// one line the caller prints.
-void quiet_ffmpeg_logging() {
-  static std::once_flag once;
-  std::call_once(once, [] { av_log_set_level(AV_LOG_QUIET); });
-}
+using ffmpeg::CodecContextPtr;
+using ffmpeg::FramePtr;
+using ffmpeg::PacketPtr;
+using ffmpeg::SwsPtr;
 
 uint32_t big_endian_u32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -141,7 +118,7 @@ CodecContextPtr open_png_decoder(const MappedFile& file) {
   // A damaged file is an error, not a partial or garbled frame, as for JPEG.
   context->err_recognition = AV_EF_EXPLODE | AV_EF_CRCCHECK;
   const int status = avcodec_open2(context.get(), codec, nullptr);
-  if (status < 0) fail(file, "cannot open the PNG decoder: " + av_error(status));
+  if (status < 0) fail(file, "cannot open the PNG decoder: " + ffmpeg::reason(status));
   return context;
 }
 
@@ -199,7 +176,7 @@ FramePtr decode_png_frame(const MappedFile& file) {
     if (status >= 0) status = avcodec_receive_frame(context.get(), frame.get());
   }
   if (status == AVERROR(ENOMEM)) throw std::bad_alloc();
-  if (status < 0) fail(file, "corrupt or truncated PNG data (" + av_error(status) + ")");
+  if (status < 0) fail(file, "corrupt or truncated PNG data (" + ffmpeg::reason(status) + ")");
   if (frame->decode_error_flags != 0 || (frame->flags & AV_FRAME_FLAG_CORRUPT) != 0) {
     fail(file, "the PNG data is corrupt");
   }
@@ -223,7 +200,7 @@ void convert_to_rgb(const MappedFile& file, const AVFrame& frame, RgbImage& imag
 }
 
 RgbImage decode_png(const MappedFile& file) {
-  quiet_ffmpeg_logging();
+  ffmpeg::quiet_logging();
   RgbImage image = allocate_for_png_header(file);
   FramePtr frame = decode_png_frame(file);
   if (frame->width != image.width || frame->height != image.height) {

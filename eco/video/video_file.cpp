@@ -30,6 +30,8 @@ extern "C" {
 #include <utility>
 #include <vector>
 
+#include "eco/video/ffmpeg_objects.hpp"
+
 namespace ecocpu::video {
 namespace {
 
@@ -49,28 +51,16 @@ struct IoContextDeleter {
     avio_context_free(&c);
   }
 };
-struct CodecContextDeleter {
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-};
-struct FrameDeleter {
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
-};
-struct PacketDeleter {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
-struct SwsDeleter {
-  void operator()(SwsContext* c) const { sws_freeContext(c); }
-};
 struct BufferDeleter {
   void operator()(uint8_t* p) const { av_free(p); }
 };
 
 using FormatContextPtr = std::unique_ptr<AVFormatContext, FormatContextDeleter>;
 using IoContextPtr = std::unique_ptr<AVIOContext, IoContextDeleter>;
-using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextDeleter>;
-using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
-using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
-using SwsPtr = std::unique_ptr<SwsContext, SwsDeleter>;
+using ffmpeg::CodecContextPtr;
+using ffmpeg::FramePtr;
+using ffmpeg::PacketPtr;
+using ffmpeg::SwsPtr;
 
 // The per-stream option dictionaries avformat_find_stream_info takes.
 class StreamOptions {
@@ -89,12 +79,6 @@ class StreamOptions {
  private:
   std::vector<AVDictionary*> dicts_;
 };
-
-std::string ffmpeg_reason(int error) {
-  char text[AV_ERROR_MAX_STRING_SIZE] = {};
-  av_strerror(error, text, sizeof(text));
-  return text;
-}
 
 [[noreturn]] void fail(const MappedFile& file, const std::string& cause) {
   throw FileError(file.path() + ": " + cause);
@@ -116,7 +100,7 @@ FramePtr new_frame(const MappedFile& file, int format, int width, int height) {
   if (error == AVERROR(ENOMEM)) throw std::bad_alloc();
   if (error < 0) {
     fail(file, "cannot hold a " + std::to_string(width) + "x" + std::to_string(height) + " frame (" +
-                   ffmpeg_reason(error) + ")");
+                   ffmpeg::reason(error) + ")");
   }
   return frame;
 }
@@ -135,12 +119,6 @@ PacketPtr new_packet() {
   PacketPtr packet(av_packet_alloc());
   if (!packet) throw std::bad_alloc();
   return packet;
-}
-
-// FFmpeg reports through av_log; our errors are one line thrown with the file's path instead.
-void quiet_ffmpeg_logging() {
-  static std::once_flag once;
-  std::call_once(once, [] { av_log_set_level(AV_LOG_QUIET); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,7 +225,7 @@ class Demuxer {
     if (error < 0 && !refused_url_.empty()) {
       fail(file_, "refers to another file or URL (" + printable(refused_url_) + "); only the file itself is read");
     }
-    if (error < 0) fail(file_, "not a video file FFmpeg can read (" + ffmpeg_reason(error) + ")");
+    if (error < 0) fail(file_, "not a video file FFmpeg can read (" + ffmpeg::reason(error) + ")");
     format_.reset(format);
   }
 
@@ -362,7 +340,7 @@ class Decoder {
       error = avcodec_open2(context_.get(), codec, nullptr);
     }
     if (error < 0) {
-      fail(file, std::string("cannot open the ") + codec->name + " decoder (" + ffmpeg_reason(error) + ")");
+      fail(file, std::string("cannot open the ") + codec->name + " decoder (" + ffmpeg::reason(error) + ")");
     }
   }
 
@@ -676,7 +654,7 @@ class SampledDecode {
     int64_t frames_out = 0;
     int64_t passed_over = 0;  // frames that did not come out
     bool failed = false;      // the frames did not match the index
-    std::optional<FrameSize> output_size;  // the first frame's, oriented
+    std::optional<FrameSize> output_size = std::nullopt;  // the first frame's, oriented
   };
 
   // The last packet (in decode order, among those making a frame) holding a frame at or before
@@ -772,7 +750,7 @@ std::vector<int64_t> sample_frames(const FrameSampler& sample, int64_t frame_cou
 }
 
 std::string with_reason(const std::string& cause, int error) {
-  return error < 0 ? cause + " (" + ffmpeg_reason(error) + ")" : cause;
+  return error < 0 ? cause + " (" + ffmpeg::reason(error) + ")" : cause;
 }
 
 }  // namespace
@@ -780,7 +758,7 @@ std::string with_reason(const std::string& cause, int error) {
 SampledFrames decode_video(const std::shared_ptr<const MappedFile>& file, const FrameSampler& sample,
                            const VideoDecodeOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  quiet_ffmpeg_logging();
+  ffmpeg::quiet_logging();
   const PacketIndex index = index_packets(*file);
   if (index.frame_count == 0) fail(*file, "no decodable video frame");
 

@@ -997,10 +997,45 @@ def case_bad_in_batch(case):
 
 
 # The longest first, so that the two workers finish together.
+def case_progress_bar(case):
+    """The progress bar: drawn on stderr when stderr is a terminal and there are several inputs
+    (inputs done, rate, time left), and nothing at all when stderr is a pipe."""
+    inputs = batch_inputs(case)
+    good = [p for p in inputs if p != inputs[2]][:2]
+    argv = [case.ecocpu, "run"] + case.model_args(SEGMENTS) + good + ["--json"]
+    controller, terminal = os.openpty()
+    try:
+        proc = subprocess.Popen(argv, cwd=case.folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=terminal, start_new_session=True)
+        os.close(terminal)
+        terminal = None
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the terminal closes when the process ends
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        out, _ = proc.communicate(timeout=TIMEOUT_S)
+    finally:
+        os.close(controller)
+        if terminal is not None:
+            os.close(terminal)
+    text = drawn.decode("utf-8", "replace")
+    case.check(proc.returncode == 0, "progress: exit %d; terminal: %r" % (proc.returncode, text[-300:]))
+    case.check(len(out.decode().splitlines()) == 2, "progress: stdout is not two JSON lines: %r" % out[:300])
+    case.check("2/2 inputs" in text and "left" in text and "/s" in text,
+               "progress: the terminal shows no bar ending at 2/2 inputs with a rate and time left: %r" % text[-300:])
+    r = case.run(good + ["--json"])
+    case.check(r.code == 0 and r.stderr == "", "progress: stderr is a pipe but got %r" % r.stderr[:300])
+
+
 CASES = [case_batch, case_video_codecs, case_pixel_formats, case_jpeg_folders, case_sampling_modes,
          case_rotation, case_short_and_audio_first, case_variable_frame_rate, case_jpeg_variants,
          case_png_folder_pattern, case_stream_selection, case_resolution_change, case_output_options,
-         case_labels, case_bad_videos, case_bad_folders, case_bad_in_batch]
+         case_labels, case_bad_videos, case_bad_folders, case_bad_in_batch, case_progress_bar]
 
 
 # ------------------------------------------------------------------------------------------------
