@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <optional>
+
 #include "eco/model.hpp"
 #include "eco/random_weights.hpp"
 #include "graph/executor.hpp"
@@ -147,13 +149,16 @@ TEST_CASE("plan: ECO Full's trunk hands one channels-last copy to the 3D head an
   CHECK(step_for(lite_plan, "res3a_2")->in_offset == 0);
 }
 
-TEST_CASE("plan: fused and unfused plans give the reference executor's logits") {
+// The fused plan (every rule, Winograd) is the one the PyTorch tier checks against PyTorch's
+// logits, and the reference executor has its own PyTorch check (torch_reference_kernels): here
+// the plan without fusions or Winograd, one step per node on plain GEMMs, must agree with it.
+TEST_CASE("plan: fused and unfused plans give the same logits") {
   for (const char* arch : {"ECO", "ECOfull"}) {
     CAPTURE(arch);
     Graph g = test::small_eco(arch, 50);
     WeightStore w = random_weights(g, 21);
     Tensor x = random_input(g.input_shape(), 22);
-    Tensor expect = run_graph(g, w, x);
+    std::optional<Tensor> fused;
     for (bool fuse : {true, false}) {
       CAPTURE(fuse);
       PlanOptions options;
@@ -165,26 +170,25 @@ TEST_CASE("plan: fused and unfused plans give the reference executor's logits") 
       int steps = 0;
       Tensor y = run_plan(plan, remaining, x, [&](int, const Tensor&) { ++steps; });
       CHECK(steps == static_cast<int>(plan.steps.size()));
-      CHECK(test::max_relative_error(y, expect) < 1e-4f);
+      if (fused) CHECK(test::max_relative_error(y, *fused) < 1e-4f);
+      if (!fused) fused = y.clone();
     }
   }
 }
 
+// ECO Full: ECO Lite's steps and buffers, and its 2D branch's besides.
 TEST_CASE("plan: buffers are reused across passes, and reuse never changes the result") {
-  for (const char* arch : {"ECO", "ECOfull"}) {
-    CAPTURE(arch);
-    Graph g = test::small_eco(arch, 20);
-    WeightStore w = random_weights(g, 31);
-    ExecutionPlan plan = make_plan(g, w);
-    Tensor first = run_plan(plan, w, random_input(g.input_shape(), 32)).clone();
-    const std::size_t pooled = plan.buffers->buffers();
-    CHECK(pooled < plan.steps.size());  // buffers are shared between steps
-    // Another input in between leaves stale data in every reused buffer.
-    run_plan(plan, w, random_input(g.input_shape(), 33));
-    Tensor again = run_plan(plan, w, random_input(g.input_shape(), 32));
-    CHECK(plan.buffers->buffers() == pooled);  // nothing new allocated on later passes
-    for (int64_t i = 0; i < first.numel(); ++i) CHECK(again.data()[i] == first.data()[i]);
-  }
+  Graph g = test::small_eco("ECOfull", 20);
+  WeightStore w = random_weights(g, 31);
+  ExecutionPlan plan = make_plan(g, w);
+  Tensor first = run_plan(plan, w, random_input(g.input_shape(), 32)).clone();
+  const std::size_t pooled = plan.buffers->buffers();
+  CHECK(pooled < plan.steps.size());  // buffers are shared between steps
+  // Another input in between leaves stale data in every reused buffer.
+  run_plan(plan, w, random_input(g.input_shape(), 33));
+  Tensor again = run_plan(plan, w, random_input(g.input_shape(), 32));
+  CHECK(plan.buffers->buffers() == pooled);  // nothing new allocated on later passes
+  for (int64_t i = 0; i < first.numel(); ++i) CHECK(again.data()[i] == first.data()[i]);
 }
 
 TEST_CASE("plan: Concat branches write into their channel slices; others are copied") {
