@@ -127,6 +127,14 @@ data = open(sys.argv[1], "rb").read()
 assert data[:6] == b"\x93NUMPY" and b"(1, 10)" in data[:128]
 assert len(data) - (10 + int.from_bytes(data[8:10], "little")) == 40
 ' "$tmp/logits.npy"
+run run "${tiny[@]}" --random-weights --classes 10 --segments 4 --dump-input "$tmp/random_input.npy"
+check "the random clip dumped" python3 -c '
+import sys
+data = open(sys.argv[1], "rb").read()
+assert data[:6] == b"\x93NUMPY" and b"(4, 3, 224, 224)" in data[:128]
+' "$tmp/random_input.npy"
+run run --weights /nonexistent.pth "$tmp/clip.npy" --dump-input "$tmp/dump.npy"
+check "no input dump after the model fails to load" test $code -eq 1 -a ! -e "$tmp/dump.npy"
 seq 0 4 >"$tmp/short_labels.txt"
 expect_error "short_labels.txt: 5 labels for 10 classes" run "${tiny[@]}" --random-weights --classes 10 --labels "$tmp/short_labels.txt" "$tmp/clip.npy"
 expect_error "holds 4 frames" run --random-weights --segments 8 "$tmp/clip.npy"

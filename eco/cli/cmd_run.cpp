@@ -184,19 +184,29 @@ std::string error_naming(const std::string& input, const std::string& message) {
   return message.starts_with(input) ? message : input + ": " + message;
 }
 
-LoadedInput load_input(const std::string& input, const video::ClipOptions& options,
-                       const std::optional<OutputTarget>& dump) {
-  LoadedInput loaded{input, std::nullopt, ""};
+// Runs `step` on the input; a failure becomes its one-line error and drops its clip.
+template <typename Step>
+void attempt(LoadedInput& loaded, Step step) {
   try {
-    loaded.clip = video::load_clip(input, options);
-    if (dump) write_npy(dump->path_for(input), loaded.clip->frames);
+    step();
   } catch (const std::bad_alloc&) {
-    loaded.error = input + ": out of memory";
+    loaded.error = loaded.input + ": out of memory";
   } catch (const std::exception& e) {
-    loaded.error = error_naming(input, e.what());
+    loaded.error = error_naming(loaded.input, e.what());
   }
   if (!loaded.error.empty()) loaded.clip.reset();
+}
+
+LoadedInput load_input(const std::string& input, const video::ClipOptions& options) {
+  LoadedInput loaded{input, std::nullopt, ""};
+  attempt(loaded, [&] { loaded.clip = video::load_clip(input, options); });
   return loaded;
+}
+
+// --dump-input, once the model has been loaded: a run that fails before leaves no dump.
+void dump_input(LoadedInput& loaded, const std::optional<OutputTarget>& dump) {
+  if (!dump || !loaded.clip) return;
+  attempt(loaded, [&] { write_npy(dump->path_for(loaded.input), loaded.clip->frames); });
 }
 
 // With no --segments (and no --frames), a .npy clip brings its own frame count; other inputs are
@@ -214,7 +224,7 @@ int64_t choose_segments(const Args& args, RunSettings& s, std::optional<LoadedIn
   }
   video::ClipOptions any = s.clip;
   any.sampling.segments = 0;
-  first = load_input(s.inputs[0], any, s.dump_input);
+  first = load_input(s.inputs[0], any);
   if (!first->clip) return 16;
   if (first->clip->frames.dim(0) < 1 || first->clip->frames.dim(0) > kMaxSegments) {
     first->error = s.inputs[0] + ": the clip holds " + std::to_string(first->clip->frames.dim(0)) +
@@ -292,14 +302,18 @@ bool run_batch(const RunSettings& s, const LoadedModel& m, const PreparedPlan& p
   auto start_load = [&](std::size_t i) {
     return std::async(std::launch::async, [&s, i] {
       omp_set_num_threads(s.threads.decode);  // the loader thread's own OpenMP regions
-      return load_input(s.inputs[i], s.clip, s.dump_input);
+      LoadedInput loaded = load_input(s.inputs[i], s.clip);
+      dump_input(loaded, s.dump_input);
+      return loaded;
     });
   };
   std::future<LoadedInput> next;
   if (!first) next = start_load(0);
   bool all_ok = true;
   for (std::size_t i = 0; i < s.inputs.size(); ++i) {
-    LoadedInput current = i == 0 && first ? std::move(*first) : next.get();
+    const bool preloaded = i == 0 && first.has_value();  // read before the model, not yet dumped
+    LoadedInput current = preloaded ? std::move(*first) : next.get();
+    if (preloaded) dump_input(current, s.dump_input);
     if (i + 1 < s.inputs.size()) next = start_load(i + 1);
     RunResult r{current.input, nullptr, nullptr, 0, current.error};
     Tensor logits;
@@ -361,6 +375,7 @@ int cmd_run(const std::vector<std::string>& argv) {
   if (s.inputs.empty()) {
     const auto seed = static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX));
     const Tensor input = random_input(m.graph.input_shape(), seed + 1);
+    if (s.dump_input) write_npy(s.dump_input->path_for(""), input);
     Tensor logits;
     RunResult r = classify(prepared, m, s, "", input, logits);
     if (!r.error.empty()) throw FileError(r.error);
