@@ -391,14 +391,22 @@ def check_clip_json(case, item, input_path, kind, frame_count, indices):
     return item.get("frames") == indices
 
 
-def compare_frames_input(case, label, dumped_path, reference):
-    """A frame folder's dumped input against the PIL pipeline: within one level on >= 99 % of the
-    values and 3 at most (exact equality is expected)."""
+def load_dumped(case, label, dumped_path, reference):
+    """The --dump-input array, or None (and a failure) when it is missing or of another shape."""
     if not case.check(os.path.isfile(dumped_path), "%s: --dump-input wrote no %s" % (label, dumped_path)):
-        return
+        return None
     got = np.load(dumped_path)
     if not case.check(got.shape == reference.shape and got.dtype == np.float32,
                       "%s: dumped %s %s, expected %s float32" % (label, got.dtype, got.shape, reference.shape)):
+        return None
+    return got
+
+
+def compare_frames_input(case, label, dumped_path, reference):
+    """A frame folder's dumped input against the PIL pipeline: within one level on >= 99 % of the
+    values and 3 at most (exact equality is expected)."""
+    got = load_dumped(case, label, dumped_path, reference)
+    if got is None:
         return
     max_diff, mean_diff, p99, within1 = differences(got, reference)
     STATS.add("frames", max_diff, mean_diff, p99)
@@ -409,11 +417,8 @@ def compare_frames_input(case, label, dumped_path, reference):
 
 def compare_video_input(case, label, dumped_path, reference):
     """A video's dumped input against the ffmpeg command's frames through the PIL pipeline."""
-    if not case.check(os.path.isfile(dumped_path), "%s: --dump-input wrote no %s" % (label, dumped_path)):
-        return
-    got = np.load(dumped_path)
-    if not case.check(got.shape == reference.shape and got.dtype == np.float32,
-                      "%s: dumped %s %s, expected %s float32" % (label, got.dtype, got.shape, reference.shape)):
+    got = load_dumped(case, label, dumped_path, reference)
+    if got is None:
         return
     max_diff, mean_diff, p99, _ = differences(got, reference)
     STATS.add("video", max_diff, mean_diff, p99)
