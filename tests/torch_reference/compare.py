@@ -2,8 +2,10 @@
 checkpoint format and layout, metadata, and the refusal of bad or malicious files.
 
 usage: compare.py ECOCPU DATA_DIR ENGINE TOLERANCE [--logits-only] [--max-segments N] [--one-per-arch]
+                  [--arch A]
 ENGINE is ecocpu's --engine (fast or reference). --one-per-arch compares only the first case of
-each arch: the cases differ in file format and layout, which the engine does not see. Prints
+each arch: the cases differ in file format and layout, which the engine does not see; --arch A
+only A's cases. Prints
 'N passed, M failed' and exits non-zero on any failure.
 """
 import json
@@ -19,6 +21,7 @@ ecocpu, data, engine, tolerance = sys.argv[1], sys.argv[2], sys.argv[3], float(s
 logits_only = "--logits-only" in sys.argv
 max_segments = int(sys.argv[sys.argv.index("--max-segments") + 1]) if "--max-segments" in sys.argv else 1 << 30
 one_per_arch = "--one-per-arch" in sys.argv
+only_arch = sys.argv[sys.argv.index("--arch") + 1] if "--arch" in sys.argv else None
 results = {"passed": 0, "failed": 0}
 scratch = tempfile.mkdtemp()
 
@@ -47,7 +50,8 @@ def expect_error(name, args, *fragments):
 cases = json.load(open(path("manifest.json")))
 archs_seen = set()
 for case in cases:
-    if case["segments"] > max_segments or (one_per_arch and case["arch"] in archs_seen):
+    if case["segments"] > max_segments or (one_per_arch and case["arch"] in archs_seen) or \
+            (only_arch is not None and case["arch"] != only_arch):
         continue
     archs_seen.add(case["arch"])
     out = os.path.join(scratch, case["name"] + ".npy")
