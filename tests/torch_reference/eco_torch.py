@@ -5,6 +5,9 @@ it is the oracle ecocpu's logits and counts are compared against, so it follows 
 modules (Conv2d/3d with bias, BatchNorm eps 1e-5, ceil-mode pooling counting padded cells) and
 the TSN classifier rule. Parameter names are base_model.<layer id>.<param> and new_fc.<param>.
 """
+import os
+import subprocess
+
 import torch
 import yaml
 from torch import nn
@@ -149,3 +152,16 @@ def randomize(model, seed):
             else:
                 tensor.copy_(torch.rand(tensor.shape, generator=gen) * 0.2 - 0.1)
     return model
+
+
+def write_definitions(ecocpu, folder):
+    """ECO.yaml and ECOfull.yaml from `ecocpu definition` into `folder`: the models this tier
+    builds are ecocpu's own definitions, which the upstream comparison (test_definitions.cpp)
+    proves equal to upstream's files where those are at hand."""
+    os.makedirs(folder, exist_ok=True)
+    for arch in ("ECO", "ECOfull"):
+        text = subprocess.run([ecocpu, "definition", "--arch", arch], capture_output=True, text=True,
+                              check=True).stdout
+        with open(os.path.join(folder, arch + ".yaml"), "w") as f:
+            f.write(text)
+    return folder

@@ -1,7 +1,8 @@
 """Writes PyTorch checkpoints (both formats, every layout), input clips and PyTorch's logits for
 ecocpu's reference tests, plus a manifest the comparison reads.
 
-usage: make_reference.py UPSTREAM_REFERENCE_DIR OUT_DIR
+usage: make_reference.py ECOCPU OUT_DIR
+(the models are built from `ECOCPU definition`'s YAML, written to OUT_DIR/definitions)
 """
 import collections
 import hashlib
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 import torch.serialization
 
-from eco_torch import TSN, randomize
+from eco_torch import TSN, randomize, write_definitions
 
 torch.set_num_threads(2)
 
@@ -84,8 +85,9 @@ def stamp(reference):
 
 
 def main():
-    reference, out = sys.argv[1], sys.argv[2]
+    ecocpu, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
+    reference = write_definitions(ecocpu, os.path.join(out, "definitions"))
     stamp_path, current = os.path.join(out, "stamp"), stamp(reference)
     if os.path.exists(stamp_path) and open(stamp_path).read() == current:
         print("reference data in %s is up to date" % out)

@@ -1,7 +1,8 @@
 """Cross-checks `ecocpu flops` against thop 0.1.1 itself on the PyTorch model, on a spread of
 configurations beyond the published table.
 
-usage: thop_parity.py ECOCPU UPSTREAM_REFERENCE_DIR WORK_DIR
+usage: thop_parity.py ECOCPU WORK_DIR
+(the models are built from `ECOCPU definition`'s YAML, written to WORK_DIR/definitions)
 thop comes from PyPI (pip download into WORK_DIR, imported from the wheel); exits 77 (skipped)
 when PyPI cannot be reached.
 """
@@ -13,12 +14,13 @@ import sys
 
 import torch
 
-from eco_torch import TSN
+from eco_torch import TSN, write_definitions
 
-ecocpu, reference, work = sys.argv[1:4]
+ecocpu, work = sys.argv[1:3]
 THOP = "thop==0.1.1.post2209072238"
 
 os.makedirs(work, exist_ok=True)
+reference = write_definitions(ecocpu, os.path.join(work, "definitions"))
 wheels = glob.glob(os.path.join(work, "thop-*.whl"))
 if not wheels:
     for pip in (["pip"], ["pip3"], [sys.executable, "-m", "pip"]):
