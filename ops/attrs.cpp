@@ -66,10 +66,6 @@ int64_t AttrReader::to_int(const std::string& name, const AttrValue& value) cons
 
 int64_t AttrReader::get_int(const std::string& name) { return to_int(name, find(name)); }
 
-int64_t AttrReader::get_int_or(const std::string& name, int64_t fallback) {
-  return has(name) ? get_int(name) : fallback;
-}
-
 int64_t AttrReader::get_int_in(const std::string& name, int64_t min, int64_t max) {
   const int64_t v = get_int(name);
   if (v < min || v > max) {
@@ -90,13 +86,6 @@ std::string AttrReader::get_string(const std::string& name) {
   const AttrValue& v = find(name);
   if (auto* s = std::get_if<std::string>(&v)) return *s;
   throw AttrError("attribute '" + name + "' must be a string, got " + attr_to_string(v));
-}
-
-bool AttrReader::get_bool_or(const std::string& name, bool fallback) {
-  if (!has(name)) return fallback;
-  const AttrValue& v = find(name);
-  if (auto* b = std::get_if<bool>(&v)) return *b;
-  throw AttrError("attribute '" + name + "' must be true or false, got " + attr_to_string(v));
 }
 
 void AttrReader::ignore(const std::string& name) {

@@ -42,12 +42,10 @@ class AttrReader {
 
   bool has(const std::string& name) const { return attrs_.count(name) != 0; }
   int64_t get_int(const std::string& name);
-  int64_t get_int_or(const std::string& name, int64_t fallback);
   // get_int, and an AttrError unless min <= value <= max.
   int64_t get_int_in(const std::string& name, int64_t min, int64_t max);
   double get_number(const std::string& name);
   std::string get_string(const std::string& name);
-  bool get_bool_or(const std::string& name, bool fallback);
   // Marks an attribute as understood but without effect at inference (e.g. BN's `frozen`).
   void ignore(const std::string& name);
 

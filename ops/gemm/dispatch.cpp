@@ -103,15 +103,5 @@ const GemmKernel& kernel_for(const PackedPanels& p) {
   return kernel;
 }
 
-void sgemm_packed_panels(const PackedMatrix& a, const float* b, int64_t n, float* c, int64_t ldc) {
-  const GemmKernel& kernel = selected_gemm_kernel();
-  if (a.kernel != kernel.name) {
-    throw std::invalid_argument("panel product: matrix packed for " + a.kernel + " used with " + kernel.name);
-  }
-  for (int64_t k0 = 0; k0 < a.k; k0 += kernel.kc) {
-    const int64_t kc = std::min(kernel.kc, a.k - k0);
-    kernel.run_depth_block(a, {k0, kc, b + k0 * kernel.nr, a.k * kernel.nr, 0, a.m, 0, n, c, ldc, k0 > 0, nullptr});
-  }
-}
 
 }  // namespace ecocpu

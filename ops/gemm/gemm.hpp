@@ -146,10 +146,6 @@ PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda);
 void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue = {});
 // The batched product (BatchedColumns) on all threads; A is a.m x a.k.
 void sgemm_packed_batched(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue = {});
-// C (M x n) = packed A x B, single-threaded, with B in the selected kernel's panel layout at full
-// depth: the NR columns from j on at b + j * K, K rows of NR floats. Throws if `a` was packed for
-// another kernel.
-void sgemm_packed_panels(const PackedMatrix& a, const float* b, int64_t n, float* c, int64_t ldc);
 
 // Zeroed panels for the selected kernel, to be filled through at().
 PackedPanels zero_panels(int64_t count, int64_t k, int64_t n);
