@@ -30,13 +30,7 @@ constexpr std::size_t kMaxListFile = 64 << 20;
 // --list FILE: one path per line; blank lines and lines starting with '#' are skipped.
 std::vector<std::string> read_input_list(const std::string& path) {
   std::vector<std::string> inputs;
-  const std::string text = read_text_file(path, kMaxListFile, "input list");
-  for (std::size_t start = 0; start < text.size();) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
-    start = end + 1;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+  for (const std::string& line : text_lines(read_text_file(path, kMaxListFile, "input list"))) {
     const std::size_t first = line.find_first_not_of(" \t");
     if (first == std::string::npos || line[first] == '#') continue;
     inputs.push_back(line.substr(first, line.find_last_not_of(" \t") - first + 1));

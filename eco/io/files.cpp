@@ -46,6 +46,19 @@ RegularFile open_regular_file(const std::string& path) {
   return file;
 }
 
+std::vector<std::string> text_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(std::move(line));
+    start = end + 1;
+  }
+  return lines;
+}
+
 std::string read_text_file(const std::string& path, std::size_t max_bytes, const std::string& what) {
   RegularFile file = open_regular_file(path);
   if (file.size > max_bytes) {

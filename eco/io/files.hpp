@@ -39,6 +39,10 @@ RegularFile open_regular_file(const std::string& path);
 // more than `max_bytes` (`what` names the kind of file in that message, e.g. "definition file").
 std::string read_text_file(const std::string& path, std::size_t max_bytes, const std::string& what);
 
+// The lines of a text file's contents, each without its '\n' and a trailing '\r' (files written on
+// Windows); a final newline does not start another line.
+std::vector<std::string> text_lines(const std::string& text);
+
 // Writes `path` atomically through `write`, which gets an open stream and returns false on a
 // write error. Refuses a target that exists but is not a regular file. Throws FileError.
 void write_file_atomically(const std::string& path, const std::function<bool(std::FILE*)>& write);

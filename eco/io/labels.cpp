@@ -48,15 +48,7 @@ std::optional<std::vector<std::string>> numbered_labels(const std::vector<std::s
 }  // namespace
 
 std::vector<std::string> parse_labels(const std::string& text) {
-  std::vector<std::string> labels;
-  for (std::size_t start = 0; start < text.size();) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    labels.push_back(std::move(line));
-    start = end + 1;
-  }
+  std::vector<std::string> labels = text_lines(text);
   while (!labels.empty() && labels.back().empty()) labels.pop_back();
   if (auto numbered = numbered_labels(labels)) return *numbered;
   return labels;

@@ -64,15 +64,18 @@ Tensor preprocess_frames(const SampledFrames& sampled, const PreprocessSpec& spe
   const int64_t frame_floats = 3 * crop * crop;
   const auto segments = static_cast<int64_t>(sampled.indices.size());
   Tensor frames(Shape{segments, 3, crop, crop});
+  // The segment whose frame each segment copies: the first one with the same frame index.
+  std::vector<int64_t> source(sampled.indices.size());
+  for (int64_t k = 0; k < segments; ++k) {
+    source[k] = std::find(sampled.indices.begin(), sampled.indices.end(), sampled.indices[k]) -
+                sampled.indices.begin();
+  }
   std::vector<std::exception_ptr> errors(sampled.indices.size());
 #pragma omp parallel for schedule(dynamic)
   for (int64_t k = 0; k < segments; ++k) {
-    const int64_t index = sampled.indices[k];
-    const bool first_use = std::find(sampled.indices.begin(), sampled.indices.begin() + k, index) ==
-                           sampled.indices.begin() + k;
-    if (!first_use) continue;
+    if (source[k] != k) continue;
     try {
-      preprocess_frame(sampled.images.at(index), spec, frames.data() + k * frame_floats);
+      preprocess_frame(sampled.images.at(sampled.indices[k]), spec, frames.data() + k * frame_floats);
     } catch (...) {
       errors[k] = std::current_exception();
     }
@@ -81,10 +84,8 @@ Tensor preprocess_frames(const SampledFrames& sampled, const PreprocessSpec& spe
     if (e) std::rethrow_exception(e);
   }
   for (int64_t k = 0; k < segments; ++k) {
-    const auto first = std::find(sampled.indices.begin(), sampled.indices.end(), sampled.indices[k]);
-    const int64_t source = first - sampled.indices.begin();
-    if (source != k) {
-      std::memcpy(frames.data() + k * frame_floats, frames.data() + source * frame_floats,
+    if (source[k] != k) {
+      std::memcpy(frames.data() + k * frame_floats, frames.data() + source[k] * frame_floats,
                   static_cast<std::size_t>(frame_floats) * sizeof(float));
     }
   }
