@@ -50,16 +50,20 @@ class Writer {
     return id;
   }
 
-  // A 3D conv (k3, p1), and separately a trainable BN3d with its in-place ReLU.
+  // A 3D conv (k3, p1), and separately a trainable BN3d with its in-place ReLU. Without a bias
+  // where the model has none (C3DRes18).
   void conv3d(const std::string& id, const std::string& input, int64_t channels, int64_t stride) {
-    layer(id, id, "Conv3d", {input},
-          {{"kernel_size", 3}, {"num_output", channels}, {"pad", 1}, {"stride", stride}});
+    Attrs attrs{{"kernel_size", 3}, {"num_output", channels}, {"pad", 1}, {"stride", stride}};
+    if (!conv3d_bias) attrs["bias_term"] = false;
+    layer(id, id, "Conv3d", {input}, attrs);
   }
   std::string bn3d_relu(const std::string& bn, const std::string& relu, const std::string& input) {
     layer(bn, bn, "BN3d", {input}, {{"frozen", false}});
     layer(relu, bn, "ReLU", {bn});
     return bn;
   }
+
+  bool conv3d_bias = true;
 
  private:
   ModelDefinition def_;
@@ -104,21 +108,32 @@ std::string bn_inception_stem(Writer& w) {
   return inception(w, "inception_3b", x, {64, 64, 96, 64, 96, "ave", 64});
 }
 
-// One ResNet-18 stage in 3D. Stage 3 keeps the resolution and starts with a single conv; stages 4
-// and 5 halve it with a strided block and a strided projection shortcut. As upstream, the
-// shortcuts add pre-BN values and BN+ReLU follow each sum.
-std::string resnet3d_stage(Writer& w, int stage, const std::string& input, int64_t channels) {
+// How a 3D ResNet-18 stage begins. ECO's first stage (res3) is a single convolution of the 2D
+// maps; C3DRes18's first (res2) is a block at the stem's resolution whose shortcut is the stem's
+// convolution before its BN; the others halve the resolution with a strided block and a strided
+// projection shortcut.
+enum class StageStart { single_conv, identity_block, strided_block };
+
+// One ResNet-18 stage in 3D. As upstream, the shortcuts add pre-BN values and BN+ReLU follow each
+// sum. `raw_input` is the pre-BN value an identity shortcut adds.
+std::string resnet3d_stage(Writer& w, int stage, const std::string& input, int64_t channels,
+                           StageStart start, const std::string& raw_input = "") {
   const std::string r = "res" + std::to_string(stage);
   std::string shortcut;
-  if (stage == 3) {
+  if (start == StageStart::single_conv) {
     w.conv3d(r + "a_2", input, channels, 1);
     shortcut = r + "a_2";
   } else {
-    w.conv3d(r + "a_1", input, channels, 2);
+    const int64_t stride = start == StageStart::strided_block ? 2 : 1;
+    w.conv3d(r + "a_1", input, channels, stride);
     w.bn3d_relu(r + "a_1_bn", r + "a_1_relu", r + "a_1");
     w.conv3d(r + "a_2", r + "a_1_bn", channels, 1);
-    w.conv3d(r + "a_down", input, channels, 2);
-    w.layer(r + "a", r + "a", "Eltwise", {r + "a_2", r + "a_down"});
+    if (start == StageStart::strided_block) {
+      w.conv3d(r + "a_down", input, channels, 2);
+      w.layer(r + "a", r + "a", "Eltwise", {r + "a_2", r + "a_down"});
+    } else {
+      w.layer(r + "a", r + "a", "Eltwise", {raw_input, r + "a_2"});
+    }
     shortcut = r + "a";
   }
   std::string a = w.bn3d_relu(r + "a_bn", r + "a_relu", shortcut);
@@ -130,9 +145,9 @@ std::string resnet3d_stage(Writer& w, int stage, const std::string& input, int64
 }
 
 std::string resnet3d_head(Writer& w, const std::string& input) {
-  std::string x = resnet3d_stage(w, 3, input, 128);
-  x = resnet3d_stage(w, 4, x, 256);
-  return resnet3d_stage(w, 5, x, 512);
+  std::string x = resnet3d_stage(w, 3, input, 128, StageStart::single_conv);
+  x = resnet3d_stage(w, 4, x, 256, StageStart::strided_block);
+  return resnet3d_stage(w, 5, x, 512, StageStart::strided_block);
 }
 
 // A BN-Inception block that halves the resolution: a strided 3x3 branch, a strided double 3x3
@@ -210,12 +225,33 @@ ModelDefinition eco_full_definition() {
   return w.take();
 }
 
+// A 3D ResNet-18 on the frames themselves: a 3x7x7 stem convolution with stride 2 on every axis,
+// four stages (res2 at the stem's resolution, res3 to res5 halving it), a 7x7 spatial average and
+// the classifier. Its 3D convolutions have no bias.
+ModelDefinition c3d_res18_definition() {
+  Writer w("C3DRes18");
+  w.conv3d_bias = false;
+  w.layer("conv1", "conv1", "Conv3d", {"data"},
+          {{"kernel_d", 3}, {"kernel_h", 7}, {"kernel_w", 7}, {"num_output", 64}, {"pad_d", 1},
+           {"pad_h", 3}, {"pad_w", 3}, {"stride", 2}, {"bias_term", false}});
+  std::string x = w.bn3d_relu("conv1_bn", "relu1", "conv1");
+  x = resnet3d_stage(w, 2, x, 64, StageStart::identity_block, "conv1");
+  x = resnet3d_stage(w, 3, x, 128, StageStart::strided_block);
+  x = resnet3d_stage(w, 4, x, 256, StageStart::strided_block);
+  x = resnet3d_stage(w, 5, x, 512, StageStart::strided_block);
+  w.layer("global_pool", "global_pool", "Pooling3d", {x},
+          {{"kernel_d", 1}, {"kernel_h", 7}, {"kernel_w", 7}, {"stride", 1}, {"mode", std::string("ave")}});
+  w.layer("fc8", "fc_action", "InnerProduct", {"global_pool"}, {{"num_output", 400}});
+  return w.take();
+}
+
 ModelDefinition builtin_definition(const std::string& arch) {
   if (arch == "ECO") return eco_lite_definition();
   if (arch == "ECOfull") return eco_full_definition();
-  throw std::invalid_argument("unknown arch '" + arch + "' (known: ECO, ECOfull)");
+  if (arch == "C3DRes18") return c3d_res18_definition();
+  throw std::invalid_argument("unknown arch '" + arch + "' (known: ECO, ECOfull, C3DRes18)");
 }
 
-std::vector<std::string> builtin_archs() { return {"ECO", "ECOfull"}; }
+std::vector<std::string> builtin_archs() { return {"ECO", "ECOfull", "C3DRes18"}; }
 
 }  // namespace ecocpu

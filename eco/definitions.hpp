@@ -1,5 +1,5 @@
 #pragma once
-// ecocpu's own ECO Lite ("ECO") and ECO Full ("ECOfull") definitions, written from the
+// ecocpu's own ECO Lite ("ECO"), ECO Full ("ECOfull") and C3DRes18 definitions, written from the
 // architecture (BN-Inception trunk, 3D ResNet-18 head) in the same layer-list schema the upstream
 // YAML files use, with the same layer ids so that checkpoints and reports line up.
 #include <string>
@@ -11,6 +11,8 @@ namespace ecocpu {
 
 ModelDefinition eco_lite_definition();
 ModelDefinition eco_full_definition();
+// Upstream's third base model, a 3D ResNet-18 on 112x112 frames (tf_model_zoo/C3DRes18).
+ModelDefinition c3d_res18_definition();
 
 // The built-in definition for an arch name; throws std::invalid_argument for an unknown arch.
 ModelDefinition builtin_definition(const std::string& arch);

@@ -4,9 +4,16 @@
 #include "eco/io/files.hpp"
 #include "graph/executor.hpp"
 #include "graph/yaml_loader.hpp"
+#include "ops/registry.hpp"
 #include "tensor/checked.hpp"
 
 namespace ecocpu {
+
+int64_t default_image_size(const std::string& arch) { return arch == "C3DRes18" ? 112 : 224; }
+
+int64_t image_size(const ModelConfig& config) {
+  return config.image_size > 0 ? config.image_size : default_image_size(config.arch);
+}
 
 ModelDefinition load_definition_file(const std::string& path) {
   std::string text;
@@ -18,16 +25,68 @@ ModelDefinition load_definition_file(const std::string& path) {
   return load_definition_text(text, path);
 }
 
-Graph build_model(const ModelConfig& config) {
-  ModelDefinition def = config.model_def.empty() ? builtin_definition(config.arch)
-                                                 : load_definition_file(config.model_def);
+ModelDefinition model_definition(const ModelConfig& config) {
+  return config.model_def.empty() ? builtin_definition(config.arch) : load_definition_file(config.model_def);
+}
+
+namespace {
+
+[[noreturn]] void fail(const ModelDefinition& def, const LayerSpec& layer, const std::string& cause) {
+  throw DefinitionError(definition_error_text(def, layer, cause));
+}
+
+void eco_lite_global_pool(ModelDefinition& def, int64_t segments) {
+  for (LayerSpec& layer : def.layers) {
+    if (layer.id != "global_pool" || layer.type != "Pooling3d") continue;
+    if (segments < 4) fail(def, layer, "ECO needs at least 4 segments (the temporal kernel here is segments / 4)");
+    layer.attrs["kernel_d"] = segments / 4;
+  }
+}
+
+void conv3d_without_bias(ModelDefinition& def) {
+  for (LayerSpec& layer : def.layers) {
+    if (layer.type == "Conv3d" && !layer.attrs.count("bias_term")) layer.attrs["bias_term"] = false;
+  }
+}
+
+void tsn_classifier(ModelDefinition& def, const ModelConfig& config) {
+  if (def.layers.empty()) throw DefinitionError(def.source + ": the definition has no layers");
+  if (config.classes < 1) throw DefinitionError(def.source + ": the class count must be at least 1");
+  if (!(config.dropout >= 0.0 && config.dropout < 1.0)) throw DefinitionError(def.source + ": dropout must be in [0, 1)");
+  LayerSpec& last = def.layers.back();
+  if (last.type != "InnerProduct") fail(def, last, "the last layer must be the InnerProduct classifier, not " + last.type);
+  last.attrs["num_output"] = config.classes;
+  try {  // the definition's own classifier must be valid even when it is replaced
+    (void)create_op(last.type, last.attrs, config.segments);
+  } catch (const AttrError& e) {
+    fail(def, last, e.what());
+  }
+  if (config.dropout == 0.0) return;
+  LayerSpec classifier = last;
+  classifier.id = "new_fc";
+  classifier.output = "new_fc";
+  classifier.inputs = {last.output};
+  classifier.attrs = {{"num_output", config.classes}};
+  last.type = "Dropout";
+  last.attrs = {{"dropout_ratio", config.dropout}};
+  def.layers.push_back(std::move(classifier));
+}
+
+}  // namespace
+
+ModelDefinition apply_model_rules(ModelDefinition def, const ModelConfig& config) {
+  if (config.arch == "ECO") eco_lite_global_pool(def, config.segments);
+  if (config.arch == "C3DRes18") conv3d_without_bias(def);
+  tsn_classifier(def, config);
+  return def;
+}
+
+Graph build_model(const ModelDefinition& def, const ModelConfig& config) {
   BuildOptions options;
-  options.arch = config.arch;
   options.segments = config.segments;
-  options.classes = config.classes;
-  options.dropout = config.dropout;
   options.clips = config.clips;
-  Graph graph = build_graph(def, options);
+  options.image_size = image_size(config);
+  Graph graph = build_graph(apply_model_rules(def, config), options);
   try {
     estimated_run_bytes(graph);
   } catch (const OverflowError& e) {
@@ -35,5 +94,7 @@ Graph build_model(const ModelConfig& config) {
   }
   return graph;
 }
+
+Graph build_model(const ModelConfig& config) { return build_model(model_definition(config), config); }
 
 }  // namespace ecocpu

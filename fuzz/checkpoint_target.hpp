@@ -10,7 +10,7 @@
 
 #include "eco/checkpoint/checkpoint.hpp"
 #include "eco/definitions.hpp"
-#include "graph/builder.hpp"
+#include "eco/model.hpp"
 #include "refusal.hpp"
 
 namespace ecocpu::fuzz {
@@ -40,11 +40,11 @@ inline std::vector<const TensorRef*> reachable_tensors(const PyObject& root) {
 // Built once: ECO Lite at 4 segments is the smallest model a checkpoint is checked against.
 inline const Graph& small_eco_graph() {
   static const Graph graph = [] {
-    BuildOptions options;
-    options.arch = "ECO";
-    options.segments = 4;
-    options.classes = 10;
-    return build_graph(eco_lite_definition(), options);
+    ModelConfig config;
+    config.arch = "ECO";
+    config.segments = 4;
+    config.classes = 10;
+    return build_model(eco_lite_definition(), config);
   }();
   return graph;
 }
@@ -63,7 +63,7 @@ inline void fuzz_checkpoint_bytes(const uint8_t* data, std::size_t size) {
     }
     EcoCheckpoint checkpoint = read_checkpoint(std::move(file));
     try {
-      (void)find_classifier(checkpoint);
+      (void)find_classifier(checkpoint, "fc_final");
     } catch (const std::exception& e) {
       report_refusal(e);
     }

@@ -1,11 +1,11 @@
-// YAML model definitions (`--model-def`): the loader, the graph builder with both archs' rules,
-// the cost counter and the memory estimate. The network is never run.
+// YAML model definitions (`--model-def`): the loader, the model rules of every arch, the graph
+// builder, the cost counter and the memory estimate. The network is never run.
 #include <cctype>
 #include <cstring>
 #include <string>
 #include <string_view>
 
-#include "graph/builder.hpp"
+#include "eco/model.hpp"
 #include "graph/counter.hpp"
 #include "graph/executor.hpp"
 #include "graph/yaml_loader.hpp"
@@ -21,14 +21,14 @@ using namespace ecocpu::fuzz;
 
 void build_and_count(const ModelDefinition& def, const std::string& arch, int64_t segments, double dropout,
                      int64_t image_size) {
-  BuildOptions options;
-  options.arch = arch;
-  options.segments = segments;
-  options.classes = 10;
-  options.dropout = dropout;
-  options.image_size = image_size;
+  ModelConfig config;
+  config.arch = arch;
+  config.segments = segments;
+  config.classes = 10;
+  config.dropout = dropout;
+  config.image_size = image_size;
   try {
-    const Graph graph = build_graph(def, options);
+    const Graph graph = build_model(def, config);
     (void)count_costs(graph);
     (void)estimated_run_bytes(graph);
   } catch (const std::exception& e) {
@@ -75,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const double dropout = size % 3 ? 0.5 : 0.0;
   build_and_count(def, "ECO", segments, dropout, 224);
   build_and_count(def, "ECOfull", segments, dropout, 224);
-  build_and_count(def, "C3DRes18", segments, dropout, 112);  // no arch rule, upstream's 112 frames
+  build_and_count(def, "C3DRes18", segments, dropout, 112);
   return 0;
 }
 

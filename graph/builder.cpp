@@ -3,8 +3,6 @@
 #include <map>
 #include <set>
 
-#include "ops/dropout/dropout.hpp"
-#include "ops/inner_product/inner_product.hpp"
 #include "ops/registry.hpp"
 #include "ops/to3d/to3d.hpp"
 #include "tensor/checked.hpp"
@@ -41,15 +39,9 @@ class GraphBuilder {
     graph_.source = def_.source;
     graph_.segments = options_.segments;
     add_input();
-    const std::size_t classifier = classifier_index();
-    for (std::size_t i = 0; i < def_.layers.size(); ++i) {
-      const LayerSpec& layer = def_.layers[i];
+    for (const LayerSpec& layer : def_.layers) {
       if (!ids_.insert(layer.id).second) fail(layer, "duplicate layer id");
-      if (i == classifier) {
-        add_classifier(layer);
-      } else {
-        add_layer(layer, layer_attrs(layer));
-      }
+      add_layer(layer);
     }
     graph_.output = graph_.nodes.back().output;
     return std::move(graph_);
@@ -63,9 +55,8 @@ class GraphBuilder {
   void check_options() const {
     auto bad = [&](const std::string& what) { throw DefinitionError(def_.source + ": " + what); };
     if (options_.segments < 1) bad("the segment count must be at least 1");
-    if (options_.classes < 0) bad("the class count must not be negative");
     if (options_.clips < 1) bad("the batch must hold at least one clip");
-    if (!(options_.dropout >= 0.0 && options_.dropout < 1.0)) bad("dropout must be in [0, 1)");
+    if (options_.image_size < 1) bad("the image size must be at least 1");
     if (def_.layers.empty()) bad("the definition has no layers");
   }
 
@@ -78,46 +69,9 @@ class GraphBuilder {
     graph_.input = add_value(def_.input, shape, -1);
   }
 
-  // The TSN wrapper replaces the last layer; it must be the InnerProduct classifier.
-  std::size_t classifier_index() const {
-    const LayerSpec& last = def_.layers.back();
-    if (last.type != "InnerProduct") {
-      fail(last, "the last layer must be the InnerProduct classifier, not " + last.type);
-    }
-    return def_.layers.size() - 1;
-  }
-
-  Attrs layer_attrs(const LayerSpec& layer) const {
-    Attrs attrs = layer.attrs;
-    if (options_.arch == "ECO" && layer.id == "global_pool" && layer.type == "Pooling3d") {
-      // ECO Lite pools the whole remaining clip: upstream overrides the file's kernel_d.
-      if (options_.segments < 4) {
-        fail(layer, "ECO needs at least 4 segments (the temporal kernel here is segments / 4)");
-      }
-      attrs["kernel_d"] = options_.segments / 4;
-    }
-    return attrs;
-  }
-
-  void add_classifier(const LayerSpec& layer) {
-    Attrs attrs = layer_attrs(layer);
-    if (options_.classes > 0) attrs["num_output"] = options_.classes;
-    if (options_.dropout == 0.0) {
-      add_layer(layer, attrs);
-      return;
-    }
-    // Validate the definition's own classifier attributes before replacing it.
-    make_op(layer, attrs);
-    int features = resolve(layer, layer.inputs.at(0));
-    auto dropout = std::make_shared<Dropout>(options_.dropout);
-    int dropped = add_node(layer, layer.id, dropout, {features}, layer.output, false);
-    int64_t classes = AttrReader(attrs, options_.segments).get_int("num_output");
-    add_node(layer, "new_fc", std::make_shared<InnerProduct>(classes), {dropped}, "new_fc", false);
-  }
-
-  void add_layer(const LayerSpec& layer, const Attrs& attrs) {
+  void add_layer(const LayerSpec& layer) {
     if (layer.inputs.empty()) fail(layer, "the layer names no input");
-    std::shared_ptr<const Op> op = make_op(layer, attrs);
+    std::shared_ptr<const Op> op = make_op(layer);
     if (!op->takes_many_inputs() && layer.inputs.size() != 1) {
       fail(layer, layer.type + " takes one input, got " + std::to_string(layer.inputs.size()));
     }
@@ -130,9 +84,9 @@ class GraphBuilder {
     add_node(layer, layer.id, op, inputs, layer.output, false);
   }
 
-  std::shared_ptr<const Op> make_op(const LayerSpec& layer, const Attrs& attrs) const {
+  std::shared_ptr<const Op> make_op(const LayerSpec& layer) const {
     try {
-      return create_op(layer.type, attrs, options_.segments);
+      return create_op(layer.type, layer.attrs, options_.segments);
     } catch (const AttrError& e) {
       fail(layer, e.what());
     }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "ops/batchnorm/reference/batchnorm_reference.hpp"
 #include "ops/conv/conv.hpp"
@@ -61,7 +62,7 @@ PlanStep conv_step(const Graph& g, const WeightStore& w, int n, Tensor& weight_m
   problem = conv.problem(in, g.values[node.output].shape);
   const Tensor& weight = param(w, node, 0);
   weight_matrix = weight.clone().reshaped(Shape{weight.dim(0), weight.shape().numel_from(1)});
-  s.bias = param(w, node, 1).clone();
+  s.bias = conv.has_bias() ? param(w, node, 1).clone() : Tensor(Shape{weight.dim(0)});
   return s;
 }
 
@@ -76,14 +77,14 @@ void fold_batchnorm(PlanStep& s, Tensor& weight, const WeightStore& w, const Nod
 }
 
 // Grows a conv step over the nodes that only it feeds. `available` marks values computed before.
-void absorb_followers(const Graph& g, const WeightStore& w, const Uses& uses,
+void absorb_followers(const Graph& g, const WeightStore& w, const Uses& uses, const PlanOptions& options,
                       const std::vector<bool>& available, PlanStep& s, Tensor& weight) {
-  if (int bn = uses.sole_reader(g, s.output, OpKind::BatchNorm); bn >= 0) {
+  if (int bn = uses.sole_reader(g, s.output, OpKind::BatchNorm); bn >= 0 && options.fuses(Fusion::fold_batchnorm)) {
     fold_batchnorm(s, weight, w, g.nodes[bn]);
     s.absorbed.push_back(bn);
     s.output = g.nodes[bn].output;
   } else if (int sum = uses.sole_reader(g, s.output, OpKind::Eltwise);
-             sum >= 0 && g.nodes[sum].inputs.size() == 2) {
+             sum >= 0 && g.nodes[sum].inputs.size() == 2 && options.fuses(Fusion::residual)) {
     const auto& in = g.nodes[sum].inputs;
     const int other = in[0] == s.output ? in[1] : in[0];
     if (other != s.output && available[other]) {
@@ -98,13 +99,14 @@ void absorb_followers(const Graph& g, const WeightStore& w, const Uses& uses,
       }
     }
   }
-  if (int relu = uses.sole_reader(g, s.output, OpKind::ReLU); relu >= 0) {
+  if (int relu = uses.sole_reader(g, s.output, OpKind::ReLU); relu >= 0 && options.fuses(Fusion::relu)) {
     s.relu = true;
     s.absorbed.push_back(relu);
     s.output = g.nodes[relu].output;
   }
   s.conv_shape = g.values[s.output].shape;
-  if (int pool = uses.sole_reader(g, s.output, OpKind::Pool); pool >= 0 && s.input_pool < 0) {
+  if (int pool = uses.sole_reader(g, s.output, OpKind::Pool);
+      pool >= 0 && s.input_pool < 0 && options.fuses(Fusion::pool_after)) {
     s.pool = pool;
     s.absorbed.push_back(pool);
     s.output = g.nodes[pool].output;
@@ -188,6 +190,37 @@ std::string PlanStep::layouts() const {
   const auto name = [](bool channels_last) { return channels_last ? "cl" : "planes"; };
   const std::string in = shared_copy >= 0 ? "shared" : name(in_channels_last || alias_input);
   return in + ">" + name(out_channels_last || alias_input);
+}
+
+namespace {
+
+std::string step_notes(const Graph& g, const PlanStep& s) {
+  std::vector<std::string> notes;
+  if (s.pool >= 0) notes.push_back("pools after (" + g.nodes[s.pool].id + ")");
+  if (s.input_pool >= 0) notes.push_back("pools after its product (" + g.nodes[s.input_pool].id + ")");
+  if (!s.in_scale.empty()) notes.push_back(std::string("BatchNorm") + (s.in_relu ? "+ReLU" : "") + " on its input copy");
+  if (s.residual >= 0) notes.push_back("adds " + g.values[s.residual].name);
+  if (!s.scale.empty()) notes.push_back("BatchNorm after the sum");
+  if (s.shared_copy >= 0) notes.push_back("shared copy " + std::to_string(s.shared_copy));
+  if (s.in_offset > 0) notes.push_back("reads the 3D hand-over's frames");
+  std::string joined;
+  for (const auto& n : notes) joined += (joined.empty() ? "" : "; ") + n;
+  return joined;
+}
+
+}  // namespace
+
+std::vector<PlanRow> plan_rows(const ExecutionPlan& plan) {
+  const Graph& g = *plan.graph;
+  std::vector<PlanRow> rows;
+  for (const PlanStep& s : plan.steps) {
+    std::string output = g.values[s.output].shape.str();
+    if (s.slice_of >= 0) {
+      output += " into " + g.values[s.slice_of].name + " at channel " + std::to_string(s.slice_channel);
+    }
+    rows.push_back({s.label(g), s.algo_name(g), s.layouts(), output, step_notes(g, s)});
+  }
+  return rows;
 }
 
 namespace {
@@ -345,9 +378,9 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   std::vector<std::pair<int, int>> input_bn(g.nodes.size(), {-1, -1});
   std::vector<int> input_pool(g.nodes.size(), -1);
   for (int n = 0; n < static_cast<int>(g.nodes.size()); ++n) {
-    if (g.nodes[n].op->kind() != OpKind::Conv || options.reference || !options.fuse) continue;
-    input_bn[n] = input_batchnorm(g, uses, options, n);
-    input_pool[n] = input_pooling(g, uses, n);
+    if (g.nodes[n].op->kind() != OpKind::Conv || options.reference) continue;
+    if (options.fuses(Fusion::input_batchnorm)) input_bn[n] = input_batchnorm(g, uses, options, n);
+    if (options.fuses(Fusion::pool_before)) input_pool[n] = input_pooling(g, uses, n);
     for (int a : {input_bn[n].first, input_bn[n].second, input_pool[n]}) {
       if (a >= 0) absorbed[a] = true;
     }
@@ -366,7 +399,7 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
         s.inputs[0] = g.nodes[input_pool[n]].inputs[0];
         s.absorbed.push_back(input_pool[n]);
       }
-      if (options.fuse) absorb_followers(g, w, uses, available, s, weight);
+      absorb_followers(g, w, uses, options, available, s, weight);
       s.conv = fast::prepare_conv(problem, fast::choose_conv_algo(problem, options.winograd), weight.data());
       for (int a : s.absorbed) absorbed[a] = true;
       if (releasable) release_step_weights(g, s, *releasable);
@@ -379,15 +412,61 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
     available[s.output] = true;
     plan.steps.push_back(std::move(s));
   }
-  if (!options.reference) {
-    write_branches_in_place(g, uses, plan.steps);
-    hand_over_channels_last(g, uses, plan.steps);
-    share_channels_last_copies(plan.steps);
-  }
+  if (options.fuses(Fusion::concat_slices)) write_branches_in_place(g, uses, plan.steps);
+  if (options.fuses(Fusion::channels_last)) hand_over_channels_last(g, uses, plan.steps);
+  if (options.fuses(Fusion::shared_copy)) share_channels_last_copies(plan.steps);
   return plan;
 }
 
+constexpr std::pair<Fusion, const char*> kFusionNames[] = {
+    {Fusion::fold_batchnorm, "fold_batchnorm"}, {Fusion::residual, "residual"},
+    {Fusion::relu, "relu"},                     {Fusion::pool_after, "pool_after"},
+    {Fusion::input_batchnorm, "input_batchnorm"}, {Fusion::pool_before, "pool_before"},
+    {Fusion::concat_slices, "concat_slices"},   {Fusion::channels_last, "channels_last"},
+    {Fusion::shared_copy, "shared_copy"},
+};
+
 }  // namespace
+
+std::vector<Fusion> all_fusions() {
+  std::vector<Fusion> all;
+  for (const auto& [f, name] : kFusionNames) all.push_back(f);
+  return all;
+}
+
+std::string fusion_name(Fusion f) {
+  for (const auto& [g, name] : kFusionNames) {
+    if (g == f) return name;
+  }
+  return "?";
+}
+
+std::optional<Fusion> parse_fusion(const std::string& name) {
+  for (const auto& [f, n] : kFusionNames) {
+    if (name == n) return f;
+  }
+  return std::nullopt;
+}
+
+std::set<Fusion> parse_fusion_list(const std::string& list) {
+  const std::vector<Fusion> all = all_fusions();
+  if (list == "all") return {all.begin(), all.end()};
+  std::set<Fusion> out;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    const std::size_t end = std::min(list.find(',', start), list.size());
+    const std::string name = list.substr(start, end - start);
+    const std::optional<Fusion> f = parse_fusion(name);
+    if (!f) {
+      std::string known;
+      for (Fusion k : all) known += (known.empty() ? "" : ", ") + fusion_name(k);
+      throw std::invalid_argument("unknown fusion rule '" + name + "' (known: all, " + known + ")");
+    }
+    out.insert(*f);
+    start = end + 1;
+  }
+  return out;
+}
 
 ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions& options) {
   return build_plan(g, w, options, nullptr);

@@ -19,6 +19,8 @@
 //    sparing them the copy (the value then holds that layout, not planes); several readers must
 //    share the layout, or be 2D readers of a 3D reader's frames.
 // Other ops run their reference kernels. Buffers are freed after their last reader.
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,10 +31,32 @@
 
 namespace ecocpu {
 
+// The fast plan's fusion rules, each of which can be switched off (`--no-fuse RULE`,
+// ECOCPU_NO_FUSE): the nodes it would merge then run as steps of their own, or the value it would
+// hand over is copied as usual. The names are those of fusion_name().
+enum class Fusion {
+  fold_batchnorm,   // a BatchNorm reading only a convolution, folded into its weights and bias
+  residual,         // an Eltwise sum in the GEMM epilogue, and a BatchNorm after it as scale and shift
+  relu,             // a ReLU reading only the result, in the epilogue
+  pool_after,       // a pooling reading only the result, run right after the convolution, in bands
+  input_batchnorm,  // a BatchNorm (+ ReLU) applied while a Winograd or tap GEMM conv copies its input
+  pool_before,      // a size-keeping average pooling before a 1x1 convolution, run after its product
+  concat_slices,    // convolutions write their outputs into their Concat's channel slices
+  channels_last,    // a convolution writes its output as the next ones' channels-last input copy
+  shared_copy,      // convolutions reading one input through one layout share its copy
+};
+std::vector<Fusion> all_fusions();
+std::string fusion_name(Fusion f);
+std::optional<Fusion> parse_fusion(const std::string& name);
+// "relu,pool_after" or "all"; throws std::invalid_argument naming an unknown rule and the known ones.
+std::set<Fusion> parse_fusion_list(const std::string& list);
+
 struct PlanOptions {
-  bool fuse = true;        // false: every conv runs alone with only its bias
   bool reference = false;  // true: every node runs its reference kernel, one step per node
   bool winograd = true;    // false: GEMM algorithms only
+  std::set<Fusion> disabled;
+
+  bool fuses(Fusion f) const { return !reference && !disabled.count(f); }
 };
 
 struct PlanStep {
@@ -115,6 +139,17 @@ struct ExecutionPlan {
   std::vector<PlanStep> steps;
   std::shared_ptr<BufferPool> buffers = std::make_shared<BufferPool>();
 };
+
+// The plan as `ecocpu plan` prints it, one row per step: what runs (the nodes it covers), how,
+// through which layouts, and where its result goes.
+struct PlanRow {
+  std::string step;     // PlanStep::label
+  std::string algo;     // PlanStep::algo_name
+  std::string layouts;  // PlanStep::layouts
+  std::string output;   // the output value's shape, "(...) into <concat> at channel c" for a slice
+  std::string notes;    // what else the step does: "pool after", "BN on input copy", "shared copy 0", ...
+};
+std::vector<PlanRow> plan_rows(const ExecutionPlan& plan);
 
 // make_plan that frees the weights a prepared convolution has copied (its weight and bias, folded
 // BatchNorm parameters) as soon as it is prepared, so the originals and their prepared copies

@@ -88,6 +88,12 @@ std::string AttrReader::get_string(const std::string& name) {
   throw AttrError("attribute '" + name + "' must be a string, got " + attr_to_string(v));
 }
 
+bool AttrReader::get_bool(const std::string& name) {
+  const AttrValue& v = find(name);
+  if (auto* b = std::get_if<bool>(&v)) return *b;
+  throw AttrError("attribute '" + name + "' must be true or false, got " + attr_to_string(v));
+}
+
 void AttrReader::ignore(const std::string& name) {
   if (has(name)) used_.insert(name);
 }

@@ -46,6 +46,7 @@ class AttrReader {
   int64_t get_int_in(const std::string& name, int64_t min, int64_t max);
   double get_number(const std::string& name);
   std::string get_string(const std::string& name);
+  bool get_bool(const std::string& name);
   // Marks an attribute as understood but without effect at inference (e.g. BN's `frozen`).
   void ignore(const std::string& name);
 

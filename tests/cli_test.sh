@@ -180,14 +180,14 @@ expect_error "unknown option '--segment'" flops --segment 8
 expect_error "--segments wants whole numbers, got 'x'" flops --segments x
 expect_error "--segments must be between 1 and 1024, got 0" flops --segments 0
 expect_error "--segments wants whole numbers" flops --segments 16,
-expect_error "--arch must be one of ECO, ECOfull, got 'ECOlite'" flops --arch ECOlite
+expect_error "--arch must be one of ECO, ECOfull, C3DRes18, got 'ECOlite'" flops --arch ECOlite
 expect_error "--classes must be between" flops --classes -3
 expect_error "--dropout must be below 1" flops --dropout 1
 expect_error "option '--json' given twice" flops --json --json
 expect_error "option '--classes' needs a value" flops --classes
 expect_error "/nonexistent.yaml: cannot open" flops --model-def /nonexistent.yaml
 expect_error "ECO needs at least 4 segments" flops --segments 2
-expect_error "layer 'fc_final'.*impossible shape" flops --segments 6
+expect_error "layer 'new_fc'.*impossible shape" flops --segments 6
 expect_error "give exactly one of --weights FILE and --random-weights" run --arch ECO --segments 4
 expect_error "give the INPUT to classify" run --weights /nonexistent.pth
 expect_error "/nonexistent.npy: cannot open" run --weights /nonexistent.pth /nonexistent.npy

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "eco/model.hpp"
 #include "graph/builder.hpp"
 #include "graph/yaml_loader.hpp"
 #include "test_support.hpp"
@@ -21,19 +22,21 @@ layers:
 - {id: fc_final, expr: 'fc<=InnerProduct<=pool', attrs: {num_output: 5}}
 )";
 
-BuildOptions tiny_options(int64_t segments = 4) {
-  BuildOptions o;
+// An arch without rules of its own: only the TSN wrapper applies.
+ModelConfig tiny_options(int64_t segments = 4) {
+  ModelConfig o;
+  o.arch = "tiny";
   o.segments = segments;
   o.image_size = 8;
-  o.classes = 0;
+  o.classes = 5;
   return o;
 }
 
-Graph build_text(const std::string& text, const BuildOptions& options) {
-  return build_graph(load_definition_text(text, "net.yaml"), options);
+Graph build_text(const std::string& text, const ModelConfig& options) {
+  return build_model(load_definition_text(text, "net.yaml"), options);
 }
 
-std::string build_error(const std::string& text, const BuildOptions& options) {
+std::string build_error(const std::string& text, const ModelConfig& options) {
   return test::error_of<DefinitionError>([&] { build_text(text, options); });
 }
 
@@ -69,7 +72,7 @@ TEST_CASE("builder: shapes, rebinding, the 2D-to-3D transition and the TSN class
 }
 
 TEST_CASE("builder: classes, dropout 0 and batches of clips") {
-  BuildOptions o = tiny_options();
+  ModelConfig o = tiny_options();
   o.classes = 9;
   o.dropout = 0.0;
   o.clips = 3;
@@ -82,19 +85,19 @@ TEST_CASE("builder: classes, dropout 0 and batches of clips") {
 }
 
 TEST_CASE("builder: ECO Lite's global_pool rule overrides the file's temporal kernel") {
-  BuildOptions o = tiny_options(8);
+  ModelConfig o = tiny_options(8);
   // The file says N/2 = 4: the 3D conv halves 8 frames to 4, so the pool covers them all.
   CHECK(build_text(kTiny, o).find_node("global_pool")->op->describe() == "ave k4x4x4 s1 p0");
   o.arch = "ECO";  // now the rule: 8 / 4 = 2, leaving 2 time steps the classifier cannot take
   std::string msg = build_error(kTiny, o);
-  CHECK(contains(msg, "net.yaml: layer 'fc_final'"));
+  CHECK(contains(msg, "net.yaml: layer 'new_fc' (line 8)"));  // TSN's classifier, made from line 8
   CHECK(contains(msg, "impossible shape"));
   o.segments = 2;
   CHECK(contains(build_error(kTiny, o), "ECO needs at least 4 segments"));
 }
 
 TEST_CASE("builder: every definition error names file, layer and cause") {
-  const BuildOptions o = tiny_options();
+  const ModelConfig o = tiny_options();
   struct Case {
     std::string text;
     std::string expect;
@@ -125,8 +128,6 @@ TEST_CASE("builder: every definition error names file, layer and cause") {
        "layer 'global_pool' (line 7): kernel size must be between 1 and 1024, got 0"},
       {tiny_with("num_output: 6", "num_output: 999999999999"),
        "layer 'c3d' (line 6): num_output must be between 1 and 1048576, got 999999999999"},
-      {tiny_with("num_output: 5", "num_output: 1048577"),
-       "layer 'fc_final' (line 8): num_output must be between 1 and 1048576, got 1048577"},
       {tiny_with("pad: 1, stride: 2", "pad: 4611686018427387904, stride: 2"),
        "layer 'c3d' (line 6): pad must be between 0 and 1024, got 4611686018427387904"},
       {tiny_with("stride: 2", "stride: 1025"), "layer 'c3d' (line 6): stride must be between 1 and 1024, got 1025"},
@@ -151,13 +152,53 @@ TEST_CASE("builder: every definition error names file, layer and cause") {
 }
 
 TEST_CASE("builder: impossible configurations") {
-  BuildOptions o = tiny_options();
+  ModelConfig o = tiny_options();
   o.segments = 0;
   CHECK(contains(build_error(kTiny, o), "net.yaml: the segment count must be at least 1"));
   o = tiny_options();
   o.segments = 3;  // the strided 3D conv leaves 2 steps, the N/2 = 1 pool keeps both
-  CHECK(contains(build_error(kTiny, o), "layer 'fc_final' (line 8): impossible shape"));
+  CHECK(contains(build_error(kTiny, o), "layer 'new_fc' (line 8): impossible shape"));
+  o = tiny_options();
+  o.classes = 1048577;
+  CHECK(contains(build_error(kTiny, o), "layer 'fc_final' (line 8): num_output must be between 1 and 1048576, got 1048577"));
   o = tiny_options();
   o.dropout = 1.0;
   CHECK(contains(build_error(kTiny, o), "dropout must be in [0, 1)"));
+  o = tiny_options();
+  o.image_size = 0;  // the arch's own: 224, which the 4x4 pool cannot reduce to 1x1
+  CHECK(contains(build_error(kTiny, o), "layer 'new_fc' (line 8): impossible shape"));
+}
+
+TEST_CASE("builder: the generic builder applies no model rule") {
+  BuildOptions o;
+  o.segments = 4;
+  o.image_size = 8;
+  Graph g = build_graph(load_definition_text(kTiny, "net.yaml"), o);
+  CHECK(g.nodes.back().id == "fc_final");
+  CHECK(g.output_shape() == Shape{1, 5});
+  CHECK(g.find_node("new_fc") == nullptr);
+  o.image_size = 0;
+  CHECK(contains(test::error_of<DefinitionError>([&] { build_graph(load_definition_text(kTiny, "net.yaml"), o); }),
+                 "net.yaml: the image size must be at least 1"));
+}
+
+TEST_CASE("builder: C3DRes18's 3D convolutions have no bias unless the file says so") {
+  ModelConfig o = tiny_options(4);
+  CHECK(build_text(kTiny, o).find_node("c3d")->params.size() == 2);  // weight and bias
+  o.arch = "C3DRes18";
+  Graph g = build_text(kTiny, o);
+  REQUIRE(g.find_node("c3d")->params.size() == 1);
+  CHECK(g.find_node("c3d")->params[0].name == "weight");
+  CHECK(g.find_node("conv1")->params.size() == 2);  // a 2D convolution keeps its bias
+  CHECK(build_text(tiny_with("stride: 2}", "stride: 2, bias_term: true}"), o).find_node("c3d")->params.size() == 2);
+  // Without the bias the FLOPs lose one add per output; MACs and thop's count are the same.
+  o.arch = "tiny";
+  const Cost with = build_text(kTiny, o).find_node("c3d")->cost;
+  o.arch = "C3DRes18";
+  const Cost without = build_text(kTiny, o).find_node("c3d")->cost;
+  CHECK(with.macs == without.macs);
+  CHECK(with.thop == without.thop);
+  CHECK(with.flops - without.flops == 6 * 2 * 4 * 4);
+  CHECK(contains(build_error(tiny_with("stride: 2}", "stride: 2, bias_term: 1}"), o),
+                 "layer 'c3d' (line 6): attribute 'bias_term' must be true or false, got 1"));
 }

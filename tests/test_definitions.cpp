@@ -14,11 +14,11 @@ namespace {
 const std::string kReference = ECOCPU_REFERENCE_DIR;
 
 Graph build(const ModelDefinition& def, const std::string& arch, int64_t segments) {
-  BuildOptions o;
+  ModelConfig o;
   o.arch = arch;
   o.segments = segments;
   o.classes = 400;
-  return build_graph(def, o);
+  return build_model(def, o);
 }
 
 // The producing node's id of each input, which identifies the edge independent of value names.
@@ -62,7 +62,8 @@ TEST_CASE("definitions: ours give the upstream graph, ids and counts" * doctest:
     int64_t segments;
   };
   for (Config c : {Config{"ECO", 4}, Config{"ECO", 16}, Config{"ECO", 24}, Config{"ECOfull", 4},
-                   Config{"ECOfull", 16}}) {
+                   Config{"ECOfull", 16}, Config{"C3DRes18", 4}, Config{"C3DRes18", 8}, Config{"C3DRes18", 12},
+                   Config{"C3DRes18", 16}}) {
     CAPTURE(c.arch);
     CAPTURE(c.segments);
     ModelDefinition upstream = load_definition_file(kReference + "/" + c.arch + ".yaml");
@@ -91,4 +92,25 @@ TEST_CASE("definitions: ECO Full has both branches and the expected feature size
   for (const auto& n : g.nodes) transitions += n.synthetic ? 1 : 0;
   CHECK(transitions == 2);  // before res3a_2 and before the 2D consensus pool
   CHECK_THROWS_AS(builtin_definition("ECO_Lite"), std::invalid_argument);
+}
+
+TEST_CASE("definitions: C3DRes18 is a 3D ResNet-18 on 112x112 frames without convolution biases") {
+  for (int64_t segments : {4, 8, 12, 16}) {
+    CAPTURE(segments);
+    Graph g = build(c3d_res18_definition(), "C3DRes18", segments);
+    CHECK(g.input_shape() == Shape{segments, 3, 112, 112});
+    CHECK(g.nodes[0].synthetic);  // the frames viewed as one clip before conv1
+    CHECK(g.values[g.find_node("conv1")->output].shape == Shape{1, 64, segments / 2, 56, 56});
+    CHECK(g.values[g.find_node("res5b_bn")->output].shape == Shape{1, 512, 1, 7, 7});
+    CHECK(g.output_shape() == Shape{1, 400});
+    int convs = 0;
+    for (const auto& n : g.nodes) {
+      if (n.op->kind() != OpKind::Conv) continue;
+      ++convs;
+      CHECK(n.params.size() == 1);
+    }
+    CHECK(convs == 20);  // the stem, 16 in the blocks and 3 projection shortcuts
+  }
+  // Its time axis must shrink to 1 before the pool: 24 segments leave 2 steps.
+  CHECK_THROWS_AS(build(c3d_res18_definition(), "C3DRes18", 24), DefinitionError);
 }

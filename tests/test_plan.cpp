@@ -6,6 +6,7 @@
 #include "eco/random_weights.hpp"
 #include "graph/executor.hpp"
 #include "graph/plan.hpp"
+#include "graph/yaml_loader.hpp"
 #include "oracles.hpp"
 
 using namespace ecocpu;
@@ -162,7 +163,7 @@ TEST_CASE("plan: fused and unfused plans give the same logits") {
     for (bool fuse : {true, false}) {
       CAPTURE(fuse);
       PlanOptions options;
-      options.fuse = fuse;
+      if (!fuse) options.disabled = parse_fusion_list("all");
       options.winograd = fuse;  // one plan with every fast path, one with GEMMs only
       WeightStore remaining = w;  // the plan must not need what it releases
       ExecutionPlan plan = make_plan_releasing(g, remaining, options);
@@ -217,4 +218,73 @@ TEST_CASE("plan: Concat branches write into their channel slices; others are cop
   PlanOptions reference;
   reference.reference = true;
   for (const auto& s : make_plan(g, w, reference).steps) CHECK(s.slice_of < 0);
+}
+
+namespace {
+
+// A few small layers on which every fusion rule fires once (2 frames of 16x16, 16 channels):
+// conv1's BatchNorm folds, its ReLU goes into the epilogue and its max pooling after it; a 1x1
+// reduce hands its output channels-last to a tap GEMM 3x3; a size-keeping average pooling runs
+// after the 1x1 projection it feeds; both branches write their Concat slices; b_1 and b_down share
+// one channels-last copy of their input; b_down adds b_1 and applies b_bn in its epilogue; b_bn and
+// b_relu, which cannot fold (b is also read by c), are applied by c_1 as it copies its input.
+const char* kEveryRule = R"(name: every_rule
+layers:
+- {id: conv1, expr: 'conv1<=Convolution<=data', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: conv1_bn, expr: 'conv1_bn<=BN<=conv1'}
+- {id: conv1_relu, expr: 'conv1_bn<=ReLU<=conv1_bn'}
+- {id: pool1, expr: 'pool1<=Pooling<=conv1_bn', attrs: {kernel_size: 2, stride: 2, mode: max}}
+- {id: a_reduce, expr: 'a_reduce<=Convolution<=pool1', attrs: {num_output: 16, kernel_size: 1}}
+- {id: a_3x3, expr: 'a_3x3<=Convolution<=a_reduce', attrs: {num_output: 8, kernel_size: 3, pad: 1}}
+- {id: a_pool, expr: 'a_pool<=Pooling<=pool1', attrs: {kernel_size: 3, stride: 1, pad: 1, mode: ave}}
+- {id: a_proj, expr: 'a_proj<=Convolution<=a_pool', attrs: {num_output: 8, kernel_size: 1}}
+- {id: a_out, expr: 'a_out<=Concat<=a_3x3,a_proj'}
+- {id: b_1, expr: 'b_1<=Convolution<=a_out', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: b_down, expr: 'b_down<=Convolution<=a_out', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: b, expr: 'b<=Eltwise<=b_1,b_down'}
+- {id: b_bn, expr: 'b_bn<=BN<=b'}
+- {id: b_relu, expr: 'b_bn<=ReLU<=b_bn'}
+- {id: c_1, expr: 'c_1<=Convolution<=b_bn', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: c, expr: 'c<=Eltwise<=c_1,b'}
+- {id: pool2, expr: 'pool2<=Pooling<=c', attrs: {kernel_size: 8, stride: 1, mode: ave}}
+- {id: fc_final, expr: 'fc<=InnerProduct<=pool2', attrs: {num_output: 5}}
+)";
+
+std::string plan_signature(const ExecutionPlan& plan) {
+  std::string s;
+  for (const PlanRow& r : plan_rows(plan)) s += r.step + " " + r.algo + " " + r.layouts + " " + r.output + " " + r.notes + "\n";
+  return s;
+}
+
+}  // namespace
+
+// Each rule, switched off alone, must change the plan (so it fired) and not the logits; the
+// reference engine agrees with the plan that has every rule.
+TEST_CASE("plan: every fusion rule fires on a small graph, and none changes the logits") {
+  ModelConfig config;
+  config.arch = "every_rule";
+  config.segments = 2;
+  config.image_size = 16;
+  config.classes = 5;
+  config.dropout = 0.0;
+  Graph g = build_model(load_definition_text(kEveryRule, "every_rule.yaml"), config);
+  WeightStore w = random_weights(g, 51);
+  Tensor x = random_input(g.input_shape(), 52);
+  const ExecutionPlan all = make_plan(g, w);
+  const Tensor expected = run_plan(all, w, x).clone();
+  const std::string all_signature = plan_signature(all);
+  CHECK(test::max_relative_error(run_graph(g, w, x), expected) < 1e-4f);
+  for (Fusion rule : all_fusions()) {
+    CAPTURE(fusion_name(rule));
+    PlanOptions options;
+    options.disabled = {rule};
+    const ExecutionPlan without = make_plan(g, w, options);
+    CHECK(plan_signature(without) != all_signature);
+    CHECK(test::max_relative_error(run_plan(without, w, x), expected) < 1e-4f);
+  }
+  PlanOptions none;
+  none.disabled = parse_fusion_list("all");
+  CHECK(make_plan(g, w, none).steps.size() == g.nodes.size());  // one step per node
+  CHECK(parse_fusion_list("relu,pool_after") == std::set<Fusion>{Fusion::relu, Fusion::pool_after});
+  CHECK_THROWS_WITH_AS(parse_fusion_list("relu,bn"), doctest::Contains("unknown fusion rule 'bn'"), std::invalid_argument);
 }

@@ -26,7 +26,10 @@ inline bool contains(const std::string& text, const std::string& part) {
 // reports the skip and its reason.
 inline bool upstream_reference_available() {
   const std::filesystem::path dir = ECOCPU_REFERENCE_DIR;
-  return std::filesystem::is_regular_file(dir / "ECO.yaml") && std::filesystem::is_regular_file(dir / "ECOfull.yaml");
+  for (const char* file : {"ECO.yaml", "ECOfull.yaml", "C3DRes18.yaml"}) {
+    if (!std::filesystem::is_regular_file(dir / file)) return false;
+  }
+  return true;
 }
 
 }  // namespace ecocpu::test

@@ -91,16 +91,14 @@ EcoCheckpoint read_checkpoint(TorchFile file) {
   return c;
 }
 
-ClassifierInfo find_classifier(const EcoCheckpoint& c) {
-  for (const char* layer : {"new_fc", "fc_final"}) {
+ClassifierInfo find_classifier(const EcoCheckpoint& c, const std::string& last_layer) {
+  for (const std::string& layer : {std::string("new_fc"), last_layer}) {
     for (const auto& e : c.entries) {
-      if (e.canonical == std::string(layer) + ".weight" && e.tensor->shape.size() == 2) {
-        return {layer, e.tensor->shape[0]};
-      }
+      if (e.canonical == layer + ".weight" && e.tensor->shape.size() == 2) return {layer, e.tensor->shape[0]};
     }
   }
-  throw FileError(c.file.path() +
-                  ": no classifier in the state_dict (expected new_fc.weight or base_model.fc_final.weight)");
+  throw FileError(c.file.path() + ": no classifier in the state_dict (expected new_fc.weight or base_model." +
+                  last_layer + ".weight)");
 }
 
 WeightStore load_weights(const EcoCheckpoint& c, const Graph& graph) {

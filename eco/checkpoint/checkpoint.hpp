@@ -35,13 +35,14 @@ EcoCheckpoint read_checkpoint(TorchFile file);
 // Without DataParallel's "module." and TSN's "base_model." prefixes.
 std::string canonical_name(const std::string& stored);
 
-// The classifier a state_dict carries: layer "new_fc" (TSN, dropout > 0) or "fc_final"
-// (dropout 0), and its number of outputs. Throws FileError when there is neither.
+// The classifier a state_dict carries: layer "new_fc" (TSN, dropout > 0) or the definition's own
+// last layer (dropout 0: "fc_final" in ECO, "fc8" in C3DRes18), and its number of outputs.
+// Throws FileError when there is neither.
 struct ClassifierInfo {
   std::string layer;
   int64_t classes = 0;
 };
-ClassifierInfo find_classifier(const EcoCheckpoint& checkpoint);
+ClassifierInfo find_classifier(const EcoCheckpoint& checkpoint, const std::string& last_layer);
 
 // Every tensor the graph needs, as float32. Every missing, unexpected, mis-shaped or non-float
 // tensor is reported in one FileError, with shapes; BatchNorm's num_batches_tracked is ignored.

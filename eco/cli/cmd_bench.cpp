@@ -131,6 +131,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
                            {"iters", "K", "timed forward passes (default 5)"},
                            {"warmup", "W", "untimed passes first (default 1)"},
                            {"engine", "E", "fast (default) or reference"},
+                           no_fuse_option(),
                            {"json", "", "print the result as JSON"},
                   max_memory_option()}));
   if (!parse_or_help(args, argv,

@@ -35,7 +35,7 @@ int cmd_summary(const std::vector<std::string>& argv) {
 }
 
 int cmd_definition(const std::vector<std::string>& argv) {
-  Args args("definition", {{"arch", "A", "ECO (default) or ECOfull"}});
+  Args args("definition", {{"arch", "A", "ECO (default), ECOfull or C3DRes18"}});
   if (!parse_or_help(args, argv,
                      "Prints ecocpu's built-in definition in the upstream YAML schema; edit it and\n"
                      "pass it back with --model-def."))

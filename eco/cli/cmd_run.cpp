@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "eco/api/loading.hpp"
 #include "eco/cli/commands.hpp"
 #include "eco/cli/common.hpp"
 #include "eco/cli/progress.hpp"
@@ -173,11 +174,6 @@ struct LoadedInput {
   std::string error;
 };
 
-// The message names the input: FileErrors start with their path already.
-std::string error_naming(const std::string& input, const std::string& message) {
-  return message.starts_with(input) ? message : input + ": " + message;
-}
-
 // Runs `step` on the input; a failure becomes its one-line error and drops its clip.
 template <typename Step>
 void attempt(LoadedInput& loaded, Step step) {
@@ -218,8 +214,13 @@ int64_t choose_segments(const Args& args, RunSettings& s, std::optional<LoadedIn
   }
   video::ClipOptions any = s.clip;
   any.sampling.segments = 0;
+  any.preprocess.crop_size = 0;  // the model, maybe C3DRes18 from the checkpoint, is not known yet
   first = load_input(s.inputs[0], any);
-  if (!first->clip) return 16;
+  if (!first->clip) {  // say which frame size the configured model takes
+    any.preprocess.crop_size = image_size(single_model_config(args));
+    first = load_input(s.inputs[0], any);
+    return 16;
+  }
   if (first->clip->frames.dim(0) < 1 || first->clip->frames.dim(0) > kMaxSegments) {
     first->error = s.inputs[0] + ": the clip holds " + std::to_string(first->clip->frames.dim(0)) +
                    " frames; a clip has 1 to " + std::to_string(kMaxSegments);
@@ -227,15 +228,6 @@ int64_t choose_segments(const Args& args, RunSettings& s, std::optional<LoadedIn
     return 16;
   }
   return first->clip->frames.dim(0);
-}
-
-// Finite weights and a finite clip can still overflow float32 on the way (weights near 1e38):
-// such logits rank nothing, so they are an error, not a result.
-void check_logits(const Tensor& logits, const std::string& weights_source) {
-  if (const int64_t i = first_non_finite(logits.data(), logits.numel()); i >= 0) {
-    throw FileError(weights_source + ": the forward pass gives a non-finite logit for class " + std::to_string(i) +
-                    " (the weights overflow float32)");
-  }
 }
 
 // One input's outcome as it comes: a lone input that fails is an error of the command (one line
@@ -333,11 +325,12 @@ int cmd_run(const std::vector<std::string>& argv) {
                   {"sampling-seed", "S", "seed for --sampling random (default 0)"},
                   {"frames", "I,J,...", "run on exactly these 0-based frames (one per segment)"},
                   {"frame-pattern", "P", "frame file names in a folder, printf style (default img_%05d.jpg)"},
-                  {"dump-input", "OUT.npy|DIR/", "write the network input, float32 (T, 3, 224, 224)"},
+                  {"dump-input", "OUT.npy|DIR/", "write the network input, float32 (T, 3, S, S); S = 224 (C3DRes18 112)"},
                   {"save-logits", "OUT.npy|DIR/", "write the raw logits, float32 (1, K)"},
                   {"labels", "FILE", "class names, one per line, or classInd.txt's '1 Name' lines"},
                   {"topk", "K", "how many classes to print (default 5)"},
                   {"engine", "E", "fast (GEMM kernels, fused; default) or reference (plain kernels)"},
+                  no_fuse_option(),
                   {"threads", "N", "worker threads (default: all cores)"},
                   {"decoder-threads", "N", "threads decoding inputs (default: all for one input, half in a batch)"},
                   {"json", "", "print one JSON object per input, one per line"},
@@ -346,7 +339,8 @@ int cmd_run(const std::vector<std::string>& argv) {
   if (!parse_or_help(args, argv,
                      "Runs ECO on clips and prints the top classes of each.\n"
                      "An INPUT is a video file (any container and codec FFmpeg reads), a folder of\n"
-                     "frames (img_00001.jpg, ...), or a preprocessed float32 .npy (T, 3, 224, 224):\n"
+                     "frames (img_00001.jpg, ...), or a preprocessed float32 .npy (T, 3, S, S), S the\n"
+                     "model's image size (224; C3DRes18 112):\n"
                      "T frames, BGR 0-255 minus the mean (104, 117, 128). Videos and folders are\n"
                      "sampled and preprocessed as upstream's test pipeline does. With several inputs\n"
                      "a failed input is reported and the others still run (exit 1 at the end).\n"
@@ -362,7 +356,10 @@ int cmd_run(const std::vector<std::string>& argv) {
   LoadedModel m = load_model(args, segments);
   std::vector<std::string> labels;
   if (args.has("labels")) labels = read_labels(args.get("labels", ""), m.graph.output_shape()[1]);
-  s.clip.preprocess.crop_size = m.graph.input_shape()[2];
+  s.clip.preprocess = video::preprocess_spec_for(m.graph.input_shape()[2]);
+  if (first && first->clip && first->clip->frames.dim(2) != s.clip.preprocess.crop_size) {
+    first = load_input(s.inputs[0], s.clip);  // to say which frame size the model takes
+  }
   const PreparedPlan prepared = prepare_plan(m, s.engine);
   const RunReport report{&m, s.engine_name, prepared.ms, s.topk, &labels};
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "eco/api/loading.hpp"
 #include "eco/cli/args.hpp"
 #include "eco/model.hpp"
 #include "graph/ir.hpp"
@@ -12,10 +13,8 @@
 
 namespace ecocpu::cli {
 
-constexpr int64_t kMaxSegments = 1024;
-constexpr int64_t kMaxClasses = 1000000;
 
-// --arch, --segments, --classes, --dropout, --model-def.
+// --arch, --segments, --classes, --dropout, --model-def, --image-size.
 std::vector<OptionSpec> model_options(bool segment_list);
 std::vector<OptionSpec> with(std::vector<OptionSpec> specs, std::vector<OptionSpec> more);
 ModelConfig model_config(const Args& args, int64_t segments);
@@ -24,7 +23,8 @@ ModelConfig single_model_config(const Args& args);
 // Parses; with --help prints `about` and the options and returns false (the command exits 0).
 bool parse_or_help(Args& args, const std::vector<std::string>& argv, const std::string& about);
 
-// --engine and --threads, shared by run and bench.
+// --engine, --threads and --no-fuse (else $ECOCPU_NO_FUSE), shared by run, bench and plan.
+OptionSpec no_fuse_option();
 PlanOptions engine_options(const Args& args);
 
 struct LoadedModel {

@@ -21,7 +21,8 @@ constexpr const char* kUsage =
     "  run          classify a clip with a PyTorch checkpoint (or random weights)\n"
     "  inspect      list a PyTorch checkpoint's tensors and metadata\n"
     "  bench        time the forward pass: latency, peak memory, per-layer table\n"
-    "  definition   print the built-in ECO / ECOfull definition as YAML\n"
+    "  plan         the fast engine's steps after fusion: algorithms, layouts, outputs\n"
+    "  definition   print a built-in definition (ECO, ECOfull, C3DRes18) as YAML\n"
     "\n"
     "'ecocpu <command> --help' describes a command's options. With no command, 'ecocpu'\n"
     "is 'ecocpu flops': ECO Lite, 16 segments, 400 classes.\n";
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
       {"definition", ecocpu::cli::cmd_definition},
       {"inspect", ecocpu::cli::cmd_inspect},
       {"bench", ecocpu::cli::cmd_bench},
+      {"plan", ecocpu::cli::cmd_plan},
   };
   if (command == "help") {
     std::cout << kUsage;

@@ -6,30 +6,12 @@
 #include <numeric>
 #include <sstream>
 
+#include "eco/api/loading.hpp"
 #include "eco/report.hpp"
 
 namespace ecocpu::cli {
 
 namespace {
-
-std::vector<int> top_k(const float* logits, int64_t count, int64_t k) {
-  std::vector<int> order(static_cast<std::size_t>(count));
-  std::iota(order.begin(), order.end(), 0);
-  k = std::min(k, count);
-  std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                    [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
-  order.resize(static_cast<std::size_t>(k));
-  return order;
-}
-
-std::vector<double> softmax(const float* logits, int64_t count) {
-  double peak = *std::max_element(logits, logits + count);
-  std::vector<double> p(static_cast<std::size_t>(count));
-  double sum = 0;
-  for (int64_t i = 0; i < count; ++i) sum += p[i] = std::exp(logits[i] - peak);
-  for (auto& v : p) v /= sum;
-  return p;
-}
 
 std::string format(const char* pattern, auto... values) {
   char line[512];
@@ -45,7 +27,7 @@ std::string json_int_list(const std::vector<int64_t>& values) {
 
 std::string json_top(const RunReport& report, const Tensor& logits) {
   const int64_t classes = logits.dim(1);
-  const auto best = top_k(logits.data(), classes, report.topk);
+  const auto best = top_classes(logits.data(), classes, report.topk);
   const auto prob = softmax(logits.data(), classes);
   std::ostringstream out;
   out << "[";
@@ -98,7 +80,7 @@ std::string run_result_text(const RunReport& report, const RunResult& result) {
                 result.forward_ms / 1000, "rank", "class", "probability", "logit",
                 report.labels->empty() ? "" : "label");
   const int64_t classes = logits.dim(1);
-  const auto best = top_k(logits.data(), classes, report.topk);
+  const auto best = top_classes(logits.data(), classes, report.topk);
   const auto prob = softmax(logits.data(), classes);
   for (std::size_t i = 0; i < best.size(); ++i) {
     out += format("%6zu %8d %12.6f %12.4f  %s\n", i + 1, best[i], prob[best[i]], logits.data()[best[i]],

@@ -38,9 +38,10 @@ Clip load_npy_clip(const std::string& path, const ClipOptions& options) {
   Tensor t = read_npy(path);
   Shape s = t.shape();
   if (s.rank() == 5 && s[0] == 1) s = Shape(s.begin() + 1, s.end());
-  const int64_t crop = options.preprocess.crop_size;
+  const int64_t crop = options.preprocess.crop_size > 0 ? options.preprocess.crop_size
+                       : (s.rank() > 0 ? s[s.rank() - 1] : 0);
   if (s.rank() != 4 || s[1] != 3 || s[2] != crop || s[3] != crop) {
-    const std::string c = std::to_string(crop);
+    const std::string c = options.preprocess.crop_size > 0 ? std::to_string(crop) : "S";
     throw FileError(path + ": the clip is " + t.shape().str() + ", expected (T, 3, " + c + ", " + c +
                     ") or (1, T, 3, " + c + ", " + c + ")");
   }

@@ -38,7 +38,7 @@ struct Clip {
 
 // Throws FileError "<path>: <cause>" for anything that cannot become the network input. A .npy
 // clip is (T, 3, crop, crop) or (1, T, 3, crop, crop) with T the segment count (any T when the
-// sampling's segment count is 0).
+// sampling's segment count is 0, any square frame when the crop size is 0).
 Clip load_clip(const std::string& path, const ClipOptions& options);
 
 }  // namespace ecocpu::video

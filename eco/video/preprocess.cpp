@@ -331,6 +331,13 @@ RgbImage resample_vertically(const RgbImage& in, int64_t height) {
 
 }  // namespace
 
+PreprocessSpec preprocess_spec_for(int64_t crop_size) {
+  PreprocessSpec spec;
+  spec.crop_size = crop_size;
+  spec.scale_size = crop_size * 256 / 224;
+  return spec;
+}
+
 ScaledSize scaled_size(int64_t width, int64_t height, int64_t scale_size) {
   check_size(width, height, "scaled_size");
   require(scale_size >= 1 && scale_size <= kMaxScaleSize,

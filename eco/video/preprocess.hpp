@@ -16,6 +16,10 @@ struct PreprocessSpec {
   std::array<float, 3> mean_bgr = {104.f, 117.f, 128.f};
 };
 
+// Upstream's spec for a network input of crop_size: the scale keeps 256 : 224 (TSN's
+// scale_size = input_size * 256 // 224; C3DRes18's 112 gives 128).
+PreprocessSpec preprocess_spec_for(int64_t crop_size);
+
 // The scaled size: the shorter side becomes scale_size, the other int(scale_size * long / short)
 // (torchvision's Scale/Resize rule for an int size). Equal sides give a square.
 struct ScaledSize {

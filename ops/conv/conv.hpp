@@ -1,5 +1,6 @@
 #pragma once
-// Convolution, 2D ("Convolution") and 3D ("Conv3d"), always with a bias as in upstream ECO.
+// Convolution, 2D ("Convolution") and 3D ("Conv3d"), with a bias unless `bias_term: false` (as
+// Caffe spells it; upstream's C3DRes18 builds its 3D convolutions without one).
 #include <memory>
 
 #include "ops/attrs.hpp"
@@ -11,8 +12,8 @@ namespace ecocpu {
 
 class Conv final : public Op {
  public:
-  Conv(int64_t out_channels, const Window& window);
-  // Attributes: num_output, kernel_size|kernel_*, pad|pad_*, stride|stride_*.
+  Conv(int64_t out_channels, const Window& window, bool has_bias = true);
+  // Attributes: num_output, kernel_size|kernel_*, pad|pad_*, stride|stride_*, bias_term.
   static std::unique_ptr<Op> create(AttrReader& attrs, int spatial_rank);
 
   OpKind kind() const override { return OpKind::Conv; }
@@ -27,10 +28,12 @@ class Conv final : public Op {
   // The kernel-level description of this convolution between tensors of these shapes.
   reference::ConvProblem problem(const Shape& in, const Shape& out) const;
   const Window& window() const { return window_; }
+  bool has_bias() const { return has_bias_; }
 
  private:
   int64_t out_channels_;
   Window window_;
+  bool has_bias_;
 };
 
 }  // namespace ecocpu

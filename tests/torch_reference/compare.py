@@ -1,12 +1,10 @@
 """Checks ecocpu against the PyTorch reference data make_reference.py wrote: logits for every
 checkpoint format and layout, metadata, and the refusal of bad or malicious files.
 
-usage: compare.py ECOCPU DATA_DIR ENGINE TOLERANCE [--logits-only] [--max-segments N] [--one-per-arch]
-                  [--arch A]
-ENGINE is ecocpu's --engine (fast or reference). --one-per-arch compares only the first case of
-each arch: the cases differ in file format and layout, which the engine does not see; --arch A
-only A's cases. Prints
-'N passed, M failed' and exits non-zero on any failure.
+usage: compare.py ECOCPU DATA_DIR ENGINE TOLERANCE [--logits-only] [--case NAME]
+ENGINE is ecocpu's --engine (fast or reference); --case NAME compares only that case (e.g.
+all_ops, every op kind on small frames). Prints 'N passed, M failed' and exits non-zero on any
+failure.
 """
 import json
 import os
@@ -19,9 +17,7 @@ import numpy as np
 
 ecocpu, data, engine, tolerance = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 logits_only = "--logits-only" in sys.argv
-max_segments = int(sys.argv[sys.argv.index("--max-segments") + 1]) if "--max-segments" in sys.argv else 1 << 30
-one_per_arch = "--one-per-arch" in sys.argv
-only_arch = sys.argv[sys.argv.index("--arch") + 1] if "--arch" in sys.argv else None
+only_case = sys.argv[sys.argv.index("--case") + 1] if "--case" in sys.argv else None
 results = {"passed": 0, "failed": 0}
 scratch = tempfile.mkdtemp()
 
@@ -48,14 +44,14 @@ def expect_error(name, args, *fragments):
 
 
 cases = json.load(open(path("manifest.json")))
-archs_seen = set()
 for case in cases:
-    if case["segments"] > max_segments or (one_per_arch and case["arch"] in archs_seen) or \
-            (only_arch is not None and case["arch"] != only_arch):
+    if only_case is not None and case["name"] != only_case:
         continue
-    archs_seen.add(case["arch"])
     out = os.path.join(scratch, case["name"] + ".npy")
-    code, stdout, stderr = run("run", "--engine", engine, "--weights", path(case["checkpoint"]),
+    model = ["--arch", case["arch"]]
+    if "model_def" in case:
+        model += ["--model-def", case["model_def"], "--image-size", str(case["image_size"])]
+    code, stdout, stderr = run("run", "--engine", engine, "--weights", path(case["checkpoint"]), *model,
                                path(case["input"]), "--save-logits", out, "--json")
     if code != 0:
         check(case["name"], False, stderr.strip())

@@ -1,9 +1,10 @@
-"""ECO Lite / ECO Full in PyTorch, built from a layer-list YAML definition.
+"""ECO Lite / ECO Full / C3DRes18 in PyTorch, built from a layer-list YAML definition.
 
 Written for ecocpu's reference tests from the model's semantics (shared/reference/README.md):
 it is the oracle ecocpu's logits and counts are compared against, so it follows PyTorch's own
-modules (Conv2d/3d with bias, BatchNorm eps 1e-5, ceil-mode pooling counting padded cells) and
-the TSN classifier rule. Parameter names are base_model.<layer id>.<param> and new_fc.<param>.
+modules (Conv2d/3d with bias unless `bias_term: false` or C3DRes18's 3D convolutions, BatchNorm
+eps 1e-5, ceil-mode pooling counting padded cells) and the TSN classifier rule. Parameter names
+are base_model.<layer id>.<param> and new_fc.<param>.
 """
 import os
 import subprocess
@@ -46,7 +47,8 @@ def build_module(op, attrs, channels, segments):
         k = axes(attrs, "kernel_size", "kernel", rank, None, segments)
         p = axes(attrs, "pad", "pad", rank, 0, segments)
         s = axes(attrs, "stride", "stride", rank, 1, segments)
-        return conv(channels, attrs["num_output"], k, s, p, bias=True), attrs["num_output"]
+        bias = attrs.get("bias_term", True)
+        return conv(channels, attrs["num_output"], k, s, p, bias=bias), attrs["num_output"]
     if op in ("BN", "BN3d"):
         bn = nn.BatchNorm3d if op == "BN3d" else nn.BatchNorm2d
         return bn(channels, eps=1e-5), channels
@@ -80,6 +82,8 @@ class BaseModel(nn.Module):
             attrs = dict(layer.get("attrs") or {})
             if arch == "ECO" and layer["id"] == "global_pool" and op == "Pooling3d":
                 attrs["kernel_d"] = segments // 4
+            if arch == "C3DRes18" and op == "Conv3d":
+                attrs.setdefault("bias_term", False)  # upstream builds them with conv_bias=False
             if op == "Concat":
                 channels[out] = sum(channels[name] for name in inputs)
             elif op == "Eltwise":
@@ -132,6 +136,20 @@ class TSN(nn.Module):
         return self.new_fc(out) if self.new_fc is not None else out
 
 
+def use_onednn_conv3d(model):
+    """Runs every Conv3d through PyTorch's own oneDNN convolution: Debian's PyTorch computes
+    conv3d with a generic BLAS, 25x slower, which made writing the reference data take minutes.
+    Same modules, parameters and arithmetic (float32 products, float32 sums); thop, which counts
+    by module type, is unaffected."""
+    def forward(conv):
+        return lambda x: torch.mkldnn_convolution(x.contiguous(), conv.weight, conv.bias, conv.padding,
+                                                  conv.stride, conv.dilation, conv.groups)
+    for module in model.modules():
+        if isinstance(module, nn.Conv3d):
+            module.forward = forward(module)
+    return model
+
+
 def randomize(model, seed):
     """Seeded weights that keep activations in a sensible range, and BatchNorm statistics that
     are not the identity, so every parameter matters to the logits."""
@@ -155,11 +173,11 @@ def randomize(model, seed):
 
 
 def write_definitions(ecocpu, folder):
-    """ECO.yaml and ECOfull.yaml from `ecocpu definition` into `folder`: the models this tier
-    builds are ecocpu's own definitions, which the upstream comparison (test_definitions.cpp)
-    proves equal to upstream's files where those are at hand."""
+    """ECO.yaml, ECOfull.yaml and C3DRes18.yaml from `ecocpu definition` into `folder`: the models
+    this tier builds are ecocpu's own definitions, which the upstream comparison
+    (test_definitions.cpp) proves equal to upstream's files where those are at hand."""
     os.makedirs(folder, exist_ok=True)
-    for arch in ("ECO", "ECOfull"):
+    for arch in ("ECO", "ECOfull", "C3DRes18"):
         text = subprocess.run([ecocpu, "definition", "--arch", arch], capture_output=True, text=True,
                               check=True).stdout
         with open(os.path.join(folder, arch + ".yaml"), "w") as f:

@@ -15,14 +15,19 @@ import numpy as np
 import torch
 import torch.serialization
 
-from eco_torch import TSN, randomize, write_definitions
+from eco_torch import TSN, randomize, use_onednn_conv3d, write_definitions
 
 torch.set_num_threads(2)
 
 
-def clip(segments, seed):
+HERE = os.path.dirname(os.path.abspath(__file__))
+ALL_OPS = os.path.join(HERE, "all_ops.yaml")  # every op kind on small frames, for the kernel tier
+IMAGE_SIZE = {"ECO": 224, "ECOfull": 224, "C3DRes18": 112}
+
+
+def clip(segments, size, seed):
     gen = torch.Generator().manual_seed(seed)
-    return torch.rand((segments, 3, 224, 224), generator=gen) * 256.0 - 128.0
+    return torch.rand((segments, 3, size, size), generator=gen) * 256.0 - 128.0
 
 
 def logits_of(model, frames):
@@ -54,21 +59,33 @@ def save(obj, path, legacy, location=None):
 class Writer:
     def __init__(self, reference, out):
         self.reference, self.out, self.cases = reference, out, []
+        # (model id, clip shape) -> the model (kept alive, so that its id is never reused), the
+        # clip and its logits, computed once
+        self.logits = {}
 
-    def model(self, arch, segments, classes, dropout, seed):
-        return randomize(TSN(os.path.join(self.reference, arch + ".yaml"), arch, segments, classes,
-                             dropout), seed)
+    def model(self, arch, segments, classes, dropout, seed, definition=None):
+        definition = definition or os.path.join(self.reference, arch + ".yaml")
+        return use_onednn_conv3d(randomize(TSN(definition, arch, segments, classes, dropout), seed))
 
     def case(self, name, arch, segments, classes, model, obj, legacy, location=None,
-             reference_model=None):
-        """Saves `obj` as a checkpoint and the logits `reference_model` (default `model`) gives."""
-        frames = clip(segments, seed=len(self.cases) + 100)
+             reference_model=None, model_def=None, image_size=None):
+        """Saves `obj` as a checkpoint and the logits `reference_model` (default `model`) gives.
+        model_def and image_size describe a model other than the arch's built-in one."""
+        # The cases that store one model in several formats share its clip and logits: the
+        # forward pass is the slow part of writing the data.
+        reference_model = reference_model or model
+        key = (id(reference_model), segments, image_size or IMAGE_SIZE[arch])
+        if key not in self.logits:
+            frames = clip(segments, key[2], seed=len(self.cases) + 100)
+            self.logits[key] = reference_model, frames, logits_of(reference_model, frames)
+        _, frames, logits = self.logits[key]
         paths = {k: os.path.join(self.out, name + suffix) for k, suffix in
                  [("checkpoint", ".pth.tar"), ("input", ".input.npy"), ("logits", ".logits.npy")]}
         save(obj, paths["checkpoint"], legacy, location)
         np.save(paths["input"], frames.numpy())
-        np.save(paths["logits"], logits_of(reference_model or model, frames))
-        self.cases.append(dict(name=name, arch=arch, segments=segments, classes=classes,
+        np.save(paths["logits"], logits)
+        extra = {"model_def": model_def, "image_size": image_size} if model_def else {}
+        self.cases.append(dict(name=name, arch=arch, segments=segments, classes=classes, **extra,
                                **{k: os.path.basename(v) for k, v in paths.items()}))
         print("wrote", name, flush=True)
 
@@ -76,9 +93,8 @@ class Writer:
 def stamp(reference):
     """What the data depends on; equal stamps mean the data on disk is current."""
     h = hashlib.sha256(torch.__version__.encode())
-    here = os.path.dirname(os.path.abspath(__file__))
-    for f in [os.path.join(here, "eco_torch.py"), os.path.abspath(__file__),
-              os.path.join(reference, "ECO.yaml"), os.path.join(reference, "ECOfull.yaml")]:
+    for f in [os.path.join(HERE, "eco_torch.py"), os.path.abspath(__file__), ALL_OPS] + \
+            [os.path.join(reference, arch + ".yaml") for arch in IMAGE_SIZE]:
         with open(f, "rb") as g:
             h.update(g.read())
     return h.hexdigest()
@@ -119,6 +135,17 @@ def main():
     full = w.model("ECOfull", 4, 400, 0.0, seed=3)
     w.case("ecofull4_legacy_fc_final", "ECOfull", 4, 400, full,
            training_checkpoint(full.state_dict(), "ECOfull", prefix=""), True)
+
+    # Every op kind on small frames: the reference kernels' tier runs this one.
+    ops = w.model("ECO", 4, 10, 0.5, seed=4, definition=ALL_OPS)
+    w.case("all_ops", "ECO", 4, 10, ops, training_checkpoint(ops.state_dict(), "ECO"), False,
+           model_def=ALL_OPS, image_size=23)
+
+    # C3DRes18 (convolutions without bias, 112x112 frames), with new_fc and with its own fc8.
+    c3d = w.model("C3DRes18", 4, 400, 0.5, seed=5)
+    w.case("c3dres18_4_zip", "C3DRes18", 4, 400, c3d, training_checkpoint(c3d.state_dict(), "C3DRes18"), False)
+    c3d = w.model("C3DRes18", 16, 101, 0.0, seed=6)
+    w.case("c3dres18_16_101_legacy_fc8", "C3DRes18", 16, 101, c3d, c3d.state_dict(), True)
 
     # Both architectures at 4, 8 and 16 segments, class counts other than 400 among them.
     for arch, segments, classes, legacy in [("ECO", 8, 101, True), ("ECO", 16, 400, False),

@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from eco_torch import TSN, write_definitions
+from eco_torch import TSN, use_onednn_conv3d, write_definitions
 
 ecocpu, work = sys.argv[1:3]
 THOP = "thop==0.1.1.post2209072238"
@@ -40,11 +40,13 @@ import thop  # noqa: E402  (from the wheel)
 passed = failed = 0
 configs = [("ECO", 4, 400, 0.5), ("ECO", 12, 101, 0.5), ("ECO", 20, 174, 0.0), ("ECO", 28, 10, 0.5),
            ("ECOfull", 4, 400, 0.5), ("ECOfull", 8, 101, 0.0), ("ECOfull", 12, 51, 0.5),
-           ("ECOfull", 24, 400, 0.5)]
+           ("ECOfull", 24, 400, 0.5), ("C3DRes18", 4, 400, 0.5), ("C3DRes18", 8, 101, 0.0),
+           ("C3DRes18", 12, 174, 0.5), ("C3DRes18", 16, 400, 0.5)]
 for arch, segments, classes, dropout in configs:
-    model = TSN(os.path.join(reference, arch + ".yaml"), arch, segments, classes, dropout).eval()
+    model = use_onednn_conv3d(TSN(os.path.join(reference, arch + ".yaml"), arch, segments, classes, dropout).eval())
+    size = 112 if arch == "C3DRes18" else 224
     with torch.no_grad():
-        flops, params = thop.profile(model, inputs=(torch.zeros(segments, 3, 224, 224),), verbose=False)
+        flops, params = thop.profile(model, inputs=(torch.zeros(segments, 3, size, size),), verbose=False)
     out = subprocess.run([ecocpu, "flops", "--json", "--arch", arch, "--segments", str(segments),
                           "--classes", str(classes), "--dropout", str(dropout)],
                          capture_output=True, text=True, check=True).stdout
