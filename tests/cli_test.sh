@@ -168,7 +168,54 @@ check "bench table gives the plan's preparation time" grep -q "^plan prepared in
 expect_error "--engine must be one of fast, reference" bench --engine turbo
 expect_error "--iters must be between 1" bench --iters 0
 
-for sub in flops summary run definition inspect bench; do
+# plan: the fused steps without running them; --no-fuse and ECOCPU_NO_FUSE switch rules off.
+run plan --arch ECO --segments 4 --json
+check "plan json" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+steps = {s["step"].split("+")[0]: s for s in d["steps"]}
+assert d["nodes"] > len(d["steps"]) and d["disabled"] == []
+assert steps["conv1_7x7_s2"]["step"].endswith("+pool1_3x3_s2") and "pools after" in steps["conv1_7x7_s2"]["notes"]
+assert steps["res3b_1"]["layouts"] == "planes>cl" and steps["res4a_down"]["layouts"] == "shared>planes"
+assert "into inception_3a_output at channel 64" in steps["inception_3a_3x3"]["output"]
+' "$tmp/out"
+run plan --arch ECO --segments 4 --json --no-fuse channels_last,shared_copy
+check "plan --no-fuse" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["disabled"] == ["channels_last", "shared_copy"]
+assert all(s["layouts"] == "planes>planes" for s in d["steps"])
+' "$tmp/out"
+ECOCPU_NO_FUSE=all "$ecocpu" plan --arch ECO --segments 4 >"$tmp/out" 2>"$tmp/err" || true
+check "ECOCPU_NO_FUSE=all: one step per node" grep -q "^ECO, 4 segments: 107 nodes in 107 steps" "$tmp/out"
+run run "${tiny[@]}" --random-weights --classes 10 --no-fuse all --save-logits "$tmp/unfused.npy" "$tmp/clip.npy"
+run run "${tiny[@]}" --random-weights --classes 10 --save-logits "$tmp/fused.npy" "$tmp/clip.npy"
+check "run --no-fuse all gives the fused logits" python3 -c '
+import sys, struct
+def floats(p):
+    b = open(p, "rb").read(); n = struct.unpack("<H", b[8:10])[0]; return struct.unpack("<10f", b[10 + n:])
+a, b = floats(sys.argv[1]), floats(sys.argv[2])
+assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-4 * max(abs(y) for y in b)
+' "$tmp/unfused.npy" "$tmp/fused.npy"
+expect_error "--no-fuse: unknown fusion rule 'bn' (known: all, fold_batchnorm" plan --no-fuse bn
+ECOCPU_NO_FUSE=nope "$ecocpu" plan >"$tmp/out" 2>"$tmp/err" && code=0 || code=$?
+check "bad ECOCPU_NO_FUSE is a usage error" grep -q "ECOCPU_NO_FUSE: unknown fusion rule 'nope'" "$tmp/err"
+
+# C3DRes18: 112x112 frames, no convolution bias; --image-size changes the input.
+run flops --arch C3DRes18 --segments 8 --classes 101 --dropout 0 --json
+check "C3DRes18-8 flops and params as thop 0.1.1 counts them" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["total"]["thop"] == 11472694272 and d["total"]["params"] == 37689125, d["total"]
+' "$tmp/out"
+run summary --arch C3DRes18 --segments 4
+check "C3DRes18 input is (4, 3, 112, 112)" grep -q "input (4, 3, 112, 112)" "$tmp/out"
+run summary --arch C3DRes18 --segments 4 --image-size 100  # res5 still 7x7
+check "--image-size 100" grep -q "input (4, 3, 100, 100)" "$tmp/out"
+expect_error "impossible shape" flops --arch C3DRes18 --segments 24
+expect_error "--image-size must be between 1 and 4096" flops --image-size 0
+
+for sub in flops summary run definition inspect bench plan; do
   run $sub --help
   check "$sub --help" grep -q "usage: ecocpu $sub" "$tmp/out"
 done

@@ -260,7 +260,7 @@ std::string plan_signature(const ExecutionPlan& plan) {
 
 // Each rule, switched off alone, must change the plan (so it fired) and not the logits; the
 // reference engine agrees with the plan that has every rule.
-TEST_CASE("plan: every fusion rule fires on a small graph, and none changes the logits") {
+TEST_CASE("fusion rules: each fires on a small graph, and none changes the logits") {
   ModelConfig config;
   config.arch = "every_rule";
   config.segments = 2;
