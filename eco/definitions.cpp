@@ -249,9 +249,15 @@ ModelDefinition builtin_definition(const std::string& arch) {
   if (arch == "ECO") return eco_lite_definition();
   if (arch == "ECOfull") return eco_full_definition();
   if (arch == "C3DRes18") return c3d_res18_definition();
-  throw std::invalid_argument("unknown arch '" + arch + "' (known: ECO, ECOfull, C3DRes18)");
+  throw std::invalid_argument("unknown arch '" + arch + "' (known: " + builtin_arch_list() + ")");
 }
 
 std::vector<std::string> builtin_archs() { return {"ECO", "ECOfull", "C3DRes18"}; }
+
+std::string builtin_arch_list() {
+  std::string list;
+  for (const auto& arch : builtin_archs()) list += (list.empty() ? "" : ", ") + arch;
+  return list;
+}
 
 }  // namespace ecocpu

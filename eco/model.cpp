@@ -55,6 +55,7 @@ void tsn_classifier(ModelDefinition& def, const ModelConfig& config) {
   if (!(config.dropout >= 0.0 && config.dropout < 1.0)) throw DefinitionError(def.source + ": dropout must be in [0, 1)");
   LayerSpec& last = def.layers.back();
   if (last.type != "InnerProduct") fail(def, last, "the last layer must be the InnerProduct classifier, not " + last.type);
+  if (last.inputs.size() != 1) fail(def, last, "InnerProduct takes one input, got " + std::to_string(last.inputs.size()));
   last.attrs["num_output"] = config.classes;
   try {  // the definition's own classifier must be valid even when it is replaced
     (void)create_op(last.type, last.attrs, config.segments);

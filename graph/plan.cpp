@@ -76,14 +76,21 @@ void fold_batchnorm(PlanStep& s, Tensor& weight, const WeightStore& w, const Nod
   }
 }
 
-// Grows a conv step over the nodes that only it feeds. `available` marks values computed before.
+// Grows a conv step over the nodes that only it feeds. `available` marks values computed before;
+// `taken` the nodes another step has already claimed (a BatchNorm and ReLU that a later convolution
+// applies to its input copy: a pre-activation block's sum -> BN -> ReLU -> conv).
 void absorb_followers(const Graph& g, const WeightStore& w, const Uses& uses, const PlanOptions& options,
-                      const std::vector<bool>& available, PlanStep& s, Tensor& weight) {
-  if (int bn = uses.sole_reader(g, s.output, OpKind::BatchNorm); bn >= 0 && options.fuses(Fusion::fold_batchnorm)) {
+                      const std::vector<bool>& available, const std::vector<bool>& taken, PlanStep& s,
+                      Tensor& weight) {
+  const auto free_reader = [&](OpKind kind) {
+    const int n = uses.sole_reader(g, s.output, kind);
+    return n >= 0 && !taken[n] ? n : -1;
+  };
+  if (int bn = free_reader(OpKind::BatchNorm); bn >= 0 && options.fuses(Fusion::fold_batchnorm)) {
     fold_batchnorm(s, weight, w, g.nodes[bn]);
     s.absorbed.push_back(bn);
     s.output = g.nodes[bn].output;
-  } else if (int sum = uses.sole_reader(g, s.output, OpKind::Eltwise);
+  } else if (int sum = free_reader(OpKind::Eltwise);
              sum >= 0 && g.nodes[sum].inputs.size() == 2 && options.fuses(Fusion::residual)) {
     const auto& in = g.nodes[sum].inputs;
     const int other = in[0] == s.output ? in[1] : in[0];
@@ -92,21 +99,20 @@ void absorb_followers(const Graph& g, const WeightStore& w, const Uses& uses, co
       s.inputs.push_back(other);
       s.absorbed.push_back(sum);
       s.output = g.nodes[sum].output;
-      if (int bn2 = uses.sole_reader(g, s.output, OpKind::BatchNorm); bn2 >= 0) {
+      if (int bn2 = free_reader(OpKind::BatchNorm); bn2 >= 0) {
         batchnorm_affine(w, g.nodes[bn2], s.scale, s.shift);
         s.absorbed.push_back(bn2);
         s.output = g.nodes[bn2].output;
       }
     }
   }
-  if (int relu = uses.sole_reader(g, s.output, OpKind::ReLU); relu >= 0 && options.fuses(Fusion::relu)) {
+  if (int relu = free_reader(OpKind::ReLU); relu >= 0 && options.fuses(Fusion::relu)) {
     s.relu = true;
     s.absorbed.push_back(relu);
     s.output = g.nodes[relu].output;
   }
   s.conv_shape = g.values[s.output].shape;
-  if (int pool = uses.sole_reader(g, s.output, OpKind::Pool);
-      pool >= 0 && s.input_pool < 0 && options.fuses(Fusion::pool_after)) {
+  if (int pool = free_reader(OpKind::Pool); pool >= 0 && s.input_pool < 0 && options.fuses(Fusion::pool_after)) {
     s.pool = pool;
     s.absorbed.push_back(pool);
     s.output = g.nodes[pool].output;
@@ -399,7 +405,7 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
         s.inputs[0] = g.nodes[input_pool[n]].inputs[0];
         s.absorbed.push_back(input_pool[n]);
       }
-      absorb_followers(g, w, uses, options, available, s, weight);
+      absorb_followers(g, w, uses, options, available, absorbed, s, weight);
       s.conv = fast::prepare_conv(problem, fast::choose_conv_algo(problem, options.winograd), weight.data());
       for (int a : s.absorbed) absorbed[a] = true;
       if (releasable) release_step_weights(g, s, *releasable);
@@ -450,12 +456,16 @@ std::optional<Fusion> parse_fusion(const std::string& name) {
 
 std::set<Fusion> parse_fusion_list(const std::string& list) {
   const std::vector<Fusion> all = all_fusions();
-  if (list == "all") return {all.begin(), all.end()};
   std::set<Fusion> out;
   std::size_t start = 0;
   while (start <= list.size()) {
     const std::size_t end = std::min(list.find(',', start), list.size());
     const std::string name = list.substr(start, end - start);
+    start = end + 1;
+    if (name == "all") {
+      out.insert(all.begin(), all.end());
+      continue;
+    }
     const std::optional<Fusion> f = parse_fusion(name);
     if (!f) {
       std::string known;
@@ -463,7 +473,6 @@ std::set<Fusion> parse_fusion_list(const std::string& list) {
       throw std::invalid_argument("unknown fusion rule '" + name + "' (known: all, " + known + ")");
     }
     out.insert(*f);
-    start = end + 1;
   }
   return out;
 }

@@ -187,7 +187,7 @@ assert d["disabled"] == ["channels_last", "shared_copy"]
 assert all(s["layouts"] == "planes>planes" for s in d["steps"])
 ' "$tmp/out"
 ECOCPU_NO_FUSE=all "$ecocpu" plan --arch ECO --segments 4 >"$tmp/out" 2>"$tmp/err" || true
-check "ECOCPU_NO_FUSE=all: one step per node" grep -q "^ECO, 4 segments: 107 nodes in 107 steps" "$tmp/out"
+check "ECOCPU_NO_FUSE=all: one step per node" grep -q "^built-in ECO, 4 segments: 107 nodes in 107 steps" "$tmp/out"
 run run "${tiny[@]}" --random-weights --classes 10 --no-fuse all --save-logits "$tmp/unfused.npy" "$tmp/clip.npy"
 run run "${tiny[@]}" --random-weights --classes 10 --save-logits "$tmp/fused.npy" "$tmp/clip.npy"
 check "run --no-fuse all gives the fused logits" python3 -c '
@@ -198,6 +198,7 @@ a, b = floats(sys.argv[1]), floats(sys.argv[2])
 assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-4 * max(abs(y) for y in b)
 ' "$tmp/unfused.npy" "$tmp/fused.npy"
 expect_error "--no-fuse: unknown fusion rule 'bn' (known: all, fold_batchnorm" plan --no-fuse bn
+expect_error "--no-fuse: unknown fusion rule ''" plan --no-fuse ""
 ECOCPU_NO_FUSE=nope "$ecocpu" plan >"$tmp/out" 2>"$tmp/err" && code=0 || code=$?
 check "bad ECOCPU_NO_FUSE is a usage error" grep -q "ECOCPU_NO_FUSE: unknown fusion rule 'nope'" "$tmp/err"
 

@@ -122,6 +122,9 @@ TEST_CASE("builder: every definition error names file, layer and cause") {
        "layer 'fc_final' (line 8): the last layer must be the InnerProduct classifier, not ReLU"},
       {tiny_with("'conv1_bn<=ReLU<=conv1_bn'", "'conv1_bn<=ReLU<=conv1_bn,conv1'"),
        "layer 'relu1' (line 5): ReLU takes one input, got 2"},
+      // Checked before TSN makes the classifier a Dropout, so the message names the file's op.
+      {tiny_with("'fc<=InnerProduct<=pool'", "'fc<=InnerProduct<=pool,c3d'"),
+       "layer 'fc_final' (line 8): InnerProduct takes one input, got 2"},
       {tiny_with("kernel_d: 'N/2'", "kernel_d: 'N/0'"),
        "layer 'global_pool' (line 7): attribute 'kernel_d' must be a whole number or 'N/k', got 'N/0'"},
       {tiny_with("kernel_d: 'N/2'", "kernel_d: 'N/8'"),

@@ -226,8 +226,9 @@ namespace {
 // conv1's BatchNorm folds, its ReLU goes into the epilogue and its max pooling after it; a 1x1
 // reduce hands its output channels-last to a tap GEMM 3x3; a size-keeping average pooling runs
 // after the 1x1 projection it feeds; both branches write their Concat slices; b_1 and b_down share
-// one channels-last copy of their input; b_down adds b_1 and applies b_bn in its epilogue; b_bn and
-// b_relu, which cannot fold (b is also read by c), are applied by c_1 as it copies its input.
+// one channels-last copy of their input; b_down adds b_1 in its epilogue; b_bn and b_relu, which
+// cannot fold (b is also read by c), are applied by c_1 as it copies its input; c_1 adds b and
+// applies c_bn, which reads only the sum, as its epilogue's scale and shift.
 const char* kEveryRule = R"(name: every_rule
 layers:
 - {id: conv1, expr: 'conv1<=Convolution<=data', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
@@ -246,9 +247,36 @@ layers:
 - {id: b_relu, expr: 'b_bn<=ReLU<=b_bn'}
 - {id: c_1, expr: 'c_1<=Convolution<=b_bn', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
 - {id: c, expr: 'c<=Eltwise<=c_1,b'}
-- {id: pool2, expr: 'pool2<=Pooling<=c', attrs: {kernel_size: 8, stride: 1, mode: ave}}
-- {id: fc_final, expr: 'fc<=InnerProduct<=pool2', attrs: {num_output: 5}}
+- {id: c_bn, expr: 'c_bn<=BN<=c'}
+- {id: pool2, expr: 'pool2<=Pooling<=c_bn', attrs: {kernel_size: 8, stride: 1, mode: ave}}
+- {id: pool3, expr: 'pool3<=Pooling<=c_bn', attrs: {kernel_size: 8, stride: 1, mode: max}}
+- {id: features, expr: 'features<=Concat<=pool2,pool3'}
+- {id: fc_final, expr: 'fc<=InnerProduct<=features', attrs: {num_output: 5}}
 )";
+
+// A pre-activation block: the sum's BatchNorm and ReLU feed only the next convolution, which
+// applies them to its input copy; the convolution that makes the sum must then leave them alone.
+const char* kPreActivation = R"(name: preact
+layers:
+- {id: conv1, expr: 'conv1<=Convolution<=data', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: a, expr: 'a<=Convolution<=conv1', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: s, expr: 's<=Eltwise<=a,conv1'}
+- {id: s_bn, expr: 's_bn<=BN<=s'}
+- {id: s_relu, expr: 's_bn<=ReLU<=s_bn'}
+- {id: c, expr: 'c<=Convolution<=s_bn', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: pool, expr: 'pool<=Pooling<=c', attrs: {kernel_size: 16, stride: 1, mode: ave}}
+- {id: fc_final, expr: 'fc<=InnerProduct<=pool', attrs: {num_output: 5}}
+)";
+
+Graph small_graph(const char* yaml, int64_t image_size) {
+  ModelConfig config;
+  config.arch = "small";
+  config.segments = 2;
+  config.image_size = image_size;
+  config.classes = 5;
+  config.dropout = 0.0;
+  return build_model(load_definition_text(yaml, "small.yaml"), config);
+}
 
 std::string plan_signature(const ExecutionPlan& plan) {
   std::string s;
@@ -261,16 +289,11 @@ std::string plan_signature(const ExecutionPlan& plan) {
 // Each rule, switched off alone, must change the plan (so it fired) and not the logits; the
 // reference engine agrees with the plan that has every rule.
 TEST_CASE("fusion rules: each fires on a small graph, and none changes the logits") {
-  ModelConfig config;
-  config.arch = "every_rule";
-  config.segments = 2;
-  config.image_size = 16;
-  config.classes = 5;
-  config.dropout = 0.0;
-  Graph g = build_model(load_definition_text(kEveryRule, "every_rule.yaml"), config);
+  Graph g = small_graph(kEveryRule, 16);
   WeightStore w = random_weights(g, 51);
   Tensor x = random_input(g.input_shape(), 52);
   const ExecutionPlan all = make_plan(g, w);
+  CHECK(step_for(all, "c_1")->label(g) == "c_1+b_bn+b_relu+c+c_bn");  // input BN, residual, BN after it
   const Tensor expected = run_plan(all, w, x).clone();
   const std::string all_signature = plan_signature(all);
   CHECK(test::max_relative_error(run_graph(g, w, x), expected) < 1e-4f);
@@ -286,5 +309,18 @@ TEST_CASE("fusion rules: each fires on a small graph, and none changes the logit
   none.disabled = parse_fusion_list("all");
   CHECK(make_plan(g, w, none).steps.size() == g.nodes.size());  // one step per node
   CHECK(parse_fusion_list("relu,pool_after") == std::set<Fusion>{Fusion::relu, Fusion::pool_after});
+  CHECK(parse_fusion_list("relu,all").size() == all_fusions().size());
   CHECK_THROWS_WITH_AS(parse_fusion_list("relu,bn"), doctest::Contains("unknown fusion rule 'bn'"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_fusion_list(""), doctest::Contains("unknown fusion rule ''"), std::invalid_argument);
+}
+
+TEST_CASE("fusion rules: a BatchNorm two rules could take is taken once") {
+  Graph g = small_graph(kPreActivation, 16);
+  WeightStore w = random_weights(g, 61);
+  Tensor x = random_input(g.input_shape(), 62);
+  WeightStore remaining = w;  // released weights must not be needed again
+  const ExecutionPlan plan = make_plan_releasing(g, remaining, PlanOptions{});
+  CHECK(step_for(plan, "a")->label(g) == "a+s");  // the sum, not its BatchNorm
+  CHECK(step_for(plan, "c")->label(g) == "c+s_bn+s_relu+pool");
+  CHECK(test::max_relative_error(run_plan(plan, remaining, x), run_graph(g, w, x)) < 1e-4f);
 }

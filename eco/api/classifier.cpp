@@ -63,7 +63,7 @@ ModelConfig model_config(const ModelOptions& options) {
   }
   const auto archs = builtin_archs();
   if (!options.arch.empty() && std::find(archs.begin(), archs.end(), options.arch) == archs.end()) {
-    throw Error("ModelOptions.arch: unknown arch '" + options.arch + "' (known: ECO, ECOfull, C3DRes18)");
+    throw Error("ModelOptions.arch: unknown arch '" + options.arch + "' (known: " + builtin_arch_list() + ")");
   }
   ModelConfig config;
   config.arch = options.arch.empty() ? "ECO" : options.arch;

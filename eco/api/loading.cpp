@@ -67,7 +67,9 @@ CheckpointModel checkpoint_model(const EcoCheckpoint& checkpoint, ModelConfig co
   // The classifier is TSN's new_fc or the definition's own last layer (fc_final, fc8).
   m.classifier = find_classifier(checkpoint, m.definition.layers.empty() ? "" : m.definition.layers.back().id);
   config.classes = m.classifier.classes;
+  // The layout is the file's: TSN's new_fc needs a dropout above 0 (inference ignores its value).
   if (m.classifier.layer != "new_fc") config.dropout = 0.0;
+  if (m.classifier.layer == "new_fc" && config.dropout == 0.0) config.dropout = 0.5;
   m.config = std::move(config);
   return m;
 }

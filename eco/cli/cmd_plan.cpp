@@ -1,6 +1,6 @@
 // ecocpu plan: the fast engine's plan for a model, without running it: the steps after fusion,
 // their algorithms, layouts and outputs.
-#include <cstdio>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
 
@@ -41,17 +41,17 @@ std::string plan_json(const LoadedModel& m, const PlanOptions& options, const st
 
 std::string plan_table(const LoadedModel& m, const std::vector<PlanRow>& rows) {
   std::ostringstream out;
-  out << m.config.arch << ", " << m.config.segments << " segments: " << m.graph.nodes.size() << " nodes in "
-      << rows.size() << " steps\n\n";
-  char line[1024];
-  std::snprintf(line, sizeof line, "%4s  %-56s %-14s %-13s %s\n", "#", "step (nodes it runs)", "algo", "layouts",
-                "output");
-  out << line;
+  out << model_source(m.config) << ", " << m.config.segments << " segments: " << m.graph.nodes.size()
+      << " nodes in " << rows.size() << " steps\n\n";
+  const auto row = [&](const std::string& n, const std::string& step, const std::string& algo,
+                       const std::string& layouts, const std::string& output) {
+    out << std::right << std::setw(4) << n << "  " << std::left << std::setw(56) << step << " " << std::setw(14)
+        << algo << " " << std::setw(13) << layouts << " " << output << "\n";
+  };
+  row("#", "step (nodes it runs)", "algo", "layouts", "output");
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const PlanRow& r = rows[i];
-    std::snprintf(line, sizeof line, "%4zu  %-56s %-14s %-13s %s%s%s\n", i, r.step.c_str(), r.algo.c_str(),
-                  r.layouts.c_str(), r.output.c_str(), r.notes.empty() ? "" : "; ", r.notes.c_str());
-    out << line;
+    row(std::to_string(i), r.step, r.algo, r.layouts, r.output + (r.notes.empty() ? "" : "; " + r.notes));
   }
   return out.str();
 }

@@ -216,11 +216,12 @@ int64_t choose_segments(const Args& args, RunSettings& s, std::optional<LoadedIn
   any.sampling.segments = 0;
   any.preprocess.crop_size = 0;  // the model, maybe C3DRes18 from the checkpoint, is not known yet
   first = load_input(s.inputs[0], any);
-  if (!first->clip) {  // say which frame size the configured model takes
+  // Which frame size the model takes is known unless a checkpoint, read later, may pick the arch.
+  if (!first->clip && (args.has("arch") || !args.has("weights"))) {
     any.preprocess.crop_size = image_size(single_model_config(args));
     first = load_input(s.inputs[0], any);
-    return 16;
   }
+  if (!first->clip) return 16;
   if (first->clip->frames.dim(0) < 1 || first->clip->frames.dim(0) > kMaxSegments) {
     first->error = s.inputs[0] + ": the clip holds " + std::to_string(first->clip->frames.dim(0)) +
                    " frames; a clip has 1 to " + std::to_string(kMaxSegments);
@@ -357,8 +358,8 @@ int cmd_run(const std::vector<std::string>& argv) {
   std::vector<std::string> labels;
   if (args.has("labels")) labels = read_labels(args.get("labels", ""), m.graph.output_shape()[1]);
   s.clip.preprocess = video::preprocess_spec_for(m.graph.input_shape()[2]);
-  if (first && first->clip && first->clip->frames.dim(2) != s.clip.preprocess.crop_size) {
-    first = load_input(s.inputs[0], s.clip);  // to say which frame size the model takes
+  if (first && (!first->clip || first->clip->frames.dim(2) != s.clip.preprocess.crop_size)) {
+    first = load_input(s.inputs[0], s.clip);  // read before the model: its error may not say the size
   }
   const PreparedPlan prepared = prepare_plan(m, s.engine);
   const RunReport report{&m, s.engine_name, prepared.ms, s.topk, &labels};

@@ -25,7 +25,7 @@ std::vector<OptionSpec> model_options(bool segment_list) {
        segment_list ? "frames per clip (default 16); a list sums an ensemble, e.g. 16,20,24,32"
                     : "frames per clip (default 16)"},
       {"classes", "K", "classifier outputs (default 400)"},
-      {"dropout", "P", "TSN dropout before new_fc (default 0.5; 0 keeps fc_final as classifier)"},
+      {"dropout", "P", "TSN dropout before new_fc (default 0.5; 0 keeps the definition's classifier, fc_final or fc8)"},
       {"model-def", "FILE", "read the layers from an upstream-schema YAML file"},
       {"image-size", "S", "input frame side (default: the arch's, 224; C3DRes18 112)"},
   };
@@ -74,7 +74,7 @@ PlanOptions engine_options(const Args& args) {
   // The flag, else the environment, so that a test or a script can switch rules off everywhere.
   const char* env = std::getenv("ECOCPU_NO_FUSE");
   const std::string rules = args.has("no-fuse") ? args.get("no-fuse", "") : env ? env : "";
-  if (!rules.empty()) {
+  if (args.has("no-fuse") || !rules.empty()) {
     try {
       options.disabled = parse_fusion_list(rules);
     } catch (const std::invalid_argument& e) {

@@ -43,7 +43,8 @@ Clip load_npy_clip(const std::string& path, const ClipOptions& options) {
   if (s.rank() != 4 || s[1] != 3 || s[2] != crop || s[3] != crop) {
     const std::string c = options.preprocess.crop_size > 0 ? std::to_string(crop) : "S";
     throw FileError(path + ": the clip is " + t.shape().str() + ", expected (T, 3, " + c + ", " + c +
-                    ") or (1, T, 3, " + c + ", " + c + ")");
+                    ") or (1, T, 3, " + c + ", " + c + ")" +
+                    (options.preprocess.crop_size > 0 ? "" : ", S the model's input size (224; C3DRes18 112)"));
   }
   const int64_t segments = options.sampling.segments;
   if (segments != 0 && s[0] != segments) {

@@ -2,7 +2,8 @@
 // Upstream's test-time preprocessing of one frame, to the pixel: GroupScale(256) (shorter side to
 // 256 with PIL's antialiased bilinear filter, 8-bit fixed point, rounded to 8 bits after each
 // pass), GroupCenterCrop(224) (offsets int(round((size - 224) / 2)), halves rounded to even as
-// Python does), then BGR channel order minus the mean (104, 117, 128), no scaling.
+// Python does), then BGR channel order minus the mean (104, 117, 128), no scaling. For another
+// network input size S the scale and crop become S * 256 / 224 and S (preprocess_spec_for).
 #include <array>
 #include <cstdint>
 

@@ -48,7 +48,8 @@ for case in cases:
     if only_case is not None and case["name"] != only_case:
         continue
     out = os.path.join(scratch, case["name"] + ".npy")
-    model = ["--arch", case["arch"]]
+    # --arch only where the file does not name it: the others check that the checkpoint decides.
+    model = [] if case["arch_in_file"] and "model_def" not in case else ["--arch", case["arch"]]
     if "model_def" in case:
         model += ["--model-def", case["model_def"], "--image-size", str(case["image_size"])]
     code, stdout, stderr = run("run", "--engine", engine, "--weights", path(case["checkpoint"]), *model,
@@ -69,6 +70,15 @@ if logits_only:
     shutil.rmtree(scratch)
     print("%d passed, %d failed" % (results["passed"], results["failed"]))
     sys.exit(1 if results["failed"] else 0)
+
+# The checkpoint's classifier decides the layout: TSN's new_fc even with --dropout 0.
+first = cases[0]
+out = os.path.join(scratch, "dropout0.npy")
+code, _, stderr = run("run", "--dropout", "0", "--weights", path(first["checkpoint"]), path(first["input"]),
+                      "--save-logits", out)
+theirs = np.load(path(first["logits"]))
+check("--dropout 0 with a new_fc checkpoint gives its logits", code == 0 and
+      float(np.abs(np.load(out) - theirs).max()) <= 1e-3 * float(np.abs(theirs).max()), stderr.strip())
 
 code, stdout, _ = run("inspect", "--json", path("eco4_legacy_training_module.pth.tar"))
 meta = json.loads(stdout) if code == 0 else {}
@@ -109,8 +119,17 @@ expect_error("--classes disagreeing with the checkpoint", ["run", "--classes", "
 expect_error("segments disagreeing with the clip", ["run", "--segments", "8", "--weights", source,
              path(cases[0]["input"])], "holds 4 frames")
 expect_error("not a checkpoint", ["inspect", path("manifest.json")], "manifest.json: not a PyTorch checkpoint")
-expect_error("a clip of the wrong shape", ["run", "--weights", source, path(cases[0]["logits"])],
+expect_error("a clip of the wrong shape", ["run", "--arch", "ECO", "--weights", source, path(cases[0]["logits"])],
              "expected (T, 3, 224, 224)")
+# Without --arch the checkpoint, read after the clip, decides the model and so the frame size.
+expect_error("a clip of the wrong shape, the arch from the checkpoint", ["run", "--weights", source,
+             path(cases[0]["logits"])], "expected (T, 3, S, S)", "S the model's input size")
+c3d = next(c for c in cases if c["name"] == "c3dres18_4_zip")
+code, stdout, _ = run("run", "--json", "--weights", path(c3d["checkpoint"]), path(cases[0]["input"]), path(c3d["input"]))
+lines = [json.loads(line) for line in stdout.splitlines()]
+check("a batch names the frame size the checkpoint's model takes",
+      code == 1 and len(lines) == 2 and "expected (T, 3, 112, 112)" in lines[0].get("error", "")
+      and "error" not in lines[1], stdout[:400])
 
 shutil.rmtree(scratch)
 print("%d passed, %d failed" % (results["passed"], results["failed"]))

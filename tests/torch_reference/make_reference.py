@@ -85,7 +85,10 @@ class Writer:
         np.save(paths["input"], frames.numpy())
         np.save(paths["logits"], logits)
         extra = {"model_def": model_def, "image_size": image_size} if model_def else {}
+        # A training checkpoint names its arch: ecocpu must then pick it (and its frame size) alone.
+        arch_in_file = isinstance(obj, dict) and obj.get("arch") == arch
         self.cases.append(dict(name=name, arch=arch, segments=segments, classes=classes, **extra,
+                               arch_in_file=arch_in_file,
                                **{k: os.path.basename(v) for k, v in paths.items()}))
         print("wrote", name, flush=True)
 
