@@ -165,6 +165,7 @@ assert d["prepare_ms"] > 0
 run bench "${tiny[@]}" --segments 4 --iters 1 --warmup 0 --engine reference
 check "bench table" grep -q "reference engine" "$tmp/out"
 check "bench table gives the plan's preparation time" grep -q "^plan prepared in [0-9]* ms" "$tmp/out"
+check "bench table has its column header" grep -q "^layer  *algo  *layouts  *ms  *GFLOP/s  *share$" "$tmp/out"
 expect_error "--engine must be one of fast, reference" bench --engine turbo
 expect_error "--iters must be between 1" bench --iters 0
 

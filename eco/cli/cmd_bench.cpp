@@ -100,7 +100,7 @@ std::string bench_json(const LoadedModel& m, const std::string& engine, double p
 std::string bench_table(const LoadedModel& m, const std::string& engine, int64_t warmup, double prepare_ms,
                         const Timings& t, const std::vector<StepRow>& rows) {
   std::ostringstream out;
-  char line[512];
+  char line[1024];  // the header below is one call
   std::snprintf(line, sizeof line,
                 "%s, %lld segments, %d threads, %s engine, GEMM %s\n"
                 "latency over %zu runs (after %lld warm-up): median %.1f ms, min %.1f ms, max %.1f ms\n"
