@@ -485,6 +485,12 @@ ExecutionPlan make_plan_releasing(const Graph& g, WeightStore& w, const PlanOpti
   return build_plan(g, w, options, &w);
 }
 
+BufferPool::Lease::Lease(BufferPool& pool) : pool_(pool) {
+  if (pool_.in_use_.exchange(true)) {
+    throw std::logic_error("this plan is already running a forward pass on another thread; prepare one plan per thread");
+  }
+}
+
 Tensor BufferPool::take(const Shape& shape) {
   const int64_t n = std::max<int64_t>(shape.numel(), 1);
   // Best fit among the free buffers, wasting at most half of one.
@@ -630,6 +636,7 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
   if (input.shape() != g.input_shape()) {
     throw ShapeError("the input is " + input.shape().str() + ", the graph takes " + g.input_shape().str());
   }
+  const BufferPool::Lease lease(*plan.buffers);
   std::vector<int> last(g.values.size(), -1);
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
     for (int v : plan.steps[i].inputs) last[v] = i;

@@ -19,6 +19,7 @@
 //    sparing them the copy (the value then holds that layout, not planes); several readers must
 //    share the layout, or be 2D readers of a 3D reader's frames.
 // Other ops run their reference kernels. Buffers are freed after their last reader.
+#include <atomic>
 #include <optional>
 #include <set>
 #include <string>
@@ -129,9 +130,23 @@ class BufferPool {
   Tensor take(const Shape& shape);
   std::size_t buffers() const { return buffers_.size(); }
 
+  // Held by run_plan for a whole forward pass: the pool (and so the plan) serves one pass at a
+  // time. A second pass that starts meanwhile, from another thread, throws std::logic_error.
+  class Lease {
+   public:
+    explicit Lease(BufferPool& pool);
+    ~Lease() { pool_.in_use_.store(false); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+
+   private:
+    BufferPool& pool_;
+  };
+
  private:
   std::vector<std::shared_ptr<float>> buffers_;
   std::vector<int64_t> sizes_;
+  std::atomic<bool> in_use_{false};
 };
 
 struct ExecutionPlan {
@@ -161,6 +176,11 @@ ExecutionPlan make_plan(const Graph& graph, const WeightStore& weights, const Pl
 
 // Called after each step with its index and output.
 using StepObserver = std::function<void(int step, const Tensor& output)>;
+
+// One forward pass. Plans made separately (make_plan twice) can run at the same time on different
+// threads: the kernels' scratch memory is per thread and the prepared weights are read only. One
+// plan cannot: its buffers serve one pass at a time, and a second concurrent call throws
+// std::logic_error instead of corrupting the first.
 
 Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
                 const StepObserver& observer = {});

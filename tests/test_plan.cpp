@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
 #include <optional>
+#include <stdexcept>
+#include <thread>
 
 #include "eco/model.hpp"
 #include "eco/random_weights.hpp"
@@ -323,4 +325,36 @@ TEST_CASE("fusion rules: a BatchNorm two rules could take is taken once") {
   CHECK(step_for(plan, "a")->label(g) == "a+s");  // the sum, not its BatchNorm
   CHECK(step_for(plan, "c")->label(g) == "c+s_bn+s_relu+pool");
   CHECK(test::max_relative_error(run_plan(plan, remaining, x), run_graph(g, w, x)) < 1e-4f);
+}
+
+TEST_CASE("plans: two plans run at once on two threads; one plan refuses a second pass meanwhile") {
+  Graph g = small_graph(kEveryRule, 16);
+  WeightStore w = random_weights(g, 71);
+  const Tensor x1 = random_input(g.input_shape(), 72), x2 = random_input(g.input_shape(), 73);
+  ExecutionPlan p1 = make_plan(g, w), p2 = make_plan(g, w);
+  const Tensor e1 = run_plan(p1, w, x1).clone(), e2 = run_plan(p1, w, x2).clone();
+  Tensor y1, y2;
+  std::thread t1([&] {
+    for (int i = 0; i < 4; ++i) y1 = run_plan(p1, w, x1).clone();
+  });
+  std::thread t2([&] {
+    for (int i = 0; i < 4; ++i) y2 = run_plan(p2, w, x2).clone();
+  });
+  t1.join();
+  t2.join();
+  CHECK(test::max_relative_error(y1, e1) < 1e-5f);
+  CHECK(test::max_relative_error(y2, e2) < 1e-5f);
+  bool refused = false;
+  run_plan(p1, w, x1, [&](int step, const Tensor&) {
+    if (step != 0) return;
+    std::thread([&] {
+      try {
+        run_plan(p1, w, x2);
+      } catch (const std::logic_error&) {
+        refused = true;
+      }
+    }).join();
+  });
+  CHECK(refused);
+  CHECK(test::max_relative_error(run_plan(p1, w, x2), e2) < 1e-5f);  // usable again afterwards
 }

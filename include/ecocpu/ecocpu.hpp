@@ -13,11 +13,11 @@
 // out of memory is reported as an Error too.
 //
 // Threads: a Classifier runs one input at a time. Its prepared plan shares one pool of activation
-// buffers between forward passes and the kernels keep per-thread scratch memory, with no locking,
-// so two threads must not call logits() / classify() on the same Classifier at once (use one
-// Classifier per thread, or a mutex). load_input() and the const accessors only read the model
-// and may run on another thread meanwhile (e.g. decoding the next clip during a forward pass).
-// Separate Classifier objects share no buffers, but running them concurrently is not tested.
+// buffers between forward passes, so a logits() / classify() that starts while another runs on
+// another thread throws Error. Separate Classifier objects share nothing mutable and run
+// concurrently: use one per thread, or a mutex. load_input() and the const accessors only read
+// the model and may run on another thread meanwhile (e.g. decoding the next clip during a
+// forward pass).
 // The forward pass uses OpenMP: OMP_NUM_THREADS or omp_set_num_threads() on the calling thread
 // sets how many cores it takes (default: all).
 #include <cstddef>
