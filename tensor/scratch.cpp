@@ -1,6 +1,7 @@
 #include "tensor/scratch.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <new>
 
@@ -17,19 +18,37 @@ float* aligned_floats(int64_t floats) {
   return data;
 }
 
+std::atomic<int64_t> held_bytes{0}, peak_bytes{0};
+
+void count_held(int64_t delta) {
+  const int64_t now = held_bytes.fetch_add(delta) + delta;
+  int64_t peak = peak_bytes.load();
+  while (now > peak && !peak_bytes.compare_exchange_weak(peak, now)) {
+  }
+}
+
 }  // namespace
+
+int64_t scratch_bytes() { return held_bytes.load(); }
+int64_t scratch_peak_bytes() { return peak_bytes.load(); }
 
 std::shared_ptr<float> shared_floats(int64_t floats) { return std::shared_ptr<float>(aligned_floats(floats), std::free); }
 
-ScratchBuffer::~ScratchBuffer() { std::free(data_); }
+ScratchBuffer::~ScratchBuffer() { release(); }
+
+void ScratchBuffer::release() {
+  std::free(data_);
+  data_ = nullptr;
+  count_held(-size_ * 4);
+  size_ = 0;
+}
 
 float* ScratchBuffer::reserve(int64_t floats) {
   if (size_ < floats) {
-    std::free(data_);
-    data_ = nullptr;  // a failed allocation below leaves an empty buffer, not a freed one
-    size_ = 0;
+    release();  // a failed allocation below leaves an empty buffer, not a freed one
     data_ = aligned_floats(floats);
     size_ = floats;
+    count_held(size_ * 4);
   }
   return data_;
 }

@@ -21,8 +21,16 @@ class ScratchBuffer {
   float* reserve(int64_t floats);
 
  private:
+  void release();
+
   float* data_ = nullptr;
   int64_t size_ = 0;
 };
+
+// What every ScratchBuffer of every thread holds, in bytes: now, and the most at any time since
+// the process started. The kernels' working memory is not in a plan's buffers, so `bench` reports
+// it beside them.
+int64_t scratch_bytes();
+int64_t scratch_peak_bytes();
 
 }  // namespace ecocpu

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "tensor/scratch.hpp"
 #include "tensor/tensor.hpp"
 
 using namespace ecocpu;
@@ -73,4 +74,21 @@ TEST_CASE("tensor: owned storage outlives the tensor it came from") {
   }
   CHECK(slice.data()[0] == 3.0f);
   CHECK(slice.data()[1] == 3.0f);
+}
+
+TEST_CASE("scratch: every buffer's bytes are counted while held, and the peak is kept") {
+  const int64_t before = scratch_bytes();
+  {
+    ScratchBuffer a, b;
+    float* p = a.reserve(1000);
+    CHECK(reinterpret_cast<std::uintptr_t>(p) % 64 == 0);
+    CHECK(scratch_bytes() == before + 4000);
+    CHECK(a.reserve(500) == p);  // never shrinks, nothing new counted
+    CHECK(scratch_bytes() == before + 4000);
+    a.reserve(2000);  // grows: the old block is released
+    b.reserve(10);
+    CHECK(scratch_bytes() == before + 8040);
+    CHECK(scratch_peak_bytes() >= before + 8040);
+  }
+  CHECK(scratch_bytes() == before);
 }

@@ -13,6 +13,7 @@
 #include "eco/random_weights.hpp"
 #include "eco/report.hpp"
 #include "graph/plan.hpp"
+#include "tensor/scratch.hpp"
 
 namespace ecocpu::cli {
 
@@ -86,7 +87,9 @@ std::string bench_json(const LoadedModel& m, const std::string& engine, double p
       << ", \"threads\": " << omp_get_max_threads() << ", \"engine\": \"" << engine
       << "\", \"gemm\": " << json_quote(selected_gemm_kernel().name) << ", \"latency_ms\": {\"median\": "
       << json_number(t.median_ms) << ", \"min\": " << json_number(t.min_ms) << ", \"max\": " << json_number(t.max_ms)
-      << "}, \"peak_rss_mb\": " << json_number(peak_rss_mb()) << ", \"prepare_ms\": " << json_number(prepare_ms)
+      << "}, \"peak_rss_mb\": " << json_number(peak_rss_mb())
+      << ", \"scratch_mb\": " << json_number(static_cast<double>(scratch_peak_bytes()) / (1 << 20))
+      << ", \"prepare_ms\": " << json_number(prepare_ms)
       << ", \"layers\": [";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     out << (i ? ", " : "") << "{\"id\": " << json_quote(rows[i].id) << ", \"algo\": " << json_quote(rows[i].algo)
@@ -104,14 +107,15 @@ std::string bench_table(const LoadedModel& m, const std::string& engine, int64_t
   std::snprintf(line, sizeof line,
                 "%s, %lld segments, %d threads, %s engine, GEMM %s\n"
                 "latency over %zu runs (after %lld warm-up): median %.1f ms, min %.1f ms, max %.1f ms\n"
-                "peak memory (RSS): %.0f MB\n"
+                "peak memory (RSS): %.0f MB, of which the kernels' scratch memory (all threads) %.0f MB\n"
                 "plan prepared in %.0f ms (BatchNorm folded, weights packed and transformed)\n"
                 "layouts: planes, cl where a convolution hands its output to the next channels-last, shared\n"
                 "where convolutions reading one input share its channels-last copy\n\n"
                 "%-64s %-12s %-13s %9s %9s %7s\n",
                 m.config.arch.c_str(), static_cast<long long>(m.config.segments), omp_get_max_threads(),
                 engine.c_str(), selected_gemm_kernel().name.c_str(), t.latency_ms.size(),
-                static_cast<long long>(warmup), t.median_ms, t.min_ms, t.max_ms, peak_rss_mb(), prepare_ms, "layer",
+                static_cast<long long>(warmup), t.median_ms, t.min_ms, t.max_ms, peak_rss_mb(),
+                static_cast<double>(scratch_peak_bytes()) / (1 << 20), prepare_ms, "layer",
                 "algo", "layouts", "ms", "GFLOP/s", "share");
   out << line;
   for (const auto& r : rows) {
