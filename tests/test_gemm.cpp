@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "oracles.hpp"
 #include "ops/gemm/gemm.hpp"
 #include "ops/gemm/reference/gemm_reference.hpp"
+#include "ops/conv/conv_gemm.hpp"
+#include "ops/vector_shuffles.hpp"
 
 using namespace ecocpu;
 
@@ -320,6 +324,44 @@ TEST_CASE("gemm: a batched product with a sink hands over every panel's products
       CHECK(relative_error(got.c, ref) < 1e-5f);
       CHECK(std::count(got.sunk.begin(), got.sunk.end(), 1) == panels);
       CHECK(got.nonzero_past_end == 0);
+    }
+  }
+}
+
+TEST_CASE("epilogue: one formula, bit for bit the same on floats, GCC vectors and xsimd batches") {
+  SeededRandom rng(99);
+  using Batch = xsimd::batch<float>;
+  using fast::V16;
+  using fast::broadcast;
+  for (int trial = 0; trial < 200; ++trial) {
+    const bool relu = trial % 2 == 0;
+    const Epilogue<float> e{rng.uniform(-2, 2), rng.uniform(0.5f, 2), rng.uniform(-1, 1), epilogue_lower(relu)};
+    V16 x, r;
+    for (int i = 0; i < 16; ++i) {
+      x[i] = rng.uniform(-4, 4);
+      r[i] = rng.uniform(-4, 4);
+    }
+    if (trial == 0) x[3] = std::numeric_limits<float>::quiet_NaN();
+    const V16 y = broadcast<V16>(e)(x, r);
+    alignas(64) float xs[16], rs[16], ys[16];
+    std::memcpy(xs, &x, sizeof xs);
+    std::memcpy(rs, &r, sizeof rs);
+    const Epilogue<Batch> eb{Batch(e.bias), Batch(e.mul), Batch(e.shift), Batch(e.lower)};
+    for (std::size_t i = 0; i + Batch::size <= 16; i += Batch::size) {
+      eb(Batch::load_aligned(xs + i), Batch::load_aligned(rs + i)).store_aligned(ys + i);
+    }
+    for (int i = 0; i < 16; ++i) {
+      CAPTURE(i);
+      const float want = e(xs[i], rs[i]);
+      if (std::isnan(xs[i])) {
+        CHECK(std::isnan(want));  // a NaN passes through, ReLU or not
+        CHECK(std::isnan(y[i]));
+        CHECK(std::isnan(ys[i]));
+        continue;
+      }
+      CHECK(want == std::max((xs[i] + e.bias + rs[i]) * e.mul + e.shift, e.lower));
+      CHECK(y[i] == want);
+      CHECK(ys[i] == want);
     }
   }
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "ops/epilogue.hpp"
 #include "ops/vector_clones.hpp"
 
 namespace ecocpu::fast {
@@ -40,11 +41,10 @@ void channels_last_row(const reference::ConvProblem& p, const PaddedInput& pi, c
   const float* src = in + n * c_n * plane + (d * p.in_extent[1] + h) * w_n;
   float* interior = dst + left;
   if (affine) {
-    const float lower = affine->relu ? 0.0f : -std::numeric_limits<float>::infinity();
     for (int64_t c = 0; c < c_n; ++c) {
       const float* s = src + c * plane;
-      const float scale = affine->scale[c], shift = affine->shift[c];
-      for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = std::max(s[w] * scale + shift, lower);
+      const Epilogue<float> ep{0.0f, affine->scale[c], affine->shift[c], epilogue_lower(affine->relu)};
+      for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = ep(s[w]);
     }
     return;
   }

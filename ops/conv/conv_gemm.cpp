@@ -274,7 +274,8 @@ void store_panel_channels_last(const ChannelsLastSink& s, int64_t panel, const f
       continue;
     }
     for (int64_t c0 = 0; c0 < m; c0 += 16) {
-      V16 v[16], bias, mul, shift, lower;
+      V16 v[16];
+      Epilogue<V16> ep;
       for (int64_t i = 0; i < 16; ++i) {
         if (c0 + i < m) {
           std::memcpy(&v[i], products + (c0 + i) * s.nr + q0, sizeof(V16));
@@ -283,13 +284,12 @@ void store_panel_channels_last(const ChannelsLastSink& s, int64_t panel, const f
         }
       }
       transpose_16x16(v);
-      std::memcpy(&bias, ce.bias.data() + c0, sizeof(V16));
-      std::memcpy(&mul, ce.mul.data() + c0, sizeof(V16));
-      std::memcpy(&shift, ce.shift.data() + c0, sizeof(V16));
-      std::memcpy(&lower, ce.lower.data() + c0, sizeof(V16));
+      std::memcpy(&ep.bias, ce.bias.data() + c0, sizeof(V16));
+      std::memcpy(&ep.mul, ce.mul.data() + c0, sizeof(V16));
+      std::memcpy(&ep.shift, ce.shift.data() + c0, sizeof(V16));
+      std::memcpy(&ep.lower, ce.lower.data() + c0, sizeof(V16));
       for (int64_t t = 0; t < 16; ++t) {
-        V16 x = (v[t] + bias) * mul + shift;
-        x = x > lower ? x : lower;
+        const V16 x = ep(v[t]);
         std::memcpy(rows + t * padded + c0, &x, sizeof(V16));
       }
     }
@@ -323,12 +323,8 @@ int64_t output_image_stride(const reference::ConvProblem& p, const ConvEpilogue&
 }
 
 ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t channel) {
-  ChannelEpilogue c;
-  if (e.bias) c.bias = e.bias[channel];
-  if (e.scale) c.mul = e.scale[channel];
-  if (e.shift) c.shift = e.shift[channel];
-  c.lower = e.relu ? 0.0f : -std::numeric_limits<float>::infinity();
-  return c;
+  return {e.bias ? e.bias[channel] : 0.0f, e.scale ? e.scale[channel] : 1.0f, e.shift ? e.shift[channel] : 0.0f,
+          epilogue_lower(e.relu)};
 }
 
 void apply_conv_epilogue(const reference::ConvProblem& p, const ConvEpilogue& e, const float* products,
@@ -364,17 +360,17 @@ void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int
   const float* lower = ce.lower.data() + k0;
   int64_t k = 0;
   for (; k + 16 <= n; k += 16) {
-    V16 x, b, m, s, l;
+    V16 x;
+    Epilogue<V16> ep;
     std::memcpy(&x, src + k, sizeof(V16));
-    std::memcpy(&b, bias + k, sizeof(V16));
-    std::memcpy(&m, mul + k, sizeof(V16));
-    std::memcpy(&s, shift + k, sizeof(V16));
-    std::memcpy(&l, lower + k, sizeof(V16));
-    x = (x + b) * m + s;
-    x = x < l ? l : x;  // std::max(x, l), NaN included
+    std::memcpy(&ep.bias, bias + k, sizeof(V16));
+    std::memcpy(&ep.mul, mul + k, sizeof(V16));
+    std::memcpy(&ep.shift, shift + k, sizeof(V16));
+    std::memcpy(&ep.lower, lower + k, sizeof(V16));
+    x = ep(x);
     std::memcpy(dst + k, &x, sizeof(V16));
   }
-  for (; k < n; ++k) dst[k] = std::max((src[k] + bias[k]) * mul[k] + shift[k], lower[k]);
+  for (; k < n; ++k) dst[k] = ChannelEpilogue{bias[k], mul[k], shift[k], lower[k]}(src[k]);
 }
 
 ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out) {

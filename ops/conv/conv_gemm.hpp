@@ -13,6 +13,7 @@
 
 #include <vector>
 
+#include "ops/epilogue.hpp"
 #include "ops/conv/channels_last.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
 #include "ops/gemm/gemm.hpp"
@@ -50,16 +51,15 @@ struct ConvEpilogue {
 // Floats from one image's output to the next's under this epilogue.
 int64_t output_image_stride(const reference::ConvProblem& p, const ConvEpilogue& e);
 
-// The epilogue of one output channel, as the GEMM kernels apply it (same operations in the same
-// order, so every path rounds alike): ((x + bias) + residual) * mul + shift, then at least
-// `lower` (0 with ReLU, -inf without). For kernels that apply it outside the GEMM (Winograd's
-// output transform, products of several images at once).
-struct ChannelEpilogue {
-  float bias = 0.0f, mul = 1.0f, shift = 0.0f, lower = 0.0f;
-  float operator()(float x) const { return std::max((x + bias) * mul + shift, lower); }
-  float operator()(float x, float residual) const { return std::max((x + bias + residual) * mul + shift, lower); }
-};
+// The epilogue (ops/epilogue.hpp) of one output channel, for kernels that apply it outside the
+// GEMM (Winograd's output transform, products of several images at once).
+using ChannelEpilogue = Epilogue<float>;
 ChannelEpilogue channel_epilogue(const ConvEpilogue& e, int64_t channel);
+// The same on every lane of a vector.
+template <typename V>
+Epilogue<V> broadcast(const ChannelEpilogue& c) {
+  return {V{} + c.bias, V{} + c.mul, V{} + c.shift, V{} + c.lower};
+}
 
 // The epilogue on a convolution's raw products (planes: batch x Cout planes of plane floats),
 // written where the epilogue says (its out_image_stride); parallel over planes. For products that

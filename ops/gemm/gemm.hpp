@@ -8,11 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "ops/epilogue.hpp"
+
 namespace ecocpu {
 
-// Applied to every C element after the product, in this order:
+// Applied to every C element after the product, in this order (ops/epilogue.hpp):
 //   c = c + bias[m] + residual[m, n];  c = c * scale[m] + shift[m];  c = max(c, 0) if relu.
-// Null pointers skip a step.
+// Null pointers are the identity.
 struct GemmEpilogue {
   const float* bias = nullptr;
   const float* residual = nullptr;  // M x N, leading dimension residual_ld
@@ -152,14 +154,15 @@ PackedPanels zero_panels(int64_t count, int64_t k, int64_t n);
 // The selected kernel, after checking that `p` was packed for it (throws otherwise).
 const GemmKernel& kernel_for(const PackedPanels& p);
 
+// Row m's epilogue (ops/epilogue.hpp): absent terms are the identity.
+inline Epilogue<float> row_epilogue(const GemmEpilogue& e, int64_t m) {
+  return {e.bias ? e.bias[m] : 0.0f, e.scale ? e.scale[m] : 1.0f, e.shift ? e.shift[m] : 0.0f, epilogue_lower(e.relu)};
+}
+
 // The epilogue on one element, shared by every kernel and the reference.
 inline float apply_epilogue(const GemmEpilogue& e, int64_t m, int64_t n, float c) {
-  if (e.bias) c += e.bias[m];
-  if (e.residual) c += e.residual[m * e.residual_ld + n];
-  if (e.scale) c *= e.scale[m];
-  if (e.shift) c += e.shift[m];
-  if (e.relu && c < 0.0f) c = 0.0f;
-  return c;
+  const Epilogue<float> ep = row_epilogue(e, m);
+  return e.residual ? ep(c, e.residual[m * e.residual_ld + n]) : ep(c);
 }
 
 }  // namespace ecocpu

@@ -188,31 +188,15 @@ struct BlockedSgemm {
 
   // apply_epilogue() on two vectors of row m starting at column n.
   static void apply_epilogue_vec(const GemmEpilogue& e, int64_t m, int64_t n, Vec& v0, Vec& v1) {
-    if (e.bias) {
-      const Vec b(e.bias[m]);
-      v0 += b;
-      v1 += b;
-    }
+    const Epilogue<float> row = row_epilogue(e, m);
+    const Epilogue<Vec> ep{Vec(row.bias), Vec(row.mul), Vec(row.shift), Vec(row.lower)};
     if (e.residual) {
       const float* r = e.residual + m * e.residual_ld + n;
-      v0 += Vec::load_unaligned(r);
-      v1 += Vec::load_unaligned(r + W);
-    }
-    if (e.scale) {
-      const Vec sc(e.scale[m]);
-      v0 *= sc;
-      v1 *= sc;
-    }
-    if (e.shift) {
-      const Vec sh(e.shift[m]);
-      v0 += sh;
-      v1 += sh;
-    }
-    if (e.relu) {
-      const Vec zero(0.0f);
-      // select, not max: GCC 12 warns about the undefined pass-through of _mm512_max_ps.
-      v0 = xsimd::select(v0 < zero, zero, v0);
-      v1 = xsimd::select(v1 < zero, zero, v1);
+      v0 = ep(v0, Vec::load_unaligned(r));
+      v1 = ep(v1, Vec::load_unaligned(r + W));
+    } else {
+      v0 = ep(v0);
+      v1 = ep(v1);
     }
   }
 
@@ -339,13 +323,11 @@ struct BlockedSgemm {
   // layer's products take this way.
   static void epilogue_run(const GemmEpilogue& e, int64_t r, const float* src, const float* residual, int64_t len,
                            float* dst) {
-    const float bias = e.bias ? e.bias[r] : 0.0f, mul = e.scale ? e.scale[r] : 1.0f;
-    const float shift = e.shift ? e.shift[r] : 0.0f;
-    const float lower = e.relu ? 0.0f : -std::numeric_limits<float>::infinity();
+    const Epilogue<float> ep = row_epilogue(e, r);
     if (residual) {
-      for (int64_t t = 0; t < len; ++t) dst[t] = std::max((src[t] + bias + residual[t]) * mul + shift, lower);
+      for (int64_t t = 0; t < len; ++t) dst[t] = ep(src[t], residual[t]);
     } else {
-      for (int64_t t = 0; t < len; ++t) dst[t] = std::max((src[t] + bias) * mul + shift, lower);
+      for (int64_t t = 0; t < len; ++t) dst[t] = ep(src[t]);
     }
   }
 

@@ -188,14 +188,15 @@ Split split_work(int64_t positions, int64_t panels, int64_t mr, int64_t nr, int 
   for (int i = 0; i < 16; ++i) std::memcpy(&v[i], src + i * ld, sizeof(V16));
   transpose_16x16(v);
   for (int k = 0; k < 16; ++k) {
-    V16 x = v[k] + ce[k].bias;
+    const Epilogue<V16> ep = broadcast<V16>(ce[k]);
+    V16 x = v[k];
     if (residual) {
       V16 r;
       std::memcpy(&r, residual + k * plane, sizeof(V16));
-      x += r;
+      x = ep(x, r);
+    } else {
+      x = ep(x);
     }
-    x = x * ce[k].mul + ce[k].shift;
-    x = x > ce[k].lower ? x : V16{} + ce[k].lower;
     std::memcpy(out + k * plane, &x, sizeof(V16));
   }
 }

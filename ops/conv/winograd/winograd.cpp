@@ -371,15 +371,14 @@ void transform_output_tile(const Geometry& g, const float* products, int64_t pos
   for (int k = 0; k < 16; ++k) {
     V4 x;
     std::memcpy(&x, reinterpret_cast<const float*>(&r[k % 4]) + 4 * (k / 4), sizeof(V4));
-    const ChannelEpilogue& c = ce[k];
-    x += c.bias;
+    const Epilogue<V4> ep = broadcast<V4>(ce[k]);
     if (residual) {
       V4 res;
       std::memcpy(&res, residual + k * plane, sizeof(V4));
-      x += res;
+      x = ep(x, res);
+    } else {
+      x = ep(x);
     }
-    x = x * c.mul + c.shift;
-    x = x > c.lower ? x : V4{c.lower, c.lower, c.lower, c.lower};
     std::memcpy(out + k * plane, &x, sizeof(V4));
   }
 }
