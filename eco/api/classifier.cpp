@@ -26,8 +26,6 @@ struct Classifier::Impl {
 
 namespace {
 
-constexpr int64_t kMB = 1 << 20;
-
 // Runs `work` and turns whatever it throws into an Error, so that callers catch one type. With
 // `name_subject`, a message that does not start with the subject (an input path) gets it in front,
 // as `ecocpu run` reports a failed input; model errors already name their file.

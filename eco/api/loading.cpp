@@ -29,7 +29,6 @@ std::string model_source(const ModelConfig& config) {
 namespace {
 
 void check_memory(const Graph& graph, const std::optional<MemoryLimit>& limit, const std::string& source) {
-  constexpr int64_t kMB = 1 << 20;
   const int64_t needed = estimated_run_bytes(graph);
   if (limit && needed > limit->bytes) {
     throw FileError(source + ": the model needs at least " + std::to_string(needed / kMB) +

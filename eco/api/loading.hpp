@@ -20,6 +20,8 @@ constexpr int64_t kMaxSegments = 1024;
 constexpr int64_t kMaxClasses = 1000000;
 constexpr int64_t kMaxImageSize = 4096;
 
+constexpr int64_t kMB = int64_t{1} << 20;  // bytes; memory limits are given in MB
+
 // A ceiling on the memory a model may need, and what set it ("available memory", "--max-memory").
 struct MemoryLimit {
   int64_t bytes = 0;

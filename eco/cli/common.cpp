@@ -88,7 +88,6 @@ namespace {
 
 // --max-memory MB, else the memory the machine has available.
 std::optional<MemoryLimit> memory_limit(const Args& args) {
-  constexpr int64_t kMB = 1 << 20;
   if (!args.has("max-memory")) return available_memory_limit();
   return MemoryLimit{args.get_int("max-memory", 0, 1, INT64_MAX / kMB) * kMB, "--max-memory"};
 }
