@@ -65,6 +65,7 @@ void tsn_classifier(ModelDefinition& def, const ModelConfig& config) {
   if (config.dropout == 0.0) return;
   LayerSpec classifier = last;
   classifier.id = "new_fc";
+  classifier.added_for = last.id;  // errors name the file's classifier too
   classifier.output = "new_fc";
   classifier.inputs = {last.output};
   classifier.attrs = {{"num_output", config.classes}};

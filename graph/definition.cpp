@@ -57,7 +57,9 @@ void parse_expr(const std::string& expr, LayerSpec& layer) {
 std::string definition_error_text(const ModelDefinition& def, const LayerSpec& layer,
                                   const std::string& cause) {
   std::string where = def.source + ": layer '" + layer.id + "'";
-  if (layer.line > 0) where += " (line " + std::to_string(layer.line) + ")";
+  std::string note = layer.added_for.empty() ? "" : "added for '" + layer.added_for + "'";
+  if (layer.line > 0) note += (note.empty() ? "" : ", ") + std::string("line ") + std::to_string(layer.line);
+  if (!note.empty()) where += " (" + note + ")";
   return where + ": " + cause;
 }
 

@@ -23,6 +23,7 @@ struct LayerSpec {
   std::vector<std::string> inputs;  // names read
   Attrs attrs;
   int line = 0;                     // 1-based line in the source file; 0 when built in code
+  std::string added_for;            // a layer a model rule added: the file's layer it stands for
 
   std::string expr() const;  // "out<=Op<=in1,in2"
 };

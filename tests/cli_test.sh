@@ -237,7 +237,7 @@ expect_error "option '--json' given twice" flops --json --json
 expect_error "option '--classes' needs a value" flops --classes
 expect_error "/nonexistent.yaml: cannot open" flops --model-def /nonexistent.yaml
 expect_error "ECO needs at least 4 segments" flops --segments 2
-expect_error "layer 'new_fc'.*impossible shape" flops --segments 6
+expect_error "layer 'new_fc' (added for 'fc_final'): impossible shape" flops --segments 6
 expect_error "give exactly one of --weights FILE and --random-weights" run --arch ECO --segments 4
 expect_error "give the INPUT to classify" run --weights /nonexistent.pth
 expect_error "/nonexistent.npy: cannot open" run --weights /nonexistent.pth /nonexistent.npy

@@ -90,7 +90,7 @@ TEST_CASE("builder: ECO Lite's global_pool rule overrides the file's temporal ke
   CHECK(build_text(kTiny, o).find_node("global_pool")->op->describe() == "ave k4x4x4 s1 p0");
   o.arch = "ECO";  // now the rule: 8 / 4 = 2, leaving 2 time steps the classifier cannot take
   std::string msg = build_error(kTiny, o);
-  CHECK(contains(msg, "net.yaml: layer 'new_fc' (line 8)"));  // TSN's classifier, made from line 8
+  CHECK(contains(msg, "net.yaml: layer 'new_fc' (added for 'fc_final', line 8)"));  // TSN's classifier
   CHECK(contains(msg, "impossible shape"));
   o.segments = 2;
   CHECK(contains(build_error(kTiny, o), "ECO needs at least 4 segments"));
@@ -160,7 +160,7 @@ TEST_CASE("builder: impossible configurations") {
   CHECK(contains(build_error(kTiny, o), "net.yaml: the segment count must be at least 1"));
   o = tiny_options();
   o.segments = 3;  // the strided 3D conv leaves 2 steps, the N/2 = 1 pool keeps both
-  CHECK(contains(build_error(kTiny, o), "layer 'new_fc' (line 8): impossible shape"));
+  CHECK(contains(build_error(kTiny, o), "layer 'new_fc' (added for 'fc_final', line 8): impossible shape"));
   o = tiny_options();
   o.classes = 1048577;
   CHECK(contains(build_error(kTiny, o), "layer 'fc_final' (line 8): num_output must be between 1 and 1048576, got 1048577"));
@@ -169,7 +169,7 @@ TEST_CASE("builder: impossible configurations") {
   CHECK(contains(build_error(kTiny, o), "dropout must be in [0, 1)"));
   o = tiny_options();
   o.image_size = 0;  // the arch's own: 224, which the 4x4 pool cannot reduce to 1x1
-  CHECK(contains(build_error(kTiny, o), "layer 'new_fc' (line 8): impossible shape"));
+  CHECK(contains(build_error(kTiny, o), "layer 'new_fc' (added for 'fc_final', line 8): impossible shape"));
 }
 
 TEST_CASE("builder: the generic builder applies no model rule") {

@@ -61,32 +61,33 @@ std::string run_header_text(const RunReport& report) {
 }
 
 std::string run_result_text(const RunReport& report, const RunResult& result) {
-  std::string out = "\n";
+  std::ostringstream out;  // not std::string concatenation: GCC 12 gives a false -Wrestrict on it
+  out << "\n";
   if (const video::Clip* clip = result.clip) {
-    out += "input: " + result.input + " (" + video::input_kind_name(clip->kind) + ", " +
-           std::to_string(clip->frame_count) + " frames";
+    out << "input: " << result.input << " (" << video::input_kind_name(clip->kind) << ", " << clip->frame_count
+        << " frames";
     if (clip->kind != video::InputKind::npy) {
-      out += "; sampled";
-      for (int64_t i : clip->indices) out += " " + std::to_string(i);
+      out << "; sampled";
+      for (int64_t i : clip->indices) out << " " << i;
     }
-    if (clip->rotation_degrees != 0) out += "; rotated " + std::to_string(clip->rotation_degrees) + " degrees";
-    out += ")\n";
+    if (clip->rotation_degrees != 0) out << "; rotated " << clip->rotation_degrees << " degrees";
+    out << ")\n";
     if (clip->kind != video::InputKind::npy) {
-      out += format("decode %.1f ms, preprocess %.1f ms\n", clip->decode_ms, clip->preprocess_ms);
+      out << format("decode %.1f ms, preprocess %.1f ms\n", clip->decode_ms, clip->preprocess_ms);
     }
   }
   const Tensor& logits = *result.logits;
-  out += format("forward pass (%s engine): %.3f s\n\n%6s %8s %12s %12s  %s\n", report.engine.c_str(),
+  out << format("forward pass (%s engine): %.3f s\n\n%6s %8s %12s %12s  %s\n", report.engine.c_str(),
                 result.forward_ms / 1000, "rank", "class", "probability", "logit",
                 report.labels->empty() ? "" : "label");
   const int64_t classes = logits.dim(1);
   const auto best = top_classes(logits.data(), classes, report.topk);
   const auto prob = softmax(logits.data(), classes);
   for (std::size_t i = 0; i < best.size(); ++i) {
-    out += format("%6zu %8d %12.6f %12.4f  %s\n", i + 1, best[i], prob[best[i]], logits.data()[best[i]],
+    out << format("%6zu %8d %12.6f %12.4f  %s\n", i + 1, best[i], prob[best[i]], logits.data()[best[i]],
                   report.labels->empty() ? "" : (*report.labels)[best[i]].c_str());
   }
-  return out;
+  return out.str();
 }
 
 std::string run_result_json(const RunReport& report, const RunResult& result) {
