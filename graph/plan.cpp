@@ -179,6 +179,15 @@ std::string PlanStep::label(const Graph& graph) const {
   return s;
 }
 
+int64_t PlanStep::output_floats(const Graph& graph) const {
+  if (slice_of >= 0 || alias_input) return 0;
+  if (out_channels_last) {
+    const int64_t images = out_frames > 0 ? conv.problem.batch / out_frames : conv.problem.batch;
+    return images * out_layout.floats();
+  }
+  return graph.values[output].shape.numel();
+}
+
 bool PlanStep::assembles_in_place() const {
   return std::find(in_place.begin(), in_place.end(), true) != in_place.end();
 }
@@ -224,7 +233,7 @@ std::vector<PlanRow> plan_rows(const ExecutionPlan& plan) {
     if (s.slice_of >= 0) {
       output += " into " + g.values[s.slice_of].name + " at channel " + std::to_string(s.slice_channel);
     }
-    rows.push_back({s.label(g), s.algo_name(g), s.layouts(), output, step_notes(g, s)});
+    rows.push_back({s.label(g), s.algo_name(g), s.layouts(), output, s.output_floats(g) * 4, step_notes(g, s)});
   }
   return rows;
 }
@@ -491,6 +500,12 @@ BufferPool::Lease::Lease(BufferPool& pool) : pool_(pool) {
   }
 }
 
+int64_t BufferPool::bytes() const {
+  int64_t total = 0;
+  for (int64_t floats : sizes_) total += floats * 4;
+  return total;
+}
+
 Tensor BufferPool::take(const Shape& shape) {
   const int64_t n = std::max<int64_t>(shape.numel(), 1);
   // Best fit among the free buffers, wasting at most half of one.
@@ -617,14 +632,11 @@ void copy_into_channels(const Tensor& src, int64_t channel, Tensor& dst) {
 Tensor step_output(const ExecutionPlan& plan, const PlanStep& s, std::vector<Tensor>& values) {
   const Graph& g = *plan.graph;
   const int value = s.slice_of >= 0 ? s.slice_of : s.output;
-  if (s.slice_of >= 0 || s.assembles_in_place()) {
+  if (s.slice_of >= 0 || s.assembles_in_place()) {  // the first of them takes the Concat's buffer
     if (values[value].empty()) values[value] = plan.buffers->take(g.values[value].shape);
     return values[value];
   }
-  if (s.out_channels_last) {
-    const int64_t images = s.out_frames > 0 ? s.conv.problem.batch / s.out_frames : s.conv.problem.batch;
-    return plan.buffers->take(Shape{images * s.out_layout.floats()});
-  }
+  if (s.out_channels_last) return plan.buffers->take(Shape{s.output_floats(g)});
   return plan.buffers->take(g.values[value].shape);
 }
 

@@ -112,6 +112,9 @@ struct PlanStep {
   int shared_copy = -1;
 
   bool assembles_in_place() const;  // a Concat some of whose inputs were written in place
+  // Floats of the buffer the step takes for its output: a channels-last hand-over's padded
+  // layout, else its value (a Concat assembled in place: the whole Concat); 0 for a slice.
+  int64_t output_floats(const Graph& graph) const;
 
   std::string label(const Graph& graph) const;  // "res3b_2+res3b+res3b_bn+res3b_relu"
   std::string algo_name(const Graph& graph) const;  // "im2col_gemm", "separable", "reference"
@@ -129,6 +132,7 @@ class BufferPool {
  public:
   Tensor take(const Shape& shape);
   std::size_t buffers() const { return buffers_.size(); }
+  int64_t bytes() const;  // what the buffers hold together
 
   // Held by run_plan for a whole forward pass: the pool (and so the plan) serves one pass at a
   // time. A second pass that starts meanwhile, from another thread, throws std::logic_error.
@@ -162,6 +166,7 @@ struct PlanRow {
   std::string algo;     // PlanStep::algo_name
   std::string layouts;  // PlanStep::layouts
   std::string output;   // the output value's shape, "(...) into <concat> at channel c" for a slice
+  int64_t output_bytes = 0;  // the buffer the step takes for it: 0 for a slice or a pass-through
   std::string notes;    // what else the step does: "pool after", "BN on input copy", "shared copy 0", ...
 };
 std::vector<PlanRow> plan_rows(const ExecutionPlan& plan);

@@ -180,6 +180,11 @@ assert d["nodes"] > len(d["steps"]) and d["disabled"] == []
 assert steps["conv1_7x7_s2"]["step"].endswith("+pool1_3x3_s2") and "pools after" in steps["conv1_7x7_s2"]["notes"]
 assert steps["res3b_1"]["layouts"] == "planes>cl" and steps["res4a_down"]["layouts"] == "shared>planes"
 assert "into inception_3a_output at channel 64" in steps["inception_3a_3x3"]["output"]
+# Buffers: a slice takes none, the Concat holds the whole; conv1 pooled holds (4, 64, 56, 56).
+assert steps["inception_3a_3x3"]["output_bytes"] == 0 and steps["inception_3a_output"]["output_bytes"] == 4 * 256 * 28 * 28 * 4
+assert steps["conv1_7x7_s2"]["output_bytes"] == 4 * 64 * 56 * 56 * 4
+assert 0 < d["buffers"] < len(d["steps"]) and d["buffer_bytes"] >= max(s["output_bytes"] for s in d["steps"])
+assert d["scratch_bytes"] > 0
 ' "$tmp/out"
 run plan --arch ECO --segments 4 --json --no-fuse channels_last,shared_copy
 check "plan --no-fuse" python3 -c '

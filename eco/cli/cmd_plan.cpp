@@ -1,13 +1,15 @@
-// ecocpu plan: the fast engine's plan for a model, without running it: the steps after fusion,
-// their algorithms, layouts and outputs.
+// ecocpu plan: the fast engine's plan for a model: the steps after fusion, their algorithms,
+// layouts, outputs and buffers, and the memory one forward pass (on a seeded random clip) keeps.
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "eco/cli/commands.hpp"
 #include "eco/cli/common.hpp"
+#include "eco/random_weights.hpp"
 #include "eco/report.hpp"
 #include "graph/plan.hpp"
+#include "tensor/scratch.hpp"
 
 namespace ecocpu::cli {
 
@@ -19,7 +21,22 @@ std::string fusion_list() {
   return names;
 }
 
-std::string plan_json(const LoadedModel& m, const PlanOptions& options, const std::vector<PlanRow>& rows) {
+// What one forward pass leaves allocated: the plan's activation buffers (reused by every later
+// pass) and the kernels' per-thread scratch memory.
+struct PlanMemory {
+  std::size_t buffers = 0;
+  int64_t buffer_bytes = 0, scratch_bytes = 0;
+};
+
+PlanMemory measure_memory(const LoadedModel& m, const ExecutionPlan& plan) {
+  run_plan(plan, m.weights, random_input(m.graph.input_shape(), 2));
+  return {plan.buffers->buffers(), plan.buffers->bytes(), scratch_peak_bytes()};
+}
+
+double mb(int64_t bytes) { return static_cast<double>(bytes) / kMB; }
+
+std::string plan_json(const LoadedModel& m, const PlanOptions& options, const std::vector<PlanRow>& rows,
+                      const PlanMemory& memory) {
   std::ostringstream out;
   out << "{\"arch\": " << json_quote(m.config.arch) << ", \"segments\": " << m.config.segments
       << ", \"nodes\": " << m.graph.nodes.size() << ", \"disabled\": [";
@@ -28,30 +45,38 @@ std::string plan_json(const LoadedModel& m, const PlanOptions& options, const st
     out << (first ? "" : ", ") << json_quote(fusion_name(f));
     first = false;
   }
-  out << "], \"steps\": [";
+  out << "], \"buffers\": " << memory.buffers << ", \"buffer_bytes\": " << memory.buffer_bytes
+      << ", \"scratch_bytes\": " << memory.scratch_bytes << ", \"steps\": [";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const PlanRow& r = rows[i];
     out << (i ? ", " : "") << "{\"step\": " << json_quote(r.step) << ", \"algo\": " << json_quote(r.algo)
         << ", \"layouts\": " << json_quote(r.layouts) << ", \"output\": " << json_quote(r.output)
-        << ", \"notes\": " << json_quote(r.notes) << "}";
+        << ", \"output_bytes\": " << r.output_bytes << ", \"notes\": " << json_quote(r.notes) << "}";
   }
   out << "]}\n";
   return out.str();
 }
 
-std::string plan_table(const LoadedModel& m, const std::vector<PlanRow>& rows) {
+std::string plan_table(const LoadedModel& m, const std::vector<PlanRow>& rows, const PlanMemory& memory) {
   std::ostringstream out;
   out << model_source(m.config) << ", " << m.config.segments << " segments: " << m.graph.nodes.size()
-      << " nodes in " << rows.size() << " steps\n\n";
+      << " nodes in " << rows.size() << " steps\n"
+      << std::fixed << std::setprecision(1) << "after one forward pass: " << memory.buffers
+      << " activation buffers, " << mb(memory.buffer_bytes) << " MB (reused by every pass); the kernels' scratch memory "
+      << mb(memory.scratch_bytes) << " MB\n\n";
   const auto row = [&](const std::string& n, const std::string& step, const std::string& algo,
-                       const std::string& layouts, const std::string& output) {
+                       const std::string& layouts, const std::string& buffer, const std::string& output) {
     out << std::right << std::setw(4) << n << "  " << std::left << std::setw(56) << step << " " << std::setw(14)
-        << algo << " " << std::setw(13) << layouts << " " << output << "\n";
+        << algo << " " << std::setw(13) << layouts << " " << std::right << std::setw(8) << buffer << "  " << std::left
+        << output << "\n";
   };
-  row("#", "step (nodes it runs)", "algo", "layouts", "output");
+  row("#", "step (nodes it runs)", "algo", "layouts", "MB", "output");
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const PlanRow& r = rows[i];
-    row(std::to_string(i), r.step, r.algo, r.layouts, r.output + (r.notes.empty() ? "" : "; " + r.notes));
+    std::ostringstream buffer;
+    buffer << std::fixed << std::setprecision(2) << mb(r.output_bytes);
+    row(std::to_string(i), r.step, r.algo, r.layouts, r.output_bytes ? buffer.str() : "-",
+        r.output + (r.notes.empty() ? "" : "; " + r.notes));
   }
   return out.str();
 }
@@ -66,18 +91,22 @@ int cmd_plan(const std::vector<std::string>& argv) {
                           {"json", "", "print the plan as JSON"},
                           max_memory_option()}));
   if (!parse_or_help(args, argv,
-                     "Prints the fast engine's plan without running it: each step, the graph nodes\n"
-                     "it runs (a convolution and what is fused into it), its algorithm, the layouts\n"
-                     "it reads and writes (planes, cl: channels-last, shared: a copy shared with\n"
-                     "another step), its output and what else it does. --no-fuse (or the environment\n"
-                     "variable ECOCPU_NO_FUSE) switches rules off, 'all' or a comma list of:\n" +
+                     "Prints the fast engine's plan: each step, the graph nodes it runs (a convolution\n"
+                     "and what is fused into it), its algorithm, the layouts it reads and writes\n"
+                     "(planes, cl: channels-last, shared: a copy shared with another step), the\n"
+                     "buffer it takes for its output (MB; '-' for a Concat slice or a pass-through),\n"
+                     "its output and what else it does; and, after one forward pass on a random clip,\n"
+                     "the activation buffers the plan keeps and the kernels' scratch memory.\n"
+                     "--no-fuse (or the environment variable ECOCPU_NO_FUSE) switches rules off, 'all'\n"
+                     "or a comma list of:\n" +
                          fusion_list()))
     return 0;
   const PlanOptions options = engine_options(args);
   LoadedModel m = load_model(args, args.get_int("segments", 16, 1, kMaxSegments));
   const PreparedPlan prepared = prepare_plan(m, options);
   const std::vector<PlanRow> rows = plan_rows(prepared.plan);
-  std::cout << (args.has("json") ? plan_json(m, options, rows) : plan_table(m, rows));
+  const PlanMemory memory = measure_memory(m, prepared.plan);
+  std::cout << (args.has("json") ? plan_json(m, options, rows, memory) : plan_table(m, rows, memory));
   return 0;
 }
 
