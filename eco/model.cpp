@@ -63,6 +63,7 @@ void tsn_classifier(ModelDefinition& def, const ModelConfig& config) {
     fail(def, last, e.what());
   }
   if (config.dropout == 0.0) return;
+  if (last.id == "new_fc") fail(def, last, "TSN's wrapper adds a layer 'new_fc' after this one: rename it (or use dropout 0)");
   LayerSpec classifier = last;
   classifier.id = "new_fc";
   classifier.added_for = last.id;  // errors name the file's classifier too

@@ -122,6 +122,7 @@ TEST_CASE("builder: every definition error names file, layer and cause") {
        "layer 'fc_final' (line 8): the last layer must be the InnerProduct classifier, not ReLU"},
       {tiny_with("'conv1_bn<=ReLU<=conv1_bn'", "'conv1_bn<=ReLU<=conv1_bn,conv1'"),
        "layer 'relu1' (line 5): ReLU takes one input, got 2"},
+      {tiny_with("id: fc_final", "id: new_fc"), "layer 'new_fc' (line 8): TSN's wrapper adds a layer 'new_fc'"},
       // Checked before TSN makes the classifier a Dropout, so the message names the file's op.
       {tiny_with("'fc<=InnerProduct<=pool'", "'fc<=InnerProduct<=pool,c3d'"),
        "layer 'fc_final' (line 8): InnerProduct takes one input, got 2"},
