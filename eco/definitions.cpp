@@ -1,5 +1,6 @@
 #include "eco/definitions.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace ecocpu {
@@ -253,6 +254,11 @@ ModelDefinition builtin_definition(const std::string& arch) {
 }
 
 std::vector<std::string> builtin_archs() { return {"ECO", "ECOfull", "C3DRes18"}; }
+
+bool is_builtin_arch(const std::string& arch) {
+  const auto archs = builtin_archs();
+  return std::find(archs.begin(), archs.end(), arch) != archs.end();
+}
 
 std::string builtin_arch_list() {
   std::string list;

@@ -17,6 +17,7 @@ ModelDefinition c3d_res18_definition();
 // The built-in definition for an arch name; throws std::invalid_argument for an unknown arch.
 ModelDefinition builtin_definition(const std::string& arch);
 std::vector<std::string> builtin_archs();
+bool is_builtin_arch(const std::string& arch);
 // "ECO, ECOfull, C3DRes18", for messages.
 std::string builtin_arch_list();
 

@@ -59,8 +59,7 @@ ModelConfig model_config(const ModelOptions& options) {
   if (!(options.dropout >= 0.0 && options.dropout < 1.0)) {
     throw Error("ModelOptions.dropout is " + std::to_string(options.dropout) + "; it must be at least 0 and below 1");
   }
-  const auto archs = builtin_archs();
-  if (!options.arch.empty() && std::find(archs.begin(), archs.end(), options.arch) == archs.end()) {
+  if (!options.arch.empty() && !is_builtin_arch(options.arch)) {
     throw Error("ModelOptions.arch: unknown arch '" + options.arch + "' (known: " + builtin_arch_list() + ")");
   }
   ModelConfig config;

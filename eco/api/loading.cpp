@@ -57,8 +57,7 @@ Graph build_classifier_model(const ModelDefinition& def, const ModelConfig& conf
 }
 
 CheckpointModel checkpoint_model(const EcoCheckpoint& checkpoint, ModelConfig config, bool arch_given) {
-  const auto archs = builtin_archs();
-  if (!arch_given && checkpoint.arch && std::find(archs.begin(), archs.end(), *checkpoint.arch) != archs.end()) {
+  if (!arch_given && checkpoint.arch && is_builtin_arch(*checkpoint.arch)) {
     config.arch = *checkpoint.arch;
   }
   CheckpointModel m;

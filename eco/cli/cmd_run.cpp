@@ -199,6 +199,10 @@ void dump_input(LoadedInput& loaded, const std::optional<OutputTarget>& dump) {
   attempt(loaded, [&] { write_npy(dump->path_for(loaded.input), loaded.clip->frames); });
 }
 
+// The model's frame size is known from the flags unless a checkpoint, read after the first input,
+// may pick the arch (C3DRes18 takes 112x112 frames, the others 224x224).
+bool frame_size_known(const Args& args) { return args.has("arch") || !args.has("weights"); }
+
 // With no --segments (and no --frames), a .npy clip brings its own frame count; other inputs are
 // sampled to 16 segments. The first input is loaded here when its count is needed.
 int64_t choose_segments(const Args& args, RunSettings& s, std::optional<LoadedInput>& first) {
@@ -214,13 +218,8 @@ int64_t choose_segments(const Args& args, RunSettings& s, std::optional<LoadedIn
   }
   video::ClipOptions any = s.clip;
   any.sampling.segments = 0;
-  any.preprocess.crop_size = 0;  // the model, maybe C3DRes18 from the checkpoint, is not known yet
+  any.preprocess.crop_size = frame_size_known(args) ? image_size(single_model_config(args)) : 0;  // 0: any
   first = load_input(s.inputs[0], any);
-  // Which frame size the model takes is known unless a checkpoint, read later, may pick the arch.
-  if (!first->clip && (args.has("arch") || !args.has("weights"))) {
-    any.preprocess.crop_size = image_size(single_model_config(args));
-    first = load_input(s.inputs[0], any);
-  }
   if (!first->clip) return 16;
   if (first->clip->frames.dim(0) < 1 || first->clip->frames.dim(0) > kMaxSegments) {
     first->error = s.inputs[0] + ": the clip holds " + std::to_string(first->clip->frames.dim(0)) +
@@ -358,8 +357,9 @@ int cmd_run(const std::vector<std::string>& argv) {
   std::vector<std::string> labels;
   if (args.has("labels")) labels = read_labels(args.get("labels", ""), m.graph.output_shape()[1]);
   s.clip.preprocess = video::preprocess_spec_for(m.graph.input_shape()[2]);
-  if (first && (!first->clip || first->clip->frames.dim(2) != s.clip.preprocess.crop_size)) {
-    first = load_input(s.inputs[0], s.clip);  // read before the model: its error may not say the size
+  // Read before the model at any frame size: checked (or its error given the size) now.
+  if (first && !frame_size_known(args) && (!first->clip || first->clip->frames.dim(2) != s.clip.preprocess.crop_size)) {
+    first = load_input(s.inputs[0], s.clip);
   }
   const PreparedPlan prepared = prepare_plan(m, s.engine);
   const RunReport report{&m, s.engine_name, prepared.ms, s.topk, &labels};
