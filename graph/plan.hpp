@@ -1,24 +1,24 @@
 #pragma once
-// The fast execution plan: the graph rewritten into steps, with convolutions running as GEMMs
-// that absorb what follows them when nothing else needs the intermediate values:
-//  - a BatchNorm reading only the convolution is folded into its weights and bias at plan time;
-//  - an Eltwise sum reading only the convolution, whose other operand is already computed, is
-//    added in the GEMM epilogue (a residual); a BatchNorm reading only that sum becomes the
-//    epilogue's per-channel scale and shift;
-//  - a ReLU reading only the result is applied in the epilogue;
-//  - a pooling reading only the result runs a few images at a time right after the convolution
-//    (a 2D tap GEMM convolution's max pooling, conv1's, a band of each image's rows at a time),
-//    so the full-size convolution output never exists (ECO's conv1 and conv2 outputs are 4x their
-//    pooled size) and the pooling reads cache-warm data;
-//  - a BatchNorm (and ReLU) read only by a Winograd or tap GEMM convolution is applied as that
-//    convolution makes its channels-last input copy;
-//  - an average pooling (size kept) read only by a 1x1 convolution runs after its product;
-//  - a Concat's conv inputs are written into its channel slices;
-//  - a Winograd, tap GEMM or 1x1 convolution whose result only Winograd or tap GEMM convolutions
-//    read (directly or through ECO's To3D view) writes it in their padded channels-last layout,
-//    sparing them the copy (the value then holds that layout, not planes); several readers must
-//    share the layout, or be 2D readers of a 3D reader's frames.
-// Other ops run their reference kernels. Buffers are freed after their last reader.
+// The fast execution plan: the graph as steps over values that carry their shape, element type
+// and layout. make_plan starts from one step per node and applies the fusion rules, each a small
+// rewrite of the steps that leaves a plan the executor (and run_plan_reference) can run:
+//  - fold_batchnorm: a BatchNorm reading only a convolution is folded into its weights and bias;
+//  - residual: an Eltwise sum reading only a convolution, whose other operand is computed before,
+//    is added in the epilogue; a BatchNorm reading only that sum becomes its scale and shift;
+//  - relu: a ReLU reading only the result is applied in the epilogue;
+//  - pool_after: a pooling reading only the result runs a few images at a time right after the
+//    convolution (conv1's max pooling a band of rows at a time), so the full-size convolution
+//    output never exists (ECO's conv1 and conv2 outputs are 4x their pooled size);
+//  - input_batchnorm: a BatchNorm (and ReLU) read only by a Winograd or tap GEMM convolution is
+//    applied as that convolution makes its channels-last input copy;
+//  - pool_before: a size-keeping average pooling read only by a 1x1 convolution runs after its
+//    product;
+//  - concat_slices: a Concat's convolution inputs are written into its channel slices;
+//  - channels_last: a convolution whose result only Winograd or tap GEMM convolutions read
+//    (directly or through ECO's To3D view) writes it in their padded channels-last layout;
+//  - shared_copy: convolutions reading one value through one channels-last layout read one copy,
+//    made by a step of its own.
+// Nodes no rule covers run their own fast kernels. Buffers are freed after their last reader.
 #include <atomic>
 #include <optional>
 #include <set>
@@ -60,15 +60,65 @@ struct PlanOptions {
   bool fuses(Fusion f) const { return !reference && !disabled.count(f); }
 };
 
+// The element type of a value's buffer. Only fp32 so far; reduced precision (issue 19) adds its
+// own, and a step that converts between them.
+enum class DType { f32 };
+std::string dtype_name(DType t);
+
+// How a value's buffer holds it. The graph's shape stays the value's logical shape; the layout
+// says where each element is, and every step states the layouts it reads and writes
+// (check_plan), so no step reinterprets a buffer the plan does not describe.
+struct ValueLayout {
+  enum class Kind {
+    planes,         // dense N, C, (D,) H, W
+    channels_last,  // the padded channels-last copy `padded` that a Winograd or tap GEMM
+                    // convolution works from (zeros around each image), one per image
+    clip_frames,    // a 2D value whose N*T images are the frames of 3D channels-last copies
+                    // (`padded`, T = `frames`): what ECO's 2D-to-3D view then reads as is
+    channel_slice,  // planes inside the buffer of a Concat's output (`of`), from channel `channel`
+  };
+  Kind kind = Kind::planes;
+  fast::PaddedInput padded;  // channels_last, clip_frames
+  int64_t frames = 0;        // clip_frames
+  int of = -1;               // channel_slice
+  int64_t channel = 0;       // channel_slice
+
+  static ValueLayout channels_last_of(const fast::PaddedInput& padded, int64_t frames = 0);
+  static ValueLayout slice_of(int value, int64_t channel);
+  // "planes", "cl" (channels-last), "frames" (of a channels-last clip), "slice".
+  std::string name() const;
+  // Where a 2D reader of clip_frames finds its first image: after the clip's leading padding in time.
+  int64_t first_frame_offset() const;
+};
+
+// A value as the plan holds it: the graph's values, with the same indices, then the values the
+// plan adds (a channels-last copy that several convolutions share).
+struct PlanValue {
+  std::string name;
+  Shape shape;  // logical, as in the graph
+  DType dtype = DType::f32;
+  ValueLayout layout;
+  // Floats of the buffer it needs of its own: its layout's size, 0 for a channel slice.
+  int64_t floats() const;
+};
+
 struct PlanStep {
-  int node = -1;                // the graph node this step runs (the conv for a fused step)
+  enum class Kind {
+    node,              // one graph node, by its op's fast or reference kernel
+    conv,              // a convolution and what the fusion rules gave it
+    assemble,          // a Concat some of whose inputs were written into its slices: copies the rest
+    view,              // ECO's 2D-to-3D view of a value already written as clip frames: no work
+    to_channels_last,  // the channels-last copy of a value that several convolutions read (conv.problem: the first's)
+  };
+  Kind kind = Kind::node;
+  int node = -1;                // the graph node it runs (the convolution for a conv step); -1 for a copy
   std::vector<int> absorbed;    // nodes whose work this step also does
-  std::vector<int> inputs;      // values read (conv input, residual)
-  int output = -1;              // value written
-  bool reference = false;       // run the node's reference kernel (else its fast one)
-  // Fused convolutions only:
-  bool is_conv = false;
-  fast::PreparedConv conv;  // BatchNorm folded into its weights
+  std::vector<int> inputs;      // plan values read (conv input, residual)
+  int output = -1;              // plan value written
+  bool reference = false;       // a node step: run the reference kernel (else the fast one)
+  // Conv steps:
+  fast::PreparedConv conv;  // weights packed, BatchNorm folded in
+  Tensor fold_scale;        // per output channel: a folded BatchNorm's scale, applied to the weight rows at preparation
   Tensor bias, scale, shift;
   int residual = -1;
   bool relu = false;
@@ -84,44 +134,11 @@ struct PlanStep {
   // 192-1056), followed by the epilogue; inputs[0] is then the pooling's input.
   int input_pool = -1;
   Shape conv_shape;     // the convolution's own output (before any pooling)
-  // Concat without copies: a conv step whose output only a Concat reads writes it straight into
-  // its channel slice of the Concat's output (value slice_of, from channel slice_channel on), and
-  // the Concat step copies only the inputs not so written (in_place, one flag per input).
-  int slice_of = -1;
-  int64_t slice_channel = 0;
-  std::vector<bool> in_place;
-  // Channels-last hand-over: a Winograd, tap GEMM or 1x1 step whose output only one Winograd or
-  // tap GEMM step reads (as its input) writes it as that step's padded channels-last input copy
-  // (out_layout, in a buffer of that size), and the reader takes it as is (in_channels_last)
-  // instead of copying.
-  // Through ECO's To3D the hand-over writes frame by frame (out_frames = T) and the To3D step
-  // only passes the buffer on (alias_input).
-  bool out_channels_last = false;
-  fast::PaddedInput out_layout;
-  int64_t out_frames = 0;
-  bool in_channels_last = false;
-  bool alias_input = false;
-  // A value can be handed over to several such readers when they all read it through one layout,
-  // or when one reads it through the To3D view and the others, 2D, through that layout's frames
-  // (ECO Full's inception_3c_double_3x3_1 feeds res3a_2 and inception_3c_double_3x3_2): such a 2D
-  // reader starts in_offset floats into the buffer, at its first frame.
-  int64_t in_offset = 0;
-  // Convolutions reading the same input through the same channels-last layout (res4a_1 and
-  // res4a_down) share one copy of it: the executor makes it for the first step with the same
-  // shared_copy number, the others read it (and the last one lets it go).
-  int shared_copy = -1;
 
-  bool assembles_in_place() const;  // a Concat some of whose inputs were written in place
-  // Floats of the buffer the step takes for its output: a channels-last hand-over's padded
-  // layout, else its value (a Concat assembled in place: the whole Concat); 0 for a slice.
-  int64_t output_floats(const Graph& graph) const;
-
-  std::string label(const Graph& graph) const;  // "res3b_2+res3b+res3b_bn+res3b_relu"
+  bool is_conv() const { return kind == Kind::conv; }
+  std::string label(const Graph& graph) const;      // "res3b_2+res3b+res3b_bn+res3b_relu"
   std::string algo_name(const Graph& graph) const;  // "im2col_gemm", "separable", "reference"
-  // How its input and output are laid out: "planes>planes", or "cl" for a side handed over
-  // channels-last ("planes>cl": it writes the next convolution's copy; a To3D passing one on:
-  // "cl>cl"), "shared" for an input read from a channels-last copy shared with other steps.
-  std::string layouts() const;
+  std::vector<int> nodes() const;                   // node and absorbed, in graph order
 };
 
 // Activation buffers kept between steps and between forward passes: a step's output reuses the
@@ -155,19 +172,29 @@ class BufferPool {
 
 struct ExecutionPlan {
   const Graph* graph = nullptr;
+  std::vector<PlanValue> values;  // indexed like the graph's, then the plan's own
   std::vector<PlanStep> steps;
   std::shared_ptr<BufferPool> buffers = std::make_shared<BufferPool>();
+
+  // "planes>cl": the layout of the step's input (its first) and of its output.
+  std::string layouts(const PlanStep& step) const;
 };
+
+// Throws std::logic_error naming the step and the value if the plan is not one the executor can
+// run: a value read before it is written or written twice, a graph node run twice or never, or a
+// layout a step cannot read or write. make_plan checks every plan it returns.
+void check_plan(const ExecutionPlan& plan);
 
 // The plan as `ecocpu plan` prints it, one row per step: what runs (the nodes it covers), how,
 // through which layouts, and where its result goes.
 struct PlanRow {
   std::string step;     // PlanStep::label
   std::string algo;     // PlanStep::algo_name
-  std::string layouts;  // PlanStep::layouts
-  std::string output;   // the output value's shape, "(...) into <concat> at channel c" for a slice
-  int64_t output_bytes = 0;  // the buffer the step takes for it: 0 for a slice or a pass-through
-  std::string notes;    // what else the step does: "pool after", "BN on input copy", "shared copy 0", ...
+  std::string layouts;  // ExecutionPlan::layouts
+  std::string output;   // the output value and its shape, "... into <concat> at channel c" for a slice
+  int64_t output_bytes = 0;  // the buffer its output value needs: 0 for a slice or a view
+  std::string dtype;    // the output's element type
+  std::string notes;    // what else the step does: "pools after (pool1)", "adds res3a_2", ...
 };
 std::vector<PlanRow> plan_rows(const ExecutionPlan& plan);
 
@@ -178,6 +205,11 @@ ExecutionPlan make_plan_releasing(const Graph& graph, WeightStore& weights, cons
 
 // Throws WeightError if the weights do not fit the graph.
 ExecutionPlan make_plan(const Graph& graph, const WeightStore& weights, const PlanOptions& options = {});
+
+// The plan's steps in order, each step's nodes through their reference kernels, every value as
+// planes: what each rewrite must keep runnable (every node's inputs computed before its step, every
+// node run once). Needs the weights the plan was made from (not released).
+Tensor run_plan_reference(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input);
 
 // Called after each step with its index and output.
 using StepObserver = std::function<void(int step, const Tensor& output)>;

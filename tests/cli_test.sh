@@ -159,8 +159,9 @@ assert ids[0].startswith("conv1_7x7_s2+") and all(l["algo"] for l in d["layers"]
 assert any(l["algo"] == "gemm_1x1" for l in d["layers"])
 lay = {l["id"].split("+")[0]: l["layouts"] for l in d["layers"]}
 assert lay["conv2_3x3_reduce"] == "planes>cl" and lay["res3b_1"] == "planes>cl" and lay["res3b_2"] == "cl>planes"
-assert lay["inception_3a_1x1"] == "planes>planes" and lay["res4a_down"] == "shared>planes"
-assert lay["inception_3c_double_3x3_1"] == "cl>cl" and lay["inception_3c_double_3x3_2"] == "cl>planes"
+assert lay["inception_3a_1x1"] == "planes>slice" and lay["res4a_down"] == "cl>planes"
+assert lay["copy of res3b_bn"] == "planes>cl" and lay["inception_3a_output"] == "slice>planes"
+assert lay["inception_3c_double_3x3_1"] == "cl>frames" and lay["inception_3c_double_3x3_2"] == "frames>slice"
 assert d["prepare_ms"] > 0
 ' "$tmp/out"
 run bench "${tiny[@]}" --segments 4 --iters 1 --warmup 0 --engine reference
@@ -178,7 +179,8 @@ d = json.load(open(sys.argv[1]))
 steps = {s["step"].split("+")[0]: s for s in d["steps"]}
 assert d["nodes"] > len(d["steps"]) and d["disabled"] == []
 assert steps["conv1_7x7_s2"]["step"].endswith("+pool1_3x3_s2") and "pools after" in steps["conv1_7x7_s2"]["notes"]
-assert steps["res3b_1"]["layouts"] == "planes>cl" and steps["res4a_down"]["layouts"] == "shared>planes"
+assert steps["res3b_1"]["layouts"] == "planes>cl" and steps["res4a_down"]["layouts"] == "cl>planes"
+assert steps["copy of res3b_bn"]["algo"] == "to_channels_last" and all(s["dtype"] == "f32" for s in d["steps"])
 assert "into inception_3a_output at channel 64" in steps["inception_3a_3x3"]["output"]
 # Buffers: a slice takes none, the Concat holds the whole; conv1 pooled holds (4, 64, 56, 56).
 assert steps["inception_3a_3x3"]["output_bytes"] == 0 and steps["inception_3a_output"]["output_bytes"] == 4 * 256 * 28 * 28 * 4
@@ -191,7 +193,8 @@ check "plan --no-fuse" python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["disabled"] == ["channels_last", "shared_copy"]
-assert all(s["layouts"] == "planes>planes" for s in d["steps"])
+assert all("cl" not in s["layouts"] and "frames" not in s["layouts"] for s in d["steps"])
+assert not any(s["step"].startswith("copy of") for s in d["steps"])
 ' "$tmp/out"
 ECOCPU_NO_FUSE=all "$ecocpu" plan --arch ECO --segments 4 >"$tmp/out" 2>"$tmp/err" || true
 check "ECOCPU_NO_FUSE=all: one step per node" grep -q "^built-in ECO, 4 segments: 107 nodes in 107 steps" "$tmp/out"

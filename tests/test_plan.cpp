@@ -17,9 +17,22 @@ namespace {
 
 const PlanStep* step_for(const ExecutionPlan& plan, const std::string& id) {
   for (const auto& s : plan.steps) {
-    if (plan.graph->nodes[s.node].id == id) return &s;
+    if (s.node >= 0 && plan.graph->nodes[s.node].id == id) return &s;
   }
   return nullptr;
+}
+
+const ValueLayout& output_layout(const ExecutionPlan& plan, const std::string& id) {
+  return plan.values[step_for(plan, id)->output].layout;
+}
+
+// The channels-last copy a step reads, made for it and others by a step of its own; -1 if none.
+int shared_copy_read_by(const ExecutionPlan& plan, const std::string& id) {
+  const int v = step_for(plan, id)->inputs[0];
+  for (const auto& s : plan.steps) {
+    if (s.output == v && s.kind == PlanStep::Kind::to_channels_last) return v;
+  }
+  return -1;
 }
 
 }  // namespace
@@ -56,7 +69,9 @@ TEST_CASE("plan: a convolution read only by a Winograd or tap GEMM one hands its
   ExecutionPlan plan = make_plan(g, w);
   const auto hands_to = [&](const char* producer, const char* consumer) {
     const PlanStep *p = step_for(plan, producer), *c = step_for(plan, consumer);
-    return p->out_channels_last && c->in_channels_last && p->out_layout.channels == c->conv.problem.in_channels;
+    const ValueLayout& l = plan.values[p->output].layout;
+    return l.kind == ValueLayout::Kind::channels_last && c->inputs[0] == p->output &&
+           l.padded.channels == c->conv.problem.in_channels;
   };
   CHECK(hands_to("res3b_1", "res3b_2"));                                        // Winograd -> Winograd
   CHECK(hands_to("res4a_1", "res4a_2"));                                        // tap -> Winograd
@@ -65,22 +80,27 @@ TEST_CASE("plan: a convolution read only by a Winograd or tap GEMM one hands its
   CHECK(hands_to("conv2_3x3_reduce", "conv2_3x3"));                  // 1x1 -> Winograd that pools
   CHECK(hands_to("inception_3a_3x3_reduce", "inception_3a_3x3"));  // 1x1 -> Winograd
   // Through the 2D-to-3D view: the trunk's last conv writes res3a_2's copy frame by frame.
-  CHECK(hands_to("inception_3c_double_3x3_1", "res3a_2"));
-  CHECK(step_for(plan, "inception_3c_double_3x3_1")->out_frames == 4);
-  CHECK(step_for(plan, "inception_3c_double_3x3_1_bn_to3d")->alias_input);
-  // Outputs read by two steps (res3a_2: BN and a later sum), by a Concat or a pooling stay planes;
-  // a 1x1 GEMM reads planes.
-  CHECK_FALSE(step_for(plan, "res3a_2")->out_channels_last);
-  CHECK_FALSE(step_for(plan, "res3b_2")->out_channels_last);
-  CHECK_FALSE(step_for(plan, "inception_3a_double_3x3_2")->out_channels_last);
-  CHECK_FALSE(step_for(plan, "inception_3a_1x1")->out_channels_last);
+  const ValueLayout& trunk = output_layout(plan, "inception_3c_double_3x3_1");
+  CHECK(trunk.kind == ValueLayout::Kind::clip_frames);
+  CHECK(trunk.frames == 4);
+  const PlanStep* view = step_for(plan, "inception_3c_double_3x3_1_bn_to3d");
+  CHECK(view->kind == PlanStep::Kind::view);
+  CHECK(plan.values[view->output].layout.kind == ValueLayout::Kind::channels_last);
+  CHECK(step_for(plan, "res3a_2")->inputs[0] == view->output);
+  CHECK(plan.layouts(*view) == "frames>cl");
+  // Outputs read by two steps (res3a_2: BN and a later sum), by a Concat or a pooling stay planes
+  // or slices; a 1x1 GEMM reads planes.
+  CHECK(output_layout(plan, "res3a_2").kind == ValueLayout::Kind::planes);
+  CHECK(output_layout(plan, "res3b_2").kind == ValueLayout::Kind::planes);
+  CHECK(output_layout(plan, "inception_3a_double_3x3_2").kind == ValueLayout::Kind::channel_slice);
+  CHECK(output_layout(plan, "inception_3a_1x1").kind == ValueLayout::Kind::channel_slice);
   // res4a_1 and res4a_down read res3b through the same layout: one copy, made for both.
-  CHECK(step_for(plan, "res4a_1")->shared_copy >= 0);
-  CHECK(step_for(plan, "res4a_down")->shared_copy == step_for(plan, "res4a_1")->shared_copy);
-  CHECK(step_for(plan, "res5a_down")->shared_copy == step_for(plan, "res5a_1")->shared_copy);
-  CHECK(step_for(plan, "res5a_1")->shared_copy != step_for(plan, "res4a_1")->shared_copy);
-  CHECK(step_for(plan, "res4a_2")->shared_copy < 0);  // handed over by res4a_1
-  CHECK_FALSE(step_for(plan, "inception_3a_pool_proj")->in_channels_last);
+  CHECK(shared_copy_read_by(plan, "res4a_1") >= 0);
+  CHECK(shared_copy_read_by(plan, "res4a_down") == shared_copy_read_by(plan, "res4a_1"));
+  CHECK(shared_copy_read_by(plan, "res5a_down") == shared_copy_read_by(plan, "res5a_1"));
+  CHECK(shared_copy_read_by(plan, "res5a_1") != shared_copy_read_by(plan, "res4a_1"));
+  CHECK(shared_copy_read_by(plan, "res4a_2") < 0);  // handed over by res4a_1
+  CHECK(plan.values[step_for(plan, "inception_3a_pool_proj")->inputs[0]].layout.kind == ValueLayout::Kind::planes);
 }
 
 TEST_CASE("plan: a BatchNorm and ReLU read only by a Winograd or tap GEMM convolution go into its input copy") {
@@ -118,7 +138,7 @@ TEST_CASE("plan: an average pooling read only by a 1x1 convolution runs after it
     CHECK(g.nodes[s->input_pool].id == pool);
     CHECK(s->inputs[0] == g.nodes[s->input_pool].inputs[0]);  // the pooling's input
     CHECK(step_for(plan, pool) == nullptr);
-    CHECK(s->slice_of >= 0);  // still written into its Concat slice
+    CHECK(plan.values[s->output].layout.kind == ValueLayout::Kind::channel_slice);  // still written into its Concat slice
   }
   // Max poolings (inception_5b's, the strided 3c and 4e ones) stay steps of their own.
   CHECK(step_for(plan, "inception_5b_pool") != nullptr);
@@ -133,23 +153,22 @@ TEST_CASE("plan: ECO Full's trunk hands one channels-last copy to the 3D head an
   const PlanStep *trunk = step_for(plan, "inception_3c_double_3x3_1"), *head = step_for(plan, "res3a_2"),
                  *branch = step_for(plan, "inception_3c_double_3x3_2");
   REQUIRE((trunk && head && branch));
-  CHECK(trunk->out_channels_last);
-  CHECK(trunk->out_frames == 4);
-  CHECK(step_for(plan, "inception_3c_double_3x3_1_bn_to3d")->alias_input);
-  CHECK(head->in_channels_last);
-  CHECK(head->in_offset == 0);
+  const ValueLayout& clip = plan.values[trunk->output].layout;
+  CHECK(clip.kind == ValueLayout::Kind::clip_frames);
+  CHECK(clip.frames == 4);
+  const PlanStep* view = step_for(plan, "inception_3c_double_3x3_1_bn_to3d");
+  CHECK(view->kind == PlanStep::Kind::view);
+  CHECK(head->inputs[0] == view->output);
   // The 2D branch reads the clip's frames as its images: after the one frame of padding in time.
-  const fast::PaddedInput& clip = trunk->out_layout;
-  CHECK(clip.lead[0] == 1);
-  CHECK(branch->in_channels_last);
-  CHECK(branch->in_offset == clip.extent[1] * clip.extent[2] * clip.channels);
-  CHECK(branch->shared_copy < 0);
-  CHECK(branch->layouts() == "cl>planes");
-  // Lite's trunk has only the 3D reader: the same hand-over, no offset anywhere.
+  CHECK(clip.padded.lead[0] == 1);
+  CHECK(branch->inputs[0] == trunk->output);
+  CHECK(clip.first_frame_offset() == clip.padded.extent[1] * clip.padded.extent[2] * clip.padded.channels);
+  CHECK(plan.layouts(*branch).rfind("frames>", 0) == 0);
+  // Lite's trunk has only the 3D reader: the same hand-over.
   Graph lite = test::small_eco("ECO", 400);
   ExecutionPlan lite_plan = make_plan(lite, random_weights(lite, 8));
-  CHECK(step_for(lite_plan, "inception_3c_double_3x3_1")->out_channels_last);
-  CHECK(step_for(lite_plan, "res3a_2")->in_offset == 0);
+  CHECK(output_layout(lite_plan, "inception_3c_double_3x3_1").kind == ValueLayout::Kind::clip_frames);
+  CHECK(step_for(lite_plan, "res3a_2")->inputs[0] == step_for(lite_plan, "inception_3c_double_3x3_1_bn_to3d")->output);
 }
 
 // The fused plan (every rule, Winograd) is the one the PyTorch tier checks against PyTorch's
@@ -201,7 +220,7 @@ TEST_CASE("plan: Concat branches write into their channel slices; others are cop
   // inception_3a: four convolution branches (64, 64, 96, 32 channels), all written in place.
   const PlanStep* cat = step_for(plan, "inception_3a_output");
   REQUIRE(cat != nullptr);
-  CHECK(cat->algo_name(g) == "in_place");
+  CHECK(cat->kind == PlanStep::Kind::assemble);
   const char* branches[] = {"inception_3a_1x1", "inception_3a_3x3", "inception_3a_double_3x3_2",
                             "inception_3a_pool_proj"};
   const int64_t offsets[] = {0, 64, 128, 224};
@@ -209,17 +228,20 @@ TEST_CASE("plan: Concat branches write into their channel slices; others are cop
     CAPTURE(branches[b]);
     const PlanStep* s = step_for(plan, branches[b]);
     REQUIRE(s != nullptr);
-    CHECK(s->slice_of == cat->output);
-    CHECK(s->slice_channel == offsets[b]);
+    const ValueLayout& l = plan.values[s->output].layout;
+    CHECK(l.kind == ValueLayout::Kind::channel_slice);
+    CHECK(l.of == cat->output);
+    CHECK(l.channel == offsets[b]);
   }
   // inception_3c's pooling branch is not a convolution: the Concat copies that one.
   const PlanStep* cat3c = step_for(plan, "inception_3c_output");
   REQUIRE(cat3c != nullptr);
-  CHECK(cat3c->algo_name(g) == "in_place+copy");
+  CHECK(cat3c->kind == PlanStep::Kind::assemble);
+  CHECK(output_layout(plan, "inception_3c_pool").kind == ValueLayout::Kind::planes);
   // The reference plan keeps every value whole.
   PlanOptions reference;
   reference.reference = true;
-  for (const auto& s : make_plan(g, w, reference).steps) CHECK(s.slice_of < 0);
+  for (const auto& v : make_plan(g, w, reference).values) CHECK(v.layout.kind == ValueLayout::Kind::planes);
 }
 
 namespace {
@@ -314,6 +336,70 @@ TEST_CASE("fusion rules: each fires on a small graph, and none changes the logit
   CHECK(parse_fusion_list("relu,all").size() == all_fusions().size());
   CHECK_THROWS_WITH_AS(parse_fusion_list("relu,bn"), doctest::Contains("unknown fusion rule 'bn'"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(parse_fusion_list(""), doctest::Contains("unknown fusion rule ''"), std::invalid_argument);
+}
+
+// Each rule alone (the others off), and all of them: the plan passes check_plan (make_plan checks
+// it), its steps run in order through the reference kernels give the graph's own result bit for
+// bit, and the fast kernels agree with it.
+TEST_CASE("fusion rules: each rule alone leaves a plan the reference kernels run in its order") {
+  struct Case {
+    const char* name;
+    Graph graph;
+  };
+  Case cases[] = {{"every_rule", small_graph(kEveryRule, 16)}, {"preact", small_graph(kPreActivation, 16)}};
+  for (Case& c : cases) {
+    CAPTURE(c.name);
+    const Graph& g = c.graph;
+    WeightStore w = random_weights(g, 71);
+    Tensor x = random_input(g.input_shape(), 72);
+    const Tensor expected = run_graph(g, w, x);
+    std::vector<std::set<Fusion>> disabled_sets{{}};
+    for (Fusion rule : all_fusions()) {
+      std::set<Fusion> others = parse_fusion_list("all");
+      others.erase(rule);
+      disabled_sets.push_back(others);
+    }
+    for (const auto& disabled : disabled_sets) {
+      CAPTURE(disabled.size());
+      PlanOptions options;
+      options.disabled = disabled;
+      const ExecutionPlan plan = make_plan(g, w, options);
+      const Tensor by_reference = run_plan_reference(plan, w, x);
+      REQUIRE(by_reference.shape() == expected.shape());
+      for (int64_t i = 0; i < expected.numel(); ++i) REQUIRE(by_reference.data()[i] == expected.data()[i]);
+      CHECK(test::max_relative_error(run_plan(plan, w, x), expected) < 1e-4f);
+    }
+  }
+}
+
+TEST_CASE("check_plan: a step out of order, a node run twice or never, a layout a kernel cannot read") {
+  Graph g = small_graph(kEveryRule, 16);
+  WeightStore w = random_weights(g, 81);
+  const ExecutionPlan good = make_plan(g, w);
+  CHECK_NOTHROW(check_plan(good));
+  ExecutionPlan swapped = good;
+  std::swap(swapped.steps[0], swapped.steps[1]);
+  CHECK_THROWS_WITH_AS(check_plan(swapped), doctest::Contains("before it is written"), std::logic_error);
+  ExecutionPlan missing = good;
+  missing.steps.pop_back();
+  CHECK_THROWS_WITH_AS(check_plan(missing), doctest::Contains("runs 0 times"), std::logic_error);
+  ExecutionPlan twice = good;
+  twice.steps[0].absorbed.push_back(twice.steps[1].node);
+  CHECK_THROWS_WITH_AS(check_plan(twice), doctest::Contains("runs 2 times"), std::logic_error);
+  // The final InnerProduct runs on planes only: give its input a channels-last layout.
+  ExecutionPlan relaid = good;
+  const PlanStep& fc = relaid.steps.back();
+  relaid.values[fc.inputs[0]].layout = ValueLayout::channels_last_of(fast::input_layout(step_for(relaid, "b_1")->conv));
+  CHECK_THROWS_WITH_AS(check_plan(relaid), doctest::Contains("planes only"), std::logic_error);
+  // A convolution reads a channels-last copy only in its own layout.
+  ExecutionPlan wrong_copy = good;
+  const PlanStep* a_3x3 = step_for(wrong_copy, "a_3x3");
+  REQUIRE(wrong_copy.values[a_3x3->inputs[0]].layout.kind == ValueLayout::Kind::channels_last);  // a_reduce hands over
+  fast::PaddedInput other = fast::input_layout(a_3x3->conv);
+  other.extent[2] += 1;
+  wrong_copy.values[a_3x3->inputs[0]].layout = ValueLayout::channels_last_of(other);
+  CHECK_THROWS_WITH_AS(check_plan(wrong_copy), doctest::Contains("(a_3x3) reads a channels-last copy it cannot read"),
+                       std::logic_error);
 }
 
 TEST_CASE("fusion rules: a BatchNorm two rules could take is taken once") {

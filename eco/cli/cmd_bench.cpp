@@ -33,8 +33,8 @@ double peak_rss_mb() {
 
 // Direct-convolution-equivalent work of a step: 2 per MAC of every node it runs.
 double step_flops(const Graph& g, const PlanStep& s) {
-  double flops = 2.0 * static_cast<double>(g.nodes[s.node].cost.macs);
-  for (int n : s.absorbed) flops += 2.0 * static_cast<double>(g.nodes[n].cost.macs);
+  double flops = 0;
+  for (int n : s.nodes()) flops += 2.0 * static_cast<double>(g.nodes[n].cost.macs);
   return flops;
 }
 
@@ -74,7 +74,7 @@ std::vector<StepRow> step_rows(const Graph& g, const ExecutionPlan& plan, const 
   std::vector<StepRow> rows;
   for (std::size_t i = 0; i < plan.steps.size(); ++i) {
     const double ms = median(t.step_ms[i]);
-    rows.push_back({plan.steps[i].label(g), plan.steps[i].algo_name(g), plan.steps[i].layouts(), ms,
+    rows.push_back({plan.steps[i].label(g), plan.steps[i].algo_name(g), plan.layouts(plan.steps[i]), ms,
                     ms > 0 ? step_flops(g, plan.steps[i]) / ms * 1e-6 : 0.0});
   }
   return rows;

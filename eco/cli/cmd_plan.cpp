@@ -51,7 +51,7 @@ std::string plan_json(const LoadedModel& m, const PlanOptions& options, const st
     const PlanRow& r = rows[i];
     out << (i ? ", " : "") << "{\"step\": " << json_quote(r.step) << ", \"algo\": " << json_quote(r.algo)
         << ", \"layouts\": " << json_quote(r.layouts) << ", \"output\": " << json_quote(r.output)
-        << ", \"output_bytes\": " << r.output_bytes << ", \"notes\": " << json_quote(r.notes) << "}";
+        << ", \"output_bytes\": " << r.output_bytes << ", \"dtype\": " << json_quote(r.dtype) << ", \"notes\": " << json_quote(r.notes) << "}";
   }
   out << "]}\n";
   return out.str();
@@ -93,7 +93,8 @@ int cmd_plan(const std::vector<std::string>& argv) {
   if (!parse_or_help(args, argv,
                      "Prints the fast engine's plan: each step, the graph nodes it runs (a convolution\n"
                      "and what is fused into it), its algorithm, the layouts it reads and writes\n"
-                     "(planes, cl: channels-last, shared: a copy shared with another step), the\n"
+                     "(planes; cl: a padded channels-last copy; frames: the frames of a channels-last\n"
+                     "clip; slice: a Concat's channel slice), the\n"
                      "buffer it takes for its output (MB; '-' for a Concat slice or a pass-through),\n"
                      "its output and what else it does; and, after one forward pass on a random clip,\n"
                      "the activation buffers the plan keeps and the kernels' scratch memory.\n"

@@ -1,0 +1,115 @@
+// check_plan: what each step kind reads and writes, and the order every step must respect.
+#include <stdexcept>
+
+#include "graph/plan/rules.hpp"
+
+namespace ecocpu {
+
+namespace {
+
+using K = ValueLayout::Kind;
+using plan_rules::frame_of;
+using plan_rules::same_layout;
+
+std::string conv_input_problem(const ExecutionPlan& plan, const PlanStep& s) {
+  const PlanValue& v = plan.values[s.inputs[0]];
+  const bool copies = fast::takes_channels_last(s.conv) && s.in_scale.empty();
+  switch (v.layout.kind) {
+    case K::planes: return "";
+    case K::channels_last:
+      return copies && same_layout(v.layout.padded, fast::input_layout(s.conv)) ? "" : "a channels-last copy it cannot read";
+    case K::clip_frames: {
+      const bool one_clip = v.shape[0] == v.layout.frames;
+      const bool two_d = s.conv_shape.rank() == 4;
+      return copies && two_d && one_clip && frame_of(fast::input_layout(s.conv), v.layout.padded)
+                 ? ""
+                 : "clip frames it cannot read";
+    }
+    case K::channel_slice: return "a Concat's slice";
+  }
+  return "?";
+}
+
+std::string conv_output_problem(const ExecutionPlan& plan, const PlanStep& s) {
+  const bool plain = s.pool < 0 && s.residual < 0;
+  switch (plan.values[s.output].layout.kind) {
+    case K::planes: return "";
+    case K::channel_slice: return plain ? "" : "a slice, which its pooling or residual kernel cannot write";
+    case K::channels_last:
+    case K::clip_frames:
+      return plain && s.input_pool < 0 && fast::writes_channels_last(s.conv) ? "" : "a channels-last copy it cannot write";
+  }
+  return "?";
+}
+
+std::string conv_problem(const ExecutionPlan& plan, const PlanStep& s) {
+  if (std::string p = conv_input_problem(plan, s); !p.empty()) return "reads " + p;
+  if (s.residual >= 0 && plan.values[s.residual].layout.kind != K::planes) return "adds a residual that is not planes";
+  if (std::string p = conv_output_problem(plan, s); !p.empty()) return "writes " + p;
+  return "";
+}
+
+// The layouts a step kind reads and writes; "" if the step keeps to them.
+std::string layout_problem(const ExecutionPlan& plan, const PlanStep& s) {
+  const ValueLayout& in = plan.values[s.inputs[0]].layout;
+  const ValueLayout& out = plan.values[s.output].layout;
+  const auto all_inputs = [&](auto accepts) {
+    for (int v : s.inputs) {
+      if (!accepts(plan.values[v].layout)) return false;
+    }
+    return true;
+  };
+  switch (s.kind) {
+    case PlanStep::Kind::conv: return conv_problem(plan, s);
+    case PlanStep::Kind::node:
+      return all_inputs([](const ValueLayout& l) { return l.kind == K::planes; }) && out.kind == K::planes
+                 ? ""
+                 : "runs a kernel on planes only";
+    case PlanStep::Kind::assemble:
+      return all_inputs([&](const ValueLayout& l) { return l.kind == K::planes || (l.kind == K::channel_slice && l.of == s.output); }) &&
+                     out.kind == K::planes
+                 ? ""
+                 : "assembles planes from planes and its own slices only";
+    case PlanStep::Kind::view:
+      return in.kind == K::clip_frames && out.kind == K::channels_last && same_layout(in.padded, out.padded)
+                 ? ""
+                 : "views clip frames as their channels-last clip only";
+    case PlanStep::Kind::to_channels_last:
+      return in.kind == K::planes && out.kind == K::channels_last && same_layout(out.padded, fast::input_layout(s.conv))
+                 ? ""
+                 : "copies planes to its readers' channels-last layout only";
+  }
+  return "?";
+}
+
+}  // namespace
+
+void check_plan(const ExecutionPlan& plan) {
+  const Graph& g = *plan.graph;
+  std::vector<bool> written(plan.values.size(), false);
+  written[g.input] = true;
+  std::vector<int> runs(g.nodes.size(), 0);
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    const PlanStep& s = plan.steps[i];
+    const auto fail = [&](const std::string& why) {
+      throw std::logic_error("plan check: step " + std::to_string(i) + " (" + s.label(g) + ") " + why);
+    };
+    for (int v : s.inputs) {
+      if (!written[v]) fail("reads " + plan.values[v].name + " before it is written");
+    }
+    if (written[s.output]) fail("writes " + plan.values[s.output].name + ", which another step wrote");
+    written[s.output] = true;
+    for (int n : s.nodes()) ++runs[n];
+    if (std::string p = layout_problem(plan, s); !p.empty()) fail(p);
+  }
+  for (std::size_t n = 0; n < g.nodes.size(); ++n) {
+    if (runs[n] != 1) {
+      throw std::logic_error("plan check: node " + g.nodes[n].id + " runs " + std::to_string(runs[n]) + " times");
+    }
+  }
+  if (!written[g.output] || plan.values[g.output].layout.kind != K::planes) {
+    throw std::logic_error("plan check: the graph's output is not written as planes");
+  }
+}
+
+}  // namespace ecocpu

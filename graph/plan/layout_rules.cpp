@@ -1,0 +1,166 @@
+#include <algorithm>
+
+#include "graph/plan/rules.hpp"
+
+namespace ecocpu::plan_rules {
+
+bool same_layout(const fast::PaddedInput& a, const fast::PaddedInput& b) {
+  return a.extent == b.extent && a.lead == b.lead && a.inner == b.inner && a.channels == b.channels;
+}
+
+bool frame_of(const fast::PaddedInput& frame, const fast::PaddedInput& clip) {
+  const bool flat = frame.extent[0] == 1 && frame.lead[0] == 0 && frame.inner[0] == 1;
+  for (int a = 1; a < 3; ++a) {
+    if (frame.extent[a] != clip.extent[a] || frame.lead[a] != clip.lead[a] || frame.inner[a] != clip.inner[a]) {
+      return false;
+    }
+  }
+  return flat && frame.channels == clip.channels;
+}
+
+namespace {
+
+bool is_node_step(const ExecutionPlan& plan, const PlanStep& s, OpKind kind) {
+  return s.kind == PlanStep::Kind::node && !s.reference && plan.graph->nodes[s.node].op->kind() == kind;
+}
+
+// A conv step reading a value as its input, directly or through the step of a To3D.
+struct ConvReader {
+  int step = -1, to3d = -1;
+};
+
+// Every reader of v, if each is a conv step that would copy it channels-last as its input (not
+// its residual, not with a BatchNorm on the way), directly or through a To3D read by that step
+// alone; else none.
+std::vector<ConvReader> channels_last_readers(const ExecutionPlan& plan, const StepUses& uses, int v) {
+  const int output = plan.graph->output;
+  std::vector<ConvReader> readers;
+  if (v == output) return readers;
+  for (int step : uses.readers[v]) {
+    ConvReader r;
+    int read = v;
+    if (is_node_step(plan, plan.steps[step], OpKind::To3D)) {
+      read = plan.steps[step].output;
+      if (read == output || uses.readers[read].size() != 1) return {};
+      r.to3d = step;
+      step = uses.readers[read][0];
+    }
+    r.step = step;
+    const PlanStep& next = plan.steps[step];
+    if (!next.is_conv() || next.inputs[0] != read || next.residual == read || !next.in_scale.empty() ||
+        !fast::takes_channels_last(next.conv)) {
+      return {};
+    }
+    readers.push_back(r);
+  }
+  return readers;
+}
+
+bool hands_over(const ExecutionPlan& plan, const PlanStep& s) {
+  return s.is_conv() && s.pool < 0 && s.input_pool < 0 && s.residual < 0 &&
+         plan.values[s.output].layout.kind == ValueLayout::Kind::planes && fast::writes_channels_last(s.conv);
+}
+
+}  // namespace
+
+void write_concat_slices(ExecutionPlan& plan) {
+  const StepUses uses(plan);
+  for (PlanStep& cat : plan.steps) {
+    if (!is_node_step(plan, cat, OpKind::Concat)) continue;
+    int64_t channel = 0;
+    for (int v : cat.inputs) {
+      const int w = uses.writer[v];
+      const PlanStep* p = w >= 0 ? &plan.steps[w] : nullptr;
+      const bool once = std::count(cat.inputs.begin(), cat.inputs.end(), v) == 1;
+      // Steps with a pooling or a residual keep their own output (their kernels write dense images).
+      if (p && p->is_conv() && p->pool < 0 && p->residual < 0 && uses.readers[v].size() == 1 &&
+          v != plan.graph->output && once) {
+        plan.values[v].layout = ValueLayout::slice_of(cat.output, channel);
+        cat.kind = PlanStep::Kind::assemble;
+      }
+      channel += plan.values[v].shape[1];
+    }
+  }
+}
+
+// The layout written is a 3D reader's when there is one (ECO Full's trunk feeds the 3D head and,
+// frame by frame, its 2D branch), else the first reader's, which every other reader must share.
+void hand_over_channels_last(ExecutionPlan& plan) {
+  const StepUses uses(plan);
+  for (PlanStep& s : plan.steps) {
+    if (!hands_over(plan, s)) continue;
+    const std::vector<ConvReader> readers = channels_last_readers(plan, uses, s.output);
+    if (readers.empty()) continue;
+    const auto through_3d = std::find_if(readers.begin(), readers.end(), [](const ConvReader& r) { return r.to3d >= 0; });
+    const ConvReader& writer_for = through_3d != readers.end() ? *through_3d : readers.front();
+    const fast::PaddedInput layout = fast::input_layout(plan.steps[writer_for.step].conv);
+    const int64_t clips = writer_for.to3d >= 0 ? plan.values[plan.steps[writer_for.to3d].output].shape[0] : 0;
+    const int64_t frames = clips > 0 ? plan.values[s.output].shape[0] / clips : 0;
+    const bool agree = std::all_of(readers.begin(), readers.end(), [&](const ConvReader& r) {
+      if (&r == &writer_for) return true;
+      const fast::PaddedInput own = fast::input_layout(plan.steps[r.step].conv);
+      return r.to3d < 0 && (frames > 0 ? clips == 1 && frame_of(own, layout) : same_layout(own, layout));
+    });
+    if (!agree) continue;
+    plan.values[s.output].layout = ValueLayout::channels_last_of(layout, frames);
+    if (writer_for.to3d >= 0) {
+      plan.steps[writer_for.to3d].kind = PlanStep::Kind::view;
+      plan.values[plan.steps[writer_for.to3d].output].layout = ValueLayout::channels_last_of(layout);
+    }
+  }
+}
+
+namespace {
+
+// A conv step that makes its own channels-last copy of its input, as it is (planes, no BatchNorm).
+bool copies_plain_input(const ExecutionPlan& plan, const PlanStep& s) {
+  return s.is_conv() && s.pool < 0 && s.in_scale.empty() && fast::takes_channels_last(s.conv) &&
+         plan.values[s.inputs[0]].layout.kind == ValueLayout::Kind::planes;
+}
+
+bool same_copy(const PlanStep& a, const PlanStep& b) {
+  return a.inputs[0] == b.inputs[0] && a.conv.problem.batch == b.conv.problem.batch &&
+         same_layout(fast::input_layout(a.conv), fast::input_layout(b.conv));
+}
+
+}  // namespace
+
+// Each group of conv steps that would copy one value through one layout reads one copy instead,
+// made by a to_channels_last step just before the first of them (res4a_1 and res4a_down).
+void share_channels_last_copies(ExecutionPlan& plan) {
+  std::vector<int> copy_before(plan.steps.size(), -1);  // the copy value a step's group reads
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    PlanStep& first = plan.steps[i];
+    if (!copies_plain_input(plan, first)) continue;
+    int copy = -1;
+    for (std::size_t j = i + 1; j < plan.steps.size(); ++j) {
+      PlanStep& other = plan.steps[j];
+      if (!copies_plain_input(plan, other) || !same_copy(first, other)) continue;
+      if (copy < 0) {
+        const PlanValue& source = plan.values[first.inputs[0]];
+        copy = static_cast<int>(plan.values.size());
+        plan.values.push_back({source.name + "@cl", source.shape, source.dtype,
+                               ValueLayout::channels_last_of(fast::input_layout(first.conv))});
+        copy_before[i] = copy;
+      }
+      other.inputs[0] = copy;
+    }
+  }
+  std::vector<PlanStep> steps;
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    if (copy_before[i] >= 0) {
+      PlanStep c;
+      c.kind = PlanStep::Kind::to_channels_last;
+      c.inputs = {plan.steps[i].inputs[0]};
+      c.output = copy_before[i];
+      c.conv.problem = plan.steps[i].conv.problem;
+      c.conv.algo = plan.steps[i].conv.algo;
+      plan.steps[i].inputs[0] = copy_before[i];
+      steps.push_back(std::move(c));
+    }
+    steps.push_back(std::move(plan.steps[i]));
+  }
+  plan.steps = std::move(steps);
+}
+
+}  // namespace ecocpu::plan_rules

@@ -1,0 +1,49 @@
+#pragma once
+// The rewrites make_plan applies, in the order it applies them. Each takes the plan as the
+// rules before it left it and leaves one that check_plan accepts and run_plan_reference runs.
+// Internal to graph/.
+#include "graph/plan.hpp"
+
+namespace ecocpu::plan_rules {
+
+// Who writes and who reads each value, by step index; rebuilt by each rule before it rewrites.
+struct StepUses {
+  std::vector<std::vector<int>> readers;  // per value
+  std::vector<int> writer;                // per value; -1 for the graph input
+  explicit StepUses(const ExecutionPlan& plan);
+  // The step that alone reads `value`, if it is a node step running an op of `kind` and `value`
+  // is not the graph's output; else -1.
+  int sole_node_reader(const ExecutionPlan& plan, int value, OpKind kind) const;
+  // The node step of `kind` writing `value`, if `value` has no other reader than one step and is
+  // not the graph's output; else -1.
+  int sole_node_writer(const ExecutionPlan& plan, int value, OpKind kind) const;
+};
+
+bool same_layout(const fast::PaddedInput& a, const fast::PaddedInput& b);
+// Whether a 2D layout `frame` is what one frame of the 3D layout `clip` holds: the same padded
+// plane, so a 2D reader can take the clip's frames as its images.
+bool frame_of(const fast::PaddedInput& frame, const fast::PaddedInput& clip);
+
+// The plan before any rule: the graph's values as planes, one step per node, convolutions as conv
+// steps with their algorithm chosen and their bias copied, their weights not yet packed.
+ExecutionPlan initial_plan(const Graph& g, const WeightStore& w, const PlanOptions& options);
+
+// Fusion rules (fusion_rules.cpp): each merges node steps into a conv step.
+void fuse_input_batchnorm(ExecutionPlan& plan, const WeightStore& w, const PlanOptions& options);
+void fuse_pool_before(ExecutionPlan& plan);
+void fold_batchnorm(ExecutionPlan& plan, const WeightStore& w);
+void fuse_residual(ExecutionPlan& plan, const WeightStore& w);
+void fuse_relu(ExecutionPlan& plan);
+void fuse_pool_after(ExecutionPlan& plan);
+
+// Packs each conv step's weights (its folded BatchNorm applied); with `releasable`, drops every
+// parameter the step has copied as soon as it is packed, so the originals and their packed copies
+// never all exist at once.
+void prepare_convolutions(ExecutionPlan& plan, const WeightStore& w, WeightStore* releasable);
+
+// ValueLayout rules (layout_rules.cpp): each changes where a value is written, not what is computed.
+void write_concat_slices(ExecutionPlan& plan);
+void hand_over_channels_last(ExecutionPlan& plan);
+void share_channels_last_copies(ExecutionPlan& plan);
+
+}  // namespace ecocpu::plan_rules

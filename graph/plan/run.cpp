@@ -1,0 +1,261 @@
+// The executors of a plan: run_plan with the fast kernels and the plan's layouts, and
+// run_plan_reference, which runs the same steps in the same order with the reference kernels.
+#include <omp.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "graph/plan.hpp"
+#include "ops/conv/conv.hpp"
+#include "ops/pool/channels_last/pool_channels_last.hpp"
+#include "ops/pool/pool.hpp"
+
+namespace ecocpu {
+
+namespace {
+
+// Images per chunk of a convolution followed by pooling: about 12 MB of convolution output, enough
+// tiles or columns per chunk to keep every thread busy.
+int64_t pooled_chunk(const Shape& conv_shape) {
+  const int64_t image_bytes = conv_shape.numel_from(1) * static_cast<int64_t>(sizeof(float));
+  return std::clamp<int64_t>((int64_t{12} << 20) / std::max<int64_t>(image_bytes, 1), 1, conv_shape[0]);
+}
+
+// Calls f(n0, count, conv_part, pooled_part) for the chunks of images a convolution followed by
+// pooling runs in, with the shapes of a chunk's convolution output and pooled output.
+template <class F>
+void for_each_pooled_chunk(const Shape& conv_shape, const Shape& pooled_shape, const F& f) {
+  const int64_t batch = conv_shape[0], chunk = pooled_chunk(conv_shape);
+  for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
+    Shape conv_part = conv_shape, pooled_part = pooled_shape;
+    conv_part[0] = pooled_part[0] = std::min(chunk, batch - n0);
+    f(n0, conv_part, pooled_part);
+  }
+}
+
+// A 2D max pooling after a Winograd convolution (conv2): each chunk is written channels-last, so
+// the scatter into planes is left to the pooled result, a quarter of the size
+// (fast::max_pool_channels_last). conv2 gained 0.2-0.8 ms in alternating runs. (conv1's tap GEMM
+// did not gain this way; it pools its products band by band instead, below.)
+void run_conv_max_pooled(const PlanStep& s, const Pool& pool, BufferPool& buffers, const float* in,
+                         bool in_channels_last, const fast::ConvEpilogue& e, Tensor& out) {
+  const int64_t out_image = out.shape().numel_from(1);
+  fast::PaddedInput layout;  // the convolution's output as it is, channels innermost
+  layout.extent = layout.inner = s.conv.problem.out_extent;
+  layout.channels = s.conv_shape[1];
+  Tensor scratch = buffers.take(Shape{pooled_chunk(s.conv_shape) * layout.floats()});
+  fast::ConvEpilogue to_scratch = e;
+  to_scratch.channels_last_out = &layout;
+  for_each_pooled_chunk(s.conv_shape, out.shape(), [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
+    fast::run_conv_images(s.conv, n0, conv_part[0], in, to_scratch, scratch.data(), in_channels_last);
+    fast::max_pool_channels_last(pool.problem(conv_part, pooled_part), layout.channels, scratch.data(),
+                                 out.data() + n0 * out_image);
+  });
+}
+
+// Whether a batch shares out evenly enough among the threads as whole images, the work items of
+// fast::conv_taps_max_pooled. That path (conv1 + pool1) took the step from 10.05-10.16 to
+// 9.57-9.94 ms in Lite-16 and from 10.73-10.75 to 9.73-9.93 ms in Full-16 (alternating runs).
+bool images_fill_threads(int64_t batch) {
+  const int64_t threads = omp_get_max_threads();
+  return batch % threads == 0 || batch >= 2 * threads;
+}
+
+// `in` is the step's input as the executor hands it over: planes, or a channels-last copy
+// (in_channels_last: handed over, shared, or made with the step's input BatchNorm).
+void run_conv_pooled(const PlanStep& s, const Node& pool, BufferPool& buffers, const float* in,
+                     bool in_channels_last, const fast::ConvEpilogue& e, Tensor& out) {
+  const auto& op = static_cast<const Pool&>(*pool.op);
+  const bool max_2d = op.mode() == reference::PoolMode::Max && s.conv_shape.rank() == 4;
+  if (max_2d && s.conv.algo == fast::ConvAlgo::Winograd) {
+    run_conv_max_pooled(s, op, buffers, in, in_channels_last, e, out);
+    return;
+  }
+  if (max_2d && s.conv.algo == fast::ConvAlgo::TapGemm && images_fill_threads(s.conv_shape[0])) {
+    fast::conv_taps_max_pooled(s.conv.problem, s.conv.taps, in, e, op.problem(s.conv_shape, out.shape()), out.data(),
+                               in_channels_last);
+    return;
+  }
+  const int64_t out_image = out.shape().numel_from(1);
+  Shape chunk_shape = s.conv_shape;
+  chunk_shape[0] = pooled_chunk(s.conv_shape);
+  Tensor scratch = buffers.take(chunk_shape);
+  for_each_pooled_chunk(s.conv_shape, out.shape(), [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
+    Tensor part = Tensor::view(scratch.data(), conv_part);
+    fast::run_conv_images(s.conv, n0, conv_part[0], in, e, part.data(), in_channels_last);
+    Tensor pooled = Tensor::view(out.data() + n0 * out_image, pooled_part);
+    const Tensor* inputs[] = {&part};
+    pool.op->run_fast(inputs, {}, pooled);
+  });
+}
+
+// A 1x1 convolution whose input average pooling runs after its product (PlanStep::input_pool): the
+// raw product, pooled, then the epilogue on the way to `out`.
+void run_conv_then_pool(const PlanStep& s, const Node& pool, BufferPool& buffers, const float* in,
+                        const fast::ConvEpilogue& e, float* out) {
+  Tensor product = buffers.take(s.conv_shape), pooled = buffers.take(s.conv_shape);
+  fast::run_conv(s.conv, in, {}, product.data());
+  const Tensor* inputs[] = {&product};
+  pool.op->run_fast(inputs, {}, pooled);
+  fast::apply_conv_epilogue(s.conv.problem, e, pooled.data(), out);
+}
+
+// A Concat input copied into its channel slice of the Concat's output, image by image.
+void copy_into_channels(const Tensor& src, int64_t channel, Tensor& dst) {
+  const int64_t batch = src.dim(0), src_image = src.shape().numel_from(1), dst_image = dst.shape().numel_from(1);
+  const int64_t offset = channel * src.shape().numel_from(2);
+  for (int64_t n = 0; n < batch; ++n) {
+    std::copy(src.data() + n * src_image, src.data() + (n + 1) * src_image, dst.data() + n * dst_image + offset);
+  }
+}
+
+// Where a step's output goes: a buffer of its own (sized by the value's layout), the Concat's
+// output for a slice or an assembling Concat (taken by whichever of them runs first), or, for a
+// view, its input's buffer.
+Tensor output_buffer(const ExecutionPlan& plan, const PlanStep& s, std::vector<Tensor>& values) {
+  const PlanValue& out = plan.values[s.output];
+  if (s.kind == PlanStep::Kind::view) return values[s.inputs[0]];
+  const int whole = out.layout.kind == ValueLayout::Kind::channel_slice ? out.layout.of : s.output;
+  if (out.layout.kind == ValueLayout::Kind::channel_slice || s.kind == PlanStep::Kind::assemble) {
+    if (values[whole].empty()) values[whole] = plan.buffers->take(plan.values[whole].shape);
+    return values[whole];
+  }
+  if (out.layout.kind != ValueLayout::Kind::planes) return plan.buffers->take(Shape{out.floats()});
+  return plan.buffers->take(out.shape);
+}
+
+fast::ConvEpilogue conv_epilogue(const ExecutionPlan& plan, const PlanStep& s, const std::vector<Tensor>& values) {
+  fast::ConvEpilogue e;
+  e.bias = s.bias.data();
+  e.residual = s.residual >= 0 ? values[s.residual].data() : nullptr;
+  e.scale = s.scale.empty() ? nullptr : s.scale.data();
+  e.shift = s.shift.empty() ? nullptr : s.shift.data();
+  e.relu = s.relu;
+  const ValueLayout& out = plan.values[s.output].layout;
+  if (out.kind == ValueLayout::Kind::channels_last || out.kind == ValueLayout::Kind::clip_frames) {
+    e.channels_last_out = &out.padded;
+    e.channels_last_frames = out.frames;
+  }
+  return e;
+}
+
+void run_conv_step(const ExecutionPlan& plan, const PlanStep& s, const std::vector<Tensor>& values, Tensor& out) {
+  const Graph& g = *plan.graph;
+  fast::ConvEpilogue e = conv_epilogue(plan, s, values);
+  const ValueLayout& in_layout = plan.values[s.inputs[0]].layout;
+  const float* in = values[s.inputs[0]].data();
+  bool in_channels_last = in_layout.kind != ValueLayout::Kind::planes;
+  if (in_layout.kind == ValueLayout::Kind::clip_frames) in += in_layout.first_frame_offset();
+  if (!s.in_scale.empty()) {  // the copy the convolution would make, with its input BatchNorm
+    const fast::ChannelAffine affine{s.in_scale.data(), s.in_shift.data(), s.in_relu};
+    in = fast::channels_last_input(s.conv.problem, fast::input_layout(s.conv), in, false, &affine);
+    in_channels_last = true;
+  }
+  float* dst = out.data();
+  const ValueLayout& out_layout = plan.values[s.output].layout;
+  if (out_layout.kind == ValueLayout::Kind::channel_slice) {  // out is the Concat's output
+    e.out_image_stride = out.shape().numel_from(1);
+    dst += out_layout.channel * out.shape().numel_from(2);
+  }
+  if (s.pool >= 0) {
+    run_conv_pooled(s, g.nodes[s.pool], *plan.buffers, in, in_channels_last, e, out);
+  } else if (s.input_pool >= 0) {
+    run_conv_then_pool(s, g.nodes[s.input_pool], *plan.buffers, in, e, dst);
+  } else {
+    fast::run_conv(s.conv, in, e, dst, in_channels_last);
+  }
+}
+
+void run_assemble(const ExecutionPlan& plan, const PlanStep& s, const std::vector<Tensor>& values, Tensor& out) {
+  int64_t channel = 0;
+  for (int v : s.inputs) {
+    if (plan.values[v].layout.kind != ValueLayout::Kind::channel_slice) copy_into_channels(values[v], channel, out);
+    channel += plan.values[v].shape[1];
+  }
+}
+
+void run_node(const ExecutionPlan& plan, const PlanStep& s, const WeightStore& weights,
+              const std::vector<Tensor>& values, Tensor& out) {
+  const Node& node = plan.graph->nodes[s.node];
+  std::vector<const Tensor*> inputs, params;
+  for (int v : s.inputs) inputs.push_back(&values[v]);
+  for (const auto& spec : node.params) params.push_back(weights.find(param_key(node, spec)));
+  if (s.reference) {
+    node.op->run_reference(inputs, params, out);
+  } else {
+    node.op->run_fast(inputs, params, out);
+  }
+}
+
+void run_step(const ExecutionPlan& plan, const PlanStep& s, const WeightStore& weights,
+              const std::vector<Tensor>& values, Tensor& out) {
+  switch (s.kind) {
+    case PlanStep::Kind::conv: run_conv_step(plan, s, values, out); break;
+    case PlanStep::Kind::assemble: run_assemble(plan, s, values, out); break;
+    case PlanStep::Kind::view: break;  // the producer wrote the clip's layout already
+    case PlanStep::Kind::to_channels_last:
+      fast::to_channels_last(s.conv.problem, plan.values[s.output].layout.padded, values[s.inputs[0]].data(), out.data());
+      break;
+    case PlanStep::Kind::node: run_node(plan, s, weights, values, out); break;
+  }
+}
+
+// Per value, the last step reading it (-1: none), so its buffer goes back to the pool after it.
+std::vector<int> last_readers(const ExecutionPlan& plan) {
+  std::vector<int> last(plan.values.size(), -1);
+  for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
+    for (int v : plan.steps[i].inputs) last[v] = i;
+  }
+  return last;
+}
+
+}  // namespace
+
+Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
+                const StepObserver& observer) {
+  const Graph& g = *plan.graph;
+  if (input.shape() != g.input_shape()) {
+    throw ShapeError("the input is " + input.shape().str() + ", the graph takes " + g.input_shape().str());
+  }
+  const BufferPool::Lease lease(*plan.buffers);
+  const std::vector<int> last = last_readers(plan);
+  std::vector<Tensor> values(plan.values.size());
+  values[g.input] = input;
+  for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
+    const PlanStep& s = plan.steps[i];
+    Tensor out = output_buffer(plan, s, values);
+    run_step(plan, s, weights, values, out);
+    if (observer) observer(i, out);
+    values[s.output] = std::move(out);  // a slice's value holds its Concat's buffer; only the Concat reads it
+    for (int v : s.inputs) {
+      if (last[v] == i && v != g.output) values[v] = Tensor();
+    }
+  }
+  return values[g.output];
+}
+
+Tensor run_plan_reference(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input) {
+  const Graph& g = *plan.graph;
+  if (input.shape() != g.input_shape()) {
+    throw ShapeError("the input is " + input.shape().str() + ", the graph takes " + g.input_shape().str());
+  }
+  std::vector<Tensor> values(g.values.size());
+  values[g.input] = input;
+  for (const PlanStep& s : plan.steps) {
+    for (int n : s.nodes()) {
+      const Node& node = g.nodes[n];
+      std::vector<const Tensor*> inputs, params;
+      for (int v : node.inputs) {
+        if (values[v].empty()) throw std::logic_error("run_plan_reference: " + node.id + " runs before its input " + g.values[v].name);
+        inputs.push_back(&values[v]);
+      }
+      for (const auto& spec : node.params) params.push_back(weights.find(param_key(node, spec)));
+      Tensor out(g.values[node.output].shape);
+      node.op->run_reference(inputs, params, out);
+      values[node.output] = std::move(out);
+    }
+  }
+  return values[g.output];
+}
+
+}  // namespace ecocpu
