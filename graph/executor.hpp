@@ -22,7 +22,7 @@ std::vector<int> last_readers(const Graph& graph);
 // The most activation bytes alive at once while run_graph executes (input included).
 int64_t peak_activation_bytes(const Graph& graph);
 // What running the graph needs at least: the peak live activations plus the weights. The fast
-// engine adds its packed weights and scratch on top (ECO Lite-16: 241 MB estimated, 384 MB peak
+// engine adds its packed weights and its workspace on top (ECO Lite-16: 241 MB estimated, 384 MB peak
 // RSS). Throws OverflowError when the sum does not fit an int64.
 int64_t estimated_run_bytes(const Graph& graph);
 

@@ -1,5 +1,7 @@
 #include "graph/plan.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -130,7 +132,7 @@ std::vector<PlanRow> plan_rows(const ExecutionPlan& plan) {
     // An assembled Concat's buffer is taken by whichever of it and its slices runs first: count it here.
     const int64_t floats = s.kind == PlanStep::Kind::view ? 0 : out.floats();
     rows.push_back({s.label(g), s.algo_name(g), plan.layouts(s), output_text(plan, s), floats * 4,
-                    dtype_name(out.dtype), step_notes(plan, s)});
+                    s.scratch.bytes(), dtype_name(out.dtype), step_notes(plan, s)});
   }
   return rows;
 }
@@ -157,6 +159,9 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   if (options.fuses(Fusion::channels_last)) hand_over_channels_last(plan);
   if (options.fuses(Fusion::shared_copy)) share_channels_last_copies(plan);
   check_plan(plan);
+  const int threads = omp_get_max_threads();
+  for (PlanStep& s : plan.steps) s.scratch = step_scratch(plan, s, threads);
+  plan.workspace->plan(plan, threads);
   return plan;
 }
 

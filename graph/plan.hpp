@@ -29,6 +29,7 @@
 #include "graph/ir.hpp"
 #include "graph/weights.hpp"
 #include "ops/conv/conv_fast.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu {
 
@@ -134,6 +135,8 @@ struct PlanStep {
   // 192-1056), followed by the epilogue; inputs[0] is then the pooling's input.
   int input_pool = -1;
   Shape conv_shape;     // the convolution's own output (before any pooling)
+  // What its kernels take from the plan's workspace on ExecutionPlan::workspace's thread count.
+  ScratchSize scratch;
 
   bool is_conv() const { return kind == Kind::conv; }
   std::string label(const Graph& graph) const;      // "res3b_2+res3b+res3b_bn+res3b_relu"
@@ -170,11 +173,32 @@ class BufferPool {
   std::atomic<bool> in_use_{false};
 };
 
+// The kernels' working memory for a plan: one arena, as large as the largest step needs
+// (PlanStep::scratch) on the pass's thread count, bound for each pass (WorkspaceScope), so no
+// kernel keeps memory of its own between passes and two plans share none.
+struct ExecutionPlan;
+class PlanWorkspace {
+ public:
+  int threads() const { return threads_; }
+  const ScratchSize& size() const { return size_; }
+  int64_t bytes() const { return size_.bytes(); }
+  // Sizes it for `threads` (the steps' needs), allocating the arena; its pages are touched by the
+  // first pass only.
+  void plan(const ExecutionPlan& plan, int threads);
+  Workspace& arena() { return *arena_; }
+
+ private:
+  int threads_ = 0;
+  ScratchSize size_;
+  std::unique_ptr<Workspace> arena_;
+};
+
 struct ExecutionPlan {
   const Graph* graph = nullptr;
   std::vector<PlanValue> values;  // indexed like the graph's, then the plan's own
   std::vector<PlanStep> steps;
   std::shared_ptr<BufferPool> buffers = std::make_shared<BufferPool>();
+  std::shared_ptr<PlanWorkspace> workspace = std::make_shared<PlanWorkspace>();
 
   // "planes>cl": the layout of the step's input (its first) and of its output.
   std::string layouts(const PlanStep& step) const;
@@ -193,6 +217,7 @@ struct PlanRow {
   std::string layouts;  // ExecutionPlan::layouts
   std::string output;   // the output value and its shape, "... into <concat> at channel c" for a slice
   int64_t output_bytes = 0;  // the buffer its output value needs: 0 for a slice or a view
+  int64_t scratch_bytes = 0; // what its kernels take from the plan's workspace
   std::string dtype;    // the output's element type
   std::string notes;    // what else the step does: "pools after (pool1)", "adds res3a_2", ...
 };
@@ -214,10 +239,15 @@ Tensor run_plan_reference(const ExecutionPlan& plan, const WeightStore& weights,
 // Called after each step with its index and output.
 using StepObserver = std::function<void(int step, const Tensor& output)>;
 
+// The scratch memory a step's kernels take on `threads` threads (what make_plan stores in
+// PlanStep::scratch for the thread count it runs on).
+ScratchSize step_scratch(const ExecutionPlan& plan, const PlanStep& step, int threads);
+
 // One forward pass. Plans made separately (make_plan twice) can run at the same time on different
-// threads: the kernels' scratch memory is per thread and the prepared weights are read only. One
-// plan cannot: its buffers serve one pass at a time, and a second concurrent call throws
-// std::logic_error instead of corrupting the first.
+// threads: each has its own buffers and workspace, and the prepared weights are read only. One
+// plan cannot: its buffers and workspace serve one pass at a time, and a second concurrent call
+// throws std::logic_error instead of corrupting the first. A pass on another thread count than
+// the plan was made for (omp_set_num_threads in between) first resizes the workspace.
 
 Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
                 const StepObserver& observer = {});

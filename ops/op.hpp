@@ -10,6 +10,7 @@
 
 #include "tensor/shape.hpp"
 #include "tensor/tensor.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu {
 
@@ -55,6 +56,14 @@ class Op {
     run_reference(inputs, params, output);
   }
   virtual std::string_view fast_algo() const { return "reference"; }
+  // The scratch run_fast takes from current_workspace() on `threads` threads, so that a plan can
+  // size its workspace before it runs: none, unless the op's fast kernel takes some.
+  virtual ScratchSize fast_scratch(Shapes /*inputs*/, const Shape& /*output*/, int threads) const {
+    return {threads, 0, 0};
+  }
+  int64_t fast_scratch_bytes(Shapes inputs, const Shape& output, int threads) const {
+    return fast_scratch(inputs, output, threads).bytes();
+  }
   // A short human description of the attributes, e.g. "k3x3x3 s2 p1"; empty when there are none.
   virtual std::string describe() const { return {}; }
   // Whether the op needs exactly one input (most) or accepts several (Concat, Eltwise).

@@ -1,6 +1,7 @@
 #pragma once
-// Working memory a kernel keeps between calls, typically one `thread_local ScratchBuffer` per use:
-// it only grows, so a forward pass after the first allocates (and page-faults) nothing.
+// A block of working memory that only grows, so a forward pass after the first allocates (and
+// page-faults) nothing: what every Workspace (tensor/workspace.hpp) is made of. Kernels take their
+// scratch from a Workspace, not from buffers of their own.
 #include <cstdint>
 #include <memory>
 
@@ -27,9 +28,10 @@ class ScratchBuffer {
   int64_t size_ = 0;
 };
 
-// What every ScratchBuffer of every thread holds, in bytes: now, and the most at any time since
-// the process started. The kernels' working memory is not in a plan's buffers, so `bench` reports
-// it beside them.
+// What every ScratchBuffer of every thread holds, in bytes (so every live workspace's arena, a
+// plan's and the growing ones of threads that ran kernels outside a plan): now, and the most at
+// any time since the process started. The kernels' working memory is not in a plan's buffers, so
+// `bench` reports it beside them.
 int64_t scratch_bytes();
 int64_t scratch_peak_bytes();
 

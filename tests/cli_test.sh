@@ -186,7 +186,8 @@ assert "into inception_3a_output at channel 64" in steps["inception_3a_3x3"]["ou
 assert steps["inception_3a_3x3"]["output_bytes"] == 0 and steps["inception_3a_output"]["output_bytes"] == 4 * 256 * 28 * 28 * 4
 assert steps["conv1_7x7_s2"]["output_bytes"] == 4 * 64 * 56 * 56 * 4
 assert 0 < d["buffers"] < len(d["steps"]) and d["buffer_bytes"] >= max(s["output_bytes"] for s in d["steps"])
-assert d["scratch_bytes"] > 0
+assert d["scratch_bytes"] > 0 and d["scratch_bytes"] >= max(s["scratch_bytes"] for s in d["steps"])
+assert steps["conv1_7x7_s2"]["scratch_bytes"] > 0 and steps["inception_3a_output"]["scratch_bytes"] == 0
 ' "$tmp/out"
 run plan --arch ECO --segments 4 --json --no-fuse channels_last,shared_copy
 check "plan --no-fuse" python3 -c '

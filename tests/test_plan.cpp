@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -10,6 +13,7 @@
 #include "graph/plan.hpp"
 #include "graph/yaml_loader.hpp"
 #include "oracles.hpp"
+#include "tensor/scratch.hpp"
 
 using namespace ecocpu;
 
@@ -443,4 +447,36 @@ TEST_CASE("plans: two plans run at once on two threads; one plan refuses a secon
   });
   CHECK(refused);
   CHECK(test::max_relative_error(run_plan(p1, w, x2), e2) < 1e-5f);  // usable again afterwards
+}
+
+// A fresh thread's own workspace is empty: if any kernel of the pass took memory outside the
+// plan's workspace, scratch_bytes() would grow. The plan is sized before it runs (make_plan) and
+// resized when a pass runs on another thread count.
+TEST_CASE("plans: a pass takes its kernels' scratch from the plan's workspace only, sized per thread count") {
+  Graph g = test::small_eco("ECO", 20);
+  WeightStore w = random_weights(g, 91);
+  const Tensor x = random_input(g.input_shape(), 92);
+  const ExecutionPlan plan = make_plan(g, w);
+  const int threads = omp_get_max_threads();
+  CHECK(plan.workspace->threads() == threads);
+  int64_t largest = 0;
+  for (const PlanStep& s : plan.steps) largest = std::max(largest, s.scratch.bytes());
+  CHECK(largest > 0);
+  CHECK(plan.workspace->bytes() >= largest);
+  Tensor y;
+  std::thread([&] {
+    const int64_t before = scratch_bytes();
+    y = run_plan(plan, w, x).clone();
+    CHECK(scratch_bytes() == before);
+  }).join();
+  CHECK(test::max_relative_error(y, run_plan(make_plan(g, w), w, x)) < 1e-5f);  // the fresh thread changed nothing
+  if (threads > 1) {
+    omp_set_num_threads(1);
+    const Tensor one = run_plan(plan, w, x).clone();
+    CHECK(plan.workspace->threads() == 1);
+    omp_set_num_threads(threads);
+    CHECK(test::max_relative_error(one, y) < 1e-5f);
+    CHECK(test::max_relative_error(run_plan(plan, w, x), y) < 1e-5f);
+    CHECK(plan.workspace->threads() == threads);
+  }
 }

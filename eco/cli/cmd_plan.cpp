@@ -1,5 +1,7 @@
 // ecocpu plan: the fast engine's plan for a model: the steps after fusion, their algorithms,
 // layouts, outputs and buffers, and the memory one forward pass (on a seeded random clip) keeps.
+#include <omp.h>
+
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -22,7 +24,7 @@ std::string fusion_list() {
 }
 
 // What one forward pass leaves allocated: the plan's activation buffers (reused by every later
-// pass) and the kernels' per-thread scratch memory.
+// pass) and its workspace, the kernels' scratch memory.
 struct PlanMemory {
   std::size_t buffers = 0;
   int64_t buffer_bytes = 0, scratch_bytes = 0;
@@ -30,7 +32,7 @@ struct PlanMemory {
 
 PlanMemory measure_memory(const LoadedModel& m, const ExecutionPlan& plan) {
   run_plan(plan, m.weights, random_input(m.graph.input_shape(), 2));
-  return {plan.buffers->buffers(), plan.buffers->bytes(), scratch_peak_bytes()};
+  return {plan.buffers->buffers(), plan.buffers->bytes(), plan.workspace->bytes()};
 }
 
 double mb(int64_t bytes) { return static_cast<double>(bytes) / kMB; }
@@ -51,7 +53,7 @@ std::string plan_json(const LoadedModel& m, const PlanOptions& options, const st
     const PlanRow& r = rows[i];
     out << (i ? ", " : "") << "{\"step\": " << json_quote(r.step) << ", \"algo\": " << json_quote(r.algo)
         << ", \"layouts\": " << json_quote(r.layouts) << ", \"output\": " << json_quote(r.output)
-        << ", \"output_bytes\": " << r.output_bytes << ", \"dtype\": " << json_quote(r.dtype) << ", \"notes\": " << json_quote(r.notes) << "}";
+        << ", \"output_bytes\": " << r.output_bytes << ", \"scratch_bytes\": " << r.scratch_bytes << ", \"dtype\": " << json_quote(r.dtype) << ", \"notes\": " << json_quote(r.notes) << "}";
   }
   out << "]}\n";
   return out.str();
@@ -62,20 +64,24 @@ std::string plan_table(const LoadedModel& m, const std::vector<PlanRow>& rows, c
   out << model_source(m.config) << ", " << m.config.segments << " segments: " << m.graph.nodes.size()
       << " nodes in " << rows.size() << " steps\n"
       << std::fixed << std::setprecision(1) << "after one forward pass: " << memory.buffers
-      << " activation buffers, " << mb(memory.buffer_bytes) << " MB (reused by every pass); the kernels' scratch memory "
-      << mb(memory.scratch_bytes) << " MB\n\n";
+      << " activation buffers, " << mb(memory.buffer_bytes) << " MB (reused by every pass); the kernels' workspace "
+      << mb(memory.scratch_bytes) << " MB (" << omp_get_max_threads() << " threads)\n\n";
   const auto row = [&](const std::string& n, const std::string& step, const std::string& algo,
-                       const std::string& layouts, const std::string& buffer, const std::string& output) {
-    out << std::right << std::setw(4) << n << "  " << std::left << std::setw(56) << step << " " << std::setw(14)
-        << algo << " " << std::setw(13) << layouts << " " << std::right << std::setw(8) << buffer << "  " << std::left
-        << output << "\n";
+                       const std::string& layouts, const std::string& buffer, const std::string& work,
+                       const std::string& output) {
+    out << std::right << std::setw(4) << n << "  " << std::left << std::setw(56) << step << " " << std::setw(16)
+        << algo << " " << std::setw(13) << layouts << " " << std::right << std::setw(8) << buffer << " "
+        << std::setw(8) << work << "  " << std::left << output << "\n";
   };
-  row("#", "step (nodes it runs)", "algo", "layouts", "MB", "output");
+  const auto megabytes = [](int64_t bytes) {
+    std::ostringstream text;
+    text << std::fixed << std::setprecision(2) << mb(bytes);
+    return bytes ? text.str() : "-";
+  };
+  row("#", "step (nodes it runs)", "algo", "layouts", "MB", "work MB", "output");
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const PlanRow& r = rows[i];
-    std::ostringstream buffer;
-    buffer << std::fixed << std::setprecision(2) << mb(r.output_bytes);
-    row(std::to_string(i), r.step, r.algo, r.layouts, r.output_bytes ? buffer.str() : "-",
+    row(std::to_string(i), r.step, r.algo, r.layouts, megabytes(r.output_bytes), megabytes(r.scratch_bytes),
         r.output + (r.notes.empty() ? "" : "; " + r.notes));
   }
   return out.str();
@@ -96,8 +102,9 @@ int cmd_plan(const std::vector<std::string>& argv) {
                      "(planes; cl: a padded channels-last copy; frames: the frames of a channels-last\n"
                      "clip; slice: a Concat's channel slice), the\n"
                      "buffer it takes for its output (MB; '-' for a Concat slice or a pass-through),\n"
-                     "its output and what else it does; and, after one forward pass on a random clip,\n"
-                     "the activation buffers the plan keeps and the kernels' scratch memory.\n"
+                     "the scratch memory its kernels take (work MB), its output and what else it does;\n"
+                     "and, after one forward pass on a random clip, the activation buffers the plan\n"
+                     "keeps and its workspace (the largest step's scratch).\n"
                      "--no-fuse (or the environment variable ECOCPU_NO_FUSE) switches rules off, 'all'\n"
                      "or a comma list of:\n" +
                          fusion_list()))

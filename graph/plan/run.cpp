@@ -218,6 +218,9 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
     throw ShapeError("the input is " + input.shape().str() + ", the graph takes " + g.input_shape().str());
   }
   const BufferPool::Lease lease(*plan.buffers);
+  PlanWorkspace& workspace = *plan.workspace;
+  if (workspace.threads() != omp_get_max_threads()) workspace.plan(plan, omp_get_max_threads());
+  const WorkspaceScope scope(workspace.arena());
   const std::vector<int> last = last_readers(plan);
   std::vector<Tensor> values(plan.values.size());
   values[g.input] = input;

@@ -17,11 +17,6 @@ PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64
   return pi;
 }
 
-ScratchBuffer& channels_last_scratch() {
-  thread_local ScratchBuffer buffer;
-  return buffer;
-}
-
 namespace {
 
 // One padded row (image n, padded depth dd and height hh) of the channels-last copy.
@@ -69,9 +64,13 @@ void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, co
 const float* channels_last_input(const reference::ConvProblem& p, const PaddedInput& pi, const float* in,
                                  bool in_channels_last, const ChannelAffine* affine) {
   if (in_channels_last) return in;
-  float* copy = channels_last_scratch().reserve(p.batch * pi.floats());
+  float* copy = current_workspace().shared<float>("channels-last copy", p.batch * pi.floats());
   to_channels_last(p, pi, in, copy, affine);
   return copy;
+}
+
+int64_t channels_last_input_bytes(const reference::ConvProblem& p, const PaddedInput& pi, bool in_channels_last) {
+  return in_channels_last ? 0 : workspace_round(p.batch * pi.floats() * static_cast<int64_t>(sizeof(float)));
 }
 
 void zero_borders(const PaddedInput& pi, int64_t batch, float* out) {

@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "ops/conv/reference/conv_reference.hpp"
-#include "tensor/scratch.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu::fast {
 
@@ -25,9 +25,6 @@ struct PaddedInput {
 // trailing zeros, e.g. for Winograd tiles that overhang the output.
 PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64_t, 3>& reach = {});
 
-// The calling thread's buffer for such copies, one for all layers.
-ScratchBuffer& channels_last_scratch();
-
 // A per-channel x * scale + shift, then max(x, 0) with relu, applied to the input on its way into
 // the copy (a BatchNorm and ReLU that only the convolution reads); the padding stays zero.
 struct ChannelAffine {
@@ -41,10 +38,14 @@ void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, co
                       const ChannelAffine* affine = nullptr);
 
 // The copy a convolution works from: `in` itself when it is already one (handed over by the
-// convolution before), else a copy of the planes `in` made in channels_last_scratch(), `affine`
-// applied on the way if given.
+// convolution before), else a copy of the planes `in` made in the shared zone of
+// current_workspace(), `affine` applied on the way if given. The copy stays valid while the
+// convolution that reads it runs (its own scratch is in the slabs), until the shared zone is next
+// taken.
 const float* channels_last_input(const reference::ConvProblem& p, const PaddedInput& pi, const float* in,
                                  bool in_channels_last, const ChannelAffine* affine = nullptr);
+// The shared bytes channels_last_input takes: the batch's copy, or none when it is handed over.
+int64_t channels_last_input_bytes(const reference::ConvProblem& p, const PaddedInput& pi, bool in_channels_last);
 
 // Zeros in every position of `batch` images' copies outside the input's own, for a producer that
 // writes the inside itself (a convolution handing its output over channels-last); parallel.

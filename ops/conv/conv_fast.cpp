@@ -2,6 +2,9 @@
 
 #include <stdexcept>
 
+#include "ops/pool/channels_last/pool_channels_last.hpp"
+#include "ops/pool/separable/pool_separable.hpp"
+
 namespace ecocpu::fast {
 
 PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const float* weight) {
@@ -64,6 +67,35 @@ void run_conv_images(const PreparedConv& c, int64_t first, int64_t count, const 
   if (e.residual) e.residual += first * out_image;
   if (e.channels_last_out && e.channels_last_frames) throw std::logic_error("a range of images is not a clip's frames");
   run_algo(c, part, in + first * in_image, e, out, in_channels_last);
+}
+
+ScratchSize conv_scratch(const PreparedConv& c, int threads, bool in_channels_last) {
+  switch (c.algo) {
+    case ConvAlgo::Winograd: return winograd_scratch(c.problem, threads, in_channels_last);
+    case ConvAlgo::TapGemm: return conv_taps_scratch(c.problem, threads, in_channels_last);
+    case ConvAlgo::Direct1x1Gemm: return conv_gemm_scratch(c.problem, c.algo, threads, true);
+    case ConvAlgo::Im2colGemm: return conv_gemm_scratch(c.problem, c.algo, threads, false);
+  }
+  throw std::logic_error("conv_scratch: unknown algorithm");
+}
+
+int64_t conv_scratch_bytes(const PreparedConv& c, int threads, bool in_channels_last) {
+  return conv_scratch(c, threads, in_channels_last).bytes();
+}
+
+ScratchSize conv_pooled_scratch(const PreparedConv& c, const reference::PoolProblem& pool, int threads,
+                                bool in_channels_last) {
+  const auto& p = c.problem;
+  ScratchSize size = max_size(conv_scratch(c, threads, in_channels_last), pool_separable_scratch(pool, threads));
+  const bool max_2d = pool.mode == reference::PoolMode::Max && pool.window.spatial_rank == 2 &&
+                      p.window.kernel[0] == 1 && p.out_extent[0] == 1;
+  if (max_2d && c.algo == ConvAlgo::TapGemm) {
+    size = max_size(size, conv_taps_max_pooled_scratch(p, pool, threads, in_channels_last));
+  }
+  if (max_2d && c.algo == ConvAlgo::Winograd) {
+    size = max_size(size, max_pool_channels_last_scratch(pool, p.out_channels, threads));
+  }
+  return size;
 }
 
 }  // namespace ecocpu::fast

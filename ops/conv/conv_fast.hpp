@@ -4,6 +4,7 @@
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/taps/conv_taps.hpp"
 #include "ops/conv/winograd/winograd.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu::fast {
 
@@ -37,5 +38,20 @@ bool writes_channels_last(const PreparedConv& conv);
 // channels_last_out, whose layout then holds `count` images, not frames of a clip).
 void run_conv_images(const PreparedConv& conv, int64_t first, int64_t count, const float* in,
                      const ConvEpilogue& epilogue, float* out, bool in_channels_last = false);
+
+// The scratch run_conv and run_conv_images (any range of images) take from current_workspace()
+// for `conv` on `threads` threads (omp_get_max_threads() in the pass), whatever the epilogue
+// (planes, a channel slice or channels-last): GEMM packing, Winograd blocks, tap GEMM items, and,
+// in the shared zone, the input's channels-last copy unless in_channels_last -- which also covers
+// channels_last_input called for the convolution before it, then run_conv on its copy.
+ScratchSize conv_scratch(const PreparedConv& conv, int threads, bool in_channels_last);
+int64_t conv_scratch_bytes(const PreparedConv& conv, int threads, bool in_channels_last);
+
+// The same for the convolution followed by `pool` (planes = batch x Cout), whichever way it is
+// run: conv_taps_max_pooled (tap GEMM, 2D max), max_pool_channels_last on chunks written
+// channels-last (Winograd, 2D max), or the pooling's own fast kernel (Pool::run_fast) on chunks or
+// on the whole product.
+ScratchSize conv_pooled_scratch(const PreparedConv& conv, const reference::PoolProblem& pool, int threads,
+                                bool in_channels_last);
 
 }  // namespace ecocpu::fast

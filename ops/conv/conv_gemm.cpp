@@ -10,7 +10,7 @@
 #include "ops/conv/winograd/winograd.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
-#include "tensor/scratch.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu::fast {
 
@@ -131,6 +131,24 @@ void shared_block_product(const GemmKernel& kernel, const PackedMatrix& weight, 
   }
 }
 
+// Output columns per item of conv_im2col_items: a depth block of 1024 (at most 1 MB) stays in L2
+// while it is multiplied.
+int64_t im2col_block(int64_t out_volume, int64_t nr) {
+  return std::min((out_volume + nr - 1) / nr * nr, int64_t{1024} / nr * nr);
+}
+
+// A thread's depth block of gathered columns in panels, and the row it gathers each into first.
+struct GatherScratch {
+  Region<float> panels, row;
+};
+
+GatherScratch gather_layout(ScratchLayout& layout, int64_t k, int64_t kc, int64_t block) {
+  GatherScratch r;
+  r.panels = layout.add<float>(std::min(k, kc) * block);
+  r.row = layout.add<float>(block);
+  return r;
+}
+
 // im2col / vol2col + GEMM for large output planes: (image, block of columns) items spread over
 // the threads, each gathered into its own panels a depth block at a time and multiplied there,
 // so the threads never wait for each other.
@@ -141,14 +159,16 @@ void conv_im2col_items(const reference::ConvProblem& p, const float* in, const P
   const int64_t in_image = p.in_channels * p.in_extent[0] * p.in_extent[1] * p.in_extent[2];
   const int64_t out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2], out_image = m * out_volume;
   const int64_t out_stride = output_image_stride(p, epilogue);
-  // 1024 columns: a depth block of them (at most 1 MB) stays in L2 while it is multiplied.
-  const int64_t block = std::min((out_volume + nr - 1) / nr * nr, int64_t{1024} / nr * nr);
+  const int64_t block = im2col_block(out_volume, nr);
   const int64_t blocks = (out_volume + block - 1) / block;
-#pragma omp parallel
+  const int threads = omp_get_max_threads();
+  ScratchLayout layout;
+  const GatherScratch r = gather_layout(layout, k, kernel.kc, block);
+  const Slabs slabs = current_workspace().slabs("im2col_gemm", threads, layout.bytes());
+#pragma omp parallel num_threads(threads)
   {
-    thread_local ScratchBuffer panel_buffer, row_buffer;
-    float* panels = panel_buffer.reserve(std::min(k, kernel.kc) * block);
-    float* row = row_buffer.reserve(block);
+    float* panels = slabs.at(omp_get_thread_num(), r.panels);
+    float* row = slabs.at(omp_get_thread_num(), r.row);
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < p.batch * blocks; ++item) {
       const int64_t n = item / blocks, o0 = item % blocks * block, cols = std::min(block, out_volume - o0);
@@ -156,9 +176,9 @@ void conv_im2col_items(const reference::ConvProblem& p, const float* in, const P
       const GemmEpilogue e = gemm_epilogue(epilogue, residual, out_volume);
       for (int64_t k0 = 0; k0 < k; k0 += kernel.kc) {
         const int64_t kc = std::min(kernel.kc, k - k0);
-        for (int64_t r = 0; r < kc; ++r) {
-          im2col_row(p, in + n * in_image, k0 + r, o0, cols, row);
-          row_to_panels(row, cols, r, kc, nr, panels);
+        for (int64_t r0 = 0; r0 < kc; ++r0) {
+          im2col_row(p, in + n * in_image, k0 + r0, o0, cols, row);
+          row_to_panels(row, cols, r0, kc, nr, panels);
         }
         const bool last = k0 + kc == k;
         kernel.run_depth_block(weight, {k0, kc, panels, kc * nr, 0, m, 0, cols, out + n * out_stride + o0, out_volume,
@@ -167,7 +187,6 @@ void conv_im2col_items(const reference::ConvProblem& p, const float* in, const P
     }
   }
 }
-
 
 // Writes rows [0, m) x columns [c0, c0 + cols) of the batch's column space (image n's output
 // positions from n * out_volume on) from `c` (leading dimension ldc) into the output planes,
@@ -208,6 +227,25 @@ void gather_columns(const reference::ConvProblem& p, const float* in, int64_t ro
   }
 }
 
+// Columns per product of conv_batched_columns: the batch's, up to 2048.
+int64_t batched_block(int64_t total, int64_t nr) { return std::min((total + nr - 1) / nr * nr, int64_t{2048} / nr * nr); }
+
+// Rows of that product one cache line more apart than the block, so that the 12 rows a register
+// tile stores do not all fall in the same L1 set (2048 floats is a multiple of the set stride).
+int64_t batched_ld(int64_t block) { return block + 16; }
+
+// The panels and the product the threads share: in the shared zone.
+struct SharedProduct {
+  Region<float> panels, product;
+};
+
+SharedProduct shared_product_layout(ScratchLayout& layout, int64_t m, int64_t k, int64_t kc, int64_t block) {
+  SharedProduct r;
+  r.panels = layout.add<float>(std::min(k, kc) * block);
+  r.product = layout.add<float>(m * batched_ld(block));
+  return r;
+}
+
 // Small output planes: the images' columns side by side in blocks of up to 2048, so that the
 // products are wide and the panels full; each block's product goes to a buffer and is scattered
 // into the images' planes with the epilogue.
@@ -216,17 +254,19 @@ void conv_batched_columns(const reference::ConvProblem& p, const float* in, cons
   const GemmKernel& kernel = selected_gemm_kernel();
   const int64_t nr = kernel.nr, k = p.in_channels * p.window.volume(), m = p.out_channels;
   const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const int64_t block = std::min((total + nr - 1) / nr * nr, int64_t{2048} / nr * nr);
-  // Rows of the product one cache line more apart than the block, so that the 12 rows a register
-  // tile stores do not all fall in the same L1 set (2048 floats is a multiple of the set stride).
-  const int64_t ld = block + 16;
-  thread_local ScratchBuffer panel_buffer, product_buffer;
-  float* panels = panel_buffer.reserve(std::min(k, kernel.kc) * block);
-  float* product = product_buffer.reserve(m * ld);
-#pragma omp parallel
+  const int64_t block = batched_block(total, nr), ld = batched_ld(block);
+  const int threads = omp_get_max_threads();
+  ScratchLayout shared_layout, slab_layout;
+  const SharedProduct sr = shared_product_layout(shared_layout, m, k, kernel.kc, block);
+  const Region<float> row_region = slab_layout.add<float>(block);
+  Workspace& ws = current_workspace();
+  const Zone zone = ws.shared_zone("im2col_gemm", shared_layout.bytes());
+  const Slabs slabs = ws.slabs("im2col_gemm", threads, slab_layout.bytes());
+  float* panels = zone.at(sr.panels);
+  float* product = zone.at(sr.product);
+#pragma omp parallel num_threads(threads)
   {
-    thread_local ScratchBuffer row_buffer;
-    float* row = row_buffer.reserve(block);
+    float* row = slabs.at(omp_get_thread_num(), row_region);
     for (int64_t c0 = 0; c0 < total; c0 += block) {
       const int64_t cols = std::min(block, total - c0);
       const auto gather_row = [&](int64_t r, float* dst) { gather_columns(p, in, r, c0, cols, dst); };
@@ -242,6 +282,8 @@ struct ChannelsLastSink {
   const ChannelsLastOut* target;
   int64_t nr;  // the kernel's panel width: positions per panel
   float* out;
+  Slabs slabs;  // the product's threads' slabs, each with a region of 16 rows of channels
+  Region<float> rows;
 };
 
 // Where positions [pos, pos + count) of the batch's output start in the channels-last output.
@@ -297,23 +339,31 @@ void store_panel_channels_last(const ChannelsLastSink& s, int64_t panel, const f
   }
 }
 
+// 16 positions' padded channel rows: where store_panel_channels_last transposes a panel's products.
+int64_t sink_rows_floats(int64_t out_channels) { return 16 * ((out_channels + 15) / 16 * 16); }
+
 }  // namespace
 
 void conv_pointwise_channels_last(const reference::ConvProblem& p, const PackedMatrix& weight, const float* in,
                                   const ConvEpilogue& e, float* out) {
   if (!e.channels_last_out || p.window.volume() != 1) throw std::logic_error("not a pointwise channels-last output");
   const ChannelsLastOut target = begin_channels_last_out(p, e, out);
-  const ChannelsLastSink sink{&p, &target, selected_gemm_kernel().nr, out};
+  const GemmKernel& kernel = selected_gemm_kernel();
   const int64_t volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  // One slab per thread of the product holds the product's buffers and the sink's rows.
+  ScratchLayout layout;
+  const BatchedScratch g = kernel.batched_scratch(layout, weight.m, weight.k, p.batch * volume, true, omp_get_max_threads());
+  const Region<float> rows = layout.add<float>(sink_rows_floats(p.out_channels));
+  const Slabs slabs = current_workspace().slabs("gemm_1x1 channels-last", g.threads, layout.bytes());
+  const ChannelsLastSink sink{&p, &target, kernel.nr, out, slabs, rows};
   BatchedColumns s{p.batch, volume, in, volume, p.in_channels * volume, nullptr, 0, 0};
+  // Called inside the product's parallel region: the thread's own slab.
   s.sink = [](const void* context, int64_t panel, const float* products) {
     const auto& to = *static_cast<const ChannelsLastSink*>(context);
-    thread_local ScratchBuffer rows;
-    store_panel_channels_last(to, panel, products,
-                              rows.reserve(16 * static_cast<int64_t>(to.target->epilogues.bias.size())));
+    store_panel_channels_last(to, panel, products, to.slabs.at(omp_get_thread_num(), to.rows));
   };
   s.sink_context = &sink;
-  sgemm_packed_batched(weight, s);
+  sgemm_packed_batched_in(weight, s, {}, slabs, g);
 }
 
 int64_t output_image_stride(const reference::ConvProblem& p, const ConvEpilogue& e) {
@@ -417,6 +467,40 @@ PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* wei
 // Output planes below this many positions are gathered and multiplied several images at a time
 // (from one image on: it shares the panels between the threads).
 constexpr int64_t kBatchedColumnsBelow = 4096;
+
+namespace {
+
+ScratchSize pointwise_scratch(const reference::ConvProblem& p, int threads, bool channels_last_out) {
+  const int64_t k = p.in_channels, columns = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  const ScratchSize planes = sgemm_batched_scratch(p.out_channels, k, columns, false, threads);
+  if (!channels_last_out) return planes;
+  ScratchLayout layout;
+  const BatchedScratch g = selected_gemm_kernel().batched_scratch(layout, p.out_channels, k, columns, true, threads);
+  layout.add<float>(sink_rows_floats(p.out_channels));
+  return max_size(planes, {g.threads, 0, layout.bytes()});
+}
+
+ScratchSize im2col_scratch(const reference::ConvProblem& p, int threads) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  const int64_t k = p.in_channels * p.window.volume(), out_volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  ScratchLayout shared, slab;
+  if (out_volume < kBatchedColumnsBelow) {
+    const int64_t block = batched_block(p.batch * out_volume, kernel.nr);
+    shared_product_layout(shared, p.out_channels, k, kernel.kc, block);
+    slab.add<float>(block);
+  } else {
+    gather_layout(slab, k, kernel.kc, im2col_block(out_volume, kernel.nr));
+  }
+  return {threads, shared.bytes(), slab.bytes()};
+}
+
+}  // namespace
+
+ScratchSize conv_gemm_scratch(const reference::ConvProblem& p, ConvAlgo algo, int threads, bool channels_last_out) {
+  if (algo == ConvAlgo::Direct1x1Gemm) return pointwise_scratch(p, threads, channels_last_out);
+  if (algo == ConvAlgo::Im2colGemm) return im2col_scratch(p, threads);
+  throw std::logic_error("conv_gemm_scratch: not a GEMM convolution");
+}
 
 void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
                const PackedMatrix& weight, const ConvEpilogue& epilogue, float* out) {

@@ -122,6 +122,11 @@ PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* wei
 void conv_pointwise_channels_last(const reference::ConvProblem& p, const PackedMatrix& weight, const float* in,
                                   const ConvEpilogue& epilogue, float* out);
 
+// The scratch conv_gemm takes for `p` with `algo` (Direct1x1Gemm or Im2colGemm) on `threads`
+// threads, and conv_pointwise_channels_last's too when `channels_last_out`. A smaller batch (a
+// range of images) takes no more.
+ScratchSize conv_gemm_scratch(const reference::ConvProblem& p, ConvAlgo algo, int threads, bool channels_last_out);
+
 // in: (batch, Cin, d, h, w); out (batch, Cout, od, oh, ow) overwritten.
 void conv_gemm(const reference::ConvProblem& p, ConvAlgo algo, const float* in,
                const PackedMatrix& weight, const ConvEpilogue& epilogue, float* out);

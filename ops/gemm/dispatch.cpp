@@ -6,6 +6,7 @@
 
 #include "ops/gemm/gemm.hpp"
 #include "tensor/scratch.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu {
 
@@ -74,12 +75,31 @@ void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilo
   kernel.run_packed(a, shape, epilogue);
 }
 
-void sgemm_packed_batched(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue) {
+namespace {
+
+const GemmKernel& batched_kernel_for(const PackedMatrix& a) {
   const GemmKernel& kernel = selected_gemm_kernel();
   if (a.kernel != kernel.name) {
     throw std::invalid_argument("batched product: matrix packed for " + a.kernel + " used with " + kernel.name);
   }
-  kernel.run_packed_batched(a, s, epilogue);
+  return kernel;
+}
+
+}  // namespace
+
+void sgemm_packed_batched(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue) {
+  batched_kernel_for(a).run_packed_batched(a, s, epilogue);
+}
+
+void sgemm_packed_batched_in(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue,
+                             const Slabs& slabs, const BatchedScratch& scratch) {
+  batched_kernel_for(a).run_packed_batched_in(a, s, epilogue, slabs, scratch);
+}
+
+ScratchSize sgemm_batched_scratch(int64_t m, int64_t k, int64_t columns, bool sink, int threads) {
+  ScratchLayout layout;
+  const BatchedScratch r = selected_gemm_kernel().batched_scratch(layout, m, k, columns, sink, threads);
+  return {r.threads, 0, layout.bytes()};
 }
 
 PackedPanels zero_panels(int64_t count, int64_t k, int64_t n) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ops/epilogue.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu {
 
@@ -92,6 +93,13 @@ struct BatchedColumns {
   const void* sink_context = nullptr;
 };
 
+// The batched product's regions in each thread's slab (packed B panels, and products kept aside
+// until they are split into their images or sunk), and the threads it splits its panels over.
+struct BatchedScratch {
+  Region<float> pack, side;
+  int threads = 1;
+};
+
 // A register tile's A rows read where they are as `count` runs laid end to end in depth: run p of
 // row r is len[p] floats at a + offset[p] + r * lda, and B's rows follow the runs in order. E.g. a
 // convolution's output positions along a row, each reading its window's kernel rows from a
@@ -111,6 +119,16 @@ struct GemmKernel {
   PackedMatrix (*pack)(const float* a, int64_t m, int64_t k, int64_t lda) = nullptr;
   void (*run_packed)(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue) = nullptr;
   void (*run_packed_batched)(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue) = nullptr;
+  // Working memory. run and run_packed take `threads` slabs of run_scratch's bytes (an m x n x k
+  // product; packed_a: run_packed's). The batched product adds its regions to a caller's slab
+  // layout (a sink may need memory of its own beside them) for a run of `columns` columns (images
+  // x n) on up to `threads` threads; run_packed_batched_in runs in slabs so laid out, which the
+  // caller took; run_packed_batched takes them from current_workspace() itself.
+  ScratchSize (*run_scratch)(int64_t m, int64_t n, int64_t k, bool packed_a, int threads) = nullptr;
+  BatchedScratch (*batched_scratch)(ScratchLayout& layout, int64_t m, int64_t k, int64_t columns, bool sink,
+                                    int threads) = nullptr;
+  void (*run_packed_batched_in)(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue,
+                                const Slabs& slabs, const BatchedScratch& scratch) = nullptr;
   // Products whose B the caller writes straight into panels (im2col, Winograd), one depth block
   // of at most kc at a time, on one thread.
   int64_t kc = 0;
@@ -148,6 +166,11 @@ PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda);
 void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue = {});
 // The batched product (BatchedColumns) on all threads; A is a.m x a.k.
 void sgemm_packed_batched(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue = {});
+// The scratch sgemm_packed_batched takes for such a product on `threads` threads.
+ScratchSize sgemm_batched_scratch(int64_t m, int64_t k, int64_t columns, bool sink, int threads);
+// The batched product in slabs the caller took, laid out by the selected kernel's batched_scratch.
+void sgemm_packed_batched_in(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue,
+                             const Slabs& slabs, const BatchedScratch& scratch);
 
 // Zeroed panels for the selected kernel, to be filled through at().
 PackedPanels zero_panels(int64_t count, int64_t k, int64_t n);

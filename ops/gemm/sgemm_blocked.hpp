@@ -3,7 +3,7 @@
 // compiled for its ISA). Goto/BLIS structure: B is packed in KC x NR panels, A in MR x KC panels,
 // and an MR x NR register tile of accumulators (MR rows, two SIMD vectors wide) runs over KC.
 // Threads split the columns (or the rows, when there are few columns) into disjoint ranges,
-// each with its own packing buffers.
+// each with its own packing buffers, in its slab of the workspace (tensor/workspace.hpp).
 #include <omp.h>
 
 #include <algorithm>
@@ -15,7 +15,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "ops/gemm/gemm.hpp"
-#include "tensor/scratch.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu::gemm_detail {
 
@@ -383,10 +383,33 @@ struct BlockedSgemm {
   }
 
   // Panels per group: kNC columns, or 8 panels with a sink, whose products all wait in `side`.
-  static int64_t batched_group(const BatchedColumns& s) { return s.sink ? 8 : kNC / NR; }
+  static int64_t batched_group(bool sink) { return sink ? 8 : kNC / NR; }
+  static int64_t batched_group(const BatchedColumns& s) { return batched_group(s.sink != nullptr); }
 
-  // The batched product on all threads, each taking an equal run of panels.
+  // One group's packed panels and kept-aside products, for the longest run of panels a thread is
+  // given: panels split evenly over min(threads, panels) threads.
+  static BatchedScratch batched_scratch(ScratchLayout& layout, int64_t m, int64_t k, int64_t columns, bool sink,
+                                        int threads) {
+    const int64_t panels = (columns + NR - 1) / NR;
+    const int used = static_cast<int>(std::clamp<int64_t>(panels, 1, std::max(threads, 1)));
+    const int64_t slots = m > 0 && k > 0 ? std::min(batched_group(sink), (panels + used - 1) / used) : 0;
+    BatchedScratch r;
+    r.pack = layout.add<float>(slots * std::min(kKC, k) * NR);
+    r.side = layout.add<float>(slots * m * NR);
+    r.threads = used;
+    return r;
+  }
+
+  // The batched product on all threads, each taking an equal run of panels; scratch from the
+  // calling thread's workspace.
   static void run_batched(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& e) {
+    ScratchLayout layout;
+    const BatchedScratch r = batched_scratch(layout, a.m, a.k, s.images * s.n, s.sink != nullptr, omp_get_max_threads());
+    run_batched_in(a, s, e, current_workspace().slabs("sgemm batched", r.threads, layout.bytes()), r);
+  }
+
+  static void run_batched_in(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& e, const Slabs& slabs,
+                             const BatchedScratch& r) {
     const int64_t panels = (s.images * s.n + NR - 1) / NR;
     if (panels == 0 || a.m == 0) return;
     if (a.k == 0) {  // nothing to multiply: C is the epilogue of zero
@@ -400,16 +423,16 @@ struct BlockedSgemm {
       }
       return;
     }
-    const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), panels));
-#pragma omp parallel num_threads(threads)
+    const int shares = r.threads;
+#pragma omp parallel num_threads(shares)
     {
+      // The runs the scratch was sized for, even if the team is smaller (a thread then takes
+      // several, one after another, in its one slab).
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      const int64_t p_begin = panels * t / nt, p_end = panels * (t + 1) / nt;
-      const int64_t slots = std::min(batched_group(s), p_end - p_begin);
-      thread_local ScratchBuffer pack_buffer, side_buffer;
-      float* b_pack = pack_buffer.reserve(slots * std::min(kKC, a.k) * NR);
-      float* side = side_buffer.reserve(slots * a.m * NR);
-      run_batched_range(a, s, e, p_begin, p_end, b_pack, side);
+      for (int share = t; share < shares; share += nt) {
+        const int64_t p_begin = panels * share / shares, p_end = panels * (share + 1) / shares;
+        run_batched_range(a, s, e, p_begin, p_end, slabs.at(t, r.pack), slabs.at(t, r.side));
+      }
     }
   }
 
@@ -499,6 +522,31 @@ struct BlockedSgemm {
     return lanes[0];
   }
 
+  // run()'s threads for an m x n product: one per register tile at most.
+  static int run_threads(int64_t m, int64_t n, int threads) {
+    const int64_t col_tiles = (n + NR - 1) / NR, row_tiles = (m + MR - 1) / MR;
+    return static_cast<int>(std::clamp<int64_t>(std::max(col_tiles, row_tiles), 1, std::max(threads, 1)));
+  }
+
+  // A thread's packing buffers in run(): an A block (unless A comes packed) and a B block of at
+  // most kNC columns, fewer for a narrow product (small products should not pay for 2 MB).
+  struct RunScratch {
+    Region<float> a, b;
+  };
+  static RunScratch run_layout(ScratchLayout& layout, int64_t n, int64_t k, bool packed) {
+    RunScratch r;
+    r.a = layout.add<float>(packed ? 0 : kMC * kKC + MR * kKC);
+    r.b = layout.add<float>((std::min(kNC, n) + NR) * std::min(kKC, k));
+    return r;
+  }
+
+  static ScratchSize run_scratch(int64_t m, int64_t n, int64_t k, bool packed, int threads) {
+    if (m <= 0 || n <= 0 || k <= 0) return {1, 0, 0};
+    ScratchLayout layout;
+    run_layout(layout, n, k, packed);
+    return {run_threads(m, n, threads), 0, layout.bytes()};
+  }
+
   static void run(const GemmShape& s, const GemmEpilogue& e, const float* packed = nullptr) {
     if (s.m <= 0 || s.n <= 0) return;
     if (s.k == 0) {  // nothing to multiply: C is the epilogue of zero
@@ -507,8 +555,11 @@ struct BlockedSgemm {
       return;
     }
     const int64_t col_tiles = (s.n + NR - 1) / NR, row_tiles = (s.m + MR - 1) / MR;
-    const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), std::max(col_tiles, row_tiles)));
+    const int threads = run_threads(s.m, s.n, omp_get_max_threads());
     const bool split_columns = col_tiles >= row_tiles || col_tiles >= 4 * threads;
+    ScratchLayout layout;
+    const RunScratch r = run_layout(layout, s.n, s.k, packed != nullptr);
+    const Slabs slabs = current_workspace().slabs("sgemm", threads, layout.bytes());
 #pragma omp parallel num_threads(threads)
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -518,11 +569,8 @@ struct BlockedSgemm {
       const int64_t begin = std::min(extent, tiles * t / nt * step);
       const int64_t end = std::min(extent, tiles * (t + 1) / nt * step);
       if (begin < end) {
-        // Sized for this range, not the largest blocks: small products should not pay for 2 MB.
-        const int64_t b_cols = split_columns ? end - begin : s.n;
-        ScratchBuffer a_buffer, b_buffer;
-        float* a_pack = a_buffer.reserve(packed ? 1 : kMC * kKC + MR * kKC);
-        float* b_pack = b_buffer.reserve((std::min(kNC, b_cols) + NR) * std::min(kKC, s.k));
+        float* a_pack = slabs.at(t, r.a);
+        float* b_pack = slabs.at(t, r.b);
         if (split_columns) {
           run_range(s, e, 0, s.m, begin, end, a_pack, b_pack, packed);
         } else {
@@ -552,6 +600,9 @@ struct BlockedSgemm {
     };                                                                                                   \
     k.kc = gemm_detail::kKC;                                                                             \
     k.run_packed_batched = K::run_batched;                                                               \
+    k.run_scratch = K::run_scratch;                                                                      \
+    k.batched_scratch = K::batched_scratch;                                                              \
+    k.run_packed_batched_in = K::run_batched_in;                                                         \
     k.run_depth_block = K::run_depth_block;                                                              \
     k.tile_rows_a = K::tile_rows_a;                                                                      \
     k.tile_runs_a = K::template tile_runs_a<1>;                                                          \

@@ -72,4 +72,8 @@ void Pool::run_fast(TensorRefs inputs, TensorRefs /*params*/, Tensor& output) co
   fast::pool_separable(problem(inputs[0]->shape(), output.shape()), inputs[0]->data(), output.data());
 }
 
+ScratchSize Pool::fast_scratch(Shapes inputs, const Shape& output, int threads) const {
+  return fast::pool_separable_scratch(problem(inputs[0], output), threads);
+}
+
 }  // namespace ecocpu

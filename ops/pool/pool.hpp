@@ -22,6 +22,7 @@ class Pool final : public Op {
   Cost compute_cost(Shapes inputs, const Shape& output) const override;
   void run_reference(TensorRefs inputs, TensorRefs params, Tensor& output) const override;
   void run_fast(TensorRefs inputs, TensorRefs params, Tensor& output) const override;
+  ScratchSize fast_scratch(Shapes inputs, const Shape& output, int threads) const override;
   std::string_view fast_algo() const override { return "separable"; }
   std::string describe() const override;
 

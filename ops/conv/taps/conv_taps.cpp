@@ -11,7 +11,7 @@
 #include "ops/pool/channels_last/pool_channels_last.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
-#include "tensor/scratch.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu::fast {
 
@@ -127,19 +127,19 @@ struct Tile {
 // An item's register tiles: mr positions each, or, when A is read in place (positions one stride
 // apart) and a row's end breaks that stride, as even as possible within each output row, which a
 // tile must not cross (14 = 7 + 7, 112 = 2 x 12 + 8 x 11): a register tile of any height reads
-// exactly its rows.
-void item_tiles(const Origin* origins, int64_t count, int64_t mr, int64_t out_w, bool cut_at_rows,
-                std::vector<Tile>& tiles) {
-  tiles.clear();
+// exactly its rows. Returns how many: at most `count`, a position each.
+int64_t item_tiles(const Origin* origins, int64_t count, int64_t mr, int64_t out_w, bool cut_at_rows, Tile* tiles) {
+  int64_t n = 0;
   for (int64_t i0 = 0; i0 < count;) {
     int64_t rows = std::min(mr, count - i0);
     if (cut_at_rows) {
       const int64_t row_left = std::min(count - i0, out_w - origins[i0].w), pieces = (row_left + mr - 1) / mr;
       rows = (row_left + pieces - 1) / pieces;
     }
-    tiles.push_back({i0, rows});
+    tiles[n++] = {i0, rows};
     i0 += rows;
   }
+  return n;
 }
 
 // Whether consecutive output positions read windows one position apart across rows and images
@@ -268,14 +268,34 @@ PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weig
 
 namespace {
 
+// A thread's memory for TapProduct::run on up to `positions` positions: an A tile (when A is
+// copied), and per position its window's origin, a register tile and whether a block wrote it.
+struct RunScratch {
+  Region<float> a;
+  Region<Origin> origins;
+  Region<Tile> tiles;
+  Region<char> written;
+};
+
+struct RunBuffers {
+  float* a;
+  Origin* origins;
+  Tile* tiles;
+  char* written;
+};
+
+RunBuffers run_buffers(const Slabs& slabs, int thread, const RunScratch& r) {
+  return {slabs.at(thread, r.a), slabs.at(thread, r.origins), slabs.at(thread, r.tiles), slabs.at(thread, r.written)};
+}
+
 // The product itself, for any range of output positions and weight panels: what conv_taps and
-// conv_taps_max_pooled share.
+// conv_taps_max_pooled share. Its geometry only: the channels-last copy it reads is an argument,
+// so that one serves every image of conv_taps_max_pooled.
 struct TapProduct {
   const reference::ConvProblem& p;
-  const PackedPanels& w;
   const GemmKernel& kernel;
+  int64_t panels;  // of the weights: Cout in nr-wide panels
   PaddedInput pi;
-  const float* padded;  // the channels-last copy
   DepthBlocks d;
   // A is read straight from the channels-last copy (positions stride x channels apart) instead of
   // being copied a tile at a time: the copy was a sixth of conv1's time, whose 7 x 3-channel
@@ -284,50 +304,56 @@ struct TapProduct {
   bool cut_at_rows;  // in place, register tiles end where output rows do
   int64_t position_step;
 
-  TapProduct(const reference::ConvProblem& problem, const PackedPanels& weights, const float* in, bool in_channels_last)
+  // `kernel` is the weights' (kernel_for), or for a size function the selected one.
+  TapProduct(const reference::ConvProblem& problem, const GemmKernel& k)
       : p(problem),
-        w(weights),
-        kernel(kernel_for(weights)),
+        kernel(k),
+        panels((problem.out_channels + k.nr - 1) / k.nr),
         pi(padded_input(problem)),
-        padded(channels_last_input(problem, pi, in, in_channels_last)),
-        d(depth_blocks(problem, pi, kernel.kc)),
-        in_place(reads_in_place(problem, kernel)),
+        d(depth_blocks(problem, pi, k.kc)),
+        in_place(reads_in_place(problem, k)),
         cut_at_rows(in_place && !positions_flat(problem)),
         position_step(problem.window.stride[2] * pi.channels) {}
 
-  // The scratch a thread needs for `run`: an A tile when A is copied.
-  int64_t tile_floats() const { return kernel.mr * d.longest; }
+  RunScratch layout(ScratchLayout& l, int64_t positions) const {
+    RunScratch r;
+    r.a = l.add<float>(in_place ? 0 : kernel.mr * d.longest);
+    r.origins = l.add<Origin>(positions);
+    r.tiles = l.add<Tile>(positions);
+    r.written = l.add<char>(positions);
+    return r;
+  }
 
   // product (rows = positions [pos0, pos0 + count) over the batch, ld floats apart; columns = the
-  // output channels of panels [panel0, panel0 + panel_n)) = their windows x the weights. `a`:
-  // tile_floats() of scratch.
-  void run(int64_t pos0, int64_t count, int64_t panel0, int64_t panel_n, float* product, int64_t ld, float* a) const {
-    thread_local std::vector<Origin> origins;
-    thread_local std::vector<Tile> tiles;
-    thread_local std::vector<char> written;  // per register tile: has a block written its products
+  // output channels of panels [panel0, panel0 + panel_n)) = their windows in `padded` x the
+  // weights `w`. `buf`: the buffers of a layout() for `count` positions or more.
+  void run(const PackedPanels& w, const float* padded, int64_t pos0, int64_t count, int64_t panel0, int64_t panel_n,
+           float* product, int64_t ld, const RunBuffers& buf) const {
     const int64_t nr = kernel.nr;
-    origins.resize(static_cast<std::size_t>(count));
-    position_origins(p, pi, pos0, count, origins.data());
-    item_tiles(origins.data(), count, kernel.mr, p.out_extent[2], cut_at_rows, tiles);
-    written.assign(tiles.size(), 0);
+    Origin* origins = buf.origins;
+    Tile* tiles = buf.tiles;
+    char* written = buf.written;  // per register tile: has a block written its products
+    position_origins(p, pi, pos0, count, origins);
+    const int64_t tile_count = item_tiles(origins, count, kernel.mr, p.out_extent[2], cut_at_rows, tiles);
+    std::fill(written, written + tile_count, char{0});
     for (const DepthBlock& b : d.blocks) {
-      for (std::size_t t = 0; t < tiles.size(); ++t) {
+      for (int64_t t = 0; t < tile_count; ++t) {
         const auto [i0, rows] = tiles[t];
-        if (!reads_input(p, origins.data() + i0, rows, b, d.pieces.data())) continue;
-        if (!in_place) fill_tile(padded, origins.data() + i0, rows, kernel.mr, b, d.pieces.data(), a);
+        if (!reads_input(p, origins + i0, rows, b, d.pieces.data())) continue;
+        if (!in_place) fill_tile(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), buf.a);
         for (int64_t j = 0; j < panel_n; ++j) {
           const float* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
           float* c = product + i0 * ld + j * nr;
           if (in_place) {
             kernel.tile_runs_a(d.runs(b), padded + origins[i0].base, position_step, b_panel, c, ld, rows, written[t]);
           } else {
-            kernel.tile_rows_a(b.len, a, b.len, b_panel, c, ld, rows, written[t]);
+            kernel.tile_rows_a(b.len, buf.a, b.len, b_panel, c, ld, rows, written[t]);
           }
         }
         written[t] = 1;
       }
     }
-    for (std::size_t t = 0; t < tiles.size(); ++t) {  // windows entirely in the padding
+    for (int64_t t = 0; t < tile_count; ++t) {  // windows entirely in the padding
       if (!written[t]) std::fill(product + tiles[t].first * ld, product + (tiles[t].first + tiles[t].rows) * ld, 0.0f);
     }
   }
@@ -354,20 +380,42 @@ void epilogue_in_place(float* data, int64_t count, int64_t stride, int64_t c_n, 
   for (int64_t q = 0; q < count; ++q) store_channels(data + q * stride, c_n, ce, 0, data + q * stride);
 }
 
-// conv_taps_max_pooled on one image (tp's problem is that image alone): band after band of pooled
-// rows, the convolution rows their windows read are computed, put through the epilogue and pooled
-// along w into `columns` (or, for a non-decreasing epilogue, pooled first), which keeps the rows
-// the next band reads again; then pooled along h into the image's output planes.
-void pool_image_by_bands(const TapProduct& tp, const reference::PoolProblem& pool, const ChannelEpilogues& ce,
-                         float* out) {
-  const int64_t c_n = tp.p.out_channels, ld = tp.w.panels * tp.kernel.nr, ow_n = tp.p.out_extent[2];
-  const int64_t band = pooled_rows_per_band(pool, ow_n * ld), pooled_rows = pool.out_extent[1];
-  const int64_t pooled_row = pool.out_extent[2] * c_n;
-  const int64_t most_rows = std::min(tp.p.out_extent[1], (band - 1) * pool.window.stride[1] + pool.window.kernel[1]);
-  thread_local ScratchBuffer product_buffer, columns_buffer, tile_buffer;
-  float* product = product_buffer.reserve(most_rows * ow_n * ld);
-  float* columns = columns_buffer.reserve(most_rows * pooled_row);
-  float* a = tile_buffer.reserve(tp.tile_floats());
+// A thread's memory in conv_taps_max_pooled: its image's channels-last copy (unless handed
+// over), a band's products, the rows pooled along w that the bands keep, a pooled row on its way
+// into planes, and the product's own.
+struct BandScratch {
+  int64_t band, most_rows;  // pooled rows per band, and the convolution rows a band reads at most
+  Region<float> copy, product, columns, pooled_row;
+  RunScratch run;
+};
+
+BandScratch band_layout(ScratchLayout& l, const TapProduct& tp, const reference::PoolProblem& pool, bool in_channels_last) {
+  const int64_t c_n = tp.p.out_channels, ld = tp.panels * tp.kernel.nr, ow_n = tp.p.out_extent[2];
+  BandScratch r;
+  r.band = pooled_rows_per_band(pool, ow_n * ld);
+  r.most_rows = std::min(tp.p.out_extent[1], (r.band - 1) * pool.window.stride[1] + pool.window.kernel[1]);
+  r.copy = l.add<float>(in_channels_last ? 0 : tp.pi.floats());
+  r.product = l.add<float>(r.most_rows * ow_n * ld);
+  r.columns = l.add<float>(r.most_rows * pool.out_extent[2] * c_n);
+  r.pooled_row = l.add<float>(max_pool_rows_scratch_floats(pool, c_n));
+  r.run = tp.layout(l, r.most_rows * ow_n);
+  return r;
+}
+
+// conv_taps_max_pooled on one image (tp's problem is that image alone, `padded` its copy): band
+// after band of pooled rows, the convolution rows their windows read are computed, put through
+// the epilogue and pooled along w into `columns` (or, for a non-decreasing epilogue, pooled
+// first), which keeps the rows the next band reads again; then pooled along h into the image's
+// output planes.
+void pool_image_by_bands(const TapProduct& tp, const PackedPanels& w, const float* padded,
+                         const reference::PoolProblem& pool, const ChannelEpilogues& ce, const BandScratch& scratch,
+                         const Slabs& slabs, int thread, float* out) {
+  const int64_t c_n = tp.p.out_channels, ld = tp.panels * tp.kernel.nr, ow_n = tp.p.out_extent[2];
+  const int64_t band = scratch.band, pooled_rows = pool.out_extent[1], pooled_row = pool.out_extent[2] * c_n;
+  float* product = slabs.at(thread, scratch.product);
+  float* columns = slabs.at(thread, scratch.columns);
+  float* row = slabs.at(thread, scratch.pooled_row);
+  const RunBuffers buf = run_buffers(slabs, thread, scratch.run);
   // A non-decreasing epilogue commutes with the maximum (conv1's, BatchNorm folded: bias and
   // ReLU), so it runs on the rows pooled along w, half as many positions as the products.
   const bool epilogue_after_columns = non_decreasing(ce);
@@ -384,7 +432,7 @@ void pool_image_by_bands(const TapProduct& tp, const reference::PoolProblem& poo
     held_end = held_first + keep;
     if (need.end > held_end) {
       const int64_t count = (need.end - held_end) * ow_n;
-      tp.run(held_end * ow_n, count, 0, tp.w.panels, product, ld, a);
+      tp.run(w, padded, held_end * ow_n, count, 0, tp.panels, product, ld, buf);
       if (!epilogue_after_columns) epilogue_in_place(product, count, ld, c_n, ce);
       float* fresh = columns + (held_end - held_first) * pooled_row;  // the new rows pooled along w
       for (int64_t r = held_end; r < need.end; ++r) {
@@ -393,11 +441,55 @@ void pool_image_by_bands(const TapProduct& tp, const reference::PoolProblem& poo
       if (epilogue_after_columns) epilogue_in_place(fresh, (need.end - held_end) * pool.out_extent[2], c_n, c_n, ce);
       held_end = need.end;
     }
-    max_pool_rows_to_planes(pool, {columns, held_first, pooled_row, c_n, c_n}, a0, a1, out);
+    max_pool_rows_to_planes(pool, {columns, held_first, pooled_row, c_n, c_n}, a0, a1, out, row);
   }
 }
 
+reference::ConvProblem one_image(const reference::ConvProblem& p) {
+  reference::ConvProblem image = p;
+  image.batch = 1;
+  return image;
+}
+
+// A thread's memory in conv_taps: one item's products, and the product's own.
+struct ItemScratch {
+  Region<float> product;
+  RunScratch run;
+};
+
+ItemScratch item_layout(ScratchLayout& l, const TapProduct& tp, const Split& s) {
+  ItemScratch r;
+  r.product = l.add<float>(s.block_positions * s.group_panels * tp.kernel.nr);
+  r.run = tp.layout(l, s.block_positions);
+  return r;
+}
+
+int64_t output_positions(const reference::ConvProblem& p, int64_t batch) {
+  return batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+}
+
 }  // namespace
+
+ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last) {
+  const TapProduct tp(p, selected_gemm_kernel());
+  // A range of images (run_conv_images) splits fewer positions, which may give longer blocks.
+  Split most = split_work(output_positions(p, 1), tp.panels, tp.kernel.mr, tp.kernel.nr, threads);
+  for (int64_t batch = 2; batch <= p.batch; ++batch) {
+    const Split s = split_work(output_positions(p, batch), tp.panels, tp.kernel.mr, tp.kernel.nr, threads);
+    if (s.block_positions > most.block_positions) most = s;
+  }
+  ScratchLayout layout;
+  item_layout(layout, tp, most);
+  return {threads, channels_last_input_bytes(p, tp.pi, in_channels_last), layout.bytes()};
+}
+
+ScratchSize conv_taps_max_pooled_scratch(const reference::ConvProblem& p, const reference::PoolProblem& pool,
+                                         int threads, bool in_channels_last) {
+  const reference::ConvProblem image = one_image(p);
+  ScratchLayout layout;
+  band_layout(layout, TapProduct(image, selected_gemm_kernel()), pool, in_channels_last);
+  return {threads, 0, layout.bytes()};
+}
 
 void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                           const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last) {
@@ -406,38 +498,53 @@ void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w
       pool.planes != p.batch * p.out_channels || e.residual || e.out_image_stride != 0 || e.channels_last_out) {
     throw std::logic_error("conv_taps_max_pooled takes a 2D convolution with a plain epilogue and its 2D max pooling");
   }
-  reference::ConvProblem image = p;
-  image.batch = 1;
-  const int64_t in_image = in_channels_last ? padded_input(p).floats() : p.in_channels * p.in_extent[1] * p.in_extent[2];
+  const reference::ConvProblem image = one_image(p);
+  const TapProduct tp(image, kernel_for(w));
+  const int64_t in_image = in_channels_last ? tp.pi.floats() : p.in_channels * p.in_extent[1] * p.in_extent[2];
   const int64_t pooled_image = p.out_channels * pool.out_extent[1] * pool.out_extent[2];
   const ChannelEpilogues ce = channel_epilogues(e, p.out_channels);
-  // Each thread copies its image channels-last when it starts it: a copy of the whole batch (10 MB
-  // for conv1) would raise the peak memory of the pass, and one image's stays in L2.
-#pragma omp parallel for schedule(dynamic)
+  const int threads = omp_get_max_threads();
+  ScratchLayout layout;
+  const BandScratch r = band_layout(layout, tp, pool, in_channels_last);
+  const Slabs slabs = current_workspace().slabs("tap_gemm max-pooled", threads, layout.bytes());
+  // Each thread copies its image channels-last when it starts it, into its own slab: a copy of the
+  // whole batch (10 MB for conv1) would raise the peak memory of the pass, and one image's stays
+  // in L2.
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
   for (int64_t n = 0; n < p.batch; ++n) {
-    const TapProduct tp(image, w, in + n * in_image, in_channels_last);
-    pool_image_by_bands(tp, pool, ce, out + n * pooled_image);
+    const int thread = omp_get_thread_num();
+    const float* padded = in + n * in_image;
+    if (!in_channels_last) {
+      float* copy = slabs.at(thread, r.copy);
+      to_channels_last(image, tp.pi, padded, copy);
+      padded = copy;
+    }
+    pool_image_by_bands(tp, w, padded, pool, ce, r, slabs, thread, out + n * pooled_image);
   }
 }
 
 void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& e,
                float* out, bool in_channels_last) {
-  const TapProduct tp(p, w, in, in_channels_last);
+  const TapProduct tp(p, kernel_for(w));
+  const float* padded = channels_last_input(p, tp.pi, in, in_channels_last);
   const int64_t nr = tp.kernel.nr;
   const ChannelsLastOut target = e.channels_last_out ? begin_channels_last_out(p, e, out) : ChannelsLastOut{};
-  const int64_t positions = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const Split s = split_work(positions, w.panels, tp.kernel.mr, nr, omp_get_max_threads());
-#pragma omp parallel
+  const int64_t positions = output_positions(p, p.batch);
+  const int threads = omp_get_max_threads();
+  const Split s = split_work(positions, w.panels, tp.kernel.mr, nr, threads);
+  ScratchLayout layout;
+  const ItemScratch r = item_layout(layout, tp, s);
+  const Slabs slabs = current_workspace().slabs("tap_gemm", threads, layout.bytes());
+#pragma omp parallel num_threads(threads)
   {
-    thread_local ScratchBuffer product_buffer, tile_buffer;
-    float* product = product_buffer.reserve(s.block_positions * s.group_panels * nr);
-    float* a = tile_buffer.reserve(tp.tile_floats());
+    float* product = slabs.at(omp_get_thread_num(), r.product);
+    const RunBuffers buf = run_buffers(slabs, omp_get_thread_num(), r.run);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < s.items(); ++item) {
       const int64_t pos0 = item / s.groups * s.block_positions, count = std::min(s.block_positions, positions - pos0);
       const int64_t panel0 = item % s.groups * s.group_panels, panel_n = std::min(s.group_panels, w.panels - panel0);
       const int64_t ld = panel_n * nr;
-      tp.run(pos0, count, panel0, panel_n, product, ld, a);
+      tp.run(w, padded, pos0, count, panel0, panel_n, product, ld, buf);
       const int64_t oc0 = panel0 * nr;
       const int64_t oc_count = std::min(ld, p.out_channels - oc0);
       if (e.channels_last_out) {

@@ -11,12 +11,18 @@
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
 #include "ops/pool/reference/pool_reference.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu::fast {
 
 // weight: (Cout, Cin, [kd,] kh, kw) row-major -> one matrix of (tap, input channel) rows, tap-major,
 // and Cout columns.
 PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weight);
+
+// The scratch conv_taps takes for `p`, or for a range of its images, on `threads` threads: per
+// thread an item's products and its register tiles' bookkeeping; shared, the input's channels-last
+// copy unless in_channels_last.
+ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last);
 
 // in_channels_last: `in` is already the padded channels-last copy (padded_input(p)) the kernel
 // works from, written by the convolution before (see ConvEpilogue::channels_last_out).
@@ -30,6 +36,10 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
 // stored, nor transposed into planes. Images are the threads' work items, so a batch of fewer
 // images than threads leaves threads idle. `pool`: planes = batch x Cout, in_extent = p.out_extent.
 // The epilogue takes no residual, stride or channels-last output.
+// Its scratch, all per thread: an image's channels-last copy unless in_channels_last, a band's
+// products and pooled rows.
+ScratchSize conv_taps_max_pooled_scratch(const reference::ConvProblem& p, const reference::PoolProblem& pool,
+                                         int threads, bool in_channels_last);
 void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                           const ConvEpilogue& epilogue, const reference::PoolProblem& pool, float* out,
                           bool in_channels_last = false);

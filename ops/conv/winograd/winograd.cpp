@@ -11,7 +11,7 @@
 #include "ops/conv/channels_last.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
-#include "tensor/scratch.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu::fast {
 
@@ -329,6 +329,31 @@ int64_t tiles_per_block(int64_t total_tiles, int64_t step, int threads, int64_t 
   return best;
 }
 
+// The tiles per block conv_winograd takes for `batch` images of `p` on `threads` threads.
+int64_t block_tiles(const reference::ConvProblem& p, const Geometry& g, const GemmKernel& kernel, int64_t ld,
+                    int64_t batch, int threads) {
+  return tiles_per_block(batch * g.tile_count, kernel.row_step, threads, g.positions * (p.in_channels + ld));
+}
+
+// A thread's memory for a block of T tiles: their transformed inputs V (position, tile, input
+// channel), products M (position, tile, output channel), two transform work areas, transformed
+// outputs, and where each tile goes.
+struct BlockScratch {
+  Region<float> v, m, work, results;
+  Region<TilePlace> places;
+};
+
+BlockScratch block_layout(ScratchLayout& layout, const Geometry& g, int64_t c_n, int64_t ld, int64_t T) {
+  const int64_t pos = g.positions, elements = g.m[0] * g.m[1] * g.m[2];
+  BlockScratch r;
+  r.v = layout.add<float>(pos * T * c_n);
+  r.m = layout.add<float>(pos * T * ld);
+  r.work = layout.add<float>(2 * pos * std::max(c_n, ld));
+  r.results = layout.add<float>(T * elements * ld);
+  r.places = layout.add<TilePlace>(T);
+  return r;
+}
+
 // The input transform of one tile, straight from the channels-last copy: along h first (each
 // patch plane's rows are evenly spaced there, alpha2 x C contiguous floats each), then d, then w,
 // whose pass writes tile position y's channels to v + y * position_stride.
@@ -447,6 +472,18 @@ PaddedInput winograd_input_layout(const reference::ConvProblem& p) {
   return padded_input(p, reach);
 }
 
+ScratchSize winograd_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last) {
+  const GemmKernel& kernel = selected_gemm_kernel();
+  const Geometry g = geometry(p);
+  const int64_t ld = (p.out_channels + kernel.nr - 1) / kernel.nr * kernel.nr;
+  // A range of images (run_conv_images) has fewer tiles to share out, which may give longer blocks.
+  int64_t most = 0;
+  for (int64_t batch = 1; batch <= p.batch; ++batch) most = std::max(most, block_tiles(p, g, kernel, ld, batch, threads));
+  ScratchLayout layout;
+  block_layout(layout, g, p.in_channels, ld, most);
+  return {threads, channels_last_input_bytes(p, winograd_input_layout(p), in_channels_last), layout.bytes()};
+}
+
 void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                    const ConvEpilogue& e, float* out, bool in_channels_last) {
   const GemmKernel& kernel = kernel_for(w);
@@ -460,19 +497,21 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
   std::vector<ChannelEpilogue> epilogues(static_cast<std::size_t>(p.out_channels));
   for (int64_t k = 0; k < p.out_channels; ++k) epilogues[k] = channel_epilogue(e, k);
   const int64_t total = p.batch * g.tile_count, out_stride = output_image_stride(p, e);
-  const int64_t step = kernel.row_step, T = tiles_per_block(total, step, omp_get_max_threads(), pos * (c_n + ld));
+  const int threads = omp_get_max_threads();
+  const int64_t step = kernel.row_step, T = block_tiles(p, g, kernel, ld, p.batch, threads);
   const int64_t blocks = (total + T - 1) / T;
-#pragma omp parallel
+  ScratchLayout layout;
+  const BlockScratch r = block_layout(layout, g, c_n, ld, T);
+  const Slabs slabs = current_workspace().slabs("winograd", threads, layout.bytes());
+#pragma omp parallel num_threads(threads)
   {
-    thread_local ScratchBuffer v_buffer, m_buffer, work_buffer, result_buffer;
-    thread_local std::vector<TilePlace> places;
-    float* v = v_buffer.reserve(pos * T * c_n);  // V[position][tile][channel]
-    float* m = m_buffer.reserve(pos * T * ld);   // M[position][tile][out channel]
-    const int64_t widest = std::max(c_n, ld);
-    float* sa = work_buffer.reserve(2 * pos * widest);
-    float* sb = sa + pos * widest;
-    float* results = result_buffer.reserve(T * elements * ld);
-    places.resize(static_cast<std::size_t>(T));
+    const int thread = omp_get_thread_num();
+    float* v = slabs.at(thread, r.v);  // V[position][tile][channel]
+    float* m = slabs.at(thread, r.m);  // M[position][tile][out channel]
+    float* sa = slabs.at(thread, r.work);
+    float* sb = sa + pos * std::max(c_n, ld);
+    float* results = slabs.at(thread, r.results);
+    TilePlace* places = slabs.at(thread, r.places);
 #pragma omp for schedule(dynamic)
     for (int64_t bi = 0; bi < blocks; ++bi) {
       const int64_t count = std::min(T, total - bi * T), rounded = (count + step - 1) / step * step;
@@ -499,9 +538,9 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
 
       for (int64_t t = 0; t < count; ++t) transform_output_tile(g, m + t * ld, T * ld, ld, sa, sb, results + t * elements * ld);
       if (e.channels_last_out) {
-        store_block_channels_last(p, g, places.data(), count, results, ld, target, out);
+        store_block_channels_last(p, g, places, count, results, ld, target, out);
       } else {
-        scatter_block(p, g, places.data(), count, results, ld, epilogues.data(), e.residual, out);
+        scatter_block(p, g, places, count, results, ld, epilogues.data(), e.residual, out);
       }
     }
   }

@@ -27,6 +27,11 @@ PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const f
 // The channels-last copy of the input the kernel works from (padding and the tiles' overhang).
 PaddedInput winograd_input_layout(const reference::ConvProblem& p);
 
+// The scratch conv_winograd takes for `p`, or for a range of its images, on `threads` threads:
+// per thread, a block of tiles' transformed inputs, products and outputs; shared, the input's
+// channels-last copy unless in_channels_last.
+ScratchSize winograd_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last);
+
 // in_channels_last: `in` is already that copy (written by the convolution before, see
 // ConvEpilogue::channels_last_out), so none is made.
 void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,

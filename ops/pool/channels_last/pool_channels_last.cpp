@@ -1,14 +1,14 @@
 #include "ops/pool/channels_last/pool_channels_last.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
-#include <vector>
 
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
-#include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
 
@@ -83,24 +83,46 @@ void check_2d_max(const reference::PoolProblem& p) {
   }
 }
 
+// A thread's input row pooled along h (`columns`), then along w (`row`).
+struct RowScratch {
+  Region<float> columns, row;
+};
+
+RowScratch row_layout(ScratchLayout& layout, const reference::PoolProblem& p, int64_t channels) {
+  RowScratch r;
+  r.columns = layout.add<float>(p.in_extent[2] * channels);
+  r.row = layout.add<float>(p.out_extent[2] * channels);
+  return r;
+}
+
 }  // namespace
+
+ScratchSize max_pool_channels_last_scratch(const reference::PoolProblem& p, int64_t channels, int threads) {
+  ScratchLayout layout;
+  row_layout(layout, p, channels);
+  return {threads, 0, layout.bytes()};
+}
 
 void max_pool_channels_last(const reference::PoolProblem& p, int64_t channels, const float* in, float* out) {
   check_2d_max(p);
   if (p.planes % channels) throw std::logic_error("channels-last pooling takes whole images");
   const int64_t batch = p.planes / channels, oh_n = p.out_extent[1], ow_n = p.out_extent[2], iw_n = p.in_extent[2];
   const int64_t image = p.in_extent[1] * iw_n * channels, plane = oh_n * ow_n;
-#pragma omp parallel
+  const int threads = omp_get_max_threads();
+  ScratchLayout layout;
+  const RowScratch rs = row_layout(layout, p, channels);
+  const Slabs slabs = current_workspace().slabs("max_pool_channels_last", threads, layout.bytes());
+#pragma omp parallel num_threads(threads)
   {
-    std::vector<float> columns(static_cast<std::size_t>(iw_n * channels));
-    std::vector<float> row(static_cast<std::size_t>(ow_n * channels));
+    float* columns = slabs.at(omp_get_thread_num(), rs.columns);
+    float* row = slabs.at(omp_get_thread_num(), rs.row);
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < batch * oh_n; ++r) {  // the window's rows first, then its columns
       const int64_t n = r / oh_n, oh = r % oh_n;
       const ChannelsLastRows image_rows{in + n * image, 0, iw_n * channels, channels, channels};
-      max_of_rows(image_rows, input_rows(p, oh, oh + 1), iw_n, columns.data());
-      pool_columns(p, columns.data(), channels, channels, row.data());
-      row_to_planes(row.data(), channels, ow_n, plane, out + n * channels * plane + oh * ow_n);
+      max_of_rows(image_rows, input_rows(p, oh, oh + 1), iw_n, columns);
+      pool_columns(p, columns, channels, channels, row);
+      row_to_planes(row, channels, ow_n, plane, out + n * channels * plane + oh * ow_n);
     }
   }
 }
@@ -118,13 +140,14 @@ void max_pool_columns(const reference::PoolProblem& p, const float* row, int64_t
   pool_columns(p, row, channels, ld, out);
 }
 
+int64_t max_pool_rows_scratch_floats(const reference::PoolProblem& p, int64_t channels) {
+  return p.out_extent[2] * channels;
+}
+
 void max_pool_rows_to_planes(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns,
-                             int64_t oh_begin, int64_t oh_end, float* image_out) {
+                             int64_t oh_begin, int64_t oh_end, float* image_out, float* row) {
   check_2d_max(p);
   const int64_t ow_n = p.out_extent[2], plane = p.out_extent[1] * ow_n;
-  // Called once per band (conv1: 112 times a pass), so the row is kept from call to call.
-  thread_local ScratchBuffer row_buffer;
-  float* row = row_buffer.reserve(ow_n * pooled_columns.channels);
   for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
     max_of_rows(pooled_columns, input_rows(p, oh, oh + 1), ow_n, row);
     row_to_planes(row, pooled_columns.channels, ow_n, plane, image_out + oh * ow_n);

@@ -5,11 +5,14 @@
 // taken across 16 channels at a time, straight from contiguous runs, and only the pooled result, a
 // quarter of the input for a stride-2 window, is transposed into planes.
 #include "ops/pool/reference/pool_reference.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu::fast {
 
 // p: PoolProblem::planes = batch * channels, a 2D window (depth 1) in Max mode.
 void max_pool_channels_last(const reference::PoolProblem& p, int64_t channels, const float* in, float* out);
+// Its scratch on `threads` threads: per thread, a row pooled along h, then along w.
+ScratchSize max_pool_channels_last_scratch(const reference::PoolProblem& p, int64_t channels, int threads);
 
 // Some rows of one image, channels-last: row h (h >= first_row) at data + (h - first_row) *
 // row_stride, each position's `channels` values contiguous and positions ld >= channels apart.
@@ -28,8 +31,10 @@ reference::Span input_rows(const reference::PoolProblem& p, int64_t oh_begin, in
 void max_pool_columns(const reference::PoolProblem& p, const float* row, int64_t channels, int64_t ld, float* out);
 // 2. output rows [oh_begin, oh_end) pooled along h from those rows (`pooled_columns`, which must hold
 //    every row their windows read) into the image's output planes (`image_out`: channels planes of
-//    out_extent[1] x out_extent[2]).
+//    out_extent[1] x out_extent[2]), by way of `row`: max_pool_rows_scratch_floats of the caller's
+//    scratch (it runs on a thread of the caller's parallel region).
 void max_pool_rows_to_planes(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns,
-                             int64_t oh_begin, int64_t oh_end, float* image_out);
+                             int64_t oh_begin, int64_t oh_end, float* image_out, float* row);
+int64_t max_pool_rows_scratch_floats(const reference::PoolProblem& p, int64_t channels);
 
 }  // namespace ecocpu::fast

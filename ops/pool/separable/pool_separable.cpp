@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "ops/vector_clones.hpp"
-#include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
 
@@ -273,6 +272,54 @@ bool is_whole_plane(const reference::PoolProblem& p) {
 // calls than in the arithmetic.
 constexpr int64_t kElementsPerTask = 16384;
 
+namespace {
+
+// How pool_separable goes about `p` on `threads` threads: which passes, and planes per task.
+struct Passes {
+  bool same_3x3, max_stride2, whole, depth_identity;
+  int64_t group;
+};
+
+Passes passes(const reference::PoolProblem& p, int threads) {
+  const auto& win = p.window;
+  const auto [d, h, w] = p.in_extent;
+  const int64_t tasks_wanted = 4 * static_cast<int64_t>(threads);
+  Passes s;
+  s.same_3x3 = is_3x3_same_2d(p);
+  s.max_stride2 = is_max_3x3_stride2_2d(p);
+  s.whole = is_whole_plane(p);
+  // 2D pooling (depth 1, kernel 1) needs no pass along d: the w pass writes the output.
+  s.depth_identity = win.kernel[0] == 1 && win.stride[0] == 1 && win.pad[0] == 0 && p.out_extent[0] == d;
+  s.group = std::clamp<int64_t>(kElementsPerTask / std::max<int64_t>(1, d * h * w), 1,
+                                std::max<int64_t>(1, p.planes / tasks_wanted));
+  return s;
+}
+
+// A thread's work for one group of planes: t1, its planes pooled along h (the 3x3 stride-1
+// kernel's too; the 3x3 stride-2 kernel's one row), t2, along w as well when a pass along d
+// follows.
+struct PassScratch {
+  Region<float> t1, t2;
+};
+
+PassScratch pass_layout(ScratchLayout& layout, const reference::PoolProblem& p, const Passes& s) {
+  const auto [d, h, w] = p.in_extent;
+  const int64_t oh = p.out_extent[1], ow = p.out_extent[2];
+  const bool general = !s.same_3x3 && !s.whole && !s.max_stride2;
+  PassScratch r;
+  r.t1 = layout.add<float>(s.whole ? 0 : s.max_stride2 ? w : s.group * d * oh * w);
+  r.t2 = layout.add<float>(general && !s.depth_identity ? s.group * d * oh * ow : 0);
+  return r;
+}
+
+}  // namespace
+
+ScratchSize pool_separable_scratch(const reference::PoolProblem& p, int threads) {
+  ScratchLayout layout;
+  pass_layout(layout, p, passes(p, threads));
+  return {threads, 0, layout.bytes()};
+}
+
 // Pools h first (whole rows at a time, vectorised), then w on the rows left, then d; a group of
 // whole planes at a time, as lines of the same passes.
 void pool_separable(const reference::PoolProblem& p, const float* in, float* out) {
@@ -282,37 +329,35 @@ void pool_separable(const reference::PoolProblem& p, const float* in, float* out
   const Axis aw{w, ow, win.kernel[2], win.stride[2], win.pad[2]};
   const Axis ah{h, oh, win.kernel[1], win.stride[1], win.pad[1]};
   const Axis ad{d, od, win.kernel[0], win.stride[0], win.pad[0]};
-  // 2D pooling (depth 1, kernel 1) needs no pass along d: the w pass writes the output.
-  const bool depth_identity = ad.kernel == 1 && ad.stride == 1 && ad.pad == 0 && od == d;
-  const bool same_3x3 = is_3x3_same_2d(p), max_stride2 = is_max_3x3_stride2_2d(p), whole = is_whole_plane(p);
-  const int64_t tasks_wanted = 4 * omp_get_max_threads();
-  const int64_t group = std::clamp<int64_t>(kElementsPerTask / std::max<int64_t>(1, d * h * w), 1,
-                                            std::max<int64_t>(1, p.planes / tasks_wanted));
-  const int64_t groups = (p.planes + group - 1) / group;
-#pragma omp parallel
+  const int threads = omp_get_max_threads();
+  const Passes s = passes(p, threads);
+  const int64_t group = s.group, groups = (p.planes + group - 1) / group;
+  ScratchLayout layout;
+  const PassScratch r = pass_layout(layout, p, s);
+  const Slabs slabs = current_workspace().slabs("pool_separable", threads, layout.bytes());
+#pragma omp parallel num_threads(threads)
   {
-    thread_local ScratchBuffer t1_buffer, t2_buffer;
-    float* t1 = t1_buffer.reserve(group * d * oh * w);
-    float* t2 = t2_buffer.reserve(group * d * oh * ow);
+    float* t1 = slabs.at(omp_get_thread_num(), r.t1);
+    float* t2 = slabs.at(omp_get_thread_num(), r.t2);
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t first = g * group, planes = std::min(group, p.planes - first);
       const float* src = in + first * d * h * w;
       float* dst = out + first * od * oh * ow;
-      if (same_3x3) {
+      if (s.same_3x3) {
         pool_3x3_same(src, dst, t1, planes, h, w, p.mode);
         continue;
       }
-      if (whole) {
+      if (s.whole) {
         pool_whole_planes(src, dst, planes, d * h * w, p.mode);
         continue;
       }
-      if (max_stride2) {
+      if (s.max_stride2) {
         max_3x3_stride2(src, dst, t1, planes, h, w, oh, ow);
         continue;
       }
       pool_axis(src, t1, ah, planes * d, h * w, oh * w, w, p.mode);  // columns of h
-      if (depth_identity) {
+      if (s.depth_identity) {
         pool_rows(t1, dst, aw, planes * d * oh, p.mode);  // rows of w
       } else {
         pool_rows(t1, t2, aw, planes * d * oh, p.mode);

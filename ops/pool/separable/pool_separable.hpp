@@ -4,9 +4,12 @@
 // the per-axis extents clipped at the padded border. Each pass is a short contiguous loop, which
 // is much faster than visiting every window cell by cell.
 #include "ops/pool/reference/pool_reference.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu::fast {
 
 void pool_separable(const reference::PoolProblem& p, const float* in, float* out);
+// Its scratch on `threads` threads: per thread, a group of planes pooled along h (and w).
+ScratchSize pool_separable_scratch(const reference::PoolProblem& p, int threads);
 
 }  // namespace ecocpu::fast

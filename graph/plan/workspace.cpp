@@ -1,0 +1,45 @@
+// What each step's kernels take from the plan's workspace, and the workspace sized for them.
+#include "graph/plan.hpp"
+#include "ops/pool/pool.hpp"
+
+namespace ecocpu {
+
+namespace {
+
+ScratchSize conv_step_scratch(const ExecutionPlan& plan, const PlanStep& s, int threads) {
+  const Graph& g = *plan.graph;
+  // An input BatchNorm's copy is made by channels_last_input, then read as a handed-over input.
+  const bool in_channels_last = plan.values[s.inputs[0]].layout.kind != ValueLayout::Kind::planes && s.in_scale.empty();
+  if (s.pool >= 0) {
+    const auto& pool = static_cast<const Pool&>(*g.nodes[s.pool].op);
+    return fast::conv_pooled_scratch(s.conv, pool.problem(s.conv_shape, plan.values[s.output].shape), threads,
+                                     in_channels_last);
+  }
+  ScratchSize size = fast::conv_scratch(s.conv, threads, in_channels_last);
+  if (s.input_pool >= 0) {  // the pooling runs on the product, after the convolution
+    const Shape shapes[] = {s.conv_shape};
+    size = max_size(size, g.nodes[s.input_pool].op->fast_scratch(shapes, s.conv_shape, threads));
+  }
+  return size;
+}
+
+}  // namespace
+
+ScratchSize step_scratch(const ExecutionPlan& plan, const PlanStep& s, int threads) {
+  if (s.kind == PlanStep::Kind::conv) return conv_step_scratch(plan, s, threads);
+  if (s.kind != PlanStep::Kind::node || s.reference) return {threads, 0, 0};
+  const Node& node = plan.graph->nodes[s.node];
+  std::vector<Shape> inputs;
+  for (int v : s.inputs) inputs.push_back(plan.values[v].shape);
+  return node.op->fast_scratch(inputs, plan.values[s.output].shape, threads);
+}
+
+void PlanWorkspace::plan(const ExecutionPlan& plan, int threads) {
+  ScratchSize size{threads, 0, 0};
+  for (const PlanStep& s : plan.steps) size = max_size(size, step_scratch(plan, s, threads));
+  threads_ = threads;
+  size_ = size;
+  arena_ = std::make_unique<Workspace>(size);
+}
+
+}  // namespace ecocpu
