@@ -202,7 +202,7 @@ std::string ensemble_json(const std::vector<CostedModel>& members) {
   return out.str();
 }
 
-std::string summary_table(const CostedModel& m) {
+std::string summary_table(const CostedModel& m, const EngineMemory& engine) {
   std::ostringstream out;
   const std::size_t w_layer = 56, w_shape = 26, w_num = 14;
   const std::string rule(w_layer + w_shape + w_num, '-');
@@ -228,10 +228,13 @@ std::string summary_table(const CostedModel& m) {
                 "Activations, every layer's output (MB): %.2f\n"
                 "Activations, peak live while running (MB): %.2f\n"
                 "Weights incl. BatchNorm statistics (MB): %.2f\n"
+                "Fast engine workspace, %d threads (MB): %.2f\n"
                 "Estimated total to run (MB): %.2f\n",
                 static_cast<double>(input_bytes) / mb, activations * 4 / mb,
-                static_cast<double>(peak) / mb, static_cast<double>(weights) / mb,
-                static_cast<double>(peak + weights) / mb);
+                static_cast<double>(peak) / mb, static_cast<double>(weights) / mb, engine.threads,
+                static_cast<double>(engine.workspace_bytes) / mb,
+                static_cast<double>(peak) / mb + static_cast<double>(weights) / mb +
+                    static_cast<double>(engine.workspace_bytes) / mb);
   out << std::string(rule.size(), '=') << "\n"
       << "Total params: " << with_commas(m.report.total.params) << "\n"
       << rule << "\n" << buf << rule << "\n";

@@ -25,8 +25,16 @@ std::string flops_json(const CostedModel& model);
 std::string ensemble_table(const std::vector<CostedModel>& members);
 std::string ensemble_json(const std::vector<CostedModel>& members);
 
-// torchsummary-style: layer, output shape, parameters, then the memory activations and weights need.
-std::string summary_table(const CostedModel& model);
+// What the fast engine's plan adds for a model: its workspace (the kernels' scratch memory) on
+// `threads` threads.
+struct EngineMemory {
+  int threads = 0;
+  int64_t workspace_bytes = 0;
+};
+
+// torchsummary-style: layer, output shape, parameters, then the memory activations and weights
+// need, and the fast engine's workspace.
+std::string summary_table(const CostedModel& model, const EngineMemory& engine);
 
 // A JSON string literal, quotes and escapes included; bytes that are not UTF-8 become U+FFFD.
 std::string json_quote(const std::string& s);

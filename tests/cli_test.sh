@@ -79,6 +79,7 @@ check "ensemble table" grep -qx "params = 150.015424 M" "$tmp/out"
 run summary --arch ECOfull --segments 8
 check "summary" grep -q "Total params: 47,502,128" "$tmp/out"
 check "summary memory" grep -q "Activations, peak live while running (MB)" "$tmp/out"
+check "summary gives the fast engine's workspace" grep -Eq "^Fast engine workspace, [0-9]+ threads \(MB\): [1-9][0-9]*\.[0-9]+$" "$tmp/out"
 
 run definition --arch ECOfull
 cp "$tmp/out" "$tmp/full.yaml"

@@ -4,7 +4,9 @@
 #include "eco/cli/commands.hpp"
 #include "eco/cli/common.hpp"
 #include "eco/definitions.hpp"
+#include "eco/random_weights.hpp"
 #include "eco/report.hpp"
+#include "graph/plan.hpp"
 
 namespace ecocpu::cli {
 
@@ -30,7 +32,11 @@ int cmd_summary(const std::vector<std::string>& argv) {
   if (!parse_or_help(args, argv,
                      "Prints every layer's output shape and parameters, and the memory needed."))
     return 0;
-  std::cout << summary_table(cost_model(single_model_config(args)));
+  const CostedModel model = cost_model(single_model_config(args));
+  // The workspace is sized by the plan: make one, on seeded random weights of the model's shapes.
+  WeightStore weights = random_weights(model.graph, 1);
+  const ExecutionPlan plan = make_plan_releasing(model.graph, weights);
+  std::cout << summary_table(model, {plan.workspace->threads(), plan.workspace->bytes()});
   return 0;
 }
 
