@@ -4,7 +4,6 @@
 #include "eco/cli/commands.hpp"
 #include "eco/cli/common.hpp"
 #include "eco/definitions.hpp"
-#include "eco/random_weights.hpp"
 #include "eco/report.hpp"
 #include "graph/plan.hpp"
 
@@ -33,8 +32,11 @@ int cmd_summary(const std::vector<std::string>& argv) {
                      "Prints every layer's output shape and parameters, and the memory needed."))
     return 0;
   const CostedModel model = cost_model(single_model_config(args));
-  // The workspace is sized by the plan: make one, on seeded random weights of the model's shapes.
-  WeightStore weights = random_weights(model.graph, 1);
+  // The workspace is sized by a plan, whose sizes depend on shapes only: zeros will do.
+  WeightStore weights;
+  for (const Node& node : model.graph.nodes) {
+    for (const ParamSpec& spec : node.params) weights.set(param_key(node, spec), Tensor(spec.shape));
+  }
   const ExecutionPlan plan = make_plan_releasing(model.graph, weights);
   std::cout << summary_table(model, {plan.workspace->threads(), plan.workspace->bytes()});
   return 0;
