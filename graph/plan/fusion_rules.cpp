@@ -99,10 +99,6 @@ void for_each_conv(ExecutionPlan& plan, const Rule& rule) {
   erase_merged(plan, merged);
 }
 
-bool copies_its_input(const PlanStep& s) {
-  return s.conv.algo == fast::ConvAlgo::Winograd || s.conv.algo == fast::ConvAlgo::TapGemm;
-}
-
 // Whether a conv step alone reads `value` and will fold it (a BatchNorm's input) into its weights.
 bool folded_by_its_conv(const ExecutionPlan& plan, const StepUses& uses, int value, const PlanOptions& options) {
   const int writer = uses.writer[value];
@@ -139,7 +135,7 @@ void fuse_input_batchnorm(ExecutionPlan& plan, const WeightStore& w, const PlanO
   const Graph& g = *plan.graph;
   for_each_conv(plan, [&](int i, std::vector<bool>& merged) {
     PlanStep& s = plan.steps[i];
-    if (!copies_its_input(s)) return;
+    if (!fast::takes_channels_last(s.conv)) return;  // (its algorithm is chosen, its weights not yet packed)
     const int relu = uses.sole_node_writer(plan, s.inputs[0], OpKind::ReLU);
     const int bn_output = relu >= 0 ? plan.steps[relu].inputs[0] : s.inputs[0];
     const int bn = uses.sole_node_writer(plan, bn_output, OpKind::BatchNorm);
