@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # From a fresh machine: install the packages, build with sanitizers, run every fuzzer for a short,
-# bounded time (ECOCPU_FUZZ_SECONDS per target, default 10: a smoke run and the regression inputs;
+# bounded time (ECOCPU_FUZZ_SECONDS per target, default 5: a smoke run and the regression inputs;
 # long runs are `scripts/fuzz.sh SECONDS`; 0 skips fuzzing), then every test.
 # ctest runs last so that its summary closes the output; a fuzzing finding still fails the run.
 set -euo pipefail
@@ -10,7 +10,7 @@ scripts/install-deps.sh --tests
 scripts/build.sh sanitize
 
 fuzz_status=0
-fuzz_seconds=${ECOCPU_FUZZ_SECONDS:-10}
+fuzz_seconds=${ECOCPU_FUZZ_SECONDS:-5}
 if [ "$fuzz_seconds" != 0 ]; then
   scripts/fuzz.sh "$fuzz_seconds" || fuzz_status=$?
 fi
