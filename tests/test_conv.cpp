@@ -9,6 +9,7 @@
 #include "ops/conv/conv.hpp"
 #include "ops/conv/conv_fast.hpp"
 #include "ops/conv/conv_gemm.hpp"
+#include "ops/conv/sink.hpp"
 #include "ops/conv/taps/conv_taps.hpp"
 #include "ops/conv/winograd/winograd.hpp"
 #include "ops/pool/pool.hpp"
@@ -583,4 +584,74 @@ TEST_CASE("conv: a 2D convolution hands its output over through ECO's 2D-to-3D v
     e.channels_last_frames = 4;  // does not divide the 6 images
     CHECK_THROWS_AS(fast::run_conv(producer, in.data(), e, handed.data()), std::logic_error);
   }
+}
+
+// The sink against a plain store: runs of every length (16-position blocks, 4-position blocks
+// and leftovers), channel ranges that are not whole groups of sixteen, a residual, a slice of a
+// wider output, and the channels-last copy (whose borders must be zeroed).
+TEST_CASE("conv sink: runs of any length into planes, a slice and a channels-last copy equal a plain store") {
+  reference::ConvProblem p;
+  p.batch = 3;
+  p.in_channels = 4;
+  p.out_channels = 37;
+  p.in_extent = p.out_extent = {1, 5, 9};
+  p.window = make_window(2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1});
+  const int64_t volume = 45, ld = 40;
+  const Tensor tile = random_tensor(Shape{2 * volume, ld}, 3001);
+  const Tensor bias = random_tensor(Shape{37}, 3002), scale = random_tensor(Shape{37}, 3003);
+  const Tensor shift = random_tensor(Shape{37}, 3004), residual = random_tensor(Shape{3, 37, 1, 5, 9}, 3005);
+  // Image 1 whole (45 = 2 x 16 + 3 x 4 + 1), then image 2's first 23 positions from offset 3.
+  const fast::OutputRun runs[] = {{0, 1, 0, 45}, {45 * ld, 2, 3, 23}};
+  for (const int64_t stride_channels : {int64_t{37}, int64_t{41}}) {
+    for (const bool with_residual : {false, true}) {
+      CAPTURE(stride_channels);
+      CAPTURE(with_residual);
+      fast::ConvEpilogue e;
+      e.bias = bias.data();
+      e.scale = scale.data();
+      e.shift = shift.data();
+      e.relu = true;
+      if (with_residual && stride_channels == 37) e.residual = residual.data();
+      if (stride_channels != 37) e.out_image_stride = stride_channels * volume;
+      std::vector<float> out(static_cast<std::size_t>(3 * stride_channels * volume), -7.0f), expect = out;
+      const int64_t k0 = 5, stored = 30;  // channels 5..34: a group of sixteen, then fourteen
+      fast::ConvSink(p, e, out.data()).store(tile.data(), ld, runs, 2, k0, stored);
+      for (const auto& r : runs) {
+        for (int64_t q = 0; q < r.count; ++q) {
+          for (int64_t j = 0; j < stored; ++j) {
+            const int64_t k = k0 + j, o = r.offset + q;
+            float x = tile.data()[r.src + q * ld + j] + bias.data()[k];
+            if (e.residual) x += residual.data()[(r.image * 37 + k) * volume + o];
+            expect[(r.image * stride_channels + k) * volume + o] = std::max(x * scale.data()[k] + shift.data()[k], 0.0f);
+          }
+        }
+      }
+      int64_t wrong = 0;  // written as `not below` so that a NaN counts
+      for (std::size_t i = 0; i < out.size(); ++i) wrong += !(std::abs(out[i] - expect[i]) < 1e-5f);
+      CHECK(wrong == 0);
+    }
+  }
+  // Channels-last: each position's channels as one run at the layout's place, borders zeroed.
+  fast::PaddedInput layout;
+  layout.extent = {1, 7, 11};
+  layout.lead = {0, 1, 1};
+  layout.inner = p.out_extent;
+  layout.channels = 37;
+  fast::ConvEpilogue e;
+  e.bias = bias.data();
+  e.channels_last_out = &layout;
+  std::vector<float> out(static_cast<std::size_t>(3 * layout.floats()), std::nanf("")), expect(out.size(), 0.0f);
+  fast::ConvSink sink(p, e, out.data());
+  const fast::OutputRun all[] = {{0, 0, 0, 45}, {45 * ld, 1, 0, 45}, {0, 2, 0, 45}};
+  sink.store(tile.data(), ld, all, 3, 0, 37);
+  for (const auto& r : all) {
+    for (int64_t q = 0; q < r.count; ++q) {
+      for (int64_t k = 0; k < 37; ++k) {
+        expect[layout.at(r.image, 0, q / 9, q % 9) + k] = tile.data()[r.src + q * ld + k] + bias.data()[k];
+      }
+    }
+  }
+  int64_t wrong = 0;  // a NaN left in a border counts
+  for (std::size_t i = 0; i < out.size(); ++i) wrong += !(std::abs(out[i] - expect[i]) < 1e-5f);
+  CHECK(wrong == 0);
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ops/conv/channels_last.hpp"
+#include "ops/conv/sink.hpp"
 #include "ops/pool/channels_last/pool_channels_last.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
@@ -178,72 +179,6 @@ Split split_work(int64_t positions, int64_t panels, int64_t mr, int64_t nr, int 
   s.block_positions = ((positions + blocks - 1) / blocks + mr - 1) / mr * mr;
   s.blocks = (positions + s.block_positions - 1) / s.block_positions;
   return s;
-}
-
-// Sixteen positions (rows of `src`, ld apart) x sixteen channels through a 16 x 16 transpose and
-// their epilogues into the output planes: channel k's run of sixteen at out + k * plane.
-[[gnu::always_inline]] inline void store_16x16(const float* src, int64_t ld, const ChannelEpilogue* ce,
-                                               const float* residual, int64_t plane, float* out) {
-  V16 v[16];
-  for (int i = 0; i < 16; ++i) std::memcpy(&v[i], src + i * ld, sizeof(V16));
-  transpose_16x16(v);
-  for (int k = 0; k < 16; ++k) {
-    const Epilogue<V16> ep = broadcast<V16>(ce[k]);
-    V16 x = v[k];
-    if (residual) {
-      V16 r;
-      std::memcpy(&r, residual + k * plane, sizeof(V16));
-      x = ep(x, r);
-    } else {
-      x = ep(x);
-    }
-    std::memcpy(out + k * plane, &x, sizeof(V16));
-  }
-}
-
-// The products of one item, rows = its positions, columns = its panels' output channels, written
-// into the output planes with the epilogue: sixteen channels by sixteen positions through
-// registers where a run of an image's positions allows, element by element elsewhere.
-ECOCPU_VECTOR_CLONES
-void scatter_item(const reference::ConvProblem& p, const ConvEpilogue& e, const float* product, int64_t ld,
-                  int64_t pos0, int64_t count, int64_t oc0, int64_t oc_count, float* out) {
-  constexpr int64_t kChunk = 16;
-  const int64_t ov = p.out_extent[0] * p.out_extent[1] * p.out_extent[2], oc_n = p.out_channels;
-  const int64_t out_stride = output_image_stride(p, e);
-  ChannelEpilogue ce[kChunk];
-  for (int64_t j0 = 0; j0 < oc_count; j0 += kChunk) {
-    const int64_t j_n = std::min(kChunk, oc_count - j0);
-    for (int64_t j = 0; j < j_n; ++j) ce[j] = channel_epilogue(e, oc0 + j0 + j);
-    for (int64_t q = 0; q < count;) {
-      const int64_t pos = pos0 + q, n = pos / ov, o = pos % ov, run = std::min(ov - o, count - q);
-      const int64_t at = n * out_stride + (oc0 + j0) * ov + o;
-      const float* src = product + q * ld + j0;
-      const float* residual = e.residual ? e.residual + (n * oc_n + oc0 + j0) * ov + o : nullptr;
-      int64_t i = 0;
-      if (j_n == kChunk) {
-        for (; i + 16 <= run; i += 16) {
-          store_16x16(src + i * ld, ld, ce, residual ? residual + i : nullptr, ov, out + at + i);
-        }
-      }
-      for (int64_t j = 0; j < j_n; ++j) {
-        const float* r = residual ? residual + j * ov : nullptr;
-        for (int64_t t = i; t < run; ++t) {
-          out[at + j * ov + t] = r ? ce[j](src[t * ld + j], r[t]) : ce[j](src[t * ld + j]);
-        }
-      }
-      q += run;
-    }
-  }
-}
-
-// The products of one item into a channels-last output layout: each position's channels of the
-// item are one contiguous run there.
-void store_item_channels_last(const reference::ConvProblem& p, const ChannelsLastOut& target, const float* product,
-                              int64_t ld, int64_t pos0, int64_t count, int64_t oc0, int64_t oc_count, float* out) {
-  OutputPosition o = OutputPosition::of(p.out_extent, pos0);
-  for (int64_t q = 0; q < count; ++q, o.next(p.out_extent)) {
-    store_channels(product + q * ld, oc_count, target.epilogues, oc0, out + target.at(o.n, o.d, o.h, o.w) + oc0);
-  }
 }
 
 }  // namespace
@@ -528,7 +463,7 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
   const TapProduct tp(p, kernel_for(w));
   const float* padded = channels_last_input(p, tp.pi, in, in_channels_last);
   const int64_t nr = tp.kernel.nr;
-  const ChannelsLastOut target = e.channels_last_out ? begin_channels_last_out(p, e, out) : ChannelsLastOut{};
+  const ConvSink sink(p, e, out);
   const int64_t positions = output_positions(p, p.batch);
   const int threads = omp_get_max_threads();
   const Split s = split_work(positions, w.panels, tp.kernel.mr, nr, threads);
@@ -546,12 +481,7 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
       const int64_t ld = panel_n * nr;
       tp.run(w, padded, pos0, count, panel0, panel_n, product, ld, buf);
       const int64_t oc0 = panel0 * nr;
-      const int64_t oc_count = std::min(ld, p.out_channels - oc0);
-      if (e.channels_last_out) {
-        store_item_channels_last(p, target, product, ld, pos0, count, oc0, oc_count, out);
-      } else {
-        scatter_item(p, e, product, ld, pos0, count, oc0, oc_count, out);
-      }
+      sink.store_positions(product, ld, pos0, count, oc0, std::min(ld, p.out_channels - oc0));
     }
   }
 }

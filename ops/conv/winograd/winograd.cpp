@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "ops/conv/channels_last.hpp"
+#include "ops/conv/sink.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
 #include "tensor/workspace.hpp"
@@ -283,16 +284,15 @@ PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const f
 namespace {
 
 // Where tile `global` (over the whole batch) reads its patch in the channels-last copy, and where
-// its outputs go: the first output's offset in the output planes (channel 0 of its image) and how
-// many of its m outputs per axis lie inside the output.
+// its outputs go: its image, its first output and how many of its m outputs per axis lie inside
+// the output.
 struct TilePlace {
-  int64_t patch = 0, out = 0;
+  int64_t patch = 0;
   int64_t image = 0;
   std::array<int64_t, 3> start{}, inside{};  // its first output, and how many lie inside per axis
 };
 
-TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const PaddedInput& pi, int64_t out_stride,
-                     int64_t global) {
+TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const PaddedInput& pi, int64_t global) {
   const auto& oe = p.out_extent;
   const int64_t l = global % g.tile_count, n = global / g.tile_count;
   const std::array<int64_t, 3> start{l / (g.tiles[1] * g.tiles[2]) * g.m[0], (l / g.tiles[2]) % g.tiles[1] * g.m[1],
@@ -301,7 +301,6 @@ TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const P
   t.image = n;
   t.start = start;
   t.patch = n * pi.floats() + ((start[0] * pi.extent[1] + start[1]) * pi.extent[2] + start[2]) * pi.channels;
-  t.out = n * out_stride + (start[0] * oe[1] + start[1]) * oe[2] + start[2];
   for (int a = 0; a < 3; ++a) t.inside[a] = std::min(g.m[a], oe[a] - start[a]);
   return t;
 }
@@ -341,6 +340,7 @@ int64_t block_tiles(const reference::ConvProblem& p, const Geometry& g, const Ge
 struct BlockScratch {
   Region<float> v, m, work, results;
   Region<TilePlace> places;
+  Region<OutputRun> runs;
 };
 
 BlockScratch block_layout(ScratchLayout& layout, const Geometry& g, int64_t c_n, int64_t ld, int64_t T) {
@@ -351,6 +351,7 @@ BlockScratch block_layout(ScratchLayout& layout, const Geometry& g, int64_t c_n,
   r.work = layout.add<float>(2 * pos * std::max(c_n, ld));
   r.results = layout.add<float>(T * elements * ld);
   r.places = layout.add<TilePlace>(T);
+  r.runs = layout.add<OutputRun>(T * g.m[0] * g.m[1]);
   return r;
 }
 
@@ -386,81 +387,22 @@ void transform_output_tile(const Geometry& g, const float* products, int64_t pos
   apply_along(g.t[0].at, 1, m1 * m2 * ld, dense(sb, result, m1 * m2 * ld));
 }
 
-// Sixteen channels' runs of four outputs (rows q = 0..3 of `src`, ld apart) through their
-// epilogues into the output planes: channel k's run at out + k * plane.
-[[gnu::always_inline]] inline void store_runs_of_four(const float* src, int64_t ld, const ChannelEpilogue* ce,
-                                                      const float* residual, int64_t plane, float* out) {
-  V16 v[4], r[4];
-  for (int q = 0; q < 4; ++q) std::memcpy(&v[q], src + q * ld, sizeof(V16));
-  runs_of_four(v, r);
-  for (int k = 0; k < 16; ++k) {
-    V4 x;
-    std::memcpy(&x, reinterpret_cast<const float*>(&r[k % 4]) + 4 * (k / 4), sizeof(V4));
-    const Epilogue<V4> ep = broadcast<V4>(ce[k]);
-    if (residual) {
-      V4 res;
-      std::memcpy(&res, residual + k * plane, sizeof(V4));
-      x = ep(x, res);
-    } else {
-      x = ep(x);
-    }
-    std::memcpy(out + k * plane, &x, sizeof(V4));
-  }
-}
-
-// A block's transformed outputs (tile t's element e, channel k at results[(t * elements + e) * ld
-// + k]) into the output planes with the epilogue (one per channel in `ce`), clipped to the output.
-// Sixteen channels at a time: the results a tile row reads are then a few cache lines, reused for
-// all sixteen output planes it writes; whole rows of four go through in-register shuffles.
-ECOCPU_VECTOR_CLONES
-void scatter_block(const reference::ConvProblem& p, const Geometry& g, const TilePlace* places, int64_t tiles,
-                   const float* results, int64_t ld, const ChannelEpilogue* ce, const float* residual,
-                   float* out) {
-  constexpr int64_t kChunk = 16;
-  const int64_t oh_n = p.out_extent[1], ow_n = p.out_extent[2], plane = p.out_extent[0] * oh_n * ow_n;
+// A block's transformed outputs (tile t's element e at results + (t * elements + e) * ld) as the
+// sink's runs: each tile row inside the output, up to m2 positions along w.
+int64_t block_runs(const reference::ConvProblem& p, const Geometry& g, const TilePlace* places, int64_t tiles,
+                   int64_t ld, OutputRun* runs) {
+  const auto& oe = p.out_extent;
   const int64_t m1 = g.m[1], m2 = g.m[2], elements = g.m[0] * m1 * m2;
-  for (int64_t k0 = 0; k0 < p.out_channels; k0 += kChunk) {
-    const int64_t k_n = std::min(kChunk, p.out_channels - k0);
-    for (int64_t t = 0; t < tiles; ++t) {
-      const TilePlace& s = places[t];
-      for (int64_t a = 0; a < s.inside[0]; ++a)
-        for (int64_t b = 0; b < s.inside[1]; ++b) {
-          const float* src = results + (t * elements + (a * m1 + b) * m2) * ld + k0;
-          const int64_t at = s.out + k0 * plane + (a * oh_n + b) * ow_n;
-          if (k_n == kChunk && s.inside[2] == 4) {
-            store_runs_of_four(src, ld, ce + k0, residual ? residual + at : nullptr, plane, out + at);
-            continue;
-          }
-          for (int64_t k = 0; k < k_n; ++k) {
-            const ChannelEpilogue& c = ce[k0 + k];
-            const int64_t ak = at + k * plane;
-            if (residual) {
-              for (int64_t q = 0; q < s.inside[2]; ++q) out[ak + q] = c(src[q * ld + k], residual[ak + q]);
-            } else {
-              for (int64_t q = 0; q < s.inside[2]; ++q) out[ak + q] = c(src[q * ld + k]);
-            }
-          }
-        }
-    }
-  }
-}
-
-// A block's transformed outputs into a channels-last output layout: each output position's Cout
-// values are contiguous there, so they go through the epilogue as one vector run.
-void store_block_channels_last(const reference::ConvProblem& p, const Geometry& g, const TilePlace* places,
-                               int64_t tiles, const float* results, int64_t ld, const ChannelsLastOut& target,
-                               float* out) {
-  const int64_t m1 = g.m[1], m2 = g.m[2], elements = g.m[0] * m1 * m2;
+  int64_t n = 0;
   for (int64_t t = 0; t < tiles; ++t) {
     const TilePlace& s = places[t];
     for (int64_t a = 0; a < s.inside[0]; ++a)
-      for (int64_t b = 0; b < s.inside[1]; ++b)
-        for (int64_t q = 0; q < s.inside[2]; ++q) {
-          const float* src = results + (t * elements + (a * m1 + b) * m2 + q) * ld;
-          float* dst = out + target.at(s.image, s.start[0] + a, s.start[1] + b, s.start[2] + q);
-          store_channels(src, p.out_channels, target.epilogues, 0, dst);
-        }
+      for (int64_t b = 0; b < s.inside[1]; ++b) {
+        const int64_t o = ((s.start[0] + a) * oe[1] + s.start[1] + b) * oe[2] + s.start[2];
+        runs[n++] = {(t * elements + (a * m1 + b) * m2) * ld, s.image, o, s.inside[2]};
+      }
   }
+  return n;
 }
 
 }  // namespace
@@ -492,11 +434,8 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
   const int64_t ld = w.panels * nr, elements = g.m[0] * g.m[1] * g.m[2];
   const PaddedInput pi = winograd_input_layout(p);
   const float* padded = channels_last_input(p, pi, in, in_channels_last);
-  const ChannelsLastOut target = e.channels_last_out ? begin_channels_last_out(p, e, out) : ChannelsLastOut{};
-
-  std::vector<ChannelEpilogue> epilogues(static_cast<std::size_t>(p.out_channels));
-  for (int64_t k = 0; k < p.out_channels; ++k) epilogues[k] = channel_epilogue(e, k);
-  const int64_t total = p.batch * g.tile_count, out_stride = output_image_stride(p, e);
+  const ConvSink sink(p, e, out);
+  const int64_t total = p.batch * g.tile_count;
   const int threads = omp_get_max_threads();
   const int64_t step = kernel.row_step, T = block_tiles(p, g, kernel, ld, p.batch, threads);
   const int64_t blocks = (total + T - 1) / T;
@@ -512,11 +451,12 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
     float* sb = sa + pos * std::max(c_n, ld);
     float* results = slabs.at(thread, r.results);
     TilePlace* places = slabs.at(thread, r.places);
+    OutputRun* runs = slabs.at(thread, r.runs);
 #pragma omp for schedule(dynamic)
     for (int64_t bi = 0; bi < blocks; ++bi) {
       const int64_t count = std::min(T, total - bi * T), rounded = (count + step - 1) / step * step;
       for (int64_t t = 0; t < count; ++t) {
-        places[t] = tile_place(p, g, pi, out_stride, bi * T + t);
+        places[t] = tile_place(p, g, pi, bi * T + t);
         transform_input_tile(g, pi, padded + places[t].patch, sa, sb, v + t * c_n, T * c_n);
       }
       for (int64_t y = 0; y < pos; ++y) {  // register tiles read past the last tile: keep them finite
@@ -537,11 +477,7 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
       }
 
       for (int64_t t = 0; t < count; ++t) transform_output_tile(g, m + t * ld, T * ld, ld, sa, sb, results + t * elements * ld);
-      if (e.channels_last_out) {
-        store_block_channels_last(p, g, places, count, results, ld, target, out);
-      } else {
-        scatter_block(p, g, places, count, results, ld, epilogues.data(), e.residual, out);
-      }
+      sink.store(results, ld, runs, block_runs(p, g, places, count, ld, runs), 0, p.out_channels);
     }
   }
 }

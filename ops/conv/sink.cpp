@@ -1,0 +1,148 @@
+#include "ops/conv/sink.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "ops/vector_clones.hpp"
+#include "ops/vector_shuffles.hpp"
+
+namespace ecocpu::fast {
+
+namespace {
+
+// Sixteen positions (rows of `src`, ld apart) x sixteen channels through a 16 x 16 transpose and
+// their epilogues into the output planes: channel k's run of sixteen at out + k * plane.
+[[gnu::always_inline]] inline void store_16x16(const float* src, int64_t ld, const ChannelEpilogue* ce,
+                                               const float* residual, int64_t plane, float* out) {
+  V16 v[16];
+  for (int i = 0; i < 16; ++i) std::memcpy(&v[i], src + i * ld, sizeof(V16));
+  transpose_16x16(v);
+  for (int k = 0; k < 16; ++k) {
+    const Epilogue<V16> ep = broadcast<V16>(ce[k]);
+    V16 x = v[k];
+    if (residual) {
+      V16 r;
+      std::memcpy(&r, residual + k * plane, sizeof(V16));
+      x = ep(x, r);
+    } else {
+      x = ep(x);
+    }
+    std::memcpy(out + k * plane, &x, sizeof(V16));
+  }
+}
+
+// Four positions x sixteen channels: channel k's run of four at out + k * plane.
+[[gnu::always_inline]] inline void store_4x16(const float* src, int64_t ld, const ChannelEpilogue* ce,
+                                              const float* residual, int64_t plane, float* out) {
+  V16 v[4], r[4];
+  for (int q = 0; q < 4; ++q) std::memcpy(&v[q], src + q * ld, sizeof(V16));
+  runs_of_four(v, r);
+  for (int k = 0; k < 16; ++k) {
+    V4 x;
+    std::memcpy(&x, reinterpret_cast<const float*>(&r[k % 4]) + 4 * (k / 4), sizeof(V4));
+    const Epilogue<V4> ep = broadcast<V4>(ce[k]);
+    if (residual) {
+      V4 res;
+      std::memcpy(&res, residual + k * plane, sizeof(V4));
+      x = ep(x, res);
+    } else {
+      x = ep(x);
+    }
+    std::memcpy(out + k * plane, &x, sizeof(V4));
+  }
+}
+
+struct PlanesTarget {
+  float* out;
+  const float* residual;  // dense planes, like an output without a stride
+  int64_t out_stride, channels, volume;
+  const ChannelEpilogue* ce;
+};
+
+// One run's sixteen (or the last, fewer) channels from k0: blocks of sixteen positions, then of
+// four, through registers; the rest element by element.
+[[gnu::always_inline]] inline void store_planes_run(const PlanesTarget& t, const float* src, int64_t ld,
+                                                    const OutputRun& run, int64_t k0, int64_t k_n) {
+  float* out = t.out + run.image * t.out_stride + k0 * t.volume + run.offset;
+  const float* residual = t.residual ? t.residual + (run.image * t.channels + k0) * t.volume + run.offset : nullptr;
+  const ChannelEpilogue* ce = t.ce + k0;
+  int64_t q = 0;
+  if (k_n == 16) {
+    for (; q + 16 <= run.count; q += 16) {
+      store_16x16(src + q * ld, ld, ce, residual ? residual + q : nullptr, t.volume, out + q);
+    }
+    for (; q + 4 <= run.count; q += 4) {
+      store_4x16(src + q * ld, ld, ce, residual ? residual + q : nullptr, t.volume, out + q);
+    }
+  }
+  if (q == run.count) return;
+  for (int64_t k = 0; k < k_n; ++k) {
+    const float* r = residual ? residual + k * t.volume : nullptr;
+    for (int64_t i = q; i < run.count; ++i) {
+      out[k * t.volume + i] = r ? ce[k](src[i * ld + k], r[i]) : ce[k](src[i * ld + k]);
+    }
+  }
+}
+
+ECOCPU_VECTOR_CLONES
+void store_planes(const PlanesTarget& t, const float* tile, int64_t ld, const OutputRun* runs, int64_t run_count,
+                  int64_t k0, int64_t k_n) {
+  for (int64_t j0 = 0; j0 < k_n; j0 += 16) {
+    const int64_t j_n = std::min<int64_t>(16, k_n - j0);
+    for (int64_t r = 0; r < run_count; ++r) store_planes_run(t, tile + runs[r].src + j0, ld, runs[r], k0 + j0, j_n);
+  }
+}
+
+void store_channels_last(const reference::ConvProblem& p, const ChannelsLastOut& target, float* out,
+                         const float* tile, int64_t ld, const OutputRun* runs, int64_t run_count, int64_t k0,
+                         int64_t k_n) {
+  for (int64_t r = 0; r < run_count; ++r) {
+    const int64_t volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+    OutputPosition o = OutputPosition::of(p.out_extent, runs[r].image * volume + runs[r].offset);
+    for (int64_t q = 0; q < runs[r].count; ++q, o.next(p.out_extent)) {
+      store_channels(tile + runs[r].src + q * ld, k_n, target.epilogues, k0, out + target.at(o.n, o.d, o.h, o.w) + k0);
+    }
+  }
+}
+
+}  // namespace
+
+ConvSink::ConvSink(const reference::ConvProblem& p, const ConvEpilogue& e, float* out)
+    : p_(p), out_(out), residual_(e.residual), out_stride_(output_image_stride(p, e)) {
+  if (e.channels_last_out) {
+    channels_last_ = begin_channels_last_out(p, e, out);
+    return;
+  }
+  planes_epilogues_.resize(static_cast<std::size_t>(p.out_channels));
+  for (int64_t k = 0; k < p.out_channels; ++k) planes_epilogues_[k] = channel_epilogue(e, k);
+}
+
+void ConvSink::store(const float* tile, int64_t ld, const OutputRun* runs, int64_t run_count, int64_t k0,
+                     int64_t k_n) const {
+  if (channels_last_.layout) {
+    store_channels_last(p_, channels_last_, out_, tile, ld, runs, run_count, k0, k_n);
+    return;
+  }
+  const int64_t volume = p_.out_extent[0] * p_.out_extent[1] * p_.out_extent[2];
+  const PlanesTarget t{out_, residual_, out_stride_, p_.out_channels, volume, planes_epilogues_.data()};
+  store_planes(t, tile, ld, runs, run_count, k0, k_n);
+}
+
+void ConvSink::store_positions(const float* tile, int64_t ld, int64_t pos0, int64_t count, int64_t k0,
+                               int64_t k_n) const {
+  constexpr int64_t kMostRuns = 64;
+  const int64_t volume = p_.out_extent[0] * p_.out_extent[1] * p_.out_extent[2];
+  OutputRun runs[kMostRuns];
+  int64_t n = 0;
+  for (int64_t q = 0; q < count;) {
+    const int64_t pos = pos0 + q, offset = pos % volume, run = std::min(volume - offset, count - q);
+    runs[n++] = {q * ld, pos / volume, offset, run};
+    q += run;
+    if (n == kMostRuns || q == count) {
+      store(tile, ld, runs, n, k0, k_n);
+      n = 0;
+    }
+  }
+}
+
+}  // namespace ecocpu::fast
