@@ -10,6 +10,20 @@ namespace ecocpu::fast {
 
 namespace {
 
+// One channel's run of positions (a vector V) through its epilogue into `out`.
+template <class V>
+[[gnu::always_inline]] inline void store_run_of(V x, const ChannelEpilogue& c, const float* residual, float* out) {
+  const Epilogue<V> ep = broadcast<V>(c);
+  if (residual) {
+    V r;
+    std::memcpy(&r, residual, sizeof(V));
+    x = ep(x, r);
+  } else {
+    x = ep(x);
+  }
+  std::memcpy(out, &x, sizeof(V));
+}
+
 // Sixteen positions (rows of `src`, ld apart) x sixteen channels through a 16 x 16 transpose and
 // their epilogues into the output planes: channel k's run of sixteen at out + k * plane.
 [[gnu::always_inline]] inline void store_16x16(const float* src, int64_t ld, const ChannelEpilogue* ce,
@@ -17,18 +31,7 @@ namespace {
   V16 v[16];
   for (int i = 0; i < 16; ++i) std::memcpy(&v[i], src + i * ld, sizeof(V16));
   transpose_16x16(v);
-  for (int k = 0; k < 16; ++k) {
-    const Epilogue<V16> ep = broadcast<V16>(ce[k]);
-    V16 x = v[k];
-    if (residual) {
-      V16 r;
-      std::memcpy(&r, residual + k * plane, sizeof(V16));
-      x = ep(x, r);
-    } else {
-      x = ep(x);
-    }
-    std::memcpy(out + k * plane, &x, sizeof(V16));
-  }
+  for (int k = 0; k < 16; ++k) store_run_of(v[k], ce[k], residual ? residual + k * plane : nullptr, out + k * plane);
 }
 
 // Four positions x sixteen channels: channel k's run of four at out + k * plane.
@@ -40,15 +43,7 @@ namespace {
   for (int k = 0; k < 16; ++k) {
     V4 x;
     std::memcpy(&x, reinterpret_cast<const float*>(&r[k % 4]) + 4 * (k / 4), sizeof(V4));
-    const Epilogue<V4> ep = broadcast<V4>(ce[k]);
-    if (residual) {
-      V4 res;
-      std::memcpy(&res, residual + k * plane, sizeof(V4));
-      x = ep(x, res);
-    } else {
-      x = ep(x);
-    }
-    std::memcpy(out + k * plane, &x, sizeof(V4));
+    store_run_of(x, ce[k], residual ? residual + k * plane : nullptr, out + k * plane);
   }
 }
 
