@@ -35,8 +35,8 @@ void for_each_pooled_chunk(const Shape& conv_shape, const Shape& pooled_shape, c
 
 // A 2D max pooling after a Winograd convolution (conv2): each chunk is written channels-last, so
 // the scatter into planes is left to the pooled result, a quarter of the size
-// (fast::max_pool_channels_last). conv2 gained 0.2-0.8 ms in alternating runs. (conv1's tap GEMM
-// did not gain this way; it pools its products band by band instead, below.)
+// (fast::max_pool_channels_last). (conv1's tap GEMM did not gain this way; it pools its products
+// band by band instead, below. performance.md has both measurements.)
 void run_conv_max_pooled(const PlanStep& s, const Pool& pool, BufferPool& buffers, const float* in,
                          bool in_channels_last, const fast::ConvEpilogue& e, Tensor& out) {
   const int64_t out_image = out.shape().numel_from(1);
@@ -54,8 +54,7 @@ void run_conv_max_pooled(const PlanStep& s, const Pool& pool, BufferPool& buffer
 }
 
 // Whether a batch shares out evenly enough among the threads as whole images, the work items of
-// fast::conv_taps_max_pooled. That path (conv1 + pool1) took the step from 10.05-10.16 to
-// 9.57-9.94 ms in Lite-16 and from 10.73-10.75 to 9.73-9.93 ms in Full-16 (alternating runs).
+// fast::conv_taps_max_pooled (conv1 + pool1).
 bool images_fill_threads(int64_t batch) {
   const int64_t threads = omp_get_max_threads();
   return batch % threads == 0 || batch >= 2 * threads;

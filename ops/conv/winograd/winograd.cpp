@@ -308,12 +308,10 @@ TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const P
 // Tiles per block: a multiple of the kernel's row step (a partial register tile computes only
 // that many rows more than it needs), up to 36 tiles. Every block multiplies all the transformed
 // weights, so blocks should not be small; but the block's transformed inputs and products
-// (positions x tiles x channels, in and out) are written and read back once, and measured on
-// res3 (36 vs 64 tiles: 9.2 vs 10.5 ms) they cost more than the weights when large. At most about
-// 12 MB per thread. A smaller size is taken only if it gives the busiest thread 5 % fewer tiles:
-// res3's 392 tiles in 11 blocks of 36 left one thread 6 blocks and the other 5 (its 2-thread
-// speed-up was 1.72); 14 blocks of 28 split evenly. (conv2's 3136 tiles keep blocks of 36: 32
-// would save 1 % of the load for 10 more blocks, and measured slower.)
+// (positions x tiles x channels, in and out) are written and read back once, and they cost more
+// than the weights when large. At most about 12 MB per thread. A smaller size is taken only if it
+// gives the busiest thread 5 % fewer tiles, so that blocks share out evenly over the threads
+// (performance.md, "Winograd block sizes", has the measurements).
 int64_t tiles_per_block(int64_t total_tiles, int64_t step, int threads, int64_t floats_per_tile) {
   constexpr int64_t kBudgetFloats = 3 << 20;
   const int64_t most = std::max<int64_t>(1, std::min<int64_t>(36, kBudgetFloats / floats_per_tile) / step) * step;

@@ -15,9 +15,8 @@ namespace ecocpu::fast {
 namespace {
 
 // dst[c] = the maximum of src[j][c] over j < count (sources `stride` floats apart), c < c_n:
-// sixteen channels at a time in registers, the rest one by one. Inner loops of a few iterations
-// over memory cost more in their set-up (alias checks, remainders) than in their work; conv1's
-// pooling spent 1.5 ms so.
+// sixteen channels at a time in registers, the rest one by one: inner loops of a few iterations
+// over memory cost more in their set-up (alias checks, remainders) than in their work.
 inline void max_of(const float* src, int64_t count, int64_t stride, int64_t c_n, float* dst) {
   constexpr float kLowest = -std::numeric_limits<float>::infinity();
   int64_t c = 0;
