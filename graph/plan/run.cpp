@@ -173,13 +173,13 @@ void run_assemble(const ExecutionPlan& plan, const PlanStep& s, const std::vecto
   }
 }
 
-void run_node(const ExecutionPlan& plan, const PlanStep& s, const WeightStore& weights,
-              const std::vector<Tensor>& values, Tensor& out) {
-  const Node& node = plan.graph->nodes[s.node];
+// One node's op on its inputs (values indexed like the graph's), by its reference or fast kernel.
+void run_node(const Node& node, bool reference, const WeightStore& weights, const std::vector<Tensor>& values,
+              Tensor& out) {
   std::vector<const Tensor*> inputs, params;
-  for (int v : s.inputs) inputs.push_back(&values[v]);
+  for (int v : node.inputs) inputs.push_back(&values[v]);
   for (const auto& spec : node.params) params.push_back(weights.find(param_key(node, spec)));
-  if (s.reference) {
+  if (reference) {
     node.op->run_reference(inputs, params, out);
   } else {
     node.op->run_fast(inputs, params, out);
@@ -195,7 +195,7 @@ void run_step(const ExecutionPlan& plan, const PlanStep& s, const WeightStore& w
     case PlanStep::Kind::to_channels_last:
       fast::to_channels_last(s.conv.problem, plan.values[s.output].layout.padded, values[s.inputs[0]].data(), out.data());
       break;
-    case PlanStep::Kind::node: run_node(plan, s, weights, values, out); break;
+    case PlanStep::Kind::node: run_node(plan.graph->nodes[s.node], s.reference, weights, values, out); break;
   }
 }
 
@@ -208,14 +208,18 @@ std::vector<int> last_readers(const ExecutionPlan& plan) {
   return last;
 }
 
+void check_input(const Graph& g, const Tensor& input) {
+  if (input.shape() != g.input_shape()) {
+    throw ShapeError("the input is " + input.shape().str() + ", the graph takes " + g.input_shape().str());
+  }
+}
+
 }  // namespace
 
 Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
                 const StepObserver& observer) {
   const Graph& g = *plan.graph;
-  if (input.shape() != g.input_shape()) {
-    throw ShapeError("the input is " + input.shape().str() + ", the graph takes " + g.input_shape().str());
-  }
+  check_input(g, input);
   const BufferPool::Lease lease(*plan.buffers);
   PlanWorkspace& workspace = *plan.workspace;
   if (workspace.threads() != omp_get_max_threads()) workspace.plan(plan, omp_get_max_threads());
@@ -238,22 +242,17 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
 
 Tensor run_plan_reference(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input) {
   const Graph& g = *plan.graph;
-  if (input.shape() != g.input_shape()) {
-    throw ShapeError("the input is " + input.shape().str() + ", the graph takes " + g.input_shape().str());
-  }
+  check_input(g, input);
   std::vector<Tensor> values(g.values.size());
   values[g.input] = input;
   for (const PlanStep& s : plan.steps) {
     for (int n : s.nodes()) {
       const Node& node = g.nodes[n];
-      std::vector<const Tensor*> inputs, params;
       for (int v : node.inputs) {
         if (values[v].empty()) throw std::logic_error("run_plan_reference: " + node.id + " runs before its input " + g.values[v].name);
-        inputs.push_back(&values[v]);
       }
-      for (const auto& spec : node.params) params.push_back(weights.find(param_key(node, spec)));
       Tensor out(g.values[node.output].shape);
-      node.op->run_reference(inputs, params, out);
+      run_node(node, true, weights, values, out);
       values[node.output] = std::move(out);
     }
   }
