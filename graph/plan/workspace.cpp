@@ -8,8 +8,9 @@ namespace {
 
 ScratchSize conv_step_scratch(const ExecutionPlan& plan, const PlanStep& s, int threads) {
   const Graph& g = *plan.graph;
-  // An input BatchNorm's copy is made by channels_last_input, then read as a handed-over input.
-  const bool in_channels_last = plan.values[s.inputs[0]].layout.kind != ValueLayout::Kind::planes && s.in_scale.empty();
+  // Handed over channels-last, as run_plan reads it. A step with an input BatchNorm reads planes
+  // (check_plan) and makes its copy in the workspace, which conv_scratch(.., false) covers.
+  const bool in_channels_last = plan.values[s.inputs[0]].layout.kind != ValueLayout::Kind::planes;
   if (s.pool >= 0) {
     const auto& pool = static_cast<const Pool&>(*g.nodes[s.pool].op);
     return fast::conv_pooled_scratch(s.conv, pool.problem(s.conv_shape, plan.values[s.output].shape), threads,
