@@ -1,5 +1,6 @@
 #include "graph/builder.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -14,6 +15,9 @@ std::vector<Shape> Graph::input_shapes(const Node& node) const {
   for (int v : node.inputs) shapes.push_back(values[v].shape);
   return shapes;
 }
+
+bool Graph::is_input(int value) const { return std::find(inputs.begin(), inputs.end(), value) != inputs.end(); }
+bool Graph::is_output(int value) const { return std::find(outputs.begin(), outputs.end(), value) != outputs.end(); }
 
 const Node* Graph::find_node(const std::string& id) const {
   for (const auto& n : nodes) {
@@ -43,7 +47,7 @@ class GraphBuilder {
       if (!ids_.insert(layer.id).second) fail(layer, "duplicate layer id");
       add_layer(layer);
     }
-    graph_.output = graph_.nodes.back().output;
+    graph_.outputs = {graph_.nodes.back().output};
     return std::move(graph_);
   }
 
@@ -66,7 +70,7 @@ class GraphBuilder {
   // clips * segments RGB frames.
   void add_input() {
     Shape shape{options_.clips * options_.segments, 3, options_.image_size, options_.image_size};
-    graph_.input = add_value(def_.input, shape, -1);
+    graph_.inputs = {add_value(def_.input, shape, -1)};
   }
 
   void add_layer(const LayerSpec& layer) {

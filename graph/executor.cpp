@@ -17,17 +17,20 @@ std::vector<int> last_readers(const Graph& graph) {
 
 int64_t peak_activation_bytes(const Graph& graph) {
   const auto last = last_readers(graph);
-  int64_t live = graph.input_shape().numel();
-  int64_t peak = live;
+  int64_t live = 0;
   std::vector<bool> alive(graph.values.size(), false);
-  alive[graph.input] = true;
+  for (int v : graph.inputs) {
+    live = checked_add(live, graph.values[v].shape.numel(), "the activations' size");
+    alive[v] = true;
+  }
+  int64_t peak = live;
   for (int n = 0; n < static_cast<int>(graph.nodes.size()); ++n) {
     const Node& node = graph.nodes[n];
     live = checked_add(live, graph.values[node.output].shape.numel(), "the activations' size");
     alive[node.output] = true;
     peak = std::max(peak, live);
     for (int v : node.inputs) {
-      if (alive[v] && last[v] == n && v != graph.output) {
+      if (alive[v] && last[v] == n && !graph.is_output(v)) {
         live -= graph.values[v].shape.numel();
         alive[v] = false;
       }

@@ -13,7 +13,7 @@ namespace ecocpu {
 struct Value {
   std::string name;  // the definition's name for it (names may repeat after rebinding)
   Shape shape;
-  int producer = -1;  // node index, -1 for the graph input
+  int producer = -1;  // node index, -1 for a graph input
 };
 
 struct Node {
@@ -32,11 +32,16 @@ struct Graph {
   int64_t segments = 0;
   std::vector<Value> values;
   std::vector<Node> nodes;
-  int input = -1;
-  int output = -1;
+  // The values fed in and handed back, in order. A model has one of each (its frames, its logits);
+  // the parts of a split model (graph/split.hpp) may have several.
+  std::vector<int> inputs;
+  std::vector<int> outputs;
 
-  const Shape& input_shape() const { return values[input].shape; }
-  const Shape& output_shape() const { return values[output].shape; }
+  // The first input's and output's shapes: a model's frames and logits.
+  const Shape& input_shape() const { return values[inputs.at(0)].shape; }
+  const Shape& output_shape() const { return values[outputs.at(0)].shape; }
+  bool is_input(int value) const;
+  bool is_output(int value) const;
   std::vector<Shape> input_shapes(const Node& node) const;
   const Node* find_node(const std::string& id) const;
 };

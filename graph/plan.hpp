@@ -22,6 +22,7 @@
 #include <atomic>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -235,6 +236,8 @@ ExecutionPlan make_plan(const Graph& graph, const WeightStore& weights, const Pl
 // planes: what each rewrite must keep runnable (every node's inputs computed before its step, every
 // node run once). Needs the weights the plan was made from (not released).
 Tensor run_plan_reference(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input);
+std::vector<Tensor> run_plan_reference_outputs(const ExecutionPlan& plan, const WeightStore& weights,
+                                               std::span<const Tensor> inputs);
 
 // Called after each step with its index and output.
 using StepObserver = std::function<void(int step, const Tensor& output)>;
@@ -251,5 +254,10 @@ ScratchSize step_scratch(const ExecutionPlan& plan, const PlanStep& step, int th
 
 Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
                 const StepObserver& observer = {});
+// The same for a graph with several inputs and outputs (the parts of a split model, graph/split.hpp):
+// the inputs in the order of Graph::inputs, the outputs returned in the order of Graph::outputs.
+// An output's buffer is the caller's until it drops it; the next pass does not write into it.
+std::vector<Tensor> run_plan_outputs(const ExecutionPlan& plan, const WeightStore& weights,
+                                     std::span<const Tensor> inputs, const StepObserver& observer = {});
 
 }  // namespace ecocpu

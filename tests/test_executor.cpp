@@ -122,8 +122,8 @@ TEST_CASE("executor: weight problems are all reported together, before anything 
 TEST_CASE("executor: buffers are released after their last reader") {
   Graph g = tiny_graph();
   auto last = last_readers(g);
-  CHECK(last[g.input] == 0);
-  CHECK(last[g.output] == -1);
+  CHECK(last[g.inputs[0]] == 0);
+  CHECK(last[g.outputs[0]] == -1);
   int64_t all = 0;
   for (const auto& v : g.values) all += v.shape.numel() * 4;
   const int64_t peak = peak_activation_bytes(g);

@@ -87,7 +87,7 @@ std::string layout_problem(const ExecutionPlan& plan, const PlanStep& s) {
 void check_plan(const ExecutionPlan& plan) {
   const Graph& g = *plan.graph;
   std::vector<bool> written(plan.values.size(), false);
-  written[g.input] = true;
+  for (int v : g.inputs) written[v] = true;
   std::vector<int> runs(g.nodes.size(), 0);
   for (std::size_t i = 0; i < plan.steps.size(); ++i) {
     const PlanStep& s = plan.steps[i];
@@ -107,8 +107,10 @@ void check_plan(const ExecutionPlan& plan) {
       throw std::logic_error("plan check: node " + g.nodes[n].id + " runs " + std::to_string(runs[n]) + " times");
     }
   }
-  if (!written[g.output] || plan.values[g.output].layout.kind != K::planes) {
-    throw std::logic_error("plan check: the graph's output is not written as planes");
+  for (int v : g.outputs) {
+    if (!written[v] || plan.values[v].layout.kind != K::planes) {
+      throw std::logic_error("plan check: the graph's output " + plan.values[v].name + " is not written as planes");
+    }
   }
 }
 

@@ -28,12 +28,12 @@ bool node_step_of(const ExecutionPlan& plan, int step, OpKind kind) {
 }  // namespace
 
 int StepUses::sole_node_reader(const ExecutionPlan& plan, int value, OpKind kind) const {
-  if (value == plan.graph->output || readers[value].size() != 1) return -1;
+  if (plan.graph->is_output(value) || readers[value].size() != 1) return -1;
   return node_step_of(plan, readers[value][0], kind) ? readers[value][0] : -1;
 }
 
 int StepUses::sole_node_writer(const ExecutionPlan& plan, int value, OpKind kind) const {
-  if (value == plan.graph->output || readers[value].size() != 1 || writer[value] < 0) return -1;
+  if (plan.graph->is_output(value) || readers[value].size() != 1 || writer[value] < 0) return -1;
   return node_step_of(plan, writer[value], kind) ? writer[value] : -1;
 }
 

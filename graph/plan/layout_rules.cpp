@@ -33,15 +33,14 @@ struct ConvReader {
 // its residual, not with a BatchNorm on the way), directly or through a To3D read by that step
 // alone; else none.
 std::vector<ConvReader> channels_last_readers(const ExecutionPlan& plan, const StepUses& uses, int v) {
-  const int output = plan.graph->output;
   std::vector<ConvReader> readers;
-  if (v == output) return readers;
+  if (plan.graph->is_output(v)) return readers;
   for (int step : uses.readers[v]) {
     ConvReader r;
     int read = v;
     if (is_node_step(plan, plan.steps[step], OpKind::To3D)) {
       read = plan.steps[step].output;
-      if (read == output || uses.readers[read].size() != 1) return {};
+      if (plan.graph->is_output(read) || uses.readers[read].size() != 1) return {};
       r.to3d = step;
       step = uses.readers[read][0];
     }
@@ -74,7 +73,7 @@ void write_concat_slices(ExecutionPlan& plan) {
       const bool once = std::count(cat.inputs.begin(), cat.inputs.end(), v) == 1;
       // Steps with a pooling or a residual keep their own output (their kernels write dense images).
       if (p && p->is_conv() && p->pool < 0 && p->residual < 0 && uses.readers[v].size() == 1 &&
-          v != plan.graph->output && once) {
+          !plan.graph->is_output(v) && once) {
         plan.values[v].layout = ValueLayout::slice_of(cat.output, channel);
         cat.kind = PlanStep::Kind::assemble;
       }

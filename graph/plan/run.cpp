@@ -208,25 +208,38 @@ std::vector<int> last_readers(const ExecutionPlan& plan) {
   return last;
 }
 
-void check_input(const Graph& g, const Tensor& input) {
-  if (input.shape() != g.input_shape()) {
-    throw ShapeError("the input is " + input.shape().str() + ", the graph takes " + g.input_shape().str());
+void check_inputs(const Graph& g, std::span<const Tensor> inputs) {
+  if (inputs.size() != g.inputs.size()) {
+    throw ShapeError(std::to_string(inputs.size()) + " inputs given, the graph takes " + std::to_string(g.inputs.size()));
   }
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Shape& expected = g.values[g.inputs[i]].shape;
+    if (inputs[i].shape() != expected) {
+      const std::string which = g.inputs.size() == 1 ? "the input" : "input " + g.values[g.inputs[i]].name;
+      throw ShapeError(which + " is " + inputs[i].shape().str() + ", the graph takes " + expected.str());
+    }
+  }
+}
+
+std::vector<Tensor> graph_outputs(const Graph& g, const std::vector<Tensor>& values) {
+  std::vector<Tensor> outputs;
+  for (int v : g.outputs) outputs.push_back(values[v]);
+  return outputs;
 }
 
 }  // namespace
 
-Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
-                const StepObserver& observer) {
+std::vector<Tensor> run_plan_outputs(const ExecutionPlan& plan, const WeightStore& weights,
+                                     std::span<const Tensor> inputs, const StepObserver& observer) {
   const Graph& g = *plan.graph;
-  check_input(g, input);
+  check_inputs(g, inputs);
   const BufferPool::Lease lease(*plan.buffers);
   PlanWorkspace& workspace = *plan.workspace;
   if (workspace.threads() != omp_get_max_threads()) workspace.plan(plan, omp_get_max_threads());
   const WorkspaceScope scope(workspace.arena());
   const std::vector<int> last = last_readers(plan);
   std::vector<Tensor> values(plan.values.size());
-  values[g.input] = input;
+  for (std::size_t i = 0; i < inputs.size(); ++i) values[g.inputs[i]] = inputs[i];
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
     const PlanStep& s = plan.steps[i];
     Tensor out = output_buffer(plan, s, values);
@@ -234,17 +247,23 @@ Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Ten
     if (observer) observer(i, out);
     values[s.output] = std::move(out);  // a slice's value holds its Concat's buffer; only the Concat reads it
     for (int v : s.inputs) {
-      if (last[v] == i && v != g.output) values[v] = Tensor();
+      if (last[v] == i && !g.is_output(v)) values[v] = Tensor();
     }
   }
-  return values[g.output];
+  return graph_outputs(g, values);
 }
 
-Tensor run_plan_reference(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input) {
+Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
+                const StepObserver& observer) {
+  return run_plan_outputs(plan, weights, std::span<const Tensor>(&input, 1), observer).at(0);
+}
+
+std::vector<Tensor> run_plan_reference_outputs(const ExecutionPlan& plan, const WeightStore& weights,
+                                               std::span<const Tensor> inputs) {
   const Graph& g = *plan.graph;
-  check_input(g, input);
+  check_inputs(g, inputs);
   std::vector<Tensor> values(g.values.size());
-  values[g.input] = input;
+  for (std::size_t i = 0; i < inputs.size(); ++i) values[g.inputs[i]] = inputs[i];
   for (const PlanStep& s : plan.steps) {
     for (int n : s.nodes()) {
       const Node& node = g.nodes[n];
@@ -256,7 +275,11 @@ Tensor run_plan_reference(const ExecutionPlan& plan, const WeightStore& weights,
       values[node.output] = std::move(out);
     }
   }
-  return values[g.output];
+  return graph_outputs(g, values);
+}
+
+Tensor run_plan_reference(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input) {
+  return run_plan_reference_outputs(plan, weights, std::span<const Tensor>(&input, 1)).at(0);
 }
 
 }  // namespace ecocpu
