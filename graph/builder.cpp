@@ -26,6 +26,15 @@ const Node* Graph::find_node(const std::string& id) const {
   return nullptr;
 }
 
+Shape infer_node(const Graph& graph, Node& node) {
+  const std::vector<Shape> shapes = graph.input_shapes(node);
+  Shape out = node.op->output_shape(shapes);
+  out.numel();  // throws when the element count overflows
+  node.params = node.op->params(shapes);
+  node.cost = layer_cost(*node.op, shapes, out);
+  return out;
+}
+
 namespace {
 
 bool is_3d_type(const std::string& type) {
@@ -120,13 +129,9 @@ class GraphBuilder {
     node.op = std::move(op);
     node.inputs = std::move(inputs);
     node.synthetic = synthetic;
-    std::vector<Shape> shapes = graph_.input_shapes(node);
     Shape out;
     try {
-      out = node.op->output_shape(shapes);
-      out.numel();  // throws when the element count overflows
-      node.params = node.op->params(shapes);
-      node.cost = layer_cost(*node.op, shapes, out);
+      out = infer_node(graph_, node);
     } catch (const ShapeError& e) {
       fail(layer, std::string("impossible shape: ") + e.what());
     } catch (const OverflowError& e) {

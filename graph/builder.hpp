@@ -19,4 +19,8 @@ struct BuildOptions {
 
 Graph build_graph(const ModelDefinition& def, const BuildOptions& options);
 
+// A node's output shape from its inputs' shapes in `graph`, with its parameters and cost filled in.
+// Throws ShapeError (or OverflowError) when the inputs cannot feed it.
+Shape infer_node(const Graph& graph, Node& node);
+
 }  // namespace ecocpu
