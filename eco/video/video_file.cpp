@@ -5,7 +5,8 @@
 // only sampled frames to RGB. When the frames coming out do not match the packets (a packet that
 // decodes to nothing, timestamps missing or repeated), the decoder's own frames are counted and
 // the sampler asked again, as the `ffmpeg` command numbers frames: every frame the decoder gives
-// out, in order (-vsync passthrough).
+// out, in order (-vsync passthrough). The sequential source is that numbering itself: one pass
+// through the same decoder core, every frame converted as it comes out.
 #include "eco/video/video_file.hpp"
 
 extern "C" {
@@ -31,6 +32,7 @@ extern "C" {
 #include <vector>
 
 #include "eco/video/ffmpeg_objects.hpp"
+#include "eco/video/frame_source.hpp"
 
 namespace ecocpu::video {
 namespace {
@@ -813,6 +815,75 @@ std::string with_reason(const std::string& cause, int error) {
   return error < 0 ? cause + " (" + ffmpeg::reason(error) + ")" : cause;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The sequential source.
+
+constexpr double kUnknownFrameRate = 25;
+
+double nominal_fps(const AVStream& stream) {
+  for (const AVRational rate : {stream.avg_frame_rate, stream.r_frame_rate}) {
+    if (rate.num > 0 && rate.den > 0) return av_q2d(rate);
+  }
+  return kUnknownFrameRate;
+}
+
+// Frame times from the frames' timestamps, counted from the first frame's. A frame without one
+// (or every frame, in a stream without a usable time base) comes 1 / fps after the frame before;
+// the first timestamp after such frames counts from that frame's time.
+class StreamClock {
+ public:
+  StreamClock(AVRational time_base, double fps) : time_base_(time_base), fps_(fps) {}
+
+  double time_of(int64_t timestamp) {
+    const double following = started_ ? last_ + 1 / fps_ : 0;
+    started_ = true;
+    if (timestamp == AV_NOPTS_VALUE || time_base_.num <= 0 || time_base_.den <= 0) return last_ = following;
+    if (!origin_) origin_ = Origin{timestamp, following};
+    // In doubles: exact for timestamps below 2^53, and crafted ones cannot overflow.
+    const double ticks = static_cast<double>(timestamp) - static_cast<double>(origin_->timestamp);
+    return last_ = origin_->time + ticks * time_base_.num / time_base_.den;
+  }
+
+ private:
+  struct Origin {
+    int64_t timestamp;
+    double time;
+  };
+  AVRational time_base_;
+  double fps_;
+  bool started_ = false;
+  double last_ = 0;
+  std::optional<Origin> origin_;
+};
+
+class VideoSource final : public FrameSource {
+ public:
+  VideoSource(std::shared_ptr<const MappedFile> file, int threads)
+      : file_(std::move(file)),
+        reader_(*file_, threads),
+        fps_(nominal_fps(reader_.stream())),
+        clock_(reader_.stream().time_base, fps_) {}
+
+  std::optional<StreamFrame> next() override {
+    const AVFrame* frame = reader_.next();
+    if (frame == nullptr && index_ == 0) fail(*file_, with_reason("no decodable video frame", reader_.last_error()));
+    if (frame == nullptr) return std::nullopt;
+    RgbImage image = reader_.rgb();
+    const double time_s = clock_.time_of(frame->best_effort_timestamp);
+    return StreamFrame{index_++, time_s, std::move(image)};
+  }
+
+  double fps() const override { return fps_; }
+  const std::string& name() const override { return file_->path(); }
+
+ private:
+  std::shared_ptr<const MappedFile> file_;  // first: the reader reads its bytes
+  FrameReader reader_;
+  double fps_;
+  StreamClock clock_;
+  int64_t index_ = 0;
+};
+
 }  // namespace
 
 SampledFrames decode_video(const std::shared_ptr<const MappedFile>& file, const FrameSampler& sample,
@@ -840,6 +911,15 @@ SampledFrames decode_video(const std::shared_ptr<const MappedFile>& file, const 
   }
   out.decode_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return out;
+}
+
+std::unique_ptr<FrameSource> open_video_source(std::shared_ptr<const MappedFile> file, int decoder_threads) {
+  ffmpeg::quiet_logging();
+  return std::make_unique<VideoSource>(std::move(file), decoder_threads);
+}
+
+std::unique_ptr<FrameSource> open_video_source(const std::string& path, int decoder_threads) {
+  return open_video_source(MappedFile::open(path), decoder_threads);
 }
 
 }  // namespace ecocpu::video
