@@ -1,12 +1,14 @@
 // Video files: libavformat's probing and demuxing of the bytes (only through the memory map),
 // the packet count and pts ranks, the skipping and re-counting passes, the size bounds, colour
-// conversion and rotation of the sampled frames. FFmpeg's own code is not instrumented; what
-// the sanitizers watch is ours, and what FFmpeg hands it.
+// conversion and rotation of the sampled frames; then the sequential source over the same bytes,
+// every frame and its time. FFmpeg's own code is not instrumented; what the sanitizers watch is
+// ours, and what FFmpeg hands it.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "eco/io/mapped_file.hpp"
+#include "eco/video/frame_source.hpp"
 #include "eco/video/video_file.hpp"
 #include "refusal.hpp"
 
@@ -25,11 +27,18 @@ std::vector<int64_t> four_segments(int64_t frame_count) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const auto file = ecocpu::MappedFile::from_bytes("fuzz.video", std::vector<uint8_t>(data, data + size));
   try {
-    const auto file = ecocpu::MappedFile::from_bytes("fuzz.video", std::vector<uint8_t>(data, data + size));
     ecocpu::video::VideoDecodeOptions options;
     options.threads = 1;  // reproducible runs, and no thread pool per input
     (void)ecocpu::video::decode_video(file, four_segments, options);
+  } catch (const ecocpu::FileError& e) {
+    ecocpu::fuzz::report_refusal(e);
+  }
+  try {
+    const auto source = ecocpu::video::open_video_source(file, 1);
+    while (source->next()) {
+    }
   } catch (const ecocpu::FileError& e) {
     ecocpu::fuzz::report_refusal(e);
   }

@@ -2,7 +2,6 @@
 // Every input is made here: JPEGs with TurboJPEG's compressor, PNGs with libavcodec's encoder, in a
 // temporary folder removed at the end.
 #include <doctest/doctest.h>
-#include <stdlib.h>  // mkdtemp
 #include <sys/stat.h>
 #include <turbojpeg.h>
 
@@ -22,11 +21,14 @@ extern "C" {
 #include "eco/video/frame_folder.hpp"
 #include "eco/video/image_file.hpp"
 #include "test_support.hpp"
+#include "video_support.hpp"
 
 using namespace ecocpu;
 using namespace ecocpu::video;
+using test::Bytes;
 using test::contains;
-using Bytes = std::vector<uint8_t>;
+using test::TempDir;
+using test::write_bytes;
 using Indices = std::vector<int64_t>;
 
 namespace {
@@ -120,29 +122,6 @@ const uint8_t kPilRgb[] = {
     0xd9, 0x8d, 0xd4, 0xc4, 0x92, 0xd0, 0x9d, 0x8b, 0xc0, 0x6e, 0xa6, 0xd0, 0x64, 0xb1, 0xcc, 0x61,
     0xbb, 0xc9, 0x74, 0xdd, 0xe7, 0xa0, 0xd4, 0xe1, 0x9c, 0xe4, 0xf5, 0xb1,
 };
-
-class TempFolder {
- public:
-  TempFolder() {
-    char name[] = "/tmp/ecocpu_frames_XXXXXX";
-    REQUIRE(mkdtemp(name) != nullptr);
-    path_ = name;
-  }
-  ~TempFolder() { std::filesystem::remove_all(path_); }
-  TempFolder(const TempFolder&) = delete;
-  TempFolder& operator=(const TempFolder&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-void write_file(const std::string& path, const Bytes& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
 
 // width x height pixels of one colour (as many channels as `colour` has).
 Bytes solid(int width, int height, std::vector<uint8_t> colour) {
@@ -246,11 +225,11 @@ struct RecordingSampler {
 };
 
 // Writes frames `numbers`, named by snprintf with the test's own (trusted) format.
-void write_frames(const TempFolder& folder, const char* name_format, std::initializer_list<int64_t> numbers) {
+void write_frames(const TempDir& folder, const char* name_format, std::initializer_list<int64_t> numbers) {
   for (int64_t k : numbers) {
     char name[64];
     std::snprintf(name, sizeof name, name_format, static_cast<int>(k));
-    write_file(folder / name, frame_jpeg(k));
+    write_bytes(folder / name, frame_jpeg(k));
   }
 }
 
@@ -398,12 +377,12 @@ TEST_CASE("image files: a frame size past the bounds is refused before it is all
 }
 
 TEST_CASE("frame folders: counts the frames, asks the sampler, decodes each sampled frame once") {
-  TempFolder folder;
+  TempDir folder;
   write_frames(folder, "img_%05d.jpg", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
-  write_file(folder / "img_00000.jpg", frame_jpeg(0));    // upstream numbers frames from 1
-  write_file(folder / "img_1.jpg", Bytes{'x'});           // not img_%05d: ignored
-  write_file(folder / "img_000011.jpg", Bytes{'x'});      // 11 would be img_00011.jpg
-  write_file(folder / "img_00012.jpg.part", Bytes{'x'});  // suffix differs
+  write_bytes(folder / "img_00000.jpg", frame_jpeg(0));    // upstream numbers frames from 1
+  write_bytes(folder / "img_1.jpg", Bytes{'x'});           // not img_%05d: ignored
+  write_bytes(folder / "img_000011.jpg", Bytes{'x'});      // 11 would be img_00011.jpg
+  write_bytes(folder / "img_00012.jpg.part", Bytes{'x'});  // suffix differs
   std::filesystem::create_directory(folder / "sub");
   RecordingSampler sampler{{0, 4, 4, 9}};
   const SampledFrames frames = read_frame_folder(folder.path(), kDefaultFramePattern, sampler.get());
@@ -420,9 +399,9 @@ TEST_CASE("frame folders: counts the frames, asks the sampler, decodes each samp
 }
 
 TEST_CASE("frame folders: custom patterns, unpadded, space-padded and with a literal %") {
-  TempFolder folder;
+  TempDir folder;
   SUBCASE("unpadded PNG frames") {
-    for (int k = 1; k <= 12; ++k) write_file(folder / ("frame" + std::to_string(k) + ".png"), png_rgb(3 + k, 2));
+    for (int k = 1; k <= 12; ++k) write_bytes(folder / ("frame" + std::to_string(k) + ".png"), png_rgb(3 + k, 2));
     RecordingSampler sampler{{11, 0}};
     const SampledFrames frames = read_frame_folder(folder.path() + "/", "frame%d.png", sampler.get());
     CHECK(sampler.seen == 12);
@@ -431,7 +410,7 @@ TEST_CASE("frame folders: custom patterns, unpadded, space-padded and with a lit
   }
   SUBCASE("a literal % and space padding") {
     write_frames(folder, "100%% %3d.jpg", {1, 2, 3});
-    write_file(folder / "100% 4.jpg", Bytes{'x'});  // '%3d' formats 4 as '  4'
+    write_bytes(folder / "100% 4.jpg", Bytes{'x'});  // '%3d' formats 4 as '  4'
     RecordingSampler sampler{{2}};
     const SampledFrames frames = read_frame_folder(folder.path(), "100%% %3d.jpg", sampler.get());
     CHECK(sampler.seen == 3);
@@ -440,7 +419,7 @@ TEST_CASE("frame folders: custom patterns, unpadded, space-padded and with a lit
 }
 
 TEST_CASE("frame folders: the numbering must start at 1 and have no gaps") {
-  TempFolder folder;
+  TempDir folder;
   CHECK(folder_error(folder.path()) == folder.path() + ": no frame matches img_%05d.jpg");
   write_frames(folder, "img_%05d.jpg", {0, 2, 3});
   CHECK(folder_error(folder.path()) ==
@@ -450,12 +429,12 @@ TEST_CASE("frame folders: the numbering must start at 1 and have no gaps") {
   write_frames(folder, "img_%05d.jpg", {4});
   // A number too long for 64 bits is still a frame name, so still a gap.
   const std::string huge = "img_123456789012345678901234567890.jpg";
-  write_file(folder / huge, Bytes{'x'});
+  write_bytes(folder / huge, Bytes{'x'});
   CHECK(folder_error(folder.path()) == folder.path() + ": img_00006.jpg is missing but " + huge + " exists");
 }
 
 TEST_CASE("frame folders: patterns other than one %d, %Nd or %0Nd are refused") {
-  TempFolder folder;
+  TempDir folder;
   const auto refusal = [&](const std::string& pattern) { return folder.path() + ": the frame pattern '" + pattern + "' "; };
   CHECK(folder_error(folder.path(), "%s") ==
         refusal("%s") + "has a conversion at position 1 other than %d, %Nd or %0Nd (N up to 99); write %% for a literal %");
@@ -471,12 +450,12 @@ TEST_CASE("frame folders: patterns other than one %d, %Nd or %0Nd are refused") 
 }
 
 TEST_CASE("frame folders: a frame that is not a readable image names its file") {
-  TempFolder folder;
+  TempDir folder;
   write_frames(folder, "img_%05d.jpg", {1, 2, 4, 5});
   std::filesystem::create_directory(folder / "img_00003.jpg");
-  write_file(folder / "img_00006.jpg", Bytes{'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'});
+  write_bytes(folder / "img_00006.jpg", Bytes{'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'});
   const Bytes jpeg = frame_jpeg(7);
-  write_file(folder / "img_00007.jpg", cut_in_scan(jpeg));
+  write_bytes(folder / "img_00007.jpg", cut_in_scan(jpeg));
   REQUIRE(::mkfifo((folder / "img_00008.jpg").c_str(), 0600) == 0);
   const auto error_reading = [&](Indices chosen) {
     return test::error_of<FileError>([&] { read_frame_folder(folder.path(), kDefaultFramePattern, [&](int64_t) { return chosen; }); });
@@ -491,8 +470,8 @@ TEST_CASE("frame folders: a frame that is not a readable image names its file") 
 }
 
 TEST_CASE("frame folders: the folder must be a folder") {
-  TempFolder folder;
-  write_file(folder / "file", Bytes{'x'});
+  TempDir folder;
+  write_bytes(folder / "file", Bytes{'x'});
   CHECK(folder_error(folder / "file") == folder / "file: not a folder");
   CHECK(folder_error(folder / "none") == folder / "none: cannot open: No such file or directory");
   REQUIRE(::mkfifo((folder / "fifo").c_str(), 0600) == 0);
@@ -500,7 +479,7 @@ TEST_CASE("frame folders: the folder must be a folder") {
 }
 
 TEST_CASE("frame folders: the sampler's errors pass through, and its indices are checked") {
-  TempFolder folder;
+  TempDir folder;
   write_frames(folder, "img_%05d.jpg", {1, 2});
   CHECK(test::error_of<FileError>([&] {
           read_frame_folder(folder.path(), kDefaultFramePattern,

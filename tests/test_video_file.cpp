@@ -2,15 +2,8 @@
 // same file: the frame count of `-vsync passthrough` (every decoded frame, in presentation order)
 // and each sampled frame's RGB bytes. The clips are encoded here, from lavfi's test sources.
 #include <doctest/doctest.h>
-#include <stdlib.h>
 
-#include <algorithm>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
 #include <fstream>
-#include <map>
-#include <numeric>
 #include <set>
 #include <string>
 #include <tuple>
@@ -19,63 +12,13 @@
 #include "eco/io/mapped_file.hpp"
 #include "eco/video/video_file.hpp"
 #include "test_support.hpp"
+#include "video_support.hpp"
 
 using namespace ecocpu;
 using namespace ecocpu::video;
-using test::contains;
-using Bytes = std::vector<uint8_t>;
+using namespace ecocpu::test;
 
 namespace {
-
-// A fresh folder under /tmp, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "ecocpu_video_XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-const std::string kVp9 = "-c:v libvpx-vp9 -deadline realtime -cpu-used 8";
-
-bool have_ffmpeg() { return std::system("command -v ffmpeg >/dev/null 2>&1") == 0; }
-
-// Runs the `ffmpeg` command quietly; messages at `loglevel` and above go to the test's output.
-void ffmpeg(const std::string& args, const std::string& loglevel = "error") {
-  REQUIRE_MESSAGE(have_ffmpeg(), "the video tests need the `ffmpeg` command on PATH (apt-get install ffmpeg)");
-  const std::string command = "ffmpeg -nostdin -hide_banner -loglevel " + loglevel + " -y " + args;
-  INFO(command);
-  REQUIRE(std::system(command.c_str()) == 0);
-}
-
-// Encodes `frames` frames of testsrc2 at `size`; `options` picks the codec and the rest. The
-// source draws in RGB: drawing in the encoder's format, it would round odd sizes down to the
-// chroma grid.
-std::string make_clip(const TempDir& dir, const std::string& name, const std::string& size, int frames,
-                      const std::string& options) {
-  const std::string path = dir / name;
-  ffmpeg("-f lavfi -i testsrc2=size=" + size + ":rate=25,format=rgb24 -frames:v " + std::to_string(frames) + " " +
-         options + " " + path);
-  return path;
-}
-
-Bytes read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_bytes(const std::string& path, const Bytes& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                              static_cast<std::streamsize>(bytes.size()));
-}
 
 // The `ffmpeg` command's decode: every frame (auto-rotated), RGB24, one after another.
 struct Reference {
@@ -106,14 +49,6 @@ FrameSampler segments(int64_t count) {
     for (int64_t k = 0; k < count; ++k) {
       indices.push_back(static_cast<int64_t>(tick / 2 + tick * static_cast<double>(k)));
     }
-    return indices;
-  };
-}
-
-FrameSampler every_frame() {
-  return [](int64_t n) {
-    std::vector<int64_t> indices(static_cast<std::size_t>(n));
-    std::iota(indices.begin(), indices.end(), 0);
     return indices;
   };
 }
@@ -155,13 +90,6 @@ std::string error_decoding(const std::string& path) {
 
 std::string error_decoding_bytes(const Bytes& bytes) {
   return test::error_of<FileError>([&] { decode_video(MappedFile::from_bytes("bytes.bin", bytes), segments(4)); });
-}
-
-// A one-line FileError naming the file.
-void check_one_line_error(const std::string& message, const std::string& path) {
-  CAPTURE(message);
-  CHECK(message.rfind(path + ": ", 0) == 0);
-  CHECK(message.find('\n') == std::string::npos);
 }
 
 }  // namespace
@@ -234,26 +162,6 @@ TEST_CASE("video file: frames after a size change are scaled to the first frame'
   check_frames_match(got, reference_decode(dir, dir / "joined.h264", 64, 48));
 }
 
-namespace {
-
-// Zeroes the payload of the k-th video chunk ("00dc") of an AVI's movi list.
-void spoil_avi_frame(Bytes& avi, int k) {
-  const std::string movi = "movi";
-  auto at = std::search(avi.begin(), avi.end(), movi.begin(), movi.end());
-  REQUIRE(at != avi.end());
-  std::size_t pos = static_cast<std::size_t>(at - avi.begin()) + 4;
-  for (int seen = 0; pos + 8 <= avi.size();) {
-    const uint32_t size = avi[pos + 4] | avi[pos + 5] << 8 | avi[pos + 6] << 16 | uint32_t{avi[pos + 7]} << 24;
-    if (std::memcmp(&avi[pos], "00dc", 4) == 0 && seen++ == k) {
-      std::fill_n(avi.begin() + static_cast<std::ptrdiff_t>(pos + 8), size, 0);
-      return;
-    }
-    pos += 8 + size + (size & 1);
-  }
-  FAIL("no video chunk " << k);
-}
-
-}  // namespace
 
 TEST_CASE("video file: when decoding shows the packet count wrong, the decoded frames are counted and sampled again") {
   const TempDir dir;

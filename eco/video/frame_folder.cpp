@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "eco/io/mapped_file.hpp"
+#include "eco/video/frame_source.hpp"
 #include "eco/video/image_file.hpp"
 
 namespace ecocpu::video {
@@ -222,7 +224,44 @@ std::map<int64_t, RgbImage> decode_frames(const std::string& folder, const Frame
   return by_index;
 }
 
+// Whether a frame's file is there. Only "no such file" says it is not: a folder of that name, a
+// file without read permission and the like are left to decode_image's opening to report.
+bool present(const std::string& path) {
+  struct stat status {};
+  return ::stat(path.c_str(), &status) == 0 || errno != ENOENT;
+}
+
+class FolderSource final : public FrameSource {
+ public:
+  FolderSource(const std::string& folder, const std::string& pattern, double fps)
+      : folder_(folder), pattern_(folder, pattern), clock_(fps) {
+    open_folder(folder_);  // refuses a path that is no folder
+    if (!present(frame_path())) fail(folder_, "frame 1 (" + pattern_.name(1) + ") is missing");
+  }
+
+  std::optional<StreamFrame> next() override {
+    ended_ = ended_ || !present(frame_path());
+    if (ended_) return std::nullopt;
+    return clock_.stamp(decode_image(*MappedFile::open(frame_path())));
+  }
+
+  double fps() const override { return clock_.fps(); }
+  const std::string& name() const override { return folder_; }
+
+ private:
+  std::string frame_path() const { return path_in(folder_, pattern_.name(clock_.next_index() + 1)); }
+
+  std::string folder_;
+  FramePattern pattern_;
+  FrameClock clock_;
+  bool ended_ = false;  // a frame that appears after the gap is not read
+};
+
 }  // namespace
+
+std::unique_ptr<FrameSource> open_folder_source(const std::string& folder, const std::string& pattern, double fps) {
+  return std::make_unique<FolderSource>(folder, pattern, fps);
+}
 
 SampledFrames read_frame_folder(const std::string& folder, const std::string& pattern, const FrameSampler& sample) {
   const auto start = std::chrono::steady_clock::now();

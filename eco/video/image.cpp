@@ -4,13 +4,19 @@
 
 namespace ecocpu::video {
 
+bool within_frame_bounds(int64_t width, int64_t height) {
+  // The sides are checked first, so that the product cannot overflow.
+  return width >= 1 && height >= 1 && width <= kMaxFrameSide && height <= kMaxFrameSide &&
+         width * height <= kMaxFramePixels;
+}
+
+std::string frame_size_refusal(int64_t width, int64_t height) {
+  return "the frame is " + std::to_string(width) + "x" + std::to_string(height) + "; frames are 1 to " +
+         std::to_string(kMaxFrameSide) + " pixels a side and at most " + std::to_string(kMaxFramePixels) + " pixels";
+}
+
 RgbImage allocate_rgb_image(int64_t width, int64_t height, const std::string& source) {
-  if (width < 1 || height < 1 || width > kMaxFrameSide || height > kMaxFrameSide ||
-      width * height > kMaxFramePixels) {
-    throw FileError(source + ": the frame is " + std::to_string(width) + "x" + std::to_string(height) +
-                    "; frames are 1 to " + std::to_string(kMaxFrameSide) + " pixels a side and at most " +
-                    std::to_string(kMaxFramePixels) + " pixels");
-  }
+  if (!within_frame_bounds(width, height)) throw FileError(source + ": " + frame_size_refusal(width, height));
   RgbImage image;
   image.width = width;
   image.height = height;

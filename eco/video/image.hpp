@@ -23,8 +23,14 @@ struct RgbImage {
   const uint8_t* row(int64_t y) const { return pixels.data() + y * width * 3; }
 };
 
-// Throws FileError "<source>: the frame is WxH; frames are 1 to 16384 pixels a side and at most
-// 67108864 pixels" for sizes outside those bounds; returns an image of that size otherwise.
+// Whether a frame of this size is within the bounds above.
+bool within_frame_bounds(int64_t width, int64_t height);
+
+// "the frame is WxH; frames are 1 to 16384 pixels a side and at most 67108864 pixels".
+std::string frame_size_refusal(int64_t width, int64_t height);
+
+// Throws FileError "<source>: " + frame_size_refusal(width, height) for sizes outside the bounds;
+// returns an image of that size otherwise.
 RgbImage allocate_rgb_image(int64_t width, int64_t height, const std::string& source);
 
 // The frame indices (0-based) to decode, given how many frames the input holds. Called once the

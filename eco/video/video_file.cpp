@@ -5,7 +5,8 @@
 // only sampled frames to RGB. When the frames coming out do not match the packets (a packet that
 // decodes to nothing, timestamps missing or repeated), the decoder's own frames are counted and
 // the sampler asked again, as the `ffmpeg` command numbers frames: every frame the decoder gives
-// out, in order (-vsync passthrough).
+// out, in order (-vsync passthrough). The sequential source is that numbering itself: one pass
+// through the same decoder core, every frame converted as it comes out.
 #include "eco/video/video_file.hpp"
 
 extern "C" {
@@ -31,11 +32,12 @@ extern "C" {
 #include <vector>
 
 #include "eco/video/ffmpeg_objects.hpp"
+#include "eco/video/frame_source.hpp"
 
 namespace ecocpu::video {
 namespace {
 
-// A file holding more packets than this is refused: counting them keeps two 8-byte values each.
+// A file holding more packets than this is refused: indexing them keeps two 8-byte values each.
 constexpr int64_t kMaxPackets = 10'000'000;
 constexpr int kIoBufferSize = 1 << 16;
 
@@ -175,6 +177,16 @@ std::string printable(const std::string& text) {
   return text.size() > kMaxShown ? shown + "..." : shown;
 }
 
+// Refuses a stream whose declared frame size is out of bounds before anything is decoded. A
+// size of 0 is unknown (raw streams before decoding): the decoder's max_pixels bounds it.
+void check_declared_size(const MappedFile& file, const AVStream& stream) {
+  const AVCodecParameters& par = *stream.codecpar;
+  const bool unknown = par.width == 0 || par.height == 0;
+  if ((!unknown && !within_frame_bounds(par.width, par.height)) || par.width < 0 || par.height < 0) {
+    fail(file, frame_size_refusal(par.width, par.height));
+  }
+}
+
 // One opened container over the file's bytes, reading the packets of its best video stream.
 class Demuxer {
  public:
@@ -183,6 +195,7 @@ class Demuxer {
     open_container();
     find_stream_info();
     pick_video_stream();
+    check_declared_size(file, stream());
   }
 
   AVStream& stream() const { return *format_->streams[stream_index_]; }
@@ -193,9 +206,7 @@ class Demuxer {
     while (true) {
       av_packet_unref(packet);
       if (av_read_frame(format_.get(), packet) < 0) return false;
-      if (packet->stream_index != stream_index_) continue;
-      if (++packets_ > kMaxPackets) fail(file_, "more than " + std::to_string(kMaxPackets) + " video packets");
-      return true;
+      if (packet->stream_index == stream_index_) return true;
     }
   }
 
@@ -254,7 +265,6 @@ class Demuxer {
   IoContextPtr io_;          // declared before format_: the container is closed first
   FormatContextPtr format_;
   int stream_index_ = -1;
-  int64_t packets_ = 0;
 };
 
 // Packets that become a displayed frame: a packet flagged for discarding is decoded only as a
@@ -283,24 +293,13 @@ struct PacketIndex {
   }
 };
 
-// Refuses a stream whose declared frame size is out of bounds before anything is decoded. A
-// size of 0 is unknown (raw streams before decoding): the decoder's max_pixels bounds it.
-void check_declared_size(const MappedFile& file, const AVStream& stream) {
-  const AVCodecParameters& par = *stream.codecpar;
-  const bool within = par.width <= kMaxFrameSide && par.height <= kMaxFrameSide &&
-                      int64_t{par.width} * par.height <= kMaxFramePixels;
-  if ((par.width != 0 && par.height != 0 && !within) || par.width < 0 || par.height < 0) {
-    allocate_rgb_image(par.width, par.height, file.path());  // throws, in its own words
-  }
-}
-
 PacketIndex index_packets(const MappedFile& file) {
   Demuxer demuxer(file);
-  check_declared_size(file, demuxer.stream());
   PacketIndex index;
   bool pts_usable = true;
   const PacketPtr packet = new_packet();
-  while (demuxer.next(packet.get())) {
+  for (int64_t packets = 1; demuxer.next(packet.get()); ++packets) {
+    if (packets > kMaxPackets) fail(file, "more than " + std::to_string(kMaxPackets) + " video packets");
     if (!makes_frame(*packet)) continue;
     ++index.frame_count;
     pts_usable = pts_usable && packet->pts != AV_NOPTS_VALUE;
@@ -348,45 +347,46 @@ class Decoder {
   // other frame refers to, AVDISCARD_DEFAULT decodes everything.
   void set_skip(AVDiscard skip) { context_->skip_frame = skip; }
 
-  // Sends one packet (nullptr: the end of the stream) and hands each frame that comes out to
-  // `take`, which returns false to stop. Decoding errors are kept, not thrown: like the
-  // `ffmpeg` command, decoding goes on and a frame that fails does not come out.
-  bool feed(const AVPacket* packet, const std::function<bool(AVFrame&)>& take) {
-    int status = avcodec_send_packet(context_.get(), packet);
-    if (status == AVERROR(EAGAIN)) {  // the decoder's output is full: take its frames first
-      if (!drain(take, false)) return false;
-      status = avcodec_send_packet(context_.get(), packet);
-    }
+  // Sends one packet (nullptr: the end of the stream). False when the decoder's output is full
+  // and `may_refuse`: its frames must be received first, and the packet sent again. FFmpeg takes
+  // it then; a refusal of the second sending is kept as a decoding error, so that a decoder stuck
+  // in that state cannot hold the reading in a loop.
+  bool send(const AVPacket* packet, bool may_refuse) {
+    const int status = avcodec_send_packet(context_.get(), packet);
+    if (status == AVERROR(EAGAIN) && may_refuse) return false;
     if (status < 0 && status != AVERROR_EOF) last_error_ = status;
     sent_ += packet != nullptr ? 1 : 0;
-    return drain(take, packet == nullptr);
+    ended_ = ended_ || packet == nullptr;
+    return true;
   }
 
+  // The next frame the decoder has ready, valid until the next call; nullptr when it wants
+  // another packet, or once it has given out all it holds after the end. Decoding errors are
+  // kept, not thrown: like the `ffmpeg` command, decoding goes on and a frame that fails does
+  // not come out. After the end it takes all it holds, past errors (the `ffmpeg` command
+  // flushes again after one): a frame-threaded decoder reports a failed frame while later ones
+  // are still waiting.
+  AVFrame* receive() {
+    av_frame_unref(frame_.get());
+    while (true) {
+      const int status = avcodec_receive_frame(context_.get(), frame_.get());
+      if (status >= 0) return frame_.get();
+      if (status == AVERROR(EAGAIN) || status == AVERROR_EOF) return nullptr;
+      last_error_ = status;
+      if (!ended_ || ++errors_after_end_ > sent_) return nullptr;  // each error is one packet's frame
+    }
+  }
+
+  // Whether the end of the stream was sent: receive() giving nothing then means nothing is left.
+  bool ended() const { return ended_; }
   int last_error() const { return last_error_; }
 
  private:
-  // Takes the frames the decoder has ready. At the end of the stream it takes all it holds,
-  // past errors (the `ffmpeg` command flushes again after one): a frame-threaded decoder reports
-  // a failed frame while later ones are still waiting.
-  bool drain(const std::function<bool(AVFrame&)>& take, bool to_the_end) {
-    int64_t errors = 0;
-    while (true) {
-      const int status = avcodec_receive_frame(context_.get(), frame_.get());
-      if (status == AVERROR(EAGAIN) || status == AVERROR_EOF) return true;
-      if (status < 0) {
-        last_error_ = status;
-        if (!to_the_end || ++errors > sent_) return true;  // each error is one packet's frame
-        continue;
-      }
-      const bool more = take(*frame_);
-      av_frame_unref(frame_.get());
-      if (!more) return false;
-    }
-  }
-
   CodecContextPtr context_;
   FramePtr frame_ = new_frame();
   int64_t sent_ = 0;
+  int64_t errors_after_end_ = 0;
+  bool ended_ = false;
   int last_error_ = 0;
 };
 
@@ -596,6 +596,76 @@ class RgbConverter {
 };
 
 // ---------------------------------------------------------------------------------------------
+// The decoder core that both readers (sampled and sequential) pull frames from.
+
+// The video stream's frames in the order the decoder gives them out, one at a time. That is
+// presentation order (the decoder reorders B-frames itself) and the `ffmpeg` command's numbering
+// with -vsync passthrough. Each frame's orientation is known as it comes out, and the first
+// frame fixes the size every converted frame has.
+class FrameReader {
+ public:
+  // How to decode a packet, asked before it is sent: at this skip level, or not at all, the
+  // input ending before it. Without a policy every packet is decoded.
+  using PacketPolicy = std::function<std::optional<AVDiscard>(const AVPacket&)>;
+
+  FrameReader(const MappedFile& file, int threads, PacketPolicy policy = {})
+      : demuxer_(file), decoder_(file, demuxer_.stream(), threads), policy_(std::move(policy)), converter_(file) {}
+
+  const AVStream& stream() const { return demuxer_.stream(); }
+
+  // The next frame, valid until the next call; nullptr once the decoder has given out all.
+  const AVFrame* next() {
+    while (true) {
+      if (const AVFrame* frame = decoder_.receive()) {
+        orientation_ = orientation_of(display_matrix(*frame, stream()));
+        if (!output_size_) output_size_ = oriented_size(*frame, orientation_);
+        current_ = frame;
+        return frame;
+      }
+      if (decoder_.ended()) return nullptr;
+      send_next();
+    }
+  }
+
+  // The frame next() gave out last: its orientation, and its RGB24 pixels oriented and at the
+  // first frame's size.
+  const Orientation& orientation() const { return orientation_; }
+  RgbImage rgb() { return converter_.convert(*current_, orientation_, *output_size_); }
+
+  int last_error() const { return decoder_.last_error(); }
+
+ private:
+  // Sends the next packet the policy lets through (the refused one again, after a refusal), and
+  // after the last, the end of the stream.
+  void send_next() {
+    if (!resend_ && !input_ended_) input_ended_ = !read_packet();
+    resend_ = !decoder_.send(input_ended_ ? nullptr : packet_.get(), !resend_);
+  }
+
+  bool read_packet() {
+    while (demuxer_.next(packet_.get())) {
+      if (packet_->size == 0) continue;  // sending it would end the stream
+      if (!policy_) return true;
+      const std::optional<AVDiscard> skip = policy_(*packet_);
+      if (skip) decoder_.set_skip(*skip);
+      return skip.has_value();
+    }
+    return false;
+  }
+
+  Demuxer demuxer_;
+  Decoder decoder_;
+  PacketPolicy policy_;
+  RgbConverter converter_;
+  PacketPtr packet_ = new_packet();
+  bool input_ended_ = false;
+  bool resend_ = false;
+  const AVFrame* current_ = nullptr;
+  Orientation orientation_;
+  std::optional<FrameSize> output_size_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // The decoding passes.
 
 // What one pass wants and found.
@@ -610,37 +680,29 @@ struct PassResult {
 class SampledDecode {
  public:
   SampledDecode(const MappedFile& file, const VideoDecodeOptions& options, SampledFrames& out)
-      : file_(file), options_(options), out_(out), converter_(file) {}
+      : file_(file), options_(options), out_(out) {}
 
   // Decodes the stream from its start up to the last wanted frame, converting the wanted ones
   // into out_.images. With `index`, frames are known by their pts and the frames not wanted are
   // skipped where the codec allows; without it, frames are numbered as they come out.
   PassResult run(const std::vector<int64_t>& wanted, const PacketIndex* index) {
-    Demuxer demuxer(file_);
-    Decoder decoder(file_, demuxer.stream(), options_.threads);
-    Pass pass{wanted, index, demuxer.stream()};
-    const auto take = [&](AVFrame& frame) { return take_frame(pass, frame); };
-    const int64_t last_packet = index != nullptr ? last_packet_needed(*index, wanted.back()) : -1;
-    const PacketPtr packet = new_packet();
-    int64_t counted = 0;  // packets that make a frame, in decode order
-    bool going = true;
-    while (going && (index == nullptr || counted <= last_packet) && demuxer.next(packet.get())) {
-      const bool frame_packet = makes_frame(*packet);
-      if (packet->size == 0) continue;
-      if (index != nullptr) decoder.set_skip(skip_for(pass, *packet, frame_packet, counted));
-      counted += frame_packet ? 1 : 0;
-      going = decoder.feed(packet.get(), take) && !pass.failed;
+    Pass pass{wanted, index};
+    FrameReader reader(file_, options_.threads, index != nullptr ? skipping(pass) : FrameReader::PacketPolicy{});
+    bool stopped = false;
+    while (!stopped) {
+      const AVFrame* frame = reader.next();
+      if (frame == nullptr) break;
+      stopped = !take_frame(pass, reader, *frame);
     }
-    if (going) going = decoder.feed(nullptr, take) && !pass.failed;  // drains the frames still held
     // A frame that did not come out was taken as one the decoder skipped as not wanted; with a
     // decoding error on the way, it may instead have failed, and the numbering is in doubt.
-    if (pass.passed_over > 0 && decoder.last_error() < 0) pass.failed = true;
+    if (pass.passed_over > 0 && reader.last_error() < 0) pass.failed = true;
     PassResult result;
     result.complete = !pass.failed && pass.next_wanted == wanted.size();
     if (!result.complete) result.first_missing = wanted[std::min(pass.next_wanted, wanted.size() - 1)];
-    result.decoded_everything = going && index == nullptr;
+    result.decoded_everything = !stopped && index == nullptr;
     result.frames_out = pass.frames_out;
-    result.last_error = decoder.last_error();
+    result.last_error = reader.last_error();
     return result;
   }
 
@@ -648,17 +710,29 @@ class SampledDecode {
   struct Pass {
     const std::vector<int64_t>& wanted;  // sorted, distinct
     const PacketIndex* index;
-    const AVStream& stream;
     std::size_t next_wanted = 0;
     int64_t last_frame = -1;
     int64_t frames_out = 0;
     int64_t passed_over = 0;  // frames that did not come out
     bool failed = false;      // the frames did not match the index
-    std::optional<FrameSize> output_size = std::nullopt;  // the first frame's, oriented
   };
 
+  // With the index: the packets up to the last one holding a wanted frame, after which the
+  // decoder only has to give out what it holds, each at the skip level skip_for gives it.
+  static FrameReader::PacketPolicy skipping(const Pass& pass) {
+    const int64_t last_packet = last_packet_needed(*pass.index, pass.wanted.back());
+    int64_t counted = 0;  // packets that make a frame, in decode order
+    return [&pass, last_packet, counted](const AVPacket& packet) mutable -> std::optional<AVDiscard> {
+      if (counted > last_packet) return std::nullopt;
+      const bool frame_packet = makes_frame(packet);
+      const AVDiscard skip = skip_for(pass, packet, frame_packet, counted);
+      counted += frame_packet ? 1 : 0;
+      return skip;
+    };
+  }
+
   // The last packet (in decode order, among those making a frame) holding a frame at or before
-  // `last_frame`: after it, the decoder only has to give out what it holds.
+  // `last_frame`.
   static int64_t last_packet_needed(const PacketIndex& index, int64_t last_frame) {
     int64_t last = -1;
     for (std::size_t i = 0; i < index.pts_in_decode_order.size(); ++i) {
@@ -667,7 +741,7 @@ class SampledDecode {
     return last;
   }
 
-  AVDiscard skip_for(const Pass& pass, const AVPacket& packet, bool frame_packet, int64_t counted) {
+  static AVDiscard skip_for(const Pass& pass, const AVPacket& packet, bool frame_packet, int64_t counted) {
     if (!frame_packet) return AVDISCARD_NONREF;
     const auto& order = pass.index->pts_in_decode_order;
     if (counted >= static_cast<int64_t>(order.size()) || order[counted] != packet.pts) {
@@ -678,10 +752,8 @@ class SampledDecode {
   }
 
   // Returns false once every wanted frame is in, or the frames stop matching the index.
-  bool take_frame(Pass& pass, AVFrame& frame) {
+  bool take_frame(Pass& pass, FrameReader& reader, const AVFrame& frame) {
     ++pass.frames_out;
-    const Orientation o = orientation_of(display_matrix(frame, pass.stream));
-    if (!pass.output_size) pass.output_size = oriented_size(frame, o);
     const int64_t number = pass.index == nullptr ? pass.frames_out - 1 : frame_number(pass, frame);
     if (number <= pass.last_frame) {
       pass.failed = true;  // out of order or unknown: the index does not describe this stream
@@ -696,8 +768,8 @@ class SampledDecode {
     pass.passed_over += number - pass.last_frame - 1;
     pass.last_frame = number;
     if (pass.wanted[pass.next_wanted] == number) {
-      if (pass.next_wanted == 0) out_.rotation_degrees = o.clockwise_degrees;
-      out_.images[number] = converter_.convert(frame, o, *pass.output_size);
+      if (pass.next_wanted == 0) out_.rotation_degrees = reader.orientation().clockwise_degrees;
+      out_.images[number] = reader.rgb();
       ++pass.next_wanted;
     }
     return pass.next_wanted < pass.wanted.size();
@@ -710,25 +782,15 @@ class SampledDecode {
   const MappedFile& file_;
   const VideoDecodeOptions& options_;
   SampledFrames& out_;
-  RgbConverter converter_;
 };
 
 // The number of frames the decoder gives out for the whole stream, decoding every one.
 PassResult count_decoded_frames(const MappedFile& file, const VideoDecodeOptions& options) {
-  Demuxer demuxer(file);
-  Decoder decoder(file, demuxer.stream(), options.threads);
+  FrameReader reader(file, options.threads);
   PassResult result;
-  const auto take = [&](AVFrame&) {
-    ++result.frames_out;
-    return true;
-  };
-  const PacketPtr packet = new_packet();
-  while (demuxer.next(packet.get())) {
-    if (packet->size > 0) decoder.feed(packet.get(), take);
-  }
-  decoder.feed(nullptr, take);
+  while (reader.next() != nullptr) ++result.frames_out;
   result.decoded_everything = true;
-  result.last_error = decoder.last_error();
+  result.last_error = reader.last_error();
   return result;
 }
 
@@ -752,6 +814,75 @@ std::vector<int64_t> sample_frames(const FrameSampler& sample, int64_t frame_cou
 std::string with_reason(const std::string& cause, int error) {
   return error < 0 ? cause + " (" + ffmpeg::reason(error) + ")" : cause;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The sequential source.
+
+constexpr double kUnknownFrameRate = 25;
+
+double nominal_fps(const AVStream& stream) {
+  for (const AVRational rate : {stream.avg_frame_rate, stream.r_frame_rate}) {
+    if (rate.num > 0 && rate.den > 0) return av_q2d(rate);
+  }
+  return kUnknownFrameRate;
+}
+
+// Frame times from the frames' timestamps, counted from the first frame's. A frame without one
+// (or every frame, in a stream without a usable time base) comes 1 / fps after the frame before;
+// the first timestamp after such frames counts from that frame's time.
+class StreamClock {
+ public:
+  StreamClock(AVRational time_base, double fps) : time_base_(time_base), fps_(fps) {}
+
+  double time_of(int64_t timestamp) {
+    const double following = started_ ? last_ + 1 / fps_ : 0;
+    started_ = true;
+    if (timestamp == AV_NOPTS_VALUE || time_base_.num <= 0 || time_base_.den <= 0) return last_ = following;
+    if (!origin_) origin_ = Origin{timestamp, following};
+    // In doubles: exact for timestamps below 2^53, and crafted ones cannot overflow.
+    const double ticks = static_cast<double>(timestamp) - static_cast<double>(origin_->timestamp);
+    return last_ = origin_->time + ticks * time_base_.num / time_base_.den;
+  }
+
+ private:
+  struct Origin {
+    int64_t timestamp;
+    double time;
+  };
+  AVRational time_base_;
+  double fps_;
+  bool started_ = false;
+  double last_ = 0;
+  std::optional<Origin> origin_;
+};
+
+class VideoSource final : public FrameSource {
+ public:
+  VideoSource(std::shared_ptr<const MappedFile> file, int threads)
+      : file_(std::move(file)),
+        reader_(*file_, threads),
+        fps_(nominal_fps(reader_.stream())),
+        clock_(reader_.stream().time_base, fps_) {}
+
+  std::optional<StreamFrame> next() override {
+    const AVFrame* frame = reader_.next();
+    if (frame == nullptr && index_ == 0) fail(*file_, with_reason("no decodable video frame", reader_.last_error()));
+    if (frame == nullptr) return std::nullopt;
+    RgbImage image = reader_.rgb();
+    const double time_s = clock_.time_of(frame->best_effort_timestamp);
+    return StreamFrame{index_++, time_s, std::move(image)};
+  }
+
+  double fps() const override { return fps_; }
+  const std::string& name() const override { return file_->path(); }
+
+ private:
+  std::shared_ptr<const MappedFile> file_;  // first: the reader reads its bytes
+  FrameReader reader_;
+  double fps_;
+  StreamClock clock_;
+  int64_t index_ = 0;
+};
 
 }  // namespace
 
@@ -780,6 +911,15 @@ SampledFrames decode_video(const std::shared_ptr<const MappedFile>& file, const 
   }
   out.decode_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return out;
+}
+
+std::unique_ptr<FrameSource> open_video_source(std::shared_ptr<const MappedFile> file, int decoder_threads) {
+  ffmpeg::quiet_logging();
+  return std::make_unique<VideoSource>(std::move(file), decoder_threads);
+}
+
+std::unique_ptr<FrameSource> open_video_source(const std::string& path, int decoder_threads) {
+  return open_video_source(MappedFile::open(path), decoder_threads);
 }
 
 }  // namespace ecocpu::video
