@@ -12,5 +12,6 @@ int cmd_definition(const std::vector<std::string>& args);
 int cmd_inspect(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
 int cmd_plan(const std::vector<std::string>& args);
+int cmd_stream(const std::vector<std::string>& args);
 
 }  // namespace ecocpu::cli

@@ -19,6 +19,7 @@ constexpr const char* kUsage =
     "  flops        parameters, MACs and FLOPs per layer (thop's convention included)\n"
     "  summary      output shape and parameters per layer, and the memory needed\n"
     "  run          classify a clip with a PyTorch checkpoint (or random weights)\n"
+    "  stream       online recognition on a video, a frame folder or raw frames on stdin\n"
     "  inspect      list a PyTorch checkpoint's tensors and metadata\n"
     "  bench        time the forward pass: latency, peak memory, per-layer table\n"
     "  plan         the fast engine's steps after fusion: algorithms, layouts, outputs\n"
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
       {"flops", ecocpu::cli::cmd_flops},
       {"summary", ecocpu::cli::cmd_summary},
       {"run", ecocpu::cli::cmd_run},
+      {"stream", ecocpu::cli::cmd_stream},
       {"definition", ecocpu::cli::cmd_definition},
       {"inspect", ecocpu::cli::cmd_inspect},
       {"bench", ecocpu::cli::cmd_bench},
