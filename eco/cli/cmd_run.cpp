@@ -444,9 +444,9 @@ int run_ensemble(const Args& args, RunSettings& s) {
 int cmd_run(const std::vector<std::string>& argv) {
   Args args("run",
             with(model_options(false),
-                 {{"weights", "FILE", "a PyTorch checkpoint (.pth / .pth.tar, zip or legacy format)"},
+                 {{"weights", "FILE", "a PyTorch checkpoint (.pth / .pth.tar, zip or legacy format); --ensemble: A,B,..."},
                   {"random-weights", "", "use seeded random weights instead of a checkpoint"},
-                  {"seed", "S", "seed for the random weights and random clip (default 1)"},
+                  {"seed", "S", "seed for the random weights and random clip (default 1); --ensemble member k: S + k"},
                   {"ensemble", "N,N,...", "ECO_en: one model per segment count, e.g. 16,20,24,32, averaged (below)"},
                   {"list", "FILE", "more inputs, one path per line ('#' starts a comment line)"},
                   {"sampling", "MODE", "test (default), val or random: upstream's frame sampling rules"},
