@@ -148,6 +148,84 @@ check "unwritable logits path fails" test $code -ne 0
 check "no temp files left" test -z "$(ls "$tmp" | grep tmp)"
 expect_error "/nonexistent.pth: cannot open" run --weights /nonexistent.pth "$tmp/clip.npy"
 
+# ECO_en (run --ensemble): each member samples the same input with its own segment count; the
+# prediction is the mean of the members' softmax probabilities. Frames as PNGs, written with zlib.
+python3 -c '
+import os, struct, sys, zlib
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+os.makedirs(sys.argv[1])
+w, h = 40, 30
+for k in range(1, 31):
+    rows = b"".join(b"\0" + bytes((x * 7 + y * 3 + k * 11 + c * 50) % 256 for x in range(w) for c in range(3))
+                    for y in range(h))
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    open(os.path.join(sys.argv[1], "img_%05d.png" % k), "wb").write(png)
+' "$tmp/frames"
+frames=(--frame-pattern img_%05d.png "$tmp/frames")
+tiny_eco=("${tiny[@]}" --arch ECO --classes 10 --random-weights)  # ECO's rules give N/4 frames to the pool
+run run "${tiny_eco[@]}" --ensemble 4,8 --seed 3 --topk 3 --json "${frames[@]}"
+cp "$tmp/out" "$tmp/ensemble.json"
+check "ensemble json exit" test $code -eq 0
+run run "${tiny_eco[@]}" --segments 4 --seed 3 --save-logits "$tmp/member0.npy" "${frames[@]}"
+run run "${tiny_eco[@]}" --segments 8 --seed 4 --save-logits "$tmp/member1.npy" "${frames[@]}"
+check "ensemble: the average is the members' mean probability; members are the plain runs" python3 -c '
+import json, math, struct, sys
+d = json.load(open(sys.argv[1]))
+def npy(path):
+    b = open(path, "rb").read(); n = struct.unpack("<H", b[8:10])[0]; return struct.unpack("<10f", b[10 + n:])
+def softmax(z):
+    e = [math.exp(v - max(z)) for v in z]; return [v / sum(e) for v in e]
+members = d["members"]
+assert d["arch"] == "ECO_en" and d["segments"] == [4, 8] and [m["segments"] for m in members] == [4, 8]
+assert [m["weights"] for m in members] == ["random (seed 3)", "random (seed 4)"]
+for m, path in zip(members, sys.argv[2:]):
+    plain = npy(path)
+    assert all(abs(a - b) <= 1e-5 * max(abs(b), 1e-3) for a, b in zip(m["logits"], plain)), (m["logits"], plain)
+    # upstream test sampling of 30 frames: int(tick / 2 + tick * k), tick = 30 / N
+    assert m["frames"] == [int(30 / m["segments"] / 2 + 30 / m["segments"] * k) for k in range(m["segments"])]
+mean = [sum(p) / 2 for p in zip(*(softmax(m["logits"]) for m in members))]
+assert len(d["average"]) == 10 and all(abs(a - b) <= 1e-6 for a, b in zip(d["average"], mean)), (d["average"], mean)
+best = sorted(range(10), key=lambda c: -mean[c])[:3]
+assert [t["index"] for t in d["topk"]] == best and all(abs(t["probability"] - mean[t["index"]]) <= 1e-6 for t in d["topk"])
+assert len(members[0]["topk"]) == 3 and members[0]["topk"][0]["index"] == max(range(10), key=lambda c: members[0]["logits"][c])
+' "$tmp/ensemble.json" "$tmp/member0.npy" "$tmp/member1.npy"
+run run "${tiny_eco[@]}" --ensemble 4,8 --labels "$tmp/labels.txt" "${frames[@]}"
+check "ensemble text: the header lists the members" grep -qx "member 2: ECO, 8 segments, weights: random (seed 2); plan prepared in [0-9.]* ms" "$tmp/out"
+check "ensemble text: a line per member" grep -q "^member 1: 4 segments, weights: random (seed 1); top-1: class [0-9]*, probability 0\.[0-9]* (action [0-9]*); forward pass" "$tmp/out"
+check "ensemble text: the average's table" grep -q "^     1 .* action " "$tmp/out"
+run run "${tiny_eco[@]}" --ensemble 4 --json "${frames[@]}" "$tmp/frames/" "$tmp/nonexistent_folder/"
+check "ensemble batch: a failed input is reported, the others run" test $code -eq 1 -a "$(wc -l <"$tmp/out")" -eq 3
+check "ensemble of one: the average is the member's probability" python3 -c '
+import json, math, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert "nonexistent_folder" in lines[2]["error"] and lines[0]["average"] == lines[1]["average"]
+z = lines[0]["members"][0]["logits"]
+p = [math.exp(v - max(z)) for v in z]
+assert all(abs(a - b / sum(p)) <= 1e-6 for a, b in zip(lines[0]["average"], p))
+' "$tmp/out"
+expect_usage() {  # expect_usage PATTERN ARGS...: a one-line error with exit code 2
+  expect_error "$@"
+  check "usage exit code for: ${*:2}" test $code -eq 2
+}
+expect_usage "--ensemble lists 2 members but --weights names 1 checkpoint (see" run --ensemble 4,8 --weights a.pth "$tmp/frames"
+expect_usage "--ensemble lists 2 members but --weights names 3 checkpoints" run --ensemble 4,8 --weights a,b,c "$tmp/frames"
+expect_usage "--weights 'a,' has an empty checkpoint name" run --ensemble 4,8 --weights a, "$tmp/frames"
+expect_usage "clip.npy is a .npy clip, sampled already to one segment count" run --ensemble 4,8 --random-weights "$tmp/frames" "$tmp/clip.npy"
+expect_usage "--frames fixes one segment count" run --ensemble 4,8 --random-weights --frames 0,1,2,3 "$tmp/frames"
+expect_usage "--ensemble gives each member's segment count" run --ensemble 4,8 --random-weights --segments 4 "$tmp/frames"
+expect_usage "--save-logits writes one model's logits" run --ensemble 4,8 --random-weights --save-logits "$tmp/ens.npy" "$tmp/frames"
+check "no logits file from a refused ensemble" test ! -e "$tmp/ens.npy"
+expect_usage "--dump-input writes one network input" run --ensemble 4,8 --random-weights --dump-input "$tmp/in.npy" "$tmp/frames"
+expect_usage "--ensemble needs INPUT videos or frame folders" run --ensemble 4,8 --random-weights
+expect_error "member 2 (6 segments): built-in ECO: layer 'new_fc'" run --ensemble 4,6 --random-weights "$tmp/frames"
+# The memory check counts the members together: each fits in what one needs (plus 1 MB), two do not.
+run run --random-weights --segments 4 --max-memory 1 "$tmp/frames"
+one=$(sed -n 's/.*needs at least \([0-9]*\) MB.*/\1/p' "$tmp/err")
+expect_error "the ensemble's 2 models need at least [0-9]* MB (weights and peak activations), more than the $((one + 1)) MB allowed" \
+  run --ensemble 4,4 --random-weights --max-memory $((one + 1)) "$tmp/frames"
+
 run bench --arch ECOfull --segments 4 --iters 1 --warmup 0 --threads 1 --json
 check "bench json" python3 -c '
 import json, sys

@@ -1,4 +1,5 @@
-// Still frames (JPEG through TurboJPEG, PNG through libavcodec) and folders of extracted frames.
+// Still frames (JPEG through TurboJPEG, PNG through libavcodec), folders of extracted frames, and
+// several clips from one folder.
 // Every input is made here: JPEGs with TurboJPEG's compressor, PNGs with libavcodec's encoder, in a
 // temporary folder removed at the end.
 #include <doctest/doctest.h>
@@ -6,6 +7,7 @@
 #include <turbojpeg.h>
 
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +20,7 @@ extern "C" {
 }
 
 #include "eco/io/mapped_file.hpp"
+#include "eco/video/clip.hpp"
 #include "eco/video/frame_folder.hpp"
 #include "eco/video/image_file.hpp"
 #include "test_support.hpp"
@@ -489,4 +492,41 @@ TEST_CASE("frame folders: the sampler's errors pass through, and its indices are
                   std::out_of_range);
   CHECK_THROWS_AS(read_frame_folder(folder.path(), kDefaultFramePattern, [](int64_t) { return Indices{-1}; }),
                   std::out_of_range);
+}
+
+TEST_CASE("clips: several segment counts from one decode equal the clip each count gives alone") {
+  TempFolder folder;
+  write_frames(folder, "img_%05d.jpg", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  ClipOptions options;
+  options.preprocess = preprocess_spec_for(56);  // small frames keep the test fast
+  SUBCASE("test sampling") {}
+  SUBCASE("random sampling, one seed for every count") {
+    options.sampling.mode = SamplingMode::random;
+    options.sampling.seed = 5;
+  }
+  // 4 twice: every frame of the third clip is the first's; 12 repeats frames within its clip.
+  const Indices counts{4, 3, 4, 12};
+  const std::vector<Clip> clips = load_clips(folder.path(), options, counts);
+  REQUIRE(clips.size() == counts.size());
+  for (std::size_t c = 0; c < counts.size(); ++c) {
+    CAPTURE(counts[c]);
+    ClipOptions alone = options;
+    alone.sampling.segments = counts[c];
+    const Clip expected = load_clip(folder.path(), alone);
+    CHECK(clips[c].indices == make_sampler(alone.sampling, "x")(10));
+    CHECK(clips[c].indices == expected.indices);
+    CHECK(clips[c].frame_count == 10);
+    REQUIRE(clips[c].frames.shape() == expected.frames.shape());
+    CHECK(std::memcmp(clips[c].frames.data(), expected.frames.data(),
+                      static_cast<std::size_t>(expected.frames.numel()) * sizeof(float)) == 0);
+    CHECK(clips[c].decode_ms == clips[0].decode_ms);  // one decode serves them all
+  }
+}
+
+TEST_CASE("clips: a .npy cannot give several segment counts") {
+  TempFolder folder;
+  write_file(folder / "clip.npy", Bytes{'x'});
+  CHECK(test::error_of<FileError>([&] { load_clips(folder / "clip.npy", ClipOptions{}, {4, 8}); }) ==
+        folder / "clip.npy: a .npy clip is sampled already, to one segment count; sample a video or a frame folder "
+                 "for several");
 }

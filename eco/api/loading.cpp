@@ -26,16 +26,15 @@ std::string model_source(const ModelConfig& config) {
   return config.model_def.empty() ? "built-in " + config.arch : config.model_def;
 }
 
-namespace {
-
-void check_memory(const Graph& graph, const std::optional<MemoryLimit>& limit, const std::string& source) {
-  const int64_t needed = estimated_run_bytes(graph);
-  if (limit && needed > limit->bytes) {
-    throw FileError(source + ": the model needs at least " + std::to_string(needed / kMB) +
+void check_memory(int64_t needed_bytes, const std::optional<MemoryLimit>& limit, const std::string& who_needs) {
+  if (limit && needed_bytes > limit->bytes) {
+    throw FileError(who_needs + " at least " + std::to_string(needed_bytes / kMB) +
                     " MB (weights and peak activations), more than the " + std::to_string(limit->bytes / kMB) +
                     " MB allowed (" + limit->what + ")");
   }
 }
+
+namespace {
 
 void check_classifier_output(const Graph& graph, const ModelConfig& config, const std::string& source) {
   const Shape& out = graph.output_shape();
@@ -51,7 +50,7 @@ Graph build_classifier_model(const ModelDefinition& def, const ModelConfig& conf
                              const std::optional<MemoryLimit>& limit) {
   Graph graph = build_model(def, config);
   const std::string source = model_source(config);
-  check_memory(graph, limit, source);
+  check_memory(estimated_run_bytes(graph), limit, source + ": the model needs");
   check_classifier_output(graph, config, source);
   return graph;
 }
@@ -93,15 +92,23 @@ std::string error_naming(const std::string& input, const std::string& message) {
   return message.starts_with(input) ? message : input + ": " + message;
 }
 
-std::vector<int> top_classes(const float* logits, int64_t count, int64_t k) {
+namespace {
+
+template <typename Score>
+std::vector<int> top_of(const Score* scores, int64_t count, int64_t k) {
   std::vector<int> order(static_cast<std::size_t>(std::max<int64_t>(count, 0)));
   std::iota(order.begin(), order.end(), 0);
   k = std::clamp<int64_t>(k, 0, count);
   std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                    [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+                    [&](int a, int b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
   order.resize(static_cast<std::size_t>(k));
   return order;
 }
+
+}  // namespace
+
+std::vector<int> top_classes(const float* logits, int64_t count, int64_t k) { return top_of(logits, count, k); }
+std::vector<int> top_classes(const double* scores, int64_t count, int64_t k) { return top_of(scores, count, k); }
 
 std::vector<double> softmax(const float* logits, int64_t count) {
   std::vector<double> p(static_cast<std::size_t>(std::max<int64_t>(count, 0)));

@@ -29,6 +29,9 @@ struct MemoryLimit {
 };
 // MemAvailable from /proc/meminfo; nullopt where it cannot be read (no check then).
 std::optional<MemoryLimit> available_memory_limit();
+// Throws FileError "<who_needs> at least N MB (weights and peak activations), more than the M MB
+// allowed (<limit.what>)" when needed_bytes > limit; who_needs is e.g. "<source>: the model needs".
+void check_memory(int64_t needed_bytes, const std::optional<MemoryLimit>& limit, const std::string& who_needs);
 
 // How errors about the configured model name it: its definition file, else "built-in <arch>".
 std::string model_source(const ModelConfig& config);
@@ -63,6 +66,8 @@ std::string error_naming(const std::string& input, const std::string& message);
 
 // The k largest of `count` logits (fewer when count < k), best first; ties: the lower index first.
 std::vector<int> top_classes(const float* logits, int64_t count, int64_t k);
+// The same for scores in double precision (an ensemble's averaged probabilities).
+std::vector<int> top_classes(const double* scores, int64_t count, int64_t k);
 // Softmax in double precision, shifted by the largest logit so no exponent overflows.
 std::vector<double> softmax(const float* logits, int64_t count);
 

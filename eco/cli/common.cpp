@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <new>
 #include <optional>
 
 #include "eco/api/loading.hpp"
@@ -15,6 +16,7 @@
 #include "eco/definitions.hpp"
 #include "eco/random_weights.hpp"
 #include "graph/executor.hpp"
+#include "tensor/checked.hpp"
 
 namespace ecocpu::cli {
 
@@ -98,29 +100,128 @@ OptionSpec max_memory_option() {
   return {"max-memory", "MB", "refuse a model that needs more memory (default: what the machine has available)"};
 }
 
-LoadedModel load_model(const Args& args, int64_t segments) {
-  LoadedModel m;
-  m.config = model_config(args, segments);
-  if (!args.has("weights")) {
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+// A model up to its weights: configured, its graph built and checked, its checkpoint (if any) read.
+// Weights are allocated only once every model to be kept has passed the memory check.
+struct ModelDraft {
+  LoadedModel model;
+  std::optional<EcoCheckpoint> checkpoint;
+  uint64_t seed = 1;
+};
+
+ModelDraft draft_model(const Args& args, const ModelRequest& request) {
+  ModelDraft d;
+  LoadedModel& m = d.model;
+  m.config = model_config(args, request.segments);
+  d.seed = request.seed;
+  if (!request.checkpoint) {
     m.graph = build_classifier_model(model_definition(m.config), m.config, memory_limit(args));
-    m.weights = random_weights(m.graph, static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX)));
-    m.weights_source = "random (seed " + args.get("seed", "1") + ")";
-    return m;
+    m.weights_source = "random (seed " + std::to_string(request.seed) + ")";
+    return d;
   }
-  const std::string path = args.get("weights", "");
-  auto start = std::chrono::steady_clock::now();
-  EcoCheckpoint checkpoint = read_checkpoint(path);
-  CheckpointModel cm = checkpoint_model(checkpoint, m.config, args.has("arch"));
+  const std::string& path = *request.checkpoint;
+  const auto start = std::chrono::steady_clock::now();
+  d.checkpoint = read_checkpoint(path);
+  CheckpointModel cm = checkpoint_model(*d.checkpoint, m.config, args.has("arch"));
   if (args.has("classes") && m.config.classes != cm.config.classes) {
     throw UsageError("ecocpu run: --classes " + std::to_string(m.config.classes) + " but " + path +
                      " has a " + std::to_string(cm.config.classes) + "-class classifier");
   }
   m.config = cm.config;
   m.graph = build_classifier_model(cm.definition, m.config, memory_limit(args));
-  m.weights = load_checkpoint_weights(checkpoint, m.graph, m.config);
-  m.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  m.weights_source = path + " (" + checkpoint.file.format() + ")";
-  return m;
+  m.weights_source = path + " (" + d.checkpoint->file.format() + ")";
+  m.load_ms = ms_since(start);
+  return d;
+}
+
+LoadedModel with_weights(ModelDraft& d) {
+  LoadedModel& m = d.model;
+  const auto start = std::chrono::steady_clock::now();
+  m.weights =
+      d.checkpoint ? load_checkpoint_weights(*d.checkpoint, m.graph, m.config) : random_weights(m.graph, d.seed);
+  if (d.checkpoint) m.load_ms += ms_since(start);
+  d.checkpoint.reset();
+  return std::move(m);
+}
+
+std::string member_name(const std::vector<ModelRequest>& requests, std::size_t i) {
+  const ModelRequest& r = requests[i];
+  return "member " + std::to_string(i + 1) + " (" + std::to_string(r.segments) + " segments" +
+         (r.checkpoint ? ", " + *r.checkpoint : "") + ")";
+}
+
+// An ensemble member's error names the member; a lone model's stays as load_model gave it. Usage
+// errors name their flag and file already.
+template <typename Step>
+auto as_member(const std::vector<ModelRequest>& requests, std::size_t i, Step step) {
+  if (requests.size() == 1) return step();
+  try {
+    return step();
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw FileError(member_name(requests, i) + ": " + e.what());
+  }
+}
+
+// The members' probabilities are averaged class by class, over one decoded input.
+void check_members_agree(const std::vector<ModelDraft>& drafts, const std::vector<ModelRequest>& requests) {
+  const Graph& first = drafts.front().model.graph;
+  for (std::size_t i = 1; i < drafts.size(); ++i) {
+    const Graph& graph = drafts[i].model.graph;
+    const std::string clash = member_name(requests, i) + ": ";
+    if (graph.output_shape()[1] != first.output_shape()[1]) {
+      throw FileError(clash + std::to_string(graph.output_shape()[1]) + " classes, but " + member_name(requests, 0) +
+                      " has " + std::to_string(first.output_shape()[1]) +
+                      "; an ensemble's members share their classes");
+    }
+    if (graph.input_shape()[2] != first.input_shape()[2]) {
+      throw FileError(clash + "takes " + std::to_string(graph.input_shape()[2]) + "-pixel frames, but " +
+                      member_name(requests, 0) + " takes " + std::to_string(first.input_shape()[2]) +
+                      "; an ensemble's members share one decoded input");
+    }
+  }
+}
+
+void check_total_memory(const Args& args, const std::vector<ModelDraft>& drafts) {
+  int64_t total = 0;
+  for (const ModelDraft& d : drafts) {
+    total = checked_add(total, estimated_run_bytes(d.model.graph), "the ensemble's memory");
+  }
+  check_memory(total, memory_limit(args), "the ensemble's " + std::to_string(drafts.size()) + " models need");
+}
+
+}  // namespace
+
+LoadedModel load_model(const Args& args, int64_t segments) {
+  ModelRequest request;
+  request.segments = segments;
+  if (args.has("weights")) request.checkpoint = args.get("weights", "");
+  request.seed = static_cast<uint64_t>(args.get_int("seed", 1, 0, INT64_MAX));
+  return std::move(load_models(args, {request}).front());
+}
+
+std::vector<LoadedModel> load_models(const Args& args, const std::vector<ModelRequest>& requests) {
+  std::vector<ModelDraft> drafts;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    drafts.push_back(as_member(requests, i, [&] { return draft_model(args, requests[i]); }));
+  }
+  if (drafts.size() > 1) {
+    check_members_agree(drafts, requests);
+    check_total_memory(args, drafts);
+  }
+  std::vector<LoadedModel> models;
+  for (std::size_t i = 0; i < drafts.size(); ++i) {
+    models.push_back(as_member(requests, i, [&] { return with_weights(drafts[i]); }));
+  }
+  return models;
 }
 
 PreparedPlan prepare_plan(LoadedModel& m, const PlanOptions& options) {

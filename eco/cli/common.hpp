@@ -1,6 +1,7 @@
 #pragma once
 // What the ecocpu subcommands share: the model options, their parsing, --engine/--threads, and
 // loading a model with its weights (a checkpoint or seeded random ones).
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,19 @@ OptionSpec max_memory_option();
 // anything runs, and a model that would need more memory than --max-memory (default: what is
 // available) is refused before its weights are allocated.
 LoadedModel load_model(const Args& args, int64_t segments);
+
+// One model of several kept at once (ECO_en's members): its segment count and weights; the other
+// model flags (--arch, --classes, --model-def, ...) are shared.
+struct ModelRequest {
+  int64_t segments = 16;
+  std::optional<std::string> checkpoint;  // none: seeded random weights
+  uint64_t seed = 1;
+};
+
+// Each model as load_model makes it. Several must agree on their class count and input size, and
+// the memory check counts them together, all before any weights are allocated; then an error
+// names the member ("member 2 (20 segments, B.pth): ..."). One request is exactly load_model.
+std::vector<LoadedModel> load_models(const Args& args, const std::vector<ModelRequest>& requests);
 
 // The model's execution plan and how long making it took (BatchNorm folding, weight packing and
 // Winograd transforms: paid once per process, before the first forward pass).

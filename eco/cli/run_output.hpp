@@ -26,10 +26,30 @@ struct RunReport {
   const std::vector<std::string>* labels;  // empty: no names
 };
 
+// ECO_en: several models (members), each on its own sampling of the same input; the prediction is
+// the mean of their softmax probabilities.
+struct EnsembleReport {
+  std::vector<RunReport> members;  // each with the same engine, topk and labels
+};
+
+struct EnsembleResult {
+  std::string input;
+  std::vector<RunResult> members;  // in the report's order; empty when the input failed
+  std::vector<double> average;     // the members' mean probability of each class
+  std::string error;
+};
+
 // The lines that say once per run which model runs: arch, weights, load and preparation times.
 std::string run_header_text(const RunReport& report);
 std::string run_result_text(const RunReport& report, const RunResult& result);
 // One line, newline included.
 std::string run_result_json(const RunReport& report, const RunResult& result);
+
+// The same for an ensemble: the header lists the members; an input's text gives the average's
+// top classes and a line per member; its JSON has "members" (logits and top classes of each),
+// "average" (every class's probability) and "topk" (the average's).
+std::string run_header_text(const EnsembleReport& report);
+std::string run_result_text(const EnsembleReport& report, const EnsembleResult& result);
+std::string run_result_json(const EnsembleReport& report, const EnsembleResult& result);
 
 }  // namespace ecocpu::cli

@@ -41,4 +41,11 @@ struct Clip {
 // sampling's segment count is 0, any square frame when the crop size is 0).
 Clip load_clip(const std::string& path, const ClipOptions& options);
 
+// One clip per segment count from one decode (ECO_en's members, each sampled by the options'
+// rule with its own count): the decoder reads every frame any of them samples, once; a frame
+// several share is preprocessed once. The clips share decode_ms and preprocess_ms (both cover the
+// whole). A .npy is refused (FileError): it is sampled already.
+std::vector<Clip> load_clips(const std::string& path, const ClipOptions& options,
+                             const std::vector<int64_t>& segment_counts);
+
 }  // namespace ecocpu::video

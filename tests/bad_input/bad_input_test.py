@@ -756,6 +756,8 @@ def craft_checkpoints(d, f):
     f["tiny_f64_huge"] = d.write("tiny_f64_huge.pth", tiny_checkpoint(
         weight=float_tensor("0", (10, 3), [0.5] * 29 + [1e300], kind="DoubleStorage")))
     f["tiny_wrong_shape"] = d.write("tiny_wrong_shape.pth", tiny_checkpoint(weight=float_tensor("0", (10, 4))))
+    f["tiny_7_classes"] = d.write("tiny_7_classes.pth", tiny_checkpoint(weight=float_tensor("0", (7, 3)),
+                                                                        bias=float_tensor("1", (7,))))
     conv_shape = (64, 3, 7, 7)
     conv_storage = float_tensor("w", conv_shape).storage
     conv1 = {
@@ -1084,6 +1086,10 @@ def checkpoint_cases(f):
             "new_fc.weight' holds an infinity at element 29"),
         bad("ckpt tensor of the wrong shape", run_weights(f["tiny_wrong_shape"], *tiny), f["tiny_wrong_shape"],
             "shape of module.new_fc.weight is (10, 4), the model needs (10, 3)"),
+        # ECO_en averages one set of classes: refused before any weights are loaded or input read.
+        bad("ckpt ensemble members with different classes",
+            ["run", "--ensemble", "4,8", "--weights", f["tiny_zip"] + "," + f["tiny_7_classes"], *tiny, f["dir"]],
+            f["tiny_7_classes"], "member 2 (8 segments", "7 classes, but member 1 (4 segments", "has 10"),
     ]
     for fmt in ("zip", "legacy"):
         for seed in (5, 6, 7):
