@@ -495,7 +495,7 @@ TEST_CASE("frame folders: the sampler's errors pass through, and its indices are
 }
 
 TEST_CASE("clips: several segment counts from one decode equal the clip each count gives alone") {
-  TempFolder folder;
+  TempDir folder;
   write_frames(folder, "img_%05d.jpg", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
   ClipOptions options;
   options.preprocess = preprocess_spec_for(56);  // small frames keep the test fast
@@ -524,8 +524,8 @@ TEST_CASE("clips: several segment counts from one decode equal the clip each cou
 }
 
 TEST_CASE("clips: a .npy cannot give several segment counts") {
-  TempFolder folder;
-  write_file(folder / "clip.npy", Bytes{'x'});
+  TempDir folder;
+  write_bytes(folder / "clip.npy", Bytes{'x'});
   CHECK(test::error_of<FileError>([&] { load_clips(folder / "clip.npy", ClipOptions{}, {4, 8}); }) ==
         folder / "clip.npy: a .npy clip is sampled already, to one segment count; sample a video or a frame folder "
                  "for several");
