@@ -129,8 +129,8 @@ ModelDraft draft_model(const Args& args, const ModelRequest& request) {
   d.checkpoint = read_checkpoint(path);
   CheckpointModel cm = checkpoint_model(*d.checkpoint, m.config, args.has("arch"));
   if (args.has("classes") && m.config.classes != cm.config.classes) {
-    throw UsageError("ecocpu run: --classes " + std::to_string(m.config.classes) + " but " + path +
-                     " has a " + std::to_string(cm.config.classes) + "-class classifier");
+    args.fail("--classes " + std::to_string(m.config.classes) + " but " + path + " has a " +
+              std::to_string(cm.config.classes) + "-class classifier");
   }
   m.config = cm.config;
   m.graph = build_classifier_model(cm.definition, m.config, memory_limit(args));
