@@ -54,6 +54,7 @@ def stream_once(ecocpu, arch, segments, threads, clip):
         "updates": summary["updates"], "skipped": summary["skipped"],
         "median_ms": summary["latency_ms"]["median"], "max_ms": summary["latency_ms"]["max"],
         "median_later_ms": statistics.median(later) if later else float("nan"),
+        "forward_ms": summary["forward_ms"]["median"],
         "seconds": summary["seconds"], "computed_2d": summary["computed_2d"],
         "without_cache": summary["computed_2d_without_cache"], "frames": summary["frames"],
         "first_2d": updates[0]["computed_2d"] if updates else 0,
@@ -87,12 +88,12 @@ def main():
     for _ in range(args.reps):
         for a in archs:
             runs[a].append(stream_once(args.ecocpu, a, args.segments, args.threads, clip))
-    print("\n| arch | run | updates | skipped | latency median | later updates' median | longest | run length (clip %d s) | 2D frames (first, later) | 2D frames total / without cache |" % SECONDS)
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| arch | run | updates | skipped | update median | latency median | later updates' median | longest | run length (clip %d s) | 2D frames (first, later) | 2D frames total / without cache |" % SECONDS)
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for a in archs:
         for i, r in enumerate(runs[a]):
-            print("| %s-%d | %d | %d | %d | %.1f ms | %.1f ms | %.1f ms | %.2f s | %d, %s | %d / %d |" % (
-                a, args.segments, i + 1, r["updates"], r["skipped"], r["median_ms"], r["median_later_ms"], r["max_ms"],
+            print("| %s-%d | %d | %d | %d | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.2f s | %d, %s | %d / %d |" % (
+                a, args.segments, i + 1, r["updates"], r["skipped"], r["forward_ms"], r["median_ms"], r["median_later_ms"], r["max_ms"],
                 r["seconds"], r["first_2d"], ",".join(map(str, r["later_2d"])), r["computed_2d"], r["without_cache"]))
     print()
     for a in archs:

@@ -130,9 +130,11 @@ StreamSummary run_stream(const std::shared_ptr<video::FrameSource>& source, Onli
     while (std::optional<Window> w = slot->take()) {
       UpdateReport r;
       r.memory = memory->update(w->first);
+      const Clock::time_point start = Clock::now();
       const OnlineModel::Update u = model.update(r.memory, [&](int64_t i) {
         return w->pixels.data() + static_cast<std::size_t>(i - w->first) * frame_floats;
       });
+      r.forward_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
       prediction.add(u.logits.data(), u.logits.numel());
       r.update = summary.updates++;
       r.frame = w->first + n - 1;
@@ -143,6 +145,7 @@ StreamSummary run_stream(const std::shared_ptr<video::FrameSource>& source, Onli
       r.prediction = &prediction;
       r.arrival = w->arrival;
       summary.computed_2d += u.computed_2d;
+      summary.forward_ms.push_back(r.forward_ms);
       summary.latency_ms.push_back(emit(r));
     }
   } catch (...) {

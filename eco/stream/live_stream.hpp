@@ -33,6 +33,7 @@ struct UpdateReport {
   std::vector<int64_t> memory;
   int64_t computed_2d = 0;
   int64_t skipped = 0;       // updates skipped so far
+  double forward_ms = 0;      // the update's own work: 2D part on the new frames, 3D part, classifier
   const Tensor* logits = nullptr;
   const RunningPrediction* prediction = nullptr;
   std::chrono::steady_clock::time_point arrival;  // when the window's last frame arrived
@@ -45,6 +46,7 @@ struct StreamSummary {
   int64_t computed_2d = 0;  // frames the 2D part ran on, over all updates
   double seconds = 0;       // from the first frame's arrival to the end
   std::vector<double> latency_ms;  // per update, as the callback measured it
+  std::vector<double> forward_ms;  // per update
 };
 
 // Runs until the source ends. `emit` writes an update's line and returns its latency in ms (the
