@@ -89,17 +89,7 @@ check "exported definition loads back" grep -qx "FLOPs = 64.693176 G" "$tmp/out"
 # A tiny network in the upstream schema: what run and bench do around the forward pass is the
 # same for it as for ECO, at a fraction of the time under the sanitizers. ECO itself runs below
 # (bench) and in the PyTorch reference tier.
-cat >"$tmp/tiny.yaml" <<'EOF'
-name: tiny
-inputs: []
-layers:
-- {id: conv1, expr: 'conv1<=Convolution<=data', attrs: {num_output: 4, kernel_size: 7, stride: 4, pad: 3}}
-- {id: conv1_bn, expr: 'conv1_bn<=BN<=conv1', attrs: {frozen: true}}
-- {id: relu1, expr: 'conv1_bn<=ReLU<=conv1_bn'}
-- {id: c3d, expr: 'c3d<=Conv3d<=conv1_bn', attrs: {num_output: 6, kernel_size: 3, pad: 1, stride: 4}}
-- {id: global_pool, expr: 'pool<=Pooling3d<=c3d', attrs: {kernel_d: 1, kernel_h: 14, kernel_w: 14, mode: ave}}
-- {id: fc_final, expr: 'fc<=InnerProduct<=pool', attrs: {num_output: 5}}
-EOF
+cp "$(dirname "$0")/models/tiny.yaml" "$tmp/tiny.yaml"
 tiny=(--model-def "$tmp/tiny.yaml")
 
 run run "${tiny[@]}" --arch ECO --segments 4 --classes 10 --random-weights --topk 3 --json

@@ -2,6 +2,7 @@
 // What the ecocpu subcommands share: the model options, their parsing, --engine/--threads, and
 // loading a model with its weights (a checkpoint or seeded random ones).
 #include <optional>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,13 @@
 
 namespace ecocpu::cli {
 
+
+// printf into a string, for the commands' text tables (a line of up to 511 characters).
+std::string format_line(const char* pattern, auto... values) {
+  char line[512];
+  std::snprintf(line, sizeof line, pattern, values...);
+  return line;
+}
 
 // --arch, --segments, --classes, --dropout, --model-def, --image-size.
 std::vector<OptionSpec> model_options(bool segment_list);

@@ -13,12 +13,6 @@ namespace ecocpu::cli {
 
 namespace {
 
-std::string format(const char* pattern, auto... values) {
-  char line[512];
-  std::snprintf(line, sizeof line, pattern, values...);
-  return line;
-}
-
 std::string json_int_list(const std::vector<int64_t>& values) {
   std::string out = "[";
   for (std::size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + std::to_string(values[i]);
@@ -68,7 +62,7 @@ std::string clip_text(const std::string& input, const video::Clip& clip, bool sa
   if (clip.rotation_degrees != 0) out << "; rotated " << clip.rotation_degrees << " degrees";
   out << ")\n";
   if (clip.kind != video::InputKind::npy) {
-    out << format("decode %.1f ms, preprocess %.1f ms\n", clip.decode_ms, clip.preprocess_ms);
+    out << format_line("decode %.1f ms, preprocess %.1f ms\n", clip.decode_ms, clip.preprocess_ms);
   }
   return out.str();
 }
@@ -119,11 +113,11 @@ std::string json_member(const RunReport& report, const RunResult& result) {
 
 std::string run_header_text(const RunReport& report) {
   const LoadedModel& m = *report.model;
-  std::string out = format("%s, %lld segments, %lld classes, weights: %s\n", m.config.arch.c_str(),
+  std::string out = format_line("%s, %lld segments, %lld classes, weights: %s\n", m.config.arch.c_str(),
                            static_cast<long long>(m.config.segments),
                            static_cast<long long>(m.graph.output_shape()[1]), m.weights_source.c_str());
-  if (m.load_ms > 0) out += format("checkpoint loaded in %.1f ms\n", m.load_ms);
-  return out + format("plan prepared in %.1f ms\n", report.prepare_ms);
+  if (m.load_ms > 0) out += format_line("checkpoint loaded in %.1f ms\n", m.load_ms);
+  return out + format_line("plan prepared in %.1f ms\n", report.prepare_ms);
 }
 
 std::string run_result_text(const RunReport& report, const RunResult& result) {
@@ -131,14 +125,14 @@ std::string run_result_text(const RunReport& report, const RunResult& result) {
   out << "\n";
   if (result.clip) out << clip_text(result.input, *result.clip, true);
   const Tensor& logits = *result.logits;
-  out << format("forward pass (%s engine): %.3f s\n\n%6s %8s %12s %12s  %s\n", report.engine.c_str(),
+  out << format_line("forward pass (%s engine): %.3f s\n\n%6s %8s %12s %12s  %s\n", report.engine.c_str(),
                 result.forward_ms / 1000, "rank", "class", "probability", "logit",
                 report.labels->empty() ? "" : "label");
   const int64_t classes = logits.dim(1);
   const auto best = top_classes(logits.data(), classes, report.topk);
   const auto prob = softmax(logits.data(), classes);
   for (std::size_t i = 0; i < best.size(); ++i) {
-    out << format("%6zu %8d %12.6f %12.4f  %s\n", i + 1, best[i], prob[best[i]], logits.data()[best[i]],
+    out << format_line("%6zu %8d %12.6f %12.4f  %s\n", i + 1, best[i], prob[best[i]], logits.data()[best[i]],
                   report.labels->empty() ? "" : (*report.labels)[best[i]].c_str());
   }
   return out.str();
@@ -174,8 +168,8 @@ std::string run_header_text(const EnsembleReport& report) {
     const LoadedModel& m = *report.members[i].model;
     out << "member " << i + 1 << ": " << m.config.arch << ", " << m.config.segments
         << " segments, weights: " << m.weights_source << ";";
-    if (m.load_ms > 0) out << format(" checkpoint loaded in %.1f ms,", m.load_ms);
-    out << format(" plan prepared in %.1f ms\n", report.members[i].prepare_ms);
+    if (m.load_ms > 0) out << format_line(" checkpoint loaded in %.1f ms,", m.load_ms);
+    out << format_line(" plan prepared in %.1f ms\n", report.members[i].prepare_ms);
   }
   return out.str();
 }
@@ -190,16 +184,16 @@ std::string run_result_text(const EnsembleReport& report, const EnsembleResult& 
     const int best = top_classes(logits.data(), logits.dim(1), 1).front();
     out << "member " << i + 1 << ": " << report.members[i].model->config.segments << " segments, weights: "
         << report.members[i].model->weights_source << "; top-1: class " << best
-        << format(", probability %.6f", softmax(logits.data(), logits.dim(1))[best])
+        << format_line(", probability %.6f", softmax(logits.data(), logits.dim(1))[best])
         << (label(best).empty() ? "" : " (" + label(best) + ")")
-        << format("; forward pass (%s engine): %.3f s\n", any.engine.c_str(), result.members[i].forward_ms / 1000);
+        << format_line("; forward pass (%s engine): %.3f s\n", any.engine.c_str(), result.members[i].forward_ms / 1000);
   }
   const std::vector<double>& average = result.average;
-  out << format("\naverage of the members' probabilities:\n\n%6s %8s %12s", "rank", "class", "probability")
+  out << format_line("\naverage of the members' probabilities:\n\n%6s %8s %12s", "rank", "class", "probability")
       << (any.labels->empty() ? "" : "  label") << "\n";
   const auto best = top_classes(average.data(), static_cast<int64_t>(average.size()), any.topk);
   for (std::size_t i = 0; i < best.size(); ++i) {
-    out << format("%6zu %8d %12.6f", i + 1, best[i], average[best[i]])
+    out << format_line("%6zu %8d %12.6f", i + 1, best[i], average[best[i]])
         << (label(best[i]).empty() ? "" : "  " + label(best[i])) << "\n";
   }
   return out.str();

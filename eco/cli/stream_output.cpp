@@ -11,12 +11,6 @@ namespace ecocpu::cli {
 
 namespace {
 
-std::string format(const char* pattern, auto... values) {
-  char line[512];
-  std::snprintf(line, sizeof line, pattern, values...);
-  return line;
-}
-
 // The k best classes of the running prediction.
 std::vector<int> best_classes(const StreamReport& report, const std::vector<double>& p) {
   const std::vector<float> as_float(p.begin(), p.end());
@@ -45,23 +39,23 @@ double median(std::vector<double> values) {
 
 std::string stream_header_text(const StreamReport& report, const std::string& input, double fps, double prepare_ms) {
   const LoadedModel& m = *report.model;
-  std::string out = format("%s, %lld frames in the working memory (--memory %s), %lld classes, weights: %s\n",
+  std::string out = format_line("%s, %lld frames in the working memory (--memory %s), %lld classes, weights: %s\n",
                            m.config.arch.c_str(), static_cast<long long>(m.config.segments),
                            stream::memory_kind_name(report.memory), static_cast<long long>(m.graph.output_shape()[1]),
                            m.weights_source.c_str());
-  if (m.load_ms > 0) out += format("checkpoint loaded in %.1f ms\n", m.load_ms);
-  out += format("plans prepared in %.1f ms\n", prepare_ms);
-  return out + format("input: %s, %.3f frames per second\n", input.c_str(), fps);
+  if (m.load_ms > 0) out += format_line("checkpoint loaded in %.1f ms\n", m.load_ms);
+  out += format_line("plans prepared in %.1f ms\n", prepare_ms);
+  return out + format_line("input: %s, %.3f frames per second\n", input.c_str(), fps);
 }
 
 std::string stream_update_text(const StreamReport& report, const stream::UpdateReport& u, double latency_ms) {
   const std::vector<double> p = u.prediction->probabilities();
   std::ostringstream out;
-  out << format("update %4lld  frame %6lld  %8.2f s  2D %3lld  skipped %lld  latency %6.1f ms  top:",
+  out << format_line("update %4lld  frame %6lld  %8.2f s  2D %3lld  skipped %lld  latency %6.1f ms  top:",
                 static_cast<long long>(u.update), static_cast<long long>(u.frame), u.time_s,
                 static_cast<long long>(u.computed_2d), static_cast<long long>(u.skipped), latency_ms);
   for (int c : best_classes(report, p)) {
-    out << format(" %d (%.3f)", c, p[c]);
+    out << format_line(" %d (%.3f)", c, p[c]);
     if (!report.labels->empty()) out << " " << label_of(report, c);
     out << ";";
   }
@@ -95,7 +89,7 @@ std::string stream_update_json(const StreamReport& report, const stream::UpdateR
 std::string stream_summary_text(const StreamReport& report, const stream::StreamSummary& s) {
   const int64_t n = report.model->config.segments;
   const double longest = s.latency_ms.empty() ? 0 : *std::max_element(s.latency_ms.begin(), s.latency_ms.end());
-  return format("\n%lld frames, %lld updates, %lld skipped; the 2D network ran on %lld frames (%lld without the "
+  return format_line("\n%lld frames, %lld updates, %lld skipped; the 2D network ran on %lld frames (%lld without the "
                 "feature cache); update median %.1f ms; latency median %.1f ms, longest %.1f ms; %.2f s from the "
                 "first frame to the end\n",
                 static_cast<long long>(s.frames), static_cast<long long>(s.updates), static_cast<long long>(s.skipped),

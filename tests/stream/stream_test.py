@@ -32,16 +32,8 @@ import traceback
 TIMEOUT_S = 300
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
 
-# The tiny network of tests/video/video_test.py: a 2D convolution, then a 3D one (the split point).
-TINY_YAML = """name: tiny
-layers:
-- {id: conv1, expr: 'conv1<=Convolution<=data', attrs: {num_output: 4, kernel_size: 7, stride: 4, pad: 3}}
-- {id: conv1_bn, expr: 'conv1_bn<=BN<=conv1', attrs: {frozen: true}}
-- {id: relu1, expr: 'conv1_bn<=ReLU<=conv1_bn'}
-- {id: c3d, expr: 'c3d<=Conv3d<=conv1_bn', attrs: {num_output: 6, kernel_size: 3, pad: 1, stride: 4}}
-- {id: global_pool, expr: 'pool<=Pooling3d<=c3d', attrs: {kernel_d: 1, kernel_h: 14, kernel_w: 14, mode: ave}}
-- {id: fc_final, expr: 'fc<=InnerProduct<=pool', attrs: {num_output: 5}}
-"""
+# The end-to-end tests' tiny network: a 2D convolution, then a 3D one (the split point).
+TINY_YAML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "tiny.yaml")
 CLASSES = 10
 
 
@@ -58,9 +50,7 @@ class Context:
     def __init__(self, ecocpu, tmp):
         self.ecocpu = ecocpu
         self.tmp = tmp
-        self.tiny = ["--model-def", os.path.join(tmp, "tiny.yaml"), "--arch", "ECO", "--classes", str(CLASSES)]
-        with open(self.tiny[1], "w") as f:
-            f.write(TINY_YAML)
+        self.tiny = ["--model-def", TINY_YAML, "--arch", "ECO", "--classes", str(CLASSES)]
 
     def path(self, name):
         return os.path.join(self.tmp, name)

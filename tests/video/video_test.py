@@ -59,18 +59,9 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
                    "AddressSanitizer:", "UndefinedBehaviorSanitizer")
 MEAN_BGR = np.array([104.0, 117.0, 128.0], dtype=np.float32)
 
-# A tiny network in the upstream schema: the forward pass takes milliseconds even under the
-# sanitizers. Its global pool's temporal kernel is segments / 4, so segments must be a multiple of 4.
-TINY_YAML = """name: tiny
-inputs: []
-layers:
-- {id: conv1, expr: 'conv1<=Convolution<=data', attrs: {num_output: 4, kernel_size: 7, stride: 4, pad: 3}}
-- {id: conv1_bn, expr: 'conv1_bn<=BN<=conv1', attrs: {frozen: true}}
-- {id: relu1, expr: 'conv1_bn<=ReLU<=conv1_bn'}
-- {id: c3d, expr: 'c3d<=Conv3d<=conv1_bn', attrs: {num_output: 6, kernel_size: 3, pad: 1, stride: 4}}
-- {id: global_pool, expr: 'pool<=Pooling3d<=c3d', attrs: {kernel_d: 1, kernel_h: 14, kernel_w: 14, mode: ave}}
-- {id: fc_final, expr: 'fc<=InnerProduct<=pool', attrs: {num_output: 5}}
-"""
+# tests/models/tiny.yaml: a forward pass takes milliseconds even under the sanitizers. Its global
+# pool's temporal kernel is segments / 4, so segments must be a multiple of 4.
+TINY_YAML = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "tiny.yaml")).read()
 CLASSES = 10
 LABELS = ["ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam", "BandMarching",
           "BaseballPitch", "Basketball", "BasketballDunk", "BenchPress"]
