@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cstring>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -391,6 +393,37 @@ TEST_CASE("conv: a range of images, residual included, equals that part of the w
       fast::run_conv_images(prepared, first, count, in.data(), e, parts.data() + first * image);
     }
     for (int64_t i = 0; i < whole.numel(); ++i) CHECK(parts.data()[i] == whole.data()[i]);
+  }
+}
+
+// A folded BatchNorm's scale is applied while the weights are packed, not to a scaled copy first:
+// the packed weights, and so the outputs, must be the copy's to the bit.
+TEST_CASE("conv: weights scaled per output channel as they are packed equal packing a scaled copy") {
+  uint64_t seed = 2300;
+  for (const auto algo : {fast::ConvAlgo::Im2colGemm, fast::ConvAlgo::Direct1x1Gemm, fast::ConvAlgo::Winograd,
+                          fast::ConvAlgo::TapGemm}) {
+    CAPTURE(fast::conv_algo_name(algo));
+    const bool pointwise = algo == fast::ConvAlgo::Direct1x1Gemm;
+    for (const int rank : {2, 3}) {
+      CAPTURE(rank);
+      const int64_t k = pointwise ? 1 : 3, pad = pointwise ? 0 : 1;
+      Conv conv(19, rank == 2 ? make_window(2, {1, k, k}, {1, 1, 1}, {0, pad, pad})
+                              : make_window(3, {k, k, k}, {1, 1, 1}, {pad, pad, pad}));
+      const Shape in_shape = rank == 2 ? Shape{2, 5, 9, 7} : Shape{1, 5, 4, 9, 7};
+      const Shape w_shape = rank == 2 ? Shape{19, 5, k, k} : Shape{19, 5, k, k, k};
+      Tensor in = random_tensor(in_shape, seed++), w = random_tensor(w_shape, seed++);
+      Tensor scale = random_tensor(Shape{19}, seed++, 0.5f, 2.0f), scaled = w.clone();
+      const int64_t per_row = w.numel() / 19;
+      for (int64_t o = 0; o < 19; ++o) {
+        for (int64_t i = 0; i < per_row; ++i) scaled.data()[o * per_row + i] *= scale.data()[o];
+      }
+      const Shape out_shape = conv.output_shape(std::span(&in_shape, 1));
+      const auto problem = conv.problem(in_shape, out_shape);
+      Tensor packed_scaled(out_shape), copy_scaled(out_shape);
+      fast::run_conv(fast::prepare_conv(problem, algo, w.data(), scale.data()), in.data(), {}, packed_scaled.data());
+      fast::run_conv(fast::prepare_conv(problem, algo, scaled.data()), in.data(), {}, copy_scaled.data());
+      CHECK(std::memcmp(packed_scaled.data(), copy_scaled.data(), static_cast<std::size_t>(out_shape.numel()) * 4) == 0);
+    }
   }
 }
 

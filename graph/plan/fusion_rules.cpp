@@ -233,13 +233,8 @@ void prepare_convolutions(ExecutionPlan& plan, const WeightStore& w, WeightStore
   const Graph& g = *plan.graph;
   for (PlanStep& s : plan.steps) {
     if (!s.is_conv()) continue;
-    const Tensor& original = param(w, g.nodes[s.node], 0);
-    const int64_t rows = original.dim(0), k = original.shape().numel_from(1);
-    Tensor weight = original.clone();
-    for (int64_t o = 0; o < rows && !s.fold_scale.empty(); ++o) {
-      for (int64_t i = 0; i < k; ++i) weight.data()[o * k + i] *= s.fold_scale.data()[o];
-    }
-    s.conv = fast::prepare_conv(s.conv.problem, s.conv.algo, weight.data());
+    const Tensor& weight = param(w, g.nodes[s.node], 0);
+    s.conv = fast::prepare_conv(s.conv.problem, s.conv.algo, weight.data(), s.fold_scale.empty() ? nullptr : s.fold_scale.data());
     if (!releasable) continue;
     for (int n : s.nodes()) {
       for (const auto& spec : g.nodes[n].params) releasable->erase(param_key(g.nodes[n], spec));

@@ -16,8 +16,11 @@ struct PreparedConv {
   PackedPanels taps;         // tap GEMM
 };
 
-// weight: (Cout, Cin, [kd,] kh, kw) row-major.
-PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const float* weight);
+// weight: (Cout, Cin, [kd,] kh, kw) row-major. row_scale (Cout floats, or null): each output
+// channel's weights are multiplied by it as they are packed (a folded BatchNorm's scale), exactly
+// as if the weight had been scaled first, without a scaled copy of it.
+PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const float* weight,
+                          const float* row_scale = nullptr);
 
 // in_channels_last: `in` is the padded channels-last copy of the input (input_layout), written by
 // the convolution before; only for algorithms that take one (takes_channels_last).

@@ -183,7 +183,7 @@ Split split_work(int64_t positions, int64_t panels, int64_t mr, int64_t nr, int 
 
 }  // namespace
 
-PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weight) {
+PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
   const int64_t taps = p.window.volume(), c_n = p.in_channels, oc_n = p.out_channels;
   PackedPanels w = zero_panels(1, taps * c_n, oc_n);
   // One input channel of one panel's output channels at a time, written as one run of a panel row
@@ -195,7 +195,7 @@ PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weig
     const float* kernels = weight + (o0 * c_n + c) * taps;  // output channel o0 + j's at j * c_n * taps
     for (int64_t t = 0; t < taps; ++t) {
       float* row = &w.at(0, t * c_n + c, o0);
-      for (int64_t j = 0; j < o_n; ++j) row[j] = kernels[j * c_n * taps + t];
+      for (int64_t j = 0; j < o_n; ++j) row[j] = kernels[j * c_n * taps + t] * (row_scale ? row_scale[o0 + j] : 1.0f);
     }
   }
   return w;

@@ -255,7 +255,7 @@ bool winograd_applies(const reference::ConvProblem& p) {
 
 int64_t winograd_tile_count(const reference::ConvProblem& p) { return geometry(p).tile_count * p.batch; }
 
-PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight) {
+PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
   const Geometry g = geometry(p);
   const int64_t k_n = p.out_channels, c_n = p.in_channels, kvol = p.window.volume(), pos = g.positions;
   PackedPanels w = zero_panels(pos, c_n, k_n);
@@ -273,7 +273,8 @@ PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const f
       std::fill(kernels.begin(), kernels.end(), 0.0f);
       for (int64_t j = 0; j < o_n; ++j) {
         const float* kernel = weight + ((o0 + j) * c_n + i) * kvol;
-        for (int64_t e = 0; e < kvol; ++e) kernels[static_cast<std::size_t>(e * nr + j)] = kernel[e];
+        const float scale = row_scale ? row_scale[o0 + j] : 1.0f;  // x * 1.0f is x: unscaled weights stay exact
+        for (int64_t e = 0; e < kvol; ++e) kernels[static_cast<std::size_t>(e * nr + j)] = kernel[e] * scale;
       }
       apply3(kernels.data(), as_int(p.window.kernel), gm, nr, &w.at(0, i, o0), position_stride, scratch.data());
     }

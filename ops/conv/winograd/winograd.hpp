@@ -21,8 +21,9 @@ bool winograd_applies(const reference::ConvProblem& p);
 int64_t winograd_tile_count(const reference::ConvProblem& p);
 
 // weight: (Cout, Cin, [3,] 3, 3) row-major -> per tile position (G g G^T's element), a matrix of
-// Cin rows and Cout columns.
-PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight);
+// Cin rows and Cout columns. row_scale: as prepare_conv's.
+PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight,
+                                        const float* row_scale = nullptr);
 
 // The channels-last copy of the input the kernel works from (padding and the tiles' overhang).
 PaddedInput winograd_input_layout(const reference::ConvProblem& p);
