@@ -1,14 +1,19 @@
-// Untrusted-input plumbing: checked arithmetic, regular files only, atomic outputs, strict JSON.
+// Untrusted-input plumbing: checked arithmetic, regular files only, mapped files, atomic outputs,
+// strict JSON.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "eco/io/files.hpp"
+#include "eco/io/mapped_file.hpp"
 #include "eco/report.hpp"
 #include "tensor/checked.hpp"
 #include "tensor/shape.hpp"
@@ -54,6 +59,56 @@ TEST_CASE("files: only regular files are opened, and a FIFO never blocks") {
   CHECK(test::error_of<FileError>([&] { read_text_file(text, 15, "labels file"); }) ==
         text + ": 16 bytes, more than a labels file may hold (15)");
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// The resident kilobytes of the mapping that holds `address` (/proc/self/smaps), -1 if none does.
+int64_t resident_kb_of_mapping(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<uintptr_t>(address);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    uintptr_t from = 0, to = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &from, &to) == 2 && line.find(' ') > line.find('-')) {
+      inside = from <= at && at < to;
+    } else if (inside && line.rfind("Rss:", 0) == 0) {
+      return std::stoll(line.substr(4));
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("files: a tensor viewing a mapped file gives its pages back when released; other views still read them") {
+  const std::string path = "ecocpu_test_mapped_pages.bin";
+  const int64_t floats = 64 * 1024;  // 256 KB: 64 pages of 4 KB
+  {
+    std::vector<float> values(static_cast<std::size_t>(floats));
+    for (int64_t i = 0; i < floats; ++i) values[static_cast<std::size_t>(i)] = static_cast<float>(i);
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(values.data()), floats * 4);
+  }
+  auto file = MappedFile::open(path);
+  const auto* all = reinterpret_cast<const float*>(file->data());
+  float sum = 0;
+  for (int64_t i = 0; i < floats; ++i) sum += all[i];  // every page resident
+  CHECK(sum > 0);
+  const int64_t before = resident_kb_of_mapping(all);
+  REQUIRE(before >= 256);
+  const float* middle = all + 1000;
+  const Shape shape{60000};
+  Tensor kept = Tensor::borrowed(MappedFile::range_owner(file, middle, 60000 * 4), middle, shape);
+  {
+    Tensor released = Tensor::borrowed(MappedFile::range_owner(file, middle, 60000 * 4), middle, shape);
+  }
+  CHECK(resident_kb_of_mapping(all) <= before - 200);  // the whole pages inside the range went back
+  bool same = true;
+  for (int64_t i = 0; i < 60000; ++i) same = same && kept.data()[i] == static_cast<float>(1000 + i);
+  CHECK(same);  // read again from the file
+  kept = Tensor();
+  file.reset();
+  std::filesystem::remove(path);
 }
 
 TEST_CASE("files: outputs are written whole or not at all, never over a device or an input") {

@@ -293,7 +293,8 @@ Tensor TorchFile::to_float32(const TensorRef& t, const std::string& name) const 
   const int elsize = storage_dtype(t.storage->type_name).element_size;
   const uint8_t* base = bytes.data + t.offset * elsize;
   if (dtype == "float32" && contiguous && reinterpret_cast<std::uintptr_t>(base) % alignof(float) == 0) {
-    Tensor view = Tensor::borrowed(file_, reinterpret_cast<const float*>(base), shape);
+    const auto bytes_viewed = static_cast<std::size_t>(*numel) * sizeof(float);
+    Tensor view = Tensor::borrowed(MappedFile::range_owner(file_, base, bytes_viewed), reinterpret_cast<const float*>(base), shape);
     check_finite(view, fail);
     return view;
   }

@@ -1,6 +1,7 @@
 #include "eco/io/mapped_file.hpp"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -27,6 +28,31 @@ std::shared_ptr<const MappedFile> MappedFile::from_bytes(std::string source, std
 
 MappedFile::~MappedFile() {
   if (mapped_) munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+void MappedFile::release_pages(const void* begin, std::size_t bytes) const {
+  if (!mapped_) return;
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto start = reinterpret_cast<std::uintptr_t>(begin);
+  const std::uintptr_t first = (start + page - 1) / page * page, end = (start + bytes) / page * page;
+  // Only whole pages inside the range: the pages at its ends may hold a neighbour's bytes.
+  if (first < end) madvise(reinterpret_cast<void*>(first), end - first, MADV_DONTNEED);
+}
+
+namespace {
+
+struct MappedRange {
+  std::shared_ptr<const MappedFile> file;
+  const void* begin;
+  std::size_t bytes;
+  ~MappedRange() { file->release_pages(begin, bytes); }
+};
+
+}  // namespace
+
+std::shared_ptr<const void> MappedFile::range_owner(std::shared_ptr<const MappedFile> file, const void* begin,
+                                                   std::size_t bytes) {
+  return std::make_shared<MappedRange>(MappedRange{std::move(file), begin, bytes});
 }
 
 void ByteReader::fail(const std::string& cause) const { throw FileError(source_ + ": " + cause); }

@@ -27,6 +27,16 @@ class MappedFile {
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
 
+  // An owner for a tensor viewing [begin, begin + bytes) of `file`: it keeps the file mapped, and
+  // when the last view lets go (the tensor was packed and released) it hands the range's whole
+  // pages back to the kernel, so a loaded checkpoint does not stay resident beside its packed
+  // copy. Pages are read again from the file if another view still reads them.
+  static std::shared_ptr<const void> range_owner(std::shared_ptr<const MappedFile> file, const void* begin,
+                                                 std::size_t bytes);
+
+  // Drops the whole pages inside the range from the process's memory (range_owner's release).
+  void release_pages(const void* begin, std::size_t bytes) const;
+
   const std::string& path() const { return path_; }
   const uint8_t* data() const { return data_; }
   std::size_t size() const { return size_; }
