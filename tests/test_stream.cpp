@@ -3,12 +3,15 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <cstring>
 #include <numeric>
 #include <set>
 
 #include "eco/api/loading.hpp"
 #include "eco/random_weights.hpp"
+#include "eco/stream/live_stream.hpp"
 #include "eco/stream/online_model.hpp"
 #include "eco/stream/working_memory.hpp"
 #include "oracles.hpp"
@@ -132,4 +135,13 @@ TEST_CASE("online model: the feature cache gives the whole model's logits, compu
       previous = m;
     }
   }
+}
+
+TEST_CASE("realtime pacing: a frame's schedule follows its timestamp, never back, never more than 2 s ahead") {
+  CHECK(paced_time(0.04, 0.0) == 0.04);
+  CHECK(paced_time(1.5, 1.46) == 1.5);
+  CHECK(paced_time(1.0, 3.0) == 3.0);                       // a jump back waits for nothing
+  CHECK(paced_time(3.15e7, 10.0) == 10.0 + kMaxPacingGap);  // a year ahead: one gap at most
+  CHECK(paced_time(std::nan(""), 5.0) == 5.0);
+  CHECK(paced_time(std::numeric_limits<double>::infinity(), 5.0) == 5.0 + kMaxPacingGap);
 }

@@ -1,5 +1,6 @@
 #include "eco/stream/live_stream.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -80,6 +81,8 @@ class WindowSlot {
   std::exception_ptr error_;
 };
 
+Clock::duration seconds(double s) { return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); }
+
 // The reading thread: every frame preprocessed into the window being filled; a full window goes
 // to the slot.
 void read_frames(video::FrameSource& source, const StreamOptions& options, int64_t n, WindowSlot& slot) {
@@ -88,13 +91,14 @@ void read_frames(video::FrameSource& source, const StreamOptions& options, int64
   int64_t frames = 0;
   std::exception_ptr error;
   try {
-    std::optional<Clock::time_point> start;  // when presentation time 0 is, for pacing
+    const Clock::time_point start = Clock::now();  // the first frame's schedule, for pacing
+    double scheduled = 0;
     Window w;
     while (!slot.stopped()) {
       std::optional<video::StreamFrame> f = source.next();
       if (!f) break;
-      if (!start) start = Clock::now() - std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(f->time_s));
-      if (options.realtime) std::this_thread::sleep_until(*start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(f->time_s)));
+      scheduled = frames == 0 ? 0 : paced_time(f->time_s, scheduled);
+      if (options.realtime) std::this_thread::sleep_until(start + seconds(scheduled));
       const Clock::time_point arrival = Clock::now();
       if (frames == 0) slot.first_arrival = arrival;
       ++frames;
@@ -114,6 +118,11 @@ void read_frames(video::FrameSource& source, const StreamOptions& options, int64
 }
 
 }  // namespace
+
+double paced_time(double time_s, double previous) {
+  if (!(time_s > previous)) return previous;  // NaN too
+  return std::min(time_s, previous + kMaxPacingGap);
+}
 
 StreamSummary run_stream(const std::shared_ptr<video::FrameSource>& source, OnlineModel& model,
                          const StreamOptions& options, const std::function<double(const UpdateReport&)>& emit) {

@@ -49,6 +49,13 @@ struct StreamSummary {
   std::vector<double> forward_ms;  // per update
 };
 
+// Where --realtime schedules a frame, in seconds after the first: its presentation time, kept
+// between the previous frame's schedule and kMaxPacingGap after it, so that a crafted or broken
+// timestamp (NaN, a jump back, a jump of years ahead) can neither stall the stream nor break the
+// clock's arithmetic.
+constexpr double kMaxPacingGap = 2.0;
+double paced_time(double time_s, double previous);
+
 // Runs until the source ends. `emit` writes an update's line and returns its latency in ms (the
 // time from the window's last frame arriving to the line being written). Throws FileError when
 // the source fails (after the updates before it were emitted) or ends before the first update.
