@@ -137,11 +137,22 @@ TEST_CASE("online model: the feature cache gives the whole model's logits, compu
   }
 }
 
-TEST_CASE("realtime pacing: a frame's schedule follows its timestamp, never back, never more than 2 s ahead") {
-  CHECK(paced_time(0.04, 0.0) == 0.04);
-  CHECK(paced_time(1.5, 1.46) == 1.5);
-  CHECK(paced_time(1.0, 3.0) == 3.0);                       // a jump back waits for nothing
-  CHECK(paced_time(3.15e7, 10.0) == 10.0 + kMaxPacingGap);  // a year ahead: one gap at most
-  CHECK(paced_time(std::nan(""), 5.0) == 5.0);
-  CHECK(paced_time(std::numeric_limits<double>::infinity(), 5.0) == 5.0 + kMaxPacingGap);
+TEST_CASE("realtime pacing: frames follow their timestamps' gaps, each gap kept within 0 to 2 s") {
+  Pacer steady;
+  CHECK(steady.schedule(0.0) == 0.0);
+  CHECK(steady.schedule(0.04) == doctest::Approx(0.04));
+  CHECK(steady.schedule(0.08) == doctest::Approx(0.08));
+  // A jump of a year ahead costs one 2 s gap; the frames after it follow at their own pace.
+  Pacer ahead;
+  for (double t : {0.0, 0.04, 3.15e7, 3.15e7 + 0.04, 3.15e7 + 0.08}) ahead.schedule(t);
+  CHECK(ahead.schedule(3.15e7 + 0.12) == doctest::Approx(0.04 + kMaxPacingGap + 0.12));
+  // A jump back waits for nothing, and the frames after it are paced again at once.
+  Pacer back;
+  for (double t : {0.0, 10.0, 1.0}) back.schedule(t);
+  CHECK(back.schedule(1.04) == doctest::Approx(kMaxPacingGap + 0.04));
+  Pacer broken;
+  broken.schedule(0.0);
+  CHECK(broken.schedule(std::nan("")) == 0.0);
+  CHECK(broken.schedule(0.04) == doctest::Approx(0.04));
+  CHECK(broken.schedule(std::numeric_limits<double>::infinity()) == doctest::Approx(0.04 + kMaxPacingGap));
 }

@@ -110,7 +110,10 @@ std::vector<int> top_of(const Score* scores, int64_t count, int64_t k) {
 std::vector<int> top_classes(const float* logits, int64_t count, int64_t k) { return top_of(logits, count, k); }
 std::vector<int> top_classes(const double* scores, int64_t count, int64_t k) { return top_of(scores, count, k); }
 
-std::vector<double> softmax(const float* logits, int64_t count) {
+namespace {
+
+template <typename Score>
+std::vector<double> softmax_of(const Score* logits, int64_t count) {
   std::vector<double> p(static_cast<std::size_t>(std::max<int64_t>(count, 0)));
   if (p.empty()) return p;
   const double peak = *std::max_element(logits, logits + count);
@@ -119,5 +122,10 @@ std::vector<double> softmax(const float* logits, int64_t count) {
   for (auto& v : p) v /= sum;
   return p;
 }
+
+}  // namespace
+
+std::vector<double> softmax(const float* logits, int64_t count) { return softmax_of(logits, count); }
+std::vector<double> softmax(const double* logits, int64_t count) { return softmax_of(logits, count); }
 
 }  // namespace ecocpu

@@ -70,5 +70,7 @@ std::vector<int> top_classes(const float* logits, int64_t count, int64_t k);
 std::vector<int> top_classes(const double* scores, int64_t count, int64_t k);
 // Softmax in double precision, shifted by the largest logit so no exponent overflows.
 std::vector<double> softmax(const float* logits, int64_t count);
+// The same for scores in double precision (the summed logits of `stream --memory decay`).
+std::vector<double> softmax(const double* logits, int64_t count);
 
 }  // namespace ecocpu

@@ -40,7 +40,10 @@ StreamSettings stream_settings(const Args& args) {
   const bool from_stdin = s.input == "-";
   if (from_stdin != args.has("raw")) args.fail(from_stdin ? "raw frames on stdin need --raw WxH" : "--raw goes with INPUT - (stdin)");
   if (args.has("pixel-format") && !from_stdin) args.fail("--pixel-format goes with --raw");
-  if (args.has("fps") && video::input_kind(s.input) == video::InputKind::video) args.fail("--fps is for frame folders and stdin; a video has its own rate");
+  if (args.has("fps") && !from_stdin && video::input_kind(s.input) == video::InputKind::video) {
+    args.fail("--fps is for frame folders and stdin; a video has its own rate");
+  }
+  if (from_stdin && args.has("realtime")) args.fail("--realtime paces files; stdin is live as it comes");
   s.segments = args.get_int("segments", 16, 1, kMaxSegments);
   s.stream.memory = stream::parse_memory_kind(args.get_choice("memory", "paper", {"paper", "decay"}));
   if (s.stream.memory == stream::MemoryKind::decay) {
@@ -85,7 +88,7 @@ int cmd_stream(const std::vector<std::string>& argv) {
                   {"seed", "S", "seed for the random weights (default 1)"},
                   {"memory", "M", "paper (default: half the memory and half the new frames) or decay (the authors' demo)"},
                   {"sampling-seed", "S", "seed for --memory paper's random halves (default 0)"},
-                  {"realtime", "", "pace a file at its frame rate as a camera would; skip updates when behind"},
+                  {"realtime", "", "pace a file or folder by its frames' times as a camera would; skip updates when behind"},
                   {"raw", "WxH", "INPUT - is raw frames of this size on stdin (ffmpeg -f rawvideo)"},
                   {"pixel-format", "F", "bgr24 (default) or rgb24, for --raw"},
                   {"fps", "F", "frames per second of a frame folder or stdin (default 25)"},
@@ -102,7 +105,8 @@ int cmd_stream(const std::vector<std::string>& argv) {
   if (!parse_or_help(args, argv,
                      "Online recognition as in the ECO paper: frames arrive one by one; every N\n"
                      "(--segments) frames the working memory of N frames is renewed and ECO runs on it,\n"
-                     "and the prediction averages the updates. A frame's 2D features are computed once\n"
+                     "and the prediction averages the updates' probabilities (--memory decay: sums their\n"
+                     "logits, as the authors' demo). A frame's 2D features are computed once\n"
                      "and kept while it stays in the memory: after the first update only the new frames\n"
                      "go through the 2D network. INPUT is a video file, a folder of frames, or - for raw\n"
                      "frames on stdin (ffmpeg ... -f rawvideo -pix_fmt bgr24 -). stdin and --realtime\n"

@@ -13,8 +13,7 @@ namespace {
 
 // The k best classes of the running prediction.
 std::vector<int> best_classes(const StreamReport& report, const std::vector<double>& p) {
-  const std::vector<float> as_float(p.begin(), p.end());
-  return top_classes(as_float.data(), static_cast<int64_t>(as_float.size()), report.topk);
+  return top_classes(p.data(), static_cast<int64_t>(p.size()), report.topk);
 }
 
 std::string label_of(const StreamReport& report, int c) { return report.labels->empty() ? "" : (*report.labels)[c]; }

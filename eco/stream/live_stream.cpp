@@ -1,6 +1,7 @@
 #include "eco/stream/live_stream.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -92,12 +93,12 @@ void read_frames(video::FrameSource& source, const StreamOptions& options, int64
   std::exception_ptr error;
   try {
     const Clock::time_point start = Clock::now();  // the first frame's schedule, for pacing
-    double scheduled = 0;
+    Pacer pacer;
     Window w;
     while (!slot.stopped()) {
       std::optional<video::StreamFrame> f = source.next();
       if (!f) break;
-      scheduled = frames == 0 ? 0 : paced_time(f->time_s, scheduled);
+      const double scheduled = pacer.schedule(f->time_s);
       if (options.realtime) std::this_thread::sleep_until(start + seconds(scheduled));
       const Clock::time_point arrival = Clock::now();
       if (frames == 0) slot.first_arrival = arrival;
@@ -119,9 +120,14 @@ void read_frames(video::FrameSource& source, const StreamOptions& options, int64
 
 }  // namespace
 
-double paced_time(double time_s, double previous) {
-  if (!(time_s > previous)) return previous;  // NaN too
-  return std::min(time_s, previous + kMaxPacingGap);
+double Pacer::schedule(double time_s) {
+  if (started_) {
+    const double gap = time_s - previous_time_;
+    if (gap > 0) scheduled_ += std::min(gap, kMaxPacingGap);  // false for NaN
+  }
+  if (std::isfinite(time_s)) previous_time_ = time_s;
+  started_ = true;
+  return scheduled_;
 }
 
 StreamSummary run_stream(const std::shared_ptr<video::FrameSource>& source, OnlineModel& model,

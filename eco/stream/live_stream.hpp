@@ -49,12 +49,19 @@ struct StreamSummary {
   std::vector<double> forward_ms;  // per update
 };
 
-// Where --realtime schedules a frame, in seconds after the first: its presentation time, kept
-// between the previous frame's schedule and kMaxPacingGap after it, so that a crafted or broken
-// timestamp (NaN, a jump back, a jump of years ahead) can neither stall the stream nor break the
-// clock's arithmetic.
+// Where --realtime schedules frames, in seconds after the first: each frame follows the one before
+// by the gap between their timestamps, that gap kept within [0, kMaxPacingGap], so that a crafted
+// or broken timestamp (NaN, a jump back, a jump of years ahead) costs at most one such gap and
+// neither stalls the stream nor breaks the clock's arithmetic.
 constexpr double kMaxPacingGap = 2.0;
-double paced_time(double time_s, double previous);
+class Pacer {
+ public:
+  double schedule(double time_s);  // the first frame: 0
+
+ private:
+  bool started_ = false;
+  double previous_time_ = 0, scheduled_ = 0;
+};
 
 // Runs until the source ends. `emit` writes an update's line and returns its latency in ms (the
 // time from the window's last frame arriving to the line being written). Throws FileError when

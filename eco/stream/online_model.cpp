@@ -93,8 +93,7 @@ void RunningPrediction::add(const float* logits, int64_t count) {
 
 std::vector<double> RunningPrediction::probabilities() const {
   if (!sum_logits_) return value_;
-  std::vector<float> logits(value_.begin(), value_.end());
-  return softmax(logits.data(), static_cast<int64_t>(logits.size()));
+  return softmax(value_.data(), static_cast<int64_t>(value_.size()));
 }
 
 }  // namespace ecocpu::stream

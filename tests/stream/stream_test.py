@@ -184,7 +184,8 @@ def case_stdin_raw(ctx):
         frames = raw_frames(ctx.clip50, pixel_format)
         expect(len(frames) == 50 * 64 * 48 * 3, "ffmpeg gave %d bytes" % len(frames))
         updates, summary = ctx.stream(ctx.tiny + ["--random-weights", "--segments", "4", "--json", "--raw", "64x48",
-                                                  "--pixel-format", pixel_format, "-"], stdin=frames)
+                                                  "--pixel-format", pixel_format, "--fps", "50", "-"], stdin=frames)
+        expect(all(abs(u["time_s"] - u["frame"] / 50) < 1e-9 for u in updates), "stdin --fps 50: frame k is not at k / 50")
         expect(summary["frames"] == 50 and summary["updates"] + summary["skipped"] == 12, str(summary))
         # stdin is live: the pipe delivers faster than the network runs, so windows may be skipped,
         # the first included. The first update made holds its window's four frames.
@@ -247,6 +248,7 @@ def case_errors(ctx):
     ctx.expect_error(base + ["--memory", "decay", "--segments", "12", ctx.clip50], "multiple of 16", codes=(2,))
     ctx.expect_error(base + ["--memory", "decay", "--sampling-seed", "3", ctx.clip50], "--sampling-seed goes with", codes=(2,))
     ctx.expect_error(base + ["--fps", "30", ctx.clip50], "--fps is for frame folders and stdin", codes=(2,))
+    ctx.expect_error(base + ["--raw", "64x48", "--realtime", "-"], "--realtime paces files", codes=(2,))
     ctx.expect_error(["--segments", "4", ctx.clip50], "give exactly one of --weights FILE and --random-weights", codes=(2,))
     ctx.expect_error(base + [ctx.clip50, ctx.clip50], "give one INPUT", codes=(2,))
     npy = ctx.path("clip.npy")
