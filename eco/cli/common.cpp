@@ -224,6 +224,13 @@ std::vector<LoadedModel> load_models(const Args& args, const std::vector<ModelRe
   return models;
 }
 
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const std::size_t h = values.size() / 2;
+  return values.size() % 2 ? values[h] : (values[h - 1] + values[h]) / 2;
+}
+
 PreparedPlan prepare_plan(LoadedModel& m, const PlanOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   PreparedPlan p;

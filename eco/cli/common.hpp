@@ -8,6 +8,7 @@
 
 #include "eco/api/loading.hpp"
 #include "eco/cli/args.hpp"
+#include "eco/report.hpp"
 #include "eco/model.hpp"
 #include "graph/ir.hpp"
 #include "graph/plan.hpp"
@@ -15,6 +16,16 @@
 
 namespace ecocpu::cli {
 
+
+// The middle value (the mean of the two middle ones for an even count); 0 for none.
+double median(std::vector<double> values);
+
+// A JSON array of numbers (json_number: null for a non-finite one).
+std::string json_numbers(const auto* values, int64_t count) {
+  std::string out = "[";
+  for (int64_t i = 0; i < count; ++i) out += (i ? ", " : "") + json_number(static_cast<double>(values[i]));
+  return out + "]";
+}
 
 // printf into a string, for the commands' text tables (a line of up to 511 characters).
 std::string format_line(const char* pattern, auto... values) {

@@ -89,12 +89,6 @@ std::string json_average_top(const EnsembleReport& report, const std::vector<dou
                      average, nullptr);
 }
 
-std::string json_numbers(const auto* values, int64_t count) {
-  std::string out = "[";
-  for (int64_t i = 0; i < count; ++i) out += (i ? ", " : "") + json_number(values[i]);
-  return out + "]";
-}
-
 std::string json_member(const RunReport& report, const RunResult& result) {
   const LoadedModel& m = *report.model;
   const Tensor& logits = *result.logits;

@@ -18,23 +18,7 @@ std::vector<int> best_classes(const StreamReport& report, const std::vector<doub
 
 std::string label_of(const StreamReport& report, int c) { return report.labels->empty() ? "" : (*report.labels)[c]; }
 
-template <typename T>
-std::string json_list(const T* values, std::size_t count) {
-  std::ostringstream out;
-  out << "[";
-  for (std::size_t i = 0; i < count; ++i) out << (i ? ", " : "") << json_number(static_cast<double>(values[i]));
-  out << "]";
-  return out.str();
-}
-
 }  // namespace
-
-double median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const std::size_t h = values.size() / 2;
-  return values.size() % 2 ? values[h] : (values[h - 1] + values[h]) / 2;
-}
 
 std::string stream_header_text(const StreamReport& report, const std::string& input, double fps, double prepare_ms) {
   const LoadedModel& m = *report.model;
@@ -71,8 +55,8 @@ std::string stream_update_json(const StreamReport& report, const stream::UpdateR
       << ", \"memory\": [";
   for (std::size_t i = 0; i < u.memory.size(); ++i) out << (i ? ", " : "") << u.memory[i];
   out << "], \"computed_2d\": " << u.computed_2d << ", \"skipped\": " << u.skipped
-      << ", \"logits\": " << json_list(u.logits->data(), static_cast<std::size_t>(u.logits->numel()))
-      << ", \"average\": " << json_list(average.data(), average.size())
+      << ", \"logits\": " << json_numbers(u.logits->data(), u.logits->numel())
+      << ", \"average\": " << json_numbers(average.data(), static_cast<int64_t>(average.size()))
       << ", \"average_of\": " << json_quote(u.prediction->sums_logits() ? "summed logits" : "probabilities")
       << ", \"topk\": [";
   const std::vector<int> best = best_classes(report, p);

@@ -23,6 +23,4 @@ std::string stream_update_json(const StreamReport& report, const stream::UpdateR
 std::string stream_summary_text(const StreamReport& report, const stream::StreamSummary& summary);
 std::string stream_summary_json(const StreamReport& report, const stream::StreamSummary& summary);
 
-double median(std::vector<double> values);
-
 }  // namespace ecocpu::cli
