@@ -77,7 +77,7 @@ std::string PlanStep::label(const Graph& graph) const {
 
 std::string PlanStep::algo_name(const Graph& graph) const {
   switch (kind) {
-    case Kind::conv: return fast::conv_algo_name(conv.algo);
+    case Kind::conv: return std::string(fast::conv_algo_name(conv.algo)) + (conv.precision == fast::Precision::bf16 ? "/bf16" : "");
     case Kind::view: return "view";
     case Kind::to_channels_last: return "to_channels_last";
     case Kind::assemble: return "in_place";
@@ -154,7 +154,7 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   if (options.fuses(Fusion::residual)) fuse_residual(plan, w);
   if (options.fuses(Fusion::relu)) fuse_relu(plan);
   if (options.fuses(Fusion::pool_after)) fuse_pool_after(plan);
-  prepare_convolutions(plan, w, releasable);
+  prepare_convolutions(plan, w, releasable, options.precision);
   if (options.fuses(Fusion::concat_slices)) write_concat_slices(plan);
   if (options.fuses(Fusion::channels_last)) hand_over_channels_last(plan);
   if (options.fuses(Fusion::shared_copy)) share_channels_last_copies(plan);

@@ -57,6 +57,8 @@ std::set<Fusion> parse_fusion_list(const std::string& list);
 struct PlanOptions {
   bool reference = false;  // true: every node runs its reference kernel, one step per node
   bool winograd = true;    // false: GEMM algorithms only
+  // bf16: Winograd and tap GEMM products in bf16 where the CPU has the kernel (fast::prepare_conv)
+  fast::Precision precision = fast::Precision::fp32;
   std::set<Fusion> disabled;
 
   bool fuses(Fusion f) const { return !reference && !disabled.count(f); }

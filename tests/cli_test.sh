@@ -231,8 +231,28 @@ assert lay["conv2_3x3_reduce"] == "planes>cl" and lay["res3b_1"] == "planes>cl" 
 assert lay["inception_3a_1x1"] == "planes>slice" and lay["res4a_down"] == "cl>planes"
 assert lay["copy of res3b_bn"] == "planes>cl" and lay["inception_3a_output"] == "slice>planes"
 assert lay["inception_3c_double_3x3_1"] == "cl>frames" and lay["inception_3c_double_3x3_2"] == "frames>slice"
-assert d["prepare_ms"] > 0
+assert d["prepare_ms"] > 0 and d["precision"] == "fp32" and "bf16_vs_fp32" not in d
 ' "$tmp/out"
+# --precision bf16 where the CPU has AVX512-BF16 (its error against fp32 reported), else refused.
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+  run bench --arch ECO --segments 4 --iters 1 --warmup 0 --threads 1 --precision bf16 --accuracy-clips 1 --json
+  check "bench bf16 json" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["precision"] == "bf16"
+a = d["bf16_vs_fp32"]
+assert a["clips"] == 1 and 0 < a["max_relative_logit_difference"] < 0.05 and a["top1_same"] <= 1
+algos = {l["id"].split("+")[0]: l["algo"] for l in d["layers"]}
+assert algos["res3b_1"] == "winograd/bf16" and algos["res5a_1"] == "tap_gemm/bf16"
+assert algos["conv1_7x7_s2"] == "tap_gemm" and algos["inception_3a_1x1"] == "gemm_1x1"
+' "$tmp/out"
+else
+  expect_error "--precision bf16: this CPU has no AVX512-BF16" bench --precision bf16
+fi
+run bench "${tiny[@]}" --segments 4 --iters 1 --warmup 0 --precision auto
+check "bench --precision auto runs" test $code -eq 0
+expect_error "--precision must be one of fp32, bf16, auto" bench --precision fp16
+expect_error "--precision bf16 is for the fast engine" run --precision bf16 --engine reference --random-weights
 run bench "${tiny[@]}" --segments 4 --iters 1 --warmup 0 --engine reference
 check "bench table" grep -q "reference engine" "$tmp/out"
 check "bench table gives the plan's preparation time" grep -q "^plan prepared in [0-9]* ms" "$tmp/out"

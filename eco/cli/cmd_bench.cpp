@@ -6,10 +6,12 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "eco/cli/commands.hpp"
 #include "eco/cli/common.hpp"
+#include "eco/api/loading.hpp"
 #include "eco/random_weights.hpp"
 #include "eco/report.hpp"
 #include "graph/plan.hpp"
@@ -74,16 +76,44 @@ std::vector<StepRow> step_rows(const Graph& g, const ExecutionPlan& plan, const 
   return rows;
 }
 
-std::string bench_json(const LoadedModel& m, const std::string& engine, double prepare_ms, const Timings& t,
-                       const std::vector<StepRow>& rows) {
+// bf16's error: the bf16 plan's logits beside a float plan's (the same weights, loaded again: the
+// bf16 plan released them) on seeded random clips.
+struct Agreement {
+  int clips = 0, top1_same = 0, top5_same = 0;
+  double max_relative = 0;  // max |bf16 - fp32| / max |fp32| over the clips
+
+  std::string json() const {
+    return "{\"clips\": " + std::to_string(clips) + ", \"max_relative_logit_difference\": " + json_number(max_relative) +
+           ", \"top1_same\": " + std::to_string(top1_same) + ", \"top5_same\": " + std::to_string(top5_same) + "}";
+  }
+  std::string text() const {
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "bf16 against fp32 on %d seeded random clips: max |logit difference| / max |logit| %.2e, "
+                  "same top-1 %d/%d, same top-5 set %d/%d\n",
+                  clips, max_relative, top1_same, clips, top5_same, clips);
+    return line;
+  }
+};
+
+// Peak RSS and the kernels' peak scratch, MB: read before bf16's float comparison plan exists.
+struct Memory {
+  double rss_mb, scratch_mb;
+};
+
+std::string bench_json(const LoadedModel& m, const std::string& engine, const std::string& precision,
+                       const Memory& memory, double prepare_ms, const Timings& t, const std::vector<StepRow>& rows,
+                       const std::optional<Agreement>& agreement) {
   std::ostringstream out;
   out << "{\"arch\": " << json_quote(m.config.arch) << ", \"segments\": " << m.config.segments
       << ", \"threads\": " << omp_get_max_threads() << ", \"engine\": \"" << engine
-      << "\", \"gemm\": " << json_quote(selected_gemm_kernel().name) << ", \"latency_ms\": {\"median\": "
+      << "\", \"precision\": \"" << precision << "\", \"gemm\": " << json_quote(selected_gemm_kernel().name) << ", \"latency_ms\": {\"median\": "
       << json_number(t.median_ms) << ", \"min\": " << json_number(t.min_ms) << ", \"max\": " << json_number(t.max_ms)
-      << "}, \"peak_rss_mb\": " << json_number(peak_rss_mb())
-      << ", \"scratch_mb\": " << json_number(static_cast<double>(scratch_peak_bytes()) / (1 << 20))
-      << ", \"prepare_ms\": " << json_number(prepare_ms)
+      << "}, \"peak_rss_mb\": " << json_number(memory.rss_mb)
+      << ", \"scratch_mb\": " << json_number(memory.scratch_mb)
+      << ", \"prepare_ms\": " << json_number(prepare_ms);
+  if (agreement) out << ", \"bf16_vs_fp32\": " << agreement->json();
+  out
       << ", \"layers\": [";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     out << (i ? ", " : "") << "{\"id\": " << json_quote(rows[i].id) << ", \"algo\": " << json_quote(rows[i].algo)
@@ -94,31 +124,62 @@ std::string bench_json(const LoadedModel& m, const std::string& engine, double p
   return out.str();
 }
 
-std::string bench_table(const LoadedModel& m, const std::string& engine, int64_t warmup, double prepare_ms,
-                        const Timings& t, const std::vector<StepRow>& rows) {
+std::string bench_table(const LoadedModel& m, const std::string& engine, const std::string& precision,
+                        const Memory& memory, int64_t warmup, double prepare_ms, const Timings& t,
+                        const std::vector<StepRow>& rows, const std::optional<Agreement>& agreement) {
   std::ostringstream out;
   char line[1024];  // the header below is one call
   std::snprintf(line, sizeof line,
-                "%s, %lld segments, %d threads, %s engine, GEMM %s\n"
+                "%s, %lld segments, %d threads, %s engine, %s, GEMM %s\n"
                 "latency over %zu runs (after %lld warm-up): median %.1f ms, min %.1f ms, max %.1f ms\n"
                 "peak memory (RSS): %.0f MB, of which the kernels' scratch memory (all threads) %.0f MB\n"
                 "plan prepared in %.0f ms (BatchNorm folded, weights packed and transformed)\n"
                 "layouts: planes, cl where a convolution hands its output to the next channels-last, shared\n"
                 "where convolutions reading one input share its channels-last copy\n\n"
-                "%-64s %-12s %-13s %9s %9s %7s\n",
+                "%-64s %-14s %-13s %9s %9s %7s\n",
                 m.config.arch.c_str(), static_cast<long long>(m.config.segments), omp_get_max_threads(),
-                engine.c_str(), selected_gemm_kernel().name.c_str(), t.latency_ms.size(),
-                static_cast<long long>(warmup), t.median_ms, t.min_ms, t.max_ms, peak_rss_mb(),
-                static_cast<double>(scratch_peak_bytes()) / (1 << 20), prepare_ms, "layer",
+                engine.c_str(), precision.c_str(), selected_gemm_kernel().name.c_str(), t.latency_ms.size(),
+                static_cast<long long>(warmup), t.median_ms, t.min_ms, t.max_ms, memory.rss_mb, memory.scratch_mb,
+                prepare_ms, "layer",
                 "algo", "layouts", "ms", "GFLOP/s", "share");
   out << line;
+  if (agreement) out << agreement->text() << "\n";
   for (const auto& r : rows) {
-    std::snprintf(line, sizeof line, "%-64s %-12s %-13s %9.2f %9.1f %6.1f%%\n", r.id.substr(0, 64).c_str(),
+    std::snprintf(line, sizeof line, "%-64s %-14s %-13s %9.2f %9.1f %6.1f%%\n", r.id.substr(0, 64).c_str(),
                   r.algo.c_str(), r.layouts.c_str(), r.ms, r.gflops, 100.0 * r.ms / t.median_ms);
     out << line;
   }
   return out.str();
 }
+
+Agreement bf16_agreement(const Args& args, const PlanOptions& options, const ExecutionPlan& bf16_plan,
+                         const WeightStore& bf16_weights, int clips) {
+  LoadedModel m = load_model(args, args.get_int("segments", 16, 1, kMaxSegments));
+  PlanOptions fp32 = options;
+  fp32.precision = fast::Precision::fp32;
+  const ExecutionPlan plan = make_plan_releasing(m.graph, m.weights, fp32);
+  Agreement a;
+  a.clips = clips;
+  for (int c = 0; c < clips; ++c) {
+    const Tensor input = random_input(m.graph.input_shape(), 1000 + static_cast<uint64_t>(c));
+    const Tensor want = run_plan(plan, m.weights, input), got = run_plan(bf16_plan, bf16_weights, input);
+    const int64_t n = want.numel();
+    double largest = 0, diff = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      largest = std::max(largest, std::abs(static_cast<double>(want.data()[i])));
+      diff = std::max(diff, std::abs(static_cast<double>(got.data()[i]) - want.data()[i]));
+    }
+    a.max_relative = std::max(a.max_relative, largest > 0 ? diff / largest : diff);
+    auto top5_want = top_classes(want.data(), n, 5), top5_got = top_classes(got.data(), n, 5);
+    a.top1_same += top5_want.front() == top5_got.front();
+    std::sort(top5_want.begin(), top5_want.end());
+    std::sort(top5_got.begin(), top5_got.end());
+    a.top5_same += top5_want == top5_got;
+  }
+  return a;
+}
+
+std::string precision_name(const PlanOptions& o) { return o.precision == fast::Precision::bf16 ? "bf16" : "fp32"; }
 
 }  // namespace
 
@@ -130,6 +191,8 @@ int cmd_bench(const std::vector<std::string>& argv) {
                            {"warmup", "W", "untimed passes first (default 1)"},
                            {"engine", "E", "fast (default) or reference"},
                            no_fuse_option(),
+                           precision_option(),
+                           {"accuracy-clips", "K", "with bf16: seeded random clips its logits are compared on with fp32's (default 8)"},
                            {"json", "", "print the result as JSON"},
                   max_memory_option()}));
   if (!parse_or_help(args, argv,
@@ -144,8 +207,15 @@ int cmd_bench(const std::vector<std::string>& argv) {
   const Timings t = time_plan(prepared.plan, m.weights, input, warmup, iters);
   const std::string engine = options.reference ? "reference" : "fast";
   const auto rows = step_rows(m.graph, prepared.plan, t);
-  std::cout << (args.has("json") ? bench_json(m, engine, prepared.ms, t, rows)
-                                 : bench_table(m, engine, warmup, prepared.ms, t, rows));
+  const double rss = peak_rss_mb(), scratch = static_cast<double>(scratch_peak_bytes()) / (1 << 20);
+  std::optional<Agreement> agreement;
+  if (options.precision == fast::Precision::bf16) {
+    agreement = bf16_agreement(args, options, prepared.plan, m.weights,
+                               static_cast<int>(args.get_int("accuracy-clips", 8, 1, 1000)));
+  }
+  const Memory memory{rss, scratch};
+  std::cout << (args.has("json") ? bench_json(m, engine, precision_name(options), memory, prepared.ms, t, rows, agreement)
+                                 : bench_table(m, engine, precision_name(options), memory, warmup, prepared.ms, t, rows, agreement));
   return 0;
 }
 

@@ -94,6 +94,7 @@ int cmd_plan(const std::vector<std::string>& argv) {
                          {{"weights", "FILE", "a PyTorch checkpoint (default: seeded random weights)"},
                           {"engine", "E", "fast (default) or reference"},
                           no_fuse_option(),
+                          precision_option(),
                           {"json", "", "print the plan as JSON"},
                           max_memory_option()}));
   if (!parse_or_help(args, argv,

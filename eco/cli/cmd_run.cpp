@@ -459,6 +459,7 @@ int cmd_run(const std::vector<std::string>& argv) {
                   {"topk", "K", "how many classes to print (default 5)"},
                   {"engine", "E", "fast (GEMM kernels, fused; default) or reference (plain kernels)"},
                   no_fuse_option(),
+                  precision_option(),
                   {"threads", "N", "worker threads (default: all cores)"},
                   {"decoder-threads", "N", "threads decoding inputs (default: all for one input, half in a batch)"},
                   {"json", "", "print one JSON object per input, one per line"},

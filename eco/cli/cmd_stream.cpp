@@ -98,6 +98,7 @@ int cmd_stream(const std::vector<std::string>& argv) {
                   {"json", "", "one JSON object per update, one per line, then a summary object"},
                   {"engine", "E", "fast (default) or reference"},
                   no_fuse_option(),
+                  precision_option(),
                   {"threads", "N", "threads for the network (default: all cores)"},
                   {"decoder-threads", "N", "FFmpeg's decoding threads (default 1: it runs beside the network)"},
                   max_memory_option()}),

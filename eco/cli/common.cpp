@@ -16,6 +16,7 @@
 #include "eco/definitions.hpp"
 #include "eco/random_weights.hpp"
 #include "graph/executor.hpp"
+#include "ops/gemm/bf16.hpp"
 #include "tensor/checked.hpp"
 
 namespace ecocpu::cli {
@@ -68,11 +69,31 @@ OptionSpec no_fuse_option() {
   return {"no-fuse", "RULES", "switch fusion rules off: 'all' or a comma list (see 'ecocpu plan --help')"};
 }
 
+OptionSpec precision_option() {
+  return {"precision", "P",
+          "fp32 (default), bf16 (Winograd and tap GEMM products in bfloat16, float sums; needs AVX512-BF16) or auto "
+          "(bf16 where this CPU's bf16 dot products outrun its float FMAs)"};
+}
+
+namespace {
+
+fast::Precision precision(const Args& args, bool reference) {
+  const std::string p = args.get_choice("precision", "fp32", {"fp32", "bf16", "auto"});
+  if (p == "fp32") return fast::Precision::fp32;
+  if (reference) args.fail("--precision " + p + " is for the fast engine (the reference engine computes in float)");
+  if (p == "auto") return bf16_outruns_fp32() ? fast::Precision::bf16 : fast::Precision::fp32;
+  if (!bf16_gemm_kernel()) args.fail("--precision bf16: this CPU has no AVX512-BF16 (or ECOCPU_ISA chose a kernel without it)");
+  return fast::Precision::bf16;
+}
+
+}  // namespace
+
 PlanOptions engine_options(const Args& args) {
   const std::string engine = args.get_choice("engine", "fast", {"fast", "reference"});
   if (args.has("threads")) omp_set_num_threads(static_cast<int>(args.get_int("threads", 1, 1, 1024)));
   PlanOptions options;
   options.reference = engine == "reference";
+  options.precision = precision(args, options.reference);
   // The flag, else the environment, so that a test or a script can switch rules off everywhere.
   const char* env = std::getenv("ECOCPU_NO_FUSE");
   const std::string rules = args.has("no-fuse") ? args.get("no-fuse", "") : env ? env : "";

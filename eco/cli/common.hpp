@@ -45,6 +45,8 @@ bool parse_or_help(Args& args, const std::vector<std::string>& argv, const std::
 
 // --engine, --threads and --no-fuse (else $ECOCPU_NO_FUSE), shared by run, bench and plan.
 OptionSpec no_fuse_option();
+// --precision fp32|bf16|auto, read by engine_options.
+OptionSpec precision_option();
 PlanOptions engine_options(const Args& args);
 
 struct LoadedModel {

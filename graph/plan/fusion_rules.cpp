@@ -229,12 +229,13 @@ void fuse_pool_after(ExecutionPlan& plan) {
   });
 }
 
-void prepare_convolutions(ExecutionPlan& plan, const WeightStore& w, WeightStore* releasable) {
+void prepare_convolutions(ExecutionPlan& plan, const WeightStore& w, WeightStore* releasable, fast::Precision precision) {
   const Graph& g = *plan.graph;
   for (PlanStep& s : plan.steps) {
     if (!s.is_conv()) continue;
     const Tensor& weight = param(w, g.nodes[s.node], 0);
-    s.conv = fast::prepare_conv(s.conv.problem, s.conv.algo, weight.data(), s.fold_scale.empty() ? nullptr : s.fold_scale.data());
+    s.conv = fast::prepare_conv(s.conv.problem, s.conv.algo, weight.data(),
+                                s.fold_scale.empty() ? nullptr : s.fold_scale.data(), precision);
     if (!releasable) continue;
     for (int n : s.nodes()) {
       for (const auto& spec : g.nodes[n].params) releasable->erase(param_key(g.nodes[n], spec));

@@ -39,7 +39,7 @@ void fuse_pool_after(ExecutionPlan& plan);
 // Packs each conv step's weights (its folded BatchNorm applied); with `releasable`, drops every
 // parameter the step has copied as soon as it is packed, so the originals and their packed copies
 // never all exist at once.
-void prepare_convolutions(ExecutionPlan& plan, const WeightStore& w, WeightStore* releasable);
+void prepare_convolutions(ExecutionPlan& plan, const WeightStore& w, WeightStore* releasable, fast::Precision precision);
 
 // ValueLayout rules (layout_rules.cpp): each changes where a value is written, not what is computed.
 void write_concat_slices(ExecutionPlan& plan);

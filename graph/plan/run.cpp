@@ -70,7 +70,8 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, BufferPool& buffers, c
     run_conv_max_pooled(s, op, buffers, in, in_channels_last, e, out);
     return;
   }
-  if (max_2d && s.conv.algo == fast::ConvAlgo::TapGemm && images_fill_threads(s.conv_shape[0])) {
+  if (max_2d && s.conv.algo == fast::ConvAlgo::TapGemm && s.conv.precision == fast::Precision::fp32 &&
+      images_fill_threads(s.conv_shape[0])) {
     fast::conv_taps_max_pooled(s.conv.problem, s.conv.taps, in, e, op.problem(s.conv_shape, out.shape()), out.data(),
                                in_channels_last);
     return;

@@ -23,11 +23,22 @@ std::vector<float> scaled_rows(const reference::ConvProblem& p, const float* wei
 
 }  // namespace
 
-PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const float* weight, const float* row_scale) {
+bool conv_bf16_applies(const reference::ConvProblem& p, ConvAlgo algo) {
+  if (algo == ConvAlgo::Winograd) return winograd_bf16_applies(p);
+  if (algo == ConvAlgo::TapGemm) return tap_bf16_applies(p);
+  return false;
+}
+
+PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const float* weight, const float* row_scale,
+                          Precision precision) {
   PreparedConv c;
   c.problem = p;
   c.algo = algo;
-  if (algo == ConvAlgo::Winograd) {
+  if (precision == Precision::bf16 && conv_bf16_applies(p, algo)) {
+    c.precision = Precision::bf16;
+    c.bf16 = to_bf16_panels(algo == ConvAlgo::Winograd ? winograd_transform_weights(p, weight, row_scale)
+                                                       : tap_pack_weights(p, weight, row_scale));
+  } else if (algo == ConvAlgo::Winograd) {
     c.winograd = winograd_transform_weights(p, weight, row_scale);
   } else if (algo == ConvAlgo::TapGemm) {
     c.taps = tap_pack_weights(p, weight, row_scale);
@@ -45,8 +56,12 @@ void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const floa
   if (in_channels_last && !takes_channels_last(c)) throw std::logic_error("this algorithm reads planes only");
   if (e.channels_last_out && c.algo == ConvAlgo::Direct1x1Gemm) {
     conv_pointwise_channels_last(p, c.gemm_weight, in, e, out);
+  } else if (c.algo == ConvAlgo::Winograd && c.precision == Precision::bf16) {
+    conv_winograd(p, c.bf16, in, e, out, in_channels_last);
   } else if (c.algo == ConvAlgo::Winograd) {
     conv_winograd(p, c.winograd, in, e, out, in_channels_last);
+  } else if (c.algo == ConvAlgo::TapGemm && c.precision == Precision::bf16) {
+    conv_taps(p, c.bf16, in, e, out, in_channels_last);
   } else if (c.algo == ConvAlgo::TapGemm) {
     conv_taps(p, c.taps, in, e, out, in_channels_last);
   } else {
@@ -87,8 +102,8 @@ void run_conv_images(const PreparedConv& c, int64_t first, int64_t count, const 
 
 ScratchSize conv_scratch(const PreparedConv& c, int threads, bool in_channels_last) {
   switch (c.algo) {
-    case ConvAlgo::Winograd: return winograd_scratch(c.problem, threads, in_channels_last);
-    case ConvAlgo::TapGemm: return conv_taps_scratch(c.problem, threads, in_channels_last);
+    case ConvAlgo::Winograd: return winograd_scratch(c.problem, threads, in_channels_last, c.precision == Precision::bf16);
+    case ConvAlgo::TapGemm: return conv_taps_scratch(c.problem, threads, in_channels_last, c.precision == Precision::bf16);
     case ConvAlgo::Direct1x1Gemm: return conv_gemm_scratch(c.problem, c.algo, threads, true);
     case ConvAlgo::Im2colGemm: return conv_gemm_scratch(c.problem, c.algo, threads, false);
   }
@@ -105,7 +120,7 @@ ScratchSize conv_pooled_scratch(const PreparedConv& c, const reference::PoolProb
   ScratchSize size = max_size(conv_scratch(c, threads, in_channels_last), pool_separable_scratch(pool, threads));
   const bool max_2d = pool.mode == reference::PoolMode::Max && pool.window.spatial_rank == 2 &&
                       p.window.kernel[0] == 1 && p.out_extent[0] == 1;
-  if (max_2d && c.algo == ConvAlgo::TapGemm) {
+  if (max_2d && c.algo == ConvAlgo::TapGemm && c.precision == Precision::fp32) {
     size = max_size(size, conv_taps_max_pooled_scratch(p, pool, threads, in_channels_last));
   }
   if (max_2d && c.algo == ConvAlgo::Winograd) {

@@ -8,19 +8,30 @@
 
 namespace ecocpu::fast {
 
+// The arithmetic of a convolution's products: float, or bf16 operands with float sums
+// (ops/gemm/bf16.hpp) where the algorithm and CPU allow (conv_bf16_applies).
+enum class Precision { fp32, bf16 };
+
 struct PreparedConv {
   reference::ConvProblem problem;
   ConvAlgo algo = ConvAlgo::Im2colGemm;
+  Precision precision = Precision::fp32;
   PackedMatrix gemm_weight;  // GEMM algorithms
-  PackedPanels winograd;     // Winograd
-  PackedPanels taps;         // tap GEMM
+  PackedPanels winograd;     // Winograd, in float
+  PackedPanels taps;         // tap GEMM, in float
+  Bf16Panels bf16;           // Winograd's or the tap GEMM's, in bf16 (then the float ones are empty)
 };
+
+// Whether `algo` on `p` can take bf16 products on this CPU: Winograd and the tap GEMM with an
+// even number of input channels (the tap GEMM when it copies its A tiles).
+bool conv_bf16_applies(const reference::ConvProblem& p, ConvAlgo algo);
 
 // weight: (Cout, Cin, [kd,] kh, kw) row-major. row_scale (Cout floats, or null): each output
 // channel's weights are multiplied by it as they are packed (a folded BatchNorm's scale), exactly
-// as if the weight had been scaled first, without a scaled copy of it.
+// as if the weight had been scaled first, without a scaled copy of it. Precision::bf16 is taken
+// where conv_bf16_applies, float elsewhere (PreparedConv::precision says which).
 PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const float* weight,
-                          const float* row_scale = nullptr);
+                          const float* row_scale = nullptr, Precision precision = Precision::fp32);
 
 // in_channels_last: `in` is the padded channels-last copy of the input (input_layout), written by
 // the convolution before; only for algorithms that take one (takes_channels_last).

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "ops/conv/channels_last.hpp"
@@ -33,7 +34,7 @@ struct Origin {
 };
 
 // A depth block: weight rows [k0, k0 + len), pieces [first, first + count) laid end to end. Long
-// runs are cut into balanced pieces of at most kc; short ones (conv1: 7 x 3 channels) are put
+// runs are cut into balanced pieces of at most kc (an even length); short ones (conv1: 7 x 3 channels) are put
 // together up to kc, so that every kernel call runs deep.
 struct DepthBlock {
   int64_t k0, len, first, count;
@@ -50,7 +51,10 @@ struct DepthBlocks {
 
 std::vector<Piece> tap_row_pieces(const reference::ConvProblem& p, const PaddedInput& pi, int64_t kc) {
   const auto& w = p.window;
-  const int64_t run = w.kernel[2] * p.in_channels, chunks = (run + kc - 1) / kc, len = (run + chunks - 1) / chunks;
+  // Pieces of an even length (kc is even), so that an even run gives pieces the bf16 kernel's depth
+  // pairs never straddle.
+  const int64_t run = w.kernel[2] * p.in_channels, chunks = (run + kc - 1) / kc;
+  const int64_t len = ((run + chunks - 1) / chunks + 1) / 2 * 2;
   std::vector<Piece> pieces;
   for (int64_t kd = 0; kd < w.kernel[0]; ++kd)
     for (int64_t kh = 0; kh < w.kernel[1]; ++kh) {
@@ -207,6 +211,7 @@ namespace {
 // copied), and per position its window's origin, a register tile and whether a block wrote it.
 struct RunScratch {
   Region<float> a;
+  Region<uint16_t> a_bf16;  // the A tile rounded, for bf16 products
   Region<Origin> origins;
   Region<Tile> tiles;
   Region<char> written;
@@ -214,13 +219,14 @@ struct RunScratch {
 
 struct RunBuffers {
   float* a;
+  uint16_t* a_bf16;
   Origin* origins;
   Tile* tiles;
   char* written;
 };
 
 RunBuffers run_buffers(const Slabs& slabs, int thread, const RunScratch& r) {
-  return {slabs.at(thread, r.a), slabs.at(thread, r.origins), slabs.at(thread, r.tiles), slabs.at(thread, r.written)};
+  return {slabs.at(thread, r.a), slabs.at(thread, r.a_bf16), slabs.at(thread, r.origins), slabs.at(thread, r.tiles), slabs.at(thread, r.written)};
 }
 
 // The product itself, for any range of output positions and weight panels: what conv_taps and
@@ -238,21 +244,24 @@ struct TapProduct {
   bool in_place;
   bool cut_at_rows;  // in place, register tiles end where output rows do
   int64_t position_step;
+  const Bf16GemmKernel* bf16;  // products in bf16 (tap_bf16_applies), else null
 
   // `kernel` is the weights' (kernel_for), or for a size function the selected one.
-  TapProduct(const reference::ConvProblem& problem, const GemmKernel& k)
+  TapProduct(const reference::ConvProblem& problem, const GemmKernel& k, bool bf16_products = false)
       : p(problem),
         kernel(k),
         panels((problem.out_channels + k.nr - 1) / k.nr),
         pi(padded_input(problem)),
         d(depth_blocks(problem, pi, k.kc)),
-        in_place(reads_in_place(problem, k)),
+        in_place(!bf16_products && reads_in_place(problem, k)),  // bf16 rounds A as it copies it
         cut_at_rows(in_place && !positions_flat(problem)),
-        position_step(problem.window.stride[2] * pi.channels) {}
+        position_step(problem.window.stride[2] * pi.channels),
+        bf16(bf16_products ? bf16_gemm_kernel() : nullptr) {}
 
   RunScratch layout(ScratchLayout& l, int64_t positions) const {
     RunScratch r;
     r.a = l.add<float>(in_place ? 0 : kernel.mr * d.longest);
+    r.a_bf16 = l.add<uint16_t>(bf16 ? kernel.mr * d.longest : 0);
     r.origins = l.add<Origin>(positions);
     r.tiles = l.add<Tile>(positions);
     r.written = l.add<char>(positions);
@@ -261,8 +270,10 @@ struct TapProduct {
 
   // product (rows = positions [pos0, pos0 + count) over the batch, ld floats apart; columns = the
   // output channels of panels [panel0, panel0 + panel_n)) = their windows in `padded` x the
-  // weights `w`. `buf`: the buffers of a layout() for `count` positions or more.
-  void run(const PackedPanels& w, const float* padded, int64_t pos0, int64_t count, int64_t panel0, int64_t panel_n,
+  // weights `w` (float, or bf16 with a copied A). `buf`: the buffers of a layout() for `count`
+  // positions or more.
+  template <class Panels>
+  void run(const Panels& w, const float* padded, int64_t pos0, int64_t count, int64_t panel0, int64_t panel_n,
            float* product, int64_t ld, const RunBuffers& buf) const {
     const int64_t nr = kernel.nr;
     Origin* origins = buf.origins;
@@ -276,10 +287,13 @@ struct TapProduct {
         const auto [i0, rows] = tiles[t];
         if (!reads_input(p, origins + i0, rows, b, d.pieces.data())) continue;
         if (!in_place) fill_tile(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), buf.a);
+        if constexpr (std::is_same_v<Panels, Bf16Panels>) bf16->convert(buf.a, kernel.mr * b.len, buf.a_bf16);
         for (int64_t j = 0; j < panel_n; ++j) {
-          const float* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
+          const auto* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
           float* c = product + i0 * ld + j * nr;
-          if (in_place) {
+          if constexpr (std::is_same_v<Panels, Bf16Panels>) {
+            bf16->tile_rows_a(b.len, buf.a_bf16, b.len, b_panel, c, ld, rows, written[t]);
+          } else if (in_place) {
             kernel.tile_runs_a(d.runs(b), padded + origins[i0].base, position_step, b_panel, c, ld, rows, written[t]);
           } else {
             kernel.tile_rows_a(b.len, buf.a, b.len, b_panel, c, ld, rows, written[t]);
@@ -405,8 +419,8 @@ int64_t output_positions(const reference::ConvProblem& p, int64_t batch) {
 
 }  // namespace
 
-ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last) {
-  const TapProduct tp(p, selected_gemm_kernel());
+ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last, bool bf16) {
+  const TapProduct tp(p, selected_gemm_kernel(), bf16);
   // A range of images (run_conv_images) splits fewer positions, which may give longer blocks.
   Split most = split_work(output_positions(p, 1), tp.panels, tp.kernel.mr, tp.kernel.nr, threads);
   for (int64_t batch = 2; batch <= p.batch; ++batch) {
@@ -458,9 +472,13 @@ void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w
   }
 }
 
-void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& e,
-               float* out, bool in_channels_last) {
-  const TapProduct tp(p, kernel_for(w));
+namespace {
+
+// conv_taps with float or bf16 (Bf16Panels) weights.
+template <class Panels>
+void taps_items(const TapProduct& tp, const Panels& w, const float* in, const ConvEpilogue& e, float* out,
+                bool in_channels_last) {
+  const reference::ConvProblem& p = tp.p;
   const float* padded = channels_last_input(p, tp.pi, in, in_channels_last);
   const int64_t nr = tp.kernel.nr;
   const ConvSink sink(p, e, out);
@@ -484,6 +502,27 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
       sink.store_positions(product, ld, pos0, count, oc0, std::min(ld, p.out_channels - oc0));
     }
   }
+}
+
+}  // namespace
+
+void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& e,
+               float* out, bool in_channels_last) {
+  taps_items(TapProduct(p, kernel_for(w)), w, in, e, out, in_channels_last);
+}
+
+bool tap_bf16_applies(const reference::ConvProblem& p) {
+  const Bf16GemmKernel* k = bf16_gemm_kernel();
+  return k && p.in_channels % 2 == 0 && k->mr == selected_gemm_kernel().mr;
+}
+
+void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float* in, const ConvEpilogue& e,
+               float* out, bool in_channels_last) {
+  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
+  if (!kernel || w.kernel != kernel->name || !tap_bf16_applies(p)) {
+    throw std::invalid_argument("bf16 tap GEMM: panels packed for " + w.kernel + " on a CPU or layer it cannot run");
+  }
+  taps_items(TapProduct(p, selected_gemm_kernel(), true), w, in, e, out, in_channels_last);
 }
 
 }  // namespace ecocpu::fast

@@ -10,6 +10,7 @@
 // once as the GEMM's B panels (taps x Cin rows, NR output channels each).
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
+#include "ops/gemm/bf16.hpp"
 #include "ops/pool/reference/pool_reference.hpp"
 #include "tensor/workspace.hpp"
 
@@ -22,11 +23,19 @@ PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weig
 // The scratch conv_taps takes for `p`, or for a range of its images, on `threads` threads: per
 // thread an item's products and its register tiles' bookkeeping; shared, the input's channels-last
 // copy unless in_channels_last.
-ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last);
+ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last, bool bf16 = false);
 
 // in_channels_last: `in` is already the padded channels-last copy (padded_input(p)) the kernel
 // works from, written by the convolution before (see ConvEpilogue::channels_last_out).
 void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& epilogue,
+               float* out, bool in_channels_last = false);
+
+// The same with bf16 products (ops/gemm/bf16.hpp): the weights rounded once (to_bf16_panels of
+// tap_pack_weights'), each A tile as it is copied (A is always copied, never read in place); float
+// sums and epilogue. Only where tap_bf16_applies: a CPU with the bf16 kernel and an even number of
+// input channels (depth steps are pairs; conv1's 3 channels stay float).
+bool tap_bf16_applies(const reference::ConvProblem& p);
+void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float* in, const ConvEpilogue& epilogue,
                float* out, bool in_channels_last = false);
 
 // A 2D convolution followed by a 2D max pooling (ECO's conv1 and pool1), the pooling taken from

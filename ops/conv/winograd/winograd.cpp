@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "ops/conv/channels_last.hpp"
 #include "ops/conv/sink.hpp"
@@ -340,9 +341,10 @@ struct BlockScratch {
   Region<float> v, m, work, results;
   Region<TilePlace> places;
   Region<OutputRun> runs;
+  Region<uint16_t> v_bf16;  // V rounded to bf16, for the bf16 products
 };
 
-BlockScratch block_layout(ScratchLayout& layout, const Geometry& g, int64_t c_n, int64_t ld, int64_t T) {
+BlockScratch block_layout(ScratchLayout& layout, const Geometry& g, int64_t c_n, int64_t ld, int64_t T, bool bf16) {
   const int64_t pos = g.positions, elements = g.m[0] * g.m[1] * g.m[2];
   BlockScratch r;
   r.v = layout.add<float>(pos * T * c_n);
@@ -351,6 +353,7 @@ BlockScratch block_layout(ScratchLayout& layout, const Geometry& g, int64_t c_n,
   r.results = layout.add<float>(T * elements * ld);
   r.places = layout.add<TilePlace>(T);
   r.runs = layout.add<OutputRun>(T * g.m[0] * g.m[1]);
+  r.v_bf16 = layout.add<uint16_t>(bf16 ? pos * T * c_n : 0);
   return r;
 }
 
@@ -413,7 +416,7 @@ PaddedInput winograd_input_layout(const reference::ConvProblem& p) {
   return padded_input(p, reach);
 }
 
-ScratchSize winograd_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last) {
+ScratchSize winograd_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last, bool bf16) {
   const GemmKernel& kernel = selected_gemm_kernel();
   const Geometry g = geometry(p);
   const int64_t ld = (p.out_channels + kernel.nr - 1) / kernel.nr * kernel.nr;
@@ -421,13 +424,19 @@ ScratchSize winograd_scratch(const reference::ConvProblem& p, int threads, bool 
   int64_t most = 0;
   for (int64_t batch = 1; batch <= p.batch; ++batch) most = std::max(most, block_tiles(p, g, kernel, ld, batch, threads));
   ScratchLayout layout;
-  block_layout(layout, g, p.in_channels, ld, most);
+  block_layout(layout, g, p.in_channels, ld, most, bf16);
   return {threads, channels_last_input_bytes(p, winograd_input_layout(p), in_channels_last), layout.bytes()};
 }
 
-void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
-                   const ConvEpilogue& e, float* out, bool in_channels_last) {
-  const GemmKernel& kernel = kernel_for(w);
+namespace {
+
+// The blocks of tiles, in float (PackedPanels, GemmKernel) or bf16 (Bf16Panels, Bf16GemmKernel,
+// each block's transformed inputs rounded before the products). Block sizes follow the float
+// kernel, whose register tile the bf16 one shares.
+template <class Panels, class Kernel>
+void winograd_blocks(const reference::ConvProblem& p, const Panels& w, const Kernel& kernel, const float* in,
+                     const ConvEpilogue& e, float* out, bool in_channels_last) {
+  constexpr bool kBf16 = std::is_same_v<Panels, Bf16Panels>;
   const Geometry g = geometry(p);
   const int64_t c_n = p.in_channels, pos = g.positions, mr = kernel.mr, nr = kernel.nr;
   const int64_t ld = w.panels * nr, elements = g.m[0] * g.m[1] * g.m[2];
@@ -436,10 +445,10 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
   const ConvSink sink(p, e, out);
   const int64_t total = p.batch * g.tile_count;
   const int threads = omp_get_max_threads();
-  const int64_t step = kernel.row_step, T = block_tiles(p, g, kernel, ld, p.batch, threads);
+  const int64_t step = kernel.row_step, T = block_tiles(p, g, selected_gemm_kernel(), ld, p.batch, threads);
   const int64_t blocks = (total + T - 1) / T;
   ScratchLayout layout;
-  const BlockScratch r = block_layout(layout, g, c_n, ld, T);
+  const BlockScratch r = block_layout(layout, g, c_n, ld, T, kBf16);
   const Slabs slabs = current_workspace().slabs("winograd", threads, layout.bytes());
 #pragma omp parallel num_threads(threads)
   {
@@ -451,6 +460,7 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
     float* results = slabs.at(thread, r.results);
     TilePlace* places = slabs.at(thread, r.places);
     OutputRun* runs = slabs.at(thread, r.runs);
+    uint16_t* v_bf16 = slabs.at(thread, r.v_bf16);
 #pragma omp for schedule(dynamic)
     for (int64_t bi = 0; bi < blocks; ++bi) {
       const int64_t count = std::min(T, total - bi * T), rounded = (count + step - 1) / step * step;
@@ -461,6 +471,14 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
       for (int64_t y = 0; y < pos; ++y) {  // register tiles read past the last tile: keep them finite
         std::fill(v + (y * T + count) * c_n, v + (y * T + rounded) * c_n, 0.0f);
       }
+      const auto* a = [&] {
+        if constexpr (kBf16) {
+          for (int64_t y = 0; y < pos; ++y) kernel.convert(v + y * T * c_n, rounded * c_n, v_bf16 + y * T * c_n);
+          return static_cast<const uint16_t*>(v_bf16);
+        } else {
+          return static_cast<const float*>(v);
+        }
+      }();
 
       for (int64_t y = 0; y < pos; ++y) {
         for (int64_t i0 = 0; i0 < count; i0 += mr) {
@@ -468,7 +486,7 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
           for (int64_t c0 = 0; c0 < c_n; c0 += kernel.kc) {
             const int64_t depth = std::min(kernel.kc, c_n - c0);
             for (int64_t q = 0; q < w.panels; ++q) {
-              kernel.tile_rows_a(depth, v + (y * T + i0) * c_n + c0, c_n, w.panel(y, q) + c0 * nr,
+              kernel.tile_rows_a(depth, a + (y * T + i0) * c_n + c0, c_n, w.panel(y, q) + c0 * nr,
                                  m + (y * T + i0) * ld + q * nr, ld, rows, c0 > 0);
             }
           }
@@ -479,6 +497,27 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
       sink.store(results, ld, runs, block_runs(p, g, places, count, ld, runs), 0, p.out_channels);
     }
   }
+}
+
+}  // namespace
+
+void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
+                   const ConvEpilogue& e, float* out, bool in_channels_last) {
+  winograd_blocks(p, w, kernel_for(w), in, e, out, in_channels_last);
+}
+
+bool winograd_bf16_applies(const reference::ConvProblem& p) {
+  const Bf16GemmKernel* k = bf16_gemm_kernel();
+  return k && p.in_channels % 2 == 0 && k->mr == selected_gemm_kernel().mr && k->row_step == selected_gemm_kernel().row_step;
+}
+
+void conv_winograd(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
+                   const ConvEpilogue& e, float* out, bool in_channels_last) {
+  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
+  if (!kernel || w.kernel != kernel->name || !winograd_bf16_applies(p)) {
+    throw std::invalid_argument("bf16 Winograd: panels packed for " + w.kernel + " on a CPU or layer it cannot run");
+  }
+  winograd_blocks(p, w, *kernel, in, e, out, in_channels_last);
 }
 
 }  // namespace ecocpu::fast

@@ -11,6 +11,7 @@
 // 144/32 = 4.5 instead of 27 (3D).
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
+#include "ops/gemm/bf16.hpp"
 
 namespace ecocpu::fast {
 
@@ -31,11 +32,19 @@ PaddedInput winograd_input_layout(const reference::ConvProblem& p);
 // The scratch conv_winograd takes for `p`, or for a range of its images, on `threads` threads:
 // per thread, a block of tiles' transformed inputs, products and outputs; shared, the input's
 // channels-last copy unless in_channels_last.
-ScratchSize winograd_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last);
+ScratchSize winograd_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last, bool bf16 = false);
 
 // in_channels_last: `in` is already that copy (written by the convolution before, see
 // ConvEpilogue::channels_last_out), so none is made.
 void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
+                   const ConvEpilogue& epilogue, float* out, bool in_channels_last = false);
+
+// The same with bf16 products (ops/gemm/bf16.hpp): the transformed weights rounded once
+// (to_bf16_panels of winograd_transform_weights'), the transformed inputs per block; float sums,
+// output transform and epilogue. Only where winograd_bf16_applies: a CPU with the bf16 kernel and
+// an even number of input channels (the kernel's depth steps are pairs).
+bool winograd_bf16_applies(const reference::ConvProblem& p);
+void conv_winograd(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
                    const ConvEpilogue& epilogue, float* out, bool in_channels_last = false);
 
 }  // namespace ecocpu::fast

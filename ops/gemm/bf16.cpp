@@ -1,0 +1,112 @@
+#include "ops/gemm/bf16.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace ecocpu {
+
+Bf16GemmKernel bf16gemm_12x32_avx512bf16_kernel();
+
+uint16_t float_to_bf16(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  if (std::isnan(x)) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7fff + ((bits >> 16) & 1);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+const Bf16GemmKernel* bf16_gemm_kernel() {
+  static const Bf16GemmKernel* chosen = []() -> const Bf16GemmKernel* {
+    // Its panels are converted from the float kernel's, whose panel width must be its own.
+    if (!__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("avx512bw")) return nullptr;
+    static const Bf16GemmKernel k = bf16gemm_12x32_avx512bf16_kernel();
+    return selected_gemm_kernel().nr == k.nr ? &k : nullptr;
+  }();
+  return chosen;
+}
+
+void convert_to_bf16(const float* src, int64_t n, uint16_t* dst) {
+  if (const Bf16GemmKernel* k = bf16_gemm_kernel()) return k->convert(src, n, dst);
+  for (int64_t i = 0; i < n; ++i) dst[i] = float_to_bf16(src[i]);
+}
+
+Bf16Panels to_bf16_panels(const PackedPanels& p) {
+  Bf16Panels b;
+  b.kernel = bf16_gemm_kernel() ? bf16_gemm_kernel()->name : "none";
+  b.count = p.count;
+  b.k = p.k;
+  b.k_pairs = (p.k + 1) / 2;
+  b.n = p.n;
+  b.nr = p.nr;
+  b.panels = p.panels;
+  const int64_t elements = p.count * p.panels * b.k_pairs * 2 * p.nr;
+  b.data = std::shared_ptr<uint16_t>(static_cast<uint16_t*>(std::aligned_alloc(64, (elements * 2 + 63) / 64 * 64)),
+                                     std::free);
+  if (!b.data) throw std::bad_alloc();
+  const int64_t nr = p.nr;
+#pragma omp parallel for schedule(static)
+  for (int64_t sq = 0; sq < p.count * p.panels; ++sq) {
+    const float* src = p.data.get() + sq * p.k * nr;
+    uint16_t* dst = b.data.get() + sq * b.k_pairs * 2 * nr;
+    for (int64_t i = 0; i < b.k_pairs; ++i) {
+      for (int64_t j = 0; j < nr; ++j) {
+        dst[(i * nr + j) * 2] = float_to_bf16(src[2 * i * nr + j]);
+        dst[(i * nr + j) * 2 + 1] = 2 * i + 1 < p.k ? float_to_bf16(src[(2 * i + 1) * nr + j]) : uint16_t{0};
+      }
+    }
+  }
+  return b;
+}
+
+namespace {
+
+template <class F>
+double flops_per_second(const F& run, double flops) {
+  const auto start = std::chrono::steady_clock::now();
+  volatile float keep = run();
+  (void)keep;
+  return flops / std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+double measure_bf16_peak(const Bf16GemmKernel& kernel, int threads) {
+  const int64_t iterations = 5'000'000;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto start = std::chrono::steady_clock::now();
+    float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    sink += kernel.dot_chains(iterations);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    volatile float keep = sink;
+    (void)keep;
+    best = std::max(best, 2.0 * 10 * kernel.nr * iterations * threads / seconds * 1e-9);
+  }
+  return best;
+}
+
+bool bf16_outruns_fp32() {
+  static const bool faster = [] {
+    const Bf16GemmKernel* k = bf16_gemm_kernel();
+    if (!k) return false;
+    const GemmKernel& f = selected_gemm_kernel();
+    constexpr int64_t kIterations = 200'000;  // about a millisecond each
+    double bf16_best = 0, fp32_best = 0;
+    for (int rep = 0; rep < 3; ++rep) {
+      bf16_best = std::max(bf16_best, flops_per_second([&] { return k->dot_chains(kIterations); }, 2.0 * 10 * k->nr * kIterations));
+      fp32_best = std::max(fp32_best, flops_per_second([&] { return f.fma_chains(kIterations); },
+                                                       static_cast<double>(f.flops_per_chain_iteration() * kIterations)));
+    }
+    return bf16_best > fp32_best;
+  }();
+  return faster;
+}
+
+}  // namespace ecocpu

@@ -1,0 +1,265 @@
+// The bf16 path: rounding, the register tile against plain products of the rounded operands, the
+// bf16 tap GEMM against the reference convolution of rounded operands, bf16 Winograd and a bf16
+// plan within bf16's error of float. On a CPU without AVX512-BF16 the kernel tests say so and
+// check that preparation falls back to float.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "eco/random_weights.hpp"
+#include "graph/plan.hpp"
+#include "oracles.hpp"
+#include "ops/conv/conv.hpp"
+#include "ops/conv/conv_fast.hpp"
+#include "ops/gemm/bf16.hpp"
+
+using namespace ecocpu;
+using test::make_window;
+using test::random_tensor;
+
+namespace {
+
+float rounded(float x) { return bf16_to_float(float_to_bf16(x)); }
+
+float from_bits(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+Tensor rounded_copy(const Tensor& t) {
+  Tensor r = t.clone();
+  for (int64_t i = 0; i < r.numel(); ++i) r.data()[i] = rounded(r.data()[i]);
+  return r;
+}
+
+// sqrt(mean((a - b)^2)) / sqrt(mean(b^2)): bf16's rounding spread over all outputs, where one
+// unlucky output decides max_relative_error.
+double rms_relative_error(const Tensor& a, const Tensor& b) {
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) {
+    diff += (static_cast<double>(a.data()[i]) - b.data()[i]) * (static_cast<double>(a.data()[i]) - b.data()[i]);
+    scale += static_cast<double>(b.data()[i]) * b.data()[i];
+  }
+  return std::sqrt(diff / std::max(scale, 1e-30));
+}
+
+Tensor reference_conv(const Conv& conv, const Tensor& in, const Tensor& weight, const Tensor& bias) {
+  Shape in_shape = in.shape();
+  Tensor out(conv.output_shape(std::span(&in_shape, 1)));
+  const Tensor* inputs[] = {&in};
+  const Tensor* params[] = {&weight, &bias};
+  conv.run_reference(inputs, params, out);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("bf16: rounding to nearest with ties to even, and the vector conversion equals it") {
+  CHECK(float_to_bf16(1.0f) == 0x3f80);
+  CHECK(float_to_bf16(-0.0f) == 0x8000);
+  CHECK(float_to_bf16(from_bits(0x3f808000)) == 0x3f80);  // halfway, even below
+  CHECK(float_to_bf16(from_bits(0x3f818000)) == 0x3f82);  // halfway, even above
+  CHECK(float_to_bf16(from_bits(0x3f808001)) == 0x3f81);  // just past halfway
+  CHECK(float_to_bf16(from_bits(0x3f807fff)) == 0x3f80);
+  CHECK(float_to_bf16(std::numeric_limits<float>::infinity()) == 0x7f80);
+  CHECK(float_to_bf16(std::numeric_limits<float>::max()) == 0x7f80);  // rounds past the largest bf16
+  CHECK(std::isnan(bf16_to_float(float_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+  CHECK(std::isnan(bf16_to_float(float_to_bf16(from_bits(0x7f800001)))));  // a NaN whose payload would round to inf
+
+  const Tensor values = random_tensor(Shape{200}, 7, -1000.0f, 1000.0f);
+  for (int64_t n = 0; n <= 100; ++n) {
+    CAPTURE(n);
+    std::vector<uint16_t> got(static_cast<std::size_t>(n) + 1, 0xdead);
+    convert_to_bf16(values.data() + 3, n, got.data());
+    bool same = true;
+    for (int64_t i = 0; i < n; ++i) same = same && got[i] == float_to_bf16(values.data()[3 + i]);
+    CHECK(same);
+    CHECK(got[n] == 0xdead);  // nothing written past the end
+  }
+}
+
+TEST_CASE("bf16: float panels convert pair by pair, an odd depth padded with zeros") {
+  PackedPanels p = zero_panels(2, 5, 40);
+  for (int64_t s = 0; s < 2; ++s)
+    for (int64_t r = 0; r < 5; ++r)
+      for (int64_t c = 0; c < 40; ++c) p.at(s, r, c) = static_cast<float>(s * 1000 + r * 50 + c) + 0.25f;
+  const Bf16Panels b = to_bf16_panels(p);
+  REQUIRE(b.k_pairs == 3);
+  bool same = true;
+  for (int64_t s = 0; s < 2; ++s)
+    for (int64_t r = 0; r < 6; ++r)
+      for (int64_t c = 0; c < b.panels * b.nr; ++c) {
+        const uint16_t got = b.panel(s, c / b.nr)[(r / 2 * b.nr + c % b.nr) * 2 + r % 2];
+        const float want = r < 5 && c < 40 ? p.at(s, r, c) : 0.0f;
+        same = same && got == float_to_bf16(want);
+      }
+  CHECK(same);
+}
+
+TEST_CASE("bf16 gemm: a register tile equals the products of the rounded operands, summed") {
+  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
+  if (!kernel) {
+    MESSAGE("this CPU has no AVX512-BF16: the bf16 kernel is not tested here");
+    return;
+  }
+  const int64_t nr = kernel->nr;
+  uint64_t seed = 40;
+  for (int64_t kc : {2, 6, 32, 256}) {
+    for (int64_t rows = 1; rows <= kernel->mr; ++rows) {
+      for (bool accumulate : {false, true}) {
+        CAPTURE(kc);
+        CAPTURE(rows);
+        CAPTURE(accumulate);
+        const int64_t lda = kc + 4, ldc = nr + 8, read_rows = (rows + kernel->row_step - 1) / kernel->row_step * kernel->row_step;
+        const Tensor a = random_tensor(Shape{read_rows, lda}, seed++);
+        std::vector<uint16_t> a16(static_cast<std::size_t>(read_rows * lda));
+        convert_to_bf16(a.data(), read_rows * lda, a16.data());
+        PackedPanels p = zero_panels(1, kc, nr);
+        const Tensor bv = random_tensor(Shape{kc, nr}, seed++);
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t j = 0; j < nr; ++j) p.at(0, k, j) = bv.data()[k * nr + j];
+        const Bf16Panels b = to_bf16_panels(p);
+        Tensor c = random_tensor(Shape{kernel->mr + 1, ldc}, seed++);
+        const Tensor before = c.clone();
+        kernel->tile_rows_a(kc, a16.data(), lda, b.panel(0, 0), c.data(), ldc, rows, accumulate);
+        double worst = 0;
+        for (int64_t r = 0; r < kernel->mr + 1; ++r)
+          for (int64_t j = 0; j < ldc; ++j) {
+            const double old = before.data()[r * ldc + j], got = c.data()[r * ldc + j];
+            if (r >= rows || j >= nr) {  // untouched
+              worst = std::max(worst, std::abs(got - old) * 1e9);
+              continue;
+            }
+            double want = accumulate ? old : 0.0, magnitude = std::abs(want);
+            for (int64_t k = 0; k < kc; ++k) {
+              const double term = static_cast<double>(rounded(a.data()[r * lda + k])) * rounded(bv.data()[k * nr + j]);
+              want += term;
+              magnitude += std::abs(term);
+            }
+            worst = std::max(worst, std::abs(got - want) / (magnitude + 1e-30));
+          }
+        CHECK(worst < 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("conv bf16: the tap GEMM equals the reference convolution of the rounded input and weights") {
+  struct Case {
+    int rank;
+    int64_t n, cin, cout, d, h, w;
+    std::array<int64_t, 3> k, s, p;
+  };
+  const Case cases[] = {
+      {3, 1, 128, 33, 8, 14, 14, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},  // res4a_1's geometry
+      {3, 2, 20, 40, 5, 9, 16, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},    // in place in float
+      {3, 1, 64, 20, 2, 5, 14, {3, 3, 3}, {1, 1, 1}, {3, 1, 3}},    // tiles reading only padding
+      {2, 3, 20, 300, 1, 9, 7, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+      {2, 2, 300, 70, 1, 5, 4, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},   // two depth blocks
+      {2, 2, 16, 20, 1, 9, 5, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+      {3, 1, 6, 9, 5, 6, 7, {3, 1, 3}, {2, 1, 2}, {0, 0, 2}},
+  };
+  uint64_t seed = 3100;
+  for (const auto& c : cases) {
+    CAPTURE(c.rank);
+    CAPTURE(c.cin);
+    CAPTURE(c.h);
+    Conv conv(c.cout, make_window(c.rank, c.k, c.s, c.p));
+    const Shape in_shape = c.rank == 2 ? Shape{c.n, c.cin, c.h, c.w} : Shape{c.n, c.cin, c.d, c.h, c.w};
+    Shape w_shape{c.cout, c.cin};
+    for (int a = 3 - c.rank; a < 3; ++a) w_shape.push_back(c.k[a]);
+    const Tensor in = random_tensor(in_shape, seed++), w = random_tensor(w_shape, seed++);
+    const Tensor b = random_tensor(Shape{c.cout}, seed++);
+    const Tensor expect = reference_conv(conv, rounded_copy(in), rounded_copy(w), b);
+    const reference::ConvProblem p = conv.problem(in_shape, expect.shape());
+    const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::TapGemm, w.data(), nullptr, fast::Precision::bf16);
+    CHECK((prepared.precision == fast::Precision::bf16) == (bf16_gemm_kernel() != nullptr));
+    fast::ConvEpilogue e;
+    e.bias = b.data();
+    e.relu = true;
+    Tensor want = expect.clone();
+    for (int64_t i = 0; i < want.numel(); ++i) want.data()[i] = std::max(want.data()[i], 0.0f);
+    Tensor out(expect.shape());
+    fast::run_conv(prepared, in.data(), e, out.data());
+    // Float sums of exact products: float's error, not bf16's (unless the CPU fell back to float).
+    const float bound = prepared.precision == fast::Precision::bf16 ? 1e-5f : 2e-2f;
+    CHECK(test::max_relative_error(out, want) < bound);
+  }
+}
+
+TEST_CASE("conv bf16: Winograd within its bf16 error of the float convolution, odd channel counts in float") {
+  struct Case {
+    int rank;
+    int64_t n, cin, cout, d, h, w;
+  };
+  const Case cases[] = {
+      {2, 2, 16, 17, 1, 13, 11}, {2, 1, 260, 40, 1, 6, 7},  {3, 1, 16, 16, 8, 14, 14},
+      {3, 2, 32, 70, 4, 5, 6},   {3, 3, 8, 7, 4, 15, 12},   {2, 1, 7, 5, 1, 8, 8},  // 7 channels: float
+  };
+  uint64_t seed = 3300;
+  for (const auto& c : cases) {
+    CAPTURE(c.rank);
+    CAPTURE(c.cin);
+    const std::array<int64_t, 3> k = c.rank == 2 ? std::array<int64_t, 3>{1, 3, 3} : std::array<int64_t, 3>{3, 3, 3};
+    const std::array<int64_t, 3> pad = {c.rank == 2 ? 0 : 1, 1, 1};
+    Conv conv(c.cout, make_window(c.rank, k, {1, 1, 1}, pad));
+    const Shape in_shape = c.rank == 2 ? Shape{c.n, c.cin, c.h, c.w} : Shape{c.n, c.cin, c.d, c.h, c.w};
+    Shape w_shape{c.cout, c.cin};
+    for (int a = 3 - c.rank; a < 3; ++a) w_shape.push_back(k[a]);
+    const Tensor in = random_tensor(in_shape, seed++), w = random_tensor(w_shape, seed++);
+    const Tensor b = random_tensor(Shape{c.cout}, seed++);
+    const Tensor expect = reference_conv(conv, in, w, b);
+    const reference::ConvProblem p = conv.problem(in_shape, expect.shape());
+    const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::Winograd, w.data(), nullptr, fast::Precision::bf16);
+    const bool bf16 = bf16_gemm_kernel() && c.cin % 2 == 0;
+    CHECK((prepared.precision == fast::Precision::bf16) == bf16);
+    fast::ConvEpilogue e;
+    e.bias = b.data();
+    Tensor out(expect.shape());
+    fast::run_conv(prepared, in.data(), e, out.data());
+    // F(4x4, 3x3)'s transforms amplify the rounding of their bf16 operands: 2-3 % of the outputs'
+    // spread on uniform random data, where wrong panels or pairs give errors of the outputs' size.
+    const double error = rms_relative_error(out, expect);
+    if (bf16) {
+      CHECK(error < 0.06);
+      CHECK(error > 1e-5);  // it did round
+    } else {
+      CHECK(error < 2e-5);
+    }
+  }
+}
+
+TEST_CASE("plan bf16: Winograd and tap GEMM steps take bf16, the logits stay within bf16's error of float") {
+  for (const char* arch : {"ECO", "ECOfull"}) {
+    CAPTURE(arch);
+    const Graph g = test::small_eco(arch, 50);
+    const WeightStore w = random_weights(g, 31);
+    const Tensor x = random_input(g.input_shape(), 32);
+    const ExecutionPlan fp32 = make_plan(g, w);
+    PlanOptions options;
+    options.precision = fast::Precision::bf16;
+    WeightStore remaining = w;
+    const ExecutionPlan bf16 = make_plan_releasing(g, remaining, options);
+    int bf16_steps = 0, convs = 0;
+    for (const auto& s : bf16.steps) {
+      if (!s.is_conv()) continue;
+      ++convs;
+      const bool applies = fast::conv_bf16_applies(s.conv.problem, s.conv.algo);
+      CHECK((s.conv.precision == fast::Precision::bf16) == applies);
+      if (s.conv.precision == fast::Precision::bf16) {  // bf16 layers keep no float weights
+        CHECK(s.conv.winograd.data == nullptr);
+        CHECK(s.conv.taps.data == nullptr);
+      }
+      bf16_steps += s.conv.precision == fast::Precision::bf16;
+    }
+    if (bf16_gemm_kernel()) CHECK(bf16_steps > convs / 4);
+    const Tensor want = run_plan(fp32, w, x), got = run_plan(bf16, remaining, x);
+    const float error = test::max_relative_error(got, want);
+    CHECK(error < 3e-2f);
+    if (bf16_gemm_kernel()) CHECK(error > 0.0f);
+  }
+}
