@@ -14,6 +14,8 @@
 #include "oracles.hpp"
 #include "ops/conv/conv.hpp"
 #include "ops/conv/conv_fast.hpp"
+#include "ops/conv/taps/conv_taps.hpp"
+#include "ops/conv/winograd/winograd.hpp"
 #include "ops/gemm/bf16.hpp"
 
 using namespace ecocpu;
@@ -98,6 +100,38 @@ TEST_CASE("bf16: float panels convert pair by pair, an odd depth padded with zer
         same = same && got == float_to_bf16(want);
       }
   CHECK(same);
+}
+
+TEST_CASE("bf16: Winograd and tap weights packed straight to bf16 equal their float packing rounded") {
+  struct Case {
+    int rank;
+    int64_t cin, cout;
+  };
+  const Case cases[] = {{2, 16, 17}, {2, 7, 40}, {3, 6, 33}, {3, 32, 64}, {2, 2, 3}};
+  uint64_t seed = 3500;
+  for (const auto& c : cases) {
+    CAPTURE(c.rank);
+    CAPTURE(c.cin);
+    CAPTURE(c.cout);
+    const std::array<int64_t, 3> k = c.rank == 2 ? std::array<int64_t, 3>{1, 3, 3} : std::array<int64_t, 3>{3, 3, 3};
+    Conv conv(c.cout, make_window(c.rank, k, {1, 1, 1}, {c.rank == 2 ? 0 : 1, 1, 1}));
+    const Shape in_shape = c.rank == 2 ? Shape{1, c.cin, 9, 9} : Shape{1, c.cin, 4, 9, 9};
+    Shape w_shape{c.cout, c.cin};
+    for (int a = 3 - c.rank; a < 3; ++a) w_shape.push_back(k[a]);
+    const Tensor w = random_tensor(w_shape, seed++), scale = random_tensor(Shape{c.cout}, seed++);
+    const reference::ConvProblem p = conv.problem(in_shape, conv.output_shape(std::span(&in_shape, 1)));
+    const auto same = [](const Bf16Panels& a, const Bf16Panels& b) {
+      return a.bytes() == b.bytes() && a.k_pairs == b.k_pairs && std::memcmp(a.data.get(), b.data.get(), a.bytes()) == 0;
+    };
+    for (const float* row_scale : {static_cast<const float*>(nullptr), scale.data()}) {
+      CHECK(same(fast::winograd_transform_weights_bf16(p, w.data(), row_scale),
+                 to_bf16_panels(fast::winograd_transform_weights(p, w.data(), row_scale))));
+      if (c.cin % 2 == 0) {
+        CHECK(same(fast::tap_pack_weights_bf16(p, w.data(), row_scale),
+                   to_bf16_panels(fast::tap_pack_weights(p, w.data(), row_scale))));
+      }
+    }
+  }
 }
 
 TEST_CASE("bf16 gemm: a register tile equals the products of the rounded operands, summed") {

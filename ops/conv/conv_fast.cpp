@@ -36,8 +36,8 @@ PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const 
   c.algo = algo;
   if (precision == Precision::bf16 && conv_bf16_applies(p, algo)) {
     c.precision = Precision::bf16;
-    c.bf16 = to_bf16_panels(algo == ConvAlgo::Winograd ? winograd_transform_weights(p, weight, row_scale)
-                                                       : tap_pack_weights(p, weight, row_scale));
+    c.bf16 = algo == ConvAlgo::Winograd ? winograd_transform_weights_bf16(p, weight, row_scale)
+                                        : tap_pack_weights_bf16(p, weight, row_scale);
   } else if (algo == ConvAlgo::Winograd) {
     c.winograd = winograd_transform_weights(p, weight, row_scale);
   } else if (algo == ConvAlgo::TapGemm) {

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
+#include <string>
 
 namespace ecocpu {
 
@@ -36,29 +38,40 @@ void convert_to_bf16(const float* src, int64_t n, uint16_t* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = float_to_bf16(src[i]);
 }
 
-Bf16Panels to_bf16_panels(const PackedPanels& p) {
+Bf16Panels zero_bf16_panels(int64_t count, int64_t k, int64_t n) {
+  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
   Bf16Panels b;
-  b.kernel = bf16_gemm_kernel() ? bf16_gemm_kernel()->name : "none";
-  b.count = p.count;
-  b.k = p.k;
-  b.k_pairs = (p.k + 1) / 2;
-  b.n = p.n;
-  b.nr = p.nr;
-  b.panels = p.panels;
-  const int64_t elements = p.count * p.panels * b.k_pairs * 2 * p.nr;
-  b.data = std::shared_ptr<uint16_t>(static_cast<uint16_t*>(std::aligned_alloc(64, (elements * 2 + 63) / 64 * 64)),
-                                     std::free);
+  b.kernel = kernel ? kernel->name : "none";
+  b.count = count;
+  b.k = k;
+  b.k_pairs = (k + 1) / 2;
+  b.n = n;
+  b.nr = kernel ? kernel->nr : selected_gemm_kernel().nr;
+  b.panels = (n + b.nr - 1) / b.nr;
+  const int64_t bytes = (b.bytes() + 63) / 64 * 64;
+  b.data = std::shared_ptr<uint16_t>(static_cast<uint16_t*>(std::aligned_alloc(64, static_cast<std::size_t>(std::max<int64_t>(bytes, 64)))), std::free);
   if (!b.data) throw std::bad_alloc();
+  std::memset(b.data.get(), 0, static_cast<std::size_t>(bytes));
+  return b;
+}
+
+void store_bf16_pair_row(const float* even, const float* odd, int64_t count, uint16_t* dst) {
+  for (int64_t j = 0; j < count; ++j) {
+    dst[2 * j] = float_to_bf16(even[j]);
+    dst[2 * j + 1] = odd ? float_to_bf16(odd[j]) : uint16_t{0};
+  }
+}
+
+Bf16Panels to_bf16_panels(const PackedPanels& p) {
+  Bf16Panels b = zero_bf16_panels(p.count, p.k, p.n);
+  if (b.nr != p.nr) throw std::invalid_argument("to_bf16_panels: panels " + std::to_string(p.nr) + " wide, the bf16 kernel's " + std::to_string(b.nr));
   const int64_t nr = p.nr;
 #pragma omp parallel for schedule(static)
   for (int64_t sq = 0; sq < p.count * p.panels; ++sq) {
     const float* src = p.data.get() + sq * p.k * nr;
     uint16_t* dst = b.data.get() + sq * b.k_pairs * 2 * nr;
     for (int64_t i = 0; i < b.k_pairs; ++i) {
-      for (int64_t j = 0; j < nr; ++j) {
-        dst[(i * nr + j) * 2] = float_to_bf16(src[2 * i * nr + j]);
-        dst[(i * nr + j) * 2 + 1] = 2 * i + 1 < p.k ? float_to_bf16(src[(2 * i + 1) * nr + j]) : uint16_t{0};
-      }
+      store_bf16_pair_row(src + 2 * i * nr, 2 * i + 1 < p.k ? src + (2 * i + 1) * nr : nullptr, nr, dst + i * 2 * nr);
     }
   }
   return b;

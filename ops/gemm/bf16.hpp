@@ -33,6 +33,7 @@ struct Bf16Panels {
   std::shared_ptr<uint16_t> data;
 
   const uint16_t* panel(int64_t s, int64_t q) const { return data.get() + (s * panels + q) * k_pairs * 2 * nr; }
+  uint16_t* panel(int64_t s, int64_t q) { return data.get() + (s * panels + q) * k_pairs * 2 * nr; }
   int64_t bytes() const { return count * panels * k_pairs * 2 * nr * 2; }
 };
 
@@ -55,7 +56,13 @@ struct Bf16GemmKernel {
 // whose panels it cannot read).
 const Bf16GemmKernel* bf16_gemm_kernel();
 
-// A float PackedPanels (any kernel's) in the bf16 kernel's layout, its values rounded.
+// Zeroed panels for the bf16 kernel (named "none", nr the float kernel's, where there is none).
+Bf16Panels zero_bf16_panels(int64_t count, int64_t k, int64_t n);
+// One row pair of a panel: `count` columns of `even` and `odd` (null: a zero row) rounded and
+// interleaved into dst (2 * count values). For packers writing Bf16Panels straight from weights.
+void store_bf16_pair_row(const float* even, const float* odd, int64_t count, uint16_t* dst);
+// A float PackedPanels of the same panel width in the bf16 layout, its values rounded: the oracle
+// the packers' bf16 output is tested against.
 Bf16Panels to_bf16_panels(const PackedPanels& p);
 
 // The bf16 dot-product peak on `threads` threads, GFLOP/s, as measure_fma_peak's.

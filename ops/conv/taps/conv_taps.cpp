@@ -205,6 +205,32 @@ PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weig
   return w;
 }
 
+Bf16Panels tap_pack_weights_bf16(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
+  const int64_t taps = p.window.volume(), c_n = p.in_channels, oc_n = p.out_channels;
+  if (c_n % 2) throw std::invalid_argument("tap_pack_weights_bf16: an odd number of input channels");
+  Bf16Panels w = zero_bf16_panels(1, taps * c_n, oc_n);
+  // A pair of input channels of one panel's output channels per item, as tap_pack_weights: for
+  // each tap, rows (tap, c) and (tap, c + 1) are one row pair.
+#pragma omp parallel
+  {
+    std::vector<float> rows(static_cast<std::size_t>(2 * w.nr));
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < w.panels * (c_n / 2); ++item) {
+      const int64_t q = item / (c_n / 2), c = item % (c_n / 2) * 2, o0 = q * w.nr, o_n = std::min(w.nr, oc_n - o0);
+      const float* kernels = weight + (o0 * c_n + c) * taps;  // output channel o0 + j's at j * c_n * taps
+      for (int64_t t = 0; t < taps; ++t) {
+        for (int64_t j = 0; j < o_n; ++j) {
+          const float scale = row_scale ? row_scale[o0 + j] : 1.0f;
+          rows[static_cast<std::size_t>(j)] = kernels[j * c_n * taps + t] * scale;
+          rows[static_cast<std::size_t>(w.nr + j)] = kernels[j * c_n * taps + taps + t] * scale;
+        }
+        store_bf16_pair_row(rows.data(), rows.data() + w.nr, o_n, w.panel(0, q) + (t * c_n + c) / 2 * 2 * w.nr);
+      }
+    }
+  }
+  return w;
+}
+
 namespace {
 
 // A thread's memory for TapProduct::run on up to `positions` positions: an A tile (when A is

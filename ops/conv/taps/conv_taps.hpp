@@ -19,6 +19,8 @@ namespace ecocpu::fast {
 // weight: (Cout, Cin, [kd,] kh, kw) row-major -> one matrix of (tap, input channel) rows, tap-major,
 // and Cout columns. row_scale: as prepare_conv's.
 PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weight, const float* row_scale = nullptr);
+// The same in bf16 (Bf16Panels), rounded as they are gathered; an even number of input channels.
+Bf16Panels tap_pack_weights_bf16(const reference::ConvProblem& p, const float* weight, const float* row_scale = nullptr);
 
 // The scratch conv_taps takes for `p`, or for a range of its images, on `threads` threads: per
 // thread an item's products and its register tiles' bookkeeping; shared, the input's channels-last

@@ -256,28 +256,72 @@ bool winograd_applies(const reference::ConvProblem& p) {
 
 int64_t winograd_tile_count(const reference::ConvProblem& p) { return geometry(p).tile_count * p.batch; }
 
+namespace {
+
+// G g G^T for input channel i of panel q's output channels (nr of them, zeros past the last),
+// transformed together: tile position y's nr values go to y + y * y_row. (A kernel at a time,
+// scattering a float per position over the panels, took about 0.4 s for ECO Lite's layers.)
+// `kernels` and `scratch`: kvol * nr and 4 * positions * nr floats.
+void transform_channel(const reference::ConvProblem& p, const Geometry& g, const float* weight, const float* row_scale,
+                       int64_t q, int64_t i, int64_t nr, float* kernels, float* scratch, float* y, int64_t y_row) {
+  const int64_t k_n = p.out_channels, c_n = p.in_channels, kvol = p.window.volume();
+  const int64_t o0 = q * nr, o_n = std::min(nr, k_n - o0);
+  std::fill(kernels, kernels + kvol * nr, 0.0f);
+  for (int64_t j = 0; j < o_n; ++j) {
+    const float* kernel = weight + ((o0 + j) * c_n + i) * kvol;
+    const float scale = row_scale ? row_scale[o0 + j] : 1.0f;  // x * 1.0f is x: unscaled weights stay exact
+    for (int64_t e = 0; e < kvol; ++e) kernels[e * nr + j] = kernel[e] * scale;
+  }
+  const std::array<const Mat*, 3> gm{&g.t[0].g, &g.t[1].g, &g.t[2].g};
+  apply3(kernels, as_int(p.window.kernel), gm, nr, y, y_row, scratch);
+}
+
+}  // namespace
+
 PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
   const Geometry g = geometry(p);
-  const int64_t k_n = p.out_channels, c_n = p.in_channels, kvol = p.window.volume(), pos = g.positions;
-  PackedPanels w = zero_panels(pos, c_n, k_n);
+  const int64_t c_n = p.in_channels, pos = g.positions;
+  PackedPanels w = zero_panels(pos, c_n, p.out_channels);
   const int64_t nr = w.nr, position_stride = w.panels * c_n * nr;
-  const std::array<const Mat*, 3> gm{&g.t[0].g, &g.t[1].g, &g.t[2].g};
-  // One input channel of one panel's output channels at a time, transformed together: at each
-  // tile position they fill one row of the panel. (A kernel at a time, scattering a float per
-  // position over the panels, took about 0.4 s for ECO Lite's layers.)
+  // One input channel of one panel's output channels per item: at each tile position they fill
+  // one row of the panel.
 #pragma omp parallel
   {
-    std::vector<float> kernels(static_cast<std::size_t>(kvol * nr)), scratch(static_cast<std::size_t>(4 * pos * nr));
+    std::vector<float> kernels(static_cast<std::size_t>(p.window.volume() * nr)), scratch(static_cast<std::size_t>(4 * pos * nr));
 #pragma omp for schedule(dynamic, 4)
     for (int64_t item = 0; item < w.panels * c_n; ++item) {
-      const int64_t q = item / c_n, i = item % c_n, o0 = q * nr, o_n = std::min(nr, k_n - o0);
-      std::fill(kernels.begin(), kernels.end(), 0.0f);
-      for (int64_t j = 0; j < o_n; ++j) {
-        const float* kernel = weight + ((o0 + j) * c_n + i) * kvol;
-        const float scale = row_scale ? row_scale[o0 + j] : 1.0f;  // x * 1.0f is x: unscaled weights stay exact
-        for (int64_t e = 0; e < kvol; ++e) kernels[static_cast<std::size_t>(e * nr + j)] = kernel[e] * scale;
+      const int64_t q = item / c_n, i = item % c_n;
+      transform_channel(p, g, weight, row_scale, q, i, nr, kernels.data(), scratch.data(), &w.at(0, i, q * nr),
+                        position_stride);
+    }
+  }
+  return w;
+}
+
+Bf16Panels winograd_transform_weights_bf16(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
+  const Geometry g = geometry(p);
+  const int64_t c_n = p.in_channels, pos = g.positions;
+  Bf16Panels w = zero_bf16_panels(pos, c_n, p.out_channels);
+  const int64_t nr = w.nr;
+  // A pair of input channels of one panel per item, each transformed as the float packing does,
+  // then rounded and interleaved into their row pair at each tile position: no float panels.
+#pragma omp parallel
+  {
+    std::vector<float> kernels(static_cast<std::size_t>(p.window.volume() * nr)), scratch(static_cast<std::size_t>(4 * pos * nr));
+    std::vector<float> pair(static_cast<std::size_t>(2 * pos * nr));
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t item = 0; item < w.panels * w.k_pairs; ++item) {
+      const int64_t q = item / w.k_pairs, r = item % w.k_pairs;
+      const bool odd = 2 * r + 1 < c_n;
+      transform_channel(p, g, weight, row_scale, q, 2 * r, nr, kernels.data(), scratch.data(), pair.data(), nr);
+      if (odd) {
+        transform_channel(p, g, weight, row_scale, q, 2 * r + 1, nr, kernels.data(), scratch.data(),
+                          pair.data() + pos * nr, nr);
       }
-      apply3(kernels.data(), as_int(p.window.kernel), gm, nr, &w.at(0, i, o0), position_stride, scratch.data());
+      for (int64_t y = 0; y < pos; ++y) {
+        store_bf16_pair_row(pair.data() + y * nr, odd ? pair.data() + (pos + y) * nr : nullptr, nr,
+                            w.panel(y, q) + r * 2 * nr);
+      }
     }
   }
   return w;

@@ -26,6 +26,10 @@ int64_t winograd_tile_count(const reference::ConvProblem& p);
 PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight,
                                         const float* row_scale = nullptr);
 
+// The same in bf16 (Bf16Panels), rounded from the float transform without float panels.
+Bf16Panels winograd_transform_weights_bf16(const reference::ConvProblem& p, const float* weight,
+                                           const float* row_scale = nullptr);
+
 // The channels-last copy of the input the kernel works from (padding and the tiles' overhang).
 PaddedInput winograd_input_layout(const reference::ConvProblem& p);
 
