@@ -125,7 +125,7 @@ TEST_CASE("bf16: Winograd and tap weights packed straight to bf16 equal their fl
     };
     for (const float* row_scale : {static_cast<const float*>(nullptr), scale.data()}) {
       CHECK(same(fast::winograd_transform_weights_bf16(p, w.data(), row_scale),
-                 to_bf16_panels(fast::winograd_transform_weights(p, w.data(), row_scale))));
+                 to_bf16_panels(fast::winograd_transform_weights(p, w.data(), row_scale, true))));
       if (c.cin % 2 == 0) {
         CHECK(same(fast::tap_pack_weights_bf16(p, w.data(), row_scale),
                    to_bf16_panels(fast::tap_pack_weights(p, w.data(), row_scale))));
@@ -255,11 +255,10 @@ TEST_CASE("conv bf16: Winograd within its bf16 error of the float convolution, o
     e.bias = b.data();
     Tensor out(expect.shape());
     fast::run_conv(prepared, in.data(), e, out.data());
-    // F(4x4, 3x3)'s transforms amplify the rounding of their bf16 operands: 2-3 % of the outputs'
-    // spread on uniform random data, where wrong panels or pairs give errors of the outputs' size.
+    // bf16's small tiles keep the error near a direct convolution's in bf16 (F(4x4, 3x3) gave 2-3 %).
     const double error = rms_relative_error(out, expect);
     if (bf16) {
-      CHECK(error < 0.06);
+      CHECK(error < 0.012);
       CHECK(error > 1e-5);  // it did round
     } else {
       CHECK(error < 2e-5);

@@ -76,7 +76,7 @@ bool takes_channels_last(const PreparedConv& c) { return c.algo == ConvAlgo::Win
 bool writes_channels_last(const PreparedConv& c) { return c.algo != ConvAlgo::Im2colGemm; }
 
 PaddedInput input_layout(const PreparedConv& c) {
-  if (c.algo == ConvAlgo::Winograd) return winograd_input_layout(c.problem);
+  if (c.algo == ConvAlgo::Winograd) return winograd_input_layout(c.problem, c.precision == Precision::bf16);
   if (c.algo == ConvAlgo::TapGemm) return padded_input(c.problem);
   throw std::logic_error("this algorithm reads planes only");
 }

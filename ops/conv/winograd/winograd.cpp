@@ -226,11 +226,12 @@ struct Geometry {
   int64_t positions = 1, tile_count = 1;
 };
 
-Geometry geometry(const reference::ConvProblem& p) {
+// small_tiles: F(2, 3) along every axis, for bf16 (winograd.hpp says why).
+Geometry geometry(const reference::ConvProblem& p, bool small_tiles = false) {
   Geometry g;
   for (int a = 0; a < 3; ++a) {
     const int64_t r = p.window.kernel[a];
-    g.m[a] = r == 1 ? 1 : (a == 0 ? 2 : 4);
+    g.m[a] = r == 1 ? 1 : (a == 0 || small_tiles ? 2 : 4);
     g.alpha[a] = g.m[a] + r - 1;
     g.t[a] = transform_for(g.m[a], r);
     g.tiles[a] = (p.out_extent[a] + g.m[a] - 1) / g.m[a];
@@ -278,8 +279,9 @@ void transform_channel(const reference::ConvProblem& p, const Geometry& g, const
 
 }  // namespace
 
-PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
-  const Geometry g = geometry(p);
+PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight, const float* row_scale,
+                                        bool bf16_tiles) {
+  const Geometry g = geometry(p, bf16_tiles);
   const int64_t c_n = p.in_channels, pos = g.positions;
   PackedPanels w = zero_panels(pos, c_n, p.out_channels);
   const int64_t nr = w.nr, position_stride = w.panels * c_n * nr;
@@ -299,7 +301,7 @@ PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const f
 }
 
 Bf16Panels winograd_transform_weights_bf16(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
-  const Geometry g = geometry(p);
+  const Geometry g = geometry(p, true);
   const int64_t c_n = p.in_channels, pos = g.positions;
   Bf16Panels w = zero_bf16_panels(pos, c_n, p.out_channels);
   const int64_t nr = w.nr;
@@ -453,8 +455,8 @@ int64_t block_runs(const reference::ConvProblem& p, const Geometry& g, const Til
 
 }  // namespace
 
-PaddedInput winograd_input_layout(const reference::ConvProblem& p) {
-  const Geometry g = geometry(p);
+PaddedInput winograd_input_layout(const reference::ConvProblem& p, bool bf16) {
+  const Geometry g = geometry(p, bf16);
   std::array<int64_t, 3> reach{};
   for (int a = 0; a < 3; ++a) reach[a] = g.tiles[a] * g.m[a] + p.window.kernel[a] - 1;
   return padded_input(p, reach);
@@ -462,14 +464,14 @@ PaddedInput winograd_input_layout(const reference::ConvProblem& p) {
 
 ScratchSize winograd_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last, bool bf16) {
   const GemmKernel& kernel = selected_gemm_kernel();
-  const Geometry g = geometry(p);
+  const Geometry g = geometry(p, bf16);
   const int64_t ld = (p.out_channels + kernel.nr - 1) / kernel.nr * kernel.nr;
   // A range of images (run_conv_images) has fewer tiles to share out, which may give longer blocks.
   int64_t most = 0;
   for (int64_t batch = 1; batch <= p.batch; ++batch) most = std::max(most, block_tiles(p, g, kernel, ld, batch, threads));
   ScratchLayout layout;
   block_layout(layout, g, p.in_channels, ld, most, bf16);
-  return {threads, channels_last_input_bytes(p, winograd_input_layout(p), in_channels_last), layout.bytes()};
+  return {threads, channels_last_input_bytes(p, winograd_input_layout(p, bf16), in_channels_last), layout.bytes()};
 }
 
 namespace {
@@ -481,10 +483,10 @@ template <class Panels, class Kernel>
 void winograd_blocks(const reference::ConvProblem& p, const Panels& w, const Kernel& kernel, const float* in,
                      const ConvEpilogue& e, float* out, bool in_channels_last) {
   constexpr bool kBf16 = std::is_same_v<Panels, Bf16Panels>;
-  const Geometry g = geometry(p);
+  const Geometry g = geometry(p, kBf16);
   const int64_t c_n = p.in_channels, pos = g.positions, mr = kernel.mr, nr = kernel.nr;
   const int64_t ld = w.panels * nr, elements = g.m[0] * g.m[1] * g.m[2];
-  const PaddedInput pi = winograd_input_layout(p);
+  const PaddedInput pi = winograd_input_layout(p, kBf16);
   const float* padded = channels_last_input(p, pi, in, in_channels_last);
   const ConvSink sink(p, e, out);
   const int64_t total = p.batch * g.tile_count;

@@ -23,15 +23,18 @@ int64_t winograd_tile_count(const reference::ConvProblem& p);
 
 // weight: (Cout, Cin, [3,] 3, 3) row-major -> per tile position (G g G^T's element), a matrix of
 // Cin rows and Cout columns. row_scale: as prepare_conv's.
+// bf16_tiles: for the tiles the bf16 kernel takes (the oracle of winograd_transform_weights_bf16).
 PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const float* weight,
-                                        const float* row_scale = nullptr);
+                                        const float* row_scale = nullptr, bool bf16_tiles = false);
 
-// The same in bf16 (Bf16Panels), rounded from the float transform without float panels.
+// The same in bf16 (Bf16Panels) for conv_winograd's bf16 tiles, rounded from the float transform
+// without float panels.
 Bf16Panels winograd_transform_weights_bf16(const reference::ConvProblem& p, const float* weight,
                                            const float* row_scale = nullptr);
 
-// The channels-last copy of the input the kernel works from (padding and the tiles' overhang).
-PaddedInput winograd_input_layout(const reference::ConvProblem& p);
+// The channels-last copy of the input the kernel works from (padding and the tiles' overhang),
+// in float or in bf16 (whose tiles are smaller).
+PaddedInput winograd_input_layout(const reference::ConvProblem& p, bool bf16 = false);
 
 // The scratch conv_winograd takes for `p`, or for a range of its images, on `threads` threads:
 // per thread, a block of tiles' transformed inputs, products and outputs; shared, the input's
@@ -44,9 +47,14 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
                    const ConvEpilogue& epilogue, float* out, bool in_channels_last = false);
 
 // The same with bf16 products (ops/gemm/bf16.hpp): the transformed weights rounded once
-// (to_bf16_panels of winograd_transform_weights'), the transformed inputs per block; float sums,
-// output transform and epilogue. Only where winograd_bf16_applies: a CPU with the bf16 kernel and
-// an even number of input channels (the kernel's depth steps are pairs).
+// (winograd_transform_weights_bf16), the transformed inputs per block; float sums, output
+// transform and epilogue. bf16 takes F(2, 3) along every axis, F(2x2, 3x3) in 2D and
+// F(2x2x2, 3x3x3) in 3D: F(4x4, 3x3)'s transforms (coefficients up to 5 in, 8 out) amplify the
+// operands' rounding about tenfold (a layer's outputs off by 2-3 %, RMS), F(2, 3)'s (0, 1 and 1/2)
+// hardly at all. It multiplies 16/4 = 4 (2D) or 64/8 = 8 (3D) times per output instead of 2.25
+// or 4.5, and keeps 16 or 64 transformed values per kernel instead of 36 or 144. Only where
+// winograd_bf16_applies: a CPU with the bf16 kernel and an even number of input channels (the
+// kernel's depth steps are pairs).
 bool winograd_bf16_applies(const reference::ConvProblem& p);
 void conv_winograd(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
                    const ConvEpilogue& epilogue, float* out, bool in_channels_last = false);
