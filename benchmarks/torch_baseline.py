@@ -5,14 +5,13 @@ Prints eager and torch.jit.freeze + optimize_for_inference medians (ms) as JSON.
 """
 import json
 import os
-import statistics
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "torch_reference"))
 from eco_torch import TSN, randomize  # noqa: E402
+from compare_runtimes import median_ms  # noqa: E402  (beside this file)
 
 reference = sys.argv[1]
 arch = sys.argv[2] if len(sys.argv) > 2 else "ECO"
@@ -25,19 +24,9 @@ model = randomize(TSN(os.path.join(reference, arch + ".yaml"), arch, segments, 4
 frames = torch.rand(segments, 3, 224, 224) * 256 - 128
 
 
-def median_ms(fn):
-    fn()  # warm-up
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 with torch.no_grad():
-    eager = median_ms(lambda: model(frames))
+    eager = median_ms(lambda: model(frames), iters)
     frozen_model = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, frames)))
-    frozen = median_ms(lambda: frozen_model(frames))
+    frozen = median_ms(lambda: frozen_model(frames), iters)
 print(json.dumps({"arch": arch, "segments": segments, "threads": threads, "torch": torch.__version__,
                   "eager_ms": eager, "jit_frozen_ms": frozen}))

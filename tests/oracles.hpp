@@ -9,6 +9,7 @@
 
 #include "eco/model.hpp"
 #include "eco/random_weights.hpp"
+#include "ops/conv/conv.hpp"
 #include "ops/window.hpp"
 #include "tensor/tensor.hpp"
 
@@ -51,6 +52,16 @@ inline float max_relative_error(const Tensor& a, const Tensor& b) {
     scale = std::max(scale, std::abs(b.data()[i]));
   }
   return diff / std::max(scale, 1.0f);
+}
+
+// The Conv op's reference kernel on one input: the oracle every fast convolution is held to.
+inline Tensor reference_conv(const Conv& conv, const Tensor& in, const Tensor& weight, const Tensor& bias) {
+  Shape in_shape = in.shape();
+  Tensor out(conv.output_shape(std::span(&in_shape, 1)));
+  const Tensor* inputs[] = {&in};
+  const Tensor* params[] = {&weight, &bias};
+  conv.run_reference(inputs, params, out);
+  return out;
 }
 
 // Convolution as im2col + one Eigen GEMM per image. 2D tensors are read as depth 1.

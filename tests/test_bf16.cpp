@@ -49,14 +49,6 @@ double rms_relative_error(const Tensor& a, const Tensor& b) {
   return std::sqrt(diff / std::max(scale, 1e-30));
 }
 
-Tensor reference_conv(const Conv& conv, const Tensor& in, const Tensor& weight, const Tensor& bias) {
-  Shape in_shape = in.shape();
-  Tensor out(conv.output_shape(std::span(&in_shape, 1)));
-  const Tensor* inputs[] = {&in};
-  const Tensor* params[] = {&weight, &bias};
-  conv.run_reference(inputs, params, out);
-  return out;
-}
 
 }  // namespace
 
@@ -208,7 +200,7 @@ TEST_CASE("conv bf16: the tap GEMM equals the reference convolution of the round
     for (int a = 3 - c.rank; a < 3; ++a) w_shape.push_back(c.k[a]);
     const Tensor in = random_tensor(in_shape, seed++), w = random_tensor(w_shape, seed++);
     const Tensor b = random_tensor(Shape{c.cout}, seed++);
-    const Tensor expect = reference_conv(conv, rounded_copy(in), rounded_copy(w), b);
+    const Tensor expect = test::reference_conv(conv, rounded_copy(in), rounded_copy(w), b);
     const reference::ConvProblem p = conv.problem(in_shape, expect.shape());
     const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::TapGemm, w.data(), nullptr, fast::Precision::bf16);
     CHECK((prepared.precision == fast::Precision::bf16) == (bf16_gemm_kernel() != nullptr));
@@ -246,7 +238,7 @@ TEST_CASE("conv bf16: Winograd within its bf16 error of the float convolution, o
     for (int a = 3 - c.rank; a < 3; ++a) w_shape.push_back(k[a]);
     const Tensor in = random_tensor(in_shape, seed++), w = random_tensor(w_shape, seed++);
     const Tensor b = random_tensor(Shape{c.cout}, seed++);
-    const Tensor expect = reference_conv(conv, in, w, b);
+    const Tensor expect = test::reference_conv(conv, in, w, b);
     const reference::ConvProblem p = conv.problem(in_shape, expect.shape());
     const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::Winograd, w.data(), nullptr, fast::Precision::bf16);
     const bool bf16 = bf16_gemm_kernel() && c.cin % 2 == 0;

@@ -20,19 +20,6 @@ using namespace ecocpu;
 using test::make_window;
 using test::random_tensor;
 
-namespace {
-
-Tensor run_conv(const Conv& conv, const Tensor& in, const Tensor& weight, const Tensor& bias) {
-  Shape in_shape = in.shape();
-  Tensor out(conv.output_shape(std::span(&in_shape, 1)));
-  const Tensor* inputs[] = {&in};
-  const Tensor* params[] = {&weight, &bias};
-  conv.run_reference(inputs, params, out);
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("conv reference: hand-worked 2D case with padding and bias") {
   // 1 image, 1 channel, 3x3 input, 2x2 kernel of ones, pad 1, stride 2 -> 2x2 output.
   float in_data[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -42,7 +29,7 @@ TEST_CASE("conv reference: hand-worked 2D case with padding and bias") {
   Tensor w = Tensor::view(w_data, Shape{1, 1, 2, 2});
   Tensor b = Tensor::view(b_data, Shape{1});
   Conv conv(1, make_window(2, {1, 2, 2}, {1, 2, 2}, {0, 1, 1}));
-  Tensor out = run_conv(conv, in, w, b);
+  Tensor out = test::reference_conv(conv, in, w, b);
   REQUIRE(out.shape() == Shape{1, 1, 2, 2});
   // Windows: rows {-1,0} x cols {-1,0} -> 1; {-1,0}x{1,2} -> 2+3; {1,2}x{-1,0} -> 4+7;
   // {1,2}x{1,2} -> 5+6+8+9.
@@ -61,7 +48,7 @@ TEST_CASE("conv reference: hand-worked 3D case sums across time and channels") {
   Tensor w = Tensor::view(w_data, Shape{1, 2, 2, 1, 1});
   Tensor b = Tensor::view(b_data, Shape{1});
   Conv conv(1, make_window(3, {2, 1, 1}, {1, 1, 1}, {0, 0, 0}));
-  Tensor out = run_conv(conv, in, w, b);
+  Tensor out = test::reference_conv(conv, in, w, b);
   REQUIRE(out.shape() == Shape{1, 1, 1, 1, 1});
   CHECK(out.data()[0] == doctest::Approx(1 * 1 + 2 * 2 + 10 * 3 + 20 * 4 - 1));
 }
@@ -87,7 +74,7 @@ TEST_CASE("conv reference: equals im2col + Eigen GEMM on many 2D shapes") {
     Tensor in = random_tensor(Shape{c.n, c.cin, c.h, c.w}, seed++);
     Tensor w = random_tensor(Shape{c.cout, c.cin, c.k, c.k}, seed++);
     Tensor b = random_tensor(Shape{c.cout}, seed++);
-    Tensor out = run_conv(conv, in, w, b);
+    Tensor out = test::reference_conv(conv, in, w, b);
     Tensor expect = test::conv_oracle(in, w, b, win, out.shape());
     CHECK(test::max_relative_error(out, expect) < 1e-5f);
   }
@@ -116,7 +103,7 @@ TEST_CASE("conv reference: equals im2col + Eigen GEMM on many 3D shapes") {
     Tensor in = random_tensor(Shape{c.n, c.cin, c.d, c.h, c.w}, seed++);
     Tensor w = random_tensor(Shape{c.cout, c.cin, c.k[0], c.k[1], c.k[2]}, seed++);
     Tensor b = random_tensor(Shape{c.cout}, seed++);
-    Tensor out = run_conv(conv, in, w, b);
+    Tensor out = test::reference_conv(conv, in, w, b);
     Tensor expect = test::conv_oracle(in, w, b, win, out.shape());
     CHECK(test::max_relative_error(out, expect) < 1e-5f);
   }
@@ -207,7 +194,7 @@ TEST_CASE("conv gemm: im2col, tap and 1x1 GEMMs with a fused epilogue equal the 
       Shape w_shape{c.cout, c.cin};
       for (int a = 3 - c.rank; a < 3; ++a) w_shape.push_back(c.k[a]);
       Tensor w = random_tensor(w_shape, seed++), b = random_tensor(Shape{c.cout}, seed++);
-      Tensor expect = run_conv(conv, in, w, b);
+      Tensor expect = test::reference_conv(conv, in, w, b);
       Tensor residual = random_tensor(expect.shape(), seed++);
       Tensor scale = random_tensor(Shape{c.cout}, seed++), shift = random_tensor(Shape{c.cout}, seed++);
       if (fused) {
@@ -283,7 +270,7 @@ TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convoluti
     } else {
       REQUIRE(std::any_of(scale.data(), scale.data() + c.cout, [](float v) { return v < 0.0f; }));
     }
-    Tensor conv_out = run_conv(conv, in, w, b);
+    Tensor conv_out = test::reference_conv(conv, in, w, b);
     const int64_t plane = conv_out.shape().numel_from(2);
     for (int64_t i = 0; i < conv_out.numel(); ++i) {
       const int64_t ch = (i / plane) % c.cout;
@@ -340,7 +327,7 @@ TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference")
       Shape w_shape{c.cout, c.cin};
       for (int a = 3 - c.rank; a < 3; ++a) w_shape.push_back(k[a]);
       Tensor w = random_tensor(w_shape, seed++), b = random_tensor(Shape{c.cout}, seed++);
-      Tensor expect = run_conv(conv, in, w, b);
+      Tensor expect = test::reference_conv(conv, in, w, b);
       Tensor residual = random_tensor(expect.shape(), seed++);
       Tensor scale = random_tensor(Shape{c.cout}, seed++), shift = random_tensor(Shape{c.cout}, seed++);
       fast::ConvEpilogue e;

@@ -89,22 +89,6 @@ double flops_per_second(const F& run, double flops) {
 
 }  // namespace
 
-double measure_bf16_peak(const Bf16GemmKernel& kernel, int threads) {
-  const int64_t iterations = 5'000'000;
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto start = std::chrono::steady_clock::now();
-    float sink = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    sink += kernel.dot_chains(iterations);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    volatile float keep = sink;
-    (void)keep;
-    best = std::max(best, 2.0 * 10 * kernel.nr * iterations * threads / seconds * 1e-9);
-  }
-  return best;
-}
-
 bool bf16_outruns_fp32() {
   static const bool faster = [] {
     const Bf16GemmKernel* k = bf16_gemm_kernel();

@@ -48,7 +48,7 @@ struct Bf16GemmKernel {
   void (*tile_rows_a)(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;
   void (*convert)(const float* src, int64_t n, uint16_t* dst) = nullptr;
-  // Peak probe for benchmarks and for --precision auto: 2 * 10 * nr flops per iteration, one thread.
+  // Peak probe for --precision auto (bf16_outruns_fp32): 2 * 10 * nr flops per iteration, one thread.
   float (*dot_chains)(int64_t iterations) = nullptr;
 };
 
@@ -64,9 +64,6 @@ void store_bf16_pair_row(const float* even, const float* odd, int64_t count, uin
 // A float PackedPanels of the same panel width in the bf16 layout, its values rounded: the oracle
 // the packers' bf16 output is tested against.
 Bf16Panels to_bf16_panels(const PackedPanels& p);
-
-// The bf16 dot-product peak on `threads` threads, GFLOP/s, as measure_fma_peak's.
-double measure_bf16_peak(const Bf16GemmKernel& kernel, int threads);
 
 // Whether this CPU has the bf16 kernel and its dot products give more flops than the selected
 // float kernel's FMAs, from a few milliseconds of each on one thread (measured once). Not so
