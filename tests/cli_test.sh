@@ -246,9 +246,16 @@ algos = {l["id"].split("+")[0]: l["algo"] for l in d["layers"]}
 assert algos["res3b_1"] == "winograd/bf16" and algos["res5a_1"] == "tap_gemm/bf16"
 assert algos["conv1_7x7_s2"] == "tap_gemm" and algos["inception_3a_1x1"] == "gemm_1x1"
 ' "$tmp/out"
+  run bench "${tiny[@]}" --segments 4 --iters 1 --warmup 0 --precision bf16 --accuracy-clips 0 --json
+  check "bench bf16 --accuracy-clips 0 compares nothing" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["precision"] == "bf16" and "bf16_vs_fp32" not in d
+' "$tmp/out"
 else
   expect_error "--precision bf16: this CPU has no AVX512-BF16" bench --precision bf16
 fi
+expect_error "--accuracy-clips compares bf16 with fp32 and needs --precision bf16" bench --accuracy-clips 3
 run bench "${tiny[@]}" --segments 4 --iters 1 --warmup 0 --precision auto
 check "bench --precision auto runs" test $code -eq 0
 expect_error "--precision must be one of fp32, bf16, auto" bench --precision fp16

@@ -9,8 +9,10 @@
 #include <limits>
 #include <vector>
 
+#include "eco/model.hpp"
 #include "eco/random_weights.hpp"
 #include "graph/plan.hpp"
+#include "graph/yaml_loader.hpp"
 #include "oracles.hpp"
 #include "ops/conv/conv.hpp"
 #include "ops/conv/conv_fast.hpp"
@@ -287,4 +289,39 @@ TEST_CASE("plan bf16: Winograd and tap GEMM steps take bf16, the logits stay wit
     CHECK(error < 3e-2f);
     if (bf16_gemm_kernel()) CHECK(error > 0.0f);
   }
+}
+
+TEST_CASE("plan bf16: a channels-last copy shared by bf16 Winograd layers takes their layout") {
+  // a and b read one pooled value at 14 x 14 through one copy (the sum reads its planes too):
+  // float's F(4x4) tiles pad it to 18 x 18, bf16's F(2,3) tiles to 16 x 16.
+  const char* yaml = R"(name: shared_bf16
+layers:
+- {id: conv1, expr: 'conv1<=Convolution<=data', attrs: {num_output: 16, kernel_size: 3, pad: 1, stride: 2}}
+- {id: p, expr: 'p<=Pooling<=conv1', attrs: {kernel_size: 3, stride: 1, pad: 1, mode: max}}
+- {id: a, expr: 'a<=Convolution<=p', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: b, expr: 'b<=Convolution<=p', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: s, expr: 's<=Eltwise<=a,b,p'}
+- {id: pool, expr: 'pool<=Pooling<=s', attrs: {kernel_size: 14, stride: 1, mode: ave}}
+- {id: fc_final, expr: 'fc<=InnerProduct<=pool', attrs: {num_output: 5}}
+)";
+  ModelConfig config;
+  config.arch = "small";
+  config.segments = 2;
+  config.image_size = 28;
+  config.classes = 5;
+  config.dropout = 0.0;
+  const Graph g = build_model(load_definition_text(yaml, "shared_bf16.yaml"), config);
+  const WeightStore w = random_weights(g, 41);
+  const Tensor x = random_input(g.input_shape(), 42);
+  PlanOptions options;
+  options.precision = fast::Precision::bf16;
+  const ExecutionPlan plan = make_plan(g, w, options);  // check_plan passes
+  int copies = 0, bf16_winograd = 0;
+  for (const auto& s : plan.steps) {
+    copies += s.kind == PlanStep::Kind::to_channels_last;
+    bf16_winograd += s.is_conv() && s.conv.algo == fast::ConvAlgo::Winograd && s.conv.precision == fast::Precision::bf16;
+  }
+  CHECK(copies == 1);
+  CHECK(bf16_winograd == (bf16_gemm_kernel() ? 2 : 0));
+  CHECK(test::max_relative_error(run_plan(plan, w, x), run_plan(make_plan(g, w), w, x)) < 3e-2f);
 }

@@ -152,17 +152,31 @@ std::string bench_table(const LoadedModel& m, const std::string& engine, const s
   return out.str();
 }
 
-Agreement bf16_agreement(const Args& args, const PlanOptions& options, const ExecutionPlan& bf16_plan,
-                         const WeightStore& bf16_weights, int clips) {
+// The bf16 plan's logits on the seeded clips the comparison uses.
+std::vector<Tensor> clip_logits(const ExecutionPlan& plan, const WeightStore& weights, const Shape& input_shape,
+                                int64_t clips) {
+  std::vector<Tensor> logits;
+  for (int64_t c = 0; c < clips; ++c) {
+    logits.push_back(run_plan(plan, weights, random_input(input_shape, 1000 + static_cast<uint64_t>(c))).clone());
+  }
+  return logits;
+}
+
+// The float plan's logits on the same clips beside the bf16 ones. Its model is loaded again (the
+// bf16 plan released the weights it packed) once the bf16 plan is gone, so that one plan at a
+// time is held and --max-memory's check stays true.
+Agreement bf16_agreement(const Args& args, const PlanOptions& options, const std::vector<Tensor>& bf16_logits) {
   LoadedModel m = load_model(args, args.get_int("segments", 16, 1, kMaxSegments));
   PlanOptions fp32 = options;
   fp32.precision = fast::Precision::fp32;
   const ExecutionPlan plan = make_plan_releasing(m.graph, m.weights, fp32);
+  const std::vector<Tensor> fp32_logits = clip_logits(plan, m.weights, m.graph.input_shape(),
+                                                      static_cast<int64_t>(bf16_logits.size()));
   Agreement a;
-  a.clips = clips;
-  for (int c = 0; c < clips; ++c) {
-    const Tensor input = random_input(m.graph.input_shape(), 1000 + static_cast<uint64_t>(c));
-    const Tensor want = run_plan(plan, m.weights, input), got = run_plan(bf16_plan, bf16_weights, input);
+  a.clips = static_cast<int>(bf16_logits.size());
+  for (std::size_t c = 0; c < bf16_logits.size(); ++c) {
+    const Tensor& want = fp32_logits[c];
+    const Tensor& got = bf16_logits[c];
     const int64_t n = want.numel();
     double largest = 0, diff = 0;
     for (int64_t i = 0; i < n; ++i) {
@@ -179,6 +193,15 @@ Agreement bf16_agreement(const Args& args, const PlanOptions& options, const Exe
   return a;
 }
 
+// --accuracy-clips K: only with a bf16 plan (0 skips the comparison); read before any work.
+int64_t accuracy_clips(const Args& args, const PlanOptions& options) {
+  const bool bf16 = options.precision == fast::Precision::bf16;
+  if (args.has("accuracy-clips") && !bf16) {
+    args.fail("--accuracy-clips compares bf16 with fp32 and needs --precision bf16 (or auto choosing it)");
+  }
+  return bf16 ? args.get_int("accuracy-clips", 8, 0, 1000) : 0;
+}
+
 std::string precision_name(const PlanOptions& o) { return o.precision == fast::Precision::bf16 ? "bf16" : "fp32"; }
 
 }  // namespace
@@ -192,7 +215,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
                            {"engine", "E", "fast (default) or reference"},
                            no_fuse_option(),
                            precision_option(),
-                           {"accuracy-clips", "K", "with bf16: seeded random clips its logits are compared on with fp32's (default 8)"},
+                           {"accuracy-clips", "K", "with bf16: seeded random clips its logits are compared on with fp32's (default 8; 0: none)"},
                            {"json", "", "print the result as JSON"},
                   max_memory_option()}));
   if (!parse_or_help(args, argv,
@@ -201,21 +224,23 @@ int cmd_bench(const std::vector<std::string>& argv) {
     return 0;
   const int64_t iters = args.get_int("iters", 5, 1, 100000), warmup = args.get_int("warmup", 1, 0, 1000);
   const PlanOptions options = engine_options(args);
+  const int64_t clips = accuracy_clips(args, options);
   LoadedModel m = load_model(args, args.get_int("segments", 16, 1, kMaxSegments));
-  const PreparedPlan prepared = prepare_plan(m, options);
+  std::optional<PreparedPlan> prepared = prepare_plan(m, options);
+  const double prepare_ms = prepared->ms;
   const Tensor input = random_input(m.graph.input_shape(), 2);
-  const Timings t = time_plan(prepared.plan, m.weights, input, warmup, iters);
+  const Timings t = time_plan(prepared->plan, m.weights, input, warmup, iters);
   const std::string engine = options.reference ? "reference" : "fast";
-  const auto rows = step_rows(m.graph, prepared.plan, t);
-  const double rss = peak_rss_mb(), scratch = static_cast<double>(scratch_peak_bytes()) / (1 << 20);
+  const auto rows = step_rows(m.graph, prepared->plan, t);
+  const Memory memory{peak_rss_mb(), static_cast<double>(scratch_peak_bytes()) / (1 << 20)};
   std::optional<Agreement> agreement;
-  if (options.precision == fast::Precision::bf16) {
-    agreement = bf16_agreement(args, options, prepared.plan, m.weights,
-                               static_cast<int>(args.get_int("accuracy-clips", 8, 1, 1000)));
+  if (clips > 0) {
+    const std::vector<Tensor> bf16_logits = clip_logits(prepared->plan, m.weights, m.graph.input_shape(), clips);
+    prepared.reset();
+    agreement = bf16_agreement(args, options, bf16_logits);
   }
-  const Memory memory{rss, scratch};
-  std::cout << (args.has("json") ? bench_json(m, engine, precision_name(options), memory, prepared.ms, t, rows, agreement)
-                                 : bench_table(m, engine, precision_name(options), memory, warmup, prepared.ms, t, rows, agreement));
+  std::cout << (args.has("json") ? bench_json(m, engine, precision_name(options), memory, prepare_ms, t, rows, agreement)
+                                 : bench_table(m, engine, precision_name(options), memory, warmup, prepare_ms, t, rows, agreement));
   return 0;
 }
 

@@ -72,7 +72,7 @@ OptionSpec no_fuse_option() {
 OptionSpec precision_option() {
   return {"precision", "P",
           "fp32 (default), bf16 (Winograd and tap GEMM products in bfloat16, float sums; needs AVX512-BF16) or auto "
-          "(bf16 where this CPU's bf16 dot products outrun its float FMAs)"};
+          "(bf16 where this CPU's bf16 dot products give at least 1.8x its float FMAs' flops, which bf16 Winograd's extra products take)"};
 }
 
 namespace {
@@ -81,7 +81,7 @@ fast::Precision precision(const Args& args, bool reference) {
   const std::string p = args.get_choice("precision", "fp32", {"fp32", "bf16", "auto"});
   if (p == "fp32") return fast::Precision::fp32;
   if (reference) args.fail("--precision " + p + " is for the fast engine (the reference engine computes in float)");
-  if (p == "auto") return bf16_outruns_fp32() ? fast::Precision::bf16 : fast::Precision::fp32;
+  if (p == "auto") return bf16_pays_off() ? fast::Precision::bf16 : fast::Precision::fp32;
   if (!bf16_gemm_kernel()) args.fail("--precision bf16: this CPU has no AVX512-BF16 (or ECOCPU_ISA chose a kernel without it)");
   return fast::Precision::bf16;
 }

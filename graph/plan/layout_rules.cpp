@@ -154,6 +154,7 @@ void share_channels_last_copies(ExecutionPlan& plan) {
       c.output = copy_before[i];
       c.conv.problem = plan.steps[i].conv.problem;
       c.conv.algo = plan.steps[i].conv.algo;
+      c.conv.precision = plan.steps[i].conv.precision;  // bf16 Winograd's tiles need another layout
       plan.steps[i].inputs[0] = copy_before[i];
       steps.push_back(std::move(c));
     }

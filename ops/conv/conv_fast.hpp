@@ -23,7 +23,7 @@ struct PreparedConv {
 };
 
 // Whether `algo` on `p` can take bf16 products on this CPU: Winograd and the tap GEMM with an
-// even number of input channels (the tap GEMM when it copies its A tiles).
+// even number of input channels.
 bool conv_bf16_applies(const reference::ConvProblem& p, ConvAlgo algo);
 
 // weight: (Cout, Cin, [kd,] kh, kw) row-major. row_scale (Cout floats, or null): each output

@@ -25,7 +25,7 @@ uint16_t float_to_bf16(float x) {
 
 const Bf16GemmKernel* bf16_gemm_kernel() {
   static const Bf16GemmKernel* chosen = []() -> const Bf16GemmKernel* {
-    // Its panels are converted from the float kernel's, whose panel width must be its own.
+    // The algorithms size their blocks and panels by the float kernel: its panel width must match.
     if (!__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("avx512bw")) return nullptr;
     static const Bf16GemmKernel k = bf16gemm_12x32_avx512bf16_kernel();
     return selected_gemm_kernel().nr == k.nr ? &k : nullptr;
@@ -89,7 +89,7 @@ double flops_per_second(const F& run, double flops) {
 
 }  // namespace
 
-bool bf16_outruns_fp32() {
+bool bf16_pays_off() {
   static const bool faster = [] {
     const Bf16GemmKernel* k = bf16_gemm_kernel();
     if (!k) return false;
@@ -101,7 +101,7 @@ bool bf16_outruns_fp32() {
       fp32_best = std::max(fp32_best, flops_per_second([&] { return f.fma_chains(kIterations); },
                                                        static_cast<double>(f.flops_per_chain_iteration() * kIterations)));
     }
-    return bf16_best > fp32_best;
+    return bf16_best >= 1.8 * fp32_best;
   }();
   return faster;
 }

@@ -21,7 +21,8 @@ inline float bf16_to_float(uint16_t h) {
   return f;
 }
 
-// `n` floats rounded to bf16 (float_to_bf16, vectorised where the CPU can).
+// `n` floats rounded to bf16: float_to_bf16, vectorised where the CPU can (vcvtne2ps2bf16, which
+// also flushes subnormals to zero).
 void convert_to_bf16(const float* src, int64_t n, uint16_t* dst);
 
 // A PackedPanels' matrices in bf16, as the bf16 kernel reads them: panel q of matrix s holds its
@@ -48,7 +49,7 @@ struct Bf16GemmKernel {
   void (*tile_rows_a)(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;
   void (*convert)(const float* src, int64_t n, uint16_t* dst) = nullptr;
-  // Peak probe for --precision auto (bf16_outruns_fp32): 2 * 10 * nr flops per iteration, one thread.
+  // Peak probe for --precision auto (bf16_pays_off): 2 * 10 * nr flops per iteration, one thread.
   float (*dot_chains)(int64_t iterations) = nullptr;
 };
 
@@ -65,9 +66,10 @@ void store_bf16_pair_row(const float* even, const float* odd, int64_t count, uin
 // the packers' bf16 output is tested against.
 Bf16Panels to_bf16_panels(const PackedPanels& p);
 
-// Whether this CPU has the bf16 kernel and its dot products give more flops than the selected
-// float kernel's FMAs, from a few milliseconds of each on one thread (measured once). Not so
-// everywhere: some cores run vdpbf16ps at half the FMA rate (docs/performance.md).
-bool bf16_outruns_fp32();
+// Whether this CPU has the bf16 kernel and its dot products give at least 1.8 times the flops of
+// the selected float kernel's FMAs, from a few milliseconds of each on one thread (measured once):
+// bf16 Winograd multiplies 1.8 times as much as float's (winograd.hpp), so less would not pay.
+// Not so everywhere: some cores run vdpbf16ps at half the FMA rate (docs/performance.md).
+bool bf16_pays_off();
 
 }  // namespace ecocpu

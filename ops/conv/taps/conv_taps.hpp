@@ -32,8 +32,8 @@ ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool
 void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& epilogue,
                float* out, bool in_channels_last = false);
 
-// The same with bf16 products (ops/gemm/bf16.hpp): the weights rounded once (to_bf16_panels of
-// tap_pack_weights'), each A tile as it is copied (A is always copied, never read in place); float
+// The same with bf16 products (ops/gemm/bf16.hpp): the weights rounded once
+// (tap_pack_weights_bf16), each A tile as it is copied (A is always copied, never read in place); float
 // sums and epilogue. Only where tap_bf16_applies: a CPU with the bf16 kernel and an even number of
 // input channels (depth steps are pairs; conv1's 3 channels stay float).
 bool tap_bf16_applies(const reference::ConvProblem& p);
