@@ -136,7 +136,7 @@ TEST_CASE("gemm: A packed ahead gives the same product, for every ISA variant") 
       e.bias = bias.data();
       e.relu = true;
       std::vector<float> c(static_cast<std::size_t>(p.m * p.n)), ref = c;
-      const PackedMatrix packed = kernel.pack(a.data(), p.m, p.k, p.k);
+      const PackedMatrix packed = kernel.pack(a.data(), p.m, p.k, p.k, nullptr);
       kernel.run_packed(packed, {p.m, p.n, p.k, nullptr, 0, b.data(), p.n, c.data(), p.n}, e);
       reference::sgemm({p.m, p.n, p.k, a.data(), p.k, b.data(), p.n, ref.data(), p.n}, e);
       CHECK(relative_error(c, ref) < 1e-5f);
@@ -162,7 +162,7 @@ TEST_CASE("gemm: products by depth block on B panels, for every ISA variant, equ
       for (int64_t k = 0; k < p.k; ++k)
         for (int64_t j = 0; j < n; ++j) panels.data()[j / kernel.nr * p.k * kernel.nr + k * kernel.nr + j % kernel.nr] = b.data()[k * n + j];
       std::vector<float> c(static_cast<std::size_t>(p.m * ldc), 7.0f), ref(static_cast<std::size_t>(p.m * n));
-      const PackedMatrix packed = kernel.pack(a.data(), p.m, p.k, p.k);
+      const PackedMatrix packed = kernel.pack(a.data(), p.m, p.k, p.k, nullptr);
       for (int64_t k0 = 0; k0 < p.k; k0 += kernel.kc) {
         const int64_t kc = std::min(kernel.kc, p.k - k0);
         kernel.run_depth_block(packed, {k0, kc, panels.data() + k0 * kernel.nr, p.k * kernel.nr, 0, p.m, 0, n,
@@ -267,7 +267,7 @@ TEST_CASE("gemm: a packed A over a batch of images' columns, for every ISA varia
       Tensor residual = test::random_tensor(Shape{t.images * plane}, seed++);
       const GemmEpilogue e{bias.data(), residual.data(), t.n, scale.data(), shift.data(), true};
       std::vector<float> c(static_cast<std::size_t>(t.images * c_image), -7.0f), ref = c;
-      const PackedMatrix packed = kernel.pack(a.data(), t.m, t.k, t.k);
+      const PackedMatrix packed = kernel.pack(a.data(), t.m, t.k, t.k, nullptr);
       kernel.run_packed_batched(packed, {t.images, t.n, b.data(), t.n, b_image, c.data(), t.n, c_image, plane}, e);
       for (int64_t i = 0; i < t.images; ++i) {
         GemmEpilogue ei = e;
@@ -315,7 +315,7 @@ TEST_CASE("gemm: a batched product with a sink hands over every panel's products
           }
       };
       s.sink_context = &got;
-      const PackedMatrix packed = kernel.pack(a.data(), t.m, t.k, t.k);
+      const PackedMatrix packed = kernel.pack(a.data(), t.m, t.k, t.k, nullptr);
       kernel.run_packed_batched(packed, s, {});
       std::vector<float> ref(got.c.size());
       for (int64_t i = 0; i < t.images; ++i) {

@@ -449,7 +449,7 @@ TEST_CASE("workspace: the GEMM, whole and batched, runs in exactly the scratch i
       CAPTURE(t.m);
       CAPTURE(t.n);
       const Tensor a = random_tensor(Shape{t.m * t.k}, seed++), b = random_tensor(Shape{t.images * t.k * t.n}, seed++);
-      const PackedMatrix packed = kernel.pack(a.data(), t.m, t.k, t.k);
+      const PackedMatrix packed = kernel.pack(a.data(), t.m, t.k, t.k, nullptr);
       check_planned(kernel.run_scratch(t.m, t.n, t.k, false, threads()), t.m * t.n, [&](float* c) {
         kernel.run({t.m, t.n, t.k, a.data(), t.k, b.data(), t.n, c, t.n}, {});
       });

@@ -1,27 +1,11 @@
 #include "ops/conv/conv_fast.hpp"
 
 #include <stdexcept>
-#include <vector>
 
 #include "ops/pool/channels_last/pool_channels_last.hpp"
 #include "ops/pool/separable/pool_separable.hpp"
 
 namespace ecocpu::fast {
-
-namespace {
-
-// The GEMM algorithms' weights with each output channel's row scaled (they pack a plain matrix;
-// their layers, 1x1 and conv1, are small).
-std::vector<float> scaled_rows(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
-  const int64_t k = p.in_channels * p.window.volume();
-  std::vector<float> scaled(weight, weight + p.out_channels * k);
-  for (int64_t o = 0; o < p.out_channels; ++o) {
-    for (int64_t i = 0; i < k; ++i) scaled[static_cast<std::size_t>(o * k + i)] *= row_scale[o];
-  }
-  return scaled;
-}
-
-}  // namespace
 
 bool conv_bf16_applies(const reference::ConvProblem& p, ConvAlgo algo) {
   if (algo == ConvAlgo::Winograd) return winograd_bf16_applies(p);
@@ -43,7 +27,7 @@ PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const 
   } else if (algo == ConvAlgo::TapGemm) {
     c.taps = tap_pack_weights(p, weight, row_scale);
   } else {
-    c.gemm_weight = pack_conv_weights(p, row_scale ? scaled_rows(p, weight, row_scale).data() : weight);
+    c.gemm_weight = pack_conv_weights(p, weight, row_scale);
   }
   return c;
 }

@@ -459,9 +459,9 @@ ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd) 
   return p.in_channels * w.kernel[2] >= 16 ? ConvAlgo::TapGemm : ConvAlgo::Im2colGemm;
 }
 
-PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight) {
+PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
   const int64_t k = p.in_channels * p.window.volume();
-  return pack_matrix(weight, p.out_channels, k, k);
+  return pack_matrix(weight, p.out_channels, k, k, row_scale);
 }
 
 // Output planes below this many positions are gathered and multiplied several images at a time

@@ -111,8 +111,9 @@ struct ChannelsLastOut {
 // the borders of `out` and returns where positions go and with which epilogues.
 ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out);
 
-// The weights (Cout, Cin * kd * kh * kw), row-major, packed once for the GEMM kernel.
-PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight);
+// The weights (Cout, Cin * kd * kh * kw), row-major, packed once for the GEMM kernel; row_scale:
+// as prepare_conv's.
+PackedMatrix pack_conv_weights(const reference::ConvProblem& p, const float* weight, const float* row_scale = nullptr);
 
 // A pointwise (1x1, stride 1, unpadded) convolution writing its output channels-last (required:
 // ConvEpilogue::channels_last_out), for a 1x1 layer whose output only a Winograd or tap GEMM

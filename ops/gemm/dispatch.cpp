@@ -63,8 +63,8 @@ double measure_fma_peak(const GemmKernel& kernel, int threads) {
   return best;
 }
 
-PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda) {
-  return selected_gemm_kernel().pack(a, m, k, lda);
+PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda, const float* row_scale) {
+  return selected_gemm_kernel().pack(a, m, k, lda, row_scale);
 }
 
 void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue) {

@@ -115,8 +115,9 @@ struct GemmKernel {
   std::string name;
   int mr = 0, nr = 0;  // register tile
   void (*run)(const GemmShape& shape, const GemmEpilogue& epilogue) = nullptr;
-  // Packing A ahead, and the product with such an A (shape.a and shape.lda are ignored).
-  PackedMatrix (*pack)(const float* a, int64_t m, int64_t k, int64_t lda) = nullptr;
+  // Packing A ahead (row m multiplied by row_scale[m] if given), and the product with such an A
+  // (shape.a and shape.lda are ignored).
+  PackedMatrix (*pack)(const float* a, int64_t m, int64_t k, int64_t lda, const float* row_scale) = nullptr;
   void (*run_packed)(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue) = nullptr;
   void (*run_packed_batched)(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue) = nullptr;
   // Working memory. run and run_packed take `threads` slabs of run_scratch's bytes (an m x n x k
@@ -162,7 +163,9 @@ double measure_fma_peak(const GemmKernel& kernel, int threads);
 
 // With the selected kernel: pack A once, multiply many times. Throws if `a` was packed for
 // another kernel.
-PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda);
+// row_scale (m floats, or null): each row multiplied by it as it is packed, exactly as a scaled
+// copy would be.
+PackedMatrix pack_matrix(const float* a, int64_t m, int64_t k, int64_t lda, const float* row_scale = nullptr);
 void sgemm_packed(const PackedMatrix& a, const GemmShape& shape, const GemmEpilogue& epilogue = {});
 // The batched product (BatchedColumns) on all threads; A is a.m x a.k.
 void sgemm_packed_batched(const PackedMatrix& a, const BatchedColumns& s, const GemmEpilogue& epilogue = {});

@@ -34,13 +34,16 @@ struct BlockedSgemm {
   static constexpr int NR = 2 * W;
   using Reg = typename Vec::register_type;
 
-  // A[m0:m0+mc, k0:k0+kc] into MR-row panels, each kc x MR, zero-padded below the last row.
-  static void pack_a(const GemmShape& s, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* out) {
+  // A[m0:m0+mc, k0:k0+kc] into MR-row panels, each kc x MR, zero-padded below the last row; row m
+  // multiplied by row_scale[m] if given (exactly as a scaled copy would be).
+  static void pack_a(const GemmShape& s, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* out,
+                     const float* row_scale = nullptr) {
     for (int64_t i = 0; i < mc; i += MR) {
       const int64_t rows = std::min<int64_t>(MR, mc - i);
       for (int64_t k = 0; k < kc; ++k) {
         for (int64_t r = 0; r < MR; ++r) {
-          out[k * MR + r] = r < rows ? s.a[(m0 + i + r) * s.lda + k0 + k] : 0.0f;
+          const float scale = row_scale && r < rows ? row_scale[m0 + i + r] : 1.0f;
+          out[k * MR + r] = r < rows ? s.a[(m0 + i + r) * s.lda + k0 + k] * scale : 0.0f;
         }
       }
       out += kc * MR;
@@ -204,7 +207,8 @@ struct BlockedSgemm {
 
   // All of A, block of KC columns by block: block k0 starts at k0 * padded_rows(m), and within it
   // the panel of rows [i, i + MR) at i * kc -- the layout pack_a writes for one block.
-  static PackedMatrix pack_all(const char* kernel, const float* a, int64_t m, int64_t k, int64_t lda) {
+  static PackedMatrix pack_all(const char* kernel, const float* a, int64_t m, int64_t k, int64_t lda,
+                               const float* row_scale) {
     PackedMatrix p;
     p.kernel = kernel;
     p.m = m;
@@ -212,7 +216,7 @@ struct BlockedSgemm {
     p.data = shared_floats(padded_rows(m) * k);
     const GemmShape s{m, 0, k, a, lda, nullptr, 0, nullptr, 0};
     for (int64_t k0 = 0; k0 < k; k0 += kKC) {
-      pack_a(s, 0, m, k0, std::min(kKC, k - k0), p.data.get() + k0 * padded_rows(m));
+      pack_a(s, 0, m, k0, std::min(kKC, k - k0), p.data.get() + k0 * padded_rows(m), row_scale);
     }
     return p;
   }
@@ -594,7 +598,9 @@ struct BlockedSgemm {
     k.mr = MR;                                                                                           \
     k.nr = K::NR;                                                                                        \
     k.run = [](const GemmShape& s, const GemmEpilogue& e) { K::run(s, e); };                            \
-    k.pack = [](const float* a, int64_t m, int64_t kk, int64_t lda) { return K::pack_all(#NAME, a, m, kk, lda); }; \
+    k.pack = [](const float* a, int64_t m, int64_t kk, int64_t lda, const float* row_scale) {           \
+      return K::pack_all(#NAME, a, m, kk, lda, row_scale);                                               \
+    };                                                                                                   \
     k.run_packed = [](const PackedMatrix& a, const GemmShape& s, const GemmEpilogue& e) {              \
       K::run(s, e, a.data.get());                                                                        \
     };                                                                                                   \
