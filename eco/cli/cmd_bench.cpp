@@ -107,7 +107,8 @@ std::string bench_json(const LoadedModel& m, const std::string& engine, const st
   std::ostringstream out;
   out << "{\"arch\": " << json_quote(m.config.arch) << ", \"segments\": " << m.config.segments
       << ", \"threads\": " << omp_get_max_threads() << ", \"engine\": \"" << engine
-      << "\", \"precision\": \"" << precision << "\", \"gemm\": " << json_quote(selected_gemm_kernel().name) << ", \"latency_ms\": {\"median\": "
+      << "\", \"precision\": \"" << precision << "\", \"gemm\": " << json_quote(selected_gemm_kernel().name)
+      << ", \"latency_ms\": {\"median\": "
       << json_number(t.median_ms) << ", \"min\": " << json_number(t.min_ms) << ", \"max\": " << json_number(t.max_ms)
       << "}, \"peak_rss_mb\": " << json_number(memory.rss_mb)
       << ", \"scratch_mb\": " << json_number(memory.scratch_mb)

@@ -86,8 +86,10 @@ void run_conv_images(const PreparedConv& c, int64_t first, int64_t count, const 
 
 ScratchSize conv_scratch(const PreparedConv& c, int threads, bool in_channels_last) {
   switch (c.algo) {
-    case ConvAlgo::Winograd: return winograd_scratch(c.problem, threads, in_channels_last, c.precision == Precision::bf16);
-    case ConvAlgo::TapGemm: return conv_taps_scratch(c.problem, threads, in_channels_last, c.precision == Precision::bf16);
+    case ConvAlgo::Winograd:
+      return winograd_scratch(c.problem, threads, in_channels_last, c.precision == Precision::bf16);
+    case ConvAlgo::TapGemm:
+      return conv_taps_scratch(c.problem, threads, in_channels_last, c.precision == Precision::bf16);
     case ConvAlgo::Direct1x1Gemm: return conv_gemm_scratch(c.problem, c.algo, threads, true);
     case ConvAlgo::Im2colGemm: return conv_gemm_scratch(c.problem, c.algo, threads, false);
   }

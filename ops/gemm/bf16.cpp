@@ -49,7 +49,8 @@ Bf16Panels zero_bf16_panels(int64_t count, int64_t k, int64_t n) {
   b.nr = kernel ? kernel->nr : selected_gemm_kernel().nr;
   b.panels = (n + b.nr - 1) / b.nr;
   const int64_t bytes = (b.bytes() + 63) / 64 * 64;
-  b.data = std::shared_ptr<uint16_t>(static_cast<uint16_t*>(std::aligned_alloc(64, static_cast<std::size_t>(std::max<int64_t>(bytes, 64)))), std::free);
+  void* memory = std::aligned_alloc(64, static_cast<std::size_t>(std::max<int64_t>(bytes, 64)));
+  b.data = std::shared_ptr<uint16_t>(static_cast<uint16_t*>(memory), std::free);
   if (!b.data) throw std::bad_alloc();
   std::memset(b.data.get(), 0, static_cast<std::size_t>(bytes));
   return b;
@@ -64,7 +65,10 @@ void store_bf16_pair_row(const float* even, const float* odd, int64_t count, uin
 
 Bf16Panels to_bf16_panels(const PackedPanels& p) {
   Bf16Panels b = zero_bf16_panels(p.count, p.k, p.n);
-  if (b.nr != p.nr) throw std::invalid_argument("to_bf16_panels: panels " + std::to_string(p.nr) + " wide, the bf16 kernel's " + std::to_string(b.nr));
+  if (b.nr != p.nr) {
+    throw std::invalid_argument("to_bf16_panels: panels " + std::to_string(p.nr) + " wide, the bf16 kernel's " +
+                                std::to_string(b.nr));
+  }
   const int64_t nr = p.nr;
 #pragma omp parallel for schedule(static)
   for (int64_t sq = 0; sq < p.count * p.panels; ++sq) {
@@ -97,7 +101,8 @@ bool bf16_pays_off() {
     constexpr int64_t kIterations = 200'000;  // about a millisecond each
     double bf16_best = 0, fp32_best = 0;
     for (int rep = 0; rep < 3; ++rep) {
-      bf16_best = std::max(bf16_best, flops_per_second([&] { return k->dot_chains(kIterations); }, 2.0 * 10 * k->nr * kIterations));
+      bf16_best = std::max(bf16_best, flops_per_second([&] { return k->dot_chains(kIterations); },
+                                                       2.0 * 10 * k->nr * kIterations));
       fp32_best = std::max(fp32_best, flops_per_second([&] { return f.fma_chains(kIterations); },
                                                        static_cast<double>(f.flops_per_chain_iteration() * kIterations)));
     }

@@ -34,8 +34,8 @@ struct Origin {
 };
 
 // A depth block: weight rows [k0, k0 + len), pieces [first, first + count) laid end to end. Long
-// runs are cut into balanced pieces of at most kc (an even length); short ones (conv1: 7 x 3 channels) are put
-// together up to kc, so that every kernel call runs deep.
+// runs are cut into balanced pieces of at most kc (an even length); short ones (conv1: 7 x 3
+// channels) are put together up to kc, so that every kernel call runs deep.
 struct DepthBlock {
   int64_t k0, len, first, count;
 };
@@ -252,7 +252,8 @@ struct RunBuffers {
 };
 
 RunBuffers run_buffers(const Slabs& slabs, int thread, const RunScratch& r) {
-  return {slabs.at(thread, r.a), slabs.at(thread, r.a_bf16), slabs.at(thread, r.origins), slabs.at(thread, r.tiles), slabs.at(thread, r.written)};
+  return {slabs.at(thread, r.a), slabs.at(thread, r.a_bf16), slabs.at(thread, r.origins), slabs.at(thread, r.tiles),
+          slabs.at(thread, r.written)};
 }
 
 // The product itself, for any range of output positions and weight panels: what conv_taps and
