@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 namespace ecocpu {
@@ -33,6 +34,19 @@ int64_t scratch_bytes() { return held_bytes.load(); }
 int64_t scratch_peak_bytes() { return peak_bytes.load(); }
 
 std::shared_ptr<float> shared_floats(int64_t floats) { return std::shared_ptr<float>(aligned_floats(floats), std::free); }
+
+std::shared_ptr<void> shared_zeroed_bytes(int64_t bytes) {
+  const int64_t floats = (std::max<int64_t>(bytes, 1) + 3) / 4;
+  std::shared_ptr<void> memory(aligned_floats(floats), std::free);
+  constexpr int64_t kChunk = 1 << 16;  // whole pages for each thread
+  auto* data = static_cast<char*>(memory.get());
+  const int64_t size = (floats * 4 + 63) / 64 * 64, chunks = (size + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    std::memset(data + c * kChunk, 0, static_cast<std::size_t>(std::min(kChunk, size - c * kChunk)));
+  }
+  return memory;
+}
 
 ScratchBuffer::~ScratchBuffer() { release(); }
 

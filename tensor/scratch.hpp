@@ -10,6 +10,10 @@ namespace ecocpu {
 // `floats` floats, 64-byte aligned, owned by the returned pointer (packed weights, shared by the
 // plans that copy a prepared layer); throws std::bad_alloc.
 std::shared_ptr<float> shared_floats(int64_t floats);
+// `bytes` bytes (at least 64), 64-byte aligned, zeroed by every thread of an OpenMP team at once:
+// the first touch of a large buffer is its page faults, which are then taken on every core instead
+// of one (packed weights: most of plan preparation).
+std::shared_ptr<void> shared_zeroed_bytes(int64_t bytes);
 
 class ScratchBuffer {
  public:

@@ -359,6 +359,36 @@ TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference")
   CHECK_FALSE(fast::winograd_applies(strided));
 }
 
+TEST_CASE("conv: the weight packers write every panel value, zeros past the last output channel") {
+  // The packers take unwritten memory (unfilled_panels); a freed buffer of 0xff bytes just before
+  // each packing is what the allocator most likely hands them, so a value they skip shows.
+  const auto dirty_heap = [](std::size_t bytes) {
+    std::vector<unsigned char> junk(bytes, 0xff);
+    asm volatile("" : : "r"(junk.data()) : "memory");  // the fill happens
+  };
+  uint64_t seed = 2050;
+  for (const int64_t cout : {5, 33, 40}) {
+    CAPTURE(cout);
+    Conv conv(cout, make_window(3, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}));
+    const Shape in_shape{1, 6, 4, 9, 9};
+    const Tensor w = random_tensor(Shape{cout, 6, 3, 3, 3}, seed++);
+    const reference::ConvProblem p = conv.problem(in_shape, conv.output_shape(std::span(&in_shape, 1)));
+    const auto padding_is_zero = [&](const PackedPanels& pp) {
+      for (int64_t s = 0; s < pp.count; ++s)
+        for (int64_t row = 0; row < pp.k; ++row)
+          for (int64_t col = pp.n; col < pp.panels * pp.nr; ++col) {
+            if (pp.panel(s, col / pp.nr)[row * pp.nr + col % pp.nr] != 0.0f) return false;
+          }
+      return true;
+    };
+    const int64_t nr = zero_panels(1, 1, 1).nr, panels = (cout + nr - 1) / nr;
+    dirty_heap(static_cast<std::size_t>(27 * 6 * panels * nr * 4));
+    CHECK(padding_is_zero(fast::tap_pack_weights(p, w.data())));
+    dirty_heap(static_cast<std::size_t>(4 * 36 * 6 * panels * nr * 4));
+    CHECK(padding_is_zero(fast::winograd_transform_weights(p, w.data())));
+  }
+}
+
 TEST_CASE("conv: a range of images, residual included, equals that part of the whole batch") {
   uint64_t seed = 2100;
   for (const auto algo : {fast::ConvAlgo::Im2colGemm, fast::ConvAlgo::Winograd, fast::ConvAlgo::TapGemm}) {

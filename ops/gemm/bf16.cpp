@@ -38,7 +38,9 @@ void convert_to_bf16(const float* src, int64_t n, uint16_t* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = float_to_bf16(src[i]);
 }
 
-Bf16Panels zero_bf16_panels(int64_t count, int64_t k, int64_t n) {
+namespace {
+
+Bf16Panels bf16_panels_for_kernel(int64_t count, int64_t k, int64_t n, bool zeroed) {
   const Bf16GemmKernel* kernel = bf16_gemm_kernel();
   Bf16Panels b;
   b.kernel = kernel ? kernel->name : "none";
@@ -48,12 +50,16 @@ Bf16Panels zero_bf16_panels(int64_t count, int64_t k, int64_t n) {
   b.n = n;
   b.nr = kernel ? kernel->nr : selected_gemm_kernel().nr;
   b.panels = (n + b.nr - 1) / b.nr;
-  const int64_t bytes = (b.bytes() + 63) / 64 * 64;
-  void* memory = std::aligned_alloc(64, static_cast<std::size_t>(std::max<int64_t>(bytes, 64)));
-  b.data = std::shared_ptr<uint16_t>(static_cast<uint16_t*>(memory), std::free);
-  if (!b.data) throw std::bad_alloc();
-  std::memset(b.data.get(), 0, static_cast<std::size_t>(bytes));
+  b.data = std::static_pointer_cast<uint16_t>(zeroed ? shared_zeroed_bytes(b.bytes())
+                                                    : std::static_pointer_cast<void>(shared_floats((b.bytes() + 3) / 4)));
   return b;
+}
+
+}  // namespace
+
+Bf16Panels zero_bf16_panels(int64_t count, int64_t k, int64_t n) { return bf16_panels_for_kernel(count, k, n, true); }
+Bf16Panels unfilled_bf16_panels(int64_t count, int64_t k, int64_t n) {
+  return bf16_panels_for_kernel(count, k, n, false);
 }
 
 void store_bf16_pair_row(const float* even, const float* odd, int64_t count, uint16_t* dst) {

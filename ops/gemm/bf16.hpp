@@ -59,6 +59,8 @@ const Bf16GemmKernel* bf16_gemm_kernel();
 
 // Zeroed panels for the bf16 kernel (named "none", nr the float kernel's, where there is none).
 Bf16Panels zero_bf16_panels(int64_t count, int64_t k, int64_t n);
+// The same unwritten, for a packer that writes every value itself (as unfilled_panels).
+Bf16Panels unfilled_bf16_panels(int64_t count, int64_t k, int64_t n);
 // One row pair of a panel: `count` columns of `even` and `odd` (null: a zero row) rounded and
 // interleaved into dst (2 * count values). For packers writing Bf16Panels straight from weights.
 void store_bf16_pair_row(const float* even, const float* odd, int64_t count, uint16_t* dst);

@@ -102,7 +102,9 @@ ScratchSize sgemm_batched_scratch(int64_t m, int64_t k, int64_t columns, bool si
   return {r.threads, 0, layout.bytes()};
 }
 
-PackedPanels zero_panels(int64_t count, int64_t k, int64_t n) {
+namespace {
+
+PackedPanels panels_for_kernel(int64_t count, int64_t k, int64_t n, bool zeroed) {
   const GemmKernel& kernel = selected_gemm_kernel();
   PackedPanels p;
   p.kernel = kernel.name;
@@ -112,10 +114,14 @@ PackedPanels zero_panels(int64_t count, int64_t k, int64_t n) {
   p.nr = kernel.nr;
   p.panels = (n + p.nr - 1) / p.nr;
   const int64_t floats = count * p.panels * k * p.nr;
-  p.data = shared_floats(floats);
-  std::fill(p.data.get(), p.data.get() + floats, 0.0f);
+  p.data = zeroed ? std::static_pointer_cast<float>(shared_zeroed_bytes(floats * 4)) : shared_floats(floats);
   return p;
 }
+
+}  // namespace
+
+PackedPanels zero_panels(int64_t count, int64_t k, int64_t n) { return panels_for_kernel(count, k, n, true); }
+PackedPanels unfilled_panels(int64_t count, int64_t k, int64_t n) { return panels_for_kernel(count, k, n, false); }
 
 const GemmKernel& kernel_for(const PackedPanels& p) {
   const GemmKernel& kernel = selected_gemm_kernel();

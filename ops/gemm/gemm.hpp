@@ -177,6 +177,10 @@ void sgemm_packed_batched_in(const PackedMatrix& a, const BatchedColumns& s, con
 
 // Zeroed panels for the selected kernel, to be filled through at().
 PackedPanels zero_panels(int64_t count, int64_t k, int64_t n);
+// Panels whose memory is not written, for a packer that writes every float of every panel itself
+// (the zeros right of column n included) on all threads: the first touch of the pages, most of
+// a large packing's time, is then the packer's own and runs on every core.
+PackedPanels unfilled_panels(int64_t count, int64_t k, int64_t n);
 // The selected kernel, after checking that `p` was packed for it (throws otherwise).
 const GemmKernel& kernel_for(const PackedPanels& p);
 

@@ -189,10 +189,11 @@ Split split_work(int64_t positions, int64_t panels, int64_t mr, int64_t nr, int 
 
 PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
   const int64_t taps = p.window.volume(), c_n = p.in_channels, oc_n = p.out_channels;
-  PackedPanels w = zero_panels(1, taps * c_n, oc_n);
+  PackedPanels w = unfilled_panels(1, taps * c_n, oc_n);
   // One input channel of one panel's output channels at a time, written as one run of a panel row
-  // per tap; their kernels' taps stay cached from one tap to the next. (A float per row, one output
-  // channel's column at a time, was most of ECO's plan preparation.)
+  // per tap (zeros past the last output channel); their kernels' taps stay cached from one tap to
+  // the next. (A float per row, one output channel's column at a time, was most of ECO's plan
+  // preparation.)
 #pragma omp parallel for schedule(static)
   for (int64_t item = 0; item < w.panels * c_n; ++item) {
     const int64_t q = item / c_n, c = item % c_n, o0 = q * w.nr, o_n = std::min(w.nr, oc_n - o0);
@@ -200,6 +201,7 @@ PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weig
     for (int64_t t = 0; t < taps; ++t) {
       float* row = &w.at(0, t * c_n + c, o0);
       for (int64_t j = 0; j < o_n; ++j) row[j] = kernels[j * c_n * taps + t] * (row_scale ? row_scale[o0 + j] : 1.0f);
+      std::fill(row + o_n, row + w.nr, 0.0f);
     }
   }
   return w;
@@ -208,7 +210,7 @@ PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weig
 Bf16Panels tap_pack_weights_bf16(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
   const int64_t taps = p.window.volume(), c_n = p.in_channels, oc_n = p.out_channels;
   if (c_n % 2) throw std::invalid_argument("tap_pack_weights_bf16: an odd number of input channels");
-  Bf16Panels w = zero_bf16_panels(1, taps * c_n, oc_n);
+  Bf16Panels w = unfilled_bf16_panels(1, taps * c_n, oc_n);
   // A pair of input channels of one panel's output channels per item, as tap_pack_weights: for
   // each tap, rows (tap, c) and (tap, c + 1) are one row pair.
 #pragma omp parallel
@@ -218,13 +220,16 @@ Bf16Panels tap_pack_weights_bf16(const reference::ConvProblem& p, const float* w
     for (int64_t item = 0; item < w.panels * (c_n / 2); ++item) {
       const int64_t q = item / (c_n / 2), c = item % (c_n / 2) * 2, o0 = q * w.nr, o_n = std::min(w.nr, oc_n - o0);
       const float* kernels = weight + (o0 * c_n + c) * taps;  // output channel o0 + j's at j * c_n * taps
+      std::fill(rows.begin() + o_n, rows.begin() + w.nr, 0.0f);
+      std::fill(rows.begin() + w.nr + o_n, rows.end(), 0.0f);
       for (int64_t t = 0; t < taps; ++t) {
         for (int64_t j = 0; j < o_n; ++j) {
           const float scale = row_scale ? row_scale[o0 + j] : 1.0f;
           rows[static_cast<std::size_t>(j)] = kernels[j * c_n * taps + t] * scale;
           rows[static_cast<std::size_t>(w.nr + j)] = kernels[j * c_n * taps + taps + t] * scale;
         }
-        store_bf16_pair_row(rows.data(), rows.data() + w.nr, o_n, w.panel(0, q) + (t * c_n + c) / 2 * 2 * w.nr);
+        // Every column, the zeros past o_n included.
+        store_bf16_pair_row(rows.data(), rows.data() + w.nr, w.nr, w.panel(0, q) + (t * c_n + c) / 2 * 2 * w.nr);
       }
     }
   }

@@ -283,14 +283,14 @@ PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const f
                                         bool bf16_tiles) {
   const Geometry g = geometry(p, bf16_tiles);
   const int64_t c_n = p.in_channels, pos = g.positions;
-  PackedPanels w = zero_panels(pos, c_n, p.out_channels);
+  PackedPanels w = unfilled_panels(pos, c_n, p.out_channels);
   const int64_t nr = w.nr, position_stride = w.panels * c_n * nr;
   // One input channel of one panel's output channels per item: at each tile position they fill
-  // one row of the panel.
+  // one row of the panel, the zeros past the last output channel included.
 #pragma omp parallel
   {
     std::vector<float> kernels(static_cast<std::size_t>(p.window.volume() * nr)), scratch(static_cast<std::size_t>(4 * pos * nr));
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(static)
     for (int64_t item = 0; item < w.panels * c_n; ++item) {
       const int64_t q = item / c_n, i = item % c_n;
       transform_channel(p, g, weight, row_scale, q, i, nr, kernels.data(), scratch.data(), &w.at(0, i, q * nr),
@@ -303,15 +303,16 @@ PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const f
 Bf16Panels winograd_transform_weights_bf16(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
   const Geometry g = geometry(p, true);
   const int64_t c_n = p.in_channels, pos = g.positions;
-  Bf16Panels w = zero_bf16_panels(pos, c_n, p.out_channels);
+  Bf16Panels w = unfilled_bf16_panels(pos, c_n, p.out_channels);
   const int64_t nr = w.nr;
   // A pair of input channels of one panel per item, each transformed as the float packing does,
-  // then rounded and interleaved into their row pair at each tile position: no float panels.
+  // then rounded and interleaved into their row pair at each tile position (every value of it, an
+  // odd last channel's partner a zero): no float panels.
 #pragma omp parallel
   {
     std::vector<float> kernels(static_cast<std::size_t>(p.window.volume() * nr)), scratch(static_cast<std::size_t>(4 * pos * nr));
     std::vector<float> pair(static_cast<std::size_t>(2 * pos * nr));
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(static)
     for (int64_t item = 0; item < w.panels * w.k_pairs; ++item) {
       const int64_t q = item / w.k_pairs, r = item % w.k_pairs;
       const bool odd = 2 * r + 1 < c_n;
