@@ -159,6 +159,7 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   if (options.fuses(Fusion::channels_last)) hand_over_channels_last(plan);
   if (options.fuses(Fusion::shared_copy)) share_channels_last_copies(plan);
   check_plan(plan);
+  plan_activations(plan);
   const int threads = omp_get_max_threads();
   for (PlanStep& s : plan.steps) s.scratch = step_scratch(plan, s, threads);
   plan.workspace->plan(plan, threads);
@@ -218,34 +219,6 @@ ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions&
 
 ExecutionPlan make_plan_releasing(const Graph& g, WeightStore& w, const PlanOptions& options) {
   return build_plan(g, w, options, &w);
-}
-
-BufferPool::Lease::Lease(BufferPool& pool) : pool_(pool) {
-  if (pool_.in_use_.exchange(true)) {
-    throw std::logic_error("this plan is already running a forward pass on another thread; prepare one plan per thread");
-  }
-}
-
-int64_t BufferPool::bytes() const {
-  int64_t total = 0;
-  for (int64_t floats : sizes_) total += floats * 4;
-  return total;
-}
-
-Tensor BufferPool::take(const Shape& shape) {
-  const int64_t n = std::max<int64_t>(shape.numel(), 1);
-  // Best fit among the free buffers, wasting at most half of one.
-  std::size_t best = buffers_.size();
-  for (std::size_t i = 0; i < buffers_.size(); ++i) {
-    if (buffers_[i].use_count() != 1 || sizes_[i] < n || sizes_[i] > 2 * n) continue;
-    if (best == buffers_.size() || sizes_[i] < sizes_[best]) best = i;
-  }
-  if (best < buffers_.size()) return Tensor::borrowed(buffers_[best], buffers_[best].get(), shape);
-  Tensor fresh = Tensor::uninitialized(shape);
-  // Share the tensor's storage with the pool: the pool's reference keeps it for reuse.
-  buffers_.push_back(std::shared_ptr<float>(fresh.storage(), fresh.data()));
-  sizes_.push_back(n);
-  return fresh;
 }
 
 }  // namespace ecocpu

@@ -18,7 +18,8 @@
 //    (directly or through ECO's To3D view) writes it in their padded channels-last layout;
 //  - shared_copy: convolutions reading one value through one channels-last layout read one copy,
 //    made by a step of its own.
-// Nodes no rule covers run their own fast kernels. Buffers are freed after their last reader.
+// Nodes no rule covers run their own fast kernels. Values whose lives do not overlap share the
+// memory of one activation arena.
 #include <atomic>
 #include <optional>
 #include <set>
@@ -147,32 +148,46 @@ struct PlanStep {
   std::vector<int> nodes() const;                   // node and absorbed, in graph order
 };
 
-// Activation buffers kept between steps and between forward passes: a step's output reuses the
-// smallest released buffer that holds it (at most twice its size), so memory is allocated and
-// page-faulted once, not on every pass. Buffers are released by liveness: when the last reader
-// of a value has run.
-class BufferPool {
- public:
-  Tensor take(const Shape& shape);
-  std::size_t buffers() const { return buffers_.size(); }
-  int64_t bytes() const;  // what the buffers hold together
+// One buffer of a plan's activation arena: `floats` floats at `offset` (floats from the arena's
+// start), in use from step `first` to step `last`, both included. A value's own buffer (`value`),
+// or a step's temporary (value -1: a convolution's output before its pooling).
+struct ArenaBuffer {
+  int64_t offset = 0, floats = 0;
+  int first = 0, last = 0;
+  int value = -1;
+};
 
-  // Held by run_plan for a whole forward pass: the pool (and so the plan) serves one pass at a
+// The activation memory of a plan: one arena, each buffer placed at make_plan from the steps that
+// write and read it, so that buffers in use at the same step never overlap and others share
+// memory (the arena is about the most the steps hold at once, not the sum of all values). It is
+// allocated and page-faulted by the first pass and reused by every later one. The graph's inputs
+// are the caller's and its outputs are not in it: each pass returns them in buffers of their own.
+class ActivationArena {
+ public:
+  std::vector<ArenaBuffer> buffers;
+  std::vector<int> value_buffer;                  // per plan value: its buffer, or -1 (none of its own)
+  std::vector<std::vector<int>> step_temporaries; // per step: its temporaries' buffers
+  int64_t floats = 0;
+
+  int64_t bytes() const { return floats * 4; }
+  // The arena's memory, allocated on the first call.
+  float* base();
+
+  // Held by run_plan for a whole forward pass: the arena (and so the plan) serves one pass at a
   // time. A second pass that starts meanwhile, from another thread, throws std::logic_error.
   class Lease {
    public:
-    explicit Lease(BufferPool& pool);
-    ~Lease() { pool_.in_use_.store(false); }
+    explicit Lease(ActivationArena& arena);
+    ~Lease() { arena_.in_use_.store(false); }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
 
    private:
-    BufferPool& pool_;
+    ActivationArena& arena_;
   };
 
  private:
-  std::vector<std::shared_ptr<float>> buffers_;
-  std::vector<int64_t> sizes_;
+  std::shared_ptr<float> memory_;
   std::atomic<bool> in_use_{false};
 };
 
@@ -200,7 +215,7 @@ struct ExecutionPlan {
   const Graph* graph = nullptr;
   std::vector<PlanValue> values;  // indexed like the graph's, then the plan's own
   std::vector<PlanStep> steps;
-  std::shared_ptr<BufferPool> buffers = std::make_shared<BufferPool>();
+  std::shared_ptr<ActivationArena> activations = std::make_shared<ActivationArena>();
   std::shared_ptr<PlanWorkspace> workspace = std::make_shared<PlanWorkspace>();
 
   // "planes>cl": the layout of the step's input (its first) and of its output.

@@ -208,13 +208,43 @@ TEST_CASE("plan: buffers are reused across passes, and reuse never changes the r
   WeightStore w = random_weights(g, 31);
   ExecutionPlan plan = make_plan(g, w);
   Tensor first = run_plan(plan, w, random_input(g.input_shape(), 32)).clone();
-  const std::size_t pooled = plan.buffers->buffers();
-  CHECK(pooled < plan.steps.size());  // buffers are shared between steps
+  const float* arena = plan.activations->base();
   // Another input in between leaves stale data in every reused buffer.
   run_plan(plan, w, random_input(g.input_shape(), 33));
   Tensor again = run_plan(plan, w, random_input(g.input_shape(), 32));
-  CHECK(plan.buffers->buffers() == pooled);  // nothing new allocated on later passes
+  CHECK(plan.activations->base() == arena);  // nothing new allocated on later passes
   for (int64_t i = 0; i < first.numel(); ++i) CHECK(again.data()[i] == first.data()[i]);
+}
+
+TEST_CASE("plan: the activation arena never overlaps buffers a step uses together, and shares the rest") {
+  for (const char* arch : {"ECO", "ECOfull"}) {
+    CAPTURE(arch);
+    Graph g = test::small_eco(arch, 20);
+    WeightStore w = random_weights(g, 31);
+    const ExecutionPlan plan = make_plan(g, w);
+    const ActivationArena& arena = *plan.activations;
+    int64_t sum = 0;
+    for (const ArenaBuffer& a : arena.buffers) {
+      sum += a.floats;
+      CHECK(a.offset + a.floats <= arena.floats);
+      for (const ArenaBuffer& b : arena.buffers) {
+        if (&a == &b || a.first > b.last || b.first > a.last) continue;
+        CHECK((a.offset + a.floats <= b.offset || b.offset + b.floats <= a.offset));
+      }
+    }
+    CHECK(arena.floats < sum);
+    // Every value a step reads or writes is in its buffer's time, unless it is held elsewhere.
+    for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
+      std::vector<int> used = plan.steps[i].inputs;
+      used.push_back(plan.steps[i].output);
+      for (int v : used) {
+        const int b = arena.value_buffer[v];
+        if (b < 0) continue;
+        CHECK(arena.buffers[b].first <= i);
+        CHECK(i <= arena.buffers[b].last);
+      }
+    }
+  }
 }
 
 TEST_CASE("plan: Concat branches write into their channel slices; others are copied") {

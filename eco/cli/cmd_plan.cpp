@@ -23,8 +23,8 @@ std::string fusion_list() {
   return names;
 }
 
-// What one forward pass leaves allocated: the plan's activation buffers (reused by every later
-// pass) and its workspace, the kernels' scratch memory.
+// What one forward pass leaves allocated: the plan's activation arena (reused by every later
+// pass; `buffers` is how many buffers share it) and its workspace, the kernels' scratch memory.
 struct PlanMemory {
   std::size_t buffers = 0;
   int64_t buffer_bytes = 0, scratch_bytes = 0;
@@ -32,7 +32,7 @@ struct PlanMemory {
 
 PlanMemory measure_memory(const LoadedModel& m, const ExecutionPlan& plan) {
   run_plan(plan, m.weights, random_input(m.graph.input_shape(), 2));
-  return {plan.buffers->buffers(), plan.buffers->bytes(), plan.workspace->bytes()};
+  return {plan.activations->buffers.size(), plan.activations->bytes(), plan.workspace->bytes()};
 }
 
 double mb(int64_t bytes) { return static_cast<double>(bytes) / kMB; }
@@ -64,7 +64,7 @@ std::string plan_table(const LoadedModel& m, const std::vector<PlanRow>& rows, c
   out << model_source(m.config) << ", " << m.config.segments << " segments: " << m.graph.nodes.size()
       << " nodes in " << rows.size() << " steps\n"
       << std::fixed << std::setprecision(1) << "after one forward pass: " << memory.buffers
-      << " activation buffers, " << mb(memory.buffer_bytes) << " MB (reused by every pass); the kernels' workspace "
+      << " activation buffers sharing " << mb(memory.buffer_bytes) << " MB (reused by every pass); the kernels' workspace "
       << mb(memory.scratch_bytes) << " MB (" << omp_get_max_threads() << " threads)\n\n";
   const auto row = [&](const std::string& n, const std::string& step, const std::string& algo,
                        const std::string& layouts, const std::string& buffer, const std::string& work,

@@ -46,4 +46,11 @@ void write_concat_slices(ExecutionPlan& plan);
 void hand_over_channels_last(ExecutionPlan& plan);
 void share_channels_last_copies(ExecutionPlan& plan);
 
+// The activation arena (activations.cpp): every value's buffer and every step's temporaries placed
+// by when they are in use. Runs on a checked plan, after every rule.
+void plan_activations(ExecutionPlan& plan);
+// The temporary buffers a step's kernels take besides its output (run.cpp), in floats, in the
+// order the executor uses them.
+std::vector<int64_t> step_temporary_floats(const ExecutionPlan& plan, const PlanStep& step);
+
 }  // namespace ecocpu::plan_rules

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "graph/plan.hpp"
+#include "graph/plan/rules.hpp"
 #include "ops/conv/conv.hpp"
 #include "ops/pool/channels_last/pool_channels_last.hpp"
 #include "ops/pool/pool.hpp"
@@ -37,18 +38,17 @@ void for_each_pooled_chunk(const Shape& conv_shape, const Shape& pooled_shape, c
 // the scatter into planes is left to the pooled result, a quarter of the size
 // (fast::max_pool_channels_last). (conv1's tap GEMM did not gain this way; it pools its products
 // band by band instead, below. performance.md has both measurements.)
-void run_conv_max_pooled(const PlanStep& s, const Pool& pool, BufferPool& buffers, const float* in,
-                         bool in_channels_last, const fast::ConvEpilogue& e, Tensor& out) {
+void run_conv_max_pooled(const PlanStep& s, const Pool& pool, float* chunk, const float* in, bool in_channels_last,
+                         const fast::ConvEpilogue& e, Tensor& out) {
   const int64_t out_image = out.shape().numel_from(1);
   fast::PaddedInput layout;  // the convolution's output as it is, channels innermost
   layout.extent = layout.inner = s.conv.problem.out_extent;
   layout.channels = s.conv_shape[1];
-  Tensor scratch = buffers.take(Shape{pooled_chunk(s.conv_shape) * layout.floats()});
-  fast::ConvEpilogue to_scratch = e;
-  to_scratch.channels_last_out = &layout;
+  fast::ConvEpilogue to_chunk = e;
+  to_chunk.channels_last_out = &layout;
   for_each_pooled_chunk(s.conv_shape, out.shape(), [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
-    fast::run_conv_images(s.conv, n0, conv_part[0], in, to_scratch, scratch.data(), in_channels_last);
-    fast::max_pool_channels_last(pool.problem(conv_part, pooled_part), layout.channels, scratch.data(),
+    fast::run_conv_images(s.conv, n0, conv_part[0], in, to_chunk, chunk, in_channels_last);
+    fast::max_pool_channels_last(pool.problem(conv_part, pooled_part), layout.channels, chunk,
                                  out.data() + n0 * out_image);
   });
 }
@@ -61,13 +61,14 @@ bool images_fill_threads(int64_t batch) {
 }
 
 // `in` is the step's input as the executor hands it over: planes, or a channels-last copy
-// (in_channels_last: handed over, shared, or made with the step's input BatchNorm).
-void run_conv_pooled(const PlanStep& s, const Node& pool, BufferPool& buffers, const float* in,
-                     bool in_channels_last, const fast::ConvEpilogue& e, Tensor& out) {
+// (in_channels_last: handed over, shared, or made with the step's input BatchNorm). `chunk`: the
+// step's temporary (step_temporary_floats), a chunk of the convolution's output.
+void run_conv_pooled(const PlanStep& s, const Node& pool, float* chunk, const float* in, bool in_channels_last,
+                     const fast::ConvEpilogue& e, Tensor& out) {
   const auto& op = static_cast<const Pool&>(*pool.op);
   const bool max_2d = op.mode() == reference::PoolMode::Max && s.conv_shape.rank() == 4;
   if (max_2d && s.conv.algo == fast::ConvAlgo::Winograd) {
-    run_conv_max_pooled(s, op, buffers, in, in_channels_last, e, out);
+    run_conv_max_pooled(s, op, chunk, in, in_channels_last, e, out);
     return;
   }
   if (max_2d && s.conv.algo == fast::ConvAlgo::TapGemm && s.conv.precision == fast::Precision::fp32 &&
@@ -77,11 +78,8 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, BufferPool& buffers, c
     return;
   }
   const int64_t out_image = out.shape().numel_from(1);
-  Shape chunk_shape = s.conv_shape;
-  chunk_shape[0] = pooled_chunk(s.conv_shape);
-  Tensor scratch = buffers.take(chunk_shape);
   for_each_pooled_chunk(s.conv_shape, out.shape(), [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
-    Tensor part = Tensor::view(scratch.data(), conv_part);
+    Tensor part = Tensor::view(chunk, conv_part);
     fast::run_conv_images(s.conv, n0, conv_part[0], in, e, part.data(), in_channels_last);
     Tensor pooled = Tensor::view(out.data() + n0 * out_image, pooled_part);
     const Tensor* inputs[] = {&part};
@@ -91,9 +89,9 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, BufferPool& buffers, c
 
 // A 1x1 convolution whose input average pooling runs after its product (PlanStep::input_pool): the
 // raw product, pooled, then the epilogue on the way to `out`.
-void run_conv_then_pool(const PlanStep& s, const Node& pool, BufferPool& buffers, const float* in,
+void run_conv_then_pool(const PlanStep& s, const Node& pool, float* const* temporaries, const float* in,
                         const fast::ConvEpilogue& e, float* out) {
-  Tensor product = buffers.take(s.conv_shape), pooled = buffers.take(s.conv_shape);
+  Tensor product = Tensor::view(temporaries[0], s.conv_shape), pooled = Tensor::view(temporaries[1], s.conv_shape);
   fast::run_conv(s.conv, in, {}, product.data());
   const Tensor* inputs[] = {&product};
   pool.op->run_fast(inputs, {}, pooled);
@@ -109,19 +107,27 @@ void copy_into_channels(const Tensor& src, int64_t channel, Tensor& dst) {
   }
 }
 
-// Where a step's output goes: a buffer of its own (sized by the value's layout), the Concat's
-// output for a slice or an assembling Concat (taken by whichever of them runs first), or, for a
-// view, its input's buffer.
-Tensor output_buffer(const ExecutionPlan& plan, const PlanStep& s, std::vector<Tensor>& values) {
+// Value v's buffer in the arena (planes: its shape; another layout: its floats), or, for a graph
+// output, a buffer of its own that the caller keeps.
+Tensor value_buffer(const ExecutionPlan& plan, int v, float* arena) {
+  const PlanValue& value = plan.values[v];
+  const Shape shape = value.layout.kind == ValueLayout::Kind::planes ? value.shape : Shape{value.floats()};
+  const int b = plan.activations->value_buffer[v];
+  if (b < 0) return Tensor::uninitialized(shape);
+  return Tensor::view(arena + plan.activations->buffers[b].offset, shape);
+}
+
+// Where a step's output goes: its own buffer, the Concat's output for a slice or an assembling
+// Concat (taken by whichever of them runs first), or, for a view, its input's buffer.
+Tensor output_buffer(const ExecutionPlan& plan, const PlanStep& s, std::vector<Tensor>& values, float* arena) {
   const PlanValue& out = plan.values[s.output];
   if (s.kind == PlanStep::Kind::view) return values[s.inputs[0]];
   const int whole = out.layout.kind == ValueLayout::Kind::channel_slice ? out.layout.of : s.output;
   if (out.layout.kind == ValueLayout::Kind::channel_slice || s.kind == PlanStep::Kind::assemble) {
-    if (values[whole].empty()) values[whole] = plan.buffers->take(plan.values[whole].shape);
+    if (values[whole].empty()) values[whole] = value_buffer(plan, whole, arena);
     return values[whole];
   }
-  if (out.layout.kind != ValueLayout::Kind::planes) return plan.buffers->take(Shape{out.floats()});
-  return plan.buffers->take(out.shape);
+  return value_buffer(plan, s.output, arena);
 }
 
 fast::ConvEpilogue conv_epilogue(const ExecutionPlan& plan, const PlanStep& s, const std::vector<Tensor>& values) {
@@ -139,7 +145,8 @@ fast::ConvEpilogue conv_epilogue(const ExecutionPlan& plan, const PlanStep& s, c
   return e;
 }
 
-void run_conv_step(const ExecutionPlan& plan, const PlanStep& s, const std::vector<Tensor>& values, Tensor& out) {
+void run_conv_step(const ExecutionPlan& plan, const PlanStep& s, const std::vector<Tensor>& values,
+                   float* const* temporaries, Tensor& out) {
   const Graph& g = *plan.graph;
   fast::ConvEpilogue e = conv_epilogue(plan, s, values);
   const ValueLayout& in_layout = plan.values[s.inputs[0]].layout;
@@ -158,9 +165,9 @@ void run_conv_step(const ExecutionPlan& plan, const PlanStep& s, const std::vect
     dst += out_layout.channel * out.shape().numel_from(2);
   }
   if (s.pool >= 0) {
-    run_conv_pooled(s, g.nodes[s.pool], *plan.buffers, in, in_channels_last, e, out);
+    run_conv_pooled(s, g.nodes[s.pool], temporaries[0], in, in_channels_last, e, out);
   } else if (s.input_pool >= 0) {
-    run_conv_then_pool(s, g.nodes[s.input_pool], *plan.buffers, in, e, dst);
+    run_conv_then_pool(s, g.nodes[s.input_pool], temporaries, in, e, dst);
   } else {
     fast::run_conv(s.conv, in, e, dst, in_channels_last);
   }
@@ -188,9 +195,9 @@ void run_node(const Node& node, bool reference, const WeightStore& weights, cons
 }
 
 void run_step(const ExecutionPlan& plan, const PlanStep& s, const WeightStore& weights,
-              const std::vector<Tensor>& values, Tensor& out) {
+              const std::vector<Tensor>& values, float* const* temporaries, Tensor& out) {
   switch (s.kind) {
-    case PlanStep::Kind::conv: run_conv_step(plan, s, values, out); break;
+    case PlanStep::Kind::conv: run_conv_step(plan, s, values, temporaries, out); break;
     case PlanStep::Kind::assemble: run_assemble(plan, s, values, out); break;
     case PlanStep::Kind::view: break;  // the producer wrote the clip's layout already
     case PlanStep::Kind::to_channels_last:
@@ -200,7 +207,7 @@ void run_step(const ExecutionPlan& plan, const PlanStep& s, const WeightStore& w
   }
 }
 
-// Per value, the last step reading it (-1: none), so its buffer goes back to the pool after it.
+// Per value, the last step reading it (-1: none), after which the pass drops its buffer.
 std::vector<int> last_readers(const ExecutionPlan& plan) {
   std::vector<int> last(plan.values.size(), -1);
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
@@ -234,7 +241,9 @@ std::vector<Tensor> run_plan_outputs(const ExecutionPlan& plan, const WeightStor
                                      std::span<const Tensor> inputs, const StepObserver& observer) {
   const Graph& g = *plan.graph;
   check_inputs(g, inputs);
-  const BufferPool::Lease lease(*plan.buffers);
+  ActivationArena& arena = *plan.activations;
+  const ActivationArena::Lease lease(arena);
+  float* const base = arena.base();
   PlanWorkspace& workspace = *plan.workspace;
   if (workspace.threads() != omp_get_max_threads()) workspace.plan(plan, omp_get_max_threads());
   const WorkspaceScope scope(workspace.arena());
@@ -243,8 +252,10 @@ std::vector<Tensor> run_plan_outputs(const ExecutionPlan& plan, const WeightStor
   for (std::size_t i = 0; i < inputs.size(); ++i) values[g.inputs[i]] = inputs[i];
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
     const PlanStep& s = plan.steps[i];
-    Tensor out = output_buffer(plan, s, values);
-    run_step(plan, s, weights, values, out);
+    Tensor out = output_buffer(plan, s, values, base);
+    std::vector<float*> temporaries;
+    for (int b : arena.step_temporaries[i]) temporaries.push_back(base + arena.buffers[b].offset);
+    run_step(plan, s, weights, values, temporaries.data(), out);
     if (observer) observer(i, out);
     values[s.output] = std::move(out);  // a slice's value holds its Concat's buffer; only the Concat reads it
     for (int v : s.inputs) {
@@ -252,6 +263,15 @@ std::vector<Tensor> run_plan_outputs(const ExecutionPlan& plan, const WeightStor
     }
   }
   return graph_outputs(g, values);
+}
+
+std::vector<int64_t> plan_rules::step_temporary_floats(const ExecutionPlan& plan, const PlanStep& s) {
+  if (s.kind != PlanStep::Kind::conv) return {};
+  // A chunk of the convolution's output before its pooling (run_conv_pooled; conv1's band-wise
+  // tap GEMM does without, on some thread counts, which the plan does not know yet).
+  if (s.pool >= 0) return {pooled_chunk(s.conv_shape) * s.conv_shape.numel_from(1)};
+  if (s.input_pool >= 0) return {s.conv_shape.numel(), s.conv_shape.numel()};  // the product, pooled
+  return {};
 }
 
 Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,

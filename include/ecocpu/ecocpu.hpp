@@ -12,8 +12,8 @@
 // checkpoint, video, frame or .npy, an impossible configuration) never crashes the process; running
 // out of memory is reported as an Error too.
 //
-// Threads: a Classifier runs one input at a time. Its prepared plan shares one pool of activation
-// buffers between forward passes, so a logits() / classify() that starts while another runs on
+// Threads: a Classifier runs one input at a time. Its prepared plan keeps one activation arena
+// between forward passes, so a logits() / classify() that starts while another runs on
 // another thread throws Error. Separate Classifier objects share nothing mutable and run
 // concurrently: use one per thread, or a mutex. load_input() and the const accessors only read
 // the model and may run on another thread meanwhile (e.g. decoding the next clip during a
