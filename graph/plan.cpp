@@ -159,10 +159,9 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   if (options.fuses(Fusion::channels_last)) hand_over_channels_last(plan);
   if (options.fuses(Fusion::shared_copy)) share_channels_last_copies(plan);
   check_plan(plan);
-  plan_activations(plan);
   const int threads = omp_get_max_threads();
   for (PlanStep& s : plan.steps) s.scratch = step_scratch(plan, s, threads);
-  plan.workspace->plan(plan, threads);
+  plan_activations(plan, threads, *plan.activations);
   return plan;
 }
 

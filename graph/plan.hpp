@@ -150,27 +150,36 @@ struct PlanStep {
 
 // One buffer of a plan's activation arena: `floats` floats at `offset` (floats from the arena's
 // start), in use from step `first` to step `last`, both included. A value's own buffer (`value`),
-// or a step's temporary (value -1: a convolution's output before its pooling).
+// or a step's temporary (value -1: a convolution's output before its pooling, or the scratch its
+// kernels take).
 struct ArenaBuffer {
   int64_t offset = 0, floats = 0;
   int first = 0, last = 0;
   int value = -1;
 };
 
-// The activation memory of a plan: one arena, each buffer placed at make_plan from the steps that
-// write and read it, so that buffers in use at the same step never overlap and others share
-// memory (the arena is about the most the steps hold at once, not the sum of all values). It is
-// allocated and page-faulted by the first pass and reused by every later one. The graph's inputs
-// are the caller's and its outputs are not in it: each pass returns them in buffers of their own.
+// The memory of a plan's passes: one arena, each buffer placed from the steps that write and read
+// it, so that buffers in use at the same step never overlap and others share memory (the arena is
+// about the most the steps hold at once, not the sum of all values). The kernels' scratch is a
+// buffer of its step too (its workspace, the size step_scratch gives on `threads` threads), so it
+// shares the memory of the activations that do not exist at that step. It is allocated and
+// page-faulted by the first pass and reused by every later one; a pass on another thread count
+// places it again first. The graph's inputs are the caller's and its outputs are not in it: each
+// pass returns them in buffers of their own.
 class ActivationArena {
  public:
   std::vector<ArenaBuffer> buffers;
   std::vector<int> value_buffer;                  // per plan value: its buffer, or -1 (none of its own)
   std::vector<std::vector<int>> step_temporaries; // per step: its temporaries' buffers
+  std::vector<ScratchSize> step_scratch;          // per step: its kernels' scratch on `threads` threads
+  std::vector<int> step_workspace;                // per step: the buffer that scratch is in, or -1
+  int threads = 0;
   int64_t floats = 0;
 
   int64_t bytes() const { return floats * 4; }
-  // The arena's memory, allocated on the first call.
+  // The largest step's scratch, the kernels' workspace (inside the arena).
+  int64_t workspace_bytes() const;
+  // The arena's memory, allocated on the first call and after the arena grew.
   float* base();
 
   // Held by run_plan for a whole forward pass: the arena (and so the plan) serves one pass at a
@@ -188,27 +197,8 @@ class ActivationArena {
 
  private:
   std::shared_ptr<float> memory_;
+  int64_t allocated_ = 0;
   std::atomic<bool> in_use_{false};
-};
-
-// The kernels' working memory for a plan: one arena, as large as the largest step needs
-// (PlanStep::scratch) on the pass's thread count, bound for each pass (WorkspaceScope), so no
-// kernel keeps memory of its own between passes and two plans share none.
-struct ExecutionPlan;
-class PlanWorkspace {
- public:
-  int threads() const { return threads_; }
-  const ScratchSize& size() const { return size_; }
-  int64_t bytes() const { return size_.bytes(); }
-  // Sizes it for `threads` (the steps' needs), allocating the arena; its pages are touched by the
-  // first pass only.
-  void plan(const ExecutionPlan& plan, int threads);
-  Workspace& arena() { return *arena_; }
-
- private:
-  int threads_ = 0;
-  ScratchSize size_;
-  std::unique_ptr<Workspace> arena_;
 };
 
 struct ExecutionPlan {
@@ -216,7 +206,6 @@ struct ExecutionPlan {
   std::vector<PlanValue> values;  // indexed like the graph's, then the plan's own
   std::vector<PlanStep> steps;
   std::shared_ptr<ActivationArena> activations = std::make_shared<ActivationArena>();
-  std::shared_ptr<PlanWorkspace> workspace = std::make_shared<PlanWorkspace>();
 
   // "planes>cl": the layout of the step's input (its first) and of its output.
   std::string layouts(const PlanStep& step) const;

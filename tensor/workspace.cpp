@@ -41,6 +41,18 @@ Workspace::Workspace(const ScratchSize& size)
   slabs_ = shared_ ? shared_ + shared_size_ : nullptr;
 }
 
+Workspace::Workspace(const ScratchSize& size, std::byte* memory)
+    : grows_(false),
+      shared_(memory),
+      shared_size_(whole_lines(size.shared)),
+      slab_size_(whole_lines(size.per_thread)),
+      slab_count_(size.threads) {
+  if (size.threads < 1 || size.shared < 0 || size.per_thread < 0) {
+    throw std::logic_error("workspace: at least one thread, and no negative size");
+  }
+  slabs_ = memory ? memory + shared_size_ : nullptr;
+}
+
 std::byte* Workspace::shared_bytes(const char* kernel, int64_t bytes) {
   check_size(bytes, "a shared zone");
   if (bytes <= shared_size_) return shared_;

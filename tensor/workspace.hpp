@@ -99,6 +99,10 @@ class Workspace {
   // Fixed: `size.shared` bytes and `size.threads` slabs of `size.per_thread` bytes (each rounded
   // down to whole 64-byte lines), allocated now as one 64-byte aligned arena; it never grows.
   explicit Workspace(const ScratchSize& size);
+  // Fixed, over `memory` (64-byte aligned, at least size.bytes() rounded down to whole lines per
+  // zone), which the caller owns and keeps while the workspace is in use: a plan's step carved
+  // from its activation arena.
+  Workspace(const ScratchSize& size, std::byte* memory);
   Workspace(const Workspace&) = delete;
   Workspace& operator=(const Workspace&) = delete;
 

@@ -233,7 +233,9 @@ int cmd_bench(const std::vector<std::string>& argv) {
   const Timings t = time_plan(prepared->plan, m.weights, input, warmup, iters);
   const std::string engine = options.reference ? "reference" : "fast";
   const auto rows = step_rows(m.graph, prepared->plan, t);
-  const Memory memory{peak_rss_mb(), static_cast<double>(scratch_peak_bytes()) / (1 << 20)};
+  // The plan's steps take their scratch inside its arena; anything outside it is counted besides.
+  const int64_t scratch = prepared->plan.activations->workspace_bytes() + scratch_peak_bytes();
+  const Memory memory{peak_rss_mb(), static_cast<double>(scratch) / (1 << 20)};
   std::optional<Agreement> agreement;
   if (clips > 0) {
     const std::vector<Tensor> bf16_logits = clip_logits(prepared->plan, m.weights, m.graph.input_shape(), clips);

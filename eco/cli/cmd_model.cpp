@@ -38,7 +38,7 @@ int cmd_summary(const std::vector<std::string>& argv) {
     for (const ParamSpec& spec : node.params) weights.set(param_key(node, spec), Tensor(spec.shape));
   }
   const ExecutionPlan plan = make_plan_releasing(model.graph, weights);
-  std::cout << summary_table(model, {plan.workspace->threads(), plan.workspace->bytes()});
+  std::cout << summary_table(model, {plan.activations->threads, plan.activations->workspace_bytes()});
   return 0;
 }
 

@@ -32,7 +32,7 @@ struct PlanMemory {
 
 PlanMemory measure_memory(const LoadedModel& m, const ExecutionPlan& plan) {
   run_plan(plan, m.weights, random_input(m.graph.input_shape(), 2));
-  return {plan.activations->buffers.size(), plan.activations->bytes(), plan.workspace->bytes()};
+  return {plan.activations->buffers.size(), plan.activations->bytes(), plan.activations->workspace_bytes()};
 }
 
 double mb(int64_t bytes) { return static_cast<double>(bytes) / kMB; }
@@ -64,8 +64,8 @@ std::string plan_table(const LoadedModel& m, const std::vector<PlanRow>& rows, c
   out << model_source(m.config) << ", " << m.config.segments << " segments: " << m.graph.nodes.size()
       << " nodes in " << rows.size() << " steps\n"
       << std::fixed << std::setprecision(1) << "after one forward pass: " << memory.buffers
-      << " activation buffers sharing " << mb(memory.buffer_bytes) << " MB (reused by every pass); the kernels' workspace "
-      << mb(memory.scratch_bytes) << " MB (" << omp_get_max_threads() << " threads)\n\n";
+      << " buffers sharing " << mb(memory.buffer_bytes) << " MB (reused by every pass): the activations, and the kernels' scratch of "
+      << "each step, at most " << mb(memory.scratch_bytes) << " MB (" << omp_get_max_threads() << " threads)\n\n";
   const auto row = [&](const std::string& n, const std::string& step, const std::string& algo,
                        const std::string& layouts, const std::string& buffer, const std::string& work,
                        const std::string& output) {
@@ -104,8 +104,8 @@ int cmd_plan(const std::vector<std::string>& argv) {
                      "clip; slice: a Concat's channel slice), the buffer it takes for its output (MB;\n"
                      "'-' for a Concat slice or a view), the scratch memory its kernels take (work MB),\n"
                      "its output and what else it does;\n"
-                     "and, after one forward pass on a random clip, the activation buffers the plan\n"
-                     "keeps and its workspace (the largest step's scratch).\n"
+                     "and, after one forward pass on a random clip, the arena the plan keeps: the\n"
+                     "activations and each step's scratch, sharing what is never in use at once.\n"
                      "--no-fuse (or the environment variable ECOCPU_NO_FUSE) switches rules off, 'all'\n"
                      "or a comma list of:\n" +
                          fusion_list()))

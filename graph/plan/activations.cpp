@@ -9,8 +9,18 @@
 namespace ecocpu {
 
 float* ActivationArena::base() {
-  if (!memory_) memory_ = shared_floats(floats);
+  if (!memory_ || allocated_ < floats) {
+    memory_.reset();  // the old arena goes before the new one is made
+    memory_ = shared_floats(floats);
+    allocated_ = floats;
+  }
   return memory_.get();
+}
+
+int64_t ActivationArena::workspace_bytes() const {
+  int64_t largest = 0;
+  for (const ScratchSize& s : step_scratch) largest = std::max(largest, s.bytes());
+  return largest;
 }
 
 ActivationArena::Lease::Lease(ActivationArena& arena) : arena_(arena) {
@@ -93,18 +103,23 @@ int64_t place(std::vector<ArenaBuffer>& buffers) {
 
 }  // namespace
 
-void plan_activations(ExecutionPlan& plan) {
-  auto arena = std::make_shared<ActivationArena>();
-  arena->buffers = value_buffers(plan, arena->value_buffer);
-  arena->step_temporaries.resize(plan.steps.size());
-  for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
-    for (int64_t floats : step_temporary_floats(plan, plan.steps[i])) {
-      arena->step_temporaries[i].push_back(static_cast<int>(arena->buffers.size()));
-      arena->buffers.push_back({0, whole_lines(floats), i, i, -1});
-    }
+void plan_activations(const ExecutionPlan& plan, int threads, ActivationArena& arena) {
+  const int steps = static_cast<int>(plan.steps.size());
+  arena.buffers = value_buffers(plan, arena.value_buffer);
+  arena.step_temporaries.assign(steps, {});
+  arena.step_scratch.assign(steps, {});
+  arena.step_workspace.assign(steps, -1);
+  arena.threads = threads;
+  const auto add = [&](int step, int64_t floats) {
+    arena.buffers.push_back({0, whole_lines(floats), step, step, -1});
+    return static_cast<int>(arena.buffers.size()) - 1;
+  };
+  for (int i = 0; i < steps; ++i) {
+    for (int64_t floats : step_temporary_floats(plan, plan.steps[i])) arena.step_temporaries[i].push_back(add(i, floats));
+    arena.step_scratch[i] = step_scratch(plan, plan.steps[i], threads);
+    if (arena.step_scratch[i].bytes() > 0) arena.step_workspace[i] = add(i, (arena.step_scratch[i].bytes() + 3) / 4);
   }
-  arena->floats = place(arena->buffers);
-  plan.activations = std::move(arena);
+  arena.floats = place(arena.buffers);
 }
 
 }  // namespace plan_rules

@@ -46,9 +46,10 @@ void write_concat_slices(ExecutionPlan& plan);
 void hand_over_channels_last(ExecutionPlan& plan);
 void share_channels_last_copies(ExecutionPlan& plan);
 
-// The activation arena (activations.cpp): every value's buffer and every step's temporaries placed
-// by when they are in use. Runs on a checked plan, after every rule.
-void plan_activations(ExecutionPlan& plan);
+// The activation arena (activations.cpp): every value's buffer, every step's temporaries and its
+// kernels' scratch on `threads` threads placed by when they are in use, into `arena`. Runs on a
+// checked plan, after every rule.
+void plan_activations(const ExecutionPlan& plan, int threads, ActivationArena& arena);
 // The temporary buffers a step's kernels take besides its output (run.cpp), in floats, in the
 // order the executor uses them.
 std::vector<int64_t> step_temporary_floats(const ExecutionPlan& plan, const PlanStep& step);

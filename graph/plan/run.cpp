@@ -243,10 +243,8 @@ std::vector<Tensor> run_plan_outputs(const ExecutionPlan& plan, const WeightStor
   check_inputs(g, inputs);
   ActivationArena& arena = *plan.activations;
   const ActivationArena::Lease lease(arena);
+  if (arena.threads != omp_get_max_threads()) plan_rules::plan_activations(plan, omp_get_max_threads(), arena);
   float* const base = arena.base();
-  PlanWorkspace& workspace = *plan.workspace;
-  if (workspace.threads() != omp_get_max_threads()) workspace.plan(plan, omp_get_max_threads());
-  const WorkspaceScope scope(workspace.arena());
   const std::vector<int> last = last_readers(plan);
   std::vector<Tensor> values(plan.values.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) values[g.inputs[i]] = inputs[i];
@@ -255,6 +253,10 @@ std::vector<Tensor> run_plan_outputs(const ExecutionPlan& plan, const WeightStor
     Tensor out = output_buffer(plan, s, values, base);
     std::vector<float*> temporaries;
     for (int b : arena.step_temporaries[i]) temporaries.push_back(base + arena.buffers[b].offset);
+    const int ws = arena.step_workspace[i];
+    Workspace workspace(arena.step_scratch[i],
+                        ws >= 0 ? reinterpret_cast<std::byte*>(base + arena.buffers[ws].offset) : nullptr);
+    const WorkspaceScope scope(workspace);
     run_step(plan, s, weights, values, temporaries.data(), out);
     if (observer) observer(i, out);
     values[s.output] = std::move(out);  // a slice's value holds its Concat's buffer; only the Concat reads it

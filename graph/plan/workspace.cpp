@@ -1,4 +1,4 @@
-// What each step's kernels take from the plan's workspace, and the workspace sized for them.
+// What each step's kernels take as scratch: a buffer of the step in the plan's activation arena.
 #include "graph/plan.hpp"
 #include "ops/pool/pool.hpp"
 
@@ -33,14 +33,6 @@ ScratchSize step_scratch(const ExecutionPlan& plan, const PlanStep& s, int threa
   std::vector<Shape> inputs;
   for (int v : s.inputs) inputs.push_back(plan.values[v].shape);
   return node.op->fast_scratch(inputs, plan.values[s.output].shape, threads);
-}
-
-void PlanWorkspace::plan(const ExecutionPlan& plan, int threads) {
-  ScratchSize size{threads, 0, 0};
-  for (const PlanStep& s : plan.steps) size = max_size(size, step_scratch(plan, s, threads));
-  threads_ = threads;
-  size_ = size;
-  arena_ = std::make_unique<Workspace>(size);
 }
 
 }  // namespace ecocpu
