@@ -267,7 +267,7 @@ std::vector<Tensor> run_plan_outputs(const ExecutionPlan& plan, const WeightStor
   return graph_outputs(g, values);
 }
 
-std::vector<int64_t> plan_rules::step_temporary_floats(const ExecutionPlan& plan, const PlanStep& s) {
+std::vector<int64_t> plan_rules::step_temporary_floats(const ExecutionPlan&, const PlanStep& s) {
   if (s.kind != PlanStep::Kind::conv) return {};
   // A chunk of the convolution's output before its pooling (run_conv_pooled; conv1's band-wise
   // tap GEMM does without, on some thread counts, which the plan does not know yet).
