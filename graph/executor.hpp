@@ -22,11 +22,12 @@ std::vector<int> last_readers(const Graph& graph);
 // The most activation bytes alive at once while run_graph executes (input included).
 int64_t peak_activation_bytes(const Graph& graph);
 // What running the graph needs at least: the peak live activations plus the weights. The fast
-// engine adds its packed weights and its workspace on top (ECO Lite-16: 241 MB estimated, 384 MB peak
-// RSS). Throws OverflowError when the sum does not fit an int64.
+// engine adds its packed weights and its kernels' scratch on top (ECO Lite-16: 241 MB estimated,
+// 335 MB peak RSS). Throws OverflowError when the sum does not fit an int64.
 int64_t estimated_run_bytes(const Graph& graph);
 
-// Called after each node with its index and output, e.g. to time or inspect layers.
+// Called after each node with its index and output, e.g. to time or inspect layers. The output may
+// be a view of memory a later node writes over: clone() what is to be kept.
 using NodeObserver = std::function<void(int node, const Tensor& output)>;
 
 // Throws WeightError listing every problem if the weights do not fit the graph, ShapeError if the

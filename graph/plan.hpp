@@ -139,7 +139,8 @@ struct PlanStep {
   // 192-1056), followed by the epilogue; inputs[0] is then the pooling's input.
   int input_pool = -1;
   Shape conv_shape;     // the convolution's own output (before any pooling)
-  // What its kernels take from the plan's workspace on ExecutionPlan::workspace's thread count.
+  // What its kernels take as scratch (its region of the plan's arena) on the thread count the plan
+  // was made for.
   ScratchSize scratch;
 
   bool is_conv() const { return kind == Kind::conv; }
@@ -224,7 +225,7 @@ struct PlanRow {
   std::string layouts;  // ExecutionPlan::layouts
   std::string output;   // the output value and its shape, "... into <concat> at channel c" for a slice
   int64_t output_bytes = 0;  // the buffer its output value needs: 0 for a slice or a view
-  int64_t scratch_bytes = 0; // what its kernels take from the plan's workspace
+  int64_t scratch_bytes = 0; // what its kernels take as scratch (inside the plan's arena)
   std::string dtype;    // the output's element type
   std::string notes;    // what else the step does: "pools after (pool1)", "adds res3a_2", ...
 };
@@ -245,7 +246,8 @@ Tensor run_plan_reference(const ExecutionPlan& plan, const WeightStore& weights,
 std::vector<Tensor> run_plan_reference_outputs(const ExecutionPlan& plan, const WeightStore& weights,
                                                std::span<const Tensor> inputs);
 
-// Called after each step with its index and output.
+// Called after each step with its index and output. The output is a view of the plan's arena,
+// valid during the call only (a later step may write over it): clone() what is to be kept.
 using StepObserver = std::function<void(int step, const Tensor& output)>;
 
 // The scratch memory a step's kernels take on `threads` threads (what make_plan stores in
@@ -253,10 +255,11 @@ using StepObserver = std::function<void(int step, const Tensor& output)>;
 ScratchSize step_scratch(const ExecutionPlan& plan, const PlanStep& step, int threads);
 
 // One forward pass. Plans made separately (make_plan twice) can run at the same time on different
-// threads: each has its own buffers and workspace, and the prepared weights are read only. One
-// plan cannot: its buffers and workspace serve one pass at a time, and a second concurrent call
-// throws std::logic_error instead of corrupting the first. A pass on another thread count than
-// the plan was made for (omp_set_num_threads in between) first resizes the workspace.
+// threads: each has its own arena, and the prepared weights are read only. One plan (or copies
+// of it, which share its arena) cannot: its arena serves one pass at a time, and a second
+// concurrent call throws std::logic_error instead of corrupting the first. A pass on another
+// thread count than the plan was made for (omp_set_num_threads in between) first places the
+// arena again.
 
 Tensor run_plan(const ExecutionPlan& plan, const WeightStore& weights, const Tensor& input,
                 const StepObserver& observer = {});

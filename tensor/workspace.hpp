@@ -5,11 +5,11 @@
 // the call), which it carves into the named regions it needs (ScratchLayout, Region). The zones are
 // apart so that a copy made by one call (channels_last_input) survives the next (the convolution
 // that reads it, whose own scratch is in the slabs). Every kernel that takes scratch offers a size
-// function beside it that lays out the same regions, so a plan can size one workspace for all its
-// steps before it runs, and a second workspace lets a second pass run at the same time on another
-// thread without sharing any memory.
+// function beside it that lays out the same regions, so a plan can place each step's workspace in
+// its arena before it runs (graph/plan.hpp), and a second plan's lets a second pass run at the
+// same time on another thread without sharing any memory.
 //
-// A plan binds its workspace for a pass (WorkspaceScope); a kernel reads current_workspace() once,
+// A plan binds each step's workspace for that step (WorkspaceScope); a kernel reads current_workspace() once,
 // at its entry, on the calling thread (its parallel regions run on other OS threads, which do not
 // see the caller's binding) and indexes the slabs by thread inside. A fixed workspace never grows:
 // a call that needs more than it holds throws std::logic_error naming the kernel and both sizes,

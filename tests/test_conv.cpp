@@ -14,6 +14,7 @@
 #include "ops/conv/sink.hpp"
 #include "ops/conv/taps/conv_taps.hpp"
 #include "ops/conv/winograd/winograd.hpp"
+#include "ops/gemm/bf16.hpp"
 #include "ops/pool/pool.hpp"
 
 using namespace ecocpu;
@@ -361,31 +362,50 @@ TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference")
 
 TEST_CASE("conv: the weight packers write every panel value, zeros past the last output channel") {
   // The packers take unwritten memory (unfilled_panels); a freed buffer of 0xff bytes just before
-  // each packing is what the allocator most likely hands them, so a value they skip shows.
+  // each packing is what the allocator most likely hands them (every buffer here is under glibc's
+  // 128 KB mmap threshold), so a value they skip shows.
   const auto dirty_heap = [](std::size_t bytes) {
     std::vector<unsigned char> junk(bytes, 0xff);
     asm volatile("" : : "r"(junk.data()) : "memory");  // the fill happens
   };
+  const auto padding_is_zero = [](const PackedPanels& pp) {
+    for (int64_t s = 0; s < pp.count; ++s)
+      for (int64_t row = 0; row < pp.k; ++row)
+        for (int64_t col = pp.n; col < pp.panels * pp.nr; ++col) {
+          if (pp.panel(s, col / pp.nr)[row * pp.nr + col % pp.nr] != 0.0f) return false;
+        }
+    return true;
+  };
+  const auto bf16_padding_is_zero = [](const Bf16Panels& bp) {
+    for (int64_t s = 0; s < bp.count; ++s)
+      for (int64_t row = 0; row < 2 * bp.k_pairs; ++row)
+        for (int64_t col = 0; col < bp.panels * bp.nr; ++col) {
+          if (col < bp.n && row < bp.k) continue;
+          if (bp.panel(s, col / bp.nr)[(row / 2 * bp.nr + col % bp.nr) * 2 + row % 2] != 0) return false;
+        }
+    return true;
+  };
   uint64_t seed = 2050;
   for (const int64_t cout : {5, 33, 40}) {
-    CAPTURE(cout);
-    Conv conv(cout, make_window(3, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}));
-    const Shape in_shape{1, 6, 4, 9, 9};
-    const Tensor w = random_tensor(Shape{cout, 6, 3, 3, 3}, seed++);
-    const reference::ConvProblem p = conv.problem(in_shape, conv.output_shape(std::span(&in_shape, 1)));
-    const auto padding_is_zero = [&](const PackedPanels& pp) {
-      for (int64_t s = 0; s < pp.count; ++s)
-        for (int64_t row = 0; row < pp.k; ++row)
-          for (int64_t col = pp.n; col < pp.panels * pp.nr; ++col) {
-            if (pp.panel(s, col / pp.nr)[row * pp.nr + col % pp.nr] != 0.0f) return false;
-          }
-      return true;
-    };
-    const int64_t nr = zero_panels(1, 1, 1).nr, panels = (cout + nr - 1) / nr;
-    dirty_heap(static_cast<std::size_t>(27 * 6 * panels * nr * 4));
-    CHECK(padding_is_zero(fast::tap_pack_weights(p, w.data())));
-    dirty_heap(static_cast<std::size_t>(4 * 36 * 6 * panels * nr * 4));
-    CHECK(padding_is_zero(fast::winograd_transform_weights(p, w.data())));
+    for (const int64_t cin : {2, 3}) {
+      CAPTURE(cout);
+      CAPTURE(cin);
+      Conv conv(cout, make_window(3, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}));
+      const Shape in_shape{1, cin, 4, 9, 9};
+      const Tensor w = random_tensor(Shape{cout, cin, 3, 3, 3}, seed++);
+      const reference::ConvProblem p = conv.problem(in_shape, conv.output_shape(std::span(&in_shape, 1)));
+      const int64_t nr = zero_panels(1, 1, 1).nr, columns = (cout + nr - 1) / nr * nr;
+      dirty_heap(static_cast<std::size_t>(27 * cin * columns * 4));
+      CHECK(padding_is_zero(fast::tap_pack_weights(p, w.data())));
+      dirty_heap(static_cast<std::size_t>(4 * 36 * cin * columns * 4));
+      CHECK(padding_is_zero(fast::winograd_transform_weights(p, w.data())));
+      dirty_heap(static_cast<std::size_t>(4 * 4 * 4 * (cin + 1) / 2 * columns * 4));
+      CHECK(bf16_padding_is_zero(fast::winograd_transform_weights_bf16(p, w.data(), nullptr)));
+      if (cin % 2 == 0) {
+        dirty_heap(static_cast<std::size_t>(27 * cin * columns * 2));
+        CHECK(bf16_padding_is_zero(fast::tap_pack_weights_bf16(p, w.data())));
+      }
+    }
   }
 }
 

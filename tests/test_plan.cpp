@@ -233,17 +233,35 @@ TEST_CASE("plan: the activation arena never overlaps buffers a step uses togethe
       }
     }
     CHECK(arena.floats < sum);
-    // Every value a step reads or writes is in its buffer's time, unless it is held elsewhere.
+    // Every value a step reads or writes is in the time of the buffer holding it: its own, its
+    // Concat's for a slice, its input's for a view. Only the graph's input and output have none.
+    std::vector<int> holder(plan.values.size());
+    for (std::size_t v = 0; v < holder.size(); ++v) holder[v] = static_cast<int>(v);
+    for (const PlanStep& s : plan.steps) {
+      const ValueLayout& layout = plan.values[s.output].layout;
+      if (s.kind == PlanStep::Kind::view) holder[s.output] = holder[s.inputs[0]];
+      if (layout.kind == ValueLayout::Kind::channel_slice) holder[s.output] = layout.of;
+    }
+    int held = 0;
     for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
       std::vector<int> used = plan.steps[i].inputs;
       used.push_back(plan.steps[i].output);
       for (int v : used) {
-        const int b = arena.value_buffer[v];
-        if (b < 0) continue;
+        const int h = holder[v], b = arena.value_buffer[h];
+        if (b < 0) {
+          CHECK((g.is_output(h) || std::count(g.inputs.begin(), g.inputs.end(), h) == 1));
+          continue;
+        }
+        held += h != v;
         CHECK(arena.buffers[b].first <= i);
         CHECK(i <= arena.buffers[b].last);
       }
     }
+    CHECK(held > 0);  // slices and the 2D-to-3D view were checked through their holders
+    // A copy whose steps were edited shares an arena placed for other steps: refused.
+    ExecutionPlan edited = plan;
+    edited.steps.pop_back();
+    CHECK_THROWS_AS(run_plan(edited, w, random_input(g.input_shape(), 5)), std::logic_error);
   }
 }
 

@@ -243,6 +243,9 @@ std::vector<Tensor> run_plan_outputs(const ExecutionPlan& plan, const WeightStor
   check_inputs(g, inputs);
   ActivationArena& arena = *plan.activations;
   const ActivationArena::Lease lease(arena);
+  if (arena.step_scratch.size() != plan.steps.size()) {
+    throw std::logic_error("run_plan: the plan's steps changed after make_plan placed its arena");
+  }
   if (arena.threads != omp_get_max_threads()) plan_rules::plan_activations(plan, omp_get_max_threads(), arena);
   float* const base = arena.base();
   const std::vector<int> last = last_readers(plan);
