@@ -29,7 +29,8 @@ OnlineModel::OnlineModel(const Graph& model, WeightStore weights, const PlanOpti
 // The frames' features, `batch()` frames a pass; a last partial batch repeats its last frame.
 void OnlineModel::compute_features(const std::vector<int64_t>& frames, const std::function<const float*(int64_t)>& frame) {
   const int64_t b = batch();
-  Tensor input = Tensor::uninitialized(split_.frames.input_shape());
+  if (frame_batch_.empty()) frame_batch_ = Tensor::uninitialized(split_.frames.input_shape());
+  Tensor& input = frame_batch_;
   const int64_t pixels = per_image(input);
   for (std::size_t first = 0; first < frames.size(); first += static_cast<std::size_t>(b)) {
     const std::size_t count = std::min(frames.size() - first, static_cast<std::size_t>(b));
@@ -51,17 +52,18 @@ void OnlineModel::compute_features(const std::vector<int64_t>& frames, const std
   }
 }
 
-std::vector<Tensor> OnlineModel::stacked_features(const std::vector<int64_t>& memory) const {
-  std::vector<Tensor> inputs;
-  for (std::size_t f = 0; f < split_.clip.inputs.size(); ++f) {
-    Tensor all = Tensor::uninitialized(split_.clip.values[split_.clip.inputs[f]].shape);
+const std::vector<Tensor>& OnlineModel::stacked_features(const std::vector<int64_t>& memory) {
+  if (stacked_.empty()) {
+    for (int v : split_.clip.inputs) stacked_.push_back(Tensor::uninitialized(split_.clip.values[v].shape));
+  }
+  for (std::size_t f = 0; f < stacked_.size(); ++f) {
+    Tensor& all = stacked_[f];
     const int64_t size = per_image(all);
     for (std::size_t t = 0; t < memory.size(); ++t) {
       std::memcpy(all.data() + static_cast<int64_t>(t) * size, cache_.at(memory[t])[f].data(), static_cast<std::size_t>(size) * sizeof(float));
     }
-    inputs.push_back(std::move(all));
   }
-  return inputs;
+  return stacked_;
 }
 
 OnlineModel::Update OnlineModel::update(const std::vector<int64_t>& memory,

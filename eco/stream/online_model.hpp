@@ -39,13 +39,18 @@ class OnlineModel {
 
  private:
   void compute_features(const std::vector<int64_t>& frames, const std::function<const float*(int64_t)>& frame);
-  std::vector<Tensor> stacked_features(const std::vector<int64_t>& memory) const;
+  // The clip part's inputs for `memory`, written into buffers kept from one update to the next.
+  const std::vector<Tensor>& stacked_features(const std::vector<int64_t>& memory);
 
   int64_t memory_size_;
   SplitModel split_;
   WeightStore frame_weights_, clip_weights_;
   ExecutionPlan frames_, clip_;
   std::map<int64_t, std::vector<Tensor>> cache_;  // frame index -> one (1, ...) tensor per feature
+  // Reused by every update, so that a window's pixels and stacked features are not page-faulted
+  // in again each time: the frames part's input batch and the clip part's inputs.
+  Tensor frame_batch_;
+  std::vector<Tensor> stacked_;
 };
 
 // The prediction that runs across updates, from each update's logits:
