@@ -212,6 +212,17 @@ std::set<Fusion> parse_fusion_list(const std::string& list) {
 }
 
 
+int64_t prepared_weight_bytes(const ExecutionPlan& plan) {
+  int64_t total = 0;
+  for (const PlanStep& s : plan.steps) {
+    if (!s.is_conv()) continue;
+    const fast::PreparedConv& c = s.conv;
+    total += c.gemm_weight.bytes() + c.winograd.bytes() + c.taps.bytes() + c.bf16.bytes();
+    for (const Tensor* t : {&s.bias, &s.scale, &s.shift, &s.in_scale, &s.in_shift}) total += t->numel() * 4;
+  }
+  return total;
+}
+
 ExecutionPlan make_plan(const Graph& g, const WeightStore& w, const PlanOptions& options) {
   return build_plan(g, w, options, nullptr);
 }

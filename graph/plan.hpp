@@ -212,6 +212,10 @@ struct ExecutionPlan {
   std::string layouts(const PlanStep& step) const;
 };
 
+// What the plan's prepared convolutions hold: packed or transformed weights (float or bf16) and
+// their per-channel bias, scale and shift. Copies of the plan share them.
+int64_t prepared_weight_bytes(const ExecutionPlan& plan);
+
 // Throws std::logic_error naming the step and the value if the plan is not one the executor can
 // run: a value read before it is written or written twice, a graph node run twice or never, or a
 // layout a step cannot read or write. make_plan checks every plan it returns.

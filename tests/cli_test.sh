@@ -223,6 +223,7 @@ d = json.load(open(sys.argv[1]))
 lat = d["latency_ms"]
 assert lat["min"] <= lat["median"] <= lat["max"] and d["peak_rss_mb"] > 0 and d["threads"] == 1
 assert 0 < d["scratch_mb"] < d["peak_rss_mb"]
+assert 0 < d["weights_mb"] and d["scratch_mb"] <= d["arena_mb"] and d["weights_mb"] + d["arena_mb"] < d["peak_rss_mb"]
 ids = [l["id"] for l in d["layers"]]
 assert ids[0].startswith("conv1_7x7_s2+") and all(l["algo"] for l in d["layers"])
 assert any(l["algo"] == "gemm_1x1" for l in d["layers"])

@@ -265,6 +265,22 @@ TEST_CASE("plan: the activation arena never overlaps buffers a step uses togethe
   }
 }
 
+TEST_CASE("plan: prepared weight bytes count every packed convolution, padding and transforms included") {
+  Graph g = test::small_eco("ECO", 20);
+  WeightStore w = random_weights(g, 31);
+  const ExecutionPlan plan = make_plan(g, w);
+  int64_t conv_weights = 0;
+  for (const PlanStep& s : plan.steps) {
+    if (s.is_conv()) conv_weights += g.nodes[s.node].params.at(0).shape.numel() * 4;
+  }
+  // Packing pads rows and columns to whole tiles, Winograd stores 144 positions for 27 taps.
+  CHECK(prepared_weight_bytes(plan) > conv_weights);
+  CHECK(prepared_weight_bytes(plan) < 6 * conv_weights);
+  PlanOptions gemm_only;
+  gemm_only.winograd = false;
+  CHECK(prepared_weight_bytes(make_plan(g, w, gemm_only)) < prepared_weight_bytes(plan));
+}
+
 TEST_CASE("plan: Concat branches write into their channel slices; others are copied") {
   Graph g = test::small_eco("ECOfull", 30);
   WeightStore w = random_weights(g, 41);

@@ -96,9 +96,11 @@ struct Agreement {
   }
 };
 
-// Peak RSS and the kernels' peak scratch, MB: read before bf16's float comparison plan exists.
+// Peak RSS and what the plan holds of it, MB: its prepared weights, its arena (activations and
+// each step's scratch) and the largest step's scratch. Read before bf16's float comparison plan
+// exists.
 struct Memory {
-  double rss_mb, scratch_mb;
+  double rss_mb, scratch_mb, weights_mb, arena_mb;
 };
 
 std::string bench_json(const LoadedModel& m, const std::string& engine, const std::string& precision,
@@ -112,6 +114,7 @@ std::string bench_json(const LoadedModel& m, const std::string& engine, const st
       << json_number(t.median_ms) << ", \"min\": " << json_number(t.min_ms) << ", \"max\": " << json_number(t.max_ms)
       << "}, \"peak_rss_mb\": " << json_number(memory.rss_mb)
       << ", \"scratch_mb\": " << json_number(memory.scratch_mb)
+      << ", \"weights_mb\": " << json_number(memory.weights_mb) << ", \"arena_mb\": " << json_number(memory.arena_mb)
       << ", \"prepare_ms\": " << json_number(prepare_ms);
   if (agreement) out << ", \"bf16_vs_fp32\": " << agreement->json();
   out
@@ -133,14 +136,16 @@ std::string bench_table(const LoadedModel& m, const std::string& engine, const s
   std::snprintf(line, sizeof line,
                 "%s, %lld segments, %d threads, %s engine, %s, GEMM %s\n"
                 "latency over %zu runs (after %lld warm-up): median %.1f ms, min %.1f ms, max %.1f ms\n"
-                "peak memory (RSS): %.0f MB, of which the kernels' scratch memory (all threads) %.0f MB\n"
+                "peak memory (RSS): %.0f MB, of which prepared weights %.0f MB, the plan's arena %.0f MB\n"
+                "(activations, and each step's scratch: at most %.0f MB, all threads)\n"
                 "plan prepared in %.0f ms (BatchNorm folded, weights packed and transformed)\n"
                 "layouts: planes, cl where a convolution hands its output to the next channels-last, shared\n"
                 "where convolutions reading one input share its channels-last copy\n\n"
                 "%-64s %-14s %-13s %9s %9s %7s\n",
                 m.config.arch.c_str(), static_cast<long long>(m.config.segments), omp_get_max_threads(),
                 engine.c_str(), precision.c_str(), selected_gemm_kernel().name.c_str(), t.latency_ms.size(),
-                static_cast<long long>(warmup), t.median_ms, t.min_ms, t.max_ms, memory.rss_mb, memory.scratch_mb,
+                static_cast<long long>(warmup), t.median_ms, t.min_ms, t.max_ms, memory.rss_mb, memory.weights_mb,
+                memory.arena_mb, memory.scratch_mb,
                 prepare_ms, "layer",
                 "algo", "layouts", "ms", "GFLOP/s", "share");
   out << line;
@@ -235,7 +240,10 @@ int cmd_bench(const std::vector<std::string>& argv) {
   const auto rows = step_rows(m.graph, prepared->plan, t);
   // The plan's steps take their scratch inside its arena; anything outside it is counted besides.
   const int64_t scratch = prepared->plan.activations->workspace_bytes() + scratch_peak_bytes();
-  const Memory memory{peak_rss_mb(), static_cast<double>(scratch) / (1 << 20)};
+  const double mib = 1 << 20;
+  const Memory memory{peak_rss_mb(), static_cast<double>(scratch) / mib,
+                      static_cast<double>(prepared_weight_bytes(prepared->plan)) / mib,
+                      static_cast<double>(prepared->plan.activations->bytes()) / mib};
   std::optional<Agreement> agreement;
   if (clips > 0) {
     const std::vector<Tensor> bf16_logits = clip_logits(prepared->plan, m.weights, m.graph.input_shape(), clips);

@@ -42,7 +42,10 @@ struct GemmShape {
 struct PackedMatrix {
   std::string kernel;
   int64_t m = 0, k = 0;
+  int64_t floats = 0;  // what `data` holds: the rows padded to whole register tiles
   std::shared_ptr<float> data;
+
+  int64_t bytes() const { return floats * 4; }
 };
 
 // B operands packed once in a kernel's panel layout, for products whose A is gathered a register
@@ -56,6 +59,7 @@ struct PackedPanels {
 
   float& at(int64_t s, int64_t row, int64_t col) { return data.get()[((s * panels + col / nr) * k + row) * nr + col % nr]; }
   const float* panel(int64_t s, int64_t q) const { return data.get() + (s * panels + q) * k * nr; }
+  int64_t bytes() const { return count * panels * k * nr * 4; }
 };
 
 // One depth block [k0, k0 + kc) of a product with a packed A, on C's rows [m_begin, m_end) and

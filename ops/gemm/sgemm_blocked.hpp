@@ -213,7 +213,8 @@ struct BlockedSgemm {
     p.kernel = kernel;
     p.m = m;
     p.k = k;
-    p.data = shared_floats(padded_rows(m) * k);
+    p.floats = padded_rows(m) * k;
+    p.data = shared_floats(p.floats);
     const GemmShape s{m, 0, k, a, lda, nullptr, 0, nullptr, 0};
     for (int64_t k0 = 0; k0 < k; k0 += kKC) {
       pack_a(s, 0, m, k0, std::min(kKC, k - k0), p.data.get() + k0 * padded_rows(m), row_scale);
