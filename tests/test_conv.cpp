@@ -670,8 +670,9 @@ TEST_CASE("conv sink: runs of any length into planes, a slice and a channels-las
   const Tensor tile = random_tensor(Shape{2 * volume, ld}, 3001);
   const Tensor bias = random_tensor(Shape{37}, 3002), scale = random_tensor(Shape{37}, 3003);
   const Tensor shift = random_tensor(Shape{37}, 3004), residual = random_tensor(Shape{3, 37, 1, 5, 9}, 3005);
-  // Image 1 whole (45 = 2 x 16 + 3 x 4 + 1), then image 2's first 23 positions from offset 3.
-  const fast::OutputRun runs[] = {{0, 1, 0, 45}, {45 * ld, 2, 3, 23}};
+  // Image 1 whole (45 = 2 x 16 + 3 x 4 + 1), then image 2's first 23 positions from offset 3, and
+  // two of image 0's (Winograd F(2, 3)'s runs).
+  const fast::OutputRun runs[] = {{0, 1, 0, 45}, {45 * ld, 2, 3, 23}, {30 * ld, 0, 40, 2}};
   for (const int64_t stride_channels : {int64_t{37}, int64_t{41}}) {
     for (const bool with_residual : {false, true}) {
       CAPTURE(stride_channels);
@@ -685,7 +686,7 @@ TEST_CASE("conv sink: runs of any length into planes, a slice and a channels-las
       if (stride_channels != 37) e.out_image_stride = stride_channels * volume;
       std::vector<float> out(static_cast<std::size_t>(3 * stride_channels * volume), -7.0f), expect = out;
       const int64_t k0 = 5, stored = 30;  // channels 5..34: a group of sixteen, then fourteen
-      fast::ConvSink(p, e, out.data()).store(tile.data(), ld, runs, 2, k0, stored);
+      fast::ConvSink(p, e, out.data()).store(tile.data(), ld, runs, 3, k0, stored);
       for (const auto& r : runs) {
         for (int64_t q = 0; q < r.count; ++q) {
           for (int64_t j = 0; j < stored; ++j) {

@@ -47,6 +47,37 @@ template <class V>
   }
 }
 
+// The last one to three positions of a run x sixteen channels: each position's channels as one
+// vector through `ep16` (channel k's epilogue in lane k), then written to their planes. Winograd's
+// F(2, 3) tiles (bf16) give runs of two, which the scalar path took one channel at a time.
+[[gnu::always_inline]] inline void store_few_x16(const float* src, int64_t ld, int64_t count, const Epilogue<V16>& ep16,
+                                                 const float* residual, int64_t plane, float* out) {
+  for (int64_t i = 0; i < count; ++i) {
+    V16 x;
+    std::memcpy(&x, src + i * ld, sizeof(V16));
+    if (residual) {
+      V16 r;
+      for (int k = 0; k < 16; ++k) r[k] = residual[k * plane + i];
+      x = ep16(x, r);
+    } else {
+      x = ep16(x);
+    }
+    for (int k = 0; k < 16; ++k) out[k * plane + i] = x[k];
+  }
+}
+
+// Sixteen channels' epilogues from `ce`, channel k's in lane k.
+Epilogue<V16> lanes_of(const ChannelEpilogue* ce) {
+  Epilogue<V16> ep;
+  for (int k = 0; k < 16; ++k) {
+    ep.bias[k] = ce[k].bias;
+    ep.mul[k] = ce[k].mul;
+    ep.shift[k] = ce[k].shift;
+    ep.lower[k] = ce[k].lower;
+  }
+  return ep;
+}
+
 struct PlanesTarget {
   float* out;
   const float* residual;  // dense planes, like an output without a stride
@@ -55,9 +86,11 @@ struct PlanesTarget {
 };
 
 // One run's sixteen (or the last, fewer) channels from k0: blocks of sixteen positions, then of
-// four, through registers; the rest element by element.
+// four, then single positions, through registers (ep16: the sixteen channels' epilogues, lane by
+// lane); fewer channels element by element.
 [[gnu::always_inline]] inline void store_planes_run(const PlanesTarget& t, const float* src, int64_t ld,
-                                                    const OutputRun& run, int64_t k0, int64_t k_n) {
+                                                    const OutputRun& run, int64_t k0, int64_t k_n,
+                                                    const Epilogue<V16>& ep16) {
   float* out = t.out + run.image * t.out_stride + k0 * t.volume + run.offset;
   const float* residual = t.residual ? t.residual + (run.image * t.channels + k0) * t.volume + run.offset : nullptr;
   const ChannelEpilogue* ce = t.ce + k0;
@@ -69,6 +102,8 @@ struct PlanesTarget {
     for (; q + 4 <= run.count; q += 4) {
       store_4x16(src + q * ld, ld, ce, residual ? residual + q : nullptr, t.volume, out + q);
     }
+    store_few_x16(src + q * ld, ld, run.count - q, ep16, residual ? residual + q : nullptr, t.volume, out + q);
+    return;
   }
   if (q == run.count) return;
   for (int64_t k = 0; k < k_n; ++k) {
@@ -84,7 +119,10 @@ void store_planes(const PlanesTarget& t, const float* tile, int64_t ld, const Ou
                   int64_t k0, int64_t k_n) {
   for (int64_t j0 = 0; j0 < k_n; j0 += 16) {
     const int64_t j_n = std::min<int64_t>(16, k_n - j0);
-    for (int64_t r = 0; r < run_count; ++r) store_planes_run(t, tile + runs[r].src + j0, ld, runs[r], k0 + j0, j_n);
+    const Epilogue<V16> ep16 = j_n == 16 ? lanes_of(t.ce + k0 + j0) : Epilogue<V16>{};
+    for (int64_t r = 0; r < run_count; ++r) {
+      store_planes_run(t, tile + runs[r].src + j0, ld, runs[r], k0 + j0, j_n, ep16);
+    }
   }
 }
 
