@@ -360,6 +360,48 @@ TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference")
   CHECK_FALSE(fast::winograd_applies(strided));
 }
 
+TEST_CASE("conv: the channels-last copy equals a plain gather, zeros in the padding, the affine applied") {
+  uint64_t seed = 2070;
+  for (const int rank : {2, 3}) {
+    for (const int64_t c_n : {3, 16, 37}) {
+      for (const int64_t w_n : {5, 16, 35}) {
+        for (const bool with_affine : {false, true}) {
+          CAPTURE(rank);
+          CAPTURE(c_n);
+          CAPTURE(w_n);
+          CAPTURE(with_affine);
+          reference::ConvProblem p;
+          p.batch = 2;
+          p.in_channels = c_n;
+          p.out_channels = 4;
+          p.in_extent = {rank == 2 ? 1 : 3, 4, w_n};
+          p.window = make_window(rank, {3, 3, 3}, {1, 1, 1}, {rank == 2 ? 0 : 1, 1, 2});
+          const fast::PaddedInput pi = fast::padded_input(p);
+          const Tensor in = random_tensor(Shape{2, c_n, p.in_extent[0], 4, w_n}, seed++);
+          const Tensor scale = random_tensor(Shape{c_n}, seed++), shift = random_tensor(Shape{c_n}, seed++);
+          const fast::ChannelAffine affine{scale.data(), shift.data(), true};
+          std::vector<float> out(static_cast<std::size_t>(2 * pi.floats()), std::nanf("")), expect(out.size(), 0.0f);
+          fast::to_channels_last(p, pi, in.data(), out.data(), with_affine ? &affine : nullptr);
+          for (int64_t n = 0; n < 2; ++n)
+            for (int64_t c = 0; c < c_n; ++c)
+              for (int64_t d = 0; d < p.in_extent[0]; ++d)
+                for (int64_t h = 0; h < 4; ++h)
+                  for (int64_t w = 0; w < w_n; ++w) {
+                    float x = in.data()[(((n * c_n + c) * p.in_extent[0] + d) * 4 + h) * w_n + w];
+                    if (with_affine) x = std::max(x * scale.data()[c] + shift.data()[c], 0.0f);
+                    expect[static_cast<std::size_t>(pi.at(n, d, h, w) + c)] = x;
+                  }
+          // Within float rounding of O(1) values (a fused multiply-add may round once where the
+          // expectation rounds twice), `not within` so that a NaN (a value never written) counts.
+          int64_t wrong = 0;
+          for (std::size_t i = 0; i < out.size(); ++i) wrong += !(std::abs(out[i] - expect[i]) <= 1e-6f * (1.0f + std::abs(expect[i])));
+          CHECK(wrong == 0);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("conv: the weight packers write every panel value, zeros past the last output channel") {
   // The packers take unwritten memory (unfilled_panels); a freed buffer of 0xff bytes just before
   // each packing is what the allocator most likely hands them (every buffer here is under glibc's

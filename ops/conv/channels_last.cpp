@@ -1,10 +1,12 @@
 #include "ops/conv/channels_last.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "ops/epilogue.hpp"
 #include "ops/vector_clones.hpp"
+#include "ops/vector_shuffles.hpp"
 
 namespace ecocpu::fast {
 
@@ -18,6 +20,30 @@ PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64
 }
 
 namespace {
+
+// Sixteen channels from c0 of one input row (channel c's w_n values at src + c * plane) into the
+// copy's interior (position w's channels at dst + w * c_n), each through its affine if given:
+// sixteen positions at a time through a register transpose, the rest a position at a time (its
+// sixteen values gathered, then one vector store), so that no value is stored alone.
+[[gnu::always_inline]] inline void sixteen_channels(const float* src, int64_t plane, int64_t w_n, int64_t c_n,
+                                                    const Epilogue<V16>* ep, float* dst) {
+  int64_t w0 = 0;
+  for (; w0 + 16 <= w_n; w0 += 16) {
+    V16 v[16];
+    for (int k = 0; k < 16; ++k) std::memcpy(&v[k], src + k * plane + w0, sizeof(V16));
+    transpose_16x16(v);
+    for (int i = 0; i < 16; ++i) {
+      const V16 x = ep ? (*ep)(v[i]) : v[i];
+      std::memcpy(dst + (w0 + i) * c_n, &x, sizeof(V16));
+    }
+  }
+  for (int64_t w = w0; w < w_n; ++w) {
+    V16 x;
+    for (int k = 0; k < 16; ++k) x[k] = src[k * plane + w];
+    if (ep) x = (*ep)(x);
+    std::memcpy(dst + w * c_n, &x, sizeof(V16));
+  }
+}
 
 // One padded row (image n, padded depth dd and height hh) of the channels-last copy.
 ECOCPU_VECTOR_CLONES
@@ -35,15 +61,28 @@ void channels_last_row(const reference::ConvProblem& p, const PaddedInput& pi, c
   const int64_t plane = p.in_extent[0] * p.in_extent[1] * w_n;
   const float* src = in + n * c_n * plane + (d * p.in_extent[1] + h) * w_n;
   float* interior = dst + left;
+  int64_t c0 = 0;
+  for (; c0 + 16 <= c_n; c0 += 16) {
+    Epilogue<V16> ep;
+    if (affine) {
+      for (int k = 0; k < 16; ++k) {
+        ep.bias[k] = 0.0f;
+        ep.mul[k] = affine->scale[c0 + k];
+        ep.shift[k] = affine->shift[c0 + k];
+        ep.lower[k] = epilogue_lower(affine->relu);
+      }
+    }
+    sixteen_channels(src + c0 * plane, plane, w_n, c_n, affine ? &ep : nullptr, interior + c0);
+  }
   if (affine) {
-    for (int64_t c = 0; c < c_n; ++c) {
+    for (int64_t c = c0; c < c_n; ++c) {
       const float* s = src + c * plane;
       const Epilogue<float> ep{0.0f, affine->scale[c], affine->shift[c], epilogue_lower(affine->relu)};
       for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = ep(s[w]);
     }
     return;
   }
-  for (int64_t c = 0; c < c_n; ++c) {
+  for (int64_t c = c0; c < c_n; ++c) {
     const float* s = src + c * plane;
     for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = s[w];
   }
