@@ -57,7 +57,9 @@ void pool_columns(const reference::PoolProblem& p, const float* row, int64_t c_n
 }
 
 // A pooled row (ow_n positions x C) into the output planes' row oh: sixteen positions by sixteen
-// channels through a register transpose where both are whole, element by element elsewhere.
+// channels through a register transpose where both are whole, then four positions by sixteen
+// channels as runs of four (conv2's pooled rows are 28 = 16 + 3 x 4 wide), element by element
+// elsewhere.
 ECOCPU_VECTOR_CLONES
 void row_to_planes(const float* row, int64_t c_n, int64_t ow_n, int64_t plane, float* out) {
   int64_t c0 = 0;
@@ -68,6 +70,14 @@ void row_to_planes(const float* row, int64_t c_n, int64_t ow_n, int64_t plane, f
       for (int i = 0; i < 16; ++i) std::memcpy(&v[i], row + (w0 + i) * c_n + c0, sizeof(V16));
       transpose_16x16(v);
       for (int k = 0; k < 16; ++k) std::memcpy(out + (c0 + k) * plane + w0, &v[k], sizeof(V16));
+    }
+    for (; w0 + 4 <= ow_n; w0 += 4) {
+      V16 v[4], r[4];
+      for (int i = 0; i < 4; ++i) std::memcpy(&v[i], row + (w0 + i) * c_n + c0, sizeof(V16));
+      runs_of_four(v, r);
+      for (int k = 0; k < 16; ++k) {
+        std::memcpy(out + (c0 + k) * plane + w0, reinterpret_cast<const float*>(&r[k % 4]) + 4 * (k / 4), sizeof(V4));
+      }
     }
     for (int64_t k = c0; k < c0 + 16; ++k)
       for (int64_t w = w0; w < ow_n; ++w) out[k * plane + w] = row[w * c_n + k];
