@@ -5,6 +5,7 @@
 
 #include "graph/plan/rules.hpp"
 #include "tensor/scratch.hpp"
+#include "tensor/workspace.hpp"
 
 namespace ecocpu {
 
@@ -33,8 +34,9 @@ namespace plan_rules {
 
 namespace {
 
-// Whole 64-byte lines, so every buffer starts aligned for the kernels' vectors.
-int64_t whole_lines(int64_t floats) { return (std::max<int64_t>(floats, 1) + 15) / 16 * 16; }
+// Whole 64-byte lines (the workspace's rounding), so every buffer starts aligned for the kernels'
+// vectors; at least one line.
+int64_t whole_lines(int64_t floats) { return workspace_round(std::max<int64_t>(floats, 1) * 4) / 4; }
 
 // The value whose buffer step `s` writes into: its own, its Concat's for a slice, its input's
 // holder for a view (-1 when that is the graph's input).
