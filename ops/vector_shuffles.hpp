@@ -29,6 +29,11 @@ using V4 = float __attribute__((vector_size(16)));
   r[3] = __builtin_shuffle(t1, t3, pairs_hi);
 }
 
+// Channel k's run of four (k < 16) among runs_of_four's results.
+[[gnu::always_inline]] inline const float* run_of_four(const V16 r[4], int k) {
+  return reinterpret_cast<const float*>(&r[k % 4]) + 4 * (k / 4);
+}
+
 // One round of the 16 x 16 transpose: in every 2h x 2h block the top-right and bottom-left h x h
 // blocks trade places (rows i and i + h exchange their h-wide column groups).
 template <int H>

@@ -42,7 +42,7 @@ template <class V>
   runs_of_four(v, r);
   for (int k = 0; k < 16; ++k) {
     V4 x;
-    std::memcpy(&x, reinterpret_cast<const float*>(&r[k % 4]) + 4 * (k / 4), sizeof(V4));
+    std::memcpy(&x, run_of_four(r, k), sizeof(V4));
     store_run_of(x, ce[k], residual ? residual + k * plane : nullptr, out + k * plane);
   }
 }

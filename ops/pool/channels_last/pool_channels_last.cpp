@@ -76,7 +76,7 @@ void row_to_planes(const float* row, int64_t c_n, int64_t ow_n, int64_t plane, f
       for (int i = 0; i < 4; ++i) std::memcpy(&v[i], row + (w0 + i) * c_n + c0, sizeof(V16));
       runs_of_four(v, r);
       for (int k = 0; k < 16; ++k) {
-        std::memcpy(out + (c0 + k) * plane + w0, reinterpret_cast<const float*>(&r[k % 4]) + 4 * (k / 4), sizeof(V4));
+        std::memcpy(out + (c0 + k) * plane + w0, run_of_four(r, k), sizeof(V4));
       }
     }
     for (int64_t k = c0; k < c0 + 16; ++k)
