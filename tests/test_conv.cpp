@@ -768,3 +768,130 @@ TEST_CASE("conv sink: runs of any length into planes, a slice and a channels-las
   for (std::size_t i = 0; i < out.size(); ++i) wrong += !(std::abs(out[i] - expect[i]) < 1e-5f);
   CHECK(wrong == 0);
 }
+
+TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the reference, into a slice or a padded copy") {
+  // Input channels odd and over a register tile's worth, output channels of one partial vector,
+  // one vector and a half, several panels and more than one pass of panels (1056 x 352: 5a_1x1's
+  // weights); tiles of positions across rows and images (14 x 14, 5 x 7, 3D). Written into
+  // channels [c0, c0 + cout) of a wider unpadded layout (a Concat's channels-last value: every
+  // other channel untouched), and into the padded copy a 3x3 reader works from (borders zero).
+  struct Case {
+    int rank;
+    Shape in;
+    int64_t cout;
+  };
+  const Case cases[] = {
+      {2, Shape{2, 7, 14, 14}, 1},  {2, Shape{3, 37, 5, 7}, 17}, {2, Shape{1, 64, 14, 14}, 100},
+      {3, Shape{1, 9, 4, 6, 5}, 33}, {2, Shape{2, 1056, 7, 7}, 352},
+  };
+  uint64_t seed = 2600;
+  for (const auto& c : cases) {
+    CAPTURE(c.in.str());
+    CAPTURE(c.cout);
+    Conv conv(c.cout, make_window(c.rank, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}));
+    Shape w_shape{c.cout, c.in[1]};
+    for (int a = 0; a < c.rank; ++a) w_shape.push_back(1);
+    Tensor in = random_tensor(c.in, seed++), w = random_tensor(w_shape, seed++), b = random_tensor(Shape{c.cout}, seed++);
+    Tensor scale = random_tensor(Shape{c.cout}, seed++);
+    const Shape out_shape = conv.output_shape(std::span(&c.in, 1));
+    Tensor expect = test::reference_conv(conv, in, w, b);
+    for (int64_t i = 0; i < expect.numel(); ++i) expect.data()[i] = std::max(expect.data()[i] * scale.data()[i / out_shape.numel_from(2) % c.cout], 0.0f);
+    const auto taps = fast::prepare_conv(conv.problem(c.in, out_shape), fast::ConvAlgo::TapGemm, w.data());
+    REQUIRE(fast::takes_channels_last(taps));
+    const fast::PaddedInput in_layout = fast::input_layout(taps);
+    std::vector<float> in_cl(static_cast<std::size_t>(c.in[0] * in_layout.floats()));
+    fast::to_channels_last(taps.problem, in_layout, in.data(), in_cl.data());
+    fast::ConvEpilogue e;
+    e.bias = b.data();
+    e.scale = scale.data();
+    e.relu = true;
+
+    // A Concat's value: channels [3, 3 + cout) of cout + 8.
+    fast::PaddedInput wide = in_layout;
+    wide.channels = c.cout + 8;
+    std::vector<float> slice(static_cast<std::size_t>(c.in[0] * wide.floats()), -9.0f);
+    e.channels_last_out = &wide;
+    e.channels_last_channel = 3;
+    fast::run_conv(taps, in_cl.data(), e, slice.data(), true);
+    const int64_t volume = out_shape.numel_from(2);
+    float worst = 0.0f;
+    bool others_untouched = true;
+    for (int64_t n = 0; n < out_shape[0]; ++n)
+      for (int64_t v = 0; v < volume; ++v)
+        for (int64_t ch = 0; ch < wide.channels; ++ch) {
+          const float got = slice[static_cast<std::size_t>((n * volume + v) * wide.channels + ch)];
+          if (ch < 3 || ch >= 3 + c.cout) {
+            others_untouched = others_untouched && got == -9.0f;
+          } else {
+            const float want = expect.data()[(n * c.cout + ch - 3) * volume + v];
+            worst = std::max(worst, std::fabs(got - want) / (1.0f + std::fabs(want)));
+          }
+        }
+    CHECK(worst < 1e-5f);
+    CHECK(others_untouched);
+
+    // The padded copy a 3x3 convolution would make of the output.
+    Conv reader(4, make_window(c.rank, c.rank == 2 ? std::array<int64_t, 3>{1, 3, 3} : std::array<int64_t, 3>{3, 3, 3},
+                               {1, 1, 1}, c.rank == 2 ? std::array<int64_t, 3>{0, 1, 1} : std::array<int64_t, 3>{1, 1, 1}));
+    const Shape reader_out = reader.output_shape(std::span(&out_shape, 1));
+    const fast::PaddedInput padded = fast::padded_input(reader.problem(out_shape, reader_out));
+    std::vector<float> want(static_cast<std::size_t>(out_shape[0] * padded.floats()));
+    fast::to_channels_last(reader.problem(out_shape, reader_out), padded, expect.data(), want.data());
+    std::vector<float> got(want.size(), std::nanf(""));  // borders must be written too
+    e.channels_last_out = &padded;
+    e.channels_last_channel = 0;
+    fast::run_conv(taps, in_cl.data(), e, got.data(), true);
+    CHECK(worst_difference(got, want) < 1e-5f);
+  }
+}
+
+TEST_CASE("conv: Winograd, tap GEMM and 1x1 GEMM write a channel slice of a Concat's channels-last value") {
+  struct Case {
+    fast::ConvAlgo algo;
+    Shape in;
+    int64_t cout;
+    std::array<int64_t, 3> k, p;
+  };
+  const Case cases[] = {
+      {fast::ConvAlgo::Winograd, Shape{2, 6, 13, 11}, 20, {1, 3, 3}, {0, 1, 1}},
+      {fast::ConvAlgo::TapGemm, Shape{3, 6, 9, 8}, 40, {1, 3, 3}, {0, 1, 1}},
+      {fast::ConvAlgo::Direct1x1Gemm, Shape{2, 20, 14, 14}, 33, {1, 1, 1}, {0, 0, 0}},
+  };
+  uint64_t seed = 2700;
+  for (const auto& c : cases) {
+    CAPTURE(fast::conv_algo_name(c.algo));
+    Conv conv(c.cout, make_window(2, c.k, {1, 1, 1}, c.p));
+    Tensor in = random_tensor(c.in, seed++), w = random_tensor(Shape{c.cout, c.in[1], c.k[1], c.k[2]}, seed++);
+    Tensor b = random_tensor(Shape{c.cout}, seed++);
+    const Shape out_shape = conv.output_shape(std::span(&c.in, 1));
+    const auto prepared = fast::prepare_conv(conv.problem(c.in, out_shape), c.algo, w.data());
+    fast::ConvEpilogue e;
+    e.bias = b.data();
+    e.relu = true;
+    Tensor dense(out_shape);
+    fast::run_conv(prepared, in.data(), e, dense.data());
+    fast::PaddedInput wide;
+    wide.extent = wide.inner = {1, out_shape[2], out_shape[3]};
+    wide.channels = c.cout + 7;
+    std::vector<float> out(static_cast<std::size_t>(out_shape[0] * wide.floats()), -9.0f);
+    e.channels_last_out = &wide;
+    e.channels_last_channel = 5;
+    fast::run_conv(prepared, in.data(), e, out.data());
+    const int64_t volume = out_shape.numel_from(2);
+    float worst = 0.0f;
+    bool others_untouched = true;
+    for (int64_t n = 0; n < out_shape[0]; ++n)
+      for (int64_t v = 0; v < volume; ++v)
+        for (int64_t ch = 0; ch < wide.channels; ++ch) {
+          const float got = out[static_cast<std::size_t>((n * volume + v) * wide.channels + ch)];
+          if (ch < 5 || ch >= 5 + c.cout) {
+            others_untouched = others_untouched && got == -9.0f;
+          } else {
+            const float want = dense.data()[(n * c.cout + ch - 5) * volume + v];
+            worst = std::max(worst, std::fabs(got - want) / (1.0f + std::fabs(want)));
+          }
+        }
+    CHECK(worst < 1e-6f);
+    CHECK(others_untouched);
+  }
+}

@@ -241,6 +241,52 @@ TEST_CASE("gemm: register tiles with A rows read in place as runs, for every ISA
   }
 }
 
+TEST_CASE("gemm: register tiles with each column's epilogue, stored row by row where told, for every ISA variant") {
+  // Every height up to mr, widths of one and two vectors, whole and partial; each row stored at a
+  // pointer of its own (positions of a padded channels-last output), nothing else written; the
+  // epilogue per column (bias, multiplier, shift, a ReLU bound on some columns only).
+  uint64_t seed = 1700;
+  for (const auto& kernel : available_gemm_kernels()) {
+    const int64_t nr = kernel.nr, kc = 37, lda = 41, gap = nr + 7;
+    Tensor b = test::random_tensor(Shape{kc * nr}, seed++);
+    std::vector<float> bias(nr + 16), mul(nr + 16), shift(nr + 16), lower(nr + 16);
+    for (int64_t j = 0; j < nr + 16; ++j) {
+      bias[j] = 0.1f * static_cast<float>(j % 5) - 0.2f;
+      mul[j] = 0.5f + 0.05f * static_cast<float>(j % 7);
+      shift[j] = 0.03f * static_cast<float>(j % 3);
+      lower[j] = j % 2 ? 0.0f : -std::numeric_limits<float>::infinity();
+    }
+    const ColumnEpilogue ce{bias.data(), mul.data(), shift.data(), lower.data()};
+    for (const int64_t cols : {int64_t{1}, nr / 2 - 1, nr / 2, nr / 2 + 3, nr})
+      for (int64_t rows = 1; rows <= kernel.mr; ++rows) {
+        CAPTURE(kernel.name);
+        CAPTURE(rows);
+        CAPTURE(cols);
+        // Exactly what `rows` rows read: the sanitizer build catches a read past the last row.
+        Tensor a = test::random_tensor(Shape{(rows - 1) * lda + kc}, seed++);
+        std::vector<float> out(static_cast<std::size_t>(kernel.mr * gap + 3), 7.0f);
+        std::vector<float*> at;
+        for (int64_t r = 0; r < rows; ++r) at.push_back(out.data() + 3 + (rows - 1 - r) * gap);  // rows reversed
+        kernel.tile_rows_a_out(kc, a.data(), lda, b.data(), at.data(), rows, cols, ce, rows % 2 ? nullptr : b.data());
+        std::vector<float> ref(static_cast<std::size_t>(rows * nr));
+        reference::sgemm({rows, nr, kc, a.data(), lda, b.data(), nr, ref.data(), nr}, {});
+        float worst = 0.0f;
+        std::vector<char> stored(out.size(), 0);
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t j = 0; j < cols; ++j) {
+            const float want = Epilogue<float>{bias[j], mul[j], shift[j], lower[j]}(ref[r * nr + j]);
+            worst = std::max(worst, std::abs(at[r][j] - want) / std::max(1.0f, std::abs(want)));
+            stored[static_cast<std::size_t>(at[r] + j - out.data())] = 1;
+          }
+        }
+        bool untouched = true;
+        for (std::size_t i = 0; i < out.size(); ++i) untouched = untouched && (stored[i] || out[i] == 7.0f);
+        CHECK(worst < 1e-5f);
+        CHECK(untouched);  // nothing past a row's columns, nothing between rows
+      }
+  }
+}
+
 TEST_CASE("gemm: a packed A over a batch of images' columns, for every ISA variant, equals the reference") {
   struct Batched {
     int64_t m, k, images, n;

@@ -428,11 +428,13 @@ ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const C
   const int64_t t = e.channels_last_frames;
   const std::array<int64_t, 3> inside = t > 0 ? std::array<int64_t, 3>{t, p.out_extent[1], p.out_extent[2]} : p.out_extent;
   const bool frames_fit = t == 0 || (p.out_extent[0] == 1 && p.batch % t == 0);
-  if (e.residual || e.out_image_stride != 0 || l.channels != p.out_channels || l.inner != inside || !frames_fit) {
+  const int64_t c0 = e.channels_last_channel;
+  const bool channels_fit = c0 >= 0 && l.channels - c0 >= p.out_channels;
+  if (e.residual || e.out_image_stride != 0 || !channels_fit || l.inner != inside || !frames_fit) {
     throw std::logic_error("a channels-last output takes no residual or stride and the problem's output shape");
   }
   zero_borders(l, t > 0 ? p.batch / t : p.batch, out);
-  return {&l, t, channel_epilogues(e, p.out_channels)};
+  return {&l, t, channel_epilogues(e, p.out_channels), c0};
 }
 
 const char* conv_algo_name(ConvAlgo algo) {

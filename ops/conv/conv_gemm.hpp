@@ -46,6 +46,9 @@ struct ConvEpilogue {
   // With channels_last_out, > 0: the reader is 3D and reads this 2D output through ECO's 2D-to-3D
   // view, (N*T, C, H, W) -> (N, C, T, H, W); image i is then frame i % T of the layout's image i / T.
   int64_t channels_last_frames = 0;
+  // With channels_last_out: the output's channels start at this channel of the layout, which then
+  // holds more than the output's (a channel slice of a Concat's channels-last value).
+  int64_t channels_last_channel = 0;
 };
 
 // Floats from one image's output to the next's under this epilogue.
@@ -102,13 +105,15 @@ struct ChannelsLastOut {
   const PaddedInput* layout = nullptr;
   int64_t frames = 0;
   ChannelEpilogues epilogues;
+  int64_t channel = 0;  // the layout's channel that is the output's first
   int64_t at(int64_t n, int64_t d, int64_t h, int64_t w) const {
-    return frames ? layout->at(n / frames, n % frames + d, h, w) : layout->at(n, d, h, w);
+    return (frames ? layout->at(n / frames, n % frames + d, h, w) : layout->at(n, d, h, w)) + channel;
   }
 };
-// Checks a channels-last output against the problem (no residual or stride, the layout's channels
-// and inside equal to the output's, frames dividing the batch; std::logic_error otherwise), zeroes
-// the borders of `out` and returns where positions go and with which epilogues.
+// Checks a channels-last output against the problem (no residual or stride, the layout's inside
+// equal to the output's, its channels holding the output's from channels_last_channel on, frames
+// dividing the batch; std::logic_error otherwise), zeroes the borders of `out` and returns where
+// positions go and with which epilogues.
 ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out);
 
 // The weights (Cout, Cin * kd * kh * kw), row-major, packed once for the GEMM kernel; row_scale:

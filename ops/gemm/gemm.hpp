@@ -114,6 +114,16 @@ struct ARuns {
   const int64_t* len;
 };
 
+// Each column's epilogue, for a product whose columns are output channels (a channels-last output):
+// the epilogue's four terms as arrays from the tile's first column, readable up to a whole vector
+// past the last column stored (ChannelEpilogues pads them to sixteen).
+struct ColumnEpilogue {
+  const float* bias;
+  const float* mul;
+  const float* shift;
+  const float* lower;
+};
+
 // One instruction-set variant of the blocked SGEMM, e.g. "sgemm_12x32_avx512f".
 struct GemmKernel {
   std::string name;
@@ -149,6 +159,15 @@ struct GemmKernel {
   // with a register tile of that height.
   void (*tile_runs_a)(const ARuns& runs, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;
+  // A register tile of exactly `rows` rows (1 to mr) read in place (kc floats each, lda apart)
+  // times one B panel (kc rows of nr floats), each column's epilogue applied in the registers,
+  // and row r's first `cols` columns (1 to nr) stored at out[r]: output positions wherever their
+  // layout puts them, the products never stored first. E.g. a pointwise convolution between
+  // channels-last values. With `prefetch`, the kc x nr floats from there on are fetched into L2
+  // along the way (e.g. the next tile's A rows, which the hardware prefetcher misses: the tile
+  // reads its rows interleaved).
+  void (*tile_rows_a_out)(int64_t kc, const float* a, int64_t lda, const float* b, float* const* out, int64_t rows,
+                          int64_t cols, const ColumnEpilogue& epilogue, const float* prefetch) = nullptr;
   // Peak probe for benchmarks: runs 2 * 10 * (nr / 2) flops per iteration on one thread.
   float (*fma_chains)(int64_t iterations) = nullptr;
   int64_t flops_per_chain_iteration() const { return 2 * 10 * (nr / 2); }

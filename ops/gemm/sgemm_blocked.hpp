@@ -508,6 +508,63 @@ struct BlockedSgemm {
     runs_kernel<ROWS>(runs, a, lda, b, c, ldc, rows, accumulate);
   }
 
+  // See GemmKernel::tile_rows_a_out: a register tile of exactly `rows` rows, one vector wide when
+  // `cols` fits one.
+  template <int ROWS = 1>
+  static void tile_rows_a_out(int64_t kc, const float* a, int64_t lda, const float* b, float* const* out,
+                              int64_t rows, int64_t cols, const ColumnEpilogue& ce, const float* prefetch) {
+    if constexpr (ROWS < MR) {
+      if (rows != ROWS) return tile_rows_a_out<ROWS + 1>(kc, a, lda, b, out, rows, cols, ce, prefetch);
+    }
+    if (cols <= W) return out_kernel<ROWS, true>(kc, a, lda, b, out, cols, ce, prefetch);
+    out_kernel<ROWS, false>(kc, a, lda, b, out, cols, ce, prefetch);
+  }
+
+  template <int ROWS, bool kOneVector>
+  static void out_kernel(int64_t kc, const float* a, int64_t lda, const float* b, float* const* out, int64_t cols,
+                         const ColumnEpilogue& ce, const float* prefetch) {
+    Reg acc0[ROWS], acc1[ROWS];
+    zero_tile<ROWS>(acc0, acc1);
+    if (prefetch) {
+      multiply<ALayout::Rows, ROWS, kOneVector, true>(acc0, acc1, kc, a, lda, b, NR, prefetch);
+    } else {
+      multiply<ALayout::Rows, ROWS, kOneVector>(acc0, acc1, kc, a, lda, b, NR);
+    }
+    if (cols == (kOneVector ? W : NR)) {
+      const Epilogue<Vec> e0 = column_epilogue(ce, 0);
+#pragma GCC unroll 32
+      for (int r = 0; r < ROWS; ++r) e0(Vec(acc0[r])).store_unaligned(out[r]);
+      if constexpr (!kOneVector) {
+        const Epilogue<Vec> e1 = column_epilogue(ce, W);
+#pragma GCC unroll 32
+        for (int r = 0; r < ROWS; ++r) e1(Vec(acc1[r])).store_unaligned(out[r] + W);
+      }
+      return;
+    }
+    alignas(64) float tile[ROWS * NR];
+#pragma GCC unroll 32
+    for (int r = 0; r < ROWS; ++r) {
+      Vec(acc0[r]).store_aligned(tile + r * NR);
+      Vec(acc1[r]).store_aligned(tile + r * NR + W);
+    }
+    store_tile_out(tile, out, ROWS, cols, ce);
+  }
+
+  static Epilogue<Vec> column_epilogue(const ColumnEpilogue& ce, int64_t j) {
+    return {Vec::load_unaligned(ce.bias + j), Vec::load_unaligned(ce.mul + j), Vec::load_unaligned(ce.shift + j),
+            Vec::load_unaligned(ce.lower + j)};
+  }
+
+  // A partial tile's columns, one at a time (out of line, as store_tile).
+  [[gnu::noinline]] static void store_tile_out(const float* tile, float* const* out, int64_t rows, int64_t cols,
+                                               const ColumnEpilogue& ce) {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < cols; ++j) {
+        out[r][j] = Epilogue<float>{ce.bias[j], ce.mul[j], ce.shift[j], ce.lower[j]}(tile[r * NR + j]);
+      }
+    }
+  }
+
   // The rows covering_tile computes for a partial tile come in steps of this many.
   static constexpr int row_step() { return MR % 3 == 0 ? MR / 3 : MR; }
 
@@ -613,6 +670,7 @@ struct BlockedSgemm {
     k.run_depth_block = K::run_depth_block;                                                              \
     k.tile_rows_a = K::tile_rows_a;                                                                      \
     k.tile_runs_a = K::template tile_runs_a<1>;                                                          \
+    k.tile_rows_a_out = K::template tile_rows_a_out<1>;                                                  \
     k.row_step = K::row_step();                                                                          \
     k.fma_chains = K::fma_chains;                                                                        \
     return k;                                                                                            \

@@ -540,6 +540,7 @@ void taps_items(const TapProduct& tp, const Panels& w, const float* in, const Co
 
 void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& e,
                float* out, bool in_channels_last) {
+  if (in_channels_last && e.channels_last_out && is_pointwise(p)) return conv_pointwise_rows(p, w, in, e, out);
   taps_items(TapProduct(p, kernel_for(w)), w, in, e, out, in_channels_last);
 }
 

@@ -32,6 +32,17 @@ ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool
 void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& epilogue,
                float* out, bool in_channels_last = false);
 
+// A 1x1, stride-1, unpadded convolution.
+bool is_pointwise(const reference::ConvProblem& p);
+
+// conv_taps on a pointwise convolution from channels-last to channels-last (the input unpadded,
+// padded_input(p); the output where the epilogue's channels_last_out says, a Concat's channel
+// slice included): each position's input channels are read in place as a register tile's A row and
+// each output channel's epilogue is applied in the registers, so the products never pass through
+// memory. conv_taps takes this path itself; no scratch.
+void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
+                         const ConvEpilogue& epilogue, float* out);
+
 // The same with bf16 products (ops/gemm/bf16.hpp): the weights rounded once
 // (tap_pack_weights_bf16), each A tile as it is copied (A is always copied, never read in place); float
 // sums and epilogue. Only where tap_bf16_applies: a CPU with the bf16 kernel and an even number of
