@@ -185,3 +185,56 @@ TEST_CASE("pool: max pooling of a channels-last batch into planes equals the ref
     for (int64_t i = 0; i < out.numel(); ++i) REQUIRE(out.data()[i] == expect.data()[i]);
   }
 }
+
+TEST_CASE("pool: max and average pooling from channels-last to channels-last equal the reference bit for bit") {
+  struct Case {
+    PoolMode mode;
+    int rank;
+    Shape in;  // n, c, (d,) h, w
+    std::array<int64_t, 3> k, s, p;
+  };
+  // The inception modules' pools (3x3 stride 1 pad 1 average, 3x3 stride 2 max in ceil mode),
+  // channel counts off sixteen, a 3D window, an average clipped at the padded border.
+  const Case cases[] = {
+      {PoolMode::Average, 2, Shape{2, 32, 7, 9}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {PoolMode::Max, 2, Shape{3, 37, 14, 14}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
+      {PoolMode::Max, 2, Shape{1, 5, 9, 7}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+      {PoolMode::Average, 3, Shape{1, 19, 4, 6, 5}, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
+      {PoolMode::Average, 2, Shape{2, 16, 5, 5}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+  };
+  uint64_t seed = 3400;
+  for (const auto& c : cases) {
+    CAPTURE(c.in.str());
+    Pool pool(c.mode, make_window(c.rank, c.k, c.s, c.p));
+    Tensor in = random_tensor(c.in, seed++);
+    Tensor expect = run_pool(pool, in);
+    const int64_t n_n = c.in[0], c_n = c.in[1], volume = c.in.numel_from(2), out_volume = expect.shape().numel_from(2);
+    const int64_t in_ld = c_n + 3, out_ld = c_n + 5;  // wider values; the output a slice from channel 2
+    std::vector<float> cl(static_cast<std::size_t>(n_n * volume * in_ld), 0.0f);
+    for (int64_t n = 0; n < n_n; ++n)
+      for (int64_t ch = 0; ch < c_n; ++ch)
+        for (int64_t i = 0; i < volume; ++i) cl[(n * volume + i) * in_ld + ch] = in.data()[(n * c_n + ch) * volume + i];
+    reference::PoolProblem p;
+    p.planes = n_n * c_n;
+    p.in_extent = c.rank == 2 ? std::array<int64_t, 3>{1, c.in[2], c.in[3]} : std::array<int64_t, 3>{c.in[2], c.in[3], c.in[4]};
+    p.out_extent = c.rank == 2 ? std::array<int64_t, 3>{1, expect.dim(2), expect.dim(3)}
+                               : std::array<int64_t, 3>{expect.dim(2), expect.dim(3), expect.dim(4)};
+    p.window = pool.window();
+    p.mode = c.mode;
+    std::vector<float> out(static_cast<std::size_t>(n_n * out_volume * out_ld), -7.0f);
+    fast::pool_channels_last(p, c_n, cl.data(), in_ld, out.data() + 2, out_ld);
+    bool same = true, others_untouched = true;
+    for (int64_t n = 0; n < n_n; ++n)
+      for (int64_t i = 0; i < out_volume; ++i)
+        for (int64_t ch = 0; ch < out_ld; ++ch) {
+          const float v = out[(n * out_volume + i) * out_ld + ch];
+          if (ch < 2 || ch >= 2 + c_n) {
+            others_untouched = others_untouched && v == -7.0f;
+          } else {
+            same = same && v == expect.data()[(n * c_n + ch - 2) * out_volume + i];
+          }
+        }
+    CHECK(same);
+    CHECK(others_untouched);
+  }
+}

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -160,6 +161,64 @@ void max_pool_rows_to_planes(const reference::PoolProblem& p, const ChannelsLast
   for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
     max_of_rows(pooled_columns, input_rows(p, oh, oh + 1), ow_n, row);
     row_to_planes(row, pooled_columns.channels, ow_n, plane, image_out + oh * ow_n);
+  }
+}
+
+namespace {
+
+// dst[c] = the sum of src[j][c] over the window's cells, in the reference's order (d, h, w), over
+// the divisor; or their maximum.
+ECOCPU_VECTOR_CLONES
+void pool_position(const reference::PoolProblem& p, const float* image, int64_t in_ld, int64_t c_n,
+                   const std::array<reference::Span, 3>& s, float* dst) {
+  const int64_t ih = p.in_extent[1], iw = p.in_extent[2];
+  const bool max = p.mode == reference::PoolMode::Max;
+  const float divisor = static_cast<float>(s[0].padded_extent * s[1].padded_extent * s[2].padded_extent);
+  const float start = max ? -std::numeric_limits<float>::infinity() : 0.0f;
+  int64_t c = 0;
+  for (; c + 16 <= c_n; c += 16) {
+    V16 acc = V16{} + start;
+    for (int64_t d = s[0].begin; d < s[0].end; ++d)
+      for (int64_t h = s[1].begin; h < s[1].end; ++h)
+        for (int64_t w = s[2].begin; w < s[2].end; ++w) {
+          V16 v;
+          std::memcpy(&v, image + ((d * ih + h) * iw + w) * in_ld + c, sizeof(V16));
+          acc = max ? (acc < v ? v : acc) : acc + v;  // std::max(acc, v), as the reference
+        }
+    if (!max) acc = acc / divisor;
+    std::memcpy(dst + c, &acc, sizeof(V16));
+  }
+  for (; c < c_n; ++c) {
+    float acc = start;
+    for (int64_t d = s[0].begin; d < s[0].end; ++d)
+      for (int64_t h = s[1].begin; h < s[1].end; ++h)
+        for (int64_t w = s[2].begin; w < s[2].end; ++w) {
+          const float v = image[((d * ih + h) * iw + w) * in_ld + c];
+          acc = max ? std::max(acc, v) : acc + v;
+        }
+    dst[c] = max ? acc : acc / divisor;
+  }
+}
+
+}  // namespace
+
+void pool_channels_last(const reference::PoolProblem& p, int64_t channels, const float* in, int64_t in_ld, float* out,
+                        int64_t out_ld) {
+  if (channels <= 0 || p.planes % channels != 0 || in_ld < channels || out_ld < channels) {
+    throw std::logic_error("pool_channels_last: planes, channels and strides disagree");
+  }
+  const auto& win = p.window;
+  const auto [od_n, oh_n, ow_n] = p.out_extent;
+  const int64_t batch = p.planes / channels, in_image = p.in_extent[0] * p.in_extent[1] * p.in_extent[2] * in_ld;
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < batch * od_n * oh_n; ++row) {
+    const int64_t n = row / (od_n * oh_n), od = row / oh_n % od_n, oh = row % oh_n;
+    const reference::Span sd = reference::window_span(od, p.in_extent[0], win.kernel[0], win.stride[0], win.pad[0]);
+    const reference::Span sh = reference::window_span(oh, p.in_extent[1], win.kernel[1], win.stride[1], win.pad[1]);
+    for (int64_t ow = 0; ow < ow_n; ++ow) {
+      const reference::Span sw = reference::window_span(ow, p.in_extent[2], win.kernel[2], win.stride[2], win.pad[2]);
+      pool_position(p, in + n * in_image, in_ld, channels, {sd, sh, sw}, out + (row * ow_n + ow) * out_ld);
+    }
   }
 }
 

@@ -14,6 +14,14 @@ void max_pool_channels_last(const reference::PoolProblem& p, int64_t channels, c
 // Its scratch on `threads` threads: per thread, a row pooled along h, then along w.
 ScratchSize max_pool_channels_last_scratch(const reference::PoolProblem& p, int64_t channels, int threads);
 
+// Max or average pooling (any window, 2D or 3D) from channels-last to channels-last: positions
+// (batch, d, h, w) in order, unpadded, each position's `channels` values contiguous, in_ld apart in
+// `in` and out_ld apart in `out` (out_ld > channels: a channel slice of a wider value, `out`
+// pointing at its first channel). p.planes = batch * channels. Every output value is the
+// reference's (the same cells summed in the same order); parallel over output rows.
+void pool_channels_last(const reference::PoolProblem& p, int64_t channels, const float* in, int64_t in_ld, float* out,
+                        int64_t out_ld);
+
 // Some rows of one image, channels-last: row h (h >= first_row) at data + (h - first_row) *
 // row_stride, each position's `channels` values contiguous and positions ld >= channels apart.
 struct ChannelsLastRows {
