@@ -16,7 +16,7 @@ constexpr std::pair<Fusion, const char*> kFusionNames[] = {
     {Fusion::relu, "relu"},                     {Fusion::pool_after, "pool_after"},
     {Fusion::input_batchnorm, "input_batchnorm"}, {Fusion::pool_before, "pool_before"},
     {Fusion::concat_slices, "concat_slices"},   {Fusion::channels_last, "channels_last"},
-    {Fusion::shared_copy, "shared_copy"},
+    {Fusion::shared_copy, "shared_copy"},       {Fusion::pointwise_channels_last, "pointwise_channels_last"},
 };
 
 }  // namespace
@@ -154,6 +154,10 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   if (options.fuses(Fusion::residual)) fuse_residual(plan, w);
   if (options.fuses(Fusion::relu)) fuse_relu(plan);
   if (options.fuses(Fusion::pool_after)) fuse_pool_after(plan);
+  // Before the weights are packed: it moves its pointwise convolutions to the tap GEMM.
+  if (options.fuses(Fusion::pointwise_channels_last)) {
+    pointwise_channels_last(plan, options.fuses(Fusion::concat_slices));
+  }
   prepare_convolutions(plan, w, releasable, options.precision);
   if (options.fuses(Fusion::concat_slices)) write_concat_slices(plan);
   if (options.fuses(Fusion::channels_last)) hand_over_channels_last(plan);

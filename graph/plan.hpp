@@ -17,7 +17,10 @@
 //  - channels_last: a convolution whose result only Winograd or tap GEMM convolutions read
 //    (directly or through ECO's To3D view) writes it in their padded channels-last layout;
 //  - shared_copy: convolutions reading one value through one channels-last layout read one copy,
-//    made by a step of its own.
+//    made by a step of its own;
+//  - pointwise_channels_last: a value that only pointwise convolutions read (the inception
+//    modules' inputs) is written channels-last, a Concat's as its inputs' channel slices, and read
+//    in place by the tap GEMM's pointwise kernel.
 // Nodes no rule covers run their own fast kernels. Values whose lives do not overlap share the
 // memory of one activation arena.
 #include <atomic>
@@ -48,6 +51,7 @@ enum class Fusion {
   concat_slices,    // convolutions write their outputs into their Concat's channel slices
   channels_last,    // a convolution writes its output as the next ones' channels-last input copy
   shared_copy,      // convolutions reading one input through one layout share its copy
+  pointwise_channels_last,  // values only pointwise convolutions read are written channels-last
 };
 std::vector<Fusion> all_fusions();
 std::string fusion_name(Fusion f);

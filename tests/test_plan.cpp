@@ -53,7 +53,8 @@ TEST_CASE("plan: convolutions absorb BatchNorm, residual sums and ReLU where not
   CHECK(g.nodes[conv1->pool].id == "pool1_3x3_s2");
   CHECK(conv1->conv_shape == Shape{4, 64, 112, 112});
   CHECK(g.values[conv1->output].shape == Shape{4, 64, 56, 56});
-  CHECK(step_for(plan, "inception_3a_1x1")->conv.algo == fast::ConvAlgo::Direct1x1Gemm);
+  CHECK(step_for(plan, "conv2_3x3_reduce")->conv.algo == fast::ConvAlgo::Direct1x1Gemm);  // reads pool1's planes
+  CHECK(step_for(plan, "inception_3a_1x1")->conv.algo == fast::ConvAlgo::TapGemm);  // reads pool2 channels-last
   CHECK(step_for(plan, "conv1_7x7_s2")->conv.algo == fast::ConvAlgo::TapGemm);  // 7 taps x 3 channels a row
   CHECK(step_for(plan, "res3b_1")->conv.algo == fast::ConvAlgo::Winograd);
   CHECK(step_for(plan, "res4a_1")->conv.algo == fast::ConvAlgo::TapGemm);  // stride 2, 128 channels
@@ -104,7 +105,51 @@ TEST_CASE("plan: a convolution read only by a Winograd or tap GEMM one hands its
   CHECK(shared_copy_read_by(plan, "res5a_down") == shared_copy_read_by(plan, "res5a_1"));
   CHECK(shared_copy_read_by(plan, "res5a_1") != shared_copy_read_by(plan, "res4a_1"));
   CHECK(shared_copy_read_by(plan, "res4a_2") < 0);  // handed over by res4a_1
-  CHECK(plan.values[step_for(plan, "inception_3a_pool_proj")->inputs[0]].layout.kind == ValueLayout::Kind::planes);
+}
+
+TEST_CASE("plan: values only pointwise convolutions read are channels-last, Concats written as their slices") {
+  Graph g = test::small_eco("ECO", 400);
+  WeightStore w = random_weights(g, 7);
+  ExecutionPlan plan = make_plan(g, w);
+  const auto unpadded_cl = [&](int v) {
+    const ValueLayout& l = plan.values[v].layout;
+    return l.kind == ValueLayout::Kind::channels_last && l.padded.extent == l.padded.inner &&
+           l.padded.channels == plan.values[v].shape[1];
+  };
+  // pool2 (conv2's Winograd max-pools channels-last), inception 3a's and 3b's outputs: read only
+  // by 1x1 convolutions, the pool projection's average pooling included.
+  const PlanStep* conv2 = step_for(plan, "conv2_3x3");
+  CHECK(unpadded_cl(conv2->output));
+  CHECK(plan.layouts(*conv2) == "cl>cl");
+  for (const char* id : {"inception_3a_1x1", "inception_3a_3x3_reduce", "inception_3a_double_3x3_reduce",
+                         "inception_3a_pool_proj"}) {
+    CAPTURE(id);
+    CHECK(step_for(plan, id)->inputs[0] == conv2->output);
+    CHECK(step_for(plan, id)->conv.algo == fast::ConvAlgo::TapGemm);
+  }
+  for (const char* cat : {"inception_3a_output", "inception_3b_output"}) {
+    CAPTURE(cat);
+    const PlanStep* s = step_for(plan, cat);
+    CHECK(s->kind == PlanStep::Kind::assemble);
+    CHECK(unpadded_cl(s->output));
+    for (int u : s->inputs) CHECK(plan.values[u].layout.kind == ValueLayout::Kind::channel_slice);
+  }
+  CHECK(step_for(plan, "inception_3b_3x3")->conv.algo == fast::ConvAlgo::Winograd);  // writes its slice through the sink
+  // The reduce convolutions still hand their output over padded to their 3x3 readers.
+  CHECK(output_layout(plan, "inception_3a_3x3_reduce").padded.extent[2] == 30);
+  // pool1 comes out of conv1's band-wise pooling, which writes planes: its reader stays the 1x1 GEMM.
+  CHECK(output_layout(plan, "conv1_7x7_s2").kind == ValueLayout::Kind::planes);
+  // Switched off, the trunk keeps planes and the 1x1 GEMM.
+  PlanOptions off;
+  off.disabled = {Fusion::pointwise_channels_last};
+  const ExecutionPlan planar = make_plan(g, w, off);
+  CHECK(step_for(planar, "inception_3a_1x1")->conv.algo == fast::ConvAlgo::Direct1x1Gemm);
+  CHECK(planar.values[step_for(planar, "inception_3a_pool_proj")->inputs[0]].layout.kind == ValueLayout::Kind::planes);
+  // Same logits either way, and as the reference engine's.
+  Tensor x = random_input(g.input_shape(), 8);
+  const Tensor expected = run_graph(g, w, x);
+  CHECK(test::max_relative_error(run_plan(plan, w, x), expected) < 1e-4f);
+  CHECK(test::max_relative_error(run_plan(planar, w, x), expected) < 1e-4f);
 }
 
 TEST_CASE("plan: a BatchNorm and ReLU read only by a Winograd or tap GEMM convolution go into its input copy") {
@@ -315,8 +360,9 @@ TEST_CASE("plan: Concat branches write into their channel slices; others are cop
 namespace {
 
 // A few small layers on which every fusion rule fires once (2 frames of 16x16, 16 channels):
-// conv1's BatchNorm folds, its ReLU goes into the epilogue and its max pooling after it; a 1x1
-// reduce hands its output channels-last to a tap GEMM 3x3; a size-keeping average pooling runs
+// conv1's BatchNorm folds, its ReLU goes into the epilogue and its max pooling after it; mid, read
+// only by two 1x1 convolutions, is written channels-last for them; a 1x1 reduce hands its output
+// channels-last to a tap GEMM 3x3; a size-keeping average pooling runs
 // after the 1x1 projection it feeds; both branches write their Concat slices; b_1 and b_down share
 // one channels-last copy of their input; b_down adds b_1 in its epilogue; b_bn and b_relu, which
 // cannot fold (b is also read by c), are applied by c_1 as it copies its input; c_1 adds b and
@@ -327,9 +373,10 @@ layers:
 - {id: conv1_bn, expr: 'conv1_bn<=BN<=conv1'}
 - {id: conv1_relu, expr: 'conv1_bn<=ReLU<=conv1_bn'}
 - {id: pool1, expr: 'pool1<=Pooling<=conv1_bn', attrs: {kernel_size: 2, stride: 2, mode: max}}
-- {id: a_reduce, expr: 'a_reduce<=Convolution<=pool1', attrs: {num_output: 16, kernel_size: 1}}
+- {id: mid, expr: 'mid<=Convolution<=pool1', attrs: {num_output: 16, kernel_size: 1}}
+- {id: a_reduce, expr: 'a_reduce<=Convolution<=mid', attrs: {num_output: 16, kernel_size: 1}}
 - {id: a_3x3, expr: 'a_3x3<=Convolution<=a_reduce', attrs: {num_output: 8, kernel_size: 3, pad: 1}}
-- {id: a_pool, expr: 'a_pool<=Pooling<=pool1', attrs: {kernel_size: 3, stride: 1, pad: 1, mode: ave}}
+- {id: a_pool, expr: 'a_pool<=Pooling<=mid', attrs: {kernel_size: 3, stride: 1, pad: 1, mode: ave}}
 - {id: a_proj, expr: 'a_proj<=Convolution<=a_pool', attrs: {num_output: 8, kernel_size: 1}}
 - {id: a_out, expr: 'a_out<=Concat<=a_3x3,a_proj'}
 - {id: b_1, expr: 'b_1<=Convolution<=a_out', attrs: {num_output: 16, kernel_size: 3, pad: 1}}

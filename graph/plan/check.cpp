@@ -30,12 +30,21 @@ std::string conv_input_problem(const ExecutionPlan& plan, const PlanStep& s) {
   return "?";
 }
 
+bool unpadded(const fast::PaddedInput& l) { return l.extent == l.inner; }
+
 std::string conv_output_problem(const ExecutionPlan& plan, const PlanStep& s) {
   const bool plain = s.pool < 0 && s.residual < 0;
-  switch (plan.values[s.output].layout.kind) {
+  const ValueLayout& out = plan.values[s.output].layout;
+  switch (out.kind) {
     case K::planes: return "";
-    case K::channel_slice: return plain ? "" : "a slice, which its pooling or residual kernel cannot write";
+    case K::channel_slice:
+      if (plan.values[out.of].layout.kind == K::channels_last) {
+        return plan_rules::writes_unpadded_channels_last(plan, s, true) ? "" : "a channels-last slice it cannot write";
+      }
+      return plain ? "" : "a slice, which its pooling or residual kernel cannot write";
     case K::channels_last:
+      if (unpadded(out.padded) && plan_rules::writes_unpadded_channels_last(plan, s, false)) return "";
+      [[fallthrough]];
     case K::clip_frames:
       return plain && s.input_pool < 0 && fast::writes_channels_last(s.conv) ? "" : "a channels-last copy it cannot write";
   }
@@ -65,11 +74,15 @@ std::string layout_problem(const ExecutionPlan& plan, const PlanStep& s) {
       return all_inputs([](const ValueLayout& l) { return l.kind == K::planes; }) && out.kind == K::planes
                  ? ""
                  : "runs a kernel on planes only";
-    case PlanStep::Kind::assemble:
-      return all_inputs([&](const ValueLayout& l) { return l.kind == K::planes || (l.kind == K::channel_slice && l.of == s.output); }) &&
-                     out.kind == K::planes
+    case PlanStep::Kind::assemble: {
+      const auto own_slice = [&](const ValueLayout& l) { return l.kind == K::channel_slice && l.of == s.output; };
+      if (out.kind == K::channels_last) {
+        return unpadded(out.padded) && all_inputs(own_slice) ? "" : "assembles channels-last from its own slices only";
+      }
+      return all_inputs([&](const ValueLayout& l) { return l.kind == K::planes || own_slice(l); }) && out.kind == K::planes
                  ? ""
                  : "assembles planes from planes and its own slices only";
+    }
     case PlanStep::Kind::view:
       return in.kind == K::clip_frames && out.kind == K::channels_last && same_layout(in.padded, out.padded)
                  ? ""

@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "graph/plan/rules.hpp"
+#include "ops/pool/pool.hpp"
 
 namespace ecocpu::plan_rules {
 
@@ -161,6 +162,99 @@ void share_channels_last_copies(ExecutionPlan& plan) {
     steps.push_back(std::move(plan.steps[i]));
   }
   plan.steps = std::move(steps);
+}
+
+namespace {
+
+// A conv step whose pointwise product reads `v` (after its average pooling, if it has one),
+// which the tap GEMM's pointwise kernel can read channels-last in place.
+bool pointwise_reader(const PlanStep& s, int v) {
+  return s.is_conv() && s.conv.algo == fast::ConvAlgo::Direct1x1Gemm && s.inputs[0] == v && s.residual != v &&
+         s.in_scale.empty() && s.pool < 0;
+}
+
+bool read_by_pointwise_only(const ExecutionPlan& plan, const StepUses& uses, int v) {
+  if (plan.graph->is_output(v) || uses.readers[v].empty()) return false;
+  return std::all_of(uses.readers[v].begin(), uses.readers[v].end(),
+                     [&](int r) { return pointwise_reader(plan.steps[r], v); });
+}
+
+bool is_max_2d(const ExecutionPlan& plan, int pool_node, const PlanStep& s) {
+  const auto& pool = static_cast<const Pool&>(*plan.graph->nodes[pool_node].op);
+  return pool.mode() == reference::PoolMode::Max && s.conv_shape.rank() == 4;
+}
+
+// Whether conv step s can write its output unpadded channels-last, whatever its input's layout.
+bool can_write_unpadded(const ExecutionPlan& plan, const PlanStep& s, bool slice) {
+  if (!s.is_conv() || s.residual >= 0 || !fast::writes_channels_last(s.conv)) return false;
+  return s.pool < 0 || (!slice && s.conv.algo == fast::ConvAlgo::Winograd && is_max_2d(plan, s.pool, s));
+}
+
+// The conv steps that would write v channels-last: its own writer, or its Concat's input writers,
+// each into its slice. None if one cannot (a Concat input written twice, read elsewhere, or not
+// by a conv step that can write channels-last).
+std::vector<int> channels_last_writers(const ExecutionPlan& plan, const StepUses& uses, int v, bool slices) {
+  const int w = uses.writer[v];
+  if (w < 0) return {};
+  const PlanStep& ws = plan.steps[w];
+  if (ws.is_conv()) return can_write_unpadded(plan, ws, false) ? std::vector<int>{w} : std::vector<int>{};
+  if (!slices || !is_node_step(plan, ws, OpKind::Concat)) return {};
+  std::vector<int> steps;
+  for (int u : ws.inputs) {
+    const int p = uses.writer[u];
+    const bool once = std::count(ws.inputs.begin(), ws.inputs.end(), u) == 1;
+    if (p < 0 || !once || uses.readers[u].size() != 1 || plan.graph->is_output(u) ||
+        !can_write_unpadded(plan, plan.steps[p], true)) {
+      return {};
+    }
+    steps.push_back(p);
+  }
+  return steps;
+}
+
+}  // namespace
+
+bool writes_unpadded_channels_last(const ExecutionPlan& plan, const PlanStep& s, bool slice) {
+  const bool pooled_input_ok =
+      s.input_pool < 0 || plan.values[s.inputs[0]].layout.kind == ValueLayout::Kind::channels_last;
+  return can_write_unpadded(plan, s, slice) && pooled_input_ok;
+}
+
+void pointwise_channels_last(ExecutionPlan& plan, bool slices) {
+  const StepUses uses(plan);
+  const int values = static_cast<int>(plan.values.size());
+  std::vector<std::vector<int>> writers(values);
+  std::vector<char> chosen(values, 0);
+  for (int v = 0; v < values; ++v) {
+    if (!read_by_pointwise_only(plan, uses, v)) continue;
+    writers[v] = channels_last_writers(plan, uses, v, slices);
+    chosen[v] = !writers[v].empty();
+  }
+  // A writer with an average pooling before it stores its pooled product channels-last only from
+  // a channels-last input: drop the values whose writers' inputs stay planes, until none is left.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int v = 0; v < values; ++v) {
+      const bool planar_pooling = chosen[v] && std::any_of(writers[v].begin(), writers[v].end(), [&](int w) {
+        return plan.steps[w].input_pool >= 0 && !chosen[plan.steps[w].inputs[0]];
+      });
+      if (planar_pooling) chosen[v] = 0, changed = true;
+    }
+  }
+  for (int v = 0; v < values; ++v) {
+    if (!chosen[v]) continue;
+    plan.values[v].layout = ValueLayout::channels_last_of(fast::padded_input(plan.steps[uses.readers[v][0]].conv.problem));
+    PlanStep& w = plan.steps[uses.writer[v]];
+    if (!w.is_conv()) {  // a Concat: its inputs are written as its slices
+      w.kind = PlanStep::Kind::assemble;
+      int64_t channel = 0;
+      for (int u : w.inputs) {
+        plan.values[u].layout = ValueLayout::slice_of(v, channel);
+        channel += plan.values[u].shape[1];
+      }
+    }
+    for (int r : uses.readers[v]) plan.steps[r].conv.algo = fast::ConvAlgo::TapGemm;
+  }
 }
 
 }  // namespace ecocpu::plan_rules

@@ -45,6 +45,16 @@ void prepare_convolutions(ExecutionPlan& plan, const WeightStore& w, WeightStore
 void write_concat_slices(ExecutionPlan& plan);
 void hand_over_channels_last(ExecutionPlan& plan);
 void share_channels_last_copies(ExecutionPlan& plan);
+// Values read only by pointwise convolutions become channels-last (unpadded) where their writer
+// can write them so: a convolution, or a Concat (with `slices`) whose inputs convolutions write as
+// its channel slices. Their readers move to the tap GEMM, which multiplies them in place. Runs
+// before the weights are packed.
+void pointwise_channels_last(ExecutionPlan& plan, bool slices);
+// Whether conv step s can write its output as an unpadded channels-last value, whole or (`slice`)
+// as a Concat's channel slice of one: through its sink, a max pooling after Winograd (pooled
+// channels-last; not into a slice), or, with an average pooling before it, from its input
+// channels-last (its product is pooled and stored channels-last).
+bool writes_unpadded_channels_last(const ExecutionPlan& plan, const PlanStep& s, bool slice);
 
 // The activation arena (activations.cpp): every value's buffer, every step's temporaries and its
 // kernels' scratch on `threads` threads placed by when they are in use, into `arena`. Runs on a

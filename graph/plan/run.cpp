@@ -8,12 +8,21 @@
 #include "graph/plan.hpp"
 #include "graph/plan/rules.hpp"
 #include "ops/conv/conv.hpp"
+#include "ops/conv/sink.hpp"
 #include "ops/pool/channels_last/pool_channels_last.hpp"
 #include "ops/pool/pool.hpp"
 
 namespace ecocpu {
 
 namespace {
+
+// A convolution's output as it is, channels innermost, no borders.
+fast::PaddedInput unpadded_output(const reference::ConvProblem& p) {
+  fast::PaddedInput layout;
+  layout.extent = layout.inner = p.out_extent;
+  layout.channels = p.out_channels;
+  return layout;
+}
 
 // Images per chunk of a convolution followed by pooling: about 12 MB of convolution output, enough
 // tiles or columns per chunk to keep every thread busy.
@@ -38,18 +47,22 @@ void for_each_pooled_chunk(const Shape& conv_shape, const Shape& pooled_shape, c
 // the scatter into planes is left to the pooled result, a quarter of the size
 // (fast::max_pool_channels_last). (conv1's tap GEMM did not gain this way; it pools its products
 // band by band instead, below. performance.md has both measurements.)
+// With out_channels_last, the pooled result stays channels-last (unpadded): the value a pointwise
+// convolution reads next.
 void run_conv_max_pooled(const PlanStep& s, const Pool& pool, float* chunk, const float* in, bool in_channels_last,
-                         const fast::ConvEpilogue& e, Tensor& out) {
-  const int64_t out_image = out.shape().numel_from(1);
-  fast::PaddedInput layout;  // the convolution's output as it is, channels innermost
-  layout.extent = layout.inner = s.conv.problem.out_extent;
-  layout.channels = s.conv_shape[1];
+                         const fast::ConvEpilogue& e, const Shape& pooled, bool out_channels_last, float* out) {
+  const int64_t out_image = pooled.numel_from(1);  // planes or unpadded channels-last alike
+  const fast::PaddedInput layout = unpadded_output(s.conv.problem);
   fast::ConvEpilogue to_chunk = e;
   to_chunk.channels_last_out = &layout;
-  for_each_pooled_chunk(s.conv_shape, out.shape(), [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
+  for_each_pooled_chunk(s.conv_shape, pooled, [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
     fast::run_conv_images(s.conv, n0, conv_part[0], in, to_chunk, chunk, in_channels_last);
-    fast::max_pool_channels_last(pool.problem(conv_part, pooled_part), layout.channels, chunk,
-                                 out.data() + n0 * out_image);
+    const reference::PoolProblem p = pool.problem(conv_part, pooled_part);
+    if (out_channels_last) {
+      fast::pool_channels_last(p, layout.channels, chunk, layout.channels, out + n0 * out_image, layout.channels);
+    } else {
+      fast::max_pool_channels_last(p, layout.channels, chunk, out + n0 * out_image);
+    }
   });
 }
 
@@ -63,34 +76,63 @@ bool images_fill_threads(int64_t batch) {
 // `in` is the step's input as the executor hands it over: planes, or a channels-last copy
 // (in_channels_last: handed over, shared, or made with the step's input BatchNorm). `chunk`: the
 // step's temporary (step_temporary_floats), a chunk of the convolution's output.
+// `pooled`: the output's shape; out_channels_last: written unpadded channels-last (Winograd's
+// max pooling only, writes_unpadded_channels_last).
 void run_conv_pooled(const PlanStep& s, const Node& pool, float* chunk, const float* in, bool in_channels_last,
-                     const fast::ConvEpilogue& e, Tensor& out) {
+                     const fast::ConvEpilogue& e, const Shape& pooled, bool out_channels_last, Tensor& out) {
   const auto& op = static_cast<const Pool&>(*pool.op);
   const bool max_2d = op.mode() == reference::PoolMode::Max && s.conv_shape.rank() == 4;
   if (max_2d && s.conv.algo == fast::ConvAlgo::Winograd) {
-    run_conv_max_pooled(s, op, chunk, in, in_channels_last, e, out);
+    run_conv_max_pooled(s, op, chunk, in, in_channels_last, e, pooled, out_channels_last, out.data());
     return;
   }
+  if (out_channels_last) throw std::logic_error("run_plan: this pooled convolution writes planes only");
   if (max_2d && s.conv.algo == fast::ConvAlgo::TapGemm && s.conv.precision == fast::Precision::fp32 &&
       images_fill_threads(s.conv_shape[0])) {
-    fast::conv_taps_max_pooled(s.conv.problem, s.conv.taps, in, e, op.problem(s.conv_shape, out.shape()), out.data(),
+    fast::conv_taps_max_pooled(s.conv.problem, s.conv.taps, in, e, op.problem(s.conv_shape, pooled), out.data(),
                                in_channels_last);
     return;
   }
-  const int64_t out_image = out.shape().numel_from(1);
-  for_each_pooled_chunk(s.conv_shape, out.shape(), [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
+  const int64_t out_image = pooled.numel_from(1);
+  for_each_pooled_chunk(s.conv_shape, pooled, [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
     Tensor part = Tensor::view(chunk, conv_part);
     fast::run_conv_images(s.conv, n0, conv_part[0], in, e, part.data(), in_channels_last);
-    Tensor pooled = Tensor::view(out.data() + n0 * out_image, pooled_part);
+    Tensor pooled_out = Tensor::view(out.data() + n0 * out_image, pooled_part);
     const Tensor* inputs[] = {&part};
-    pool.op->run_fast(inputs, {}, pooled);
+    pool.op->run_fast(inputs, {}, pooled_out);
   });
+}
+
+// A convolution's raw output, channels-last and unpadded (`products`), through its epilogue to
+// where `e` says, by the convolution sink, a block of positions per work item.
+void store_positions_in_parallel(const reference::ConvProblem& p, const fast::ConvEpilogue& e, const float* products,
+                                 float* out) {
+  constexpr int64_t kBlock = 256;
+  const fast::ConvSink sink(p, e, out);
+  const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2], c_n = p.out_channels;
+#pragma omp parallel for schedule(static)
+  for (int64_t pos0 = 0; pos0 < total; pos0 += kBlock) {
+    sink.store_positions(products + pos0 * c_n, c_n, pos0, std::min(kBlock, total - pos0), 0, c_n);
+  }
 }
 
 // A 1x1 convolution whose input average pooling runs after its product (PlanStep::input_pool): the
 // raw product, pooled, then the epilogue on the way to `out`.
+// From a channels-last input the product and its pooling stay channels-last, and the sink stores
+// the pooled positions with the epilogue wherever `e` says (planes, a slice, channels-last).
 void run_conv_then_pool(const PlanStep& s, const Node& pool, float* const* temporaries, const float* in,
-                        const fast::ConvEpilogue& e, float* out) {
+                        bool in_channels_last, const fast::ConvEpilogue& e, float* out) {
+  if (in_channels_last) {
+    const fast::PaddedInput layout = unpadded_output(s.conv.problem);
+    fast::ConvEpilogue raw;
+    raw.channels_last_out = &layout;
+    fast::run_conv(s.conv, in, raw, temporaries[0], true);
+    const auto& op = static_cast<const Pool&>(*pool.op);
+    fast::pool_channels_last(op.problem(s.conv_shape, s.conv_shape), layout.channels, temporaries[0], layout.channels,
+                             temporaries[1], layout.channels);
+    store_positions_in_parallel(s.conv.problem, e, temporaries[1], out);
+    return;
+  }
   Tensor product = Tensor::view(temporaries[0], s.conv_shape), pooled = Tensor::view(temporaries[1], s.conv_shape);
   fast::run_conv(s.conv, in, {}, product.data());
   const Tensor* inputs[] = {&product};
@@ -142,6 +184,10 @@ fast::ConvEpilogue conv_epilogue(const ExecutionPlan& plan, const PlanStep& s, c
     e.channels_last_out = &out.padded;
     e.channels_last_frames = out.frames;
   }
+  if (out.kind == ValueLayout::Kind::channel_slice && plan.values[out.of].layout.kind == ValueLayout::Kind::channels_last) {
+    e.channels_last_out = &plan.values[out.of].layout.padded;
+    e.channels_last_channel = out.channel;
+  }
   return e;
 }
 
@@ -160,14 +206,15 @@ void run_conv_step(const ExecutionPlan& plan, const PlanStep& s, const std::vect
   }
   float* dst = out.data();
   const ValueLayout& out_layout = plan.values[s.output].layout;
-  if (out_layout.kind == ValueLayout::Kind::channel_slice) {  // out is the Concat's output
+  if (out_layout.kind == ValueLayout::Kind::channel_slice && !e.channels_last_out) {  // out: the Concat's planes
     e.out_image_stride = out.shape().numel_from(1);
     dst += out_layout.channel * out.shape().numel_from(2);
   }
   if (s.pool >= 0) {
-    run_conv_pooled(s, g.nodes[s.pool], temporaries[0], in, in_channels_last, e, out);
+    run_conv_pooled(s, g.nodes[s.pool], temporaries[0], in, in_channels_last, e, plan.values[s.output].shape,
+                    out_layout.kind == ValueLayout::Kind::channels_last, out);
   } else if (s.input_pool >= 0) {
-    run_conv_then_pool(s, g.nodes[s.input_pool], temporaries, in, e, dst);
+    run_conv_then_pool(s, g.nodes[s.input_pool], temporaries, in, in_channels_last, e, dst);
   } else {
     fast::run_conv(s.conv, in, e, dst, in_channels_last);
   }

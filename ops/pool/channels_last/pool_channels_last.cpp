@@ -168,9 +168,8 @@ namespace {
 
 // dst[c] = the sum of src[j][c] over the window's cells, in the reference's order (d, h, w), over
 // the divisor; or their maximum.
-ECOCPU_VECTOR_CLONES
-void pool_position(const reference::PoolProblem& p, const float* image, int64_t in_ld, int64_t c_n,
-                   const std::array<reference::Span, 3>& s, float* dst) {
+[[gnu::always_inline]] inline void pool_position(const reference::PoolProblem& p, const float* image, int64_t in_ld,
+                                                 int64_t c_n, const std::array<reference::Span, 3>& s, float* dst) {
   const int64_t ih = p.in_extent[1], iw = p.in_extent[2];
   const bool max = p.mode == reference::PoolMode::Max;
   const float divisor = static_cast<float>(s[0].padded_extent * s[1].padded_extent * s[2].padded_extent);
@@ -200,6 +199,19 @@ void pool_position(const reference::PoolProblem& p, const float* image, int64_t 
   }
 }
 
+// Output row (od, oh) of one image: its positions out_ld apart from `out`.
+ECOCPU_VECTOR_CLONES
+void pool_row(const reference::PoolProblem& p, const float* image, int64_t in_ld, int64_t c_n, int64_t od, int64_t oh,
+              float* out, int64_t out_ld) {
+  const auto& win = p.window;
+  const reference::Span sd = reference::window_span(od, p.in_extent[0], win.kernel[0], win.stride[0], win.pad[0]);
+  const reference::Span sh = reference::window_span(oh, p.in_extent[1], win.kernel[1], win.stride[1], win.pad[1]);
+  for (int64_t ow = 0; ow < p.out_extent[2]; ++ow) {
+    const reference::Span sw = reference::window_span(ow, p.in_extent[2], win.kernel[2], win.stride[2], win.pad[2]);
+    pool_position(p, image, in_ld, c_n, {sd, sh, sw}, out + ow * out_ld);
+  }
+}
+
 }  // namespace
 
 void pool_channels_last(const reference::PoolProblem& p, int64_t channels, const float* in, int64_t in_ld, float* out,
@@ -207,18 +219,12 @@ void pool_channels_last(const reference::PoolProblem& p, int64_t channels, const
   if (channels <= 0 || p.planes % channels != 0 || in_ld < channels || out_ld < channels) {
     throw std::logic_error("pool_channels_last: planes, channels and strides disagree");
   }
-  const auto& win = p.window;
   const auto [od_n, oh_n, ow_n] = p.out_extent;
   const int64_t batch = p.planes / channels, in_image = p.in_extent[0] * p.in_extent[1] * p.in_extent[2] * in_ld;
 #pragma omp parallel for schedule(static)
   for (int64_t row = 0; row < batch * od_n * oh_n; ++row) {
     const int64_t n = row / (od_n * oh_n), od = row / oh_n % od_n, oh = row % oh_n;
-    const reference::Span sd = reference::window_span(od, p.in_extent[0], win.kernel[0], win.stride[0], win.pad[0]);
-    const reference::Span sh = reference::window_span(oh, p.in_extent[1], win.kernel[1], win.stride[1], win.pad[1]);
-    for (int64_t ow = 0; ow < ow_n; ++ow) {
-      const reference::Span sw = reference::window_span(ow, p.in_extent[2], win.kernel[2], win.stride[2], win.pad[2]);
-      pool_position(p, in + n * in_image, in_ld, channels, {sd, sh, sw}, out + (row * ow_n + ow) * out_ld);
-    }
+    pool_row(p, in + n * in_image, in_ld, channels, od, oh, out + row * ow_n * out_ld, out_ld);
   }
 }
 
