@@ -81,6 +81,7 @@ std::string PlanStep::algo_name(const Graph& graph) const {
     case Kind::view: return "view";
     case Kind::to_channels_last: return "to_channels_last";
     case Kind::assemble: return "in_place";
+    case Kind::pool: return "pool_cl";
     case Kind::node: break;
   }
   return reference ? "reference" : std::string(graph.nodes[node].op->fast_algo());

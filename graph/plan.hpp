@@ -118,6 +118,7 @@ struct PlanStep {
     assemble,          // a Concat some of whose inputs were written into its slices: copies the rest
     view,              // ECO's 2D-to-3D view of a value already written as clip frames: no work
     to_channels_last,  // the channels-last copy of a value that several convolutions read (conv.problem: the first's)
+    pool,              // a pooling node between channels-last values (pointwise_channels_last)
   };
   Kind kind = Kind::node;
   int node = -1;                // the graph node it runs (the convolution for a conv step); -1 for a copy

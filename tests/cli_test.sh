@@ -229,8 +229,9 @@ assert ids[0].startswith("conv1_7x7_s2+") and all(l["algo"] for l in d["layers"]
 assert any(l["algo"] == "gemm_1x1" for l in d["layers"])
 lay = {l["id"].split("+")[0]: l["layouts"] for l in d["layers"]}
 assert lay["conv2_3x3_reduce"] == "planes>cl" and lay["res3b_1"] == "planes>cl" and lay["res3b_2"] == "cl>planes"
-assert lay["inception_3a_1x1"] == "planes>slice" and lay["res4a_down"] == "cl>planes"
-assert lay["copy of res3b_bn"] == "planes>cl" and lay["inception_3a_output"] == "slice>planes"
+assert lay["inception_3a_1x1"] == "cl>slice" and lay["res4a_down"] == "cl>planes"
+assert lay["copy of res3b_bn"] == "planes>cl" and lay["inception_3a_output"] == "slice>cl"
+assert lay["inception_3c_pool"] == "cl>slice" and lay["inception_5b_output"] == "slice>planes"
 assert lay["inception_3c_double_3x3_1"] == "cl>frames" and lay["inception_3c_double_3x3_2"] == "frames>slice"
 assert d["prepare_ms"] > 0 and d["precision"] == "fp32" and "bf16_vs_fp32" not in d
 ' "$tmp/out"
@@ -245,7 +246,8 @@ a = d["bf16_vs_fp32"]
 assert a["clips"] == 1 and 0 < a["max_relative_logit_difference"] < 0.05 and a["top1_same"] <= 1
 algos = {l["id"].split("+")[0]: l["algo"] for l in d["layers"]}
 assert algos["res3b_1"] == "winograd/bf16" and algos["res5a_1"] == "tap_gemm/bf16"
-assert algos["conv1_7x7_s2"] == "tap_gemm" and algos["inception_3a_1x1"] == "gemm_1x1"
+assert algos["conv1_7x7_s2"] == "tap_gemm" and algos["conv2_3x3_reduce"] == "gemm_1x1"
+assert algos["inception_3a_1x1"] == "tap_gemm"  # pointwise, channels-last: float
 ' "$tmp/out"
   run bench "${tiny[@]}" --segments 4 --iters 1 --warmup 0 --precision bf16 --accuracy-clips 0 --json
   check "bench bf16 --accuracy-clips 0 compares nothing" python3 -c '
@@ -287,11 +289,11 @@ assert d["buffers"] > 0 and max(outputs) <= d["buffer_bytes"] < sum(outputs)  # 
 assert d["scratch_bytes"] > 0 and d["scratch_bytes"] >= max(s["scratch_bytes"] for s in d["steps"])
 assert steps["conv1_7x7_s2"]["scratch_bytes"] > 0 and steps["inception_3a_output"]["scratch_bytes"] == 0
 ' "$tmp/out"
-run plan --arch ECO --segments 4 --json --no-fuse channels_last,shared_copy
+run plan --arch ECO --segments 4 --json --no-fuse channels_last,shared_copy,pointwise_channels_last
 check "plan --no-fuse" python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["disabled"] == ["channels_last", "shared_copy"]
+assert d["disabled"] == ["channels_last", "shared_copy", "pointwise_channels_last"]
 assert all("cl" not in s["layouts"] and "frames" not in s["layouts"] for s in d["steps"])
 assert not any(s["step"].startswith("copy of") for s in d["steps"])
 ' "$tmp/out"

@@ -150,6 +150,21 @@ TEST_CASE("plan: values only pointwise convolutions read are channels-last, Conc
   const Tensor expected = run_graph(g, w, x);
   CHECK(test::max_relative_error(run_plan(plan, w, x), expected) < 1e-4f);
   CHECK(test::max_relative_error(run_plan(planar, w, x), expected) < 1e-4f);
+  // ECO Full: its max-pooling branches pool channels-last into their slices (inception 3c, 4e), and
+  // 5b's pooling feeds its projection channels-last; 5b's output, read by the global pooling,
+  // stays planes.
+  Graph full = test::small_eco("ECOfull", 30);
+  WeightStore fw = random_weights(full, 9);
+  const ExecutionPlan full_plan = make_plan(full, fw);
+  for (const char* id : {"inception_3c_pool", "inception_4e_pool", "inception_5b_pool"}) {
+    CAPTURE(id);
+    CHECK(step_for(full_plan, id)->kind == PlanStep::Kind::pool);
+  }
+  CHECK(full_plan.values[step_for(full_plan, "inception_5a_output")->output].layout.kind ==
+        ValueLayout::Kind::channels_last);
+  CHECK(output_layout(full_plan, "inception_5b_output").kind == ValueLayout::Kind::planes);
+  Tensor fx = random_input(full.input_shape(), 10);
+  CHECK(test::max_relative_error(run_plan(full_plan, fw, fx), run_graph(full, fw, fx)) < 1e-4f);
 }
 
 TEST_CASE("plan: a BatchNorm and ReLU read only by a Winograd or tap GEMM convolution go into its input copy") {
@@ -346,11 +361,18 @@ TEST_CASE("plan: Concat branches write into their channel slices; others are cop
     CHECK(l.of == cat->output);
     CHECK(l.channel == offsets[b]);
   }
-  // inception_3c's pooling branch is not a convolution: the Concat copies that one.
+  // inception_3c's pooling branch is not a convolution: in planes the Concat copies that one;
+  // channels-last, the pooling writes its slice.
   const PlanStep* cat3c = step_for(plan, "inception_3c_output");
   REQUIRE(cat3c != nullptr);
   CHECK(cat3c->kind == PlanStep::Kind::assemble);
-  CHECK(output_layout(plan, "inception_3c_pool").kind == ValueLayout::Kind::planes);
+  CHECK(output_layout(plan, "inception_3c_pool").kind == ValueLayout::Kind::channel_slice);
+  CHECK(step_for(plan, "inception_3c_pool")->kind == PlanStep::Kind::pool);
+  PlanOptions planar;
+  planar.disabled = {Fusion::pointwise_channels_last};
+  const ExecutionPlan copied = make_plan(g, w, planar);
+  CHECK(step_for(copied, "inception_3c_output")->kind == PlanStep::Kind::assemble);
+  CHECK(output_layout(copied, "inception_3c_pool").kind == ValueLayout::Kind::planes);
   // The reference plan keeps every value whole.
   PlanOptions reference;
   reference.reference = true;

@@ -87,6 +87,12 @@ std::string layout_problem(const ExecutionPlan& plan, const PlanStep& s) {
       return in.kind == K::clip_frames && out.kind == K::channels_last && same_layout(in.padded, out.padded)
                  ? ""
                  : "views clip frames as their channels-last clip only";
+    case PlanStep::Kind::pool: {
+      const bool cl_in = in.kind == K::channels_last && unpadded(in.padded);
+      const bool cl_out = (out.kind == K::channels_last && unpadded(out.padded)) ||
+                          (out.kind == K::channel_slice && plan.values[out.of].layout.kind == K::channels_last);
+      return cl_in && cl_out ? "" : "pools channels-last into channels-last only";
+    }
     case PlanStep::Kind::to_channels_last:
       return in.kind == K::planes && out.kind == K::channels_last && same_layout(out.padded, fast::input_layout(s.conv))
                  ? ""

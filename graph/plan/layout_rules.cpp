@@ -1,9 +1,19 @@
 #include <algorithm>
+#include <optional>
 
 #include "graph/plan/rules.hpp"
 #include "ops/pool/pool.hpp"
 
 namespace ecocpu::plan_rules {
+
+fast::PaddedInput unpadded_layout(const Shape& shape) {
+  fast::PaddedInput l;
+  const bool volumetric = shape.rank() == 5;
+  l.inner = {volumetric ? shape[2] : 1, shape[shape.rank() - 2], shape[shape.rank() - 1]};
+  l.extent = l.inner;
+  l.channels = shape[1];
+  return l;
+}
 
 bool same_layout(const fast::PaddedInput& a, const fast::PaddedInput& b) {
   return a.extent == b.extent && a.lead == b.lead && a.inner == b.inner && a.channels == b.channels;
@@ -173,12 +183,6 @@ bool pointwise_reader(const PlanStep& s, int v) {
          s.in_scale.empty() && s.pool < 0;
 }
 
-bool read_by_pointwise_only(const ExecutionPlan& plan, const StepUses& uses, int v) {
-  if (plan.graph->is_output(v) || uses.readers[v].empty()) return false;
-  return std::all_of(uses.readers[v].begin(), uses.readers[v].end(),
-                     [&](int r) { return pointwise_reader(plan.steps[r], v); });
-}
-
 bool is_max_2d(const ExecutionPlan& plan, int pool_node, const PlanStep& s) {
   const auto& pool = static_cast<const Pool&>(*plan.graph->nodes[pool_node].op);
   return pool.mode() == reference::PoolMode::Max && s.conv_shape.rank() == 4;
@@ -190,26 +194,42 @@ bool can_write_unpadded(const ExecutionPlan& plan, const PlanStep& s, bool slice
   return s.pool < 0 || (!slice && s.conv.algo == fast::ConvAlgo::Winograd && is_max_2d(plan, s.pool, s));
 }
 
-// The conv steps that would write v channels-last: its own writer, or its Concat's input writers,
-// each into its slice. None if one cannot (a Concat input written twice, read elsewhere, or not
-// by a conv step that can write channels-last).
-std::vector<int> channels_last_writers(const ExecutionPlan& plan, const StepUses& uses, int v, bool slices) {
+// A step that can write channels-last given a channels-last input (its average pooling's, or a
+// pooling node's), and the input it then needs channels-last (-1: none).
+struct ChannelsLastWriter {
+  int step = -1, needs = -1;
+};
+
+std::optional<ChannelsLastWriter> writer_of(const ExecutionPlan& plan, int step, bool slice) {
+  const PlanStep& s = plan.steps[step];
+  if (is_node_step(plan, s, OpKind::Pool)) return ChannelsLastWriter{step, s.inputs[0]};
+  if (!can_write_unpadded(plan, s, slice)) return std::nullopt;
+  return ChannelsLastWriter{step, s.input_pool >= 0 ? s.inputs[0] : -1};
+}
+
+// The steps that would write v channels-last: its own writer, or its Concat's input writers,
+// each into its slice. None if one cannot (a Concat input written twice, read elsewhere, or by
+// a step that cannot write channels-last).
+std::vector<ChannelsLastWriter> channels_last_writers(const ExecutionPlan& plan, const StepUses& uses, int v,
+                                                      bool slices) {
   const int w = uses.writer[v];
-  if (w < 0) return {};
-  const PlanStep& ws = plan.steps[w];
-  if (ws.is_conv()) return can_write_unpadded(plan, ws, false) ? std::vector<int>{w} : std::vector<int>{};
-  if (!slices || !is_node_step(plan, ws, OpKind::Concat)) return {};
-  std::vector<int> steps;
-  for (int u : ws.inputs) {
-    const int p = uses.writer[u];
-    const bool once = std::count(ws.inputs.begin(), ws.inputs.end(), u) == 1;
-    if (p < 0 || !once || uses.readers[u].size() != 1 || plan.graph->is_output(u) ||
-        !can_write_unpadded(plan, plan.steps[p], true)) {
-      return {};
-    }
-    steps.push_back(p);
+  if (w < 0 || plan.graph->is_output(v)) return {};
+  if (!is_node_step(plan, plan.steps[w], OpKind::Concat)) {
+    const auto own = writer_of(plan, w, false);
+    return own ? std::vector<ChannelsLastWriter>{*own} : std::vector<ChannelsLastWriter>{};
   }
-  return steps;
+  if (!slices) return {};
+  const PlanStep& cat = plan.steps[w];
+  std::vector<ChannelsLastWriter> writers;
+  for (int u : cat.inputs) {
+    const int p = uses.writer[u];
+    const bool once = std::count(cat.inputs.begin(), cat.inputs.end(), u) == 1;
+    if (p < 0 || !once || uses.readers[u].size() != 1 || plan.graph->is_output(u)) return {};
+    const auto into_slice = writer_of(plan, p, true);
+    if (!into_slice) return {};
+    writers.push_back(*into_slice);
+  }
+  return writers;
 }
 
 }  // namespace
@@ -220,32 +240,43 @@ bool writes_unpadded_channels_last(const ExecutionPlan& plan, const PlanStep& s,
   return can_write_unpadded(plan, s, slice) && pooled_input_ok;
 }
 
+// The largest set of values that can all be channels-last at once: each is read only by pointwise
+// convolutions and by poolings whose own output is in the set (whole or as a Concat's slice), and
+// each writer that needs a channels-last input (a pooling, a pool projection) has it in the set.
+// Found by starting from every candidate and dropping those that break a condition until none do.
 void pointwise_channels_last(ExecutionPlan& plan, bool slices) {
   const StepUses uses(plan);
   const int values = static_cast<int>(plan.values.size());
-  std::vector<std::vector<int>> writers(values);
+  std::vector<std::vector<ChannelsLastWriter>> writers(values);
+  std::vector<int> concat_of(values, -1);  // a candidate Concat's inputs: that Concat's value
   std::vector<char> chosen(values, 0);
   for (int v = 0; v < values; ++v) {
-    if (!read_by_pointwise_only(plan, uses, v)) continue;
     writers[v] = channels_last_writers(plan, uses, v, slices);
-    chosen[v] = !writers[v].empty();
+    chosen[v] = !writers[v].empty() && !uses.readers[v].empty();
+    if (!chosen[v] || plan.steps[uses.writer[v]].is_conv() || !is_node_step(plan, plan.steps[uses.writer[v]], OpKind::Concat)) continue;
+    for (int u : plan.steps[uses.writer[v]].inputs) concat_of[u] = v;
   }
-  // A writer with an average pooling before it stores its pooled product channels-last only from
-  // a channels-last input: drop the values whose writers' inputs stay planes, until none is left.
+  const auto written_channels_last = [&](int u) { return chosen[u] || (concat_of[u] >= 0 && chosen[concat_of[u]]); };
+  const auto keeps = [&](int v) {
+    for (int r : uses.readers[v]) {
+      const PlanStep& s = plan.steps[r];
+      const bool pool = is_node_step(plan, s, OpKind::Pool) && written_channels_last(s.output);
+      if (!pointwise_reader(s, v) && !pool) return false;
+    }
+    return std::all_of(writers[v].begin(), writers[v].end(),
+                       [&](const ChannelsLastWriter& w) { return w.needs < 0 || chosen[w.needs]; });
+  };
   for (bool changed = true; changed;) {
     changed = false;
     for (int v = 0; v < values; ++v) {
-      const bool planar_pooling = chosen[v] && std::any_of(writers[v].begin(), writers[v].end(), [&](int w) {
-        return plan.steps[w].input_pool >= 0 && !chosen[plan.steps[w].inputs[0]];
-      });
-      if (planar_pooling) chosen[v] = 0, changed = true;
+      if (chosen[v] && !keeps(v)) chosen[v] = 0, changed = true;
     }
   }
   for (int v = 0; v < values; ++v) {
     if (!chosen[v]) continue;
-    plan.values[v].layout = ValueLayout::channels_last_of(fast::padded_input(plan.steps[uses.readers[v][0]].conv.problem));
+    plan.values[v].layout = ValueLayout::channels_last_of(unpadded_layout(plan.values[v].shape));
     PlanStep& w = plan.steps[uses.writer[v]];
-    if (!w.is_conv()) {  // a Concat: its inputs are written as its slices
+    if (is_node_step(plan, w, OpKind::Concat)) {  // its inputs are written as its slices
       w.kind = PlanStep::Kind::assemble;
       int64_t channel = 0;
       for (int u : w.inputs) {
@@ -253,7 +284,12 @@ void pointwise_channels_last(ExecutionPlan& plan, bool slices) {
         channel += plan.values[u].shape[1];
       }
     }
-    for (int r : uses.readers[v]) plan.steps[r].conv.algo = fast::ConvAlgo::TapGemm;
+    for (const ChannelsLastWriter& cw : writers[v]) {
+      if (!plan.steps[cw.step].is_conv()) plan.steps[cw.step].kind = PlanStep::Kind::pool;
+    }
+    for (int r : uses.readers[v]) {
+      if (plan.steps[r].is_conv()) plan.steps[r].conv.algo = fast::ConvAlgo::TapGemm;
+    }
   }
 }
 

@@ -107,12 +107,13 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, float* chunk, const fl
 // where `e` says, by the convolution sink, a block of positions per work item.
 void store_positions_in_parallel(const reference::ConvProblem& p, const fast::ConvEpilogue& e, const float* products,
                                  float* out) {
-  constexpr int64_t kBlock = 256;
   const fast::ConvSink sink(p, e, out);
   const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2], c_n = p.out_channels;
+  const int64_t items = std::min<int64_t>(total, 8 * omp_get_max_threads());  // equal shares, a few per thread
 #pragma omp parallel for schedule(static)
-  for (int64_t pos0 = 0; pos0 < total; pos0 += kBlock) {
-    sink.store_positions(products + pos0 * c_n, c_n, pos0, std::min(kBlock, total - pos0), 0, c_n);
+  for (int64_t i = 0; i < items; ++i) {
+    const int64_t pos0 = total * i / items, pos1 = total * (i + 1) / items;
+    sink.store_positions(products + pos0 * c_n, c_n, pos0, pos1 - pos0, 0, c_n);
   }
 }
 
@@ -228,6 +229,17 @@ void run_assemble(const ExecutionPlan& plan, const PlanStep& s, const std::vecto
   }
 }
 
+// A pooling from a channels-last value into one, or into its channel slice of a Concat's.
+void run_pool_channels_last(const ExecutionPlan& plan, const PlanStep& s, const std::vector<Tensor>& values, Tensor& out) {
+  const auto& pool = static_cast<const Pool&>(*plan.graph->nodes[s.node].op);
+  const PlanValue &in = plan.values[s.inputs[0]], &result = plan.values[s.output];
+  const bool slice = result.layout.kind == ValueLayout::Kind::channel_slice;
+  const int64_t out_ld = slice ? plan.values[result.layout.of].layout.padded.channels : result.shape[1];
+  float* dst = out.data() + (slice ? result.layout.channel : 0);
+  fast::pool_channels_last(pool.problem(in.shape, result.shape), in.shape[1], values[s.inputs[0]].data(),
+                           in.layout.padded.channels, dst, out_ld);
+}
+
 // One node's op on its inputs (values indexed like the graph's), by its reference or fast kernel.
 void run_node(const Node& node, bool reference, const WeightStore& weights, const std::vector<Tensor>& values,
               Tensor& out) {
@@ -251,6 +263,7 @@ void run_step(const ExecutionPlan& plan, const PlanStep& s, const WeightStore& w
       fast::to_channels_last(s.conv.problem, plan.values[s.output].layout.padded, values[s.inputs[0]].data(), out.data());
       break;
     case PlanStep::Kind::node: run_node(plan.graph->nodes[s.node], s.reference, weights, values, out); break;
+    case PlanStep::Kind::pool: run_pool_channels_last(plan, s, values, out); break;
   }
 }
 
