@@ -827,7 +827,7 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
             worst = std::max(worst, std::fabs(got - want) / (1.0f + std::fabs(want)));
           }
         }
-    CHECK(worst < 1e-5f);
+    CHECK(worst < 5e-5f);  // sums of up to 1056 products, in depth blocks: another order than the reference's
     CHECK(others_untouched);
 
     // The padded copy a 3x3 convolution would make of the output.
@@ -841,7 +841,7 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
     e.channels_last_out = &padded;
     e.channels_last_channel = 0;
     fast::run_conv(taps, in_cl.data(), e, got.data(), true);
-    CHECK(worst_difference(got, want) < 1e-5f);
+    CHECK(worst_difference(got, want) < 5e-5f);
   }
 }
 

@@ -160,14 +160,16 @@ struct GemmKernel {
   void (*tile_runs_a)(const ARuns& runs, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;
   // A register tile of exactly `rows` rows (1 to mr) read in place (kc floats each, lda apart)
-  // times one B panel (kc rows of nr floats), each column's epilogue applied in the registers,
-  // and row r's first `cols` columns (1 to nr) stored at out[r]: output positions wherever their
-  // layout puts them, the products never stored first. E.g. a pointwise convolution between
-  // channels-last values. With `prefetch`, the kc x nr floats from there on are fetched into L2
-  // along the way (e.g. the next tile's A rows, which the hardware prefetcher misses: the tile
-  // reads its rows interleaved).
+  // times one B panel (kc rows of nr floats), added to what row r's first `cols` columns (1 to
+  // nr) at out[r] hold if `accumulate`, each column's epilogue applied in the registers if given,
+  // and stored there: output positions wherever their layout puts them, the products never
+  // stored apart. E.g. a pointwise convolution between channels-last values, a depth block at a
+  // time, the epilogue with the last. With `prefetch`, the kc x nr floats from there on are
+  // fetched into L2 along the way (e.g. the next tile's A rows, which the hardware prefetcher
+  // misses: the tile reads its rows interleaved).
   void (*tile_rows_a_out)(int64_t kc, const float* a, int64_t lda, const float* b, float* const* out, int64_t rows,
-                          int64_t cols, const ColumnEpilogue& epilogue, const float* prefetch) = nullptr;
+                          int64_t cols, bool accumulate, const ColumnEpilogue* epilogue,
+                          const float* prefetch) = nullptr;
   // Peak probe for benchmarks: runs 2 * 10 * (nr / 2) flops per iteration on one thread.
   float (*fma_chains)(int64_t iterations) = nullptr;
   int64_t flops_per_chain_iteration() const { return 2 * 10 * (nr / 2); }

@@ -512,17 +512,18 @@ struct BlockedSgemm {
   // `cols` fits one.
   template <int ROWS = 1>
   static void tile_rows_a_out(int64_t kc, const float* a, int64_t lda, const float* b, float* const* out,
-                              int64_t rows, int64_t cols, const ColumnEpilogue& ce, const float* prefetch) {
+                              int64_t rows, int64_t cols, bool accumulate, const ColumnEpilogue* ce,
+                              const float* prefetch) {
     if constexpr (ROWS < MR) {
-      if (rows != ROWS) return tile_rows_a_out<ROWS + 1>(kc, a, lda, b, out, rows, cols, ce, prefetch);
+      if (rows != ROWS) return tile_rows_a_out<ROWS + 1>(kc, a, lda, b, out, rows, cols, accumulate, ce, prefetch);
     }
-    if (cols <= W) return out_kernel<ROWS, true>(kc, a, lda, b, out, cols, ce, prefetch);
-    out_kernel<ROWS, false>(kc, a, lda, b, out, cols, ce, prefetch);
+    if (cols <= W) return out_kernel<ROWS, true>(kc, a, lda, b, out, cols, accumulate, ce, prefetch);
+    out_kernel<ROWS, false>(kc, a, lda, b, out, cols, accumulate, ce, prefetch);
   }
 
   template <int ROWS, bool kOneVector>
   static void out_kernel(int64_t kc, const float* a, int64_t lda, const float* b, float* const* out, int64_t cols,
-                         const ColumnEpilogue& ce, const float* prefetch) {
+                         bool accumulate, const ColumnEpilogue* ce, const float* prefetch) {
     Reg acc0[ROWS], acc1[ROWS];
     zero_tile<ROWS>(acc0, acc1);
     if (prefetch) {
@@ -531,13 +532,21 @@ struct BlockedSgemm {
       multiply<ALayout::Rows, ROWS, kOneVector>(acc0, acc1, kc, a, lda, b, NR);
     }
     if (cols == (kOneVector ? W : NR)) {
-      const Epilogue<Vec> e0 = column_epilogue(ce, 0);
+      const Epilogue<Vec> e0 = ce ? column_epilogue(*ce, 0) : Epilogue<Vec>{};
 #pragma GCC unroll 32
-      for (int r = 0; r < ROWS; ++r) e0(Vec(acc0[r])).store_unaligned(out[r]);
+      for (int r = 0; r < ROWS; ++r) {
+        Vec v(acc0[r]);
+        if (accumulate) v += Vec::load_unaligned(out[r]);
+        (ce ? e0(v) : v).store_unaligned(out[r]);
+      }
       if constexpr (!kOneVector) {
-        const Epilogue<Vec> e1 = column_epilogue(ce, W);
+        const Epilogue<Vec> e1 = ce ? column_epilogue(*ce, W) : Epilogue<Vec>{};
 #pragma GCC unroll 32
-        for (int r = 0; r < ROWS; ++r) e1(Vec(acc1[r])).store_unaligned(out[r] + W);
+        for (int r = 0; r < ROWS; ++r) {
+          Vec v(acc1[r]);
+          if (accumulate) v += Vec::load_unaligned(out[r] + W);
+          (ce ? e1(v) : v).store_unaligned(out[r] + W);
+        }
       }
       return;
     }
@@ -547,7 +556,7 @@ struct BlockedSgemm {
       Vec(acc0[r]).store_aligned(tile + r * NR);
       Vec(acc1[r]).store_aligned(tile + r * NR + W);
     }
-    store_tile_out(tile, out, ROWS, cols, ce);
+    store_tile_out(tile, out, ROWS, cols, accumulate, ce);
   }
 
   static Epilogue<Vec> column_epilogue(const ColumnEpilogue& ce, int64_t j) {
@@ -557,10 +566,11 @@ struct BlockedSgemm {
 
   // A partial tile's columns, one at a time (out of line, as store_tile).
   [[gnu::noinline]] static void store_tile_out(const float* tile, float* const* out, int64_t rows, int64_t cols,
-                                               const ColumnEpilogue& ce) {
+                                               bool accumulate, const ColumnEpilogue* ce) {
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t j = 0; j < cols; ++j) {
-        out[r][j] = Epilogue<float>{ce.bias[j], ce.mul[j], ce.shift[j], ce.lower[j]}(tile[r * NR + j]);
+        const float v = tile[r * NR + j] + (accumulate ? out[r][j] : 0.0f);
+        out[r][j] = ce ? Epilogue<float>{ce->bias[j], ce->mul[j], ce->shift[j], ce->lower[j]}(v) : v;
       }
     }
   }
