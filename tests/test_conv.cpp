@@ -506,7 +506,32 @@ TEST_CASE("conv: weights scaled per output channel as they are packed equal pack
   }
 }
 
-TEST_CASE("conv: every algorithm writes a channel slice of a larger output (a Concat's) like its own") {
+// How a channels-last slice [c0, c0 + planes.dim(1)) of a wider unpadded value (`channels` a
+// position, untouched cells holding `fill`) compares with planes: the largest |got - want| /
+// (1 + |want|), and whether every other channel still holds `fill`.
+struct SliceComparison {
+  float worst = 0.0f;
+  bool others_untouched = true;
+};
+static SliceComparison compare_slice(const std::vector<float>& value, int64_t channels, int64_t c0, const Tensor& planes,
+                                     float fill) {
+  const int64_t batch = planes.dim(0), c_n = planes.dim(1), volume = planes.shape().numel_from(2);
+  SliceComparison r;
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t v = 0; v < volume; ++v)
+      for (int64_t ch = 0; ch < channels; ++ch) {
+        const float got = value[static_cast<std::size_t>((n * volume + v) * channels + ch)];
+        if (ch < c0 || ch >= c0 + c_n) {
+          r.others_untouched = r.others_untouched && got == fill;
+        } else {
+          const float want = planes.data()[(n * c_n + ch - c0) * volume + v];
+          r.worst = std::max(r.worst, std::fabs(got - want) / (1.0f + std::fabs(want)));
+        }
+      }
+  return r;
+}
+
+TEST_CASE("conv: every algorithm writes a channel slice of a larger output (a Concat's) like its own, planes or channels-last") {
   struct Case {
     fast::ConvAlgo algo;
     Shape in;
@@ -552,6 +577,19 @@ TEST_CASE("conv: every algorithm writes a channel slice of a larger output (a Co
         }
     CHECK(same);
     CHECK(others_untouched);
+    if (!fast::writes_channels_last(prepared)) continue;
+    // Channels [5, 5 + cout) of a channels-last value with cout + 7 channels a position.
+    fast::PaddedInput cl_wide;
+    cl_wide.extent = cl_wide.inner = {1, out_shape[2], out_shape[3]};
+    cl_wide.channels = c.cout + 7;
+    std::vector<float> cl_out(static_cast<std::size_t>(out_shape[0] * cl_wide.floats()), -9.0f);
+    e.out_image_stride = 0;
+    e.channels_last_out = &cl_wide;
+    e.channels_last_channel = 5;
+    fast::run_conv(prepared, in.data(), e, cl_out.data());
+    const SliceComparison into_slice = compare_slice(cl_out, cl_wide.channels, 5, dense, -9.0f);
+    CHECK(into_slice.worst < 1e-6f);
+    CHECK(into_slice.others_untouched);
   }
 }
 
@@ -813,22 +851,9 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
     e.channels_last_out = &wide;
     e.channels_last_channel = 3;
     fast::run_conv(taps, in_cl.data(), e, slice.data(), true);
-    const int64_t volume = out_shape.numel_from(2);
-    float worst = 0.0f;
-    bool others_untouched = true;
-    for (int64_t n = 0; n < out_shape[0]; ++n)
-      for (int64_t v = 0; v < volume; ++v)
-        for (int64_t ch = 0; ch < wide.channels; ++ch) {
-          const float got = slice[static_cast<std::size_t>((n * volume + v) * wide.channels + ch)];
-          if (ch < 3 || ch >= 3 + c.cout) {
-            others_untouched = others_untouched && got == -9.0f;
-          } else {
-            const float want = expect.data()[(n * c.cout + ch - 3) * volume + v];
-            worst = std::max(worst, std::fabs(got - want) / (1.0f + std::fabs(want)));
-          }
-        }
-    CHECK(worst < 5e-5f);  // sums of up to 1056 products, in depth blocks: another order than the reference's
-    CHECK(others_untouched);
+    const SliceComparison into_slice = compare_slice(slice, wide.channels, 3, expect, -9.0f);
+    CHECK(into_slice.worst < 5e-5f);  // sums of up to 1056 products, in depth blocks: another order than the reference's
+    CHECK(into_slice.others_untouched);
 
     // The padded copy a 3x3 convolution would make of the output.
     Conv reader(4, make_window(c.rank, c.rank == 2 ? std::array<int64_t, 3>{1, 3, 3} : std::array<int64_t, 3>{3, 3, 3},
@@ -842,56 +867,5 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
     e.channels_last_channel = 0;
     fast::run_conv(taps, in_cl.data(), e, got.data(), true);
     CHECK(worst_difference(got, want) < 5e-5f);
-  }
-}
-
-TEST_CASE("conv: Winograd, tap GEMM and 1x1 GEMM write a channel slice of a Concat's channels-last value") {
-  struct Case {
-    fast::ConvAlgo algo;
-    Shape in;
-    int64_t cout;
-    std::array<int64_t, 3> k, p;
-  };
-  const Case cases[] = {
-      {fast::ConvAlgo::Winograd, Shape{2, 6, 13, 11}, 20, {1, 3, 3}, {0, 1, 1}},
-      {fast::ConvAlgo::TapGemm, Shape{3, 6, 9, 8}, 40, {1, 3, 3}, {0, 1, 1}},
-      {fast::ConvAlgo::Direct1x1Gemm, Shape{2, 20, 14, 14}, 33, {1, 1, 1}, {0, 0, 0}},
-  };
-  uint64_t seed = 2700;
-  for (const auto& c : cases) {
-    CAPTURE(fast::conv_algo_name(c.algo));
-    Conv conv(c.cout, make_window(2, c.k, {1, 1, 1}, c.p));
-    Tensor in = random_tensor(c.in, seed++), w = random_tensor(Shape{c.cout, c.in[1], c.k[1], c.k[2]}, seed++);
-    Tensor b = random_tensor(Shape{c.cout}, seed++);
-    const Shape out_shape = conv.output_shape(std::span(&c.in, 1));
-    const auto prepared = fast::prepare_conv(conv.problem(c.in, out_shape), c.algo, w.data());
-    fast::ConvEpilogue e;
-    e.bias = b.data();
-    e.relu = true;
-    Tensor dense(out_shape);
-    fast::run_conv(prepared, in.data(), e, dense.data());
-    fast::PaddedInput wide;
-    wide.extent = wide.inner = {1, out_shape[2], out_shape[3]};
-    wide.channels = c.cout + 7;
-    std::vector<float> out(static_cast<std::size_t>(out_shape[0] * wide.floats()), -9.0f);
-    e.channels_last_out = &wide;
-    e.channels_last_channel = 5;
-    fast::run_conv(prepared, in.data(), e, out.data());
-    const int64_t volume = out_shape.numel_from(2);
-    float worst = 0.0f;
-    bool others_untouched = true;
-    for (int64_t n = 0; n < out_shape[0]; ++n)
-      for (int64_t v = 0; v < volume; ++v)
-        for (int64_t ch = 0; ch < wide.channels; ++ch) {
-          const float got = out[static_cast<std::size_t>((n * volume + v) * wide.channels + ch)];
-          if (ch < 5 || ch >= 5 + c.cout) {
-            others_untouched = others_untouched && got == -9.0f;
-          } else {
-            const float want = dense.data()[(n * c.cout + ch - 5) * volume + v];
-            worst = std::max(worst, std::fabs(got - want) / (1.0f + std::fabs(want)));
-          }
-        }
-    CHECK(worst < 1e-6f);
-    CHECK(others_untouched);
   }
 }

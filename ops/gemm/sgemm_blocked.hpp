@@ -155,12 +155,18 @@ struct BlockedSgemm {
     // Everything else goes through a buffer, in a function of its own (inline, it too made GCC
     // keep the accumulators on the stack).
     alignas(64) float tile[ROWS * NR];
+    save_tile<ROWS>(acc0, acc1, tile);
+    store_tile(tile, c, ldc, rows, cols, accumulate, ep, m0, n0);
+  }
+
+  // The accumulators into a buffer of ROWS rows of NR floats, for the stores that go element-wise.
+  template <int ROWS>
+  [[gnu::always_inline]] static void save_tile(const Reg (&acc0)[ROWS], const Reg (&acc1)[ROWS], float* tile) {
 #pragma GCC unroll 32
     for (int r = 0; r < ROWS; ++r) {
       Vec(acc0[r]).store_aligned(tile + r * NR);
       Vec(acc1[r]).store_aligned(tile + r * NR + W);
     }
-    store_tile(tile, c, ldc, rows, cols, accumulate, ep, m0, n0);
   }
 
   // C[0:rows, 0:cols] (+)= a register tile saved in `tile` (rows NR apart), epilogue if given.
@@ -551,11 +557,7 @@ struct BlockedSgemm {
       return;
     }
     alignas(64) float tile[ROWS * NR];
-#pragma GCC unroll 32
-    for (int r = 0; r < ROWS; ++r) {
-      Vec(acc0[r]).store_aligned(tile + r * NR);
-      Vec(acc1[r]).store_aligned(tile + r * NR + W);
-    }
+    save_tile<ROWS>(acc0, acc1, tile);
     store_tile_out(tile, out, ROWS, cols, accumulate, ce);
   }
 
