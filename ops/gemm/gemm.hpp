@@ -115,8 +115,8 @@ struct ARuns {
 };
 
 // Each column's epilogue, for a product whose columns are output channels (a channels-last output):
-// the epilogue's four terms as arrays from the tile's first column, readable up to a whole vector
-// past the last column stored (ChannelEpilogues pads them to sixteen).
+// the epilogue's four terms as arrays from the tile's first column. A tile one or two vectors wide
+// loads them a vector at a time; a narrower one reads its columns alone.
 struct ColumnEpilogue {
   const float* bias;
   const float* mul;
