@@ -283,15 +283,16 @@ TEST_CASE("plan bf16: Winograd and tap GEMM steps take bf16, the logits stay wit
         CHECK(s.conv.taps.data == nullptr);
       }
       bf16_steps += s.conv.precision == fast::Precision::bf16;
-      // Pointwise layers stay float, on the 1x1 GEMM or, reading channels-last, the tap GEMM's
-      // pointwise kernel (which reads its A rows in place, in float only).
-      if (fast::is_pointwise(s.conv.problem)) CHECK(s.conv.precision == fast::Precision::fp32);
+      // Pointwise layers on the 1x1 GEMM (reading planes) stay float; reading channels-last, on
+      // the tap GEMM, they take bf16 where the CPU has it.
+      if (s.conv.algo == fast::ConvAlgo::Direct1x1Gemm) CHECK(s.conv.precision == fast::Precision::fp32);
     }
     const auto moved = std::find_if(bf16.steps.begin(), bf16.steps.end(), [&](const PlanStep& s) {
       return s.node >= 0 && g.nodes[s.node].id == "inception_3a_1x1";
     });
     REQUIRE(moved != bf16.steps.end());
     CHECK(moved->conv.algo == fast::ConvAlgo::TapGemm);  // one of them, reading channels-last
+    CHECK((moved->conv.precision == fast::Precision::bf16) == (bf16_gemm_kernel() != nullptr));
     if (bf16_gemm_kernel()) CHECK(bf16_steps > convs / 4);
     const Tensor want = run_plan(fp32, w, x), got = run_plan(bf16, remaining, x);
     const float error = test::max_relative_error(got, want);

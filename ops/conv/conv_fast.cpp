@@ -9,8 +9,7 @@ namespace ecocpu::fast {
 
 bool conv_bf16_applies(const reference::ConvProblem& p, ConvAlgo algo) {
   if (algo == ConvAlgo::Winograd) return winograd_bf16_applies(p);
-  // A pointwise tap GEMM stays float, as the 1x1 GEMM does: its A rows are read in place.
-  if (algo == ConvAlgo::TapGemm) return !is_pointwise(p) && tap_bf16_applies(p);
+  if (algo == ConvAlgo::TapGemm) return tap_bf16_applies(p);
   return false;
 }
 

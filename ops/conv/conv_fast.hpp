@@ -22,8 +22,8 @@ struct PreparedConv {
   Bf16Panels bf16;           // Winograd's or the tap GEMM's, in bf16 (then the float ones are empty)
 };
 
-// Whether `algo` on `p` can take bf16 products on this CPU: Winograd and the tap GEMM (not on a
-// pointwise convolution) with an even number of input channels.
+// Whether `algo` on `p` can take bf16 products on this CPU: Winograd and the tap GEMM (pointwise
+// ones included: a channels-last input) with an even number of input channels.
 bool conv_bf16_applies(const reference::ConvProblem& p, ConvAlgo algo);
 
 // weight: (Cout, Cin, [kd,] kh, kw) row-major. row_scale (Cout floats, or null): each output
