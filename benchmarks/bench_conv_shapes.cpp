@@ -116,16 +116,6 @@ void bench_conv(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo) {
   if (algo == fast::choose_conv_algo(p)) state.SetLabel(shape.id + " " + key(p) + (shape.in_lite ? " lite" : "") + " chosen");
 }
 
-// The unpadded channels-last layout of a convolution's output: what a pointwise reader takes.
-fast::PaddedInput channels_last_output(const reference::ConvProblem& p) {
-  reference::ConvProblem reader = p;
-  reader.in_extent = p.out_extent;
-  reader.in_channels = p.out_channels;
-  reader.window = Window{};
-  reader.window.spatial_rank = p.window.spatial_rank;
-  return fast::padded_input(reader);
-}
-
 // An algorithm that reads and writes channels-last, with both copies made outside the timing:
 // its input in the padded layout it works from, its output unpadded. This is the same contract
 // as oneDNN's blocked run (activations already in the kernel's layout), as between two such
@@ -134,7 +124,7 @@ void bench_conv_channels_last(benchmark::State& state, Shape5 shape, fast::ConvA
   const auto& p = shape.p;
   ConvData d(p);
   const fast::PreparedConv conv = fast::prepare_conv(p, algo, d.w.data());
-  const fast::PaddedInput in_layout = fast::input_layout(conv), out_layout = channels_last_output(p);
+  const fast::PaddedInput in_layout = fast::input_layout(conv), out_layout = fast::unpadded_channels_last(p.out_extent, p.out_channels);
   // 64-byte aligned, as the plan's buffers are: a vector's 16-byte alignment splits every
   // channels-last store across two cache lines.
   Tensor in = Tensor::uninitialized(Shape{p.batch * in_layout.floats()});

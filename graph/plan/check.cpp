@@ -30,8 +30,6 @@ std::string conv_input_problem(const ExecutionPlan& plan, const PlanStep& s) {
   return "?";
 }
 
-bool unpadded(const fast::PaddedInput& l) { return l.extent == l.inner; }
-
 std::string conv_output_problem(const ExecutionPlan& plan, const PlanStep& s) {
   const bool plain = s.pool < 0 && s.residual < 0;
   const ValueLayout& out = plan.values[s.output].layout;
@@ -43,7 +41,7 @@ std::string conv_output_problem(const ExecutionPlan& plan, const PlanStep& s) {
       }
       return plain ? "" : "a slice, which its pooling or residual kernel cannot write";
     case K::channels_last:
-      if (unpadded(out.padded) && plan_rules::writes_unpadded_channels_last(plan, s, false)) return "";
+      if (out.padded.unpadded() && plan_rules::writes_unpadded_channels_last(plan, s, false)) return "";
       [[fallthrough]];
     case K::clip_frames:
       return plain && s.input_pool < 0 && fast::writes_channels_last(s.conv) ? "" : "a channels-last copy it cannot write";
@@ -77,7 +75,7 @@ std::string layout_problem(const ExecutionPlan& plan, const PlanStep& s) {
     case PlanStep::Kind::assemble: {
       const auto own_slice = [&](const ValueLayout& l) { return l.kind == K::channel_slice && l.of == s.output; };
       if (out.kind == K::channels_last) {
-        return unpadded(out.padded) && all_inputs(own_slice) ? "" : "assembles channels-last from its own slices only";
+        return out.padded.unpadded() && all_inputs(own_slice) ? "" : "assembles channels-last from its own slices only";
       }
       return all_inputs([&](const ValueLayout& l) { return l.kind == K::planes || own_slice(l); }) && out.kind == K::planes
                  ? ""
@@ -88,8 +86,8 @@ std::string layout_problem(const ExecutionPlan& plan, const PlanStep& s) {
                  ? ""
                  : "views clip frames as their channels-last clip only";
     case PlanStep::Kind::pool: {
-      const bool cl_in = in.kind == K::channels_last && unpadded(in.padded);
-      const bool cl_out = (out.kind == K::channels_last && unpadded(out.padded)) ||
+      const bool cl_in = in.kind == K::channels_last && in.padded.unpadded();
+      const bool cl_out = (out.kind == K::channels_last && out.padded.unpadded()) ||
                           (out.kind == K::channel_slice && plan.values[out.of].layout.kind == K::channels_last);
       return cl_in && cl_out ? "" : "pools channels-last into channels-last only";
     }

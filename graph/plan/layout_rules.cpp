@@ -6,15 +6,6 @@
 
 namespace ecocpu::plan_rules {
 
-fast::PaddedInput unpadded_layout(const Shape& shape) {
-  fast::PaddedInput l;
-  const bool volumetric = shape.rank() == 5;
-  l.inner = {volumetric ? shape[2] : 1, shape[shape.rank() - 2], shape[shape.rank() - 1]};
-  l.extent = l.inner;
-  l.channels = shape[1];
-  return l;
-}
-
 bool same_layout(const fast::PaddedInput& a, const fast::PaddedInput& b) {
   return a.extent == b.extent && a.lead == b.lead && a.inner == b.inner && a.channels == b.channels;
 }
@@ -253,7 +244,7 @@ void pointwise_channels_last(ExecutionPlan& plan, bool slices) {
   for (int v = 0; v < values; ++v) {
     writers[v] = channels_last_writers(plan, uses, v, slices);
     chosen[v] = !writers[v].empty() && !uses.readers[v].empty();
-    if (!chosen[v] || plan.steps[uses.writer[v]].is_conv() || !is_node_step(plan, plan.steps[uses.writer[v]], OpKind::Concat)) continue;
+    if (!chosen[v] || !is_node_step(plan, plan.steps[uses.writer[v]], OpKind::Concat)) continue;
     for (int u : plan.steps[uses.writer[v]].inputs) concat_of[u] = v;
   }
   const auto written_channels_last = [&](int u) { return chosen[u] || (concat_of[u] >= 0 && chosen[concat_of[u]]); };
@@ -274,7 +265,9 @@ void pointwise_channels_last(ExecutionPlan& plan, bool slices) {
   }
   for (int v = 0; v < values; ++v) {
     if (!chosen[v]) continue;
-    plan.values[v].layout = ValueLayout::channels_last_of(unpadded_layout(plan.values[v].shape));
+    const Shape& shape = plan.values[v].shape;
+    const std::array<int64_t, 3> extent{shape.rank() == 5 ? shape[2] : 1, shape[shape.rank() - 2], shape[shape.rank() - 1]};
+    plan.values[v].layout = ValueLayout::channels_last_of(fast::unpadded_channels_last(extent, shape[1]));
     PlanStep& w = plan.steps[uses.writer[v]];
     if (is_node_step(plan, w, OpKind::Concat)) {  // its inputs are written as its slices
       w.kind = PlanStep::Kind::assemble;

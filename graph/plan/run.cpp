@@ -16,14 +16,6 @@ namespace ecocpu {
 
 namespace {
 
-// A convolution's output as it is, channels innermost, no borders.
-fast::PaddedInput unpadded_output(const reference::ConvProblem& p) {
-  fast::PaddedInput layout;
-  layout.extent = layout.inner = p.out_extent;
-  layout.channels = p.out_channels;
-  return layout;
-}
-
 // Images per chunk of a convolution followed by pooling: about 12 MB of convolution output, enough
 // tiles or columns per chunk to keep every thread busy.
 int64_t pooled_chunk(const Shape& conv_shape) {
@@ -52,7 +44,7 @@ void for_each_pooled_chunk(const Shape& conv_shape, const Shape& pooled_shape, c
 void run_conv_max_pooled(const PlanStep& s, const Pool& pool, float* chunk, const float* in, bool in_channels_last,
                          const fast::ConvEpilogue& e, const Shape& pooled, bool out_channels_last, float* out) {
   const int64_t out_image = pooled.numel_from(1);  // planes or unpadded channels-last alike
-  const fast::PaddedInput layout = unpadded_output(s.conv.problem);
+  const fast::PaddedInput layout = fast::unpadded_channels_last(s.conv.problem.out_extent, s.conv.problem.out_channels);
   fast::ConvEpilogue to_chunk = e;
   to_chunk.channels_last_out = &layout;
   for_each_pooled_chunk(s.conv_shape, pooled, [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
@@ -124,7 +116,7 @@ void store_positions_in_parallel(const reference::ConvProblem& p, const fast::Co
 void run_conv_then_pool(const PlanStep& s, const Node& pool, float* const* temporaries, const float* in,
                         bool in_channels_last, const fast::ConvEpilogue& e, float* out) {
   if (in_channels_last) {
-    const fast::PaddedInput layout = unpadded_output(s.conv.problem);
+    const fast::PaddedInput layout = fast::unpadded_channels_last(s.conv.problem.out_extent, s.conv.problem.out_channels);
     fast::ConvEpilogue raw;
     raw.channels_last_out = &layout;
     fast::run_conv(s.conv, in, raw, temporaries[0], true);

@@ -112,8 +112,15 @@ int64_t channels_last_input_bytes(const reference::ConvProblem& p, const PaddedI
   return in_channels_last ? 0 : workspace_round(p.batch * pi.floats() * static_cast<int64_t>(sizeof(float)));
 }
 
+PaddedInput unpadded_channels_last(const std::array<int64_t, 3>& extent, int64_t channels) {
+  PaddedInput l;
+  l.extent = l.inner = extent;
+  l.channels = channels;
+  return l;
+}
+
 void zero_borders(const PaddedInput& pi, int64_t batch, float* out) {
-  if (pi.extent == pi.inner) return;  // no borders
+  if (pi.unpadded()) return;
   const int64_t rows = batch * pi.extent[0] * pi.extent[1], row = pi.extent[2] * pi.channels;
   const int64_t left = pi.lead[2] * pi.channels, right = (pi.lead[2] + pi.inner[2]) * pi.channels;
 #pragma omp parallel for schedule(static)

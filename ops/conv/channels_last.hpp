@@ -15,6 +15,7 @@ struct PaddedInput {
   std::array<int64_t, 3> inner{};   // the input's own d, h, w
   int64_t channels = 0;
   int64_t floats() const { return extent[0] * extent[1] * extent[2] * channels; }  // per image
+  bool unpadded() const { return extent == inner; }
   // Where input position (d, h, w) of image n starts (its channel 0).
   int64_t at(int64_t n, int64_t d, int64_t h, int64_t w) const {
     return n * floats() + (((d + lead[0]) * extent[1] + h + lead[1]) * extent[2] + w + lead[2]) * channels;
@@ -24,6 +25,9 @@ struct PaddedInput {
 // At least the input plus the problem's padding on both sides; `reach` (per axis) asks for more
 // trailing zeros, e.g. for Winograd tiles that overhang the output.
 PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64_t, 3>& reach = {});
+// Positions of `extent` with no borders, `channels` a position: a value as it is, channels
+// innermost (what a pointwise convolution reads and writes).
+PaddedInput unpadded_channels_last(const std::array<int64_t, 3>& extent, int64_t channels);
 
 // A per-channel x * scale + shift, then max(x, 0) with relu, applied to the input on its way into
 // the copy (a BatchNorm and ReLU that only the convolution reads); the padding stays zero.

@@ -447,11 +447,14 @@ const char* conv_algo_name(ConvAlgo algo) {
   return "?";
 }
 
+bool is_pointwise(const reference::ConvProblem& p) {
+  const auto& w = p.window;
+  return w.volume() == 1 && w.stride == std::array<int64_t, 3>{1, 1, 1} && w.pad == std::array<int64_t, 3>{0, 0, 0};
+}
+
 ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd) {
   const auto& w = p.window;
-  const bool pointwise = w.volume() == 1 && w.stride == std::array<int64_t, 3>{1, 1, 1} &&
-                         w.pad == std::array<int64_t, 3>{0, 0, 0};
-  if (pointwise) return ConvAlgo::Direct1x1Gemm;
+  if (is_pointwise(p)) return ConvAlgo::Direct1x1Gemm;
   if (allow_winograd && winograd_applies(p) && p.in_channels >= 16 && p.out_channels >= 16 &&
       winograd_tile_count(p) >= 32) {
     return ConvAlgo::Winograd;

@@ -147,18 +147,11 @@ int64_t item_tiles(const Origin* origins, int64_t count, int64_t mr, int64_t out
   return n;
 }
 
-// Whether consecutive output positions read windows one position apart across rows and images
-// too: a pointwise (1x1, stride 1, unpadded) convolution, whose copy is the input as it is.
-bool positions_flat(const reference::ConvProblem& p) {
-  const auto& w = p.window;
-  return w.volume() == 1 && w.stride == std::array<int64_t, 3>{1, 1, 1} && w.pad == std::array<int64_t, 3>{0, 0, 0};
-}
-
 // Whether A is read in place: for flat positions, or when the even split of an output row gives
 // register tiles of at least row_step rows (below that a tile leaves the FMA units idle; copying
 // its rows into full tiles is cheaper).
 bool reads_in_place(const reference::ConvProblem& p, const GemmKernel& kernel) {
-  if (positions_flat(p)) return true;
+  if (is_pointwise(p)) return true;
   const int64_t out_w = p.out_extent[2], pieces = (out_w + kernel.mr - 1) / kernel.mr;
   return out_w / pieces >= kernel.row_step;
 }
@@ -286,7 +279,7 @@ struct TapProduct {
         pi(padded_input(problem)),
         d(depth_blocks(problem, pi, k.kc)),
         in_place(!bf16_products && reads_in_place(problem, k)),  // bf16 rounds A as it copies it
-        cut_at_rows(in_place && !positions_flat(problem)),
+        cut_at_rows(in_place && !is_pointwise(problem)),
         position_step(problem.window.stride[2] * pi.channels),
         bf16(bf16_products ? bf16_gemm_kernel() : nullptr) {}
 

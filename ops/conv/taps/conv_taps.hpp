@@ -32,9 +32,6 @@ ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool
 void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const float* in, const ConvEpilogue& epilogue,
                float* out, bool in_channels_last = false);
 
-// A 1x1, stride-1, unpadded convolution.
-bool is_pointwise(const reference::ConvProblem& p);
-
 // conv_taps on a pointwise convolution from channels-last to channels-last (the input unpadded,
 // padded_input(p); the output where the epilogue's channels_last_out says, a Concat's channel
 // slice included): each position's input channels are read in place as a register tile's A row and

@@ -33,11 +33,6 @@ int64_t tiles_per_block(int64_t depth, int64_t mr) {
 
 }  // namespace
 
-bool is_pointwise(const reference::ConvProblem& p) {
-  const auto& w = p.window;
-  return w.volume() == 1 && w.stride == std::array<int64_t, 3>{1, 1, 1} && w.pad == std::array<int64_t, 3>{0, 0, 0};
-}
-
 void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                          const ConvEpilogue& e, float* out) {
   if (!is_pointwise(p) || !e.channels_last_out || w.k != p.in_channels || w.n != p.out_channels) {
