@@ -100,8 +100,9 @@ int cmd_plan(const std::vector<std::string>& argv) {
   if (!parse_or_help(args, argv,
                      "Prints the fast engine's plan: each step, the graph nodes it runs (a convolution\n"
                      "and what is fused into it), its algorithm, the layouts it reads and writes\n"
-                     "(planes; cl: a padded channels-last copy; frames: the frames of a channels-last\n"
-                     "clip; slice: a Concat's channel slice), the buffer it takes for its output (MB;\n"
+                     "(planes; cl: channels-last, a padded copy for a 3x3 reader or, unpadded, the\n"
+                     "input of pointwise convolutions; frames: the frames of a channels-last clip;\n"
+                     "slice: a Concat's channel slice), the buffer it takes for its output (MB;\n"
                      "'-' for a Concat slice or a view), the scratch memory its kernels take (work MB),\n"
                      "its output and what else it does;\n"
                      "and, after one forward pass on a random clip, the arena the plan keeps: the\n"
