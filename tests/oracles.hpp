@@ -139,4 +139,29 @@ inline Tensor pool_oracle(const Tensor& in, const Window& w, bool is_max, const 
   return out;
 }
 
+// How a channels-last slice [c0, c0 + planes.dim(1)) of a wider unpadded value (`channels` a
+// position, untouched cells holding `fill`) compares with planes: the largest |got - want| /
+// (1 + |want|), and whether every other channel still holds `fill`.
+struct SliceComparison {
+  float worst = 0.0f;
+  bool others_untouched = true;
+};
+inline SliceComparison compare_slice(const std::vector<float>& value, int64_t channels, int64_t c0, const Tensor& planes,
+                                     float fill) {
+  const int64_t batch = planes.dim(0), c_n = planes.dim(1), volume = planes.shape().numel_from(2);
+  SliceComparison r;
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t v = 0; v < volume; ++v)
+      for (int64_t ch = 0; ch < channels; ++ch) {
+        const float got = value[static_cast<std::size_t>((n * volume + v) * channels + ch)];
+        if (ch < c0 || ch >= c0 + c_n) {
+          r.others_untouched = r.others_untouched && got == fill;
+        } else {
+          const float want = planes.data()[(n * c_n + ch - c0) * volume + v];
+          r.worst = std::max(r.worst, std::fabs(got - want) / (1.0f + std::fabs(want)));
+        }
+      }
+  return r;
+}
+
 }  // namespace ecocpu::test

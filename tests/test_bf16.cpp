@@ -177,6 +177,113 @@ TEST_CASE("bf16 gemm: a register tile equals the products of the rounded operand
   }
 }
 
+TEST_CASE("bf16 gemm: a tile stored at row pointers, with the column epilogue, writes only its rows' first columns") {
+  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
+  if (!kernel) {
+    MESSAGE("this CPU has no AVX512-BF16: the bf16 kernel is not tested here");
+    return;
+  }
+  const int64_t nr = kernel->nr, mr = kernel->mr, kc = 40, lda = kc + 2, ld = nr + 5;
+  uint64_t seed = 140;
+  const Tensor a = random_tensor(Shape{mr, lda}, seed++), bv = random_tensor(Shape{kc, nr}, seed++);
+  std::vector<uint16_t> a16(static_cast<std::size_t>(mr * lda));
+  convert_to_bf16(a.data(), mr * lda, a16.data());
+  PackedPanels p = zero_panels(1, kc, nr);
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t j = 0; j < nr; ++j) p.at(0, k, j) = bv.data()[k * nr + j];
+  const Bf16Panels b = to_bf16_panels(p);
+  const Tensor bias = random_tensor(Shape{nr}, seed++), mul = random_tensor(Shape{nr}, seed++);
+  const Tensor shift = random_tensor(Shape{nr}, seed++), lower = random_tensor(Shape{nr}, seed++);
+  const ColumnEpilogue ce{bias.data(), mul.data(), shift.data(), lower.data()};
+  for (int64_t rows = 1; rows <= mr; ++rows) {
+    for (int64_t cols : {int64_t{1}, int64_t{15}, int64_t{16}, int64_t{17}, nr}) {
+      for (bool epilogue : {false, true}) {
+        CAPTURE(rows);
+        CAPTURE(cols);
+        CAPTURE(epilogue);
+        // Rows scattered in reverse order over a larger buffer, as positions of a wider layout.
+        Tensor c = random_tensor(Shape{mr + 2, ld}, seed++);
+        const Tensor before = c.clone();
+        std::vector<float*> out(static_cast<std::size_t>(mr));
+        for (int64_t r = 0; r < mr; ++r) out[r] = c.data() + (mr - r) * ld + 2;
+        // Two depth blocks: the second adds to the first's sums and applies the epilogue.
+        kernel->tile_rows_a_out(kc / 2, a16.data(), lda, b.panel(0, 0), out.data(), rows, cols, false, nullptr);
+        kernel->tile_rows_a_out(kc / 2, a16.data() + kc / 2, lda, b.panel(0, 0) + kc / 2 * nr, out.data(), rows, cols,
+                                true, epilogue ? &ce : nullptr);
+        double worst = 0;
+        bool others_untouched = true;
+        for (int64_t i = 0; i < (mr + 2) * ld; ++i) {
+          const int64_t slot = i / ld, j = i % ld - 2, r = mr - slot;
+          if (r < 0 || r >= rows || j < 0 || j >= cols) {
+            others_untouched = others_untouched && c.data()[i] == before.data()[i];
+            continue;
+          }
+          double sum = 0, magnitude = 0;
+          for (int64_t k = 0; k < kc; ++k) {
+            const double term = static_cast<double>(rounded(a.data()[r * lda + k])) * rounded(bv.data()[k * nr + j]);
+            sum += term;
+            magnitude += std::abs(term);
+          }
+          double want = sum;
+          if (epilogue) want = std::max((sum + bias.data()[j]) * mul.data()[j] + shift.data()[j], double{lower.data()[j]});
+          const double scale = epilogue ? std::abs(mul.data()[j]) * magnitude + 1 : magnitude + 1e-30;
+          worst = std::max(worst, std::abs(c.data()[i] - want) / scale);
+        }
+        CHECK(worst < 1e-5);
+        CHECK(others_untouched);
+      }
+    }
+  }
+}
+
+TEST_CASE("conv bf16: a pointwise convolution between channels-last values equals the reference of the rounded operands") {
+  // Even input channel counts (bf16's depth pairs) from 2 to 1056 (two depth blocks, two passes of
+  // panels), output channels of a partial vector to several panels, positions across rows, images
+  // and frames; written into channels [3, 3 + cout) of a wider value, every other channel untouched.
+  struct Case {
+    int rank;
+    Shape in;
+    int64_t cout;
+  };
+  const Case cases[] = {
+      {2, Shape{2, 2, 14, 14}, 1},    {2, Shape{3, 38, 5, 7}, 17}, {2, Shape{1, 64, 14, 14}, 100},
+      {3, Shape{1, 10, 4, 6, 5}, 33}, {2, Shape{2, 1056, 7, 7}, 352},
+  };
+  uint64_t seed = 3600;
+  for (const auto& c : cases) {
+    CAPTURE(c.in.str());
+    CAPTURE(c.cout);
+    Conv conv(c.cout, make_window(c.rank, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}));
+    Shape w_shape{c.cout, c.in[1]};
+    for (int a = 0; a < c.rank; ++a) w_shape.push_back(1);
+    const Tensor in = random_tensor(c.in, seed++), w = random_tensor(w_shape, seed++);
+    const Tensor b = random_tensor(Shape{c.cout}, seed++);
+    const Shape out_shape = conv.output_shape(std::span(&c.in, 1));
+    const auto taps = fast::prepare_conv(conv.problem(c.in, out_shape), fast::ConvAlgo::TapGemm, w.data(), nullptr,
+                                         fast::Precision::bf16);
+    CHECK((taps.precision == fast::Precision::bf16) == (bf16_gemm_kernel() != nullptr));
+    // The products of the rounded operands, or where the CPU fell back to float, of the operands.
+    const bool bf16 = taps.precision == fast::Precision::bf16;
+    Tensor expect = test::reference_conv(conv, bf16 ? rounded_copy(in) : in, bf16 ? rounded_copy(w) : w, b);
+    for (int64_t i = 0; i < expect.numel(); ++i) expect.data()[i] = std::max(expect.data()[i], 0.0f);
+    const fast::PaddedInput in_layout = fast::input_layout(taps);
+    std::vector<float> in_cl(static_cast<std::size_t>(c.in[0] * in_layout.floats()));
+    fast::to_channels_last(taps.problem, in_layout, in.data(), in_cl.data());
+    fast::PaddedInput wide = in_layout;
+    wide.channels = c.cout + 8;
+    std::vector<float> slice(static_cast<std::size_t>(c.in[0] * wide.floats()), -9.0f);
+    fast::ConvEpilogue e;
+    e.bias = b.data();
+    e.relu = true;
+    e.channels_last_out = &wide;
+    e.channels_last_channel = 3;
+    fast::run_conv(taps, in_cl.data(), e, slice.data(), true);
+    const test::SliceComparison r = test::compare_slice(slice, wide.channels, 3, expect, -9.0f);
+    CHECK(r.worst < 5e-5f);  // float sums of exact products, in another order than the reference's
+    CHECK(r.others_untouched);
+  }
+}
+
 TEST_CASE("conv bf16: the tap GEMM equals the reference convolution of the rounded input and weights") {
   struct Case {
     int rank;

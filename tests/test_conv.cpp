@@ -506,30 +506,6 @@ TEST_CASE("conv: weights scaled per output channel as they are packed equal pack
   }
 }
 
-// How a channels-last slice [c0, c0 + planes.dim(1)) of a wider unpadded value (`channels` a
-// position, untouched cells holding `fill`) compares with planes: the largest |got - want| /
-// (1 + |want|), and whether every other channel still holds `fill`.
-struct SliceComparison {
-  float worst = 0.0f;
-  bool others_untouched = true;
-};
-static SliceComparison compare_slice(const std::vector<float>& value, int64_t channels, int64_t c0, const Tensor& planes,
-                                     float fill) {
-  const int64_t batch = planes.dim(0), c_n = planes.dim(1), volume = planes.shape().numel_from(2);
-  SliceComparison r;
-  for (int64_t n = 0; n < batch; ++n)
-    for (int64_t v = 0; v < volume; ++v)
-      for (int64_t ch = 0; ch < channels; ++ch) {
-        const float got = value[static_cast<std::size_t>((n * volume + v) * channels + ch)];
-        if (ch < c0 || ch >= c0 + c_n) {
-          r.others_untouched = r.others_untouched && got == fill;
-        } else {
-          const float want = planes.data()[(n * c_n + ch - c0) * volume + v];
-          r.worst = std::max(r.worst, std::fabs(got - want) / (1.0f + std::fabs(want)));
-        }
-      }
-  return r;
-}
 
 TEST_CASE("conv: every algorithm writes a channel slice of a larger output (a Concat's) like its own, planes or channels-last") {
   struct Case {
@@ -587,7 +563,7 @@ TEST_CASE("conv: every algorithm writes a channel slice of a larger output (a Co
     e.channels_last_out = &cl_wide;
     e.channels_last_channel = 5;
     fast::run_conv(prepared, in.data(), e, cl_out.data());
-    const SliceComparison into_slice = compare_slice(cl_out, cl_wide.channels, 5, dense, -9.0f);
+    const test::SliceComparison into_slice = test::compare_slice(cl_out, cl_wide.channels, 5, dense, -9.0f);
     CHECK(into_slice.worst < 1e-6f);
     CHECK(into_slice.others_untouched);
   }
@@ -851,7 +827,7 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
     e.channels_last_out = &wide;
     e.channels_last_channel = 3;
     fast::run_conv(taps, in_cl.data(), e, slice.data(), true);
-    const SliceComparison into_slice = compare_slice(slice, wide.channels, 3, expect, -9.0f);
+    const test::SliceComparison into_slice = test::compare_slice(slice, wide.channels, 3, expect, -9.0f);
     CHECK(into_slice.worst < 5e-5f);  // sums of up to 1056 products, in depth blocks: another order than the reference's
     CHECK(into_slice.others_untouched);
 

@@ -48,6 +48,11 @@ struct Bf16GemmKernel {
   // a multiple of row_step rows of A, which must be readable; stores only `rows` rows.
   void (*tile_rows_a)(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;
+  // The same stored where out[r] points, the first `cols` columns (1 to nr) of row r, each
+  // column's epilogue applied in the registers if given (GemmKernel::tile_rows_a_out's contract,
+  // without the prefetch).
+  void (*tile_rows_a_out)(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* const* out,
+                          int64_t rows, int64_t cols, bool accumulate, const ColumnEpilogue* epilogue) = nullptr;
   void (*convert)(const float* src, int64_t n, uint16_t* dst) = nullptr;
   // Peak probe for --precision auto (bf16_pays_off): 2 * 10 * nr flops per iteration, one thread.
   float (*dot_chains)(int64_t iterations) = nullptr;

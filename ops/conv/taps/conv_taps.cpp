@@ -454,7 +454,10 @@ ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool
   }
   ScratchLayout layout;
   item_layout(layout, tp, most);
-  return {threads, channels_last_input_bytes(p, tp.pi, in_channels_last), layout.bytes()};
+  const ScratchSize general{threads, channels_last_input_bytes(p, tp.pi, in_channels_last), layout.bytes()};
+  // Whether the output is channels-last too (conv_pointwise_rows) is the epilogue's: either fits.
+  if (in_channels_last && is_pointwise(p)) return max_size(general, conv_pointwise_rows_scratch(p, threads, bf16));
+  return general;
 }
 
 ScratchSize conv_taps_max_pooled_scratch(const reference::ConvProblem& p, const reference::PoolProblem& pool,
@@ -548,6 +551,7 @@ void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float
   if (!kernel || w.kernel != kernel->name || !tap_bf16_applies(p)) {
     throw std::invalid_argument("bf16 tap GEMM: panels packed for " + w.kernel + " on a CPU or layer it cannot run");
   }
+  if (in_channels_last && e.channels_last_out && is_pointwise(p)) return conv_pointwise_rows(p, w, in, e, out);
   taps_items(TapProduct(p, selected_gemm_kernel(), true), w, in, e, out, in_channels_last);
 }
 

@@ -36,13 +36,20 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
 // padded_input(p); the output where the epilogue's channels_last_out says, a Concat's channel
 // slice included): each position's input channels are read in place as a register tile's A row and
 // each output channel's epilogue is applied in the registers, so the products never pass through
-// memory. conv_taps takes this path itself; no scratch.
+// memory. conv_taps takes this path itself. In bf16 each block of positions' rows is rounded once
+// into the thread's scratch and read from there by every panel.
 void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                          const ConvEpilogue& epilogue, float* out);
+void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
+                         const ConvEpilogue& epilogue, float* out);
+// Its scratch, per thread: a block's output row pointers, and in bf16 its rounded input rows.
+// conv_taps_scratch includes it.
+ScratchSize conv_pointwise_rows_scratch(const reference::ConvProblem& p, int threads, bool bf16);
 
 // The same with bf16 products (ops/gemm/bf16.hpp): the weights rounded once
-// (tap_pack_weights_bf16), each A tile as it is copied (A is always copied, never read in place); float
-// sums and epilogue. Only where tap_bf16_applies: a CPU with the bf16 kernel and an even number of
+// (tap_pack_weights_bf16), each A tile as it is copied (A is always copied, never read in place;
+// pointwise between channels-last values: conv_pointwise_rows' bf16 blocks); float sums and
+// epilogue. Only where tap_bf16_applies: a CPU with the bf16 kernel and an even number of
 // input channels (depth steps are pairs; conv1's 3 channels stay float).
 bool tap_bf16_applies(const reference::ConvProblem& p);
 void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float* in, const ConvEpilogue& epilogue,

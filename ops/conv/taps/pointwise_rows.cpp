@@ -1,19 +1,20 @@
 // The tap GEMM's pointwise case between channels-last values (conv_pointwise_rows in
 // conv_taps.hpp): each output position's input channels are one contiguous row of the input, read
-// in place as a register tile's A row, and the products leave the registers through each output
-// channel's epilogue straight to their positions, never stored first.
+// as a register tile's A row (in place in float, from a bf16 copy of the block in bf16), and the
+// products leave the registers through each output channel's epilogue straight to their positions,
+// never stored first.
 #include <omp.h>
 
 #include <algorithm>
-#include <array>
 #include <stdexcept>
-#include <vector>
 
 #include "ops/conv/taps/conv_taps.hpp"
 
 namespace ecocpu::fast {
 
 namespace {
+
+constexpr int64_t kMostRows = 16;  // the tallest register tile a thread's position table holds
 
 // Panels multiplied per pass over the positions: as many as fill about 1 MB of L2, so that the
 // panels a thread's tiles read stay cached from one block to the next (5a_1x1's 1056 x 352
@@ -31,65 +32,128 @@ int64_t tiles_per_block(int64_t depth, int64_t mr) {
   return std::max<int64_t>(1, kBlockBytes / std::max<int64_t>(1, depth * 4 * mr));
 }
 
-}  // namespace
+// A thread's memory: its block's output row pointers, and in bf16 its block's input rows rounded.
+struct RowsScratch {
+  Region<float*> positions;
+  Region<uint16_t> rounded;
+};
 
-void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
-                         const ConvEpilogue& e, float* out) {
-  if (!is_pointwise(p) || !e.channels_last_out || w.k != p.in_channels || w.n != p.out_channels) {
+RowsScratch rows_layout(ScratchLayout& l, const reference::ConvProblem& p, int64_t mr, bool bf16) {
+  const int64_t block_rows = tiles_per_block(p.in_channels, mr) * mr;
+  return {l.add<float*>(block_rows), l.add<uint16_t>(bf16 ? block_rows * p.in_channels : 0)};
+}
+
+void check_pointwise_rows(const reference::ConvProblem& p, const ConvEpilogue& e, int64_t k, int64_t n, int64_t mr) {
+  if (!is_pointwise(p) || !e.channels_last_out || k != p.in_channels || n != p.out_channels) {
     throw std::logic_error("conv_pointwise_rows takes a pointwise convolution with a channels-last output");
   }
-  const GemmKernel& kernel = kernel_for(w);
+  if (mr > kMostRows) throw std::logic_error("conv_pointwise_rows: a register tile taller than 16 rows");
+}
+
+// The loops both precisions share. Each thread takes an equal run of tiles, in blocks: ECO Full's
+// 7x7 layers have 66 tiles, 11 to 13 blocks, which whole blocks would share out unevenly.
+// begin_block(thread, first row, rows) readies a block's A rows; tile(thread, first row of the
+// block, first row of the tile, rows, panel, depth block, out, epilogue) multiplies one tile.
+template <class BeginBlock, class Tile>
+void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, float* out, int64_t panels,
+                      int64_t nr, int64_t mr, int64_t kc, int threads, const Slabs& slabs, const RowsScratch& r,
+                      const BeginBlock& begin_block, const Tile& tile) {
   const ChannelsLastOut target = begin_channels_last_out(p, e, out);
   const ChannelEpilogues& ce = target.epilogues;
-  const int64_t depth = p.in_channels, nr = kernel.nr, mr = kernel.mr;
+  const int64_t depth = p.in_channels;
   const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const int64_t tiles = (total + mr - 1) / mr, group = panels_per_pass(depth, nr, w.panels);
-  constexpr int64_t kMostRows = 16;
-  if (mr > kMostRows) throw std::logic_error("conv_pointwise_rows: a register tile taller than 16 rows");
+  const int64_t tiles = (total + mr - 1) / mr, group = panels_per_pass(depth, nr, panels);
   const int64_t block = tiles_per_block(depth, mr);
-  // Each thread takes an equal run of tiles, in blocks: ECO Full's 7x7 layers have 66 tiles, 11
-  // to 13 blocks, which whole blocks would share out unevenly.
-#pragma omp parallel
+#pragma omp parallel num_threads(threads)
   {
-    const int64_t nt = omp_get_num_threads(), th = omp_get_thread_num();
+    const int th = omp_get_thread_num(), nt = omp_get_num_threads();
     const int64_t t_begin = tiles * th / nt, t_end = tiles * (th + 1) / nt;
-    std::array<float*, kMostRows> at{};
-    std::vector<std::array<float*, kMostRows>> positions(static_cast<std::size_t>(block));
-    for (int64_t q0 = 0; q0 < w.panels; q0 += group) {
-      const int64_t q1 = std::min(w.panels, q0 + group);
+    float** positions = slabs.at(th, r.positions);
+    float* at[kMostRows] = {};
+    for (int64_t q0 = 0; q0 < panels; q0 += group) {
+      const int64_t q1 = std::min(panels, q0 + group);
       for (int64_t t0 = t_begin; t0 < t_end; t0 += block) {
-        const int64_t t_n = std::min(block, t_end - t0);
-        OutputPosition o = OutputPosition::of(p.out_extent, t0 * mr);
-        for (int64_t t = 0; t < t_n; ++t) {
-          const int64_t rows = std::min(mr, total - (t0 + t) * mr);
-          for (int64_t r = 0; r < rows; ++r, o.next(p.out_extent)) positions[t][r] = out + target.at(o.n, o.d, o.h, o.w);
-        }
+        const int64_t row0 = t0 * mr, block_rows = std::min(block * mr, std::min(t_end * mr, total) - row0);
+        OutputPosition o = OutputPosition::of(p.out_extent, row0);
+        for (int64_t i = 0; i < block_rows; ++i, o.next(p.out_extent)) positions[i] = out + target.at(o.n, o.d, o.h, o.w);
+        begin_block(th, row0, block_rows);
         for (int64_t q = q0; q < q1; ++q) {
-          const int64_t c0 = q * nr, cols = std::min(nr, p.out_channels - c0);
+          const int64_t c0 = q * nr;
           const ColumnEpilogue column{ce.bias.data() + c0, ce.mul.data() + c0, ce.shift.data() + c0,
                                       ce.lower.data() + c0};
           // Depth blocks of kc: a block's panel rows and a tile's rows fit L1 together (1056
           // input channels were 135 KB of panel and 50 KB of rows per tile). The partial sums wait
           // in the output; the last block adds them and applies the epilogue.
-          for (int64_t k0 = 0; k0 < depth; k0 += kernel.kc) {
-            const int64_t kc = std::min(kernel.kc, depth - k0);
-            const bool last = k0 + kc == depth;
-            for (int64_t t = 0; t < t_n; ++t) {
-              const int64_t pos0 = (t0 + t) * mr, rows = std::min(mr, total - pos0);
-              for (int64_t r = 0; r < rows; ++r) at[r] = positions[t][r] + c0;
-              // The next tile's rows when they are one run (the whole depth in one block): read
-              // interleaved, they leave the hardware prefetcher behind (3a_1x1 ran at 60 % of the
-              // FMA peak without). The kernel fetches kc x nr floats, nr rows, all inside the input.
-              const bool one_run = depth <= kernel.kc && pos0 + mr + nr <= total;
-              const float* next = one_run ? in + (pos0 + mr) * depth : nullptr;
-              kernel.tile_rows_a_out(kc, in + pos0 * depth + k0, depth, w.panel(0, q) + k0 * nr, at.data(), rows, cols,
-                                     k0 > 0, last ? &column : nullptr, next);
+          for (int64_t k0 = 0; k0 < depth; k0 += kc) {
+            const int64_t kn = std::min(kc, depth - k0);
+            for (int64_t i = 0; i < block_rows; i += mr) {
+              const int64_t rows = std::min(mr, block_rows - i);
+              for (int64_t j = 0; j < rows; ++j) at[j] = positions[i + j] + c0;
+              tile(th, row0, row0 + i, rows, q, k0, kn, at, k0 + kn == depth ? &column : nullptr);
             }
           }
         }
       }
     }
   }
+}
+
+}  // namespace
+
+ScratchSize conv_pointwise_rows_scratch(const reference::ConvProblem& p, int threads, bool bf16) {
+  ScratchLayout layout;
+  rows_layout(layout, p, selected_gemm_kernel().mr, bf16);
+  return {threads, 0, layout.bytes()};
+}
+
+void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
+                         const ConvEpilogue& e, float* out) {
+  const GemmKernel& kernel = kernel_for(w);
+  check_pointwise_rows(p, e, w.k, w.n, kernel.mr);
+  const int64_t depth = p.in_channels, nr = kernel.nr, mr = kernel.mr;
+  const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+  ScratchLayout layout;
+  const RowsScratch r = rows_layout(layout, p, mr, false);
+  const int threads = omp_get_max_threads();
+  const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
+  pointwise_blocks(
+      p, e, out, w.panels, nr, mr, kernel.kc, threads, slabs, r, [](int, int64_t, int64_t) {},
+      [&](int, int64_t, int64_t pos0, int64_t rows, int64_t q, int64_t k0, int64_t kn, float* const* at,
+          const ColumnEpilogue* column) {
+        // The next tile's rows when they are one run (the whole depth in one block): read
+        // interleaved, they leave the hardware prefetcher behind (3a_1x1 ran at 60 % of the FMA
+        // peak without). The kernel fetches kc x nr floats, nr rows, all inside the input.
+        const bool one_run = depth <= kernel.kc && pos0 + mr + nr <= total;
+        const float* next = one_run ? in + (pos0 + mr) * depth : nullptr;
+        kernel.tile_rows_a_out(kn, in + pos0 * depth + k0, depth, w.panel(0, q) + k0 * nr, at, rows,
+                               std::min(nr, p.out_channels - q * nr), k0 > 0, column, next);
+      });
+}
+
+void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
+                         const ConvEpilogue& e, float* out) {
+  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
+  if (!kernel || w.kernel != kernel->name || p.in_channels % 2) {
+    throw std::invalid_argument("bf16 pointwise rows: panels packed for " + w.kernel + " on a CPU or layer it cannot run");
+  }
+  check_pointwise_rows(p, e, w.k, w.n, kernel->mr);
+  const int64_t depth = p.in_channels, nr = kernel->nr, mr = kernel->mr;
+  ScratchLayout layout;
+  const RowsScratch r = rows_layout(layout, p, mr, true);
+  const int threads = omp_get_max_threads();
+  const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
+  // A block's rows are rounded once and then read by every panel of the pass. The rows past the
+  // block's last (a partial tile reads whole row steps) are never stored.
+  const auto round_block = [&](int th, int64_t row0, int64_t rows) {
+    kernel->convert(in + row0 * depth, rows * depth, slabs.at(th, r.rounded));
+  };
+  pointwise_blocks(p, e, out, w.panels, nr, mr, kernel->kc, threads, slabs, r, round_block,
+                   [&](int th, int64_t row0, int64_t pos0, int64_t rows, int64_t q, int64_t k0, int64_t kn,
+                       float* const* at, const ColumnEpilogue* column) {
+                     const uint16_t* a = slabs.at(th, r.rounded) + (pos0 - row0) * depth + k0;
+                     kernel->tile_rows_a_out(kn, a, depth, w.panel(0, q) + k0 * nr, at, rows,
+                                             std::min(nr, p.out_channels - q * nr), k0 > 0, column);
+                   });
 }
 
 }  // namespace ecocpu::fast

@@ -6,7 +6,9 @@
 #include <cstring>
 #include <type_traits>
 
+#include "ops/epilogue.hpp"
 #include "ops/gemm/bf16.hpp"
+#include "ops/vector_shuffles.hpp"
 
 namespace ecocpu {
 namespace {
@@ -36,9 +38,8 @@ inline __m512bh load_pairs(const uint16_t* b) { return reinterpret_cast<__m512bh
 // Every loop over ROWS is unrolled so that GCC keeps the accumulators in registers (as in
 // sgemm_blocked.hpp).
 template <int ROWS>
-void tile(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc, int64_t rows,
-          bool accumulate) {
-  __m512 acc0[ROWS], acc1[ROWS];
+[[gnu::always_inline]] inline void multiply(__m512 (&acc0)[ROWS], __m512 (&acc1)[ROWS], int64_t kc, const uint16_t* a,
+                                            int64_t lda, const uint16_t* b) {
 #pragma GCC unroll 32
   for (int r = 0; r < ROWS; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; k += 2) {
@@ -50,6 +51,13 @@ void tile(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* 
       acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
     }
   }
+}
+
+template <int ROWS>
+void tile(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc, int64_t rows,
+          bool accumulate) {
+  __m512 acc0[ROWS], acc1[ROWS];
+  multiply<ROWS>(acc0, acc1, kc, a, lda, b);
   if (rows == ROWS) {
 #pragma GCC unroll 32
     for (int r = 0; r < ROWS; ++r) {
@@ -79,6 +87,49 @@ void tile_rows_a(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, 
   if (rows <= kMR / 3) return tile<kMR / 3>(kc, a, lda, b, c, ldc, rows, accumulate);
   if (rows <= 2 * kMR / 3) return tile<2 * kMR / 3>(kc, a, lda, b, c, ldc, rows, accumulate);
   tile<kMR>(kc, a, lda, b, c, ldc, rows, accumulate);
+}
+
+// Columns [16 v, 16 v + 16) of one output channel epilogue, the lanes past `cols` left out.
+// (GCC's plain vector type, not __m512, whose attributes a template argument drops.)
+using fast::V16;
+Epilogue<V16> column_epilogue(const ColumnEpilogue& ce, int v, __mmask16 lanes) {
+  return {_mm512_maskz_loadu_ps(lanes, ce.bias + 16 * v), _mm512_maskz_loadu_ps(lanes, ce.mul + 16 * v),
+          _mm512_maskz_loadu_ps(lanes, ce.shift + 16 * v), _mm512_maskz_loadu_ps(lanes, ce.lower + 16 * v)};
+}
+
+// Vector v (columns [16 v, 16 v + 16)) of rows [0, rows) stored at out[r], the lanes past
+// `cols` neither read nor written.
+template <int ROWS>
+[[gnu::always_inline]] inline void store_out(const __m512 (&acc)[ROWS], int v, float* const* out, int64_t rows,
+                                             int64_t cols, bool accumulate, const ColumnEpilogue* ce) {
+  if (cols <= 16 * v) return;
+  const __mmask16 lanes = _cvtu32_mask16(cols >= 16 * v + 16 ? 0xffffu : (1u << (cols - 16 * v)) - 1);
+  const Epilogue<V16> e = ce ? column_epilogue(*ce, v, lanes) : Epilogue<V16>{};
+#pragma GCC unroll 32
+  for (int r = 0; r < ROWS; ++r) {
+    if (r >= rows) break;
+    float* at = out[r] + 16 * v;
+    __m512 x = acc[r];
+    if (accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(lanes, at));
+    _mm512_mask_storeu_ps(at, lanes, ce ? __m512(e(V16(x))) : x);
+  }
+}
+
+// tile_rows_a_out's tile: `rows` (at most ROWS) rows.
+template <int ROWS>
+void out_tile(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* const* out, int64_t rows,
+              int64_t cols, bool accumulate, const ColumnEpilogue* ce) {
+  __m512 acc0[ROWS], acc1[ROWS];
+  multiply<ROWS>(acc0, acc1, kc, a, lda, b);
+  store_out<ROWS>(acc0, 0, out, rows, cols, accumulate, ce);
+  store_out<ROWS>(acc1, 1, out, rows, cols, accumulate, ce);
+}
+
+void tile_rows_a_out(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* const* out, int64_t rows,
+                     int64_t cols, bool accumulate, const ColumnEpilogue* ce) {
+  if (rows <= kMR / 3) return out_tile<kMR / 3>(kc, a, lda, b, out, rows, cols, accumulate, ce);
+  if (rows <= 2 * kMR / 3) return out_tile<2 * kMR / 3>(kc, a, lda, b, out, rows, cols, accumulate, ce);
+  out_tile<kMR>(kc, a, lda, b, out, rows, cols, accumulate, ce);
 }
 
 void convert(const float* src, int64_t n, uint16_t* dst) {
@@ -122,6 +173,7 @@ Bf16GemmKernel bf16gemm_12x32_avx512bf16_kernel() {
   k.row_step = kMR / 3;
   k.kc = 256;
   k.tile_rows_a = tile_rows_a;
+  k.tile_rows_a_out = tile_rows_a_out;
   k.convert = convert;
   k.dot_chains = dot_chains;
   return k;
