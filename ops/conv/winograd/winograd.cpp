@@ -394,7 +394,7 @@ struct BlockScratch {
 BlockScratch block_layout(ScratchLayout& layout, const Geometry& g, int64_t c_n, int64_t ld, int64_t T, bool bf16) {
   const int64_t pos = g.positions, elements = g.m[0] * g.m[1] * g.m[2];
   BlockScratch r;
-  r.v = layout.add<float>(pos * T * c_n);
+  r.v = layout.add<float>(pos * (bf16 ? 1 : T) * c_n);  // bf16 rounds each tile's V from L1
   r.m = layout.add<float>(pos * T * ld);
   r.work = layout.add<float>(2 * pos * std::max(c_n, ld));
   r.results = layout.add<float>(T * elements * ld);
@@ -513,19 +513,23 @@ void winograd_blocks(const reference::ConvProblem& p, const Panels& w, const Ker
       const int64_t count = std::min(T, total - bi * T), rounded = (count + step - 1) / step * step;
       for (int64_t t = 0; t < count; ++t) {
         places[t] = tile_place(p, g, pi, bi * T + t);
-        transform_input_tile(g, pi, padded + places[t].patch, sa, sb, v + t * c_n, T * c_n);
-      }
-      for (int64_t y = 0; y < pos; ++y) {  // register tiles read past the last tile: keep them finite
-        std::fill(v + (y * T + count) * c_n, v + (y * T + rounded) * c_n, 0.0f);
-      }
-      const auto* a = [&] {
-        if constexpr (kBf16) {
-          for (int64_t y = 0; y < pos; ++y) kernel.convert(v + y * T * c_n, rounded * c_n, v_bf16 + y * T * c_n);
-          return static_cast<const uint16_t*>(v_bf16);
+        if constexpr (kBf16) {  // the tile's V rounded while it is in L1, not the block's from L2
+          transform_input_tile(g, pi, padded + places[t].patch, sa, sb, v, c_n);
+          for (int64_t y = 0; y < pos; ++y) kernel.convert(v + y * c_n, c_n, v_bf16 + (y * T + t) * c_n);
         } else {
-          return static_cast<const float*>(v);
+          transform_input_tile(g, pi, padded + places[t].patch, sa, sb, v + t * c_n, T * c_n);
+        }
+      }
+      auto* a = [&] {
+        if constexpr (kBf16) {
+          return v_bf16;
+        } else {
+          return v;
         }
       }();
+      for (int64_t y = 0; y < pos; ++y) {  // register tiles read past the last tile: keep them finite
+        std::fill(a + (y * T + count) * c_n, a + (y * T + rounded) * c_n, std::remove_pointer_t<decltype(a)>{});
+      }
 
       for (int64_t y = 0; y < pos; ++y) {
         for (int64_t i0 = 0; i0 < count; i0 += mr) {
