@@ -9,6 +9,11 @@
 // (weights and activations reordered to them once, outside the timing), oneDNN's best case inside
 // a network that stays in its blocked layout; and "onednn_plain" with plain NC(D)HW activations in
 // and out, the contract our kernels work to (weights still in its preferred format, prepared once).
+// On a CPU with AVX512-BF16, the channels-last runs of the algorithms with a bf16 form run in bf16
+// too ("_cl_bf16", --precision bf16's kernels), and oneDNN in bf16 ("onednn_bf16": bf16
+// activations and weights in its preferred formats, float sums, as OpenVINO's default runs
+// convolutions on such a CPU; its activations take half the memory ours do). peak% stays
+// relative to the float FMA peak, so bf16 can pass 100.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -21,6 +26,7 @@
 #include "eco/random_weights.hpp"
 #include "ops/conv/conv.hpp"
 #include "ops/conv/conv_fast.hpp"
+#include "ops/gemm/bf16.hpp"
 
 #ifdef ECOCPU_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
@@ -120,10 +126,11 @@ void bench_conv(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo) {
 // its input in the padded layout it works from, its output unpadded. This is the same contract
 // as oneDNN's blocked run (activations already in the kernel's layout), as between two such
 // convolutions in a network that hands its activations over channels-last.
-void bench_conv_channels_last(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo) {
+void bench_conv_channels_last(benchmark::State& state, Shape5 shape, fast::ConvAlgo algo, fast::Precision precision) {
   const auto& p = shape.p;
   ConvData d(p);
-  const fast::PreparedConv conv = fast::prepare_conv(p, algo, d.w.data());
+  const fast::PreparedConv conv = fast::prepare_conv(p, algo, d.w.data(), nullptr, precision);
+  if (conv.precision != precision) return state.SkipWithError("no bf16 form for this layer on this CPU");
   const fast::PaddedInput in_layout = fast::input_layout(conv), out_layout = fast::unpadded_channels_last(p.out_extent, p.out_channels);
   // 64-byte aligned, as the plan's buffers are: a vector's 16-byte alignment splits every
   // channels-last store across two cache lines.
@@ -157,11 +164,15 @@ dnnl::memory::dims spatial(bool volumetric, const std::array<int64_t, 3>& v) {
   return {v[1], v[2]};
 }
 
-void bench_onednn(benchmark::State& state, Shape5 shape, bool plain_activations) {
+enum class OnednnRun { blocked, plain, bf16 };
+
+void bench_onednn(benchmark::State& state, Shape5 shape, OnednnRun run) {
   using namespace dnnl;
   const auto& p = shape.p;
   const bool vol = p.window.kernel[0] != 1 || p.in_extent[0] != 1;
+  const bool plain_activations = run == OnednnRun::plain;
   const auto f32 = memory::data_type::f32;
+  const auto operands = run == OnednnRun::bf16 ? memory::data_type::bf16 : f32;
   const auto plain = vol ? memory::format_tag::ncdhw : memory::format_tag::nchw;
   const auto plain_w = vol ? memory::format_tag::oidhw : memory::format_tag::oihw;
   const memory::dims src_dims = dims_of(vol, p.batch, p.in_channels, p.in_extent);
@@ -174,8 +185,8 @@ void bench_onednn(benchmark::State& state, Shape5 shape, bool plain_activations)
   }
   const auto any = memory::format_tag::any;
   const auto activations = plain_activations ? plain : any;
-  const memory::desc src_md(src_dims, f32, activations), w_md(w_dims, f32, any),
-      b_md({p.out_channels}, f32, memory::format_tag::x), dst_md(dst_dims, f32, activations);
+  const memory::desc src_md(src_dims, operands, activations), w_md(w_dims, operands, any),
+      b_md({p.out_channels}, f32, memory::format_tag::x), dst_md(dst_dims, operands, activations);
   engine eng(engine::kind::cpu, 0);
   stream strm(eng);
   const convolution_forward::desc desc(prop_kind::forward_inference, algorithm::convolution_auto, src_md, w_md, b_md,
@@ -220,12 +231,19 @@ int main(int argc, char** argv) {
       form.algo = algo;
       if (!fast::takes_channels_last(form) || !fast::writes_channels_last(form)) continue;
       benchmark::RegisterBenchmark((s.id + "/" + fast::conv_algo_name(algo) + "_cl").c_str(), bench_conv_channels_last,
-                                   s, algo)
+                                   s, algo, fast::Precision::fp32)
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
+      if (!bf16_gemm_kernel() || algo == fast::ConvAlgo::Im2colGemm) continue;
+      benchmark::RegisterBenchmark((s.id + "/" + fast::conv_algo_name(algo) + "_cl_bf16").c_str(),
+                                   bench_conv_channels_last, s, algo, fast::Precision::bf16)
           ->Unit(benchmark::kMillisecond)->UseRealTime();
     }
 #ifdef ECOCPU_HAVE_ONEDNN
-    for (const bool plain : {false, true}) {
-      benchmark::RegisterBenchmark((s.id + (plain ? "/onednn_plain" : "/onednn")).c_str(), bench_onednn, s, plain)
+    const std::pair<OnednnRun, const char*> runs[] = {
+        {OnednnRun::blocked, "/onednn"}, {OnednnRun::plain, "/onednn_plain"}, {OnednnRun::bf16, "/onednn_bf16"}};
+    for (const auto& [run, name] : runs) {
+      if (run == OnednnRun::bf16 && !bf16_gemm_kernel()) continue;
+      benchmark::RegisterBenchmark((s.id + name).c_str(), bench_onednn, s, run)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }
