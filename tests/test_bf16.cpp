@@ -327,6 +327,54 @@ TEST_CASE("conv bf16: the tap GEMM equals the reference convolution of the round
   }
 }
 
+TEST_CASE("bf16 Winograd: the one-pass input transform equals B^T d B along every axis, rounded") {
+  if (!bf16_gemm_kernel()) {
+    MESSAGE("this CPU has no AVX512-BF16: the bf16 transform is not tested here");
+    return;
+  }
+  // F(2, 3)'s B^T (points 0, 1, -1).
+  const double bt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+  uint64_t seed = 3900;
+  for (const int frames : {1, 4}) {
+    for (const int64_t c_n : {2, 16, 18, 40}) {  // whole vectors and partial ones
+      CAPTURE(frames);
+      CAPTURE(c_n);
+      // The patch inside a larger channels-last layout: rows of 6 positions, planes of 5 rows.
+      const int64_t row = 6 * c_n, plane = 5 * row, stride = c_n + 6;
+      const Tensor patch = random_tensor(Shape{frames * plane}, seed++);
+      std::vector<uint16_t> v(static_cast<std::size_t>(frames * 16 * stride), 0xbeef);
+      fast::winograd_f23_input_bf16(patch.data(), plane, row, c_n, frames, v.data(), stride);
+      const auto at = [&](int64_t a, int64_t i, int64_t j, int64_t c) {
+        return static_cast<double>(patch.data()[a * plane + i * row + j * c_n + c]);
+      };
+      int64_t wrong = 0, untouched_changed = 0;
+      for (int b = 0; b < frames; ++b)
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j)
+            for (int64_t c = 0; c < stride; ++c) {
+              const uint16_t got = v[static_cast<std::size_t>(((b * 4 + i) * 4 + j) * stride + c)];
+              if (c >= c_n) {
+                untouched_changed += got != 0xbeef;
+                continue;
+              }
+              double want = 0, magnitude = 0;
+              for (int a = 0; a < frames; ++a)
+                for (int x = 0; x < 4; ++x)
+                  for (int y = 0; y < 4; ++y) {
+                    const double coef = (frames == 1 ? (a == 0 ? 1.0 : 0.0) : bt[b][a]) * bt[i][x] * bt[j][y];
+                    want += coef * at(a, x, y, c);
+                    magnitude += std::abs(coef * at(a, x, y, c));
+                  }
+              // Rounded once: within half a step of bf16's 8 significant bits (2^-8 of the value),
+              // plus the float sums' error.
+              wrong += !(std::abs(bf16_to_float(got) - want) <= std::abs(want) * 0.0039063 + magnitude * 1e-6);
+            }
+      CHECK(wrong == 0);
+      CHECK(untouched_changed == 0);
+    }
+  }
+}
+
 TEST_CASE("conv bf16: Winograd within its bf16 error of the float convolution, odd channel counts in float") {
   struct Case {
     int rank;

@@ -394,7 +394,7 @@ struct BlockScratch {
 BlockScratch block_layout(ScratchLayout& layout, const Geometry& g, int64_t c_n, int64_t ld, int64_t T, bool bf16) {
   const int64_t pos = g.positions, elements = g.m[0] * g.m[1] * g.m[2];
   BlockScratch r;
-  r.v = layout.add<float>(pos * (bf16 ? 1 : T) * c_n);  // bf16 rounds each tile's V from L1
+  r.v = layout.add<float>(bf16 ? 0 : pos * T * c_n);  // bf16's transform stores V rounded
   r.m = layout.add<float>(pos * T * ld);
   r.work = layout.add<float>(2 * pos * std::max(c_n, ld));
   r.results = layout.add<float>(T * elements * ld);
@@ -485,6 +485,9 @@ void winograd_blocks(const reference::ConvProblem& p, const Panels& w, const Ker
                      const ConvEpilogue& e, float* out, bool in_channels_last) {
   constexpr bool kBf16 = std::is_same_v<Panels, Bf16Panels>;
   const Geometry g = geometry(p, kBf16);
+  if (kBf16 && (g.alpha[1] != 4 || g.alpha[2] != 4 || (g.alpha[0] != 1 && g.alpha[0] != 4))) {
+    throw std::logic_error("bf16 Winograd: tiles other than F(2, 3)'s");
+  }
   const int64_t c_n = p.in_channels, pos = g.positions, mr = kernel.mr, nr = kernel.nr;
   const int64_t ld = w.panels * nr, elements = g.m[0] * g.m[1] * g.m[2];
   const PaddedInput pi = winograd_input_layout(p, kBf16);
@@ -513,9 +516,10 @@ void winograd_blocks(const reference::ConvProblem& p, const Panels& w, const Ker
       const int64_t count = std::min(T, total - bi * T), rounded = (count + step - 1) / step * step;
       for (int64_t t = 0; t < count; ++t) {
         places[t] = tile_place(p, g, pi, bi * T + t);
-        if constexpr (kBf16) {  // the tile's V rounded while it is in L1, not the block's from L2
-          transform_input_tile(g, pi, padded + places[t].patch, sa, sb, v, c_n);
-          for (int64_t y = 0; y < pos; ++y) kernel.convert(v + y * c_n, c_n, v_bf16 + (y * T + t) * c_n);
+        if constexpr (kBf16) {  // one pass, rounded as it is stored
+          const int64_t row = pi.extent[2] * c_n;
+          winograd_f23_input_bf16(padded + places[t].patch, pi.extent[1] * row, row, c_n, static_cast<int>(g.alpha[0]),
+                                  v_bf16 + t * c_n, T * c_n);
         } else {
           transform_input_tile(g, pi, padded + places[t].patch, sa, sb, v + t * c_n, T * c_n);
         }

@@ -56,6 +56,13 @@ void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const
 // winograd_bf16_applies: a CPU with the bf16 kernel and an even number of input channels (the
 // kernel's depth steps are pairs).
 bool winograd_bf16_applies(const reference::ConvProblem& p);
+// The bf16 tiles' input transform of one tile (x86/winograd_f23_input_bf16_avx512bf16.cpp; a CPU
+// with AVX512-BF16 only): channel c of patch value (frame a, row i, column j) at
+// patch[a * plane + i * row + j * c_n + c], frames 1 (2D) or 4 (3D); B^T d B of F(2, 3) along
+// every axis of extent 4, each value rounded to bf16 (nearest, ties to even) and position
+// (b * 4 + i) * 4 + j's c_n values stored at v + position * stride.
+void winograd_f23_input_bf16(const float* patch, int64_t plane, int64_t row, int64_t c_n, int frames, uint16_t* v,
+                             int64_t stride);
 void conv_winograd(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
                    const ConvEpilogue& epilogue, float* out, bool in_channels_last = false);
 
