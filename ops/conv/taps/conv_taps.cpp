@@ -97,6 +97,19 @@ void fill_tile(const float* padded, const Origin* origins, int64_t rows, int64_t
   std::fill(a + rows * b.len, a + mr * b.len, 0.0f);
 }
 
+// fill_tile rounding to bf16 as it copies (`round`: the bf16 kernel's conversion of a run).
+void fill_tile_bf16(const float* padded, const Origin* origins, int64_t rows, int64_t mr, const DepthBlock& b,
+                    const Piece* pieces, void (*round)(const float*, int64_t, uint16_t*), uint16_t* a) {
+  for (int64_t r = 0; r < rows; ++r) {
+    uint16_t* dst = a + r * b.len;
+    for (int64_t i = b.first; i < b.first + b.count; ++i) {
+      round(padded + origins[r].base + pieces[i].offset, pieces[i].len, dst);
+      dst += pieces[i].len;
+    }
+  }
+  std::fill(a + rows * b.len, a + mr * b.len, uint16_t{0});
+}
+
 // Whether any of `rows` positions reads input, not padding, in a depth block. Blocks that read
 // only padding are skipped: in res5's 4 x 7 x 7 outputs the first and last output frames' tiles
 // read a third of their taps from the padding in time (oneDNN's direct kernels skip such taps too).
@@ -285,7 +298,7 @@ struct TapProduct {
 
   RunScratch layout(ScratchLayout& l, int64_t positions) const {
     RunScratch r;
-    r.a = l.add<float>(in_place ? 0 : kernel.mr * d.longest);
+    r.a = l.add<float>(in_place || bf16 ? 0 : kernel.mr * d.longest);
     r.a_bf16 = l.add<uint16_t>(bf16 ? kernel.mr * d.longest : 0);
     r.origins = l.add<Origin>(positions);
     r.tiles = l.add<Tile>(positions);
@@ -311,8 +324,11 @@ struct TapProduct {
       for (int64_t t = 0; t < tile_count; ++t) {
         const auto [i0, rows] = tiles[t];
         if (!reads_input(p, origins + i0, rows, b, d.pieces.data())) continue;
-        if (!in_place) fill_tile(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), buf.a);
-        if constexpr (std::is_same_v<Panels, Bf16Panels>) bf16->convert(buf.a, kernel.mr * b.len, buf.a_bf16);
+        if constexpr (std::is_same_v<Panels, Bf16Panels>) {
+          fill_tile_bf16(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), bf16->convert, buf.a_bf16);
+        } else if (!in_place) {
+          fill_tile(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), buf.a);
+        }
         for (int64_t j = 0; j < panel_n; ++j) {
           const auto* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
           float* c = product + i0 * ld + j * nr;
