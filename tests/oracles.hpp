@@ -10,6 +10,7 @@
 #include "eco/model.hpp"
 #include "eco/random_weights.hpp"
 #include "ops/conv/conv.hpp"
+#include "ops/gemm/bf16.hpp"
 #include "ops/window.hpp"
 #include "tensor/tensor.hpp"
 
@@ -161,6 +162,13 @@ inline SliceComparison compare_slice(const std::vector<float>& value, int64_t ch
           r.worst = std::max(r.worst, std::fabs(got - want) / (1.0f + std::fabs(want)));
         }
       }
+  return r;
+}
+
+// Each value rounded to bf16 and back: the operands the bf16 kernels multiply.
+inline Tensor bf16_rounded(const Tensor& t) {
+  Tensor r = t.clone();
+  for (int64_t i = 0; i < r.numel(); ++i) r.data()[i] = bf16_to_float(float_to_bf16(r.data()[i]));
   return r;
 }
 

@@ -35,11 +35,6 @@ float from_bits(uint32_t bits) {
   return f;
 }
 
-Tensor rounded_copy(const Tensor& t) {
-  Tensor r = t.clone();
-  for (int64_t i = 0; i < r.numel(); ++i) r.data()[i] = rounded(r.data()[i]);
-  return r;
-}
 
 // sqrt(mean((a - b)^2)) / sqrt(mean(b^2)): bf16's rounding spread over all outputs, where one
 // unlucky output decides max_relative_error.
@@ -236,54 +231,6 @@ TEST_CASE("bf16 gemm: a tile stored at row pointers, with the column epilogue, w
   }
 }
 
-TEST_CASE("conv bf16: a pointwise convolution between channels-last values equals the reference of the rounded operands") {
-  // Even input channel counts (bf16's depth pairs) from 2 to 1056 (two depth blocks, two passes of
-  // panels), output channels of a partial vector to several panels, positions across rows, images
-  // and frames; written into channels [3, 3 + cout) of a wider value, every other channel untouched.
-  struct Case {
-    int rank;
-    Shape in;
-    int64_t cout;
-  };
-  const Case cases[] = {
-      {2, Shape{2, 2, 14, 14}, 1},    {2, Shape{3, 38, 5, 7}, 17}, {2, Shape{1, 64, 14, 14}, 100},
-      {3, Shape{1, 10, 4, 6, 5}, 33}, {2, Shape{2, 1056, 7, 7}, 352},
-  };
-  uint64_t seed = 3600;
-  for (const auto& c : cases) {
-    CAPTURE(c.in.str());
-    CAPTURE(c.cout);
-    Conv conv(c.cout, make_window(c.rank, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}));
-    Shape w_shape{c.cout, c.in[1]};
-    for (int a = 0; a < c.rank; ++a) w_shape.push_back(1);
-    const Tensor in = random_tensor(c.in, seed++), w = random_tensor(w_shape, seed++);
-    const Tensor b = random_tensor(Shape{c.cout}, seed++);
-    const Shape out_shape = conv.output_shape(std::span(&c.in, 1));
-    const auto taps = fast::prepare_conv(conv.problem(c.in, out_shape), fast::ConvAlgo::TapGemm, w.data(), nullptr,
-                                         fast::Precision::bf16);
-    CHECK((taps.precision == fast::Precision::bf16) == (bf16_gemm_kernel() != nullptr));
-    // The products of the rounded operands, or where the CPU fell back to float, of the operands.
-    const bool bf16 = taps.precision == fast::Precision::bf16;
-    Tensor expect = test::reference_conv(conv, bf16 ? rounded_copy(in) : in, bf16 ? rounded_copy(w) : w, b);
-    for (int64_t i = 0; i < expect.numel(); ++i) expect.data()[i] = std::max(expect.data()[i], 0.0f);
-    const fast::PaddedInput in_layout = fast::input_layout(taps);
-    std::vector<float> in_cl(static_cast<std::size_t>(c.in[0] * in_layout.floats()));
-    fast::to_channels_last(taps.problem, in_layout, in.data(), in_cl.data());
-    fast::PaddedInput wide = in_layout;
-    wide.channels = c.cout + 8;
-    std::vector<float> slice(static_cast<std::size_t>(c.in[0] * wide.floats()), -9.0f);
-    fast::ConvEpilogue e;
-    e.bias = b.data();
-    e.relu = true;
-    e.channels_last_out = &wide;
-    e.channels_last_channel = 3;
-    fast::run_conv(taps, in_cl.data(), e, slice.data(), true);
-    const test::SliceComparison r = test::compare_slice(slice, wide.channels, 3, expect, -9.0f);
-    CHECK(r.worst < 5e-5f);  // float sums of exact products, in another order than the reference's
-    CHECK(r.others_untouched);
-  }
-}
-
 TEST_CASE("conv bf16: the tap GEMM equals the reference convolution of the rounded input and weights") {
   struct Case {
     int rank;
@@ -310,7 +257,7 @@ TEST_CASE("conv bf16: the tap GEMM equals the reference convolution of the round
     for (int a = 3 - c.rank; a < 3; ++a) w_shape.push_back(c.k[a]);
     const Tensor in = random_tensor(in_shape, seed++), w = random_tensor(w_shape, seed++);
     const Tensor b = random_tensor(Shape{c.cout}, seed++);
-    const Tensor expect = test::reference_conv(conv, rounded_copy(in), rounded_copy(w), b);
+    const Tensor expect = test::reference_conv(conv, test::bf16_rounded(in), test::bf16_rounded(w), b);
     const reference::ConvProblem p = conv.problem(in_shape, expect.shape());
     const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::TapGemm, w.data(), nullptr, fast::Precision::bf16);
     CHECK((prepared.precision == fast::Precision::bf16) == (bf16_gemm_kernel() != nullptr));

@@ -789,6 +789,8 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
   // weights); tiles of positions across rows and images (14 x 14, 5 x 7, 3D). Written into
   // channels [c0, c0 + cout) of a wider unpadded layout (a Concat's channels-last value: every
   // other channel untouched), and into the padded copy a 3x3 reader works from (borders zero).
+  // In bf16 (where the CPU has it) one more input channel each, for depth pairs, and the products
+  // those of the rounded operands (its own kernel form, rows rounded a block at a time).
   struct Case {
     int rank;
     Shape in;
@@ -799,21 +801,29 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
       {3, Shape{1, 9, 4, 6, 5}, 33}, {2, Shape{2, 1056, 7, 7}, 352},
   };
   uint64_t seed = 2600;
+  for (const fast::Precision precision : {fast::Precision::fp32, fast::Precision::bf16})
   for (const auto& c : cases) {
-    CAPTURE(c.in.str());
+    Shape in_shape = c.in;
+    if (precision == fast::Precision::bf16) in_shape[1] += in_shape[1] % 2;
+    CAPTURE(in_shape.str());
     CAPTURE(c.cout);
+    CAPTURE(static_cast<int>(precision));
     Conv conv(c.cout, make_window(c.rank, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}));
-    Shape w_shape{c.cout, c.in[1]};
+    Shape w_shape{c.cout, in_shape[1]};
     for (int a = 0; a < c.rank; ++a) w_shape.push_back(1);
-    Tensor in = random_tensor(c.in, seed++), w = random_tensor(w_shape, seed++), b = random_tensor(Shape{c.cout}, seed++);
+    Tensor in = random_tensor(in_shape, seed++), w = random_tensor(w_shape, seed++), b = random_tensor(Shape{c.cout}, seed++);
     Tensor scale = random_tensor(Shape{c.cout}, seed++);
-    const Shape out_shape = conv.output_shape(std::span(&c.in, 1));
-    Tensor expect = test::reference_conv(conv, in, w, b);
+    const Shape out_shape = conv.output_shape(std::span(&in_shape, 1));
+    const auto taps = fast::prepare_conv(conv.problem(in_shape, out_shape), fast::ConvAlgo::TapGemm, w.data(), nullptr,
+                                         precision);
+    const bool bf16 = taps.precision == fast::Precision::bf16;
+    CHECK(bf16 == (precision == fast::Precision::bf16 && bf16_gemm_kernel() != nullptr));
+    Tensor expect = bf16 ? test::reference_conv(conv, test::bf16_rounded(in), test::bf16_rounded(w), b)
+                         : test::reference_conv(conv, in, w, b);
     for (int64_t i = 0; i < expect.numel(); ++i) expect.data()[i] = std::max(expect.data()[i] * scale.data()[i / out_shape.numel_from(2) % c.cout], 0.0f);
-    const auto taps = fast::prepare_conv(conv.problem(c.in, out_shape), fast::ConvAlgo::TapGemm, w.data());
     REQUIRE(fast::takes_channels_last(taps));
     const fast::PaddedInput in_layout = fast::input_layout(taps);
-    std::vector<float> in_cl(static_cast<std::size_t>(c.in[0] * in_layout.floats()));
+    std::vector<float> in_cl(static_cast<std::size_t>(in_shape[0] * in_layout.floats()));
     fast::to_channels_last(taps.problem, in_layout, in.data(), in_cl.data());
     fast::ConvEpilogue e;
     e.bias = b.data();
@@ -823,7 +833,7 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
     // A Concat's value: channels [3, 3 + cout) of cout + 8.
     fast::PaddedInput wide = in_layout;
     wide.channels = c.cout + 8;
-    std::vector<float> slice(static_cast<std::size_t>(c.in[0] * wide.floats()), -9.0f);
+    std::vector<float> slice(static_cast<std::size_t>(in_shape[0] * wide.floats()), -9.0f);
     e.channels_last_out = &wide;
     e.channels_last_channel = 3;
     fast::run_conv(taps, in_cl.data(), e, slice.data(), true);
