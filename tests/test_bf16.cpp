@@ -97,7 +97,7 @@ TEST_CASE("bf16: Winograd and tap weights packed straight to bf16 equal their fl
     int rank;
     int64_t cin, cout;
   };
-  const Case cases[] = {{2, 16, 17}, {2, 7, 40}, {3, 6, 33}, {3, 32, 64}, {2, 2, 3}};
+  const Case cases[] = {{2, 16, 17}, {2, 7, 40}, {3, 6, 33}, {3, 32, 64}, {2, 2, 3}, {3, 5, 33}, {2, 3, 64}};
   uint64_t seed = 3500;
   for (const auto& c : cases) {
     CAPTURE(c.rank);
@@ -116,10 +116,18 @@ TEST_CASE("bf16: Winograd and tap weights packed straight to bf16 equal their fl
     for (const float* row_scale : {static_cast<const float*>(nullptr), scale.data()}) {
       CHECK(same(fast::winograd_transform_weights_bf16(p, w.data(), row_scale),
                  to_bf16_panels(fast::winograd_transform_weights(p, w.data(), row_scale, true))));
+      PackedPanels taps = fast::tap_pack_weights(p, w.data(), row_scale);
       if (c.cin % 2 == 0) {
-        CHECK(same(fast::tap_pack_weights_bf16(p, w.data(), row_scale),
-                   to_bf16_panels(fast::tap_pack_weights(p, w.data(), row_scale))));
+        CHECK(same(fast::tap_pack_weights_bf16(p, w.data(), row_scale), to_bf16_panels(taps)));
+        continue;
       }
+      // An odd count: each row of taps' kw x Cin rows followed by a zero row, for depth pairs.
+      const int64_t run = k[2] * c.cin, rows_of_taps = taps.k / run;
+      PackedPanels padded = zero_panels(1, rows_of_taps * (run + 1), c.cout);
+      for (int64_t t = 0; t < rows_of_taps; ++t)
+        for (int64_t x = 0; x < run; ++x)
+          for (int64_t j = 0; j < c.cout; ++j) padded.at(0, t * (run + 1) + x, j) = taps.at(0, t * run + x, j);
+      CHECK(same(fast::tap_pack_weights_bf16(p, w.data(), row_scale), to_bf16_panels(padded)));
     }
   }
 }
@@ -168,6 +176,59 @@ TEST_CASE("bf16 gemm: a register tile equals the products of the rounded operand
           }
         CHECK(worst < 1e-5);
       }
+    }
+  }
+}
+
+TEST_CASE("bf16 gemm: a tile reading A in place as runs equals the products of its runs, exactly its rows") {
+  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
+  if (!kernel) {
+    MESSAGE("this CPU has no AVX512-BF16: the bf16 kernel is not tested here");
+    return;
+  }
+  const int64_t nr = kernel->nr, mr = kernel->mr, lda = 6, ld = nr + 3;
+  // Three runs (a row of taps each, conv1's 22 = 7 x 3 + 1), rows 6 values apart as a stride-2
+  // 3-channel convolution's positions are; the values after the last row's runs are readable.
+  const int64_t offsets[] = {0, 130, 260}, lens[] = {22, 22, 2};
+  const ARuns runs{3, offsets, lens};
+  const int64_t k = 46, extent = (mr - 1) * lda + 260 + 2;
+  uint64_t seed = 170;
+  const Tensor a = random_tensor(Shape{extent}, seed++), bv = random_tensor(Shape{k, nr}, seed++);
+  std::vector<uint16_t> a16(static_cast<std::size_t>(extent));
+  convert_to_bf16(a.data(), extent, a16.data());
+  PackedPanels p = zero_panels(1, k, nr);
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = 0; j < nr; ++j) p.at(0, i, j) = bv.data()[i * nr + j];
+  const Bf16Panels b = to_bf16_panels(p);
+  for (int64_t rows = 1; rows <= mr; ++rows) {
+    for (bool accumulate : {false, true}) {
+      CAPTURE(rows);
+      CAPTURE(accumulate);
+      Tensor c = random_tensor(Shape{mr + 1, ld}, seed++);
+      const Tensor before = c.clone();
+      kernel->tile_runs_a(runs, a16.data(), lda, b.panel(0, 0), c.data(), ld, rows, accumulate);
+      double worst = 0;
+      bool others_untouched = true;
+      for (int64_t r = 0; r <= mr; ++r)
+        for (int64_t j = 0; j < ld; ++j) {
+          const double old = before.data()[r * ld + j], got = c.data()[r * ld + j];
+          if (r >= rows || j >= nr) {
+            others_untouched = others_untouched && got == old;
+            continue;
+          }
+          double want = accumulate ? old : 0.0, magnitude = std::abs(want);
+          int64_t row_of_b = 0;
+          for (int64_t q = 0; q < runs.count; ++q)
+            for (int64_t i = 0; i < lens[q]; ++i, ++row_of_b) {
+              const double term = static_cast<double>(rounded(a.data()[r * lda + offsets[q] + i])) *
+                                  rounded(bv.data()[row_of_b * nr + j]);
+              want += term;
+              magnitude += std::abs(term);
+            }
+          worst = std::max(worst, std::abs(got - want) / (magnitude + 1e-30));
+        }
+      CHECK(worst < 1e-5);
+      CHECK(others_untouched);
     }
   }
 }
@@ -245,6 +306,10 @@ TEST_CASE("conv bf16: the tap GEMM equals the reference convolution of the round
       {2, 2, 300, 70, 1, 5, 4, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},   // two depth blocks
       {2, 2, 16, 20, 1, 9, 5, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
       {3, 1, 6, 9, 5, 6, 7, {3, 1, 3}, {2, 1, 2}, {0, 0, 2}},
+      // Odd channel counts: each row of taps' run padded with a zero to depth pairs.
+      {2, 2, 3, 64, 1, 23, 19, {1, 7, 7}, {1, 2, 2}, {0, 3, 3}},  // conv1's geometry
+      {3, 1, 5, 20, 4, 6, 7, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}},
+      {2, 1, 129, 40, 1, 6, 5, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},  // a run cut in two, the second padded
   };
   uint64_t seed = 3100;
   for (const auto& c : cases) {

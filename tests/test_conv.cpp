@@ -254,12 +254,15 @@ TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convoluti
   };
   uint64_t seed = 5100;
   // With non-negative scales every channel's epilogue is non-decreasing and runs after the pooling
-  // along w; with some negative it has to run on the products themselves.
+  // along w; with some negative it has to run on the products themselves. In bf16 (where the CPU
+  // has it) the products are those of the rounded operands.
+  for (const fast::Precision precision : {fast::Precision::fp32, fast::Precision::bf16})
   for (const bool non_negative_scale : {false, true})
   for (const auto& c : cases) {
     CAPTURE(c.cout);
     CAPTURE(c.h);
     CAPTURE(non_negative_scale);
+    CAPTURE(static_cast<int>(precision));
     Conv conv(c.cout, make_window(2, c.k, c.s, c.p));
     Pool pool(reference::PoolMode::Max, make_window(2, c.pk, c.ps, c.pp));
     const Shape in_shape{c.n, c.cin, c.h, c.w};
@@ -271,7 +274,12 @@ TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convoluti
     } else {
       REQUIRE(std::any_of(scale.data(), scale.data() + c.cout, [](float v) { return v < 0.0f; }));
     }
-    Tensor conv_out = test::reference_conv(conv, in, w, b);
+    const reference::ConvProblem p = conv.problem(in_shape, conv.output_shape(std::span(&in_shape, 1)));
+    const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::TapGemm, w.data(), nullptr, precision);
+    const bool bf16 = prepared.precision == fast::Precision::bf16;
+    CHECK(bf16 == (precision == fast::Precision::bf16 && bf16_gemm_kernel() != nullptr));
+    Tensor conv_out = bf16 ? test::reference_conv(conv, test::bf16_rounded(in), test::bf16_rounded(w), b)
+                           : test::reference_conv(conv, in, w, b);
     const int64_t plane = conv_out.shape().numel_from(2);
     for (int64_t i = 0; i < conv_out.numel(); ++i) {
       const int64_t ch = (i / plane) % c.cout;
@@ -283,15 +291,18 @@ TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convoluti
     const Tensor* pool_inputs[] = {&conv_out};
     pool.run_reference(pool_inputs, {}, expect);
 
-    const reference::ConvProblem p = conv.problem(in_shape, conv_shape);
     fast::ConvEpilogue e;
     e.bias = b.data();
     e.scale = scale.data();
     e.shift = shift.data();
     e.relu = c.relu;
-    const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::TapGemm, w.data());
     Tensor out(expect.shape());
-    fast::conv_taps_max_pooled(p, prepared.taps, in.data(), e, pool.problem(conv_shape, expect.shape()), out.data());
+    const reference::PoolProblem pp = pool.problem(conv_shape, expect.shape());
+    if (bf16) {
+      fast::conv_taps_max_pooled(p, prepared.bf16, in.data(), e, pp, out.data());
+    } else {
+      fast::conv_taps_max_pooled(p, prepared.taps, in.data(), e, pp, out.data());
+    }
     CHECK(test::max_relative_error(out, expect) < 1e-5f);
   }
 }

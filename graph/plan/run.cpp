@@ -79,10 +79,13 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, float* chunk, const fl
     return;
   }
   if (out_channels_last) throw std::logic_error("run_plan: this pooled convolution writes planes only");
-  if (max_2d && s.conv.algo == fast::ConvAlgo::TapGemm && s.conv.precision == fast::Precision::fp32 &&
-      images_fill_threads(s.conv_shape[0])) {
-    fast::conv_taps_max_pooled(s.conv.problem, s.conv.taps, in, e, op.problem(s.conv_shape, pooled), out.data(),
-                               in_channels_last);
+  if (max_2d && s.conv.algo == fast::ConvAlgo::TapGemm && images_fill_threads(s.conv_shape[0])) {
+    const reference::PoolProblem p = op.problem(s.conv_shape, pooled);
+    if (s.conv.precision == fast::Precision::bf16) {
+      fast::conv_taps_max_pooled(s.conv.problem, s.conv.bf16, in, e, p, out.data(), in_channels_last);
+    } else {
+      fast::conv_taps_max_pooled(s.conv.problem, s.conv.taps, in, e, p, out.data(), in_channels_last);
+    }
     return;
   }
   const int64_t out_image = pooled.numel_from(1);

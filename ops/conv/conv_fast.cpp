@@ -106,8 +106,8 @@ ScratchSize conv_pooled_scratch(const PreparedConv& c, const reference::PoolProb
   ScratchSize size = max_size(conv_scratch(c, threads, in_channels_last), pool_separable_scratch(pool, threads));
   const bool max_2d = pool.mode == reference::PoolMode::Max && pool.window.spatial_rank == 2 &&
                       p.window.kernel[0] == 1 && p.out_extent[0] == 1;
-  if (max_2d && c.algo == ConvAlgo::TapGemm && c.precision == Precision::fp32) {
-    size = max_size(size, conv_taps_max_pooled_scratch(p, pool, threads, in_channels_last));
+  if (max_2d && c.algo == ConvAlgo::TapGemm) {
+    size = max_size(size, conv_taps_max_pooled_scratch(p, pool, threads, in_channels_last, c.precision == Precision::bf16));
   }
   if (max_2d && c.algo == ConvAlgo::Winograd) {
     size = max_size(size, max_pool_channels_last_scratch(pool, p.out_channels, threads));

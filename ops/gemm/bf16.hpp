@@ -53,6 +53,11 @@ struct Bf16GemmKernel {
   // without the prefetch).
   void (*tile_rows_a_out)(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* const* out,
                           int64_t rows, int64_t cols, bool accumulate, const ColumnEpilogue* epilogue) = nullptr;
+  // C (exactly `rows` rows, 1 to mr) (+)= A x one panel, A's rows read in place as runs (see
+  // ARuns; lda apart), each of an even length from an even offset, the panel's rows in run order:
+  // a convolution reading a bf16 copy of its input the way the float kernel's tile_runs_a does.
+  void (*tile_runs_a)(const ARuns& runs, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc,
+                      int64_t rows, bool accumulate) = nullptr;
   void (*convert)(const float* src, int64_t n, uint16_t* dst) = nullptr;
   // Peak probe for --precision auto (bf16_pays_off): 2 * 10 * nr flops per iteration, one thread.
   float (*dot_chains)(int64_t iterations) = nullptr;

@@ -25,6 +25,7 @@ namespace {
 struct Piece {
   int64_t offset, k0, len;
   int64_t kd, kh;  // the tap row: whether a position reads padding only depends on it
+  int64_t pad = 0;  // zeros after it in A (bf16's depth pairs: the end of an odd run, conv1's 7 x 3)
 };
 
 // Where an output position's window starts: where it reads its tap (0, 0, 0) in the padded copy, and the
@@ -49,35 +50,44 @@ struct DepthBlocks {
   ARuns runs(const DepthBlock& b) const { return {b.count, offsets.data() + b.first, lens.data() + b.first}; }
 };
 
-std::vector<Piece> tap_row_pieces(const reference::ConvProblem& p, const PaddedInput& pi, int64_t kc) {
+// The weight rows a row of taps takes: kw x Cin, or for bf16 products (even_runs) that rounded up
+// to even, the last row a zero (tap_pack_weights_bf16), so that depth pairs never straddle rows.
+int64_t tap_row_length(const reference::ConvProblem& p, bool even_runs) {
+  const int64_t run = p.window.kernel[2] * p.in_channels;
+  return even_runs ? run + run % 2 : run;
+}
+
+std::vector<Piece> tap_row_pieces(const reference::ConvProblem& p, const PaddedInput& pi, int64_t kc, bool even_runs) {
   const auto& w = p.window;
   // Pieces of an even length (kc is even), so that an even run gives pieces the bf16 kernel's depth
-  // pairs never straddle.
-  const int64_t run = w.kernel[2] * p.in_channels, chunks = (run + kc - 1) / kc;
-  const int64_t len = ((run + chunks - 1) / chunks + 1) / 2 * 2;
+  // pairs never straddle; an odd run's last piece is followed by a zero.
+  const int64_t run = w.kernel[2] * p.in_channels, row_k = tap_row_length(p, even_runs);
+  const int64_t chunks = (row_k + kc - 1) / kc, len = ((row_k + chunks - 1) / chunks + 1) / 2 * 2;
   std::vector<Piece> pieces;
   for (int64_t kd = 0; kd < w.kernel[0]; ++kd)
     for (int64_t kh = 0; kh < w.kernel[1]; ++kh) {
       const int64_t offset = (kd * pi.extent[1] + kh) * pi.extent[2] * pi.channels;
-      const int64_t k0 = (kd * w.kernel[1] + kh) * run;
+      const int64_t k0 = (kd * w.kernel[1] + kh) * row_k;
       for (int64_t c0 = 0; c0 < run; c0 += len) {
-        pieces.push_back({offset + c0, k0 + c0, std::min(len, run - c0), kd, kh});
+        const int64_t n = std::min(len, run - c0);
+        pieces.push_back({offset + c0, k0 + c0, n, kd, kh, c0 + n == run ? row_k - run : 0});
       }
     }
   return pieces;
 }
 
-DepthBlocks depth_blocks(const reference::ConvProblem& p, const PaddedInput& pi, int64_t kc) {
+DepthBlocks depth_blocks(const reference::ConvProblem& p, const PaddedInput& pi, int64_t kc, bool even_runs) {
   DepthBlocks d;
-  d.pieces = tap_row_pieces(p, pi, kc);
+  d.pieces = tap_row_pieces(p, pi, kc, even_runs);
   for (int64_t i = 0; i < static_cast<int64_t>(d.pieces.size()); ++i) {
     const Piece& piece = d.pieces[i];
-    if (d.blocks.empty() || d.blocks.back().len + piece.len > kc) d.blocks.push_back({piece.k0, 0, i, 0});
-    d.blocks.back().len += piece.len;
+    const int64_t k_n = piece.len + piece.pad;
+    if (d.blocks.empty() || d.blocks.back().len + k_n > kc) d.blocks.push_back({piece.k0, 0, i, 0});
+    d.blocks.back().len += k_n;
     d.blocks.back().count += 1;
     d.longest = std::max(d.longest, d.blocks.back().len);
     d.offsets.push_back(piece.offset);
-    d.lens.push_back(piece.len);
+    d.lens.push_back(k_n);  // a bf16 run read in place takes its pad from the copy (see TapProduct)
   }
   return d;
 }
@@ -91,7 +101,7 @@ void fill_tile(const float* padded, const Origin* origins, int64_t rows, int64_t
     float* dst = a + r * b.len;
     for (int64_t i = b.first; i < b.first + b.count; ++i) {
       copy_run(padded + origins[r].base + pieces[i].offset, dst, pieces[i].len);
-      dst += pieces[i].len;
+      dst = std::fill_n(dst + pieces[i].len, pieces[i].pad, 0.0f);
     }
   }
   std::fill(a + rows * b.len, a + mr * b.len, 0.0f);
@@ -104,7 +114,7 @@ void fill_tile_bf16(const float* padded, const Origin* origins, int64_t rows, in
     uint16_t* dst = a + r * b.len;
     for (int64_t i = b.first; i < b.first + b.count; ++i) {
       round(padded + origins[r].base + pieces[i].offset, pieces[i].len, dst);
-      dst += pieces[i].len;
+      dst = std::fill_n(dst + pieces[i].len, pieces[i].pad, uint16_t{0});
     }
   }
   std::fill(a + rows * b.len, a + mr * b.len, uint16_t{0});
@@ -213,9 +223,42 @@ PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weig
   return w;
 }
 
+namespace {
+
+// tap_pack_weights_bf16 for an odd channel count (conv1's 3): a row of taps' kw x Cin weight rows
+// and then a zero row (tap_row_length), in pairs in that order. A row of taps per item; conv1's
+// weights are small, so this goes a pair of rows at a time.
+Bf16Panels tap_pack_weights_bf16_odd(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
+  const int64_t taps = p.window.volume(), c_n = p.in_channels, oc_n = p.out_channels, kw = p.window.kernel[2];
+  const int64_t run = kw * c_n, row_k = tap_row_length(p, true), tap_rows = taps / kw;
+  Bf16Panels w = unfilled_bf16_panels(1, tap_rows * row_k, oc_n);
+#pragma omp parallel
+  {
+    std::vector<float> rows(static_cast<std::size_t>(2 * w.nr));
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < w.panels * tap_rows; ++item) {
+      const int64_t q = item / tap_rows, tap_row = item % tap_rows, o0 = q * w.nr, o_n = std::min(w.nr, oc_n - o0);
+      for (int64_t x = 0; x < row_k; x += 2) {
+        std::fill(rows.begin(), rows.end(), 0.0f);
+        for (int64_t half = 0; half < 2 && x + half < run; ++half) {
+          const int64_t c = (x + half) % c_n, t = tap_row * kw + (x + half) / c_n;
+          for (int64_t j = 0; j < o_n; ++j) {
+            rows[static_cast<std::size_t>(half * w.nr + j)] =
+                weight[((o0 + j) * c_n + c) * taps + t] * (row_scale ? row_scale[o0 + j] : 1.0f);
+          }
+        }
+        store_bf16_pair_row(rows.data(), rows.data() + w.nr, w.nr, w.panel(0, q) + (tap_row * row_k + x) * w.nr);
+      }
+    }
+  }
+  return w;
+}
+
+}  // namespace
+
 Bf16Panels tap_pack_weights_bf16(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
   const int64_t taps = p.window.volume(), c_n = p.in_channels, oc_n = p.out_channels;
-  if (c_n % 2) throw std::invalid_argument("tap_pack_weights_bf16: an odd number of input channels");
+  if (c_n % 2) return tap_pack_weights_bf16_odd(p, weight, row_scale);
   Bf16Panels w = unfilled_bf16_panels(1, taps * c_n, oc_n);
   // A pair of input channels of one panel's output channels per item, as tap_pack_weights: for
   // each tap, rows (tap, c) and (tap, c + 1) are one row pair.
@@ -280,26 +323,42 @@ struct TapProduct {
   // being copied a tile at a time: the copy was a sixth of conv1's time, whose 7 x 3-channel
   // windows give only 2 panels per tile to spread it on.
   bool in_place;
+  // In bf16, A read in place from a bf16 copy of the padded input (conv_taps_max_pooled makes one
+  // per image): runs padded to even lengths then read the next value of the copy as their pad,
+  // times the zero weight row, so that they must start at even offsets.
+  bool bf16_in_place;
   bool cut_at_rows;  // in place, register tiles end where output rows do
   int64_t position_step;
   const Bf16GemmKernel* bf16;  // products in bf16 (tap_bf16_applies), else null
 
-  // `kernel` is the weights' (kernel_for), or for a size function the selected one.
-  TapProduct(const reference::ConvProblem& problem, const GemmKernel& k, bool bf16_products = false)
+  // `kernel` is the weights' (kernel_for), or for a size function the selected one. bf16_copy: the
+  // caller can hand run() a bf16 copy of the input, read in place where the geometry allows.
+  TapProduct(const reference::ConvProblem& problem, const GemmKernel& k, bool bf16_products = false,
+             bool bf16_copy = false)
       : p(problem),
         kernel(k),
         panels((problem.out_channels + k.nr - 1) / k.nr),
         pi(padded_input(problem)),
-        d(depth_blocks(problem, pi, k.kc)),
-        in_place(!bf16_products && reads_in_place(problem, k)),  // bf16 rounds A as it copies it
-        cut_at_rows(in_place && !is_pointwise(problem)),
-        position_step(problem.window.stride[2] * pi.channels),
+        d(depth_blocks(problem, pi, k.kc, bf16_products)),
+        in_place(!bf16_products && reads_in_place(problem, k)),
+        bf16_in_place(bf16_products && bf16_copy && reads_in_place(problem, k) && !is_pointwise(problem) &&
+                      (pi.extent[2] * pi.channels) % 2 == 0 && position_step_of(problem, pi) % 2 == 0 &&
+                      tap_row_length(problem, true) <= k.kc),
+        cut_at_rows((in_place || bf16_in_place) && !is_pointwise(problem)),
+        position_step(position_step_of(problem, pi)),
         bf16(bf16_products ? bf16_gemm_kernel() : nullptr) {}
+
+  static int64_t position_step_of(const reference::ConvProblem& problem, const PaddedInput& pi) {
+    return problem.window.stride[2] * pi.channels;
+  }
+
+  // Values a bf16 copy holds past the padded input: the last run's pad (one value).
+  static constexpr int64_t kBf16CopySlack = 32;
 
   RunScratch layout(ScratchLayout& l, int64_t positions) const {
     RunScratch r;
     r.a = l.add<float>(in_place || bf16 ? 0 : kernel.mr * d.longest);
-    r.a_bf16 = l.add<uint16_t>(bf16 ? kernel.mr * d.longest : 0);
+    r.a_bf16 = l.add<uint16_t>(bf16 && !bf16_in_place ? kernel.mr * d.longest : 0);
     r.origins = l.add<Origin>(positions);
     r.tiles = l.add<Tile>(positions);
     r.written = l.add<char>(positions);
@@ -310,9 +369,10 @@ struct TapProduct {
   // output channels of panels [panel0, panel0 + panel_n)) = their windows in `padded` x the
   // weights `w` (float, or bf16 with a copied A). `buf`: the buffers of a layout() for `count`
   // positions or more.
+  // With bf16_in_place, `padded_bf16` is the bf16 copy of `padded` (kBf16CopySlack values more).
   template <class Panels>
   void run(const Panels& w, const float* padded, int64_t pos0, int64_t count, int64_t panel0, int64_t panel_n,
-           float* product, int64_t ld, const RunBuffers& buf) const {
+           float* product, int64_t ld, const RunBuffers& buf, const uint16_t* padded_bf16 = nullptr) const {
     const int64_t nr = kernel.nr;
     Origin* origins = buf.origins;
     Tile* tiles = buf.tiles;
@@ -325,7 +385,9 @@ struct TapProduct {
         const auto [i0, rows] = tiles[t];
         if (!reads_input(p, origins + i0, rows, b, d.pieces.data())) continue;
         if constexpr (std::is_same_v<Panels, Bf16Panels>) {
-          fill_tile_bf16(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), bf16->convert, buf.a_bf16);
+          if (!bf16_in_place) {
+            fill_tile_bf16(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), bf16->convert, buf.a_bf16);
+          }
         } else if (!in_place) {
           fill_tile(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), buf.a);
         }
@@ -333,7 +395,12 @@ struct TapProduct {
           const auto* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
           float* c = product + i0 * ld + j * nr;
           if constexpr (std::is_same_v<Panels, Bf16Panels>) {
-            bf16->tile_rows_a(b.len, buf.a_bf16, b.len, b_panel, c, ld, rows, written[t]);
+            if (bf16_in_place) {
+              bf16->tile_runs_a(d.runs(b), padded_bf16 + origins[i0].base, position_step, b_panel, c, ld, rows,
+                                written[t]);
+            } else {
+              bf16->tile_rows_a(b.len, buf.a_bf16, b.len, b_panel, c, ld, rows, written[t]);
+            }
           } else if (in_place) {
             kernel.tile_runs_a(d.runs(b), padded + origins[i0].base, position_step, b_panel, c, ld, rows, written[t]);
           } else {
@@ -376,6 +443,7 @@ void epilogue_in_place(float* data, int64_t count, int64_t stride, int64_t c_n, 
 struct BandScratch {
   int64_t band, most_rows;  // pooled rows per band, and the convolution rows a band reads at most
   Region<float> copy, product, columns, pooled_row;
+  Region<uint16_t> copy_bf16;  // the image's copy in bf16, for a product reading it in place
   RunScratch run;
 };
 
@@ -388,6 +456,7 @@ BandScratch band_layout(ScratchLayout& l, const TapProduct& tp, const reference:
   r.product = l.add<float>(r.most_rows * ow_n * ld);
   r.columns = l.add<float>(r.most_rows * pool.out_extent[2] * c_n);
   r.pooled_row = l.add<float>(max_pool_rows_scratch_floats(pool, c_n));
+  r.copy_bf16 = l.add<uint16_t>(tp.bf16_in_place ? tp.pi.floats() + TapProduct::kBf16CopySlack : 0);
   r.run = tp.layout(l, r.most_rows * ow_n);
   return r;
 }
@@ -397,7 +466,8 @@ BandScratch band_layout(ScratchLayout& l, const TapProduct& tp, const reference:
 // the epilogue and pooled along w into `columns` (or, for a non-decreasing epilogue, pooled
 // first), which keeps the rows the next band reads again; then pooled along h into the image's
 // output planes.
-void pool_image_by_bands(const TapProduct& tp, const PackedPanels& w, const float* padded,
+template <class Panels>
+void pool_image_by_bands(const TapProduct& tp, const Panels& w, const float* padded, const uint16_t* padded_bf16,
                          const reference::PoolProblem& pool, const ChannelEpilogues& ce, const BandScratch& scratch,
                          const Slabs& slabs, int thread, float* out) {
   const int64_t c_n = tp.p.out_channels, ld = tp.panels * tp.kernel.nr, ow_n = tp.p.out_extent[2];
@@ -422,7 +492,7 @@ void pool_image_by_bands(const TapProduct& tp, const PackedPanels& w, const floa
     held_end = held_first + keep;
     if (need.end > held_end) {
       const int64_t count = (need.end - held_end) * ow_n;
-      tp.run(w, padded, held_end * ow_n, count, 0, tp.panels, product, ld, buf);
+      tp.run(w, padded, held_end * ow_n, count, 0, tp.panels, product, ld, buf, padded_bf16);
       if (!epilogue_after_columns) epilogue_in_place(product, count, ld, c_n, ce);
       float* fresh = columns + (held_end - held_first) * pooled_row;  // the new rows pooled along w
       for (int64_t r = held_end; r < need.end; ++r) {
@@ -477,22 +547,25 @@ ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool
 }
 
 ScratchSize conv_taps_max_pooled_scratch(const reference::ConvProblem& p, const reference::PoolProblem& pool,
-                                         int threads, bool in_channels_last) {
+                                         int threads, bool in_channels_last, bool bf16) {
   const reference::ConvProblem image = one_image(p);
   ScratchLayout layout;
-  band_layout(layout, TapProduct(image, selected_gemm_kernel()), pool, in_channels_last);
+  band_layout(layout, TapProduct(image, selected_gemm_kernel(), bf16, true), pool, in_channels_last);
   return {threads, 0, layout.bytes()};
 }
 
-void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
-                          const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last) {
+namespace {
+
+template <class Panels>
+void taps_max_pooled(const reference::ConvProblem& p, const Panels& w, const GemmKernel& kernel, const float* in,
+                     const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last) {
   const bool two_d = p.window.kernel[0] == 1 && p.out_extent[0] == 1 && pool.window.spatial_rank == 2;
   if (!two_d || pool.mode != reference::PoolMode::Max || pool.in_extent != p.out_extent ||
       pool.planes != p.batch * p.out_channels || e.residual || e.out_image_stride != 0 || e.channels_last_out) {
     throw std::logic_error("conv_taps_max_pooled takes a 2D convolution with a plain epilogue and its 2D max pooling");
   }
   const reference::ConvProblem image = one_image(p);
-  const TapProduct tp(image, kernel_for(w));
+  const TapProduct tp(image, kernel, std::is_same_v<Panels, Bf16Panels>, true);
   const int64_t in_image = in_channels_last ? tp.pi.floats() : p.in_channels * p.in_extent[1] * p.in_extent[2];
   const int64_t pooled_image = p.out_channels * pool.out_extent[1] * pool.out_extent[2];
   const ChannelEpilogues ce = channel_epilogues(e, p.out_channels);
@@ -512,8 +585,30 @@ void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w
       to_channels_last(image, tp.pi, padded, copy);
       padded = copy;
     }
-    pool_image_by_bands(tp, w, padded, pool, ce, r, slabs, thread, out + n * pooled_image);
+    uint16_t* padded_bf16 = nullptr;
+    if (tp.bf16_in_place) {  // rounded once here, where the float copy is still in L2
+      padded_bf16 = slabs.at(thread, r.copy_bf16);
+      tp.bf16->convert(padded, tp.pi.floats(), padded_bf16);
+      std::fill_n(padded_bf16 + tp.pi.floats(), TapProduct::kBf16CopySlack, uint16_t{0});
+    }
+    pool_image_by_bands(tp, w, padded, padded_bf16, pool, ce, r, slabs, thread, out + n * pooled_image);
   }
+}
+
+}  // namespace
+
+void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
+                          const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last) {
+  taps_max_pooled(p, w, kernel_for(w), in, e, pool, out, in_channels_last);
+}
+
+void conv_taps_max_pooled(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
+                          const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last) {
+  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
+  if (!kernel || w.kernel != kernel->name || !tap_bf16_applies(p)) {
+    throw std::invalid_argument("bf16 tap GEMM: panels packed for " + w.kernel + " on a CPU or layer it cannot run");
+  }
+  taps_max_pooled(p, w, selected_gemm_kernel(), in, e, pool, out, in_channels_last);
 }
 
 namespace {
@@ -556,9 +651,9 @@ void conv_taps(const reference::ConvProblem& p, const PackedPanels& w, const flo
   taps_items(TapProduct(p, kernel_for(w)), w, in, e, out, in_channels_last);
 }
 
-bool tap_bf16_applies(const reference::ConvProblem& p) {
+bool tap_bf16_applies(const reference::ConvProblem&) {
   const Bf16GemmKernel* k = bf16_gemm_kernel();
-  return k && p.in_channels % 2 == 0 && k->mr == selected_gemm_kernel().mr;
+  return k && k->mr == selected_gemm_kernel().mr;
 }
 
 void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float* in, const ConvEpilogue& e,
@@ -567,7 +662,9 @@ void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float
   if (!kernel || w.kernel != kernel->name || !tap_bf16_applies(p)) {
     throw std::invalid_argument("bf16 tap GEMM: panels packed for " + w.kernel + " on a CPU or layer it cannot run");
   }
-  if (in_channels_last && e.channels_last_out && is_pointwise(p)) return conv_pointwise_rows(p, w, in, e, out);
+  if (in_channels_last && e.channels_last_out && is_pointwise(p) && p.in_channels % 2 == 0) {
+    return conv_pointwise_rows(p, w, in, e, out);
+  }
   taps_items(TapProduct(p, selected_gemm_kernel(), true), w, in, e, out, in_channels_last);
 }
 

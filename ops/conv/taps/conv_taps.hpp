@@ -49,8 +49,9 @@ ScratchSize conv_pointwise_rows_scratch(const reference::ConvProblem& p, int thr
 // The same with bf16 products (ops/gemm/bf16.hpp): the weights rounded once
 // (tap_pack_weights_bf16), each A tile as it is copied (A is always copied, never read in place;
 // pointwise between channels-last values: conv_pointwise_rows' bf16 blocks); float sums and
-// epilogue. Only where tap_bf16_applies: a CPU with the bf16 kernel and an even number of
-// input channels (depth steps are pairs; conv1's 3 channels stay float).
+// epilogue. Only where tap_bf16_applies: a CPU with the bf16 kernel. Depth steps are pairs: with
+// an odd channel count (conv1's 3) each row of taps' kw x Cin weight rows is followed by a zero
+// row, and its A run by a zero.
 bool tap_bf16_applies(const reference::ConvProblem& p);
 void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float* in, const ConvEpilogue& epilogue,
                float* out, bool in_channels_last = false);
@@ -64,9 +65,13 @@ void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float
 // The epilogue takes no residual, stride or channels-last output.
 // Its scratch, all per thread: an image's channels-last copy unless in_channels_last, a band's
 // products and pooled rows.
+// In bf16 (Bf16Panels, where tap_bf16_applies) the products are conv_taps' bf16 ones.
 ScratchSize conv_taps_max_pooled_scratch(const reference::ConvProblem& p, const reference::PoolProblem& pool,
-                                         int threads, bool in_channels_last);
+                                         int threads, bool in_channels_last, bool bf16 = false);
 void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
+                          const ConvEpilogue& epilogue, const reference::PoolProblem& pool, float* out,
+                          bool in_channels_last = false);
+void conv_taps_max_pooled(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
                           const ConvEpilogue& epilogue, const reference::PoolProblem& pool, float* out,
                           bool in_channels_last = false);
 

@@ -35,21 +35,50 @@ inline __m512bh load_pairs(const uint16_t* b) { return reinterpret_cast<__m512bh
   }
 }
 
+// C (+)= runs of A (each of an even length, from an even offset) x B, B's rows in run order.
 // Every loop over ROWS is unrolled so that GCC keeps the accumulators in registers (as in
 // sgemm_blocked.hpp).
 template <int ROWS>
-[[gnu::always_inline]] inline void multiply(__m512 (&acc0)[ROWS], __m512 (&acc1)[ROWS], int64_t kc, const uint16_t* a,
-                                            int64_t lda, const uint16_t* b) {
+[[gnu::always_inline]] inline void multiply_runs(__m512 (&acc0)[ROWS], __m512 (&acc1)[ROWS], const ARuns& runs,
+                                                 const uint16_t* a, int64_t lda, const uint16_t* b) {
 #pragma GCC unroll 32
   for (int r = 0; r < ROWS; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; k += 2) {
-    const __m512bh b0 = load_pairs(b + k * kNR), b1 = load_pairs(b + k * kNR + kNR);
+  for (int64_t p = 0; p < runs.count; ++p) {
+    const uint16_t* ap = a + runs.offset[p];
+    for (int64_t k = 0; k < runs.len[p]; k += 2, b += 2 * kNR) {
+      const __m512bh b0 = load_pairs(b), b1 = load_pairs(b + kNR);
 #pragma GCC unroll 32
-    for (int r = 0; r < ROWS; ++r) {
-      const __m512bh av = broadcast_pair(a + r * lda + k);
-      acc0[r] = _mm512_dpbf16_ps(acc0[r], av, b0);
-      acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
+      for (int r = 0; r < ROWS; ++r) {
+        const __m512bh av = broadcast_pair(ap + r * lda + k);
+        acc0[r] = _mm512_dpbf16_ps(acc0[r], av, b0);
+        acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
+      }
     }
+  }
+}
+
+// One run of kc values from each row of A.
+template <int ROWS>
+[[gnu::always_inline]] inline void multiply(__m512 (&acc0)[ROWS], __m512 (&acc1)[ROWS], int64_t kc, const uint16_t* a,
+                                            int64_t lda, const uint16_t* b) {
+  const int64_t start = 0;
+  multiply_runs<ROWS>(acc0, acc1, ARuns{1, &start, &kc}, a, lda, b);
+}
+
+// All ROWS rows of a tile into C, added to what it holds if `accumulate`.
+template <int ROWS>
+[[gnu::always_inline]] inline void store_tile(const __m512 (&acc0)[ROWS], const __m512 (&acc1)[ROWS], float* c,
+                                              int64_t ldc, bool accumulate) {
+#pragma GCC unroll 32
+  for (int r = 0; r < ROWS; ++r) {
+    float* row = c + r * ldc;
+    __m512 v0 = acc0[r], v1 = acc1[r];
+    if (accumulate) {
+      v0 = _mm512_add_ps(v0, _mm512_loadu_ps(row));
+      v1 = _mm512_add_ps(v1, _mm512_loadu_ps(row + 16));
+    }
+    _mm512_storeu_ps(row, v0);
+    _mm512_storeu_ps(row + 16, v1);
   }
 }
 
@@ -59,17 +88,7 @@ void tile(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* 
   __m512 acc0[ROWS], acc1[ROWS];
   multiply<ROWS>(acc0, acc1, kc, a, lda, b);
   if (rows == ROWS) {
-#pragma GCC unroll 32
-    for (int r = 0; r < ROWS; ++r) {
-      float* row = c + r * ldc;
-      __m512 v0 = acc0[r], v1 = acc1[r];
-      if (accumulate) {
-        v0 = _mm512_add_ps(v0, _mm512_loadu_ps(row));
-        v1 = _mm512_add_ps(v1, _mm512_loadu_ps(row + 16));
-      }
-      _mm512_storeu_ps(row, v0);
-      _mm512_storeu_ps(row + 16, v1);
-    }
+    store_tile<ROWS>(acc0, acc1, c, ldc, accumulate);
     return;
   }
   alignas(64) float buffer[ROWS * kNR];
@@ -79,6 +98,25 @@ void tile(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* 
     _mm512_store_ps(buffer + r * kNR + 16, acc1[r]);
   }
   store_rows(buffer, c, ldc, rows, accumulate);
+}
+
+// tile_runs_a's tile: exactly ROWS rows, so that a convolution reading A in place reads no
+// position past its tile's.
+template <int ROWS>
+void runs_tile(const ARuns& runs, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc,
+               bool accumulate) {
+  __m512 acc0[ROWS], acc1[ROWS];
+  multiply_runs<ROWS>(acc0, acc1, runs, a, lda, b);
+  store_tile<ROWS>(acc0, acc1, c, ldc, accumulate);
+}
+
+template <int ROWS = 1>
+void tile_runs_a(const ARuns& runs, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc,
+                 int64_t rows, bool accumulate) {
+  if constexpr (ROWS < kMR) {
+    if (rows != ROWS) return tile_runs_a<ROWS + 1>(runs, a, lda, b, c, ldc, rows, accumulate);
+  }
+  runs_tile<ROWS>(runs, a, lda, b, c, ldc, accumulate);
 }
 
 // The smallest tile of a third, two thirds or all of kMR rows that covers `rows`.
@@ -174,6 +212,7 @@ Bf16GemmKernel bf16gemm_12x32_avx512bf16_kernel() {
   k.kc = 256;
   k.tile_rows_a = tile_rows_a;
   k.tile_rows_a_out = tile_rows_a_out;
+  k.tile_runs_a = tile_runs_a<1>;
   k.convert = convert;
   k.dot_chains = dot_chains;
   return k;
