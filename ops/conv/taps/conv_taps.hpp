@@ -65,7 +65,9 @@ void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float
 // The epilogue takes no residual, stride or channels-last output.
 // Its scratch, all per thread: an image's channels-last copy unless in_channels_last, a band's
 // products and pooled rows.
-// In bf16 (Bf16Panels, where tap_bf16_applies) the products are conv_taps' bf16 ones.
+// In bf16 (Bf16Panels, where tap_bf16_applies) each image's copy is also rounded to bf16 once,
+// and A is read in place from it where every row of taps starts at an even offset (conv1's
+// 3-channel rows of 230 positions, stride 2); elsewhere A tiles are copied as in conv_taps.
 ScratchSize conv_taps_max_pooled_scratch(const reference::ConvProblem& p, const reference::PoolProblem& pool,
                                          int threads, bool in_channels_last, bool bf16 = false);
 void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
