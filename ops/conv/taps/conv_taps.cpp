@@ -319,6 +319,7 @@ struct TapProduct {
   int64_t panels;  // of the weights: Cout in nr-wide panels
   PaddedInput pi;
   DepthBlocks d;
+  int64_t position_step;  // floats between neighbouring output positions' windows in the copy
   // A is read straight from the channels-last copy (positions stride x channels apart) instead of
   // being copied a tile at a time: the copy was a sixth of conv1's time, whose 7 x 3-channel
   // windows give only 2 panels per tile to spread it on.
@@ -328,7 +329,6 @@ struct TapProduct {
   // times the zero weight row, so that they must start at even offsets.
   bool bf16_in_place;
   bool cut_at_rows;  // in place, register tiles end where output rows do
-  int64_t position_step;
   const Bf16GemmKernel* bf16;  // products in bf16 (tap_bf16_applies), else null
 
   // `kernel` is the weights' (kernel_for), or for a size function the selected one. bf16_copy: the
@@ -340,17 +340,13 @@ struct TapProduct {
         panels((problem.out_channels + k.nr - 1) / k.nr),
         pi(padded_input(problem)),
         d(depth_blocks(problem, pi, k.kc, bf16_products)),
+        position_step(problem.window.stride[2] * pi.channels),
         in_place(!bf16_products && reads_in_place(problem, k)),
         bf16_in_place(bf16_products && bf16_copy && reads_in_place(problem, k) && !is_pointwise(problem) &&
-                      (pi.extent[2] * pi.channels) % 2 == 0 && position_step_of(problem, pi) % 2 == 0 &&
+                      (pi.extent[2] * pi.channels) % 2 == 0 && position_step % 2 == 0 &&
                       tap_row_length(problem, true) <= k.kc),
         cut_at_rows((in_place || bf16_in_place) && !is_pointwise(problem)),
-        position_step(position_step_of(problem, pi)),
         bf16(bf16_products ? bf16_gemm_kernel() : nullptr) {}
-
-  static int64_t position_step_of(const reference::ConvProblem& problem, const PaddedInput& pi) {
-    return problem.window.stride[2] * pi.channels;
-  }
 
   // Values a bf16 copy holds past the padded input: the last run's pad (one value).
   static constexpr int64_t kBf16CopySlack = 32;
@@ -597,6 +593,18 @@ void taps_max_pooled(const reference::ConvProblem& p, const Panels& w, const Gem
 
 }  // namespace
 
+namespace {
+
+// Refuses bf16 panels packed for another kernel, or a CPU or layer without the bf16 tap GEMM.
+void require_bf16_taps(const reference::ConvProblem& p, const Bf16Panels& w) {
+  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
+  if (!kernel || w.kernel != kernel->name || !tap_bf16_applies(p)) {
+    throw std::invalid_argument("bf16 tap GEMM: panels packed for " + w.kernel + " on a CPU or layer it cannot run");
+  }
+}
+
+}  // namespace
+
 void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                           const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last) {
   taps_max_pooled(p, w, kernel_for(w), in, e, pool, out, in_channels_last);
@@ -604,10 +612,7 @@ void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w
 
 void conv_taps_max_pooled(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
                           const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last) {
-  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
-  if (!kernel || w.kernel != kernel->name || !tap_bf16_applies(p)) {
-    throw std::invalid_argument("bf16 tap GEMM: panels packed for " + w.kernel + " on a CPU or layer it cannot run");
-  }
+  require_bf16_taps(p, w);
   taps_max_pooled(p, w, selected_gemm_kernel(), in, e, pool, out, in_channels_last);
 }
 
@@ -658,10 +663,7 @@ bool tap_bf16_applies(const reference::ConvProblem&) {
 
 void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float* in, const ConvEpilogue& e,
                float* out, bool in_channels_last) {
-  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
-  if (!kernel || w.kernel != kernel->name || !tap_bf16_applies(p)) {
-    throw std::invalid_argument("bf16 tap GEMM: panels packed for " + w.kernel + " on a CPU or layer it cannot run");
-  }
+  require_bf16_taps(p, w);
   if (in_channels_last && e.channels_last_out && is_pointwise(p) && p.in_channels % 2 == 0) {
     return conv_pointwise_rows(p, w, in, e, out);
   }

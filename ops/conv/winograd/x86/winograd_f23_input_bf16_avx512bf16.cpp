@@ -1,7 +1,7 @@
 // Compiled with -mavx512f -mavx512bw -mavx512bf16: F(2, 3)'s input transform (winograd.hpp's
 // bf16 tiles) of one tile in a single pass, 16 channels at a time in registers, each transformed
-// value rounded to bf16 as it is stored. The general transform (winograd.cpp) goes axis by axis
-// through two work areas and stores floats that are then rounded in a pass of their own.
+// value rounded to bf16 as it is stored (the float tiles' general transform, winograd.cpp, goes
+// axis by axis through two work areas).
 #include <immintrin.h>
 
 #include <cstdint>
