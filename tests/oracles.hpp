@@ -165,6 +165,19 @@ inline SliceComparison compare_slice(const std::vector<float>& value, int64_t ch
   return r;
 }
 
+// A channels-last batch (n, positions..., c), unpadded, as planes (n, c, positions...).
+inline Tensor from_channels_last(const Tensor& cl) {
+  const Shape& s = cl.shape();
+  Shape dims{s[0], s[s.rank() - 1]};
+  for (int a = 1; a + 1 < s.rank(); ++a) dims.push_back(s[a]);
+  Tensor planes(dims);
+  const int64_t c_n = dims[1], volume = cl.numel() / (s[0] * c_n);
+  for (int64_t n = 0; n < s[0]; ++n)
+    for (int64_t ch = 0; ch < c_n; ++ch)
+      for (int64_t i = 0; i < volume; ++i) planes.data()[(n * c_n + ch) * volume + i] = cl.data()[(n * volume + i) * c_n + ch];
+  return planes;
+}
+
 // Each value rounded to bf16 and back: the operands the bf16 kernels multiply.
 inline Tensor bf16_rounded(const Tensor& t) {
   Tensor r = t.clone();

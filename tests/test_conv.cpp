@@ -298,12 +298,17 @@ TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convoluti
     e.relu = c.relu;
     Tensor out(expect.shape());
     const reference::PoolProblem pp = pool.problem(conv_shape, expect.shape());
+    // Into planes, then into unpadded channels-last positions (a pointwise convolution's input).
+    Tensor out_cl(Shape{expect.shape()[0], expect.shape()[2], expect.shape()[3], c.cout});
     if (bf16) {
       fast::conv_taps_max_pooled(p, prepared.bf16, in.data(), e, pp, out.data());
+      fast::conv_taps_max_pooled(p, prepared.bf16, in.data(), e, pp, out_cl.data(), false, true);
     } else {
       fast::conv_taps_max_pooled(p, prepared.taps, in.data(), e, pp, out.data());
+      fast::conv_taps_max_pooled(p, prepared.taps, in.data(), e, pp, out_cl.data(), false, true);
     }
     CHECK(test::max_relative_error(out, expect) < 1e-5f);
+    CHECK(test::max_relative_error(test::from_channels_last(out_cl), expect) < 1e-5f);
   }
 }
 

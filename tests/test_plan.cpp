@@ -53,8 +53,9 @@ TEST_CASE("plan: convolutions absorb BatchNorm, residual sums and ReLU where not
   CHECK(g.nodes[conv1->pool].id == "pool1_3x3_s2");
   CHECK(conv1->conv_shape == Shape{4, 64, 112, 112});
   CHECK(g.values[conv1->output].shape == Shape{4, 64, 56, 56});
-  CHECK(step_for(plan, "conv2_3x3_reduce")->conv.algo == fast::ConvAlgo::Direct1x1Gemm);  // reads pool1's planes
-  CHECK(step_for(plan, "inception_3a_1x1")->conv.algo == fast::ConvAlgo::TapGemm);  // reads pool2 channels-last
+  // Pointwise layers reading channels-last values (pool1, pool2) run on the tap GEMM.
+  CHECK(step_for(plan, "conv2_3x3_reduce")->conv.algo == fast::ConvAlgo::TapGemm);
+  CHECK(step_for(plan, "inception_3a_1x1")->conv.algo == fast::ConvAlgo::TapGemm);
   CHECK(step_for(plan, "conv1_7x7_s2")->conv.algo == fast::ConvAlgo::TapGemm);  // 7 taps x 3 channels a row
   CHECK(step_for(plan, "res3b_1")->conv.algo == fast::ConvAlgo::Winograd);
   CHECK(step_for(plan, "res4a_1")->conv.algo == fast::ConvAlgo::TapGemm);  // stride 2, 128 channels
@@ -137,8 +138,9 @@ TEST_CASE("plan: values only pointwise convolutions read are channels-last, Conc
   CHECK(step_for(plan, "inception_3b_3x3")->conv.algo == fast::ConvAlgo::Winograd);  // writes its slice through the sink
   // The reduce convolutions still hand their output over padded to their 3x3 readers.
   CHECK(output_layout(plan, "inception_3a_3x3_reduce").padded.extent[2] == 30);
-  // pool1 comes out of conv1's band-wise pooling, which writes planes: its reader stays the 1x1 GEMM.
-  CHECK(output_layout(plan, "conv1_7x7_s2").kind == ValueLayout::Kind::planes);
+  // pool1, conv1's band-wise pooling, is read only by conv2_3x3_reduce: channels-last too.
+  CHECK(unpadded_cl(step_for(plan, "conv1_7x7_s2")->output));
+  CHECK(step_for(plan, "conv2_3x3_reduce")->conv.algo == fast::ConvAlgo::TapGemm);
   // Switched off, the trunk keeps planes and the 1x1 GEMM.
   PlanOptions off;
   off.disabled = {Fusion::pointwise_channels_last};
@@ -150,6 +152,12 @@ TEST_CASE("plan: values only pointwise convolutions read are channels-last, Conc
   const Tensor expected = run_graph(g, w, x);
   CHECK(test::max_relative_error(run_plan(plan, w, x), expected) < 1e-4f);
   CHECK(test::max_relative_error(run_plan(planar, w, x), expected) < 1e-4f);
+  // On 3 threads the 4 images do not share out evenly: conv1 pools chunks channels-last instead.
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(3);
+  const Tensor uneven = run_plan(plan, w, x).clone();
+  omp_set_num_threads(threads);
+  CHECK(test::max_relative_error(uneven, expected) < 1e-4f);
   // ECO Full: its max-pooling branches pool channels-last into their slices (inception 3c, 4e), and
   // 5b's pooling feeds its projection channels-last; 5b's output, read by the global pooling,
   // stays planes.

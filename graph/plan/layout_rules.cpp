@@ -182,7 +182,7 @@ bool is_max_2d(const ExecutionPlan& plan, int pool_node, const PlanStep& s) {
 // Whether conv step s can write its output unpadded channels-last, whatever its input's layout.
 bool can_write_unpadded(const ExecutionPlan& plan, const PlanStep& s, bool slice) {
   if (!s.is_conv() || s.residual >= 0 || !fast::writes_channels_last(s.conv)) return false;
-  return s.pool < 0 || (!slice && s.conv.algo == fast::ConvAlgo::Winograd && is_max_2d(plan, s.pool, s));
+  return s.pool < 0 || (!slice && is_max_2d(plan, s.pool, s));
 }
 
 // A step that can write channels-last given a channels-last input (its average pooling's, or a

@@ -35,7 +35,8 @@ void for_each_pooled_chunk(const Shape& conv_shape, const Shape& pooled_shape, c
   }
 }
 
-// A 2D max pooling after a Winograd convolution (conv2): each chunk is written channels-last, so
+// A 2D max pooling after a Winograd convolution (conv2), or after a tap GEMM writing channels-last
+// on too few images for its band-wise pooling (run_conv_pooled): each chunk is written channels-last, so
 // the scatter into planes is left to the pooled result, a quarter of the size
 // (fast::max_pool_channels_last). (conv1's tap GEMM did not gain this way; it pools its products
 // band by band instead, below. performance.md has both measurements.)
@@ -68,8 +69,8 @@ bool images_fill_threads(int64_t batch) {
 // `in` is the step's input as the executor hands it over: planes, or a channels-last copy
 // (in_channels_last: handed over, shared, or made with the step's input BatchNorm). `chunk`: the
 // step's temporary (step_temporary_floats), a chunk of the convolution's output.
-// `pooled`: the output's shape; out_channels_last: written unpadded channels-last (Winograd's
-// max pooling only, writes_unpadded_channels_last).
+// `pooled`: the output's shape; out_channels_last: written unpadded channels-last (2D max pooling
+// only, writes_unpadded_channels_last).
 void run_conv_pooled(const PlanStep& s, const Node& pool, float* chunk, const float* in, bool in_channels_last,
                      const fast::ConvEpilogue& e, const Shape& pooled, bool out_channels_last, Tensor& out) {
   const auto& op = static_cast<const Pool&>(*pool.op);
@@ -78,16 +79,24 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, float* chunk, const fl
     run_conv_max_pooled(s, op, chunk, in, in_channels_last, e, pooled, out_channels_last, out.data());
     return;
   }
-  if (out_channels_last) throw std::logic_error("run_plan: this pooled convolution writes planes only");
   if (max_2d && s.conv.algo == fast::ConvAlgo::TapGemm && images_fill_threads(s.conv_shape[0])) {
     const reference::PoolProblem p = op.problem(s.conv_shape, pooled);
+    fast::ConvEpilogue products = e;  // the pooled output's layout is out_channels_last's, unpadded
+    products.channels_last_out = nullptr;
     if (s.conv.precision == fast::Precision::bf16) {
-      fast::conv_taps_max_pooled(s.conv.problem, s.conv.bf16, in, e, p, out.data(), in_channels_last);
+      fast::conv_taps_max_pooled(s.conv.problem, s.conv.bf16, in, products, p, out.data(), in_channels_last,
+                                 out_channels_last);
     } else {
-      fast::conv_taps_max_pooled(s.conv.problem, s.conv.taps, in, e, p, out.data(), in_channels_last);
+      fast::conv_taps_max_pooled(s.conv.problem, s.conv.taps, in, products, p, out.data(), in_channels_last,
+                                 out_channels_last);
     }
     return;
   }
+  if (max_2d && out_channels_last) {  // too few images for the band-wise product: chunks instead
+    run_conv_max_pooled(s, op, chunk, in, in_channels_last, e, pooled, out_channels_last, out.data());
+    return;
+  }
+  if (out_channels_last) throw std::logic_error("run_plan: this pooled convolution writes planes only");
   const int64_t out_image = pooled.numel_from(1);
   for_each_pooled_chunk(s.conv_shape, pooled, [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
     Tensor part = Tensor::view(chunk, conv_part);

@@ -465,7 +465,7 @@ BandScratch band_layout(ScratchLayout& l, const TapProduct& tp, const reference:
 template <class Panels>
 void pool_image_by_bands(const TapProduct& tp, const Panels& w, const float* padded, const uint16_t* padded_bf16,
                          const reference::PoolProblem& pool, const ChannelEpilogues& ce, const BandScratch& scratch,
-                         const Slabs& slabs, int thread, float* out) {
+                         const Slabs& slabs, int thread, float* out, bool out_channels_last) {
   const int64_t c_n = tp.p.out_channels, ld = tp.panels * tp.kernel.nr, ow_n = tp.p.out_extent[2];
   const int64_t band = scratch.band, pooled_rows = pool.out_extent[1], pooled_row = pool.out_extent[2] * c_n;
   float* product = slabs.at(thread, scratch.product);
@@ -497,7 +497,12 @@ void pool_image_by_bands(const TapProduct& tp, const Panels& w, const float* pad
       if (epilogue_after_columns) epilogue_in_place(fresh, (need.end - held_end) * pool.out_extent[2], c_n, c_n, ce);
       held_end = need.end;
     }
-    max_pool_rows_to_planes(pool, {columns, held_first, pooled_row, c_n, c_n}, a0, a1, out, row);
+    const ChannelsLastRows held{columns, held_first, pooled_row, c_n, c_n};
+    if (out_channels_last) {
+      max_pool_rows_to_channels_last(pool, held, a0, a1, out);
+    } else {
+      max_pool_rows_to_planes(pool, held, a0, a1, out, row);
+    }
   }
 }
 
@@ -554,7 +559,8 @@ namespace {
 
 template <class Panels>
 void taps_max_pooled(const reference::ConvProblem& p, const Panels& w, const GemmKernel& kernel, const float* in,
-                     const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last) {
+                     const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last,
+                     bool out_channels_last) {
   const bool two_d = p.window.kernel[0] == 1 && p.out_extent[0] == 1 && pool.window.spatial_rank == 2;
   if (!two_d || pool.mode != reference::PoolMode::Max || pool.in_extent != p.out_extent ||
       pool.planes != p.batch * p.out_channels || e.residual || e.out_image_stride != 0 || e.channels_last_out) {
@@ -587,7 +593,8 @@ void taps_max_pooled(const reference::ConvProblem& p, const Panels& w, const Gem
       tp.bf16->convert(padded, tp.pi.floats(), padded_bf16);
       std::fill_n(padded_bf16 + tp.pi.floats(), TapProduct::kBf16CopySlack, uint16_t{0});
     }
-    pool_image_by_bands(tp, w, padded, padded_bf16, pool, ce, r, slabs, thread, out + n * pooled_image);
+    pool_image_by_bands(tp, w, padded, padded_bf16, pool, ce, r, slabs, thread, out + n * pooled_image,
+                        out_channels_last);
   }
 }
 
@@ -606,14 +613,16 @@ void require_bf16_taps(const reference::ConvProblem& p, const Bf16Panels& w) {
 }  // namespace
 
 void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
-                          const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last) {
-  taps_max_pooled(p, w, kernel_for(w), in, e, pool, out, in_channels_last);
+                          const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last,
+                          bool out_channels_last) {
+  taps_max_pooled(p, w, kernel_for(w), in, e, pool, out, in_channels_last, out_channels_last);
 }
 
 void conv_taps_max_pooled(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
-                          const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last) {
+                          const ConvEpilogue& e, const reference::PoolProblem& pool, float* out, bool in_channels_last,
+                          bool out_channels_last) {
   require_bf16_taps(p, w);
-  taps_max_pooled(p, w, selected_gemm_kernel(), in, e, pool, out, in_channels_last);
+  taps_max_pooled(p, w, selected_gemm_kernel(), in, e, pool, out, in_channels_last, out_channels_last);
 }
 
 namespace {

@@ -59,8 +59,10 @@ void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float
 // A 2D convolution followed by a 2D max pooling (ECO's conv1 and pool1), the pooling taken from
 // the products: each image is computed a band of output rows at a time into a channels-last buffer
 // that stays in L2, its epilogue applied there (after the pooling along w where it commutes with
-// the maximum), and the band's pooled rows written to `out` (the pooled planes). The convolution's full-size output (51 MB for conv1 at 16 frames) is never
-// stored, nor transposed into planes. Images are the threads' work items, so a batch of fewer
+// the maximum), and the band's pooled rows written to `out`: the pooled planes, or with
+// out_channels_last the pooled positions unpadded channels-last (what a pointwise convolution reads
+// in place). The convolution's full-size output (51 MB for conv1 at 16 frames) is never stored,
+// nor transposed into planes. Images are the threads' work items, so a batch of fewer
 // images than threads leaves threads idle. `pool`: planes = batch x Cout, in_extent = p.out_extent.
 // The epilogue takes no residual, stride or channels-last output.
 // Its scratch, all per thread: an image's channels-last copy unless in_channels_last, a band's
@@ -72,9 +74,9 @@ ScratchSize conv_taps_max_pooled_scratch(const reference::ConvProblem& p, const 
                                          int threads, bool in_channels_last, bool bf16 = false);
 void conv_taps_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                           const ConvEpilogue& epilogue, const reference::PoolProblem& pool, float* out,
-                          bool in_channels_last = false);
+                          bool in_channels_last = false, bool out_channels_last = false);
 void conv_taps_max_pooled(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
                           const ConvEpilogue& epilogue, const reference::PoolProblem& pool, float* out,
-                          bool in_channels_last = false);
+                          bool in_channels_last = false, bool out_channels_last = false);
 
 }  // namespace ecocpu::fast

@@ -164,6 +164,15 @@ void max_pool_rows_to_planes(const reference::PoolProblem& p, const ChannelsLast
   }
 }
 
+void max_pool_rows_to_channels_last(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns,
+                                    int64_t oh_begin, int64_t oh_end, float* image_out) {
+  check_2d_max(p);
+  const int64_t ow_n = p.out_extent[2], row = ow_n * pooled_columns.channels;
+  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+    max_of_rows(pooled_columns, input_rows(p, oh, oh + 1), ow_n, image_out + oh * row);
+  }
+}
+
 namespace {
 
 // dst[c] = the sum of src[j][c] over the window's cells, in the reference's order (d, h, w), over

@@ -44,5 +44,9 @@ void max_pool_columns(const reference::PoolProblem& p, const float* row, int64_t
 void max_pool_rows_to_planes(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns,
                              int64_t oh_begin, int64_t oh_end, float* image_out, float* row);
 int64_t max_pool_rows_scratch_floats(const reference::PoolProblem& p, int64_t channels);
+//    Or into the image's output unpadded channels-last (`image_out`: out_extent[1] x out_extent[2]
+//    positions of `channels` contiguous values), for a pointwise convolution reading it in place.
+void max_pool_rows_to_channels_last(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns,
+                                    int64_t oh_begin, int64_t oh_end, float* image_out);
 
 }  // namespace ecocpu::fast
