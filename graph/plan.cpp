@@ -17,11 +17,12 @@ constexpr std::pair<Fusion, const char*> kFusionNames[] = {
     {Fusion::input_batchnorm, "input_batchnorm"}, {Fusion::pool_before, "pool_before"},
     {Fusion::concat_slices, "concat_slices"},   {Fusion::channels_last, "channels_last"},
     {Fusion::shared_copy, "shared_copy"},       {Fusion::pointwise_channels_last, "pointwise_channels_last"},
+    {Fusion::bf16_activations, "bf16_activations"},
 };
 
 }  // namespace
 
-std::string dtype_name(DType) { return "f32"; }
+std::string dtype_name(DType t) { return t == DType::bf16 ? "bf16" : "f32"; }
 
 ValueLayout ValueLayout::channels_last_of(const fast::PaddedInput& padded, int64_t frames) {
   ValueLayout l;
@@ -51,14 +52,23 @@ std::string ValueLayout::name() const {
 
 int64_t ValueLayout::first_frame_offset() const { return padded.lead[0] * padded.extent[1] * padded.extent[2] * padded.channels; }
 
-int64_t PlanValue::floats() const {
-  switch (layout.kind) {
-    case ValueLayout::Kind::planes: return shape.numel();
-    case ValueLayout::Kind::channels_last: return shape[0] * layout.padded.floats();
-    case ValueLayout::Kind::clip_frames: return shape[0] / layout.frames * layout.padded.floats();
+namespace {
+
+int64_t elements(const PlanValue& v) {
+  switch (v.layout.kind) {
+    case ValueLayout::Kind::planes: return v.shape.numel();
+    case ValueLayout::Kind::channels_last: return v.shape[0] * v.layout.padded.floats();
+    case ValueLayout::Kind::clip_frames: return v.shape[0] / v.layout.frames * v.layout.padded.floats();
     case ValueLayout::Kind::channel_slice: return 0;
   }
   return 0;
+}
+
+}  // namespace
+
+int64_t PlanValue::floats() const {
+  const int64_t n = elements(*this);
+  return dtype == DType::bf16 ? (n + 1) / 2 : n;
 }
 
 std::vector<int> PlanStep::nodes() const {
@@ -116,7 +126,7 @@ std::string step_notes(const ExecutionPlan& plan, const PlanStep& s) {
 
 std::string output_text(const ExecutionPlan& plan, const PlanStep& s) {
   const PlanValue& v = plan.values[s.output];
-  std::string text = v.name + " " + v.shape.str();
+  std::string text = v.name + " " + v.shape.str() + (v.dtype == DType::bf16 ? " bf16" : "");
   if (v.layout.kind == ValueLayout::Kind::channel_slice) {
     text += " into " + plan.values[v.layout.of].name + " at channel " + std::to_string(v.layout.channel);
   }
@@ -163,6 +173,7 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   if (options.fuses(Fusion::concat_slices)) write_concat_slices(plan);
   if (options.fuses(Fusion::channels_last)) hand_over_channels_last(plan);
   if (options.fuses(Fusion::shared_copy)) share_channels_last_copies(plan);
+  if (options.fuses(Fusion::bf16_activations)) bf16_activations(plan);
   check_plan(plan);
   const int threads = omp_get_max_threads();
   for (PlanStep& s : plan.steps) s.scratch = step_scratch(plan, s, threads);

@@ -20,7 +20,9 @@
 //    made by a step of its own;
 //  - pointwise_channels_last: a value that only pointwise convolutions read (the inception
 //    modules' inputs) is written channels-last, a Concat's as its inputs' channel slices, and read
-//    in place by the tap GEMM's pointwise kernel.
+//    in place by the tap GEMM's pointwise kernel;
+//  - bf16_activations: a channels-last value whose every reader rounds it to bf16 anyway (pointwise
+//    convolutions with bf16 products, max poolings) is stored as bf16 by its writers.
 // Nodes no rule covers run their own fast kernels. Values whose lives do not overlap share the
 // memory of one activation arena.
 #include <atomic>
@@ -52,6 +54,7 @@ enum class Fusion {
   channels_last,    // a convolution writes its output as the next ones' channels-last input copy
   shared_copy,      // convolutions reading one input through one layout share its copy
   pointwise_channels_last,  // values only pointwise convolutions read are written channels-last
+  bf16_activations,  // values every reader rounds to bf16 are stored as bf16
 };
 std::vector<Fusion> all_fusions();
 std::string fusion_name(Fusion f);
@@ -69,9 +72,10 @@ struct PlanOptions {
   bool fuses(Fusion f) const { return !reference && !disabled.count(f); }
 };
 
-// The element type of a value's buffer. Only fp32 so far; reduced precision (issue 19) adds its
-// own, and a step that converts between them.
-enum class DType { f32 };
+// The element type of a value's buffer: f32, or bf16 (the upper half of a float, rounded to
+// nearest even: ops/gemm/bf16.hpp), which only pointwise convolutions with bf16 products and
+// poolings read (bf16_activations).
+enum class DType { f32, bf16 };
 std::string dtype_name(DType t);
 
 // How a value's buffer holds it. The graph's shape stays the value's logical shape; the layout
@@ -107,7 +111,8 @@ struct PlanValue {
   Shape shape;  // logical, as in the graph
   DType dtype = DType::f32;
   ValueLayout layout;
-  // Floats of the buffer it needs of its own: its layout's size, 0 for a channel slice.
+  // Floats of the buffer it needs of its own: its layout's size, 0 for a channel slice; a bf16
+  // value, half as many (rounded up).
   int64_t floats() const;
 };
 

@@ -869,5 +869,35 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
     e.channels_last_channel = 0;
     fast::run_conv(taps, in_cl.data(), e, got.data(), true);
     CHECK(worst_difference(got, want) < 5e-5f);
+
+    // In bf16, from the input stored as bf16 (a plan's bf16 value): the same products in the same
+    // order, so the same values bit for bit.
+    CHECK(fast::reads_bf16_input(taps) == bf16);
+    if (!bf16) continue;
+    std::vector<uint16_t> in_bf16(in_cl.size());
+    convert_to_bf16(in_cl.data(), static_cast<int64_t>(in_cl.size()), in_bf16.data());
+    std::vector<float> from_bf16(want.size(), std::nanf(""));
+    fast::run_conv_bf16_input(taps, in_bf16.data(), e, from_bf16.data());
+    CHECK(worst_difference(from_bf16, got) == 0.0f);
+    // And into a bf16 slice (ConvEpilogue::channels_last_bf16): each value the float one rounded
+    // (the epilogue may fuse differently: within one bf16 step), other channels untouched.
+    std::vector<uint16_t> slice_bf16(static_cast<std::size_t>(in_shape[0] * wide.floats()), 0xabcd);
+    e.channels_last_out = &wide;
+    e.channels_last_channel = 3;
+    e.channels_last_bf16 = true;
+    fast::run_conv_bf16_input(taps, in_bf16.data(), e, reinterpret_cast<float*>(slice_bf16.data()));
+    bool close = true, untouched = true;
+    for (std::size_t i = 0; i < slice_bf16.size(); ++i) {
+      const int64_t ch = static_cast<int64_t>(i) % wide.channels;
+      if (ch < 3 || ch >= 3 + c.cout) {
+        untouched = untouched && slice_bf16[i] == 0xabcd;
+        continue;
+      }
+      const float want_value = slice[i], got_value = bf16_to_float(slice_bf16[i]);
+      close = close && std::fabs(got_value - want_value) <= std::fabs(want_value) / 128.0f + 1e-6f;
+    }
+    CHECK(close);
+    CHECK(untouched);
+    e.channels_last_bf16 = false;
   }
 }

@@ -12,6 +12,7 @@
 #include "graph/executor.hpp"
 #include "graph/plan.hpp"
 #include "graph/yaml_loader.hpp"
+#include "ops/gemm/bf16.hpp"
 #include "oracles.hpp"
 #include "tensor/scratch.hpp"
 
@@ -467,6 +468,7 @@ TEST_CASE("fusion rules: each fires on a small graph, and none changes the logit
   const std::string all_signature = plan_signature(all);
   CHECK(test::max_relative_error(run_graph(g, w, x), expected) < 1e-4f);
   for (Fusion rule : all_fusions()) {
+    if (rule == Fusion::bf16_activations) continue;  // on bf16 products only: its own test case
     CAPTURE(fusion_name(rule));
     PlanOptions options;
     options.disabled = {rule};
@@ -619,5 +621,41 @@ TEST_CASE("plans: a pass takes its kernels' scratch from the plan's arena only, 
     CHECK(test::max_relative_error(one, y) < 1e-5f);
     CHECK(test::max_relative_error(run_plan(plan, w, x), y) < 1e-5f);
     CHECK(plan.activations->threads == threads);
+  }
+}
+
+// Stored as bf16 where every reader rounds to bf16 anyway (pointwise convolutions with bf16
+// products, max poolings): the readers get the values they computed with before, so the logits
+// are the same bit for bit, and the activations take less memory.
+TEST_CASE("plan: in bf16, values every reader rounds to bf16 are stored as bf16, the logits bit for bit") {
+  if (!bf16_gemm_kernel()) return;  // no bf16 products on this CPU: nothing to store so
+  for (const char* arch : {"ECO", "ECOfull"}) {
+    CAPTURE(arch);
+    Graph g = test::small_eco(arch, 30);
+    WeightStore w = random_weights(g, 61);
+    const Tensor x = random_input(g.input_shape(), 62);
+    PlanOptions bf16;
+    bf16.precision = fast::Precision::bf16;
+    const ExecutionPlan stored = make_plan(g, w, bf16);
+    bf16.disabled = {Fusion::bf16_activations};
+    const ExecutionPlan rounded_by_readers = make_plan(g, w, bf16);
+    const auto dtype_of = [&](const ExecutionPlan& plan, const char* step) {
+      return plan.values[step_for(plan, step)->output].dtype;
+    };
+    // pool2 (conv2's pooled Winograd chunks) and inception 3a's output (its branches' slices),
+    // read by pointwise convolutions only; inception_3a_3x3_reduce's, read by a 3x3, stays f32.
+    CHECK(dtype_of(stored, "conv2_3x3") == DType::bf16);
+    const int output_3a = step_for(stored, "inception_3b_1x1")->inputs[0];
+    CHECK(stored.values[output_3a].dtype == DType::bf16);
+    CHECK(dtype_of(stored, "inception_3a_1x1") == DType::bf16);  // its slice
+    CHECK(dtype_of(stored, "inception_3a_3x3_reduce") == DType::f32);
+    CHECK(dtype_of(rounded_by_readers, "conv2_3x3") == DType::f32);
+    CHECK(2 * stored.values[output_3a].floats() < rounded_by_readers.values[output_3a].floats() + 64 * 256);  // + slack
+    if (std::string(arch) == "ECOfull") {  // max poolings read bf16 and write bf16 slices
+      CHECK(dtype_of(stored, "inception_4e_pool") == DType::bf16);
+      CHECK(stored.values[step_for(stored, "inception_4e_pool")->inputs[0]].dtype == DType::bf16);
+    }
+    const Tensor got = run_plan(stored, w, x).clone();
+    CHECK(test::max_relative_error(got, run_plan(rounded_by_readers, w, x)) == 0.0f);
   }
 }

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "ops/gemm/bf16.hpp"
 #include "oracles.hpp"
 #include "ops/pool/pool.hpp"
 #include "ops/pool/channels_last/pool_channels_last.hpp"
@@ -236,5 +237,26 @@ TEST_CASE("pool: max and average pooling from channels-last to channels-last equ
         }
     CHECK(same);
     CHECK(others_untouched);
+
+    // bf16 values in and out, in each combination (a plan's bf16 activations): the input as bf16
+    // reads as its rounded floats, an output stored as bf16 is the float one rounded.
+    std::vector<uint16_t> cl_bf16(cl.size());
+    for (std::size_t i = 0; i < cl.size(); ++i) cl_bf16[i] = float_to_bf16(cl[i]);
+    std::vector<float> rounded_in(cl.size()), from_rounded(out.size(), -7.0f);
+    for (std::size_t i = 0; i < cl.size(); ++i) rounded_in[i] = bf16_to_float(cl_bf16[i]);
+    fast::pool_channels_last(p, c_n, rounded_in.data(), in_ld, from_rounded.data() + 2, out_ld);
+    std::vector<float> f_from_b(out.size(), -7.0f);
+    std::vector<uint16_t> b_from_f(out.size(), 0xabcd), b_from_b(out.size(), 0xabcd);
+    fast::pool_channels_last(p, c_n, cl_bf16.data(), in_ld, f_from_b.data() + 2, out_ld);
+    fast::pool_channels_last(p, c_n, cl.data(), in_ld, b_from_f.data() + 2, out_ld);
+    fast::pool_channels_last(p, c_n, cl_bf16.data(), in_ld, b_from_b.data() + 2, out_ld);
+    bool bf16_same = true;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const bool slice = static_cast<int64_t>(i) % out_ld >= 2 && static_cast<int64_t>(i) % out_ld < 2 + c_n;
+      bf16_same = bf16_same && f_from_b[i] == from_rounded[i];
+      bf16_same = bf16_same && b_from_f[i] == (slice ? float_to_bf16(out[i]) : 0xabcd);
+      bf16_same = bf16_same && b_from_b[i] == (slice ? float_to_bf16(from_rounded[i]) : 0xabcd);
+    }
+    CHECK(bf16_same);
   }
 }

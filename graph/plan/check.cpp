@@ -99,6 +99,25 @@ std::string layout_problem(const ExecutionPlan& plan, const PlanStep& s) {
   return "?";
 }
 
+// Element types: bf16 values are read only as a pointwise convolution's input it can read so
+// (plan_rules::reads_bf16_value) or by a pooling, and written only by steps that can store them
+// (plan_rules::writes_bf16), a Concat's only through its slices.
+std::string dtype_problem(const ExecutionPlan& plan, const PlanStep& s) {
+  for (std::size_t i = 0; i < s.inputs.size(); ++i) {
+    const int v = s.inputs[i];
+    if (plan.values[v].dtype == DType::f32) continue;
+    if (s.kind == PlanStep::Kind::assemble && plan.values[v].layout.kind == K::channel_slice) continue;  // not read
+    const bool reads = s.kind == PlanStep::Kind::pool || (i == 0 && plan_rules::reads_bf16_value(plan, s, v));
+    if (!reads) return "reads bf16 it cannot read";
+  }
+  const PlanValue& out = plan.values[s.output];
+  const bool slice = out.layout.kind == K::channel_slice;
+  if (slice && out.dtype != plan.values[out.layout.of].dtype) return "writes a slice of another element type";
+  if (out.dtype == DType::f32) return "";
+  if (s.kind == PlanStep::Kind::assemble) return "";  // its inputs, all slices (checked as layouts), wrote it
+  return plan_rules::writes_bf16(plan, s) ? "" : "writes bf16 it cannot write";
+}
+
 }  // namespace
 
 void check_plan(const ExecutionPlan& plan) {
@@ -118,6 +137,7 @@ void check_plan(const ExecutionPlan& plan) {
     written[s.output] = true;
     for (int n : s.nodes()) ++runs[n];
     if (std::string p = layout_problem(plan, s); !p.empty()) fail(p);
+    if (std::string p = dtype_problem(plan, s); !p.empty()) fail(p);
   }
   for (std::size_t n = 0; n < g.nodes.size(); ++n) {
     if (runs[n] != 1) {

@@ -286,4 +286,74 @@ void pointwise_channels_last(ExecutionPlan& plan, bool slices) {
   }
 }
 
+bool writes_through_channels_last_epilogue(const ExecutionPlan& plan, const PlanStep& s) {
+  if (s.input_pool >= 0) return true;  // its raw product (run_conv_then_pool), whatever the output
+  const ValueLayout& out = plan.values[s.output].layout;
+  return out.kind == ValueLayout::Kind::channels_last || out.kind == ValueLayout::Kind::clip_frames ||
+         (out.kind == ValueLayout::Kind::channel_slice &&
+          plan.values[out.of].layout.kind == ValueLayout::Kind::channels_last);
+}
+
+bool reads_bf16_value(const ExecutionPlan& plan, const PlanStep& s, int v) {
+  return s.is_conv() && s.inputs[0] == v && s.residual != v && s.in_scale.empty() && s.pool < 0 &&
+         fast::reads_bf16_input(s.conv) && writes_through_channels_last_epilogue(plan, s);
+}
+
+bool writes_bf16(const ExecutionPlan& plan, const PlanStep& s) {
+  if (s.kind == PlanStep::Kind::pool) return true;
+  if (!s.is_conv() || s.residual >= 0) return false;
+  if (s.pool >= 0) return s.conv.algo == fast::ConvAlgo::Winograd && is_max_2d(plan, s.pool, s);
+  return s.input_pool >= 0 || s.conv.algo == fast::ConvAlgo::Winograd || s.conv.algo == fast::ConvAlgo::TapGemm;
+}
+
+namespace {
+
+bool is_max_pool_step(const ExecutionPlan& plan, const PlanStep& s) {
+  return s.kind == PlanStep::Kind::pool &&
+         static_cast<const Pool&>(*plan.graph->nodes[s.node].op).mode() == reference::PoolMode::Max;
+}
+
+// The steps writing v: its writer, or, for a Concat assembled from its slices alone, theirs; none
+// if the Concat copies an input.
+std::vector<int> value_writers(const ExecutionPlan& plan, const StepUses& uses, int v) {
+  const PlanStep& w = plan.steps[uses.writer[v]];
+  if (w.kind != PlanStep::Kind::assemble) return {uses.writer[v]};
+  std::vector<int> writers;
+  for (int u : w.inputs) {
+    if (plan.values[u].layout.kind != ValueLayout::Kind::channel_slice) return {};
+    writers.push_back(uses.writer[u]);
+  }
+  return writers;
+}
+
+}  // namespace
+
+// A value rounded to bf16 where it is written gives its readers what they read now: the pointwise
+// convolutions round their input rows to bf16 themselves, and a maximum of rounded values is the
+// rounded maximum. So only values whose every reader is one of those, and whose writers can store
+// bf16, change type; their memory and the traffic of every reader halve.
+void bf16_activations(ExecutionPlan& plan) {
+  const StepUses uses(plan);
+  const int values = static_cast<int>(plan.graph->values.size());  // the graph's values (activations)
+  for (int v = 0; v < values; ++v) {
+    const PlanValue& value = plan.values[v];
+    if (value.layout.kind != ValueLayout::Kind::channels_last || !value.layout.padded.unpadded() ||
+        uses.writer[v] < 0 || uses.readers[v].empty() || plan.graph->is_output(v)) {
+      continue;
+    }
+    const bool readers_round = std::all_of(uses.readers[v].begin(), uses.readers[v].end(), [&](int r) {
+      return reads_bf16_value(plan, plan.steps[r], v) || is_max_pool_step(plan, plan.steps[r]);
+    });
+    const std::vector<int> writers = value_writers(plan, uses, v);
+    const bool writers_round = !writers.empty() && std::all_of(writers.begin(), writers.end(), [&](int w) {
+      return writes_bf16(plan, plan.steps[w]);
+    });
+    if (!readers_round || !writers_round) continue;
+    plan.values[v].dtype = DType::bf16;
+    for (int u : plan.steps[uses.writer[v]].inputs) {
+      if (plan.steps[uses.writer[v]].kind == PlanStep::Kind::assemble) plan.values[u].dtype = DType::bf16;
+    }
+  }
+}
+
 }  // namespace ecocpu::plan_rules

@@ -56,6 +56,16 @@ void pointwise_channels_last(ExecutionPlan& plan, bool slices);
 // channels-last (its product is pooled and stored channels-last).
 bool writes_unpadded_channels_last(const ExecutionPlan& plan, const PlanStep& s, bool slice);
 
+// Whether conv step s can read `v` as a bf16 value: a pointwise convolution with bf16 products
+// (fast::reads_bf16_input) reading it as its input, into a channels-last output or its raw
+// product (an average pooling after it).
+bool reads_bf16_value(const ExecutionPlan& plan, const PlanStep& s, int v);
+// Whether step s can store its output as bf16: a pooling step, or a convolution storing through
+// its channels-last sink, its pointwise kernel, or (Winograd's 2D max pooling) its pooled chunks.
+bool writes_bf16(const ExecutionPlan& plan, const PlanStep& s);
+// bf16_activations: values every reader of which rounds to bf16 anyway become bf16.
+void bf16_activations(ExecutionPlan& plan);
+
 // The activation arena (activations.cpp): every value's buffer, every step's temporaries and its
 // kernels' scratch on `threads` threads placed by when they are in use, into `arena`. Runs on a
 // checked plan, after every rule.

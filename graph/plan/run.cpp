@@ -9,6 +9,7 @@
 #include "graph/plan/rules.hpp"
 #include "ops/conv/conv.hpp"
 #include "ops/conv/sink.hpp"
+#include "ops/gemm/bf16.hpp"
 #include "ops/pool/channels_last/pool_channels_last.hpp"
 #include "ops/pool/pool.hpp"
 
@@ -48,10 +49,14 @@ void run_conv_max_pooled(const PlanStep& s, const Pool& pool, float* chunk, cons
   const fast::PaddedInput layout = fast::unpadded_channels_last(s.conv.problem.out_extent, s.conv.problem.out_channels);
   fast::ConvEpilogue to_chunk = e;
   to_chunk.channels_last_out = &layout;
+  to_chunk.channels_last_bf16 = false;  // the chunk is the pooling's float input
   for_each_pooled_chunk(s.conv_shape, pooled, [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
     fast::run_conv_images(s.conv, n0, conv_part[0], in, to_chunk, chunk, in_channels_last);
     const reference::PoolProblem p = pool.problem(conv_part, pooled_part);
-    if (out_channels_last) {
+    if (out_channels_last && e.channels_last_bf16) {
+      auto* out_bf16 = reinterpret_cast<uint16_t*>(out) + n0 * out_image;
+      fast::pool_channels_last(p, layout.channels, chunk, layout.channels, out_bf16, layout.channels);
+    } else if (out_channels_last) {
       fast::pool_channels_last(p, layout.channels, chunk, layout.channels, out + n0 * out_image, layout.channels);
     } else {
       fast::max_pool_channels_last(p, layout.channels, chunk, out + n0 * out_image);
@@ -121,17 +126,28 @@ void store_positions_in_parallel(const reference::ConvProblem& p, const fast::Co
   }
 }
 
+// The convolution from its input as the plan holds it: f32 (planes or channels-last), or bf16
+// (bf16_activations), which `in` then points to.
+void run_conv_from(const PlanStep& s, const float* in, bool in_channels_last, bool in_bf16,
+                   const fast::ConvEpilogue& e, float* out) {
+  if (in_bf16) {
+    fast::run_conv_bf16_input(s.conv, reinterpret_cast<const uint16_t*>(in), e, out);
+  } else {
+    fast::run_conv(s.conv, in, e, out, in_channels_last);
+  }
+}
+
 // A 1x1 convolution whose input average pooling runs after its product (PlanStep::input_pool): the
 // raw product, pooled, then the epilogue on the way to `out`.
 // From a channels-last input the product and its pooling stay channels-last, and the sink stores
 // the pooled positions with the epilogue wherever `e` says (planes, a slice, channels-last).
 void run_conv_then_pool(const PlanStep& s, const Node& pool, float* const* temporaries, const float* in,
-                        bool in_channels_last, const fast::ConvEpilogue& e, float* out) {
+                        bool in_channels_last, bool in_bf16, const fast::ConvEpilogue& e, float* out) {
   if (in_channels_last) {
     const fast::PaddedInput layout = fast::unpadded_channels_last(s.conv.problem.out_extent, s.conv.problem.out_channels);
     fast::ConvEpilogue raw;
     raw.channels_last_out = &layout;
-    fast::run_conv(s.conv, in, raw, temporaries[0], true);
+    run_conv_from(s, in, true, in_bf16, raw, temporaries[0]);
     const auto& op = static_cast<const Pool&>(*pool.op);
     fast::pool_channels_last(op.problem(s.conv_shape, s.conv_shape), layout.channels, temporaries[0], layout.channels,
                              temporaries[1], layout.channels);
@@ -193,6 +209,7 @@ fast::ConvEpilogue conv_epilogue(const ExecutionPlan& plan, const PlanStep& s, c
     e.channels_last_out = &plan.values[out.of].layout.padded;
     e.channels_last_channel = out.channel;
   }
+  e.channels_last_bf16 = plan.values[s.output].dtype == DType::bf16;
   return e;
 }
 
@@ -201,6 +218,7 @@ void run_conv_step(const ExecutionPlan& plan, const PlanStep& s, const std::vect
   const Graph& g = *plan.graph;
   fast::ConvEpilogue e = conv_epilogue(plan, s, values);
   const ValueLayout& in_layout = plan.values[s.inputs[0]].layout;
+  const bool in_bf16 = plan.values[s.inputs[0]].dtype == DType::bf16;
   const float* in = values[s.inputs[0]].data();
   bool in_channels_last = in_layout.kind != ValueLayout::Kind::planes;
   if (in_layout.kind == ValueLayout::Kind::clip_frames) in += in_layout.first_frame_offset();
@@ -219,9 +237,9 @@ void run_conv_step(const ExecutionPlan& plan, const PlanStep& s, const std::vect
     run_conv_pooled(s, g.nodes[s.pool], temporaries[0], in, in_channels_last, e, plan.values[s.output].shape,
                     out_layout.kind == ValueLayout::Kind::channels_last, out);
   } else if (s.input_pool >= 0) {
-    run_conv_then_pool(s, g.nodes[s.input_pool], temporaries, in, in_channels_last, e, dst);
+    run_conv_then_pool(s, g.nodes[s.input_pool], temporaries, in, in_channels_last, in_bf16, e, dst);
   } else {
-    fast::run_conv(s.conv, in, e, dst, in_channels_last);
+    run_conv_from(s, in, in_channels_last, in_bf16, e, dst);
   }
 }
 
@@ -239,9 +257,17 @@ void run_pool_channels_last(const ExecutionPlan& plan, const PlanStep& s, const 
   const PlanValue &in = plan.values[s.inputs[0]], &result = plan.values[s.output];
   const bool slice = result.layout.kind == ValueLayout::Kind::channel_slice;
   const int64_t out_ld = slice ? plan.values[result.layout.of].layout.padded.channels : result.shape[1];
-  float* dst = out.data() + (slice ? result.layout.channel : 0);
-  fast::pool_channels_last(pool.problem(in.shape, result.shape), in.shape[1], values[s.inputs[0]].data(),
-                           in.layout.padded.channels, dst, out_ld);
+  const int64_t first = slice ? result.layout.channel : 0;
+  const reference::PoolProblem p = pool.problem(in.shape, result.shape);
+  const int64_t c_n = in.shape[1], in_ld = in.layout.padded.channels;
+  const float* src = values[s.inputs[0]].data();
+  const auto* src_bf16 = reinterpret_cast<const uint16_t*>(src);
+  uint16_t* dst_bf16 = reinterpret_cast<uint16_t*>(out.data()) + first;
+  const bool in_bf16 = in.dtype == DType::bf16, out_bf16 = result.dtype == DType::bf16;
+  if (in_bf16 && out_bf16) return fast::pool_channels_last(p, c_n, src_bf16, in_ld, dst_bf16, out_ld);
+  if (in_bf16) return fast::pool_channels_last(p, c_n, src_bf16, in_ld, out.data() + first, out_ld);
+  if (out_bf16) return fast::pool_channels_last(p, c_n, src, in_ld, dst_bf16, out_ld);
+  fast::pool_channels_last(p, c_n, src, in_ld, out.data() + first, out_ld);
 }
 
 // One node's op on its inputs (values indexed like the graph's), by its reference or fast kernel.

@@ -55,6 +55,18 @@ void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const floa
 
 }  // namespace
 
+bool reads_bf16_input(const PreparedConv& c) {
+  return c.algo == ConvAlgo::TapGemm && c.precision == Precision::bf16 && is_pointwise(c.problem) &&
+         c.problem.in_channels % 2 == 0;
+}
+
+void run_conv_bf16_input(const PreparedConv& c, const uint16_t* in, const ConvEpilogue& e, float* out) {
+  if (!reads_bf16_input(c) || !e.channels_last_out) {
+    throw std::logic_error("a bf16 input is read by a pointwise bf16 convolution into channels-last only");
+  }
+  conv_pointwise_rows(c.problem, c.bf16, in, e, out);
+}
+
 bool takes_channels_last(const PreparedConv& c) { return c.algo == ConvAlgo::Winograd || c.algo == ConvAlgo::TapGemm; }
 
 bool writes_channels_last(const PreparedConv& c) { return c.algo != ConvAlgo::Im2colGemm; }

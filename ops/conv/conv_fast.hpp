@@ -38,6 +38,12 @@ PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const 
 void run_conv(const PreparedConv& conv, const float* in, const ConvEpilogue& epilogue, float* out,
               bool in_channels_last = false);
 
+// A pointwise convolution with bf16 products reading its unpadded channels-last input stored as
+// bf16 (conv_pointwise_rows), into a channels-last output (the epilogue's channels_last_out, in
+// float or bf16). Only where reads_bf16_input.
+bool reads_bf16_input(const PreparedConv& conv);
+void run_conv_bf16_input(const PreparedConv& conv, const uint16_t* in, const ConvEpilogue& epilogue, float* out);
+
 // Whether the algorithm works from a padded channels-last copy of its input (Winograd, tap GEMM),
 // which the convolution before may then write directly, and that copy's layout.
 bool takes_channels_last(const PreparedConv& conv);

@@ -8,6 +8,8 @@
 #include <stdexcept>
 
 #include "ops/conv/winograd/winograd.hpp"
+#include "ops/gemm/bf16.hpp"
+#include "ops/vector_bf16.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
 #include "tensor/workspace.hpp"
@@ -346,7 +348,9 @@ int64_t sink_rows_floats(int64_t out_channels) { return 16 * ((out_channels + 15
 
 void conv_pointwise_channels_last(const reference::ConvProblem& p, const PackedMatrix& weight, const float* in,
                                   const ConvEpilogue& e, float* out) {
-  if (!e.channels_last_out || p.window.volume() != 1) throw std::logic_error("not a pointwise channels-last output");
+  if (!e.channels_last_out || e.channels_last_bf16 || p.window.volume() != 1) {
+    throw std::logic_error("not a pointwise channels-last float output");
+  }
   const ChannelsLastOut target = begin_channels_last_out(p, e, out);
   const GemmKernel& kernel = selected_gemm_kernel();
   const int64_t volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
@@ -405,6 +409,24 @@ ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels) {
 // vectoriser, whose loop ran scalar when src and dst may overlap (the pooled tap GEMM applies it
 // in place).
 ECOCPU_VECTOR_CLONES
+void store_channels_bf16(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, uint16_t* dst) {
+  const float *bias = ce.bias.data() + k0, *mul = ce.mul.data() + k0, *shift = ce.shift.data() + k0;
+  const float* lower = ce.lower.data() + k0;
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    V16 x;
+    Epilogue<V16> ep;
+    std::memcpy(&x, src + k, sizeof(V16));
+    std::memcpy(&ep.bias, bias + k, sizeof(V16));
+    std::memcpy(&ep.mul, mul + k, sizeof(V16));
+    std::memcpy(&ep.shift, shift + k, sizeof(V16));
+    std::memcpy(&ep.lower, lower + k, sizeof(V16));
+    store_bf16(dst + k, ep(x));
+  }
+  for (; k < n; ++k) dst[k] = float_to_bf16(ChannelEpilogue{bias[k], mul[k], shift[k], lower[k]}(src[k]));
+}
+
+ECOCPU_VECTOR_CLONES
 void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst) {
   const float *bias = ce.bias.data() + k0, *mul = ce.mul.data() + k0, *shift = ce.shift.data() + k0;
   const float* lower = ce.lower.data() + k0;
@@ -433,8 +455,11 @@ ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const C
   if (e.residual || e.out_image_stride != 0 || !channels_fit || l.inner != inside || !frames_fit) {
     throw std::logic_error("a channels-last output takes no residual or stride and the problem's output shape");
   }
-  zero_borders(l, t > 0 ? p.batch / t : p.batch, out);
-  return {&l, t, channel_epilogues(e, p.out_channels), c0};
+  if (e.channels_last_bf16 && (!l.unpadded() || t > 0)) {
+    throw std::logic_error("a bf16 channels-last output is unpadded and not a clip's frames");
+  }
+  if (!e.channels_last_bf16) zero_borders(l, t > 0 ? p.batch / t : p.batch, out);
+  return {&l, t, channel_epilogues(e, p.out_channels), c0, e.channels_last_bf16};
 }
 
 const char* conv_algo_name(ConvAlgo algo) {

@@ -52,6 +52,11 @@ struct ConvEpilogue {
   // With channels_last_out: the output's channels start at this channel of the layout, which then
   // holds more than the output's (a channel slice of a Concat's channels-last value).
   int64_t channels_last_channel = 0;
+  // With channels_last_out (unpadded): the output is stored as bf16 values (float_to_bf16 of
+  // each float the epilogue gives), `out` pointing at uint16_t storage: a plan's bf16 value
+  // (graph/plan.hpp, DType::bf16). Only the channels-last sink and the pointwise rows kernel write
+  // one.
+  bool channels_last_bf16 = false;
 };
 
 // Floats from one image's output to the next's under this epilogue.
@@ -82,6 +87,8 @@ struct ChannelEpilogues {
 ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels);
 // dst[k] = channel (k0 + k)'s epilogue of src[k], for k < n; dst may be src.
 void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst);
+// The same stored as bf16 (float_to_bf16 of each).
+void store_channels_bf16(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, uint16_t* dst);
 
 // An output position (image n, d, h, w) of a batch whose positions are numbered image-major:
 // found from its number once, then stepped to the next, which is cheaper than dividing per position.
@@ -109,6 +116,7 @@ struct ChannelsLastOut {
   int64_t frames = 0;
   ChannelEpilogues epilogues;
   int64_t channel = 0;  // the layout's channel that is the output's first
+  bool bf16 = false;     // stored as bf16 (ConvEpilogue::channels_last_bf16): `at` counts uint16_t
   int64_t at(int64_t n, int64_t d, int64_t h, int64_t w) const {
     return (frames ? layout->at(n / frames, n % frames + d, h, w) : layout->at(n, d, h, w)) + channel;
   }

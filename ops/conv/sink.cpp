@@ -133,7 +133,13 @@ void store_channels_last(const reference::ConvProblem& p, const ChannelsLastOut&
     const int64_t volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
     OutputPosition o = OutputPosition::of(p.out_extent, runs[r].image * volume + runs[r].offset);
     for (int64_t q = 0; q < runs[r].count; ++q, o.next(p.out_extent)) {
-      store_channels(tile + runs[r].src + q * ld, k_n, target.epilogues, k0, out + target.at(o.n, o.d, o.h, o.w) + k0);
+      const float* src = tile + runs[r].src + q * ld;
+      const int64_t at = target.at(o.n, o.d, o.h, o.w) + k0;
+      if (target.bf16) {
+        store_channels_bf16(src, k_n, target.epilogues, k0, reinterpret_cast<uint16_t*>(out) + at);
+      } else {
+        store_channels(src, k_n, target.epilogues, k0, out + at);
+      }
     }
   }
 }

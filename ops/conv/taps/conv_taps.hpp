@@ -42,8 +42,12 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w,
                          const ConvEpilogue& epilogue, float* out);
 void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
                          const ConvEpilogue& epilogue, float* out);
-// Its scratch, per thread: a block's output row pointers, and in bf16 its rounded input rows.
-// conv_taps_scratch includes it.
+// The same from an input stored as bf16 (channels-last, unpadded: a plan's bf16 value): each
+// block's rows are copied as they are, not rounded.
+void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const uint16_t* in,
+                         const ConvEpilogue& epilogue, float* out);
+// Its scratch, per thread: a block's output row pointers, and in bf16 (from a float input) its
+// rounded input rows. conv_taps_scratch includes it.
 ScratchSize conv_pointwise_rows_scratch(const reference::ConvProblem& p, int threads, bool bf16);
 
 // The same with bf16 products (ops/gemm/bf16.hpp): the weights rounded once

@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include "ops/conv/taps/conv_taps.hpp"
@@ -32,15 +33,18 @@ int64_t tiles_per_block(int64_t depth, int64_t mr) {
   return std::max<int64_t>(1, kBlockBytes / std::max<int64_t>(1, depth * 4 * mr));
 }
 
-// A thread's memory: its block's output row pointers, and in bf16 its block's input rows rounded.
+// A thread's memory: where its block's output rows go, a panel's products of the block on their
+// way to a bf16 output, and in bf16 from a float input the block's input rows rounded.
 struct RowsScratch {
-  Region<float*> positions;
+  Region<int64_t> positions;
+  Region<float> staged;
   Region<uint16_t> rounded;
 };
 
-RowsScratch rows_layout(ScratchLayout& l, const reference::ConvProblem& p, int64_t mr, bool bf16) {
+RowsScratch rows_layout(ScratchLayout& l, const reference::ConvProblem& p, int64_t mr, int64_t nr, bool round_rows) {
   const int64_t block_rows = tiles_per_block(p.in_channels, mr) * mr;
-  return {l.add<float*>(block_rows), l.add<uint16_t>(bf16 ? block_rows * p.in_channels : 0)};
+  return {l.add<int64_t>(block_rows), l.add<float>(block_rows * nr),
+          l.add<uint16_t>(round_rows ? block_rows * p.in_channels : 0)};
 }
 
 void check_pointwise_rows(const reference::ConvProblem& p, const ConvEpilogue& e, int64_t k, int64_t n, int64_t mr) {
@@ -52,6 +56,9 @@ void check_pointwise_rows(const reference::ConvProblem& p, const ConvEpilogue& e
 
 // The loops both precisions share. Each thread takes an equal run of tiles, in blocks: ECO Full's
 // 7x7 layers have 66 tiles, 11 to 13 blocks, which whole blocks would share out unevenly.
+// A bf16 output (ConvEpilogue::channels_last_bf16) cannot hold the partial sums of depth blocks:
+// each panel's products of a block wait in `staged`, and go through the epilogue and the rounding
+// to their positions when the last depth block is done.
 // begin_block(thread, first row, rows) readies a block's A rows; tile(thread, first row of the
 // block, first row of the tile, rows, panel, depth block, out, epilogue) multiplies one tile.
 template <class BeginBlock, class Tile>
@@ -68,14 +75,15 @@ void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, fl
   {
     const int th = omp_get_thread_num(), nt = omp_get_num_threads();
     const int64_t t_begin = tiles * th / nt, t_end = tiles * (th + 1) / nt;
-    float** positions = slabs.at(th, r.positions);
+    int64_t* positions = slabs.at(th, r.positions);
+    float* staged = target.bf16 ? slabs.at(th, r.staged) : nullptr;
     float* at[kMostRows] = {};
     for (int64_t q0 = 0; q0 < panels; q0 += group) {
       const int64_t q1 = std::min(panels, q0 + group);
       for (int64_t t0 = t_begin; t0 < t_end; t0 += block) {
         const int64_t row0 = t0 * mr, block_rows = std::min(block * mr, std::min(t_end * mr, total) - row0);
         OutputPosition o = OutputPosition::of(p.out_extent, row0);
-        for (int64_t i = 0; i < block_rows; ++i, o.next(p.out_extent)) positions[i] = out + target.at(o.n, o.d, o.h, o.w);
+        for (int64_t i = 0; i < block_rows; ++i, o.next(p.out_extent)) positions[i] = target.at(o.n, o.d, o.h, o.w);
         begin_block(th, row0, block_rows);
         for (int64_t q = q0; q < q1; ++q) {
           const int64_t c0 = q * nr;
@@ -88,8 +96,16 @@ void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, fl
             const int64_t kn = std::min(kc, depth - k0);
             for (int64_t i = 0; i < block_rows; i += mr) {
               const int64_t rows = std::min(mr, block_rows - i);
-              for (int64_t j = 0; j < rows; ++j) at[j] = positions[i + j] + c0;
-              tile(th, row0, row0 + i, rows, q, k0, kn, at, k0 + kn == depth ? &column : nullptr);
+              for (int64_t j = 0; j < rows; ++j) at[j] = staged ? staged + (i + j) * nr : out + positions[i + j] + c0;
+              const bool last = k0 + kn == depth && !staged;
+              tile(th, row0, row0 + i, rows, q, k0, kn, at, last ? &column : nullptr);
+            }
+          }
+          if (staged) {
+            auto* out_bf16 = reinterpret_cast<uint16_t*>(out);
+            const int64_t cols = std::min(nr, p.out_channels - c0);
+            for (int64_t i = 0; i < block_rows; ++i) {
+              store_channels_bf16(staged + i * nr, cols, ce, c0, out_bf16 + positions[i] + c0);
             }
           }
         }
@@ -102,7 +118,7 @@ void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, fl
 
 ScratchSize conv_pointwise_rows_scratch(const reference::ConvProblem& p, int threads, bool bf16) {
   ScratchLayout layout;
-  rows_layout(layout, p, selected_gemm_kernel().mr, bf16);
+  rows_layout(layout, p, selected_gemm_kernel().mr, selected_gemm_kernel().nr, bf16);
   return {threads, 0, layout.bytes()};
 }
 
@@ -113,7 +129,7 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w,
   const int64_t depth = p.in_channels, nr = kernel.nr, mr = kernel.mr;
   const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   ScratchLayout layout;
-  const RowsScratch r = rows_layout(layout, p, mr, false);
+  const RowsScratch r = rows_layout(layout, p, mr, nr, false);
   const int threads = omp_get_max_threads();
   const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
   pointwise_blocks(
@@ -130,16 +146,47 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w,
       });
 }
 
-void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
-                         const ConvEpilogue& e, float* out) {
+namespace {
+
+const Bf16GemmKernel& bf16_rows_kernel(const reference::ConvProblem& p, const Bf16Panels& w, const ConvEpilogue& e) {
   const Bf16GemmKernel* kernel = bf16_gemm_kernel();
   if (!kernel || w.kernel != kernel->name || p.in_channels % 2) {
     throw std::invalid_argument("bf16 pointwise rows: panels packed for " + w.kernel + " on a CPU or layer it cannot run");
   }
   check_pointwise_rows(p, e, w.k, w.n, kernel->mr);
+  return *kernel;
+}
+
+}  // namespace
+
+void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const uint16_t* in,
+                         const ConvEpilogue& e, float* out) {
+  const Bf16GemmKernel& kernel = bf16_rows_kernel(p, w, e);
+  const int64_t depth = p.in_channels, nr = kernel.nr, mr = kernel.mr;
+  ScratchLayout layout;
+  const RowsScratch r = rows_layout(layout, p, mr, nr, true);
+  const int threads = omp_get_max_threads();
+  const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
+  // A block's rows copied first, one stream the hardware prefetcher follows: read in place, a
+  // tile's first pass reads mr rows from memory at once.
+  const auto copy_block = [&](int th, int64_t row0, int64_t rows) {
+    std::memcpy(slabs.at(th, r.rounded), in + row0 * depth, static_cast<std::size_t>(rows * depth) * sizeof(uint16_t));
+  };
+  pointwise_blocks(p, e, out, w.panels, nr, mr, kernel.kc, threads, slabs, r, copy_block,
+                   [&](int th, int64_t row0, int64_t pos0, int64_t rows, int64_t q, int64_t k0, int64_t kn,
+                       float* const* at, const ColumnEpilogue* column) {
+                     const uint16_t* a = slabs.at(th, r.rounded) + (pos0 - row0) * depth + k0;
+                     kernel.tile_rows_a_out(kn, a, depth, w.panel(0, q) + k0 * nr, at, rows,
+                                            std::min(nr, p.out_channels - q * nr), k0 > 0, column);
+                   });
+}
+
+void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
+                         const ConvEpilogue& e, float* out) {
+  const Bf16GemmKernel* kernel = &bf16_rows_kernel(p, w, e);
   const int64_t depth = p.in_channels, nr = kernel->nr, mr = kernel->mr;
   ScratchLayout layout;
-  const RowsScratch r = rows_layout(layout, p, mr, true);
+  const RowsScratch r = rows_layout(layout, p, mr, nr, true);
   const int threads = omp_get_max_threads();
   const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
   // A block's rows are rounded once and then read by every panel of the pass. The rows past the

@@ -8,6 +8,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "ops/gemm/bf16.hpp"
+#include "ops/vector_bf16.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
 
@@ -175,10 +177,25 @@ void max_pool_rows_to_channels_last(const reference::PoolProblem& p, const Chann
 
 namespace {
 
+// Sixteen values, or one, of either element type as floats, and back.
+[[gnu::always_inline]] inline V16 load16(const float* src) {
+  V16 v;
+  std::memcpy(&v, src, sizeof v);
+  return v;
+}
+[[gnu::always_inline]] inline V16 load16(const uint16_t* src) { return load_bf16(src); }
+[[gnu::always_inline]] inline void store16(float* dst, V16 v) { std::memcpy(dst, &v, sizeof v); }
+[[gnu::always_inline]] inline void store16(uint16_t* dst, V16 v) { store_bf16(dst, v); }
+[[gnu::always_inline]] inline float load1(const float* src) { return *src; }
+[[gnu::always_inline]] inline float load1(const uint16_t* src) { return bf16_to_float(*src); }
+[[gnu::always_inline]] inline void store1(float* dst, float v) { *dst = v; }
+[[gnu::always_inline]] inline void store1(uint16_t* dst, float v) { *dst = float_to_bf16(v); }
+
 // dst[c] = the sum of src[j][c] over the window's cells, in the reference's order (d, h, w), over
-// the divisor; or their maximum.
-[[gnu::always_inline]] inline void pool_position(const reference::PoolProblem& p, const float* image, int64_t in_ld,
-                                                 int64_t c_n, const std::array<reference::Span, 3>& s, float* dst) {
+// the divisor; or their maximum. In and Out: float or bf16 (uint16_t), summed in float.
+template <class In, class Out>
+[[gnu::always_inline]] inline void pool_position(const reference::PoolProblem& p, const In* image, int64_t in_ld,
+                                                 int64_t c_n, const std::array<reference::Span, 3>& s, Out* dst) {
   const int64_t ih = p.in_extent[1], iw = p.in_extent[2];
   const bool max = p.mode == reference::PoolMode::Max;
   const float divisor = static_cast<float>(s[0].padded_extent * s[1].padded_extent * s[2].padded_extent);
@@ -189,29 +206,28 @@ namespace {
     for (int64_t d = s[0].begin; d < s[0].end; ++d)
       for (int64_t h = s[1].begin; h < s[1].end; ++h)
         for (int64_t w = s[2].begin; w < s[2].end; ++w) {
-          V16 v;
-          std::memcpy(&v, image + ((d * ih + h) * iw + w) * in_ld + c, sizeof(V16));
+          const V16 v = load16(image + ((d * ih + h) * iw + w) * in_ld + c);
           acc = max ? (acc < v ? v : acc) : acc + v;  // std::max(acc, v), as the reference
         }
     if (!max) acc = acc / divisor;
-    std::memcpy(dst + c, &acc, sizeof(V16));
+    store16(dst + c, acc);
   }
   for (; c < c_n; ++c) {
     float acc = start;
     for (int64_t d = s[0].begin; d < s[0].end; ++d)
       for (int64_t h = s[1].begin; h < s[1].end; ++h)
         for (int64_t w = s[2].begin; w < s[2].end; ++w) {
-          const float v = image[((d * ih + h) * iw + w) * in_ld + c];
+          const float v = load1(image + ((d * ih + h) * iw + w) * in_ld + c);
           acc = max ? std::max(acc, v) : acc + v;
         }
-    dst[c] = max ? acc : acc / divisor;
+    store1(dst + c, max ? acc : acc / divisor);
   }
 }
 
 // Output row (od, oh) of one image: its positions out_ld apart from `out`.
-ECOCPU_VECTOR_CLONES
-void pool_row(const reference::PoolProblem& p, const float* image, int64_t in_ld, int64_t c_n, int64_t od, int64_t oh,
-              float* out, int64_t out_ld) {
+template <class In, class Out>
+[[gnu::always_inline]] inline void pool_row(const reference::PoolProblem& p, const In* image, int64_t in_ld,
+                                            int64_t c_n, int64_t od, int64_t oh, Out* out, int64_t out_ld) {
   const auto& win = p.window;
   const reference::Span sd = reference::window_span(od, p.in_extent[0], win.kernel[0], win.stride[0], win.pad[0]);
   const reference::Span sh = reference::window_span(oh, p.in_extent[1], win.kernel[1], win.stride[1], win.pad[1]);
@@ -221,9 +237,40 @@ void pool_row(const reference::PoolProblem& p, const float* image, int64_t in_ld
   }
 }
 
+// pool_row for each pair of element types, each built for every instruction set (a template
+// cannot carry target_clones).
+#define ECOCPU_POOL_ROW(NAME, IN, OUT)                                                                     \
+  ECOCPU_VECTOR_CLONES void NAME(const reference::PoolProblem& p, const IN* image, int64_t in_ld, int64_t c_n, \
+                                 int64_t od, int64_t oh, OUT* out, int64_t out_ld) {                       \
+    pool_row(p, image, in_ld, c_n, od, oh, out, out_ld);                                                   \
+  }
+ECOCPU_POOL_ROW(pool_row_f32, float, float)
+ECOCPU_POOL_ROW(pool_row_bf16, uint16_t, uint16_t)
+ECOCPU_POOL_ROW(pool_row_f32_to_bf16, float, uint16_t)
+ECOCPU_POOL_ROW(pool_row_bf16_to_f32, uint16_t, float)
+#undef ECOCPU_POOL_ROW
+
+void cloned_pool_row(const reference::PoolProblem& p, const float* image, int64_t in_ld, int64_t c_n, int64_t od,
+                     int64_t oh, float* out, int64_t out_ld) {
+  pool_row_f32(p, image, in_ld, c_n, od, oh, out, out_ld);
+}
+void cloned_pool_row(const reference::PoolProblem& p, const uint16_t* image, int64_t in_ld, int64_t c_n, int64_t od,
+                     int64_t oh, uint16_t* out, int64_t out_ld) {
+  pool_row_bf16(p, image, in_ld, c_n, od, oh, out, out_ld);
+}
+void cloned_pool_row(const reference::PoolProblem& p, const float* image, int64_t in_ld, int64_t c_n, int64_t od,
+                     int64_t oh, uint16_t* out, int64_t out_ld) {
+  pool_row_f32_to_bf16(p, image, in_ld, c_n, od, oh, out, out_ld);
+}
+void cloned_pool_row(const reference::PoolProblem& p, const uint16_t* image, int64_t in_ld, int64_t c_n, int64_t od,
+                     int64_t oh, float* out, int64_t out_ld) {
+  pool_row_bf16_to_f32(p, image, in_ld, c_n, od, oh, out, out_ld);
+}
+
 }  // namespace
 
-void pool_channels_last(const reference::PoolProblem& p, int64_t channels, const float* in, int64_t in_ld, float* out,
+template <class In, class Out>
+void pool_channels_last(const reference::PoolProblem& p, int64_t channels, const In* in, int64_t in_ld, Out* out,
                         int64_t out_ld) {
   if (channels <= 0 || p.planes % channels != 0 || in_ld < channels || out_ld < channels) {
     throw std::logic_error("pool_channels_last: planes, channels and strides disagree");
@@ -233,8 +280,13 @@ void pool_channels_last(const reference::PoolProblem& p, int64_t channels, const
 #pragma omp parallel for schedule(static)
   for (int64_t row = 0; row < batch * od_n * oh_n; ++row) {
     const int64_t n = row / (od_n * oh_n), od = row / oh_n % od_n, oh = row % oh_n;
-    pool_row(p, in + n * in_image, in_ld, channels, od, oh, out + row * ow_n * out_ld, out_ld);
+    cloned_pool_row(p, in + n * in_image, in_ld, channels, od, oh, out + row * ow_n * out_ld, out_ld);
   }
 }
+
+template void pool_channels_last(const reference::PoolProblem&, int64_t, const float*, int64_t, float*, int64_t);
+template void pool_channels_last(const reference::PoolProblem&, int64_t, const uint16_t*, int64_t, uint16_t*, int64_t);
+template void pool_channels_last(const reference::PoolProblem&, int64_t, const float*, int64_t, uint16_t*, int64_t);
+template void pool_channels_last(const reference::PoolProblem&, int64_t, const uint16_t*, int64_t, float*, int64_t);
 
 }  // namespace ecocpu::fast

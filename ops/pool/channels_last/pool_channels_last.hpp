@@ -19,7 +19,10 @@ ScratchSize max_pool_channels_last_scratch(const reference::PoolProblem& p, int6
 // `in` and out_ld apart in `out` (out_ld > channels: a channel slice of a wider value, `out`
 // pointing at its first channel). p.planes = batch * channels. Every output value is the
 // reference's (the same cells summed in the same order); parallel over output rows.
-void pool_channels_last(const reference::PoolProblem& p, int64_t channels, const float* in, int64_t in_ld, float* out,
+// In and Out: float, or uint16_t for bf16 values (a plan's DType::bf16), read as floats and
+// stored rounded (float_to_bf16); a maximum of bf16 values is one of them, so it stores exactly.
+template <class In, class Out>
+void pool_channels_last(const reference::PoolProblem& p, int64_t channels, const In* in, int64_t in_ld, Out* out,
                         int64_t out_ld);
 
 // Some rows of one image, channels-last: row h (h >= first_row) at data + (h - first_row) *
