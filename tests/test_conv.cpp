@@ -309,6 +309,19 @@ TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convoluti
     }
     CHECK(test::max_relative_error(out, expect) < 1e-5f);
     CHECK(test::max_relative_error(test::from_channels_last(out_cl), expect) < 1e-5f);
+    // Stored as bf16 (ConvEpilogue::channels_last_bf16): the channels-last values rounded.
+    std::vector<uint16_t> out_bf16(static_cast<std::size_t>(out_cl.numel()));
+    fast::ConvEpilogue to_bf16 = e;
+    to_bf16.channels_last_bf16 = true;
+    auto* raw = reinterpret_cast<float*>(out_bf16.data());
+    if (bf16) {
+      fast::conv_taps_max_pooled(p, prepared.bf16, in.data(), to_bf16, pp, raw, false, true);
+    } else {
+      fast::conv_taps_max_pooled(p, prepared.taps, in.data(), to_bf16, pp, raw, false, true);
+    }
+    bool rounded = true;
+    for (int64_t i = 0; i < out_cl.numel(); ++i) rounded = rounded && out_bf16[i] == float_to_bf16(out_cl.data()[i]);
+    CHECK(rounded);
   }
 }
 

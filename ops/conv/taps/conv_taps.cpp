@@ -465,7 +465,7 @@ BandScratch band_layout(ScratchLayout& l, const TapProduct& tp, const reference:
 template <class Panels>
 void pool_image_by_bands(const TapProduct& tp, const Panels& w, const float* padded, const uint16_t* padded_bf16,
                          const reference::PoolProblem& pool, const ChannelEpilogues& ce, const BandScratch& scratch,
-                         const Slabs& slabs, int thread, float* out, bool out_channels_last) {
+                         const Slabs& slabs, int thread, float* out, bool out_channels_last, bool out_bf16) {
   const int64_t c_n = tp.p.out_channels, ld = tp.panels * tp.kernel.nr, ow_n = tp.p.out_extent[2];
   const int64_t band = scratch.band, pooled_rows = pool.out_extent[1], pooled_row = pool.out_extent[2] * c_n;
   float* product = slabs.at(thread, scratch.product);
@@ -498,7 +498,9 @@ void pool_image_by_bands(const TapProduct& tp, const Panels& w, const float* pad
       held_end = need.end;
     }
     const ChannelsLastRows held{columns, held_first, pooled_row, c_n, c_n};
-    if (out_channels_last) {
+    if (out_bf16) {
+      max_pool_rows_to_channels_last(pool, held, a0, a1, reinterpret_cast<uint16_t*>(out), row);
+    } else if (out_channels_last) {
       max_pool_rows_to_channels_last(pool, held, a0, a1, out);
     } else {
       max_pool_rows_to_planes(pool, held, a0, a1, out, row);
@@ -563,7 +565,8 @@ void taps_max_pooled(const reference::ConvProblem& p, const Panels& w, const Gem
                      bool out_channels_last) {
   const bool two_d = p.window.kernel[0] == 1 && p.out_extent[0] == 1 && pool.window.spatial_rank == 2;
   if (!two_d || pool.mode != reference::PoolMode::Max || pool.in_extent != p.out_extent ||
-      pool.planes != p.batch * p.out_channels || e.residual || e.out_image_stride != 0 || e.channels_last_out) {
+      pool.planes != p.batch * p.out_channels || e.residual || e.out_image_stride != 0 || e.channels_last_out ||
+      (e.channels_last_bf16 && !out_channels_last)) {
     throw std::logic_error("conv_taps_max_pooled takes a 2D convolution with a plain epilogue and its 2D max pooling");
   }
   const reference::ConvProblem image = one_image(p);
@@ -593,8 +596,10 @@ void taps_max_pooled(const reference::ConvProblem& p, const Panels& w, const Gem
       tp.bf16->convert(padded, tp.pi.floats(), padded_bf16);
       std::fill_n(padded_bf16 + tp.pi.floats(), TapProduct::kBf16CopySlack, uint16_t{0});
     }
-    pool_image_by_bands(tp, w, padded, padded_bf16, pool, ce, r, slabs, thread, out + n * pooled_image,
-                        out_channels_last);
+    float* image_out = e.channels_last_bf16 ? reinterpret_cast<float*>(reinterpret_cast<uint16_t*>(out) + n * pooled_image)
+                                            : out + n * pooled_image;
+    pool_image_by_bands(tp, w, padded, padded_bf16, pool, ce, r, slabs, thread, image_out, out_channels_last,
+                        e.channels_last_bf16);
   }
 }
 

@@ -65,7 +65,7 @@ void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float
 // that stays in L2, its epilogue applied there (after the pooling along w where it commutes with
 // the maximum), and the band's pooled rows written to `out`: the pooled planes, or with
 // out_channels_last the pooled positions unpadded channels-last (what a pointwise convolution reads
-// in place). The convolution's full-size output (51 MB for conv1 at 16 frames) is never stored,
+// in place), stored as bf16 under the epilogue's channels_last_bf16 (`out` then uint16_t storage). The convolution's full-size output (51 MB for conv1 at 16 frames) is never stored,
 // nor transposed into planes. Images are the threads' work items, so a batch of fewer
 // images than threads leaves threads idle. `pool`: planes = batch x Cout, in_extent = p.out_extent.
 // The epilogue takes no residual, stride or channels-last output.

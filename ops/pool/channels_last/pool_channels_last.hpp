@@ -51,5 +51,8 @@ int64_t max_pool_rows_scratch_floats(const reference::PoolProblem& p, int64_t ch
 //    positions of `channels` contiguous values), for a pointwise convolution reading it in place.
 void max_pool_rows_to_channels_last(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns,
                                     int64_t oh_begin, int64_t oh_end, float* image_out);
+//    Or stored as bf16 (a plan's bf16 value), by way of `row` as max_pool_rows_to_planes.
+void max_pool_rows_to_channels_last(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns,
+                                    int64_t oh_begin, int64_t oh_end, uint16_t* image_out, float* row);
 
 }  // namespace ecocpu::fast
