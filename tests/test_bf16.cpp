@@ -336,6 +336,30 @@ TEST_CASE("conv bf16: the tap GEMM equals the reference convolution of the round
     // Float sums of exact products: float's error, not bf16's (unless the CPU fell back to float).
     const float bound = prepared.precision == fast::Precision::bf16 ? 1e-5f : 2e-2f;
     CHECK(test::max_relative_error(out, want) < bound);
+    if (prepared.precision != fast::Precision::bf16) continue;
+    // From the channels-last copy stored as bf16 (a plan's bf16 value): the same products, so the
+    // same output bit for bit; and into a padded channels-last copy stored as bf16, borders zero,
+    // each value the float one rounded.
+    const fast::PaddedInput pi = fast::input_layout(prepared);
+    std::vector<float> in_cl(static_cast<std::size_t>(c.n * pi.floats()));
+    fast::to_channels_last(p, pi, in.data(), in_cl.data());
+    std::vector<uint16_t> in_bf16(in_cl.size());
+    convert_to_bf16(in_cl.data(), static_cast<int64_t>(in_cl.size()), in_bf16.data());
+    Tensor from_bf16(expect.shape());
+    fast::run_conv_bf16_input(prepared, in_bf16.data(), e, from_bf16.data());
+    CHECK(test::max_relative_error(from_bf16, out) == 0.0f);
+    Conv reader(4, make_window(c.rank, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}));
+    const Shape reader_out = reader.output_shape(std::span(&expect.shape(), 1));
+    const fast::PaddedInput padded = fast::padded_input(reader.problem(expect.shape(), reader_out));
+    std::vector<float> want_cl(static_cast<std::size_t>(c.n * padded.floats()));
+    fast::to_channels_last(reader.problem(expect.shape(), reader_out), padded, out.data(), want_cl.data());
+    std::vector<uint16_t> got_cl(want_cl.size(), 0xabcd);
+    e.channels_last_out = &padded;
+    e.channels_last_bf16 = true;
+    fast::run_conv_bf16_input(prepared, in_bf16.data(), e, reinterpret_cast<float*>(got_cl.data()));
+    bool rounded = true;
+    for (std::size_t i = 0; i < got_cl.size(); ++i) rounded = rounded && got_cl[i] == float_to_bf16(want_cl[i]);
+    CHECK(rounded);
   }
 }
 

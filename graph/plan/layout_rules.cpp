@@ -286,17 +286,9 @@ void pointwise_channels_last(ExecutionPlan& plan, bool slices) {
   }
 }
 
-bool writes_through_channels_last_epilogue(const ExecutionPlan& plan, const PlanStep& s) {
-  if (s.input_pool >= 0) return true;  // its raw product (run_conv_then_pool), whatever the output
-  const ValueLayout& out = plan.values[s.output].layout;
-  return out.kind == ValueLayout::Kind::channels_last || out.kind == ValueLayout::Kind::clip_frames ||
-         (out.kind == ValueLayout::Kind::channel_slice &&
-          plan.values[out.of].layout.kind == ValueLayout::Kind::channels_last);
-}
-
-bool reads_bf16_value(const ExecutionPlan& plan, const PlanStep& s, int v) {
+bool reads_bf16_value(const ExecutionPlan&, const PlanStep& s, int v) {
   return s.is_conv() && s.inputs[0] == v && s.residual != v && s.in_scale.empty() && s.pool < 0 &&
-         fast::reads_bf16_input(s.conv) && writes_through_channels_last_epilogue(plan, s);
+         fast::reads_bf16_input(s.conv);
 }
 
 bool writes_bf16(const ExecutionPlan& plan, const PlanStep& s) {
@@ -328,17 +320,18 @@ std::vector<int> value_writers(const ExecutionPlan& plan, const StepUses& uses, 
 
 }  // namespace
 
-// A value rounded to bf16 where it is written gives its readers what they read now: the pointwise
-// convolutions round their input rows to bf16 themselves, and a maximum of rounded values is the
-// rounded maximum. So only values whose every reader is one of those, and whose writers can store
-// bf16, change type; their memory and the traffic of every reader halve.
+// A value rounded to bf16 where it is written gives its readers what they read now: the tap GEMM
+// convolutions with bf16 products (pointwise ones included) round their A tiles or rows to bf16
+// themselves, and a maximum of rounded values is the rounded maximum. So only channels-last values
+// (padded or not, not a clip's frames) whose every reader is one of those, and whose writers can
+// store bf16, change type; their memory and the traffic of every reader halve.
 void bf16_activations(ExecutionPlan& plan) {
   const StepUses uses(plan);
-  const int values = static_cast<int>(plan.graph->values.size());  // the graph's values (activations)
+  const int values = static_cast<int>(plan.values.size());
   for (int v = 0; v < values; ++v) {
     const PlanValue& value = plan.values[v];
-    if (value.layout.kind != ValueLayout::Kind::channels_last || !value.layout.padded.unpadded() ||
-        uses.writer[v] < 0 || uses.readers[v].empty() || plan.graph->is_output(v)) {
+    if (value.layout.kind != ValueLayout::Kind::channels_last || uses.writer[v] < 0 || uses.readers[v].empty() ||
+        (v < static_cast<int>(plan.graph->values.size()) && plan.graph->is_output(v))) {
       continue;
     }
     const bool readers_round = std::all_of(uses.readers[v].begin(), uses.readers[v].end(), [&](int r) {

@@ -56,9 +56,9 @@ void pointwise_channels_last(ExecutionPlan& plan, bool slices);
 // channels-last (its product is pooled and stored channels-last).
 bool writes_unpadded_channels_last(const ExecutionPlan& plan, const PlanStep& s, bool slice);
 
-// Whether conv step s can read `v` as a bf16 value: a pointwise convolution with bf16 products
-// (fast::reads_bf16_input) reading it as its input, into a channels-last output or its raw
-// product (an average pooling after it).
+// Whether conv step s can read `v` as a bf16 value: a tap GEMM convolution with bf16 products
+// (fast::reads_bf16_input) reading it as its channels-last input, without an input BatchNorm or a
+// pooling after it (a pooling before it, pool_before, runs on its product).
 bool reads_bf16_value(const ExecutionPlan& plan, const PlanStep& s, int v);
 // Whether step s can store its output as bf16: a pooling step, or a convolution storing through
 // its channels-last sink, its pointwise kernel, or (Winograd's 2D max pooling) its pooled chunks.

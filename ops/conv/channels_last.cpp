@@ -119,21 +119,25 @@ PaddedInput unpadded_channels_last(const std::array<int64_t, 3>& extent, int64_t
   return l;
 }
 
-void zero_borders(const PaddedInput& pi, int64_t batch, float* out) {
+template <class T>
+void zero_borders(const PaddedInput& pi, int64_t batch, T* out) {
   if (pi.unpadded()) return;
   const int64_t rows = batch * pi.extent[0] * pi.extent[1], row = pi.extent[2] * pi.channels;
   const int64_t left = pi.lead[2] * pi.channels, right = (pi.lead[2] + pi.inner[2]) * pi.channels;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t d = r / pi.extent[1] % pi.extent[0] - pi.lead[0], h = r % pi.extent[1] - pi.lead[1];
-    float* dst = out + r * row;
+    T* dst = out + r * row;
     if (d < 0 || d >= pi.inner[0] || h < 0 || h >= pi.inner[1]) {
-      std::fill(dst, dst + row, 0.0f);
+      std::fill(dst, dst + row, T{0});
     } else {
-      std::fill(dst, dst + left, 0.0f);
-      std::fill(dst + right, dst + row, 0.0f);
+      std::fill(dst, dst + left, T{0});
+      std::fill(dst + right, dst + row, T{0});
     }
   }
 }
+
+template void zero_borders(const PaddedInput&, int64_t, float*);
+template void zero_borders(const PaddedInput&, int64_t, uint16_t*);
 
 }  // namespace ecocpu::fast

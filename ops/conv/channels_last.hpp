@@ -53,6 +53,8 @@ int64_t channels_last_input_bytes(const reference::ConvProblem& p, const PaddedI
 
 // Zeros in every position of `batch` images' copies outside the input's own, for a producer that
 // writes the inside itself (a convolution handing its output over channels-last); parallel.
-void zero_borders(const PaddedInput& pi, int64_t batch, float* out);
+// T: float, or uint16_t for a copy stored as bf16.
+template <class T>
+void zero_borders(const PaddedInput& pi, int64_t batch, T* out);
 
 }  // namespace ecocpu::fast

@@ -55,16 +55,11 @@ void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const floa
 
 }  // namespace
 
-bool reads_bf16_input(const PreparedConv& c) {
-  return c.algo == ConvAlgo::TapGemm && c.precision == Precision::bf16 && is_pointwise(c.problem) &&
-         c.problem.in_channels % 2 == 0;
-}
+bool reads_bf16_input(const PreparedConv& c) { return c.algo == ConvAlgo::TapGemm && c.precision == Precision::bf16; }
 
 void run_conv_bf16_input(const PreparedConv& c, const uint16_t* in, const ConvEpilogue& e, float* out) {
-  if (!reads_bf16_input(c) || !e.channels_last_out) {
-    throw std::logic_error("a bf16 input is read by a pointwise bf16 convolution into channels-last only");
-  }
-  conv_pointwise_rows(c.problem, c.bf16, in, e, out);
+  if (!reads_bf16_input(c)) throw std::logic_error("a bf16 input is read by a bf16 tap GEMM convolution only");
+  conv_taps(c.problem, c.bf16, in, e, out);
 }
 
 bool takes_channels_last(const PreparedConv& c) { return c.algo == ConvAlgo::Winograd || c.algo == ConvAlgo::TapGemm; }

@@ -38,9 +38,9 @@ PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const 
 void run_conv(const PreparedConv& conv, const float* in, const ConvEpilogue& epilogue, float* out,
               bool in_channels_last = false);
 
-// A pointwise convolution with bf16 products reading its unpadded channels-last input stored as
-// bf16 (conv_pointwise_rows), into a channels-last output (the epilogue's channels_last_out, in
-// float or bf16). Only where reads_bf16_input.
+// A tap GEMM convolution with bf16 products reading its channels-last input copy (input_layout)
+// stored as bf16 (conv_taps' bf16-input form: the pointwise kernel between channels-last values).
+// Only where reads_bf16_input.
 bool reads_bf16_input(const PreparedConv& conv);
 void run_conv_bf16_input(const PreparedConv& conv, const uint16_t* in, const ConvEpilogue& epilogue, float* out);
 

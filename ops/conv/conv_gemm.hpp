@@ -52,10 +52,10 @@ struct ConvEpilogue {
   // With channels_last_out: the output's channels start at this channel of the layout, which then
   // holds more than the output's (a channel slice of a Concat's channels-last value).
   int64_t channels_last_channel = 0;
-  // With channels_last_out (unpadded): the output is stored as bf16 values (float_to_bf16 of
-  // each float the epilogue gives), `out` pointing at uint16_t storage: a plan's bf16 value
-  // (graph/plan.hpp, DType::bf16). Only the channels-last sink and the pointwise rows kernel write
-  // one.
+  // With channels_last_out (not a clip's frames): the output is stored as bf16 values
+  // (float_to_bf16 of each float the epilogue gives), borders zero, `out` pointing at uint16_t
+  // storage: a plan's bf16 value (graph/plan.hpp, DType::bf16). Only the channels-last sink, the
+  // pointwise rows kernel and the pooled tap GEMM and Winograd write one.
   bool channels_last_bf16 = false;
 };
 

@@ -120,6 +120,19 @@ void fill_tile_bf16(const float* padded, const Origin* origins, int64_t rows, in
   std::fill(a + rows * b.len, a + mr * b.len, uint16_t{0});
 }
 
+// The same from an input stored as bf16: its runs copied as they are.
+void fill_tile_bf16(const uint16_t* padded, const Origin* origins, int64_t rows, int64_t mr, const DepthBlock& b,
+                    const Piece* pieces, uint16_t* a) {
+  for (int64_t r = 0; r < rows; ++r) {
+    uint16_t* dst = a + r * b.len;
+    for (int64_t i = b.first; i < b.first + b.count; ++i) {
+      dst = std::copy_n(padded + origins[r].base + pieces[i].offset, pieces[i].len, dst);
+      dst = std::fill_n(dst, pieces[i].pad, uint16_t{0});
+    }
+  }
+  std::fill(a + rows * b.len, a + mr * b.len, uint16_t{0});
+}
+
 // Whether any of `rows` positions reads input, not padding, in a depth block. Blocks that read
 // only padding are skipped: in res5's 4 x 7 x 7 outputs the first and last output frames' tiles
 // read a third of their taps from the padding in time (oneDNN's direct kernels skip such taps too).
@@ -365,7 +378,9 @@ struct TapProduct {
   // output channels of panels [panel0, panel0 + panel_n)) = their windows in `padded` x the
   // weights `w` (float, or bf16 with a copied A). `buf`: the buffers of a layout() for `count`
   // positions or more.
-  // With bf16_in_place, `padded_bf16` is the bf16 copy of `padded` (kBf16CopySlack values more).
+  // In bf16, `padded_bf16` (if given) is the input in bf16: with bf16_in_place the bf16 copy of
+  // `padded` (kBf16CopySlack values more), read in place; else the input itself, stored as bf16
+  // (`padded` is then unused), copied into A tiles.
   template <class Panels>
   void run(const Panels& w, const float* padded, int64_t pos0, int64_t count, int64_t panel0, int64_t panel_n,
            float* product, int64_t ld, const RunBuffers& buf, const uint16_t* padded_bf16 = nullptr) const {
@@ -381,7 +396,10 @@ struct TapProduct {
         const auto [i0, rows] = tiles[t];
         if (!reads_input(p, origins + i0, rows, b, d.pieces.data())) continue;
         if constexpr (std::is_same_v<Panels, Bf16Panels>) {
-          if (!bf16_in_place) {
+          if (bf16_in_place) {
+          } else if (padded_bf16) {
+            fill_tile_bf16(padded_bf16, origins + i0, rows, kernel.mr, b, d.pieces.data(), buf.a_bf16);
+          } else {
             fill_tile_bf16(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), bf16->convert, buf.a_bf16);
           }
         } else if (!in_place) {
@@ -633,11 +651,12 @@ void conv_taps_max_pooled(const reference::ConvProblem& p, const Bf16Panels& w, 
 namespace {
 
 // conv_taps with float or bf16 (Bf16Panels) weights.
+// in_bf16: the input's channels-last copy stored as bf16 (Bf16Panels only), `in` then unused.
 template <class Panels>
 void taps_items(const TapProduct& tp, const Panels& w, const float* in, const ConvEpilogue& e, float* out,
-                bool in_channels_last) {
+                bool in_channels_last, const uint16_t* in_bf16 = nullptr) {
   const reference::ConvProblem& p = tp.p;
-  const float* padded = channels_last_input(p, tp.pi, in, in_channels_last);
+  const float* padded = in_bf16 ? nullptr : channels_last_input(p, tp.pi, in, in_channels_last);
   const int64_t nr = tp.kernel.nr;
   const ConvSink sink(p, e, out);
   const int64_t positions = output_positions(p, p.batch);
@@ -655,7 +674,7 @@ void taps_items(const TapProduct& tp, const Panels& w, const float* in, const Co
       const int64_t pos0 = item / s.groups * s.block_positions, count = std::min(s.block_positions, positions - pos0);
       const int64_t panel0 = item % s.groups * s.group_panels, panel_n = std::min(s.group_panels, w.panels - panel0);
       const int64_t ld = panel_n * nr;
-      tp.run(w, padded, pos0, count, panel0, panel_n, product, ld, buf);
+      tp.run(w, padded, pos0, count, panel0, panel_n, product, ld, buf, in_bf16);
       const int64_t oc0 = panel0 * nr;
       sink.store_positions(product, ld, pos0, count, oc0, std::min(ld, p.out_channels - oc0));
     }
@@ -682,6 +701,13 @@ void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float
     return conv_pointwise_rows(p, w, in, e, out);
   }
   taps_items(TapProduct(p, selected_gemm_kernel(), true), w, in, e, out, in_channels_last);
+}
+
+void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const uint16_t* in, const ConvEpilogue& e,
+               float* out) {
+  require_bf16_taps(p, w);
+  if (e.channels_last_out && is_pointwise(p) && p.in_channels % 2 == 0) return conv_pointwise_rows(p, w, in, e, out);
+  taps_items(TapProduct(p, selected_gemm_kernel(), true), w, nullptr, e, out, true, in);
 }
 
 }  // namespace ecocpu::fast

@@ -59,6 +59,11 @@ ScratchSize conv_pointwise_rows_scratch(const reference::ConvProblem& p, int thr
 bool tap_bf16_applies(const reference::ConvProblem& p);
 void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float* in, const ConvEpilogue& epilogue,
                float* out, bool in_channels_last = false);
+// The same from the input's channels-last copy (padded_input's layout) stored as bf16 (a plan's
+// bf16 value): its runs are copied into A tiles as they are, not rounded, so the products are those
+// of the float copy's.
+void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const uint16_t* in, const ConvEpilogue& epilogue,
+               float* out);
 
 // A 2D convolution followed by a 2D max pooling (ECO's conv1 and pool1), the pooling taken from
 // the products: each image is computed a band of output rows at a time into a channels-last buffer
