@@ -425,6 +425,12 @@ TEST_CASE("conv: the channels-last copy equals a plain gather, zeros in the padd
           int64_t wrong = 0;
           for (std::size_t i = 0; i < out.size(); ++i) wrong += !(std::abs(out[i] - expect[i]) <= 1e-6f * (1.0f + std::abs(expect[i])));
           CHECK(wrong == 0);
+          // Stored as bf16: the float copy's values rounded, the padding zero.
+          std::vector<uint16_t> out_bf16(out.size(), 0xabcd);
+          fast::to_channels_last(p, pi, in.data(), out_bf16.data(), with_affine ? &affine : nullptr);
+          int64_t unrounded = 0;
+          for (std::size_t i = 0; i < out.size(); ++i) unrounded += out_bf16[i] != float_to_bf16(out[i]);
+          CHECK(unrounded == 0);
         }
       }
     }

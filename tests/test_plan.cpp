@@ -650,6 +650,8 @@ TEST_CASE("plan: in bf16, values every reader rounds to bf16 are stored as bf16,
     CHECK(stored.values[output_3a].dtype == DType::bf16);
     CHECK(dtype_of(stored, "inception_3a_1x1") == DType::bf16);  // its slice
     CHECK(dtype_of(stored, "inception_3a_3x3_reduce") == DType::f32);
+    // The copy of res3b_bn that res4a_1 and res4a_down share (tap GEMMs).
+    CHECK(stored.values[step_for(stored, "res4a_1")->inputs[0]].dtype == DType::bf16);
     CHECK(dtype_of(rounded_by_readers, "conv2_3x3") == DType::f32);
     CHECK(2 * stored.values[output_3a].floats() < rounded_by_readers.values[output_3a].floats() + 64 * 256);  // + slack
     if (std::string(arch) == "ECOfull") {  // max poolings read bf16 and write bf16 slices

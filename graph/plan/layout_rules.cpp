@@ -292,7 +292,7 @@ bool reads_bf16_value(const ExecutionPlan&, const PlanStep& s, int v) {
 }
 
 bool writes_bf16(const ExecutionPlan& plan, const PlanStep& s) {
-  if (s.kind == PlanStep::Kind::pool) return true;
+  if (s.kind == PlanStep::Kind::pool || s.kind == PlanStep::Kind::to_channels_last) return true;
   if (!s.is_conv() || s.residual >= 0) return false;
   if (s.pool >= 0) return is_max_2d(plan, s.pool, s);  // Winograd's pooled chunks, conv1's bands
   return s.input_pool >= 0 || s.conv.algo == fast::ConvAlgo::Winograd || s.conv.algo == fast::ConvAlgo::TapGemm;

@@ -60,7 +60,8 @@ bool writes_unpadded_channels_last(const ExecutionPlan& plan, const PlanStep& s,
 // (fast::reads_bf16_input) reading it as its channels-last input, without an input BatchNorm or a
 // pooling after it (a pooling before it, pool_before, runs on its product).
 bool reads_bf16_value(const ExecutionPlan& plan, const PlanStep& s, int v);
-// Whether step s can store its output as bf16: a pooling step, or a convolution storing through
+// Whether step s can store its output as bf16: a pooling step, a shared channels-last copy, or a
+// convolution storing through
 // its channels-last sink, its pointwise kernel, or (Winograd's 2D max pooling) its pooled chunks.
 bool writes_bf16(const ExecutionPlan& plan, const PlanStep& s);
 // bf16_activations: values every reader of which rounds to bf16 anyway become bf16.

@@ -289,9 +289,16 @@ void run_step(const ExecutionPlan& plan, const PlanStep& s, const WeightStore& w
     case PlanStep::Kind::conv: run_conv_step(plan, s, values, temporaries, out); break;
     case PlanStep::Kind::assemble: run_assemble(plan, s, values, out); break;
     case PlanStep::Kind::view: break;  // the producer wrote the clip's layout already
-    case PlanStep::Kind::to_channels_last:
-      fast::to_channels_last(s.conv.problem, plan.values[s.output].layout.padded, values[s.inputs[0]].data(), out.data());
+    case PlanStep::Kind::to_channels_last: {
+      const PlanValue& copy = plan.values[s.output];
+      const float* in = values[s.inputs[0]].data();
+      if (copy.dtype == DType::bf16) {
+        fast::to_channels_last(s.conv.problem, copy.layout.padded, in, reinterpret_cast<uint16_t*>(out.data()));
+      } else {
+        fast::to_channels_last(s.conv.problem, copy.layout.padded, in, out.data());
+      }
       break;
+    }
     case PlanStep::Kind::node: run_node(plan.graph->nodes[s.node], s.reference, weights, values, out); break;
     case PlanStep::Kind::pool: run_pool_channels_last(plan, s, values, out); break;
   }

@@ -5,6 +5,8 @@
 #include <limits>
 
 #include "ops/epilogue.hpp"
+#include "ops/gemm/bf16.hpp"
+#include "ops/vector_bf16.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
 
@@ -21,46 +23,52 @@ PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64
 
 namespace {
 
+[[gnu::always_inline]] inline void store16(float* dst, V16 v) { std::memcpy(dst, &v, sizeof v); }
+[[gnu::always_inline]] inline void store16(uint16_t* dst, V16 v) { store_bf16(dst, v); }
+[[gnu::always_inline]] inline void store1(float* dst, float v) { *dst = v; }
+[[gnu::always_inline]] inline void store1(uint16_t* dst, float v) { *dst = float_to_bf16(v); }
+
 // Sixteen channels from c0 of one input row (channel c's w_n values at src + c * plane) into the
 // copy's interior (position w's channels at dst + w * c_n), each through its affine if given:
 // sixteen positions at a time through a register transpose, the rest a position at a time (its
-// sixteen values gathered, then one vector store), so that no value is stored alone.
+// sixteen values gathered, then one vector store), so that no value is stored alone. T: float, or
+// uint16_t for a copy stored as bf16.
+template <class T>
 [[gnu::always_inline]] inline void sixteen_channels(const float* src, int64_t plane, int64_t w_n, int64_t c_n,
-                                                    const Epilogue<V16>* ep, float* dst) {
+                                                    const Epilogue<V16>* ep, T* dst) {
   int64_t w0 = 0;
   for (; w0 + 16 <= w_n; w0 += 16) {
     V16 v[16];
     for (int k = 0; k < 16; ++k) std::memcpy(&v[k], src + k * plane + w0, sizeof(V16));
     transpose_16x16(v);
     for (int i = 0; i < 16; ++i) {
-      const V16 x = ep ? (*ep)(v[i]) : v[i];
-      std::memcpy(dst + (w0 + i) * c_n, &x, sizeof(V16));
+      store16(dst + (w0 + i) * c_n, ep ? (*ep)(v[i]) : v[i]);
     }
   }
   for (int64_t w = w0; w < w_n; ++w) {
     V16 x;
     for (int k = 0; k < 16; ++k) x[k] = src[k * plane + w];
-    if (ep) x = (*ep)(x);
-    std::memcpy(dst + w * c_n, &x, sizeof(V16));
+    store16(dst + w * c_n, ep ? (*ep)(x) : x);
   }
 }
 
 // One padded row (image n, padded depth dd and height hh) of the channels-last copy.
-ECOCPU_VECTOR_CLONES
-void channels_last_row(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, int64_t n,
-                       int64_t dd, int64_t hh, const ChannelAffine* affine, float* dst) {
+template <class T>
+[[gnu::always_inline]] inline void channels_last_row(const reference::ConvProblem& p, const PaddedInput& pi,
+                                                     const float* in, int64_t n, int64_t dd, int64_t hh,
+                                                     const ChannelAffine* affine, T* dst) {
   const int64_t c_n = pi.channels, row = pi.extent[2] * c_n;
   const int64_t d = dd - p.window.pad[0], h = hh - p.window.pad[1], w_n = p.in_extent[2];
   if (d < 0 || d >= p.in_extent[0] || h < 0 || h >= p.in_extent[1]) {
-    std::fill(dst, dst + row, 0.0f);
+    std::fill(dst, dst + row, T{0});
     return;
   }
   const int64_t left = p.window.pad[2] * c_n;
-  std::fill(dst, dst + left, 0.0f);
-  std::fill(dst + left + w_n * c_n, dst + row, 0.0f);
+  std::fill(dst, dst + left, T{0});
+  std::fill(dst + left + w_n * c_n, dst + row, T{0});
   const int64_t plane = p.in_extent[0] * p.in_extent[1] * w_n;
   const float* src = in + n * c_n * plane + (d * p.in_extent[1] + h) * w_n;
-  float* interior = dst + left;
+  T* interior = dst + left;
   int64_t c0 = 0;
   for (; c0 + 16 <= c_n; c0 += 16) {
     Epilogue<V16> ep;
@@ -78,27 +86,45 @@ void channels_last_row(const reference::ConvProblem& p, const PaddedInput& pi, c
     for (int64_t c = c0; c < c_n; ++c) {
       const float* s = src + c * plane;
       const Epilogue<float> ep{0.0f, affine->scale[c], affine->shift[c], epilogue_lower(affine->relu)};
-      for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = ep(s[w]);
+      for (int64_t w = 0; w < w_n; ++w) store1(interior + w * c_n + c, ep(s[w]));
     }
     return;
   }
   for (int64_t c = c0; c < c_n; ++c) {
     const float* s = src + c * plane;
-    for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = s[w];
+    for (int64_t w = 0; w < w_n; ++w) store1(interior + w * c_n + c, s[w]);
   }
+}
+
+// channels_last_row for each element type, each built for every instruction set.
+ECOCPU_VECTOR_CLONES
+void cloned_row(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, int64_t n, int64_t dd,
+                int64_t hh, const ChannelAffine* affine, float* dst) {
+  channels_last_row(p, pi, in, n, dd, hh, affine, dst);
+}
+ECOCPU_VECTOR_CLONES
+void cloned_row(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, int64_t n, int64_t dd,
+                int64_t hh, const ChannelAffine* affine, uint16_t* dst) {
+  channels_last_row(p, pi, in, n, dd, hh, affine, dst);
 }
 
 }  // namespace
 
-void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out,
+template <class T>
+void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, T* out,
                       const ChannelAffine* affine) {
   const int64_t rows = p.batch * pi.extent[0] * pi.extent[1];
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t hh = r % pi.extent[1], dd = r / pi.extent[1] % pi.extent[0], n = r / (pi.extent[0] * pi.extent[1]);
-    channels_last_row(p, pi, in, n, dd, hh, affine, out + r * pi.extent[2] * pi.channels);
+    cloned_row(p, pi, in, n, dd, hh, affine, out + r * pi.extent[2] * pi.channels);
   }
 }
+
+template void to_channels_last(const reference::ConvProblem&, const PaddedInput&, const float*, float*,
+                               const ChannelAffine*);
+template void to_channels_last(const reference::ConvProblem&, const PaddedInput&, const float*, uint16_t*,
+                               const ChannelAffine*);
 
 const float* channels_last_input(const reference::ConvProblem& p, const PaddedInput& pi, const float* in,
                                  bool in_channels_last, const ChannelAffine* affine) {

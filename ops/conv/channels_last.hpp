@@ -37,8 +37,10 @@ struct ChannelAffine {
   bool relu = false;
 };
 
-// in: (batch, C, d, h, w) -> out: (batch, padded d, h, w, C); parallel over rows.
-void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, float* out,
+// in: (batch, C, d, h, w) -> out: (batch, padded d, h, w, C); parallel over rows. T: float, or
+// uint16_t for a copy stored as bf16 (float_to_bf16 of each value).
+template <class T>
+void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, const float* in, T* out,
                       const ChannelAffine* affine = nullptr);
 
 // The copy a convolution works from: `in` itself when it is already one (handed over by the
