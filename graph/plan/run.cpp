@@ -49,13 +49,16 @@ void run_conv_max_pooled(const PlanStep& s, const Pool& pool, float* chunk, cons
   const fast::PaddedInput layout = fast::unpadded_channels_last(s.conv.problem.out_extent, s.conv.problem.out_channels);
   fast::ConvEpilogue to_chunk = e;
   to_chunk.channels_last_out = &layout;
-  to_chunk.channels_last_bf16 = false;  // the chunk is the pooling's float input
+  // Into a bf16 output the chunk is bf16 too (half its traffic): the maximum of rounded values
+  // is the rounded maximum.
+  to_chunk.channels_last_bf16 = out_channels_last && e.channels_last_bf16;
   for_each_pooled_chunk(s.conv_shape, pooled, [&](int64_t n0, const Shape& conv_part, const Shape& pooled_part) {
     fast::run_conv_images(s.conv, n0, conv_part[0], in, to_chunk, chunk, in_channels_last);
     const reference::PoolProblem p = pool.problem(conv_part, pooled_part);
-    if (out_channels_last && e.channels_last_bf16) {
+    if (to_chunk.channels_last_bf16) {
       auto* out_bf16 = reinterpret_cast<uint16_t*>(out) + n0 * out_image;
-      fast::pool_channels_last(p, layout.channels, chunk, layout.channels, out_bf16, layout.channels);
+      fast::pool_channels_last(p, layout.channels, reinterpret_cast<const uint16_t*>(chunk), layout.channels, out_bf16,
+                               layout.channels);
     } else if (out_channels_last) {
       fast::pool_channels_last(p, layout.channels, chunk, layout.channels, out + n0 * out_image, layout.channels);
     } else {
