@@ -207,7 +207,7 @@ def main():
     print("|---|---|---|---|---|")
     for s in systems:
         diff, top1, top5 = checks[s.name]
-        print("| %s | %s | %.1e | %d/%d | %d/%d |" % (s.name, " / ".join("%.1f" % t for t in times[s.name]), diff,
+        print("| %s | %s | %.2e | %d/%d | %d/%d |" % (s.name, " / ".join("%.1f" % t for t in times[s.name]), diff,
                                                       top1, len(clips), top5, len(clips)))
     print()
     for s in systems:

@@ -467,8 +467,11 @@ TEST_CASE("plan bf16: Winograd and tap GEMM steps take bf16, the logits stay wit
     for (const auto& s : bf16.steps) {
       if (!s.is_conv()) continue;
       ++convs;
-      const bool applies = fast::conv_bf16_applies(s.conv.problem, s.conv.algo);
+      // Where the CPU and algorithm allow, except the shallow pointwise layer (conv2_3x3_reduce).
+      const bool shallow = fast::is_pointwise(s.conv.problem) && s.conv.problem.in_channels < 128;
+      const bool applies = fast::conv_bf16_applies(s.conv.problem, s.conv.algo) && !shallow;
       CHECK((s.conv.precision == fast::Precision::bf16) == applies);
+      if (g.nodes[s.node].id == "conv2_3x3_reduce") CHECK(shallow);
       if (s.conv.precision == fast::Precision::bf16) {  // bf16 layers keep no float weights
         CHECK(s.conv.winograd.data == nullptr);
         CHECK(s.conv.taps.data == nullptr);

@@ -642,10 +642,11 @@ TEST_CASE("plan: in bf16, values every reader rounds to bf16 are stored as bf16,
     const auto dtype_of = [&](const ExecutionPlan& plan, const char* step) {
       return plan.values[step_for(plan, step)->output].dtype;
     };
-    // pool1 and pool2 (conv1's and conv2's poolings) and inception 3a's output (its branches' slices),
+    // pool2 (conv2's pooling) and inception 3a's output (its branches' slices),
     // read by pointwise convolutions only; inception_3a_3x3_reduce's, read by a 3x3, stays f32.
     CHECK(dtype_of(stored, "conv2_3x3") == DType::bf16);
-    CHECK(dtype_of(stored, "conv1_7x7_s2") == DType::bf16);  // pool1, from conv1's bands
+    // pool1 is read by conv2_3x3_reduce, which keeps float products (conv_bf16_applies): it stays f32.
+    CHECK(dtype_of(stored, "conv1_7x7_s2") == DType::f32);
     const int output_3a = step_for(stored, "inception_3b_1x1")->inputs[0];
     CHECK(stored.values[output_3a].dtype == DType::bf16);
     CHECK(dtype_of(stored, "inception_3a_1x1") == DType::bf16);  // its slice
@@ -660,7 +661,7 @@ TEST_CASE("plan: in bf16, values every reader rounds to bf16 are stored as bf16,
     }
     const Tensor got = run_plan(stored, w, x).clone();
     CHECK(test::max_relative_error(got, run_plan(rounded_by_readers, w, x)) == 0.0f);
-    // On 3 threads conv1 pools chunks (the 4 images do not share out evenly), into bf16 too.
+    // On 3 threads conv1 pools chunks (the 4 images do not share out evenly).
     const int threads = omp_get_max_threads();
     omp_set_num_threads(3);
     const Tensor uneven = run_plan(stored, w, x).clone();

@@ -229,13 +229,19 @@ void fuse_pool_after(ExecutionPlan& plan) {
   });
 }
 
+fast::Precision step_precision(const reference::ConvProblem& p, fast::Precision requested) {
+  const bool shallow_pointwise = fast::is_pointwise(p) && p.in_channels < 128;
+  return shallow_pointwise ? fast::Precision::fp32 : requested;
+}
+
 void prepare_convolutions(ExecutionPlan& plan, const WeightStore& w, WeightStore* releasable, fast::Precision precision) {
   const Graph& g = *plan.graph;
   for (PlanStep& s : plan.steps) {
     if (!s.is_conv()) continue;
     const Tensor& weight = param(w, g.nodes[s.node], 0);
     s.conv = fast::prepare_conv(s.conv.problem, s.conv.algo, weight.data(),
-                                s.fold_scale.empty() ? nullptr : s.fold_scale.data(), precision);
+                                s.fold_scale.empty() ? nullptr : s.fold_scale.data(),
+                                step_precision(s.conv.problem, precision));
     if (!releasable) continue;
     for (int n : s.nodes()) {
       for (const auto& spec : g.nodes[n].params) releasable->erase(param_key(g.nodes[n], spec));

@@ -36,6 +36,12 @@ void fuse_residual(ExecutionPlan& plan, const WeightStore& w);
 void fuse_relu(ExecutionPlan& plan);
 void fuse_pool_after(ExecutionPlan& plan);
 
+// The precision a conv step asks prepare_conv for: the plan's, except that a shallow pointwise
+// layer (under 128 input channels: conv2_3x3_reduce) keeps float products. It is bound by its
+// memory traffic, not its products, and its rounding, early in the network, costs more logit error
+// than its speed is worth (docs/performance.md, issue 19's sixth session).
+fast::Precision step_precision(const reference::ConvProblem& p, fast::Precision requested);
+
 // Packs each conv step's weights (its folded BatchNorm applied); with `releasable`, drops every
 // parameter the step has copied as soon as it is packed, so the originals and their packed copies
 // never all exist at once.
