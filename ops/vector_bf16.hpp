@@ -32,4 +32,28 @@ using U32x16 = uint32_t __attribute__((vector_size(64)));
   std::memcpy(dst, &h, sizeof h);
 }
 
+// Sixteen values, or one, of either element type (float, or uint16_t for bf16) as floats, and
+// back: for kernels templated on the element type of what they read or write.
+[[gnu::always_inline]] inline V16 load16(const float* src) {
+  V16 v;
+  std::memcpy(&v, src, sizeof v);
+  return v;
+}
+[[gnu::always_inline]] inline V16 load16(const uint16_t* src) { return load_bf16(src); }
+[[gnu::always_inline]] inline void store16(float* dst, V16 v) { std::memcpy(dst, &v, sizeof v); }
+[[gnu::always_inline]] inline void store16(uint16_t* dst, V16 v) { store_bf16(dst, v); }
+[[gnu::always_inline]] inline float load1(const float* src) { return *src; }
+[[gnu::always_inline]] inline float load1(const uint16_t* src) {
+  const uint32_t bits = uint32_t{*src} << 16;
+  float v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+[[gnu::always_inline]] inline void store1(float* dst, float v) { *dst = v; }
+[[gnu::always_inline]] inline void store1(uint16_t* dst, float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  *dst = v != v ? static_cast<uint16_t>((bits >> 16) | 0x40) : static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+}
+
 }  // namespace ecocpu::fast

@@ -14,6 +14,7 @@
 #include "eco/random_weights.hpp"
 #include "graph/plan.hpp"
 #include "graph/yaml_loader.hpp"
+#include "ops/vector_bf16.hpp"
 #include "oracles.hpp"
 #include "ops/conv/conv.hpp"
 #include "ops/conv/conv_fast.hpp"
@@ -72,6 +73,28 @@ TEST_CASE("bf16: rounding to nearest with ties to even, and the vector conversio
     CHECK(same);
     CHECK(got[n] == 0xdead);  // nothing written past the end
   }
+
+  // The stores of bf16 values (ops/vector_bf16.hpp, sixteen lanes or one) round as float_to_bf16,
+  // and their loads give bf16_to_float, on the special cases above and random values.
+  std::vector<float> cases{1.0f, -0.0f, from_bits(0x3f808000), from_bits(0x3f818000), from_bits(0x3f808001),
+                           from_bits(0x3f807fff), std::numeric_limits<float>::infinity(),
+                           std::numeric_limits<float>::max(), std::numeric_limits<float>::quiet_NaN(),
+                           from_bits(0x7f800001), from_bits(0x00000001)};
+  cases.insert(cases.end(), values.data(), values.data() + 21);
+  bool stores_round = true, loads_exact = true;
+  for (std::size_t i = 0; i + 16 <= cases.size(); ++i) {
+    uint16_t lanes[16], one;
+    fast::store16(lanes, fast::load16(cases.data() + i));
+    fast::store1(&one, cases[i]);
+    const uint16_t want = float_to_bf16(cases[i]);
+    stores_round = stores_round && one == want;
+    for (int k = 0; k < 16; ++k) stores_round = stores_round && lanes[k] == float_to_bf16(cases[i + k]);
+    const float back = fast::load1(&want), back16 = fast::load16(lanes)[0];
+    loads_exact = loads_exact && std::memcmp(&back, &back16, sizeof back) == 0 &&
+                  (std::isnan(back) ? std::isnan(bf16_to_float(want)) : back == bf16_to_float(want));
+  }
+  CHECK(stores_round);
+  CHECK(loads_exact);
 }
 
 TEST_CASE("bf16: float panels convert pair by pair, an odd depth padded with zeros") {

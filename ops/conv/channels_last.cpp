@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "ops/epilogue.hpp"
-#include "ops/gemm/bf16.hpp"
 #include "ops/vector_bf16.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
@@ -22,11 +21,6 @@ PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64
 }
 
 namespace {
-
-[[gnu::always_inline]] inline void store16(float* dst, V16 v) { std::memcpy(dst, &v, sizeof v); }
-[[gnu::always_inline]] inline void store16(uint16_t* dst, V16 v) { store_bf16(dst, v); }
-[[gnu::always_inline]] inline void store1(float* dst, float v) { *dst = v; }
-[[gnu::always_inline]] inline void store1(uint16_t* dst, float v) { *dst = float_to_bf16(v); }
 
 // Sixteen channels from c0 of one input row (channel c's w_n values at src + c * plane) into the
 // copy's interior (position w's channels at dst + w * c_n), each through its affine if given:

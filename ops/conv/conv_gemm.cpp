@@ -8,7 +8,6 @@
 #include <stdexcept>
 
 #include "ops/conv/winograd/winograd.hpp"
-#include "ops/gemm/bf16.hpp"
 #include "ops/vector_bf16.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
@@ -408,41 +407,27 @@ ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels) {
 // Sixteen channels at a time in registers, then one by one: written out rather than left to the
 // vectoriser, whose loop ran scalar when src and dst may overlap (the pooled tap GEMM applies it
 // in place).
-ECOCPU_VECTOR_CLONES
-void store_channels_bf16(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, uint16_t* dst) {
+template <class T>
+[[gnu::always_inline]] inline void store_channels_as(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0,
+                                                     T* dst) {
   const float *bias = ce.bias.data() + k0, *mul = ce.mul.data() + k0, *shift = ce.shift.data() + k0;
   const float* lower = ce.lower.data() + k0;
   int64_t k = 0;
   for (; k + 16 <= n; k += 16) {
-    V16 x;
-    Epilogue<V16> ep;
-    std::memcpy(&x, src + k, sizeof(V16));
-    std::memcpy(&ep.bias, bias + k, sizeof(V16));
-    std::memcpy(&ep.mul, mul + k, sizeof(V16));
-    std::memcpy(&ep.shift, shift + k, sizeof(V16));
-    std::memcpy(&ep.lower, lower + k, sizeof(V16));
-    store_bf16(dst + k, ep(x));
+    const Epilogue<V16> ep{load16(bias + k), load16(mul + k), load16(shift + k), load16(lower + k)};
+    store16(dst + k, ep(load16(src + k)));
   }
-  for (; k < n; ++k) dst[k] = float_to_bf16(ChannelEpilogue{bias[k], mul[k], shift[k], lower[k]}(src[k]));
+  for (; k < n; ++k) store1(dst + k, ChannelEpilogue{bias[k], mul[k], shift[k], lower[k]}(src[k]));
 }
 
 ECOCPU_VECTOR_CLONES
 void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst) {
-  const float *bias = ce.bias.data() + k0, *mul = ce.mul.data() + k0, *shift = ce.shift.data() + k0;
-  const float* lower = ce.lower.data() + k0;
-  int64_t k = 0;
-  for (; k + 16 <= n; k += 16) {
-    V16 x;
-    Epilogue<V16> ep;
-    std::memcpy(&x, src + k, sizeof(V16));
-    std::memcpy(&ep.bias, bias + k, sizeof(V16));
-    std::memcpy(&ep.mul, mul + k, sizeof(V16));
-    std::memcpy(&ep.shift, shift + k, sizeof(V16));
-    std::memcpy(&ep.lower, lower + k, sizeof(V16));
-    x = ep(x);
-    std::memcpy(dst + k, &x, sizeof(V16));
-  }
-  for (; k < n; ++k) dst[k] = ChannelEpilogue{bias[k], mul[k], shift[k], lower[k]}(src[k]);
+  store_channels_as(src, n, ce, k0, dst);
+}
+
+ECOCPU_VECTOR_CLONES
+void store_channels_bf16(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, uint16_t* dst) {
+  store_channels_as(src, n, ce, k0, dst);
 }
 
 ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out) {

@@ -8,7 +8,6 @@
 #include <limits>
 #include <stdexcept>
 
-#include "ops/gemm/bf16.hpp"
 #include "ops/vector_bf16.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
@@ -180,12 +179,8 @@ namespace {
 ECOCPU_VECTOR_CLONES
 void floats_to_bf16(const float* src, int64_t n, uint16_t* dst) {
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    V16 v;
-    std::memcpy(&v, src + i, sizeof v);
-    store_bf16(dst + i, v);
-  }
-  for (; i < n; ++i) dst[i] = float_to_bf16(src[i]);
+  for (; i + 16 <= n; i += 16) store16(dst + i, load16(src + i));
+  for (; i < n; ++i) store1(dst + i, src[i]);
 }
 
 }  // namespace
@@ -201,20 +196,6 @@ void max_pool_rows_to_channels_last(const reference::PoolProblem& p, const Chann
 }
 
 namespace {
-
-// Sixteen values, or one, of either element type as floats, and back.
-[[gnu::always_inline]] inline V16 load16(const float* src) {
-  V16 v;
-  std::memcpy(&v, src, sizeof v);
-  return v;
-}
-[[gnu::always_inline]] inline V16 load16(const uint16_t* src) { return load_bf16(src); }
-[[gnu::always_inline]] inline void store16(float* dst, V16 v) { std::memcpy(dst, &v, sizeof v); }
-[[gnu::always_inline]] inline void store16(uint16_t* dst, V16 v) { store_bf16(dst, v); }
-[[gnu::always_inline]] inline float load1(const float* src) { return *src; }
-[[gnu::always_inline]] inline float load1(const uint16_t* src) { return bf16_to_float(*src); }
-[[gnu::always_inline]] inline void store1(float* dst, float v) { *dst = v; }
-[[gnu::always_inline]] inline void store1(uint16_t* dst, float v) { *dst = float_to_bf16(v); }
 
 // dst[c] = the sum of src[j][c] over the window's cells, in the reference's order (d, h, w), over
 // the divisor; or their maximum. In and Out: float or bf16 (uint16_t), summed in float.
@@ -264,33 +245,16 @@ template <class In, class Out>
 
 // pool_row for each pair of element types, each built for every instruction set (a template
 // cannot carry target_clones).
-#define ECOCPU_POOL_ROW(NAME, IN, OUT)                                                                     \
-  ECOCPU_VECTOR_CLONES void NAME(const reference::PoolProblem& p, const IN* image, int64_t in_ld, int64_t c_n, \
-                                 int64_t od, int64_t oh, OUT* out, int64_t out_ld) {                       \
-    pool_row(p, image, in_ld, c_n, od, oh, out, out_ld);                                                   \
+#define ECOCPU_POOL_ROW(IN, OUT)                                                                       \
+  ECOCPU_VECTOR_CLONES void cloned_pool_row(const reference::PoolProblem& p, const IN* image, int64_t in_ld, \
+                                            int64_t c_n, int64_t od, int64_t oh, OUT* out, int64_t out_ld) { \
+    pool_row(p, image, in_ld, c_n, od, oh, out, out_ld);                                               \
   }
-ECOCPU_POOL_ROW(pool_row_f32, float, float)
-ECOCPU_POOL_ROW(pool_row_bf16, uint16_t, uint16_t)
-ECOCPU_POOL_ROW(pool_row_f32_to_bf16, float, uint16_t)
-ECOCPU_POOL_ROW(pool_row_bf16_to_f32, uint16_t, float)
+ECOCPU_POOL_ROW(float, float)
+ECOCPU_POOL_ROW(uint16_t, uint16_t)
+ECOCPU_POOL_ROW(float, uint16_t)
+ECOCPU_POOL_ROW(uint16_t, float)
 #undef ECOCPU_POOL_ROW
-
-void cloned_pool_row(const reference::PoolProblem& p, const float* image, int64_t in_ld, int64_t c_n, int64_t od,
-                     int64_t oh, float* out, int64_t out_ld) {
-  pool_row_f32(p, image, in_ld, c_n, od, oh, out, out_ld);
-}
-void cloned_pool_row(const reference::PoolProblem& p, const uint16_t* image, int64_t in_ld, int64_t c_n, int64_t od,
-                     int64_t oh, uint16_t* out, int64_t out_ld) {
-  pool_row_bf16(p, image, in_ld, c_n, od, oh, out, out_ld);
-}
-void cloned_pool_row(const reference::PoolProblem& p, const float* image, int64_t in_ld, int64_t c_n, int64_t od,
-                     int64_t oh, uint16_t* out, int64_t out_ld) {
-  pool_row_f32_to_bf16(p, image, in_ld, c_n, od, oh, out, out_ld);
-}
-void cloned_pool_row(const reference::PoolProblem& p, const uint16_t* image, int64_t in_ld, int64_t c_n, int64_t od,
-                     int64_t oh, float* out, int64_t out_ld) {
-  pool_row_bf16_to_f32(p, image, in_ld, c_n, od, oh, out, out_ld);
-}
 
 }  // namespace
 
