@@ -99,7 +99,7 @@ std::string layout_problem(const ExecutionPlan& plan, const PlanStep& s) {
   return "?";
 }
 
-// Element types: bf16 values are read only as a pointwise convolution's input it can read so
+// Element types: bf16 values are read only as the input of a convolution that can read one
 // (plan_rules::reads_bf16_value) or by a pooling, and written only by steps that can store them
 // (plan_rules::writes_bf16), a Concat's only through its slices.
 std::string dtype_problem(const ExecutionPlan& plan, const PlanStep& s) {

@@ -343,9 +343,9 @@ void bf16_activations(ExecutionPlan& plan) {
     });
     if (!readers_round || !writers_round) continue;
     plan.values[v].dtype = DType::bf16;
-    for (int u : plan.steps[uses.writer[v]].inputs) {
-      if (plan.steps[uses.writer[v]].kind == PlanStep::Kind::assemble) plan.values[u].dtype = DType::bf16;
-    }
+    const PlanStep& writer = plan.steps[uses.writer[v]];
+    if (writer.kind != PlanStep::Kind::assemble) continue;
+    for (int u : writer.inputs) plan.values[u].dtype = DType::bf16;  // its slices
   }
 }
 
