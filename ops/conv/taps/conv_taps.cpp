@@ -194,23 +194,64 @@ bool reads_in_place(const reference::ConvProblem& p, const GemmKernel& kernel) {
 
 // How the product is cut into work items: blocks of output positions x groups of weight panels,
 // sized so that one item's products and one depth block of its weight panels stay in L2, and
-// numbered so that the threads get equal shares.
+// numbered so that the threads get equal shares. Where register tiles end with output rows
+// (`rows_of`: the row width, else 0), blocks hold whole rows, since a block starting inside a row
+// leaves short tiles at both its ends, and they hold equal work rather than equal positions: rows
+// whose windows reach into the padding skip those taps (res4a_1's first output frame a third).
 struct Split {
-  int64_t block_positions, blocks, group_panels, groups;
-  int64_t items() const { return blocks * groups; }
+  std::vector<int64_t> starts;  // each block's first position, then the end
+  int64_t block_positions, group_panels, groups;  // block_positions: the longest block
+  int64_t blocks() const { return static_cast<int64_t>(starts.size()) - 1; }
+  int64_t items() const { return blocks() * groups; }
 };
 
-Split split_work(int64_t positions, int64_t panels, int64_t mr, int64_t nr, int threads) {
+// The taps that output row (image n, d, h) of `rows_of` positions reads input with: those rows of
+// taps are the depth blocks it multiplies.
+int64_t row_work(const reference::ConvProblem& p, int64_t row) {
+  const auto& w = p.window;
+  const int64_t h = row % p.out_extent[1], d = row / p.out_extent[1] % p.out_extent[0];
+  const auto inside = [](int64_t first, int64_t taps, int64_t extent) {
+    return std::max<int64_t>(0, std::min(taps, extent - first) - std::max<int64_t>(0, -first));
+  };
+  return inside(d * w.stride[0] - w.pad[0], w.kernel[0], p.in_extent[0]) *
+         inside(h * w.stride[1] - w.pad[1], w.kernel[1], p.in_extent[1]);
+}
+
+std::vector<int64_t> balanced_row_starts(const reference::ConvProblem& p, int64_t positions, int64_t rows_of,
+                                         int64_t blocks) {
+  const int64_t rows = positions / rows_of;
+  std::vector<int64_t> cumulative(static_cast<std::size_t>(rows) + 1, 0);
+  for (int64_t r = 0; r < rows; ++r) cumulative[r + 1] = cumulative[r] + row_work(p, r);
+  std::vector<int64_t> starts{0};
+  for (int64_t k = 1; k < blocks; ++k) {
+    const int64_t target = (cumulative.back() * k + blocks - 1) / blocks;
+    const int64_t row = std::lower_bound(cumulative.begin(), cumulative.end(), target) - cumulative.begin();
+    if (row * rows_of > starts.back() && row < rows) starts.push_back(row * rows_of);
+  }
+  starts.push_back(positions);
+  return starts;
+}
+
+Split split_work(const reference::ConvProblem& p, int64_t positions, int64_t panels, int64_t mr, int64_t rows_of,
+                 int64_t nr, int threads) {
   constexpr int64_t kProductFloats = 64 * 1024;  // 256 KB of products per item
   Split s;
   s.group_panels = std::min<int64_t>(panels, 8);
   s.groups = (panels + s.group_panels - 1) / s.group_panels;
-  const int64_t most = std::max(mr, kProductFloats / (s.group_panels * nr) / mr * mr);
+  const int64_t unit = rows_of ? rows_of : mr;
+  const int64_t most = std::max(unit, kProductFloats / (s.group_panels * nr) / unit * unit);
   const int64_t needed = (positions + most - 1) / most * s.groups;
   const int64_t items = (needed + threads - 1) / threads * threads;
   const int64_t blocks = std::max<int64_t>(1, items / s.groups);
-  s.block_positions = ((positions + blocks - 1) / blocks + mr - 1) / mr * mr;
-  s.blocks = (positions + s.block_positions - 1) / s.block_positions;
+  if (rows_of) {
+    s.starts = balanced_row_starts(p, positions, rows_of, blocks);
+  } else {
+    const int64_t block = ((positions + blocks - 1) / blocks + mr - 1) / mr * mr;
+    for (int64_t pos = 0; pos < positions; pos += block) s.starts.push_back(pos);
+    s.starts.push_back(positions);
+  }
+  s.block_positions = 0;
+  for (int64_t b = 0; b < s.blocks(); ++b) s.block_positions = std::max(s.block_positions, s.starts[b + 1] - s.starts[b]);
   return s;
 }
 
@@ -363,6 +404,12 @@ struct TapProduct {
 
   // Values a bf16 copy holds past the padded input: the last run's pad (one value).
   static constexpr int64_t kBf16CopySlack = 32;
+
+  // conv_taps' work items for `batch` images of p.
+  Split split(int64_t batch, int threads) const {
+    const int64_t positions = batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
+    return split_work(p, positions, panels, kernel.mr, cut_at_rows ? p.out_extent[2] : 0, kernel.nr, threads);
+  }
 
   RunScratch layout(ScratchLayout& l, int64_t positions) const {
     RunScratch r;
@@ -545,19 +592,15 @@ ItemScratch item_layout(ScratchLayout& l, const TapProduct& tp, const Split& s) 
   return r;
 }
 
-int64_t output_positions(const reference::ConvProblem& p, int64_t batch) {
-  return batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-}
-
 }  // namespace
 
 ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last, bool bf16) {
   const TapProduct tp(p, selected_gemm_kernel(), bf16);
   // A range of images (run_conv_images) splits fewer positions, which may give longer blocks.
-  Split most = split_work(output_positions(p, 1), tp.panels, tp.kernel.mr, tp.kernel.nr, threads);
+  Split most = tp.split(1, threads);
   for (int64_t batch = 2; batch <= p.batch; ++batch) {
-    const Split s = split_work(output_positions(p, batch), tp.panels, tp.kernel.mr, tp.kernel.nr, threads);
-    if (s.block_positions > most.block_positions) most = s;
+    Split s = tp.split(batch, threads);
+    if (s.block_positions > most.block_positions) most = std::move(s);
   }
   ScratchLayout layout;
   item_layout(layout, tp, most);
@@ -659,9 +702,8 @@ void taps_items(const TapProduct& tp, const Panels& w, const float* in, const Co
   const float* padded = in_bf16 ? nullptr : channels_last_input(p, tp.pi, in, in_channels_last);
   const int64_t nr = tp.kernel.nr;
   const ConvSink sink(p, e, out);
-  const int64_t positions = output_positions(p, p.batch);
   const int threads = omp_get_max_threads();
-  const Split s = split_work(positions, w.panels, tp.kernel.mr, nr, threads);
+  const Split s = tp.split(p.batch, threads);
   ScratchLayout layout;
   const ItemScratch r = item_layout(layout, tp, s);
   const Slabs slabs = current_workspace().slabs("tap_gemm", threads, layout.bytes());
@@ -671,7 +713,7 @@ void taps_items(const TapProduct& tp, const Panels& w, const float* in, const Co
     const RunBuffers buf = run_buffers(slabs, omp_get_thread_num(), r.run);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < s.items(); ++item) {
-      const int64_t pos0 = item / s.groups * s.block_positions, count = std::min(s.block_positions, positions - pos0);
+      const int64_t block = item / s.groups, pos0 = s.starts[block], count = s.starts[block + 1] - pos0;
       const int64_t panel0 = item % s.groups * s.group_panels, panel_n = std::min(s.group_panels, w.panels - panel0);
       const int64_t ld = panel_n * nr;
       tp.run(w, padded, pos0, count, panel0, panel_n, product, ld, buf, in_bf16);
