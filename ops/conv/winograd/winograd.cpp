@@ -358,14 +358,19 @@ TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const P
 // that many rows more than it needs), up to 36 tiles. Every block multiplies all the transformed
 // weights, so blocks should not be small; but the block's transformed inputs and products
 // (positions x tiles x channels, in and out) are written and read back once, and they cost more
-// than the weights when large. At most about 12 MB per thread. A smaller size is taken only if it
-// gives the busiest thread 5 % fewer tiles, so that blocks share out evenly over the threads
-// (performance.md, "Winograd block sizes", has the measurements).
-int64_t tiles_per_block(int64_t total_tiles, int64_t step, int threads, int64_t floats_per_tile) {
-  constexpr int64_t kBudgetFloats = 3 << 20;
-  const int64_t most = std::max<int64_t>(1, std::min<int64_t>(36, kBudgetFloats / floats_per_tile) / step) * step;
+// than the weights when large. Where the weights fit in L3 (res3's 7-9 MB) the block is held to
+// about 2 MB, a few register tiles of 3D tiles; where they come from memory (res4's 38 MB), to
+// about 12 MB, so that they are streamed as few times as the threads allow. A smaller size is
+// taken only if it gives the busiest thread 5 % fewer tiles, so that blocks share out evenly over
+// the threads (performance.md, "Winograd block sizes", has the measurements).
+int64_t tiles_per_block(int64_t total_tiles, int64_t mr, int64_t step, int threads, int64_t floats_per_tile,
+                        int64_t weight_floats) {
+  constexpr int64_t kWeightsInL3Floats = 4 << 20, kBudgetFloats = 3 << 20, kCachedBudgetFloats = 512 << 10;
+  const bool cached = weight_floats <= kWeightsInL3Floats;
+  const int64_t fit = std::min<int64_t>(36, (cached ? kCachedBudgetFloats : kBudgetFloats) / floats_per_tile);
+  const int64_t most = fit >= mr ? fit / mr * mr : std::max<int64_t>(1, fit / step) * step;
   int64_t best = 0, best_load = 0;
-  for (int64_t t = most; t >= step; t -= step) {
+  for (int64_t t = most; t >= std::min(most, mr); t -= step) {
     const int64_t blocks = (total_tiles + t - 1) / t, load = (blocks + threads - 1) / threads * t;
     if (best == 0 || load * 20 < best_load * 19) {
       best = t;
@@ -378,7 +383,8 @@ int64_t tiles_per_block(int64_t total_tiles, int64_t step, int threads, int64_t 
 // The tiles per block conv_winograd takes for `batch` images of `p` on `threads` threads.
 int64_t block_tiles(const reference::ConvProblem& p, const Geometry& g, const GemmKernel& kernel, int64_t ld,
                     int64_t batch, int threads) {
-  return tiles_per_block(batch * g.tile_count, kernel.row_step, threads, g.positions * (p.in_channels + ld));
+  return tiles_per_block(batch * g.tile_count, kernel.mr, kernel.row_step, threads, g.positions * (p.in_channels + ld),
+                         g.positions * p.in_channels * ld);
 }
 
 // A thread's memory for a block of T tiles: their transformed inputs V (position, tile, input
