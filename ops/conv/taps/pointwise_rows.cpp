@@ -159,48 +159,49 @@ const Bf16GemmKernel& bf16_rows_kernel(const reference::ConvProblem& p, const Bf
 
 }  // namespace
 
-void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const uint16_t* in,
-                         const ConvEpilogue& e, float* out) {
+namespace {
+
+// Both bf16 forms: `ready_block(first row, rows, dst)` puts a block's input rows into the thread's
+// bf16 rows, from which every panel of the pass reads them.
+template <class ReadyBlock>
+void bf16_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const ConvEpilogue& e, float* out,
+                         const ReadyBlock& ready_block) {
   const Bf16GemmKernel& kernel = bf16_rows_kernel(p, w, e);
   const int64_t depth = p.in_channels, nr = kernel.nr, mr = kernel.mr;
   ScratchLayout layout;
   const RowsScratch r = rows_layout(layout, p, mr, nr, true);
   const int threads = omp_get_max_threads();
   const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
-  // A block's rows copied first, one stream the hardware prefetcher follows: read in place, a
-  // tile's first pass reads mr rows from memory at once.
-  const auto copy_block = [&](int th, int64_t row0, int64_t rows) {
-    std::memcpy(slabs.at(th, r.rounded), in + row0 * depth, static_cast<std::size_t>(rows * depth) * sizeof(uint16_t));
-  };
-  pointwise_blocks(p, e, out, w.panels, nr, mr, kernel.kc, threads, slabs, r, copy_block,
-                   [&](int th, int64_t row0, int64_t pos0, int64_t rows, int64_t q, int64_t k0, int64_t kn,
-                       float* const* at, const ColumnEpilogue* column) {
-                     const uint16_t* a = slabs.at(th, r.rounded) + (pos0 - row0) * depth + k0;
-                     kernel.tile_rows_a_out(kn, a, depth, w.panel(0, q) + k0 * nr, at, rows,
-                                            std::min(nr, p.out_channels - q * nr), k0 > 0, column);
-                   });
+  pointwise_blocks(
+      p, e, out, w.panels, nr, mr, kernel.kc, threads, slabs, r,
+      [&](int th, int64_t row0, int64_t rows) { ready_block(row0, rows, slabs.at(th, r.rounded)); },
+      [&](int th, int64_t row0, int64_t pos0, int64_t rows, int64_t q, int64_t k0, int64_t kn, float* const* at,
+          const ColumnEpilogue* column) {
+        const uint16_t* a = slabs.at(th, r.rounded) + (pos0 - row0) * depth + k0;
+        kernel.tile_rows_a_out(kn, a, depth, w.panel(0, q) + k0 * nr, at, rows, std::min(nr, p.out_channels - q * nr),
+                               k0 > 0, column);
+      });
+}
+
+}  // namespace
+
+void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const uint16_t* in,
+                         const ConvEpilogue& e, float* out) {
+  // Copied first, one stream the hardware prefetcher follows: read in place, a tile's first pass
+  // reads mr rows from memory at once.
+  bf16_pointwise_rows(p, w, e, out, [&](int64_t row0, int64_t rows, uint16_t* dst) {
+    std::memcpy(dst, in + row0 * p.in_channels, static_cast<std::size_t>(rows * p.in_channels) * sizeof(uint16_t));
+  });
 }
 
 void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
                          const ConvEpilogue& e, float* out) {
-  const Bf16GemmKernel* kernel = &bf16_rows_kernel(p, w, e);
-  const int64_t depth = p.in_channels, nr = kernel->nr, mr = kernel->mr;
-  ScratchLayout layout;
-  const RowsScratch r = rows_layout(layout, p, mr, nr, true);
-  const int threads = omp_get_max_threads();
-  const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
-  // A block's rows are rounded once and then read by every panel of the pass. The rows past the
-  // block's last (a partial tile reads whole row steps) are never stored.
-  const auto round_block = [&](int th, int64_t row0, int64_t rows) {
-    kernel->convert(in + row0 * depth, rows * depth, slabs.at(th, r.rounded));
-  };
-  pointwise_blocks(p, e, out, w.panels, nr, mr, kernel->kc, threads, slabs, r, round_block,
-                   [&](int th, int64_t row0, int64_t pos0, int64_t rows, int64_t q, int64_t k0, int64_t kn,
-                       float* const* at, const ColumnEpilogue* column) {
-                     const uint16_t* a = slabs.at(th, r.rounded) + (pos0 - row0) * depth + k0;
-                     kernel->tile_rows_a_out(kn, a, depth, w.panel(0, q) + k0 * nr, at, rows,
-                                             std::min(nr, p.out_channels - q * nr), k0 > 0, column);
-                   });
+  // Rounded once per block. The rows past the block's last (a partial tile reads whole row steps)
+  // are never stored.
+  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
+  bf16_pointwise_rows(p, w, e, out, [&](int64_t row0, int64_t rows, uint16_t* dst) {
+    kernel->convert(in + row0 * p.in_channels, rows * p.in_channels, dst);
+  });
 }
 
 }  // namespace ecocpu::fast

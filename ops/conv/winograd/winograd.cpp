@@ -354,23 +354,25 @@ TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const P
   return t;
 }
 
-// Tiles per block: a multiple of the kernel's row step (a partial register tile computes only
-// that many rows more than it needs), up to 36 tiles. Every block multiplies all the transformed
-// weights, so blocks should not be small; but the block's transformed inputs and products
-// (positions x tiles x channels, in and out) are written and read back once, and they cost more
-// than the weights when large. Where the weights fit in L3 (res3's 7-9 MB) the block is held to
-// about 2 MB, a few register tiles of 3D tiles; where they come from memory (res4's 38 MB), to
-// about 12 MB, so that they are streamed as few times as the threads allow. A smaller size is
-// taken only if it gives the busiest thread 5 % fewer tiles, so that blocks share out evenly over
-// the threads (performance.md, "Winograd block sizes", has the measurements).
-int64_t tiles_per_block(int64_t total_tiles, int64_t mr, int64_t step, int threads, int64_t floats_per_tile,
+// Tiles per block. Every block multiplies all the transformed weights, so blocks should not be
+// small; but the block's transformed inputs and products (positions x tiles x channels, in and
+// out) are written and read back once, and they cost more than the weights when large. Where the
+// weights fit in L3 (res3's 7-9 MB) the block is held to about 2 MB and a whole number of register
+// tiles (res3's 3D tiles: 12, one register tile); where they come from memory (res4's 38 MB), to
+// about 12 MB and a multiple of the kernel's row step (a partial register tile computes only that
+// many rows more than it needs), so that they are streamed as few times as the threads allow. At
+// most 36 tiles. A smaller size is taken only if it gives the busiest thread 5 % fewer tiles, so
+// that blocks share out evenly over the threads (performance.md, "Winograd block sizes", has the
+// measurements).
+int64_t tiles_per_block(int64_t total_tiles, int64_t mr, int64_t row_step, int threads, int64_t floats_per_tile,
                         int64_t weight_floats) {
   constexpr int64_t kWeightsInL3Floats = 4 << 20, kBudgetFloats = 3 << 20, kCachedBudgetFloats = 512 << 10;
   const bool cached = weight_floats <= kWeightsInL3Floats;
   const int64_t fit = std::min<int64_t>(36, (cached ? kCachedBudgetFloats : kBudgetFloats) / floats_per_tile);
-  const int64_t most = fit >= mr ? fit / mr * mr : std::max<int64_t>(1, fit / step) * step;
+  const int64_t step = cached && fit >= mr ? mr : row_step;
+  const int64_t most = std::max<int64_t>(1, fit / step) * step;
   int64_t best = 0, best_load = 0;
-  for (int64_t t = most; t >= std::min(most, mr); t -= step) {
+  for (int64_t t = most; t >= step; t -= step) {
     const int64_t blocks = (total_tiles + t - 1) / t, load = (blocks + threads - 1) / threads * t;
     if (best == 0 || load * 20 < best_load * 19) {
       best = t;

@@ -8,6 +8,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "ops/gemm/bf16.hpp"
 #include "ops/vector_bf16.hpp"
 #include "ops/vector_clones.hpp"
 #include "ops/vector_shuffles.hpp"
@@ -174,24 +175,13 @@ void max_pool_rows_to_channels_last(const reference::PoolProblem& p, const Chann
   }
 }
 
-namespace {
-
-ECOCPU_VECTOR_CLONES
-void floats_to_bf16(const float* src, int64_t n, uint16_t* dst) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) store16(dst + i, load16(src + i));
-  for (; i < n; ++i) store1(dst + i, src[i]);
-}
-
-}  // namespace
-
 void max_pool_rows_to_channels_last(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns,
                                     int64_t oh_begin, int64_t oh_end, uint16_t* image_out, float* row) {
   check_2d_max(p);
   const int64_t ow_n = p.out_extent[2], row_values = ow_n * pooled_columns.channels;
   for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
     max_of_rows(pooled_columns, input_rows(p, oh, oh + 1), ow_n, row);
-    floats_to_bf16(row, row_values, image_out + oh * row_values);
+    convert_to_bf16(row, row_values, image_out + oh * row_values);
   }
 }
 
