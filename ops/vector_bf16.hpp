@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ops/gemm/bf16.hpp"
 #include "ops/vector_shuffles.hpp"
 
 namespace ecocpu::fast {
@@ -43,17 +44,8 @@ using U32x16 = uint32_t __attribute__((vector_size(64)));
 [[gnu::always_inline]] inline void store16(float* dst, V16 v) { std::memcpy(dst, &v, sizeof v); }
 [[gnu::always_inline]] inline void store16(uint16_t* dst, V16 v) { store_bf16(dst, v); }
 [[gnu::always_inline]] inline float load1(const float* src) { return *src; }
-[[gnu::always_inline]] inline float load1(const uint16_t* src) {
-  const uint32_t bits = uint32_t{*src} << 16;
-  float v;
-  std::memcpy(&v, &bits, sizeof v);
-  return v;
-}
+[[gnu::always_inline]] inline float load1(const uint16_t* src) { return bf16_to_float(*src); }
 [[gnu::always_inline]] inline void store1(float* dst, float v) { *dst = v; }
-[[gnu::always_inline]] inline void store1(uint16_t* dst, float v) {
-  uint32_t bits;
-  std::memcpy(&bits, &v, sizeof bits);
-  *dst = v != v ? static_cast<uint16_t>((bits >> 16) | 0x40) : static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
-}
+[[gnu::always_inline]] inline void store1(uint16_t* dst, float v) { *dst = float_to_bf16(v); }
 
 }  // namespace ecocpu::fast

@@ -4,9 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -14,14 +12,6 @@
 namespace ecocpu {
 
 Bf16GemmKernel bf16gemm_12x32_avx512bf16_kernel();
-
-uint16_t float_to_bf16(float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  if (std::isnan(x)) return static_cast<uint16_t>((bits >> 16) | 0x40);
-  bits += 0x7fff + ((bits >> 16) & 1);
-  return static_cast<uint16_t>(bits >> 16);
-}
 
 const Bf16GemmKernel* bf16_gemm_kernel() {
   static const Bf16GemmKernel* chosen = []() -> const Bf16GemmKernel* {

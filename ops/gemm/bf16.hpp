@@ -13,7 +13,13 @@
 namespace ecocpu {
 
 // A float rounded to the nearest bf16, ties to even (a NaN stays a quiet NaN of the same sign).
-uint16_t float_to_bf16(float x);
+inline uint16_t float_to_bf16(float x) {
+  uint32_t bits;
+  __builtin_memcpy(&bits, &x, sizeof bits);
+  if (x != x) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7fff + ((bits >> 16) & 1);
+  return static_cast<uint16_t>(bits >> 16);
+}
 inline float bf16_to_float(uint16_t h) {
   const uint32_t bits = static_cast<uint32_t>(h) << 16;
   float f;
