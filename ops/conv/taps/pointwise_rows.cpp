@@ -157,12 +157,8 @@ const Bf16GemmKernel& bf16_rows_kernel(const reference::ConvProblem& p, const Bf
   return *kernel;
 }
 
-}  // namespace
-
-namespace {
-
-// Both bf16 forms: `ready_block(first row, rows, dst)` puts a block's input rows into the thread's
-// bf16 rows, from which every panel of the pass reads them.
+// Both bf16 forms: `ready_block(kernel, first row, rows, dst)` puts a block's input rows into the
+// thread's bf16 rows, from which every panel of the pass reads them.
 template <class ReadyBlock>
 void bf16_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const ConvEpilogue& e, float* out,
                          const ReadyBlock& ready_block) {
@@ -174,7 +170,7 @@ void bf16_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, c
   const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
   pointwise_blocks(
       p, e, out, w.panels, nr, mr, kernel.kc, threads, slabs, r,
-      [&](int th, int64_t row0, int64_t rows) { ready_block(row0, rows, slabs.at(th, r.rounded)); },
+      [&](int th, int64_t row0, int64_t rows) { ready_block(kernel, row0, rows, slabs.at(th, r.rounded)); },
       [&](int th, int64_t row0, int64_t pos0, int64_t rows, int64_t q, int64_t k0, int64_t kn, float* const* at,
           const ColumnEpilogue* column) {
         const uint16_t* a = slabs.at(th, r.rounded) + (pos0 - row0) * depth + k0;
@@ -189,7 +185,7 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, c
                          const ConvEpilogue& e, float* out) {
   // Copied first, one stream the hardware prefetcher follows: read in place, a tile's first pass
   // reads mr rows from memory at once.
-  bf16_pointwise_rows(p, w, e, out, [&](int64_t row0, int64_t rows, uint16_t* dst) {
+  bf16_pointwise_rows(p, w, e, out, [&](const Bf16GemmKernel&, int64_t row0, int64_t rows, uint16_t* dst) {
     std::memcpy(dst, in + row0 * p.in_channels, static_cast<std::size_t>(rows * p.in_channels) * sizeof(uint16_t));
   });
 }
@@ -198,9 +194,8 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, c
                          const ConvEpilogue& e, float* out) {
   // Rounded once per block. The rows past the block's last (a partial tile reads whole row steps)
   // are never stored.
-  const Bf16GemmKernel* kernel = bf16_gemm_kernel();
-  bf16_pointwise_rows(p, w, e, out, [&](int64_t row0, int64_t rows, uint16_t* dst) {
-    kernel->convert(in + row0 * p.in_channels, rows * p.in_channels, dst);
+  bf16_pointwise_rows(p, w, e, out, [&](const Bf16GemmKernel& kernel, int64_t row0, int64_t rows, uint16_t* dst) {
+    kernel.convert(in + row0 * p.in_channels, rows * p.in_channels, dst);
   });
 }
 
