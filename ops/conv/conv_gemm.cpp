@@ -406,28 +406,58 @@ ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels) {
 
 // Sixteen channels at a time in registers, then one by one: written out rather than left to the
 // vectoriser, whose loop ran scalar when src and dst may overlap (the pooled tap GEMM applies it
-// in place).
+// in place). Each vector's epilogue terms are loaded once for all the rows.
 template <class T>
-[[gnu::always_inline]] inline void store_channels_as(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0,
-                                                     T* dst) {
+[[gnu::always_inline]] inline void store_channel_rows_as(const float* src, int64_t ld, int64_t rows, int64_t n,
+                                                         const ChannelEpilogues& ce, int64_t k0, T* dst,
+                                                         int64_t dst_step) {
   const float *bias = ce.bias.data() + k0, *mul = ce.mul.data() + k0, *shift = ce.shift.data() + k0;
   const float* lower = ce.lower.data() + k0;
+  const auto epilogue = [&](int64_t k) {
+    return Epilogue<V16>{load16(bias + k), load16(mul + k), load16(shift + k), load16(lower + k)};
+  };
   int64_t k = 0;
-  for (; k + 16 <= n; k += 16) {
-    const Epilogue<V16> ep{load16(bias + k), load16(mul + k), load16(shift + k), load16(lower + k)};
-    store16(dst + k, ep(load16(src + k)));
+  for (; k + 64 <= n; k += 64) {  // a position's 64 channels written together
+    const Epilogue<V16> e0 = epilogue(k), e1 = epilogue(k + 16), e2 = epilogue(k + 32), e3 = epilogue(k + 48);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* in = src + r * ld + k;
+      T* to = dst + r * dst_step + k;
+      store16(to, e0(load16(in)));
+      store16(to + 16, e1(load16(in + 16)));
+      store16(to + 32, e2(load16(in + 32)));
+      store16(to + 48, e3(load16(in + 48)));
+    }
   }
-  for (; k < n; ++k) store1(dst + k, ChannelEpilogue{bias[k], mul[k], shift[k], lower[k]}(src[k]));
+  for (; k + 16 <= n; k += 16) {
+    const Epilogue<V16> ep = epilogue(k);
+    for (int64_t r = 0; r < rows; ++r) store16(dst + r * dst_step + k, ep(load16(src + r * ld + k)));
+  }
+  for (; k < n; ++k) {
+    const ChannelEpilogue ep{bias[k], mul[k], shift[k], lower[k]};
+    for (int64_t r = 0; r < rows; ++r) store1(dst + r * dst_step + k, ep(src[r * ld + k]));
+  }
 }
 
 ECOCPU_VECTOR_CLONES
 void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst) {
-  store_channels_as(src, n, ce, k0, dst);
+  store_channel_rows_as(src, 0, 1, n, ce, k0, dst, 0);
 }
 
 ECOCPU_VECTOR_CLONES
 void store_channels_bf16(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, uint16_t* dst) {
-  store_channels_as(src, n, ce, k0, dst);
+  store_channel_rows_as(src, 0, 1, n, ce, k0, dst, 0);
+}
+
+ECOCPU_VECTOR_CLONES
+void store_channel_rows(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce, int64_t k0,
+                        float* dst, int64_t dst_step) {
+  store_channel_rows_as(src, ld, rows, n, ce, k0, dst, dst_step);
+}
+
+ECOCPU_VECTOR_CLONES
+void store_channel_rows_bf16(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce,
+                             int64_t k0, uint16_t* dst, int64_t dst_step) {
+  store_channel_rows_as(src, ld, rows, n, ce, k0, dst, dst_step);
 }
 
 ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out) {

@@ -89,6 +89,12 @@ ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels);
 void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst);
 // The same stored as bf16 (float_to_bf16 of each).
 void store_channels_bf16(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, uint16_t* dst);
+// The same for `rows` positions, src's ld and dst's dst_step floats (or bf16 values) apart: e.g.
+// a run of positions along w of a channels-last output. In place if src == dst and ld == dst_step.
+void store_channel_rows(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce, int64_t k0,
+                        float* dst, int64_t dst_step);
+void store_channel_rows_bf16(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce,
+                             int64_t k0, uint16_t* dst, int64_t dst_step);
 
 // An output position (image n, d, h, w) of a batch whose positions are numbered image-major:
 // found from its number once, then stepped to the next, which is cheaper than dividing per position.

@@ -126,20 +126,27 @@ void store_planes(const PlanesTarget& t, const float* tile, int64_t ld, const Ou
   }
 }
 
+// Each run a row segment at a time: along w, positions are one layout position (`channels`
+// values) apart in the destination.
 void store_channels_last(const reference::ConvProblem& p, const ChannelsLastOut& target, float* out,
                          const float* tile, int64_t ld, const OutputRun* runs, int64_t run_count, int64_t k0,
                          int64_t k_n) {
+  const auto& oe = p.out_extent;
+  const int64_t volume = oe[0] * oe[1] * oe[2], step = target.layout->channels;
   for (int64_t r = 0; r < run_count; ++r) {
-    const int64_t volume = p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-    OutputPosition o = OutputPosition::of(p.out_extent, runs[r].image * volume + runs[r].offset);
-    for (int64_t q = 0; q < runs[r].count; ++q, o.next(p.out_extent)) {
+    OutputPosition o = OutputPosition::of(oe, runs[r].image * volume + runs[r].offset);
+    for (int64_t q = 0; q < runs[r].count;) {
+      const int64_t segment = std::min(runs[r].count - q, oe[2] - o.w);
       const float* src = tile + runs[r].src + q * ld;
       const int64_t at = target.at(o.n, o.d, o.h, o.w) + k0;
       if (target.bf16) {
-        store_channels_bf16(src, k_n, target.epilogues, k0, reinterpret_cast<uint16_t*>(out) + at);
+        store_channel_rows_bf16(src, ld, segment, k_n, target.epilogues, k0, reinterpret_cast<uint16_t*>(out) + at, step);
       } else {
-        store_channels(src, k_n, target.epilogues, k0, out + at);
+        store_channel_rows(src, ld, segment, k_n, target.epilogues, k0, out + at, step);
       }
+      q += segment;
+      o.w += segment - 1;
+      o.next(oe);
     }
   }
 }

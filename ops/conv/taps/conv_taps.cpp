@@ -495,7 +495,7 @@ bool non_decreasing(const ChannelEpilogues& ce) {
 
 // The epilogue in place on `count` positions of c_n channels, `stride` floats apart.
 void epilogue_in_place(float* data, int64_t count, int64_t stride, int64_t c_n, const ChannelEpilogues& ce) {
-  for (int64_t q = 0; q < count; ++q) store_channels(data + q * stride, c_n, ce, 0, data + q * stride);
+  store_channel_rows(data, stride, count, c_n, ce, 0, data, stride);
 }
 
 // A thread's memory in conv_taps_max_pooled: its image's channels-last copy (unless handed
