@@ -818,6 +818,89 @@ TEST_CASE("conv sink: runs of any length into planes, a slice and a channels-las
   CHECK(wrong == 0);
 }
 
+TEST_CASE("conv sink: store_channel_rows equals each channel's epilogue, rows apart, in place and in bf16") {
+  const int64_t most = 135, rows = 7, ld = 150, dst_step = 141;
+  const Tensor src = random_tensor(Shape{rows * ld}, 3101);
+  const Tensor bias = random_tensor(Shape{most + 5}, 3102), scale = random_tensor(Shape{most + 5}, 3103);
+  const Tensor shift = random_tensor(Shape{most + 5}, 3104);
+  fast::ConvEpilogue e;
+  e.bias = bias.data();
+  e.scale = scale.data();
+  e.shift = shift.data();
+  e.relu = true;
+  const fast::ChannelEpilogues ce = fast::channel_epilogues(e, most + 5);
+  for (const int64_t n : {int64_t{5}, int64_t{16}, int64_t{37}, int64_t{64}, int64_t{100}, most}) {
+    CAPTURE(n);
+    const int64_t k0 = 3;  // the epilogues from channel 3 on
+    const auto want = [&](int64_t r, int64_t k) {
+      return fast::channel_epilogue(e, k0 + k)(src.data()[r * ld + k]);
+    };
+    std::vector<float> out(static_cast<std::size_t>(rows * dst_step), -9.0f);
+    std::vector<uint16_t> out_bf16(out.size(), 0xbeef);
+    fast::store_channel_rows(src.data(), ld, rows, n, ce, k0, out.data(), dst_step);
+    fast::store_channel_rows_bf16(src.data(), ld, rows, n, ce, k0, out_bf16.data(), dst_step);
+    std::vector<float> in_place(src.data(), src.data() + rows * ld);
+    fast::store_channel_rows(in_place.data(), ld, rows, n, ce, k0, in_place.data(), ld);
+    int64_t wrong = 0, past = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t k = 0; k < dst_step; ++k) {
+        const std::size_t at = static_cast<std::size_t>(r * dst_step + k);
+        if (k >= n) {
+          past += out[at] != -9.0f || out_bf16[at] != 0xbeef;
+          continue;
+        }
+        // The vector epilogue may fuse its multiply-add: within a rounding of the value.
+        const float w = want(r, k), close = 1e-6f * std::max(1.0f, std::abs(w));
+        wrong += !(std::abs(out[at] - w) <= close);
+        wrong += !(std::abs(in_place[static_cast<std::size_t>(r * ld + k)] - w) <= close);
+        wrong += !(std::abs(bf16_to_float(out_bf16[at]) - w) <= std::abs(w) * 0.0039063f + close);
+      }
+    }
+    CHECK(wrong == 0);
+    CHECK(past == 0);
+  }
+}
+
+TEST_CASE("conv sink: channels-last runs that start and end inside rows, 80 channels, equal a plain store") {
+  reference::ConvProblem p;
+  p.batch = 2;
+  p.in_channels = 4;
+  p.out_channels = 80;
+  p.in_extent = p.out_extent = {2, 3, 5};
+  p.window = make_window(3, {1, 3, 3}, {1, 1, 1}, {0, 1, 1});
+  const int64_t volume = 30, ld = 96;
+  const Tensor tile = random_tensor(Shape{2 * volume, ld}, 3201), bias = random_tensor(Shape{80}, 3202);
+  fast::PaddedInput layout;
+  layout.extent = {2, 5, 7};
+  layout.lead = {0, 1, 1};
+  layout.inner = p.out_extent;
+  layout.channels = 83;
+  fast::ConvEpilogue e;
+  e.bias = bias.data();
+  e.relu = true;
+  e.channels_last_out = &layout;
+  std::vector<float> out(static_cast<std::size_t>(2 * layout.floats()), std::nanf("")), expect(out.size(), 0.0f);
+  // Image 0 from position 3 (mid-row) across rows and frames to 27, then image 1's whole first
+  // frame and the rest, split mid-row.
+  const fast::OutputRun runs[] = {{0, 0, 3, 24}, {24 * ld, 1, 0, 17}, {0, 1, 17, 13}, {41 * ld, 0, 0, 3},
+                                  {44 * ld, 0, 27, 3}};
+  fast::ConvSink(p, e, out.data()).store(tile.data(), ld, runs, 5, 0, 80);
+  for (const auto& r : runs) {
+    for (int64_t q = 0; q < r.count; ++q) {
+      const int64_t o = r.offset + q;
+      for (int64_t k = 0; k < 80; ++k) {
+        expect[layout.at(r.image, o / 15, o / 5 % 3, o % 5) + k] =
+            std::max(tile.data()[r.src + q * ld + k] + bias.data()[k], 0.0f);
+      }
+    }
+  }
+  int64_t wrong = 0;  // a NaN left in a border or a position counts; channels 80-82 are not the output's
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (static_cast<int64_t>(i) % 83 < 80) wrong += !(std::abs(out[i] - expect[i]) < 1e-5f);
+  }
+  CHECK(wrong == 0);
+}
+
 TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the reference, into a slice or a padded copy") {
   // Input channels odd and over a register tile's worth, output channels of one partial vector,
   // one vector and a half, several panels and more than one pass of panels (1056 x 352: 5a_1x1's
