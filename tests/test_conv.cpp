@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
@@ -750,13 +751,23 @@ TEST_CASE("conv: a 2D convolution hands its output over through ECO's 2D-to-3D v
 // The sink against a plain store: runs of every length (16-position blocks, 4-position blocks
 // and leftovers), channel ranges that are not whole groups of sixteen, a residual, a slice of a
 // wider output, and the channels-last copy (whose borders must be zeroed).
-TEST_CASE("conv sink: runs of any length into planes, a slice and a channels-last copy equal a plain store") {
+namespace {
+
+// A size-keeping 3x3 convolution of 4 input channels whose output a sink test stores.
+reference::ConvProblem sink_problem(int64_t batch, int64_t out_channels, const std::array<int64_t, 3>& extent) {
   reference::ConvProblem p;
-  p.batch = 3;
+  p.batch = batch;
   p.in_channels = 4;
-  p.out_channels = 37;
-  p.in_extent = p.out_extent = {1, 5, 9};
-  p.window = make_window(2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1});
+  p.out_channels = out_channels;
+  p.in_extent = p.out_extent = extent;
+  p.window = make_window(extent[0] == 1 ? 2 : 3, {1, 3, 3}, {1, 1, 1}, {0, 1, 1});
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("conv sink: runs of any length into planes, a slice and a channels-last copy equal a plain store") {
+  const reference::ConvProblem p = sink_problem(3, 37, {1, 5, 9});
   const int64_t volume = 45, ld = 40;
   const Tensor tile = random_tensor(Shape{2 * volume, ld}, 3001);
   const Tensor bias = random_tensor(Shape{37}, 3002), scale = random_tensor(Shape{37}, 3003);
@@ -862,12 +873,7 @@ TEST_CASE("conv sink: store_channel_rows equals each channel's epilogue, rows ap
 }
 
 TEST_CASE("conv sink: channels-last runs that start and end inside rows, 80 channels, equal a plain store") {
-  reference::ConvProblem p;
-  p.batch = 2;
-  p.in_channels = 4;
-  p.out_channels = 80;
-  p.in_extent = p.out_extent = {2, 3, 5};
-  p.window = make_window(3, {1, 3, 3}, {1, 1, 1}, {0, 1, 1});
+  const reference::ConvProblem p = sink_problem(2, 80, {2, 3, 5});
   const int64_t volume = 30, ld = 96;
   const Tensor tile = random_tensor(Shape{2 * volume, ld}, 3201), bias = random_tensor(Shape{80}, 3202);
   fast::PaddedInput layout;
