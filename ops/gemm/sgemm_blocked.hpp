@@ -508,6 +508,9 @@ struct BlockedSgemm {
   template <int ROWS = 1>
   static void tile_runs_a(const ARuns& runs, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                           int64_t rows, bool accumulate) {
+    if constexpr (ROWS == 1) {  // whole tiles without walking the chain of heights
+      if (rows == MR) return tile_runs_a<MR>(runs, a, lda, b, c, ldc, rows, accumulate);
+    }
     if constexpr (ROWS < MR) {
       if (rows != ROWS) return tile_runs_a<ROWS + 1>(runs, a, lda, b, c, ldc, rows, accumulate);
     }
@@ -520,6 +523,9 @@ struct BlockedSgemm {
   static void tile_rows_a_out(int64_t kc, const float* a, int64_t lda, const float* b, float* const* out,
                               int64_t rows, int64_t cols, bool accumulate, const ColumnEpilogue* ce,
                               const float* prefetch) {
+    if constexpr (ROWS == 1) {  // whole tiles without walking the chain of heights
+      if (rows == MR) return tile_rows_a_out<MR>(kc, a, lda, b, out, rows, cols, accumulate, ce, prefetch);
+    }
     if constexpr (ROWS < MR) {
       if (rows != ROWS) return tile_rows_a_out<ROWS + 1>(kc, a, lda, b, out, rows, cols, accumulate, ce, prefetch);
     }
