@@ -431,33 +431,48 @@ void transform_input_tile(const Geometry& g, const PaddedInput& pi, const float*
 }
 
 // The output transform of one tile: its products (ld floats per position, position_stride apart)
-// transformed along w, h, then d into `result`, (m0, m1, m2, ld).
+// transformed along w, d, then h, whose pass writes output row (a, h)'s m2 positions at
+// result + (a * m1 + h) * row_stride: a block's tiles lie side by side along w (block_runs).
 void transform_output_tile(const Geometry& g, const float* products, int64_t position_stride, int64_t ld,
-                           float* sa, float* sb, float* result) {
-  const int64_t a0 = g.alpha[0], a1 = g.alpha[1], m1 = g.m[1], m2 = g.m[2];
+                           float* sa, float* sb, float* result, int64_t row_stride) {
+  const int64_t a0 = g.alpha[0], a1 = g.alpha[1], m0 = g.m[0], m2 = g.m[2];
   apply_along(g.t[2].at, a0 * a1, ld, {products, position_stride, sa, ld});
-  if (g.t[0].at.identity()) {  // 2D: the h pass writes the result
-    apply_along(g.t[1].at, a0, m2 * ld, dense(sa, result, m2 * ld));
-    return;
+  const float* along_d = sa;  // a 2D layer skips the identity pass
+  if (!g.t[0].at.identity()) {
+    apply_along(g.t[0].at, 1, a1 * m2 * ld, dense(sa, sb, a1 * m2 * ld));
+    along_d = sb;
   }
-  apply_along(g.t[1].at, a0, m2 * ld, dense(sa, sb, m2 * ld));
-  apply_along(g.t[0].at, 1, m1 * m2 * ld, dense(sb, result, m1 * m2 * ld));
+  apply_along(g.t[1].at, m0, m2 * ld, {along_d, m2 * ld, result, row_stride});
 }
 
-// A block's transformed outputs (tile t's element e at results + (t * elements + e) * ld) as the
-// sink's runs: each tile row inside the output, up to m2 positions along w.
+// Where a block's transformed outputs lie: output (a, h, w) of tile t at
+// results + (((a * m1 + h) * T + t) * m2 + w) * ld, so that the tiles of a block continuing one
+// another along w make one row of positions ld apart.
+int64_t result_row_stride(const Geometry& g, int64_t T, int64_t ld) { return T * g.m[2] * ld; }
+
+// A block's transformed outputs as the sink's runs: each output row of a group of tiles that
+// continue one another along w, so that the sink takes rows of positions where it took m2 at a
+// time.
 int64_t block_runs(const reference::ConvProblem& p, const Geometry& g, const TilePlace* places, int64_t tiles,
-                   int64_t ld, OutputRun* runs) {
+                   int64_t T, int64_t ld, OutputRun* runs) {
   const auto& oe = p.out_extent;
-  const int64_t m1 = g.m[1], m2 = g.m[2], elements = g.m[0] * m1 * m2;
+  const int64_t m1 = g.m[1], m2 = g.m[2], row_stride = result_row_stride(g, T, ld);
   int64_t n = 0;
-  for (int64_t t = 0; t < tiles; ++t) {
-    const TilePlace& s = places[t];
+  for (int64_t t0 = 0; t0 < tiles;) {
+    const TilePlace& s = places[t0];
+    int64_t t1 = t0 + 1, count = s.inside[2];
+    // A block's tiles are consecutive in raster order: the next one continues these rows if it
+    // starts where they end along w (a partial tile ends its row; a new row starts at 0).
+    while (t1 < tiles && places[t1].start[2] == s.start[2] + count) {
+      count += places[t1].inside[2];
+      ++t1;
+    }
     for (int64_t a = 0; a < s.inside[0]; ++a)
       for (int64_t b = 0; b < s.inside[1]; ++b) {
         const int64_t o = ((s.start[0] + a) * oe[1] + s.start[1] + b) * oe[2] + s.start[2];
-        runs[n++] = {(t * elements + (a * m1 + b) * m2) * ld, s.image, o, s.inside[2]};
+        runs[n++] = {(a * m1 + b) * row_stride + t0 * m2 * ld, s.image, o, count};
       }
+    t0 = t1;
   }
   return n;
 }
@@ -497,7 +512,7 @@ void winograd_blocks(const reference::ConvProblem& p, const Panels& w, const Ker
     throw std::logic_error("bf16 Winograd: tiles other than F(2, 3)'s");
   }
   const int64_t c_n = p.in_channels, pos = g.positions, mr = kernel.mr, nr = kernel.nr;
-  const int64_t ld = w.panels * nr, elements = g.m[0] * g.m[1] * g.m[2];
+  const int64_t ld = w.panels * nr;
   const PaddedInput pi = winograd_input_layout(p, kBf16);
   const float* padded = channels_last_input(p, pi, in, in_channels_last);
   const ConvSink sink(p, e, out);
@@ -556,8 +571,11 @@ void winograd_blocks(const reference::ConvProblem& p, const Panels& w, const Ker
         }
       }
 
-      for (int64_t t = 0; t < count; ++t) transform_output_tile(g, m + t * ld, T * ld, ld, sa, sb, results + t * elements * ld);
-      sink.store(results, ld, runs, block_runs(p, g, places, count, ld, runs), 0, p.out_channels);
+      const int64_t row_stride = result_row_stride(g, T, ld);
+      for (int64_t t = 0; t < count; ++t) {
+        transform_output_tile(g, m + t * ld, T * ld, ld, sa, sb, results + t * g.m[2] * ld, row_stride);
+      }
+      sink.store(results, ld, runs, block_runs(p, g, places, count, T, ld, runs), 0, p.out_channels);
     }
   }
 }
