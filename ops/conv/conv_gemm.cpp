@@ -404,9 +404,10 @@ ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels) {
   return ce;
 }
 
-// Sixteen channels at a time in registers, then one by one: written out rather than left to the
-// vectoriser, whose loop ran scalar when src and dst may overlap (the pooled tap GEMM applies it
-// in place). Each vector's epilogue terms are loaded once for all the rows.
+// Sixty-four channels of a position at a time in registers, then sixteen, then one by one: written
+// out rather than left to the vectoriser, whose loop ran scalar when src and dst may overlap (the
+// pooled tap GEMM applies it in place). Each vector's epilogue terms are loaded once for all the
+// rows.
 template <class T>
 [[gnu::always_inline]] inline void store_channel_rows_as(const float* src, int64_t ld, int64_t rows, int64_t n,
                                                          const ChannelEpilogues& ce, int64_t k0, T* dst,

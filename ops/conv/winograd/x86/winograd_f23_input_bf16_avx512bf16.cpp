@@ -57,7 +57,7 @@ inline void transform_plane(const __m512 x[4][4], uint16_t* v, int64_t stride, _
   }
 }
 
-// One 2D tile's 16 channels from c.
+// One 2D tile's 16 channels (the first of them at patch and v).
 template <bool kWhole>
 inline void group_2d(const float* patch, int64_t row, int64_t c_n, uint16_t* v, int64_t stride, __mmask16 lanes) {
   __m512 x[4][4];
@@ -66,7 +66,7 @@ inline void group_2d(const float* patch, int64_t row, int64_t c_n, uint16_t* v, 
   transform_plane<kWhole>(x, v, stride, lanes);
 }
 
-// One 3D tile's 16 channels from c: each patch value loaded once and transformed along time into
+// One 3D tile's 16 channels (the first of them at patch and v): each patch value loaded once and transformed along time into
 // an L1 work area (a row of the patch at a time), then each transformed frame across space. The
 // next tile along w starts two columns on: their lines are fetched while this one computes.
 template <bool kWhole>
