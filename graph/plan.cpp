@@ -17,7 +17,7 @@ constexpr std::pair<Fusion, const char*> kFusionNames[] = {
     {Fusion::input_batchnorm, "input_batchnorm"}, {Fusion::pool_before, "pool_before"},
     {Fusion::concat_slices, "concat_slices"},   {Fusion::channels_last, "channels_last"},
     {Fusion::shared_copy, "shared_copy"},       {Fusion::pointwise_channels_last, "pointwise_channels_last"},
-    {Fusion::bf16_activations, "bf16_activations"},
+    {Fusion::bf16_activations, "bf16_activations"}, {Fusion::channels_last_residual, "channels_last_residual"},
 };
 
 }  // namespace
@@ -171,7 +171,9 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   }
   prepare_convolutions(plan, w, releasable, options.precision);
   if (options.fuses(Fusion::concat_slices)) write_concat_slices(plan);
-  if (options.fuses(Fusion::channels_last)) hand_over_channels_last(plan);
+  if (options.fuses(Fusion::channels_last)) {
+    hand_over_channels_last(plan, options.fuses(Fusion::channels_last_residual));
+  }
   if (options.fuses(Fusion::shared_copy)) share_channels_last_copies(plan);
   if (options.fuses(Fusion::bf16_activations)) bf16_activations(plan);
   check_plan(plan);

@@ -55,6 +55,7 @@ enum class Fusion {
   shared_copy,      // convolutions reading one input through one layout share its copy
   pointwise_channels_last,  // values only pointwise convolutions read are written channels-last
   bf16_activations,  // values every reader rounds to bf16 are stored as bf16
+  channels_last_residual,  // with channels_last: also values read as a residual or through an input BatchNorm
 };
 std::vector<Fusion> all_fusions();
 std::string fusion_name(Fusion f);

@@ -615,6 +615,50 @@ static float worst_difference(const std::vector<float>& a, const std::vector<flo
   return worst;
 }
 
+// An input BatchNorm on a value that is already channels-last (unpadded, or padded another way):
+// the copy equals the one made from the same values as planes.
+TEST_CASE("conv: the channels-last copy from another channels-last layout equals the copy from planes") {
+  uint64_t seed = 2080;
+  for (const int rank : {2, 3}) {
+    for (const int64_t c_n : {5, 32, 37}) {
+      for (const bool padded_from : {false, true}) {
+        for (const bool with_affine : {false, true}) {
+          CAPTURE(rank);
+          CAPTURE(c_n);
+          CAPTURE(padded_from);
+          CAPTURE(with_affine);
+          reference::ConvProblem p;
+          p.batch = 2;
+          p.in_channels = c_n;
+          p.out_channels = 4;
+          p.in_extent = {rank == 2 ? 1 : 3, 5, 7};
+          p.window = make_window(rank, {3, 3, 3}, {1, 1, 1}, {rank == 2 ? 0 : 1, 1, 1});
+          const fast::PaddedInput pi = fast::padded_input(p);
+          // The source layout: unpadded, or with other borders (a reader with wider padding).
+          reference::ConvProblem wider = p;
+          wider.window = padded_from ? make_window(rank, {5, 5, 5}, {1, 1, 1}, {rank == 2 ? 0 : 2, 2, 2})
+                                     : make_window(rank, {1, 1, 1}, {1, 1, 1}, {0, 0, 0});
+          const fast::PaddedInput from =
+              padded_from ? fast::padded_input(wider) : fast::unpadded_channels_last(p.in_extent, c_n);
+          const Tensor in = random_tensor(Shape{2, c_n, p.in_extent[0], 5, 7}, seed++);
+          const Tensor scale = random_tensor(Shape{c_n}, seed++), shift = random_tensor(Shape{c_n}, seed++);
+          const fast::ChannelAffine affine{scale.data(), shift.data(), true};
+          const fast::ChannelAffine* a = with_affine ? &affine : nullptr;
+          std::vector<float> source(static_cast<std::size_t>(2 * from.floats()));
+          fast::to_channels_last(wider, from, in.data(), source.data());
+          std::vector<float> expect(static_cast<std::size_t>(2 * pi.floats()));
+          fast::to_channels_last(p, pi, in.data(), expect.data(), a);
+          const float* got = fast::channels_last_input_from(p, pi, from, source.data(), a);
+          CHECK(worst_difference(std::vector<float>(got, got + expect.size()), expect) < 1e-6f);
+          CHECK_THROWS_AS(fast::channels_last_input_from(p, pi, fast::unpadded_channels_last(p.in_extent, c_n + 1),
+                                                         source.data(), a),
+                          std::logic_error);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution channels-last") {
   // The producer writes its output straight into the padded channels-last copy the consumer would
   // make of it (zero borders included); the consumer reads that copy instead of making one. A 1x1
@@ -684,6 +728,103 @@ TEST_CASE("conv: Winograd and tap GEMM hand their output to the next convolution
   }
 }
 
+namespace {
+
+// `inner` positions of `channels` channels with `lead` zeros around each axis.
+fast::PaddedInput bordered(const std::array<int64_t, 3>& inner, int64_t channels, const std::array<int64_t, 3>& lead) {
+  fast::PaddedInput l = fast::unpadded_channels_last(inner, channels);
+  l.lead = lead;
+  for (int a = 0; a < 3; ++a) l.extent[a] = inner[a] + 2 * lead[a];
+  return l;
+}
+
+// Planes (N, C, [D,] H, W) placed in layout l, zeros around them.
+std::vector<float> placed(const Tensor& planes, const fast::PaddedInput& l) {
+  const int64_t batch = planes.dim(0), c_n = planes.dim(1);
+  const auto& in = l.inner;
+  std::vector<float> out(static_cast<std::size_t>(batch * l.floats()), 0.0f);
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t c = 0; c < c_n; ++c)
+      for (int64_t d = 0; d < in[0]; ++d)
+        for (int64_t h = 0; h < in[1]; ++h)
+          for (int64_t w = 0; w < in[2]; ++w) {
+            out[static_cast<std::size_t>(l.at(n, d, h, w) + c)] =
+                planes.data()[(((n * c_n + c) * in[0] + d) * in[1] + h) * in[2] + w];
+          }
+  return out;
+}
+
+}  // namespace
+
+// ECO's 3D head keeps its sums channels-last: the sink adds a residual stored channels-last
+// (unpadded, or in a padded layout) as it writes a channels-last output (padded or not, float or
+// bf16), and gives what the planes path gives, placed in that layout.
+TEST_CASE("conv: Winograd and tap GEMM add a channels-last residual to a channels-last output") {
+  struct Case {
+    int rank;
+    fast::ConvAlgo algo;
+    Shape in;
+    int64_t cout;
+    std::array<int64_t, 3> kernel, stride, pad;
+    std::array<int64_t, 3> residual_lead, out_lead;
+  };
+  const Case cases[] = {
+      {2, fast::ConvAlgo::Winograd, Shape{2, 6, 13, 11}, 9, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {0, 0, 0}, {0, 1, 1}},
+      {3, fast::ConvAlgo::Winograd, Shape{1, 8, 4, 9, 10}, 20, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+      {3, fast::ConvAlgo::TapGemm, Shape{2, 6, 4, 7, 9}, 33, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}},
+      // res4a_down's kind: 1x1x1, stride 2 (not the pointwise kernel).
+      {3, fast::ConvAlgo::TapGemm, Shape{1, 16, 4, 8, 8}, 64, {1, 1, 1}, {2, 2, 2}, {0, 0, 0}, {0, 0, 0}, {1, 1, 1}},
+  };
+  uint64_t seed = 2460;
+  for (const auto& c : cases) {
+    for (const auto precision : {fast::Precision::fp32, fast::Precision::bf16}) {
+      CAPTURE(c.rank);
+      CAPTURE(fast::conv_algo_name(c.algo));
+      CAPTURE(precision == fast::Precision::bf16);
+      Conv conv(c.cout, make_window(c.rank, c.kernel, c.stride, c.pad));
+      const Shape out_shape = conv.output_shape(std::span(&c.in, 1));
+      Shape ws{c.cout, c.in[1]};
+      for (int a = 3 - c.rank; a < 3; ++a) ws.push_back(c.kernel[a]);
+      const Tensor in = random_tensor(c.in, seed++), w = random_tensor(ws, seed++);
+      const Tensor bias = random_tensor(Shape{c.cout}, seed++), scale = random_tensor(Shape{c.cout}, seed++);
+      const Tensor shift = random_tensor(Shape{c.cout}, seed++), residual = random_tensor(out_shape, seed++);
+      const auto prepared = fast::prepare_conv(conv.problem(c.in, out_shape), c.algo, w.data(), nullptr, precision);
+      REQUIRE(fast::adds_channels_last_residual(prepared));
+      fast::ConvEpilogue e;
+      e.bias = bias.data();
+      e.scale = scale.data();
+      e.shift = shift.data();
+      e.relu = true;
+      e.residual = residual.data();
+      Tensor planes(out_shape);
+      fast::run_conv(prepared, in.data(), e, planes.data());
+      const auto& p = prepared.problem;
+      const fast::PaddedInput r_layout = bordered(p.out_extent, c.cout, c.residual_lead);
+      const fast::PaddedInput out_layout = bordered(p.out_extent, c.cout, c.out_lead);
+      const std::vector<float> residual_cl = placed(residual, r_layout), expect = placed(planes, out_layout);
+      e.residual = residual_cl.data();
+      e.residual_channels_last = &r_layout;
+      e.channels_last_out = &out_layout;
+      std::vector<float> got(expect.size(), std::nanf(""));
+      fast::run_conv(prepared, in.data(), e, got.data());
+      CHECK(worst_difference(got, expect) < 1e-5f);
+      // Stored as bf16: each value rounded (within one bf16 step of the float result).
+      e.channels_last_bf16 = true;
+      std::vector<uint16_t> got_bf16(expect.size(), 0xbeef);
+      fast::run_conv(prepared, in.data(), e, reinterpret_cast<float*>(got_bf16.data()));
+      int64_t off = 0;
+      for (std::size_t i = 0; i < expect.size(); ++i) {
+        off += !(std::abs(bf16_to_float(got_bf16[i]) - expect[i]) <= 0.0079f * std::abs(expect[i]) + 1e-5f);
+      }
+      CHECK(off == 0);
+      // A channels-last residual goes to a channels-last output only.
+      e.channels_last_bf16 = false;
+      e.channels_last_out = nullptr;
+      CHECK_THROWS_AS(fast::run_conv(prepared, in.data(), e, planes.data()), std::logic_error);
+    }
+  }
+}
+
 TEST_CASE("conv: a channels-last hand-over is refused where it cannot apply") {
   Conv conv(8, make_window(2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}));
   const Shape in_shape{1, 4, 6, 6};
@@ -706,6 +847,20 @@ TEST_CASE("conv: a channels-last hand-over is refused where it cannot apply") {
   const auto gemm = fast::prepare_conv(pointwise.problem(in_shape, pointwise_out), fast::ConvAlgo::Direct1x1Gemm, w1.data());
   CHECK(fast::writes_channels_last(gemm));
   CHECK_THROWS_AS(fast::run_conv(gemm, in.data(), e, buffer.data()), std::logic_error);
+  // The pointwise kernels add no residual channels-last (the plan keeps their residuals planes).
+  const auto pointwise_taps =
+      fast::prepare_conv(pointwise.problem(in_shape, pointwise_out), fast::ConvAlgo::TapGemm, w1.data());
+  CHECK_FALSE(fast::adds_channels_last_residual(pointwise_taps));
+  CHECK_FALSE(fast::adds_channels_last_residual(gemm));
+  const fast::PaddedInput cl_in = fast::unpadded_channels_last({1, 6, 6}, 4), cl_out = fast::unpadded_channels_last({1, 6, 6}, 8);
+  std::vector<float> in_cl(static_cast<std::size_t>(cl_in.floats())), sum(static_cast<std::size_t>(cl_out.floats()));
+  std::vector<float> out_cl(sum.size());
+  fast::ConvEpilogue with_sum;
+  with_sum.channels_last_out = &cl_out;
+  with_sum.residual = sum.data();
+  with_sum.residual_channels_last = &cl_out;
+  CHECK_THROWS_AS(fast::run_conv(pointwise_taps, in_cl.data(), with_sum, out_cl.data(), true), std::logic_error);
+  CHECK_THROWS_AS(fast::run_conv(gemm, in.data(), with_sum, out_cl.data()), std::logic_error);
 }
 
 TEST_CASE("conv: a 2D convolution hands its output over through ECO's 2D-to-3D view") {
@@ -829,9 +984,9 @@ TEST_CASE("conv sink: runs of any length into planes, a slice and a channels-las
   CHECK(wrong == 0);
 }
 
-TEST_CASE("conv sink: store_channel_rows equals each channel's epilogue, rows apart, in place and in bf16") {
-  const int64_t most = 135, rows = 7, ld = 150, dst_step = 141;
-  const Tensor src = random_tensor(Shape{rows * ld}, 3101);
+TEST_CASE("conv sink: store_channel_rows equals each channel's epilogue, rows apart, in place, in bf16, with a residual") {
+  const int64_t most = 135, rows = 7, ld = 150, dst_step = 141, residual_step = 143;
+  const Tensor src = random_tensor(Shape{rows * ld}, 3101), residual = random_tensor(Shape{rows * residual_step}, 3105);
   const Tensor bias = random_tensor(Shape{most + 5}, 3102), scale = random_tensor(Shape{most + 5}, 3103);
   const Tensor shift = random_tensor(Shape{most + 5}, 3104);
   fast::ConvEpilogue e;
@@ -852,12 +1007,19 @@ TEST_CASE("conv sink: store_channel_rows equals each channel's epilogue, rows ap
     fast::store_channel_rows_bf16(src.data(), ld, rows, n, ce, k0, out_bf16.data(), dst_step);
     std::vector<float> in_place(src.data(), src.data() + rows * ld);
     fast::store_channel_rows(in_place.data(), ld, rows, n, ce, k0, in_place.data(), ld);
+    // With a residual, its rows residual_step apart, added before each channel's scale.
+    std::vector<float> summed(out.size(), -9.0f);
+    std::vector<uint16_t> summed_bf16(out.size(), 0xbeef);
+    fast::store_channel_rows_residual(src.data(), ld, rows, n, ce, k0, residual.data(), residual_step, summed.data(),
+                                      dst_step);
+    fast::store_channel_rows_residual(src.data(), ld, rows, n, ce, k0, residual.data(), residual_step,
+                                      summed_bf16.data(), dst_step);
     int64_t wrong = 0, past = 0;
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t k = 0; k < dst_step; ++k) {
         const std::size_t at = static_cast<std::size_t>(r * dst_step + k);
         if (k >= n) {
-          past += out[at] != -9.0f || out_bf16[at] != 0xbeef;
+          past += out[at] != -9.0f || out_bf16[at] != 0xbeef || summed[at] != -9.0f || summed_bf16[at] != 0xbeef;
           continue;
         }
         // The vector epilogue may fuse its multiply-add: within a rounding of the value.
@@ -865,6 +1027,10 @@ TEST_CASE("conv sink: store_channel_rows equals each channel's epilogue, rows ap
         wrong += !(std::abs(out[at] - w) <= close);
         wrong += !(std::abs(in_place[static_cast<std::size_t>(r * ld + k)] - w) <= close);
         wrong += !(std::abs(bf16_to_float(out_bf16[at]) - w) <= std::abs(w) * 0.0039063f + close);
+        const float x = src.data()[r * ld + k], added = residual.data()[r * residual_step + k];
+        const float ws = fast::channel_epilogue(e, k0 + k)(x, added), close_s = 1e-6f * std::max(1.0f, std::abs(ws));
+        wrong += !(std::abs(summed[at] - ws) <= close_s);
+        wrong += !(std::abs(bf16_to_float(summed_bf16[at]) - ws) <= std::abs(ws) * 0.0039063f + close_s);
       }
     }
     CHECK(wrong == 0);

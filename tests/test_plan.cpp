@@ -95,18 +95,38 @@ TEST_CASE("plan: a convolution read only by a Winograd or tap GEMM one hands its
   CHECK(plan.values[view->output].layout.kind == ValueLayout::Kind::channels_last);
   CHECK(step_for(plan, "res3a_2")->inputs[0] == view->output);
   CHECK(plan.layouts(*view) == "frames>cl");
-  // Outputs read by two steps (res3a_2: BN and a later sum), by a Concat or a pooling stay planes
-  // or slices; a 1x1 GEMM reads planes.
-  CHECK(output_layout(plan, "res3a_2").kind == ValueLayout::Kind::planes);
-  CHECK(output_layout(plan, "res3b_2").kind == ValueLayout::Kind::planes);
+  // Outputs read by a Concat stay slices.
   CHECK(output_layout(plan, "inception_3a_double_3x3_2").kind == ValueLayout::Kind::channel_slice);
   CHECK(output_layout(plan, "inception_3a_1x1").kind == ValueLayout::Kind::channel_slice);
-  // res4a_1 and res4a_down read res3b through the same layout: one copy, made for both.
-  CHECK(shared_copy_read_by(plan, "res4a_1") >= 0);
-  CHECK(shared_copy_read_by(plan, "res4a_down") == shared_copy_read_by(plan, "res4a_1"));
-  CHECK(shared_copy_read_by(plan, "res5a_down") == shared_copy_read_by(plan, "res5a_1"));
-  CHECK(shared_copy_read_by(plan, "res5a_1") != shared_copy_read_by(plan, "res4a_1"));
+  // The 3D head's sums and what they add: res3a_2 (read through res3b_1's input BatchNorm and as
+  // res3b_2's residual) unpadded, res3b_2's sum in the padded layout res4a_1 and res4a_down
+  // share, written by res3b_2 as it adds res3a_2: no copies between them.
+  const ValueLayout& res3a = output_layout(plan, "res3a_2");
+  CHECK(res3a.kind == ValueLayout::Kind::channels_last);
+  CHECK(res3a.padded.unpadded());
+  CHECK(plan.values[step_for(plan, "res3b_2")->residual].layout.kind == ValueLayout::Kind::channels_last);
+  CHECK(hands_to("res3b_2", "res4a_1"));
+  CHECK(hands_to("res3b_2", "res4a_down"));
+  CHECK(hands_to("res4a_down", "res4b_1"));  // res4a, read through res4b_1's input BatchNorm
+  CHECK(hands_to("res4b_2", "res5a_1"));
+  CHECK(shared_copy_read_by(plan, "res4a_1") < 0);
+  CHECK(shared_copy_read_by(plan, "res5a_down") < 0);
   CHECK(shared_copy_read_by(plan, "res4a_2") < 0);  // handed over by res4a_1
+  // res5b_2 pools its sum (global_pool): it and so its residual res5a stay planes.
+  CHECK(output_layout(plan, "res5a_down").kind == ValueLayout::Kind::planes);
+  CHECK(output_layout(plan, "res5a_2").kind == ValueLayout::Kind::planes);
+  // Without channels_last_residual, the head keeps its planes and shares the copies of the sums.
+  PlanOptions planes_head;
+  planes_head.disabled = {Fusion::channels_last_residual};
+  const ExecutionPlan without = make_plan(g, w, planes_head);
+  CHECK(output_layout(without, "res3a_2").kind == ValueLayout::Kind::planes);
+  CHECK(output_layout(without, "res3b_2").kind == ValueLayout::Kind::planes);
+  CHECK(shared_copy_read_by(without, "res4a_1") >= 0);
+  CHECK(shared_copy_read_by(without, "res4a_down") == shared_copy_read_by(without, "res4a_1"));
+  CHECK(shared_copy_read_by(without, "res5a_down") == shared_copy_read_by(without, "res5a_1"));
+  CHECK(shared_copy_read_by(without, "res5a_1") != shared_copy_read_by(without, "res4a_1"));
+  const Tensor x = random_input(g.input_shape(), 8);
+  CHECK(test::max_relative_error(run_plan(without, w, x), run_plan(plan, w, x)) < 1e-5f);
 }
 
 TEST_CASE("plan: values only pointwise convolutions read are channels-last, Concats written as their slices") {
@@ -402,7 +422,8 @@ namespace {
 // after the 1x1 projection it feeds; both branches write their Concat slices; b_1 and b_down share
 // one channels-last copy of their input; b_down adds b_1 in its epilogue; b_bn and b_relu, which
 // cannot fold (b is also read by c), are applied by c_1 as it copies its input; c_1 adds b and
-// applies c_bn, which reads only the sum, as its epilogue's scale and shift.
+// applies c_bn, which reads only the sum, as its epilogue's scale and shift. b_1, b and c_bn stay
+// channels-last (read as residuals, through c_1's input BatchNorm, and by the 3x3s d and e).
 const char* kEveryRule = R"(name: every_rule
 layers:
 - {id: conv1, expr: 'conv1<=Convolution<=data', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
@@ -423,8 +444,10 @@ layers:
 - {id: c_1, expr: 'c_1<=Convolution<=b_bn', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
 - {id: c, expr: 'c<=Eltwise<=c_1,b'}
 - {id: c_bn, expr: 'c_bn<=BN<=c'}
-- {id: pool2, expr: 'pool2<=Pooling<=c_bn', attrs: {kernel_size: 8, stride: 1, mode: ave}}
-- {id: pool3, expr: 'pool3<=Pooling<=c_bn', attrs: {kernel_size: 8, stride: 1, mode: max}}
+- {id: d, expr: 'd<=Convolution<=c_bn', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: e, expr: 'e<=Convolution<=c_bn', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: pool2, expr: 'pool2<=Pooling<=d', attrs: {kernel_size: 8, stride: 1, mode: ave}}
+- {id: pool3, expr: 'pool3<=Pooling<=e', attrs: {kernel_size: 8, stride: 1, mode: max}}
 - {id: features, expr: 'features<=Concat<=pool2,pool3'}
 - {id: fc_final, expr: 'fc<=InnerProduct<=features', attrs: {num_output: 5}}
 )";
@@ -656,8 +679,9 @@ TEST_CASE("plan: in bf16, values every reader rounds to bf16 are stored as bf16,
     CHECK(stored.values[output_3a].dtype == DType::bf16);
     CHECK(dtype_of(stored, "inception_3a_1x1") == DType::bf16);  // its slice
     CHECK(dtype_of(stored, "inception_3a_3x3_reduce") == DType::f32);
-    // The copy of res3b_bn that res4a_1 and res4a_down share (tap GEMMs).
+    // res3b_bn, which res3b_2 writes as it adds res3a_2, read by the tap GEMMs res4a_1 and res4a_down.
     CHECK(stored.values[step_for(stored, "res4a_1")->inputs[0]].dtype == DType::bf16);
+    CHECK(stored.values[step_for(stored, "res3b_2")->output].dtype == DType::bf16);
     CHECK(dtype_of(rounded_by_readers, "conv2_3x3") == DType::f32);
     CHECK(2 * stored.values[output_3a].floats() < rounded_by_readers.values[output_3a].floats() + 64 * 256);  // + slack
     if (std::string(arch) == "ECOfull") {  // max poolings read bf16 and write bf16 slices

@@ -14,10 +14,16 @@ using plan_rules::same_layout;
 std::string conv_input_problem(const ExecutionPlan& plan, const PlanStep& s) {
   const PlanValue& v = plan.values[s.inputs[0]];
   const bool copies = fast::takes_channels_last(s.conv) && s.in_scale.empty();
+  // With an input BatchNorm it makes its own copy, from any channels-last layout of its input.
+  const bool copies_with_batchnorm = fast::takes_channels_last(s.conv) && !s.in_scale.empty() &&
+                                     v.layout.padded.inner == s.conv.problem.in_extent &&
+                                     v.layout.padded.channels == s.conv.problem.in_channels;
   switch (v.layout.kind) {
     case K::planes: return "";
     case K::channels_last:
-      return copies && same_layout(v.layout.padded, fast::input_layout(s.conv)) ? "" : "a channels-last copy it cannot read";
+      return (copies && same_layout(v.layout.padded, fast::input_layout(s.conv))) || copies_with_batchnorm
+                 ? ""
+                 : "a channels-last copy it cannot read";
     case K::clip_frames: {
       const bool one_clip = v.shape[0] == v.layout.frames;
       const bool two_d = s.conv_shape.rank() == 4;
@@ -30,8 +36,22 @@ std::string conv_input_problem(const ExecutionPlan& plan, const PlanStep& s) {
   return "?";
 }
 
+// A residual is planes, or channels-last (its inside the output's, its channels the output's)
+// added by a kernel that can to a channels-last output of the step's own.
+std::string residual_problem(const ExecutionPlan& plan, const PlanStep& s) {
+  if (s.residual < 0 || plan.values[s.residual].layout.kind == K::planes) return "";
+  const ValueLayout& r = plan.values[s.residual].layout;
+  const PlanValue& out = plan.values[s.output];
+  const auto& p = s.conv.problem;
+  const bool fits = r.kind == K::channels_last && r.padded.inner == p.out_extent && r.padded.channels == p.out_channels;
+  const bool adds = out.layout.kind == K::channels_last && s.pool < 0 && s.input_pool < 0 &&
+                    fast::adds_channels_last_residual(s.conv);
+  return fits && adds ? "" : "adds a residual that is not planes, where it cannot";
+}
+
 std::string conv_output_problem(const ExecutionPlan& plan, const PlanStep& s) {
   const bool plain = s.pool < 0 && s.residual < 0;
+  const bool cl_residual = s.residual >= 0 && plan.values[s.residual].layout.kind != K::planes;
   const ValueLayout& out = plan.values[s.output].layout;
   switch (out.kind) {
     case K::planes: return "";
@@ -44,14 +64,17 @@ std::string conv_output_problem(const ExecutionPlan& plan, const PlanStep& s) {
       if (out.padded.unpadded() && plan_rules::writes_unpadded_channels_last(plan, s, false)) return "";
       [[fallthrough]];
     case K::clip_frames:
-      return plain && s.input_pool < 0 && fast::writes_channels_last(s.conv) ? "" : "a channels-last copy it cannot write";
+      return (plain || (cl_residual && out.kind == K::channels_last)) && s.input_pool < 0 &&
+                     fast::writes_channels_last(s.conv)
+                 ? ""
+                 : "a channels-last copy it cannot write";
   }
   return "?";
 }
 
 std::string conv_problem(const ExecutionPlan& plan, const PlanStep& s) {
   if (std::string p = conv_input_problem(plan, s); !p.empty()) return "reads " + p;
-  if (s.residual >= 0 && plan.values[s.residual].layout.kind != K::planes) return "adds a residual that is not planes";
+  if (std::string p = residual_problem(plan, s); !p.empty()) return p;
   if (std::string p = conv_output_problem(plan, s); !p.empty()) return "writes " + p;
   return "";
 }

@@ -26,40 +26,101 @@ bool is_node_step(const ExecutionPlan& plan, const PlanStep& s, OpKind kind) {
   return s.kind == PlanStep::Kind::node && !s.reference && plan.graph->nodes[s.node].op->kind() == kind;
 }
 
-// A conv step reading a value as its input, directly or through the step of a To3D.
+// How a conv step reads a value that may be written channels-last: as the padded copy it works
+// from (plain), through its input BatchNorm (it makes its own copy from any channels-last
+// layout), or as its residual (added channels-last to a channels-last output).
+enum class ReadAs { copy, batchnorm_copy, residual };
+
+// A conv step reading a value, directly or through the step of a To3D.
 struct ConvReader {
   int step = -1, to3d = -1;
+  ReadAs as = ReadAs::copy;
 };
 
-// Every reader of v, if each is a conv step that would copy it channels-last as its input (not
-// its residual, not with a BatchNorm on the way), directly or through a To3D read by that step
-// alone; else none.
-std::vector<ConvReader> channels_last_readers(const ExecutionPlan& plan, const StepUses& uses, int v) {
+// Every reader of v, if each is a conv step that can read it channels-last (with `extended`,
+// also through an input BatchNorm or as a residual; through a To3D read by that step alone only
+// as its copy); else none.
+std::optional<std::vector<ConvReader>> channels_last_readers(const ExecutionPlan& plan, const StepUses& uses, int v,
+                                                             bool extended) {
+  if (plan.graph->is_output(v)) return std::nullopt;
   std::vector<ConvReader> readers;
-  if (plan.graph->is_output(v)) return readers;
   for (int step : uses.readers[v]) {
     ConvReader r;
     int read = v;
     if (is_node_step(plan, plan.steps[step], OpKind::To3D)) {
       read = plan.steps[step].output;
-      if (plan.graph->is_output(read) || uses.readers[read].size() != 1) return {};
+      if (plan.graph->is_output(read) || uses.readers[read].size() != 1) return std::nullopt;
       r.to3d = step;
       step = uses.readers[read][0];
     }
     r.step = step;
     const PlanStep& next = plan.steps[step];
-    if (!next.is_conv() || next.inputs[0] != read || next.residual == read || !next.in_scale.empty() ||
-        !fast::takes_channels_last(next.conv)) {
-      return {};
+    if (!next.is_conv()) return std::nullopt;
+    const bool as_input = next.inputs[0] == read, as_residual = next.residual == read;
+    if (as_input) {  // its copy, made by the writer or (through a BatchNorm) by the reader
+      if (!fast::takes_channels_last(next.conv) || (!next.in_scale.empty() && !(extended && r.to3d < 0))) {
+        return std::nullopt;
+      }
+      if (as_residual && !extended) return std::nullopt;
+      r.as = next.in_scale.empty() ? ReadAs::copy : ReadAs::batchnorm_copy;
+      readers.push_back(r);
     }
-    readers.push_back(r);
+    if (as_residual) {
+      if (!extended || r.to3d >= 0) return std::nullopt;
+      r.as = ReadAs::residual;
+      readers.push_back(r);
+    }
   }
+  if (readers.empty()) return std::nullopt;
   return readers;
 }
 
-bool hands_over(const ExecutionPlan& plan, const PlanStep& s) {
-  return s.is_conv() && s.pool < 0 && s.input_pool < 0 && s.residual < 0 &&
+// A conv step that can write its output channels-last through its sink (adding its residual
+// there too with `extended`, if that residual is then channels-last).
+bool hands_over(const ExecutionPlan& plan, const PlanStep& s, bool extended) {
+  const bool residual_ok = s.residual < 0 || (extended && fast::adds_channels_last_residual(s.conv));
+  return s.is_conv() && s.pool < 0 && s.input_pool < 0 && residual_ok &&
          plan.values[s.output].layout.kind == ValueLayout::Kind::planes && fast::writes_channels_last(s.conv);
+}
+
+// Where a value handed over goes: the layout its copy readers share, or, with none, unpadded.
+struct HandOver {
+  fast::PaddedInput layout;
+  int64_t frames = 0;
+  int to3d = -1;  // the To3D step that becomes a view
+  std::vector<ConvReader> readers;
+};
+
+// The layout written is a 3D reader's when there is one (ECO Full's trunk feeds the 3D head and,
+// frame by frame, its 2D branch), else the first copy reader's, which every other copy reader
+// must share; readers through a BatchNorm or as a residual take any layout but a clip's frames.
+std::optional<HandOver> hand_over_layout(const ExecutionPlan& plan, int v, std::vector<ConvReader> readers) {
+  std::vector<const ConvReader*> copies;
+  for (const ConvReader& r : readers) {
+    if (r.as == ReadAs::copy) copies.push_back(&r);
+  }
+  HandOver h;
+  if (copies.empty()) {
+    const Shape& shape = plan.values[v].shape;
+    const std::array<int64_t, 3> extent{shape.rank() == 5 ? shape[2] : 1, shape[shape.rank() - 2], shape[shape.rank() - 1]};
+    h.layout = fast::unpadded_channels_last(extent, shape[1]);
+    h.readers = std::move(readers);
+    return h;
+  }
+  const auto through_3d = std::find_if(copies.begin(), copies.end(), [](const ConvReader* r) { return r->to3d >= 0; });
+  const ConvReader& writer_for = through_3d != copies.end() ? **through_3d : *copies.front();
+  h.layout = fast::input_layout(plan.steps[writer_for.step].conv);
+  const int64_t clips = writer_for.to3d >= 0 ? plan.values[plan.steps[writer_for.to3d].output].shape[0] : 0;
+  h.frames = clips > 0 ? plan.values[v].shape[0] / clips : 0;
+  h.to3d = writer_for.to3d;
+  const bool agree = std::all_of(copies.begin(), copies.end(), [&](const ConvReader* r) {
+    if (r == &writer_for) return true;
+    const fast::PaddedInput own = fast::input_layout(plan.steps[r->step].conv);
+    return r->to3d < 0 && (h.frames > 0 ? clips == 1 && frame_of(own, h.layout) : same_layout(own, h.layout));
+  });
+  if (!agree || (h.frames > 0 && copies.size() != readers.size())) return std::nullopt;
+  h.readers = std::move(readers);
+  return h;
 }
 
 }  // namespace
@@ -84,29 +145,38 @@ void write_concat_slices(ExecutionPlan& plan) {
   }
 }
 
-// The layout written is a 3D reader's when there is one (ECO Full's trunk feeds the 3D head and,
-// frame by frame, its 2D branch), else the first reader's, which every other reader must share.
-void hand_over_channels_last(ExecutionPlan& plan) {
+// Found like pointwise_channels_last's set: every value that could be handed over, then those
+// dropped whose writer adds a residual not handed over, or whose residual reader's own output is
+// not (a residual is added channels-last to a channels-last output only), until none is.
+void hand_over_channels_last(ExecutionPlan& plan, bool extended) {
   const StepUses uses(plan);
-  for (PlanStep& s : plan.steps) {
-    if (!hands_over(plan, s)) continue;
-    const std::vector<ConvReader> readers = channels_last_readers(plan, uses, s.output);
-    if (readers.empty()) continue;
-    const auto through_3d = std::find_if(readers.begin(), readers.end(), [](const ConvReader& r) { return r.to3d >= 0; });
-    const ConvReader& writer_for = through_3d != readers.end() ? *through_3d : readers.front();
-    const fast::PaddedInput layout = fast::input_layout(plan.steps[writer_for.step].conv);
-    const int64_t clips = writer_for.to3d >= 0 ? plan.values[plan.steps[writer_for.to3d].output].shape[0] : 0;
-    const int64_t frames = clips > 0 ? plan.values[s.output].shape[0] / clips : 0;
-    const bool agree = std::all_of(readers.begin(), readers.end(), [&](const ConvReader& r) {
-      if (&r == &writer_for) return true;
-      const fast::PaddedInput own = fast::input_layout(plan.steps[r.step].conv);
-      return r.to3d < 0 && (frames > 0 ? clips == 1 && frame_of(own, layout) : same_layout(own, layout));
+  const int values = static_cast<int>(plan.values.size());
+  std::vector<std::optional<HandOver>> chosen(values);
+  for (int v = 0; v < values; ++v) {
+    const int w = uses.writer[v];
+    if (w < 0 || !hands_over(plan, plan.steps[w], extended)) continue;
+    if (auto readers = channels_last_readers(plan, uses, v, extended)) chosen[v] = hand_over_layout(plan, v, std::move(*readers));
+  }
+  const auto plain_clip = [&](int u) { return u >= 0 && chosen[u] && chosen[u]->frames == 0; };
+  const auto keeps = [&](int v) {
+    const int residual = plan.steps[uses.writer[v]].residual;
+    if (residual >= 0 && (!plain_clip(residual) || chosen[v]->frames > 0)) return false;
+    return std::all_of(chosen[v]->readers.begin(), chosen[v]->readers.end(), [&](const ConvReader& r) {
+      return r.as != ReadAs::residual || plain_clip(plan.steps[r.step].output);
     });
-    if (!agree) continue;
-    plan.values[s.output].layout = ValueLayout::channels_last_of(layout, frames);
-    if (writer_for.to3d >= 0) {
-      plan.steps[writer_for.to3d].kind = PlanStep::Kind::view;
-      plan.values[plan.steps[writer_for.to3d].output].layout = ValueLayout::channels_last_of(layout);
+  };
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int v = 0; v < values; ++v) {
+      if (chosen[v] && !keeps(v)) chosen[v].reset(), changed = true;
+    }
+  }
+  for (int v = 0; v < values; ++v) {
+    if (!chosen[v]) continue;
+    plan.values[v].layout = ValueLayout::channels_last_of(chosen[v]->layout, chosen[v]->frames);
+    if (chosen[v]->to3d >= 0) {
+      plan.steps[chosen[v]->to3d].kind = PlanStep::Kind::view;
+      plan.values[plan.steps[chosen[v]->to3d].output].layout = ValueLayout::channels_last_of(chosen[v]->layout);
     }
   }
 }
@@ -293,7 +363,10 @@ bool reads_bf16_value(const ExecutionPlan&, const PlanStep& s, int v) {
 
 bool writes_bf16(const ExecutionPlan& plan, const PlanStep& s) {
   if (s.kind == PlanStep::Kind::pool || s.kind == PlanStep::Kind::to_channels_last) return true;
-  if (!s.is_conv() || s.residual >= 0) return false;
+  if (!s.is_conv()) return false;
+  if (s.residual >= 0) {  // its sink adds a channels-last residual on the way
+    return plan.values[s.residual].layout.kind == ValueLayout::Kind::channels_last && s.pool < 0 && s.input_pool < 0;
+  }
   if (s.pool >= 0) return is_max_2d(plan, s.pool, s);  // Winograd's pooled chunks, conv1's bands
   return s.input_pool >= 0 || s.conv.algo == fast::ConvAlgo::Winograd || s.conv.algo == fast::ConvAlgo::TapGemm;
 }

@@ -49,7 +49,10 @@ void prepare_convolutions(ExecutionPlan& plan, const WeightStore& w, WeightStore
 
 // ValueLayout rules (layout_rules.cpp): each changes where a value is written, not what is computed.
 void write_concat_slices(ExecutionPlan& plan);
-void hand_over_channels_last(ExecutionPlan& plan);
+// A convolution writes its output channels-last when every reader reads it so: as the copy it
+// works from (the layout the readers share), and with `extended` also through an input BatchNorm
+// or as a residual added to a channels-last output (unpadded when no reader copies it).
+void hand_over_channels_last(ExecutionPlan& plan, bool extended);
 void share_channels_last_copies(ExecutionPlan& plan);
 // Values read only by pointwise convolutions become channels-last (unpadded) where their writer
 // can write them so: a convolution, or a Concat (with `slices`) whose inputs convolutions write as
@@ -67,8 +70,8 @@ bool writes_unpadded_channels_last(const ExecutionPlan& plan, const PlanStep& s,
 // pooling after it (a pooling before it, pool_before, runs on its product).
 bool reads_bf16_value(const ExecutionPlan& plan, const PlanStep& s, int v);
 // Whether step s can store its output as bf16: a pooling step, a shared channels-last copy, or a
-// convolution storing through
-// its channels-last sink, its pointwise kernel, or (Winograd's 2D max pooling) its pooled chunks.
+// convolution storing through its channels-last sink (adding a channels-last residual there or
+// none), its pointwise kernel, or (Winograd's 2D max pooling) its pooled chunks.
 bool writes_bf16(const ExecutionPlan& plan, const PlanStep& s);
 // bf16_activations: values every reader of which rounds to bf16 anyway become bf16.
 void bf16_activations(ExecutionPlan& plan);

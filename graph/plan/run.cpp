@@ -200,6 +200,9 @@ fast::ConvEpilogue conv_epilogue(const ExecutionPlan& plan, const PlanStep& s, c
   fast::ConvEpilogue e;
   e.bias = s.bias.data();
   e.residual = s.residual >= 0 ? values[s.residual].data() : nullptr;
+  if (s.residual >= 0 && plan.values[s.residual].layout.kind == ValueLayout::Kind::channels_last) {
+    e.residual_channels_last = &plan.values[s.residual].layout.padded;
+  }
   e.scale = s.scale.empty() ? nullptr : s.scale.data();
   e.shift = s.shift.empty() ? nullptr : s.shift.data();
   e.relu = s.relu;
@@ -227,7 +230,9 @@ void run_conv_step(const ExecutionPlan& plan, const PlanStep& s, const std::vect
   if (in_layout.kind == ValueLayout::Kind::clip_frames) in += in_layout.first_frame_offset();
   if (!s.in_scale.empty()) {  // the copy the convolution would make, with its input BatchNorm
     const fast::ChannelAffine affine{s.in_scale.data(), s.in_shift.data(), s.in_relu};
-    in = fast::channels_last_input(s.conv.problem, fast::input_layout(s.conv), in, false, &affine);
+    const fast::PaddedInput copy = fast::input_layout(s.conv);
+    in = in_channels_last ? fast::channels_last_input_from(s.conv.problem, copy, in_layout.padded, in, &affine)
+                          : fast::channels_last_input(s.conv.problem, copy, in, false, &affine);
     in_channels_last = true;
   }
   float* dst = out.data();

@@ -8,9 +8,10 @@ namespace {
 
 ScratchSize conv_step_scratch(const ExecutionPlan& plan, const PlanStep& s, int threads) {
   const Graph& g = *plan.graph;
-  // Handed over channels-last, as run_plan reads it. A step with an input BatchNorm reads planes
-  // (check_plan) and makes its copy in the workspace, which conv_scratch(.., false) covers.
-  const bool in_channels_last = plan.values[s.inputs[0]].layout.kind != ValueLayout::Kind::planes;
+  // Handed over channels-last, as run_plan reads it. A step with an input BatchNorm makes its
+  // copy in the workspace, from planes or channels-last alike, which conv_scratch(.., false) covers.
+  const bool in_channels_last =
+      plan.values[s.inputs[0]].layout.kind != ValueLayout::Kind::planes && s.in_scale.empty();
   if (s.pool >= 0) {
     const auto& pool = static_cast<const Pool&>(*g.nodes[s.pool].op);
     return fast::conv_pooled_scratch(s.conv, pool.problem(s.conv_shape, plan.values[s.output].shape), threads,

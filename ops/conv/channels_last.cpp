@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 
 #include "ops/epilogue.hpp"
 #include "ops/vector_bf16.hpp"
@@ -102,6 +103,39 @@ void cloned_row(const reference::ConvProblem& p, const PaddedInput& pi, const fl
   channels_last_row(p, pi, in, n, dd, hh, affine, dst);
 }
 
+// One padded row (image n, padded depth dd and height hh) of the copy `pi` from `in` in the
+// channels-last layout `from`: each position's channels through the affine, sixteen at a time.
+ECOCPU_VECTOR_CLONES
+void row_from_channels_last(const PaddedInput& pi, const PaddedInput& from, const float* in, int64_t n, int64_t dd,
+                            int64_t hh, const ChannelAffine* affine, float* dst) {
+  const int64_t c_n = pi.channels, row = pi.extent[2] * c_n;
+  const int64_t d = dd - pi.lead[0], h = hh - pi.lead[1], w_n = pi.inner[2];
+  if (d < 0 || d >= pi.inner[0] || h < 0 || h >= pi.inner[1]) {
+    std::fill(dst, dst + row, 0.0f);
+    return;
+  }
+  const int64_t left = pi.lead[2] * c_n;
+  std::fill(dst, dst + left, 0.0f);
+  std::fill(dst + left + w_n * c_n, dst + row, 0.0f);
+  const float* src = in + from.at(n, d, h, 0);
+  float* interior = dst + left;
+  if (!affine) {
+    for (int64_t w = 0; w < w_n; ++w) std::memcpy(interior + w * c_n, src + w * from.channels, c_n * sizeof(float));
+    return;
+  }
+  const float *scale = affine->scale, *shift = affine->shift;
+  const float lower = epilogue_lower(affine->relu);
+  int64_t c0 = 0;
+  for (; c0 + 16 <= c_n; c0 += 16) {
+    const Epilogue<V16> ep{V16{} + 0.0f, load16(scale + c0), load16(shift + c0), V16{} + lower};
+    for (int64_t w = 0; w < w_n; ++w) store16(interior + w * c_n + c0, ep(load16(src + w * from.channels + c0)));
+  }
+  for (int64_t c = c0; c < c_n; ++c) {
+    const Epilogue<float> ep{0.0f, scale[c], shift[c], lower};
+    for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = ep(src[w * from.channels + c]);
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -125,6 +159,21 @@ const float* channels_last_input(const reference::ConvProblem& p, const PaddedIn
   if (in_channels_last) return in;
   float* copy = current_workspace().shared<float>("channels-last copy", p.batch * pi.floats());
   to_channels_last(p, pi, in, copy, affine);
+  return copy;
+}
+
+const float* channels_last_input_from(const reference::ConvProblem& p, const PaddedInput& pi, const PaddedInput& from,
+                                      const float* in, const ChannelAffine* affine) {
+  if (from.inner != p.in_extent || from.channels != p.in_channels || pi.channels != p.in_channels) {
+    throw std::logic_error("channels_last_input_from: a layout that does not hold the problem's input");
+  }
+  float* copy = current_workspace().shared<float>("channels-last copy", p.batch * pi.floats());
+  const int64_t rows = p.batch * pi.extent[0] * pi.extent[1];
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t hh = r % pi.extent[1], dd = r / pi.extent[1] % pi.extent[0], n = r / (pi.extent[0] * pi.extent[1]);
+    row_from_channels_last(pi, from, in, n, dd, hh, affine, copy + r * pi.extent[2] * pi.channels);
+  }
   return copy;
 }
 

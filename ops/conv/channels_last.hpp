@@ -50,6 +50,11 @@ void to_channels_last(const reference::ConvProblem& p, const PaddedInput& pi, co
 // taken.
 const float* channels_last_input(const reference::ConvProblem& p, const PaddedInput& pi, const float* in,
                                  bool in_channels_last, const ChannelAffine* affine = nullptr);
+// The same copy made from `in` channels-last in another layout, `from` (its inside the problem's
+// input, its channels the input's), `affine` applied on the way if given: an input BatchNorm on a
+// value that stays channels-last (ECO's 3D head). Same shared bytes as channels_last_input's.
+const float* channels_last_input_from(const reference::ConvProblem& p, const PaddedInput& pi, const PaddedInput& from,
+                                      const float* in, const ChannelAffine* affine = nullptr);
 // The shared bytes channels_last_input takes: the batch's copy, or none when it is handed over.
 int64_t channels_last_input_bytes(const reference::ConvProblem& p, const PaddedInput& pi, bool in_channels_last);
 

@@ -38,6 +38,9 @@ namespace {
 void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const float* in, const ConvEpilogue& e,
               float* out, bool in_channels_last) {
   if (in_channels_last && !takes_channels_last(c)) throw std::logic_error("this algorithm reads planes only");
+  if (e.residual_channels_last && !e.channels_last_out) {
+    throw std::logic_error("a channels-last residual is added to a channels-last output only");
+  }
   if (e.channels_last_out && c.algo == ConvAlgo::Direct1x1Gemm) {
     conv_pointwise_channels_last(p, c.gemm_weight, in, e, out);
   } else if (c.algo == ConvAlgo::Winograd && c.precision == Precision::bf16) {
@@ -66,6 +69,10 @@ bool takes_channels_last(const PreparedConv& c) { return c.algo == ConvAlgo::Win
 
 bool writes_channels_last(const PreparedConv& c) { return c.algo != ConvAlgo::Im2colGemm; }
 
+bool adds_channels_last_residual(const PreparedConv& c) {
+  return c.algo == ConvAlgo::Winograd || (c.algo == ConvAlgo::TapGemm && !is_pointwise(c.problem));
+}
+
 PaddedInput input_layout(const PreparedConv& c) {
   if (c.algo == ConvAlgo::Winograd) return winograd_input_layout(c.problem, c.precision == Precision::bf16);
   if (c.algo == ConvAlgo::TapGemm) return padded_input(c.problem);
@@ -86,7 +93,7 @@ void run_conv_images(const PreparedConv& c, int64_t first, int64_t count, const 
   reference::ConvProblem part = p;
   part.batch = count;
   ConvEpilogue e = epilogue;
-  if (e.residual) e.residual += first * out_image;
+  if (e.residual) e.residual += first * (e.residual_channels_last ? e.residual_channels_last->floats() : out_image);
   if (e.channels_last_out && e.channels_last_frames) throw std::logic_error("a range of images is not a clip's frames");
   run_algo(c, part, in + first * in_image, e, out, in_channels_last);
 }

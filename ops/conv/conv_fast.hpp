@@ -52,6 +52,10 @@ PaddedInput input_layout(const PreparedConv& conv);
 // Whether the convolution can write its output channels-last (ConvEpilogue::channels_last_out):
 // Winograd, the tap GEMM and the 1x1 GEMM (conv_pointwise_channels_last).
 bool writes_channels_last(const PreparedConv& conv);
+// Whether it can also add a residual stored channels-last (ConvEpilogue::residual_channels_last)
+// to a float channels-last output: the algorithms writing through their sink, Winograd and the tap
+// GEMM, except the tap GEMM's pointwise kernel.
+bool adds_channels_last_residual(const PreparedConv& conv);
 
 // Images [first, first + count) of the batch: `in` and the epilogue's residual are whole batches,
 // `out` receives only those images (planes, or channels-last under the epilogue's

@@ -408,68 +408,112 @@ ChannelEpilogues channel_epilogues(const ConvEpilogue& e, int64_t channels) {
 // out rather than left to the vectoriser, whose loop ran scalar when src and dst may overlap (the
 // pooled tap GEMM applies it in place). Each vector's epilogue terms are loaded once for all the
 // rows.
-template <class T>
+// With kResidual, channel k of row r adds residual[r * residual_step + k] (ChannelEpilogue's
+// two-argument form).
+template <bool kResidual, class T>
 [[gnu::always_inline]] inline void store_channel_rows_as(const float* src, int64_t ld, int64_t rows, int64_t n,
                                                          const ChannelEpilogues& ce, int64_t k0, T* dst,
-                                                         int64_t dst_step) {
+                                                         int64_t dst_step, const float* residual = nullptr,
+                                                         int64_t residual_step = 0) {
   const float *bias = ce.bias.data() + k0, *mul = ce.mul.data() + k0, *shift = ce.shift.data() + k0;
   const float* lower = ce.lower.data() + k0;
   const auto epilogue = [&](int64_t k) {
     return Epilogue<V16>{load16(bias + k), load16(mul + k), load16(shift + k), load16(lower + k)};
   };
+  const auto apply = [&](const Epilogue<V16>& ep, int64_t r, int64_t k) {
+    const V16 x = load16(src + r * ld + k);
+    if constexpr (kResidual) return ep(x, load16(residual + r * residual_step + k));
+    return ep(x);
+  };
   int64_t k = 0;
   for (; k + 64 <= n; k += 64) {  // a position's 64 channels written together
     const Epilogue<V16> e0 = epilogue(k), e1 = epilogue(k + 16), e2 = epilogue(k + 32), e3 = epilogue(k + 48);
     for (int64_t r = 0; r < rows; ++r) {
-      const float* in = src + r * ld + k;
       T* to = dst + r * dst_step + k;
-      store16(to, e0(load16(in)));
-      store16(to + 16, e1(load16(in + 16)));
-      store16(to + 32, e2(load16(in + 32)));
-      store16(to + 48, e3(load16(in + 48)));
+      store16(to, apply(e0, r, k));
+      store16(to + 16, apply(e1, r, k + 16));
+      store16(to + 32, apply(e2, r, k + 32));
+      store16(to + 48, apply(e3, r, k + 48));
     }
   }
   for (; k + 16 <= n; k += 16) {
     const Epilogue<V16> ep = epilogue(k);
-    for (int64_t r = 0; r < rows; ++r) store16(dst + r * dst_step + k, ep(load16(src + r * ld + k)));
+    for (int64_t r = 0; r < rows; ++r) store16(dst + r * dst_step + k, apply(ep, r, k));
   }
   for (; k < n; ++k) {
     const ChannelEpilogue ep{bias[k], mul[k], shift[k], lower[k]};
-    for (int64_t r = 0; r < rows; ++r) store1(dst + r * dst_step + k, ep(src[r * ld + k]));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float x = src[r * ld + k];
+      if constexpr (kResidual) {
+        store1(dst + r * dst_step + k, ep(x, residual[r * residual_step + k]));
+      } else {
+        store1(dst + r * dst_step + k, ep(x));
+      }
+    }
   }
 }
 
 ECOCPU_VECTOR_CLONES
 void store_channels(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, float* dst) {
-  store_channel_rows_as(src, 0, 1, n, ce, k0, dst, 0);
+  store_channel_rows_as<false>(src, 0, 1, n, ce, k0, dst, 0);
 }
 
 ECOCPU_VECTOR_CLONES
 void store_channels_bf16(const float* src, int64_t n, const ChannelEpilogues& ce, int64_t k0, uint16_t* dst) {
-  store_channel_rows_as(src, 0, 1, n, ce, k0, dst, 0);
+  store_channel_rows_as<false>(src, 0, 1, n, ce, k0, dst, 0);
 }
 
 ECOCPU_VECTOR_CLONES
 void store_channel_rows(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce, int64_t k0,
                         float* dst, int64_t dst_step) {
-  store_channel_rows_as(src, ld, rows, n, ce, k0, dst, dst_step);
+  store_channel_rows_as<false>(src, ld, rows, n, ce, k0, dst, dst_step);
 }
 
 ECOCPU_VECTOR_CLONES
 void store_channel_rows_bf16(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce,
                              int64_t k0, uint16_t* dst, int64_t dst_step) {
-  store_channel_rows_as(src, ld, rows, n, ce, k0, dst, dst_step);
+  store_channel_rows_as<false>(src, ld, rows, n, ce, k0, dst, dst_step);
 }
 
-ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out) {
+ECOCPU_VECTOR_CLONES
+void store_channel_rows_residual(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce,
+                                 int64_t k0, const float* residual, int64_t residual_step, float* dst,
+                                 int64_t dst_step) {
+  store_channel_rows_as<true>(src, ld, rows, n, ce, k0, dst, dst_step, residual, residual_step);
+}
+
+ECOCPU_VECTOR_CLONES
+void store_channel_rows_residual(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce,
+                                 int64_t k0, const float* residual, int64_t residual_step, uint16_t* dst,
+                                 int64_t dst_step) {
+  store_channel_rows_as<true>(src, ld, rows, n, ce, k0, dst, dst_step, residual, residual_step);
+}
+
+namespace {
+
+// Whether e's residual is one a channels-last output can add: channels-last in a layout of the
+// output's shape, the output one of its own (no frames or slice).
+bool channels_last_residual_fits(const reference::ConvProblem& p, const ConvEpilogue& e) {
+  const PaddedInput* r = e.residual_channels_last;
+  return r && r->inner == p.out_extent && r->channels == p.out_channels && e.channels_last_frames == 0 &&
+         e.channels_last_channel == 0;
+}
+
+}  // namespace
+
+ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out,
+                                        bool takes_residual) {
   const PaddedInput& l = *e.channels_last_out;
   const int64_t t = e.channels_last_frames;
   const std::array<int64_t, 3> inside = t > 0 ? std::array<int64_t, 3>{t, p.out_extent[1], p.out_extent[2]} : p.out_extent;
   const bool frames_fit = t == 0 || (p.out_extent[0] == 1 && p.batch % t == 0);
   const int64_t c0 = e.channels_last_channel;
   const bool channels_fit = c0 >= 0 && l.channels - c0 >= p.out_channels;
-  if (e.residual || e.out_image_stride != 0 || !channels_fit || l.inner != inside || !frames_fit) {
-    throw std::logic_error("a channels-last output takes no residual or stride and the problem's output shape");
+  const bool residual_fits = !e.residual || (takes_residual && channels_last_residual_fits(p, e));
+  if (!residual_fits || e.out_image_stride != 0 || !channels_fit || l.inner != inside || !frames_fit) {
+    throw std::logic_error(
+        "a channels-last output takes no stride, the problem's output shape, and a residual only channels-last "
+        "where its kernel adds one");
   }
   if (e.channels_last_bf16 && t > 0) throw std::logic_error("a bf16 channels-last output is not a clip's frames");
   if (e.channels_last_bf16) {
@@ -477,7 +521,12 @@ ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const C
   } else {
     zero_borders(l, t > 0 ? p.batch / t : p.batch, out);
   }
-  return {&l, t, channel_epilogues(e, p.out_channels), c0, e.channels_last_bf16};
+  ChannelsLastOut target{&l, t, channel_epilogues(e, p.out_channels), c0, e.channels_last_bf16};
+  if (e.residual) {
+    target.residual = e.residual;
+    target.residual_layout = e.residual_channels_last;
+  }
+  return target;
 }
 
 const char* conv_algo_name(ConvAlgo algo) {

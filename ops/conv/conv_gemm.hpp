@@ -37,7 +37,8 @@ ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd =
 // after the previous image's; 0 means Cout x volume. A residual and a stride never come together.
 // With channels_last_out the output is written channels-last into that layout instead, zeros in
 // its borders: the padded input copy of the convolution that alone reads it, which then skips
-// making one (Winograd and tap GEMM only, without residual or stride).
+// making one (Winograd and tap GEMM only, without a stride; a residual only channels-last too,
+// residual_channels_last).
 struct ConvEpilogue {
   const float* bias = nullptr;
   const float* residual = nullptr;
@@ -57,6 +58,11 @@ struct ConvEpilogue {
   // storage: a plan's bf16 value (graph/plan.hpp, DType::bf16). Only the channels-last sink, the
   // pointwise rows kernel and the pooled tap GEMM and Winograd write one.
   bool channels_last_bf16 = false;
+  // With channels_last_out (not a clip's frames, the output's channels from the layout's first):
+  // the residual is channels-last in this layout, its inside the output's shape and its
+  // channels the output's, read position by position as the sink writes them (ECO's 3D head,
+  // whose sums and their inputs stay channels-last). Null: a residual is dense planes.
+  const PaddedInput* residual_channels_last = nullptr;
 };
 
 // Floats from one image's output to the next's under this epilogue.
@@ -93,6 +99,13 @@ void store_channels_bf16(const float* src, int64_t n, const ChannelEpilogues& ce
 // a run of positions along w of a channels-last output. In place if src == dst and ld == dst_step.
 void store_channel_rows(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce, int64_t k0,
                         float* dst, int64_t dst_step);
+// The same with a residual added before each channel's scale: channel k of row r's at
+// residual + r * residual_step + k. Stored as floats or as bf16.
+void store_channel_rows_residual(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce,
+                                 int64_t k0, const float* residual, int64_t residual_step, float* dst, int64_t dst_step);
+void store_channel_rows_residual(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce,
+                                 int64_t k0, const float* residual, int64_t residual_step, uint16_t* dst,
+                                 int64_t dst_step);
 void store_channel_rows_bf16(const float* src, int64_t ld, int64_t rows, int64_t n, const ChannelEpilogues& ce,
                              int64_t k0, uint16_t* dst, int64_t dst_step);
 
@@ -123,15 +136,19 @@ struct ChannelsLastOut {
   ChannelEpilogues epilogues;
   int64_t channel = 0;  // the layout's channel that is the output's first
   bool bf16 = false;     // stored as bf16 (ConvEpilogue::channels_last_bf16): `at` counts uint16_t
+  const float* residual = nullptr;  // ConvEpilogue::residual_channels_last's
+  const PaddedInput* residual_layout = nullptr;
   int64_t at(int64_t n, int64_t d, int64_t h, int64_t w) const {
     return (frames ? layout->at(n / frames, n % frames + d, h, w) : layout->at(n, d, h, w)) + channel;
   }
 };
-// Checks a channels-last output against the problem (no residual or stride, the layout's inside
-// equal to the output's, its channels holding the output's from channels_last_channel on, frames
-// dividing the batch; std::logic_error otherwise), zeroes the borders of `out` and returns where
-// positions go and with which epilogues.
-ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out);
+// Checks a channels-last output against the problem (no stride, the layout's inside equal to the
+// output's, its channels holding the output's from channels_last_channel on, frames dividing the
+// batch; a residual only where `takes_residual`, channels-last as residual_channels_last says;
+// std::logic_error otherwise), zeroes the borders of `out` and returns where positions go and
+// with which epilogues.
+ChannelsLastOut begin_channels_last_out(const reference::ConvProblem& p, const ConvEpilogue& e, float* out,
+                                        bool takes_residual = false);
 
 // The weights (Cout, Cin * kd * kh * kw), row-major, packed once for the GEMM kernel; row_scale:
 // as prepare_conv's.

@@ -139,8 +139,17 @@ void store_channels_last(const reference::ConvProblem& p, const ChannelsLastOut&
       const int64_t segment = std::min(runs[r].count - q, oe[2] - o.w);
       const float* src = tile + runs[r].src + q * ld;
       const int64_t at = target.at(o.n, o.d, o.h, o.w) + k0;
-      if (target.bf16) {
-        store_channel_rows_bf16(src, ld, segment, k_n, target.epilogues, k0, reinterpret_cast<uint16_t*>(out) + at, step);
+      auto* out_bf16 = reinterpret_cast<uint16_t*>(out) + at;
+      if (target.residual) {
+        const float* residual = target.residual + target.residual_layout->at(o.n, o.d, o.h, o.w) + k0;
+        const int64_t r_step = target.residual_layout->channels;
+        if (target.bf16) {
+          store_channel_rows_residual(src, ld, segment, k_n, target.epilogues, k0, residual, r_step, out_bf16, step);
+        } else {
+          store_channel_rows_residual(src, ld, segment, k_n, target.epilogues, k0, residual, r_step, out + at, step);
+        }
+      } else if (target.bf16) {
+        store_channel_rows_bf16(src, ld, segment, k_n, target.epilogues, k0, out_bf16, step);
       } else {
         store_channel_rows(src, ld, segment, k_n, target.epilogues, k0, out + at, step);
       }
@@ -156,7 +165,7 @@ void store_channels_last(const reference::ConvProblem& p, const ChannelsLastOut&
 ConvSink::ConvSink(const reference::ConvProblem& p, const ConvEpilogue& e, float* out)
     : p_(p), out_(out), residual_(e.residual), out_stride_(output_image_stride(p, e)) {
   if (e.channels_last_out) {
-    channels_last_ = begin_channels_last_out(p, e, out);
+    channels_last_ = begin_channels_last_out(p, e, out, true);
     return;
   }
   planes_epilogues_.resize(static_cast<std::size_t>(p.out_channels));

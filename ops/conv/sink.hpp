@@ -2,8 +2,9 @@
 // Where a convolution's output goes. The tile-producing algorithms (the tap GEMM, Winograd) make
 // tiles of output positions x channels and hand them, as runs of consecutive positions of one
 // image, to a ConvSink, which applies the epilogue on the way to its destination: planes (a
-// Concat's channel slice when the epilogue gives an image stride), a padded channels-last copy,
-// or the frames of a 3D clip's channels-last copy.
+// Concat's channel slice when the epilogue gives an image stride), a padded channels-last copy
+// (adding a residual in planes to planes, channels-last to channels-last), or the frames of a 3D
+// clip's channels-last copy.
 #include <vector>
 
 #include "ops/conv/conv_gemm.hpp"
