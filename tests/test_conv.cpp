@@ -390,6 +390,19 @@ TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference")
   CHECK_FALSE(fast::winograd_applies(strided));
 }
 
+// The problem whose input the channels-last copy tests copy: 2 images of c_n channels, a 3x3(x3)
+// kernel with `pad`, 4 output channels.
+static reference::ConvProblem copied_problem(int rank, int64_t c_n, const std::array<int64_t, 3>& in_extent,
+                                             const std::array<int64_t, 3>& pad) {
+  reference::ConvProblem p;
+  p.batch = 2;
+  p.in_channels = c_n;
+  p.out_channels = 4;
+  p.in_extent = in_extent;
+  p.window = make_window(rank, {3, 3, 3}, {1, 1, 1}, pad);
+  return p;
+}
+
 TEST_CASE("conv: the channels-last copy equals a plain gather, zeros in the padding, the affine applied") {
   uint64_t seed = 2070;
   for (const int rank : {2, 3}) {
@@ -400,12 +413,7 @@ TEST_CASE("conv: the channels-last copy equals a plain gather, zeros in the padd
           CAPTURE(c_n);
           CAPTURE(w_n);
           CAPTURE(with_affine);
-          reference::ConvProblem p;
-          p.batch = 2;
-          p.in_channels = c_n;
-          p.out_channels = 4;
-          p.in_extent = {rank == 2 ? 1 : 3, 4, w_n};
-          p.window = make_window(rank, {3, 3, 3}, {1, 1, 1}, {rank == 2 ? 0 : 1, 1, 2});
+          const reference::ConvProblem p = copied_problem(rank, c_n, {rank == 2 ? 1 : 3, 4, w_n}, {rank == 2 ? 0 : 1, 1, 2});
           const fast::PaddedInput pi = fast::padded_input(p);
           const Tensor in = random_tensor(Shape{2, c_n, p.in_extent[0], 4, w_n}, seed++);
           const Tensor scale = random_tensor(Shape{c_n}, seed++), shift = random_tensor(Shape{c_n}, seed++);
@@ -627,12 +635,7 @@ TEST_CASE("conv: the channels-last copy from another channels-last layout equals
           CAPTURE(c_n);
           CAPTURE(padded_from);
           CAPTURE(with_affine);
-          reference::ConvProblem p;
-          p.batch = 2;
-          p.in_channels = c_n;
-          p.out_channels = 4;
-          p.in_extent = {rank == 2 ? 1 : 3, 5, 7};
-          p.window = make_window(rank, {3, 3, 3}, {1, 1, 1}, {rank == 2 ? 0 : 1, 1, 1});
+          const reference::ConvProblem p = copied_problem(rank, c_n, {rank == 2 ? 1 : 3, 5, 7}, {rank == 2 ? 0 : 1, 1, 1});
           const fast::PaddedInput pi = fast::padded_input(p);
           // The source layout: unpadded, or with other borders (a reader with wider padding).
           reference::ConvProblem wider = p;
