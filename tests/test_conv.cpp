@@ -963,11 +963,7 @@ TEST_CASE("conv sink: runs of any length into planes, a slice and a channels-las
     }
   }
   // Channels-last: each position's channels as one run at the layout's place, borders zeroed.
-  fast::PaddedInput layout;
-  layout.extent = {1, 7, 11};
-  layout.lead = {0, 1, 1};
-  layout.inner = p.out_extent;
-  layout.channels = 37;
+  const fast::PaddedInput layout = bordered(p.out_extent, 37, {0, 1, 1});
   fast::ConvEpilogue e;
   e.bias = bias.data();
   e.channels_last_out = &layout;
@@ -1045,11 +1041,7 @@ TEST_CASE("conv sink: channels-last runs that start and end inside rows, 80 chan
   const reference::ConvProblem p = sink_problem(2, 80, {2, 3, 5});
   const int64_t volume = 30, ld = 96;
   const Tensor tile = random_tensor(Shape{2 * volume, ld}, 3201), bias = random_tensor(Shape{80}, 3202);
-  fast::PaddedInput layout;
-  layout.extent = {2, 5, 7};
-  layout.lead = {0, 1, 1};
-  layout.inner = p.out_extent;
-  layout.channels = 83;
+  const fast::PaddedInput layout = bordered(p.out_extent, 83, {0, 1, 1});  // 3 channels past the output's
   fast::ConvEpilogue e;
   e.bias = bias.data();
   e.relu = true;
