@@ -26,6 +26,12 @@ bool is_node_step(const ExecutionPlan& plan, const PlanStep& s, OpKind kind) {
   return s.kind == PlanStep::Kind::node && !s.reference && plan.graph->nodes[s.node].op->kind() == kind;
 }
 
+// A value of `shape` (N, C, [D,] H, W) channels-last without borders.
+fast::PaddedInput unpadded_layout_of(const Shape& shape) {
+  const int r = shape.rank();
+  return fast::unpadded_channels_last({r == 5 ? shape[2] : 1, shape[r - 2], shape[r - 1]}, shape[1]);
+}
+
 // How a conv step reads a value that may be written channels-last: as the padded copy it works
 // from (plain), through its input BatchNorm (it makes its own copy from any channels-last
 // layout), or as its residual (added channels-last to a channels-last output).
@@ -101,9 +107,7 @@ std::optional<HandOver> hand_over_layout(const ExecutionPlan& plan, int v, std::
   }
   HandOver h;
   if (copies.empty()) {
-    const Shape& shape = plan.values[v].shape;
-    const std::array<int64_t, 3> extent{shape.rank() == 5 ? shape[2] : 1, shape[shape.rank() - 2], shape[shape.rank() - 1]};
-    h.layout = fast::unpadded_channels_last(extent, shape[1]);
+    h.layout = unpadded_layout_of(plan.values[v].shape);
     h.readers = std::move(readers);
     return h;
   }
@@ -335,9 +339,7 @@ void pointwise_channels_last(ExecutionPlan& plan, bool slices) {
   }
   for (int v = 0; v < values; ++v) {
     if (!chosen[v]) continue;
-    const Shape& shape = plan.values[v].shape;
-    const std::array<int64_t, 3> extent{shape.rank() == 5 ? shape[2] : 1, shape[shape.rank() - 2], shape[shape.rank() - 1]};
-    plan.values[v].layout = ValueLayout::channels_last_of(fast::unpadded_channels_last(extent, shape[1]));
+    plan.values[v].layout = ValueLayout::channels_last_of(unpadded_layout_of(plan.values[v].shape));
     PlanStep& w = plan.steps[uses.writer[v]];
     if (is_node_step(plan, w, OpKind::Concat)) {  // its inputs are written as its slices
       w.kind = PlanStep::Kind::assemble;
