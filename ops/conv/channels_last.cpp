@@ -23,6 +23,23 @@ PaddedInput padded_input(const reference::ConvProblem& p, const std::array<int64
 
 namespace {
 
+// Padded row r of a batch's copies (image n, padded depth dd and height hh, row-major) zeroed where
+// it is padding: the whole row outside the input, else its leading and trailing positions.
+// Returns where its interior starts, or nullptr for a row of padding only.
+template <class T>
+[[gnu::always_inline]] inline T* zero_row_borders(const PaddedInput& pi, int64_t r, T* dst) {
+  const int64_t row = pi.extent[2] * pi.channels;
+  const int64_t d = r / pi.extent[1] % pi.extent[0] - pi.lead[0], h = r % pi.extent[1] - pi.lead[1];
+  if (d < 0 || d >= pi.inner[0] || h < 0 || h >= pi.inner[1]) {
+    std::fill(dst, dst + row, T{0});
+    return nullptr;
+  }
+  const int64_t left = pi.lead[2] * pi.channels, right = (pi.lead[2] + pi.inner[2]) * pi.channels;
+  std::fill(dst, dst + left, T{0});
+  std::fill(dst + right, dst + row, T{0});
+  return dst + left;
+}
+
 // Sixteen channels from c0 of one input row (channel c's w_n values at src + c * plane) into the
 // copy's interior (position w's channels at dst + w * c_n), each through its affine if given:
 // sixteen positions at a time through a register transpose, the rest a position at a time (its
@@ -103,22 +120,16 @@ void cloned_row(const reference::ConvProblem& p, const PaddedInput& pi, const fl
   channels_last_row(p, pi, in, n, dd, hh, affine, dst);
 }
 
-// One padded row (image n, padded depth dd and height hh) of the copy `pi` from `in` in the
-// channels-last layout `from`: each position's channels through the affine, sixteen at a time.
+// Padded row r of the copies `pi` from `in` in the channels-last layout `from`: each position's
+// channels through the affine, sixteen at a time.
 ECOCPU_VECTOR_CLONES
-void row_from_channels_last(const PaddedInput& pi, const PaddedInput& from, const float* in, int64_t n, int64_t dd,
-                            int64_t hh, const ChannelAffine* affine, float* dst) {
-  const int64_t c_n = pi.channels, row = pi.extent[2] * c_n;
-  const int64_t d = dd - pi.lead[0], h = hh - pi.lead[1], w_n = pi.inner[2];
-  if (d < 0 || d >= pi.inner[0] || h < 0 || h >= pi.inner[1]) {
-    std::fill(dst, dst + row, 0.0f);
-    return;
-  }
-  const int64_t left = pi.lead[2] * c_n;
-  std::fill(dst, dst + left, 0.0f);
-  std::fill(dst + left + w_n * c_n, dst + row, 0.0f);
-  const float* src = in + from.at(n, d, h, 0);
-  float* interior = dst + left;
+void row_from_channels_last(const PaddedInput& pi, const PaddedInput& from, const float* in, int64_t r,
+                            const ChannelAffine* affine, float* dst) {
+  float* interior = zero_row_borders(pi, r, dst);
+  if (!interior) return;
+  const int64_t c_n = pi.channels, w_n = pi.inner[2];
+  const int64_t n = r / (pi.extent[0] * pi.extent[1]), d = r / pi.extent[1] % pi.extent[0] - pi.lead[0];
+  const float* src = in + from.at(n, d, r % pi.extent[1] - pi.lead[1], 0);
   if (!affine) {
     for (int64_t w = 0; w < w_n; ++w) std::memcpy(interior + w * c_n, src + w * from.channels, c_n * sizeof(float));
     return;
@@ -170,10 +181,7 @@ const float* channels_last_input_from(const reference::ConvProblem& p, const Pad
   float* copy = current_workspace().shared<float>("channels-last copy", p.batch * pi.floats());
   const int64_t rows = p.batch * pi.extent[0] * pi.extent[1];
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t hh = r % pi.extent[1], dd = r / pi.extent[1] % pi.extent[0], n = r / (pi.extent[0] * pi.extent[1]);
-    row_from_channels_last(pi, from, in, n, dd, hh, affine, copy + r * pi.extent[2] * pi.channels);
-  }
+  for (int64_t r = 0; r < rows; ++r) row_from_channels_last(pi, from, in, r, affine, copy + r * pi.extent[2] * pi.channels);
   return copy;
 }
 
@@ -192,18 +200,8 @@ template <class T>
 void zero_borders(const PaddedInput& pi, int64_t batch, T* out) {
   if (pi.unpadded()) return;
   const int64_t rows = batch * pi.extent[0] * pi.extent[1], row = pi.extent[2] * pi.channels;
-  const int64_t left = pi.lead[2] * pi.channels, right = (pi.lead[2] + pi.inner[2]) * pi.channels;
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t d = r / pi.extent[1] % pi.extent[0] - pi.lead[0], h = r % pi.extent[1] - pi.lead[1];
-    T* dst = out + r * row;
-    if (d < 0 || d >= pi.inner[0] || h < 0 || h >= pi.inner[1]) {
-      std::fill(dst, dst + row, T{0});
-    } else {
-      std::fill(dst, dst + left, T{0});
-      std::fill(dst + right, dst + row, T{0});
-    }
-  }
+  for (int64_t r = 0; r < rows; ++r) zero_row_borders(pi, r, out + r * row);
 }
 
 template void zero_borders(const PaddedInput&, int64_t, float*);

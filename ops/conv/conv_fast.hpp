@@ -53,7 +53,7 @@ PaddedInput input_layout(const PreparedConv& conv);
 // Winograd, the tap GEMM and the 1x1 GEMM (conv_pointwise_channels_last).
 bool writes_channels_last(const PreparedConv& conv);
 // Whether it can also add a residual stored channels-last (ConvEpilogue::residual_channels_last)
-// to a float channels-last output: the algorithms writing through their sink, Winograd and the tap
+// to a channels-last output (float or bf16): the algorithms writing through their sink, Winograd and the tap
 // GEMM, except the tap GEMM's pointwise kernel.
 bool adds_channels_last_residual(const PreparedConv& conv);
 
