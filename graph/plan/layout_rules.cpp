@@ -63,6 +63,7 @@ std::optional<std::vector<ConvReader>> channels_last_readers(const ExecutionPlan
     const PlanStep& next = plan.steps[step];
     if (!next.is_conv()) return std::nullopt;
     const bool as_input = next.inputs[0] == read, as_residual = next.residual == read;
+    if (!as_input && !as_residual) return std::nullopt;  // (a conv step reads nothing else)
     if (as_input) {  // its copy, made by the writer or (through a BatchNorm) by the reader
       if (!fast::takes_channels_last(next.conv) || (!next.in_scale.empty() && !(extended && r.to3d < 0))) {
         return std::nullopt;
