@@ -1071,7 +1071,8 @@ TEST_CASE("conv sink: channels-last runs that start and end inside rows, 80 chan
 TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the reference, into a slice or a padded copy") {
   // Input channels odd and over a register tile's worth, output channels of one partial vector,
   // one vector and a half, several panels and more than one pass of panels (1056 x 352: 5a_1x1's
-  // weights); tiles of positions across rows and images (14 x 14, 5 x 7, 3D). Written into
+  // weights); tiles of positions across rows and images (14 x 14, 5 x 7, 3D); 1024 input channels,
+  // whose rows share L1 sets and run in shorter tiles (8 rows of 12). Written into
   // channels [c0, c0 + cout) of a wider unpadded layout (a Concat's channels-last value: every
   // other channel untouched), and into the padded copy a 3x3 reader works from (borders zero).
   // In bf16 (where the CPU has it) one more input channel each, for depth pairs, and the products
@@ -1083,7 +1084,7 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
   };
   const Case cases[] = {
       {2, Shape{2, 7, 14, 14}, 1},  {2, Shape{3, 37, 5, 7}, 17}, {2, Shape{1, 64, 14, 14}, 100},
-      {3, Shape{1, 9, 4, 6, 5}, 33}, {2, Shape{2, 1056, 7, 7}, 352},
+      {3, Shape{1, 9, 4, 6, 5}, 33}, {2, Shape{2, 1056, 7, 7}, 352}, {2, Shape{2, 1024, 5, 7}, 70},
   };
   uint64_t seed = 2600;
   for (const fast::Precision precision : {fast::Precision::fp32, fast::Precision::bf16})
@@ -1123,7 +1124,7 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
     e.channels_last_channel = 3;
     fast::run_conv(taps, in_cl.data(), e, slice.data(), true);
     const test::SliceComparison into_slice = test::compare_slice(slice, wide.channels, 3, expect, -9.0f);
-    CHECK(into_slice.worst < 5e-5f);  // sums of up to 1056 products, in depth blocks: another order than the reference's
+    CHECK(into_slice.worst < 5e-5f);  // sums of up to 1056 products: another order than the reference's
     CHECK(into_slice.others_untouched);
 
     // The padded copy a 3x3 convolution would make of the output.

@@ -2,7 +2,9 @@
 // conv_taps.hpp): each output position's input channels are one contiguous row of the input, read
 // as a register tile's A row (in place in float, from a bf16 copy of the block in bf16), and the
 // products leave the registers through each output channel's epilogue straight to their positions,
-// never stored first.
+// never stored first. A tile runs over the whole depth at once: its panel streams from L2, which
+// keeps up, and no partial sums go out and back (depth blocks of 256 cost 3c_3x3_reduce, 320
+// channels, a tenth of its time).
 #include <omp.h>
 
 #include <algorithm>
@@ -41,6 +43,19 @@ struct RowsScratch {
   Region<uint16_t> rounded;
 };
 
+// The register tile's height for rows `row_bytes` apart: the kernel's, unless half its rows or more
+// would start in one set of L1 (64 sets of 64-byte lines in every x86 L1D: addresses 4 KB apart
+// share one), then two thirds of it. A tile reads its rows side by side, so rows in one set evict
+// each other and the panel's lines: 1024 input channels (4 KB rows) ran at 0.87-0.89x oneDNN in
+// tiles of 12 rows and 0.99x in tiles of 8; 1056 channels at 0.96-0.97x either way.
+int64_t tile_height(int64_t row_bytes, int64_t mr) {
+  constexpr int64_t kLine = 64, kSets = 64;
+  int64_t in_set[kSets] = {};
+  int64_t most = 0;
+  for (int64_t r = 0; r < mr; ++r) most = std::max(most, ++in_set[r * row_bytes / kLine % kSets]);
+  return 2 * most >= mr ? std::max<int64_t>(1, 2 * mr / 3) : mr;
+}
+
 RowsScratch rows_layout(ScratchLayout& l, const reference::ConvProblem& p, int64_t mr, int64_t nr, bool round_rows) {
   const int64_t block_rows = tiles_per_block(p.in_channels, mr) * mr;
   return {l.add<int64_t>(block_rows), l.add<float>(block_rows * nr),
@@ -56,14 +71,18 @@ void check_pointwise_rows(const reference::ConvProblem& p, const ConvEpilogue& e
 
 // The loops both precisions share. Each thread takes an equal run of tiles, in blocks: ECO Full's
 // 7x7 layers have 66 tiles, 11 to 13 blocks, which whole blocks would share out unevenly.
-// A bf16 output (ConvEpilogue::channels_last_bf16) cannot hold the partial sums of depth blocks:
-// each panel's products of a block wait in `staged`, and go through the epilogue and the rounding
-// to their positions when the last depth block is done.
-// begin_block(thread, first row, rows) readies a block's A rows; tile(thread, first row of the
-// block, first row of the tile, rows, panel, depth block, out, epilogue) multiplies one tile.
+// For a bf16 output (ConvEpilogue::channels_last_bf16) each panel's products of a block wait in
+// `staged`, and go through the epilogue and the rounding to their positions together.
+// begin_block(thread, first row, rows) readies a block's A rows; tile(TileAt, out, epilogue)
+// multiplies one tile.
+struct TileAt {
+  int thread;
+  int64_t block_row, row, rows, panel;  // the block's first row, the tile's first row and rows
+};
+
 template <class BeginBlock, class Tile>
 void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, float* out, int64_t panels,
-                      int64_t nr, int64_t mr, int64_t kc, int threads, const Slabs& slabs, const RowsScratch& r,
+                      int64_t nr, int64_t mr, int threads, const Slabs& slabs, const RowsScratch& r,
                       const BeginBlock& begin_block, const Tile& tile) {
   const ChannelsLastOut target = begin_channels_last_out(p, e, out);
   const ChannelEpilogues& ce = target.epilogues;
@@ -89,17 +108,10 @@ void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, fl
           const int64_t c0 = q * nr;
           const ColumnEpilogue column{ce.bias.data() + c0, ce.mul.data() + c0, ce.shift.data() + c0,
                                       ce.lower.data() + c0};
-          // Depth blocks of kc: a block's panel rows and a tile's rows fit L1 together (1056
-          // input channels were 135 KB of panel and 50 KB of rows per tile). The partial sums wait
-          // in the output; the last block adds them and applies the epilogue.
-          for (int64_t k0 = 0; k0 < depth; k0 += kc) {
-            const int64_t kn = std::min(kc, depth - k0);
-            for (int64_t i = 0; i < block_rows; i += mr) {
-              const int64_t rows = std::min(mr, block_rows - i);
-              for (int64_t j = 0; j < rows; ++j) at[j] = staged ? staged + (i + j) * nr : out + positions[i + j] + c0;
-              const bool last = k0 + kn == depth && !staged;
-              tile(th, row0, row0 + i, rows, q, k0, kn, at, last ? &column : nullptr);
-            }
+          for (int64_t i = 0; i < block_rows; i += mr) {
+            const int64_t rows = std::min(mr, block_rows - i);
+            for (int64_t j = 0; j < rows; ++j) at[j] = staged ? staged + (i + j) * nr : out + positions[i + j] + c0;
+            tile(TileAt{th, row0, row0 + i, rows, q}, at, staged ? nullptr : &column);
           }
           if (staged) {
             auto* out_bf16 = reinterpret_cast<uint16_t*>(out);
@@ -118,7 +130,8 @@ void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, fl
 
 ScratchSize conv_pointwise_rows_scratch(const reference::ConvProblem& p, int threads, bool bf16) {
   ScratchLayout layout;
-  rows_layout(layout, p, selected_gemm_kernel().mr, selected_gemm_kernel().nr, bf16);
+  const int64_t mr = bf16 && bf16_gemm_kernel() ? bf16_gemm_kernel()->mr : selected_gemm_kernel().mr;
+  rows_layout(layout, p, tile_height(p.in_channels * (bf16 ? 2 : 4), mr), selected_gemm_kernel().nr, bf16);
   return {threads, 0, layout.bytes()};
 }
 
@@ -126,23 +139,22 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w,
                          const ConvEpilogue& e, float* out) {
   const GemmKernel& kernel = kernel_for(w);
   check_pointwise_rows(p, e, w.k, w.n, kernel.mr);
-  const int64_t depth = p.in_channels, nr = kernel.nr, mr = kernel.mr;
+  const int64_t depth = p.in_channels, nr = kernel.nr, mr = tile_height(depth * 4, kernel.mr);
   const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   ScratchLayout layout;
   const RowsScratch r = rows_layout(layout, p, mr, nr, false);
   const int threads = omp_get_max_threads();
   const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
+  const auto cols = [&](int64_t q) { return std::min(nr, p.out_channels - q * nr); };
   pointwise_blocks(
-      p, e, out, w.panels, nr, mr, kernel.kc, threads, slabs, r, [](int, int64_t, int64_t) {},
-      [&](int, int64_t, int64_t pos0, int64_t rows, int64_t q, int64_t k0, int64_t kn, float* const* at,
-          const ColumnEpilogue* column) {
-        // The next tile's rows when they are one run (the whole depth in one block): read
-        // interleaved, they leave the hardware prefetcher behind (3a_1x1 ran at 60 % of the FMA
-        // peak without). The kernel fetches kc x nr floats, nr rows, all inside the input.
-        const bool one_run = depth <= kernel.kc && pos0 + mr + nr <= total;
-        const float* next = one_run ? in + (pos0 + mr) * depth : nullptr;
-        kernel.tile_rows_a_out(kn, in + pos0 * depth + k0, depth, w.panel(0, q) + k0 * nr, at, rows,
-                               std::min(nr, p.out_channels - q * nr), k0 > 0, column, next);
+      p, e, out, w.panels, nr, mr, threads, slabs, r, [](int, int64_t, int64_t) {},
+      [&](const TileAt& t, float* const* at, const ColumnEpilogue* column) {
+        // The next tile's rows: read interleaved, they leave the hardware prefetcher behind (3a_1x1
+        // ran at 60 % of the FMA peak without). The kernel fetches depth x nr floats, nr rows, all
+        // inside the input.
+        const float* next = t.row + mr + nr <= total ? in + (t.row + mr) * depth : nullptr;
+        kernel.tile_rows_a_out(depth, in + t.row * depth, depth, w.panel(0, t.panel), at, t.rows, cols(t.panel), false,
+                               column, next);
       });
 }
 
@@ -163,19 +175,18 @@ template <class ReadyBlock>
 void bf16_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const ConvEpilogue& e, float* out,
                          const ReadyBlock& ready_block) {
   const Bf16GemmKernel& kernel = bf16_rows_kernel(p, w, e);
-  const int64_t depth = p.in_channels, nr = kernel.nr, mr = kernel.mr;
+  const int64_t depth = p.in_channels, nr = kernel.nr, mr = tile_height(depth * 2, kernel.mr);
   ScratchLayout layout;
   const RowsScratch r = rows_layout(layout, p, mr, nr, true);
   const int threads = omp_get_max_threads();
   const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
   pointwise_blocks(
-      p, e, out, w.panels, nr, mr, kernel.kc, threads, slabs, r,
+      p, e, out, w.panels, nr, mr, threads, slabs, r,
       [&](int th, int64_t row0, int64_t rows) { ready_block(kernel, row0, rows, slabs.at(th, r.rounded)); },
-      [&](int th, int64_t row0, int64_t pos0, int64_t rows, int64_t q, int64_t k0, int64_t kn, float* const* at,
-          const ColumnEpilogue* column) {
-        const uint16_t* a = slabs.at(th, r.rounded) + (pos0 - row0) * depth + k0;
-        kernel.tile_rows_a_out(kn, a, depth, w.panel(0, q) + k0 * nr, at, rows, std::min(nr, p.out_channels - q * nr),
-                               k0 > 0, column);
+      [&](const TileAt& t, float* const* at, const ColumnEpilogue* column) {
+        const uint16_t* a = slabs.at(t.thread, r.rounded) + (t.row - t.block_row) * depth;
+        kernel.tile_rows_a_out(depth, a, depth, w.panel(0, t.panel), at, t.rows,
+                               std::min(nr, p.out_channels - t.panel * nr), false, column);
       });
 }
 
