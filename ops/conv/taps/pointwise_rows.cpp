@@ -77,7 +77,8 @@ void check_pointwise_rows(const reference::ConvProblem& p, const ConvEpilogue& e
 // multiplies one tile.
 struct TileAt {
   int thread;
-  int64_t block_row, row, rows, panel;  // the block's first row, the tile's first row and rows
+  int64_t block_row, row, rows;  // the block's first row, the tile's first row and its rows
+  int64_t panel, cols;           // the weight panel and its output channels
 };
 
 template <class BeginBlock, class Tile>
@@ -105,17 +106,16 @@ void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, fl
         for (int64_t i = 0; i < block_rows; ++i, o.next(p.out_extent)) positions[i] = target.at(o.n, o.d, o.h, o.w);
         begin_block(th, row0, block_rows);
         for (int64_t q = q0; q < q1; ++q) {
-          const int64_t c0 = q * nr;
+          const int64_t c0 = q * nr, cols = std::min(nr, p.out_channels - c0);
           const ColumnEpilogue column{ce.bias.data() + c0, ce.mul.data() + c0, ce.shift.data() + c0,
                                       ce.lower.data() + c0};
           for (int64_t i = 0; i < block_rows; i += mr) {
             const int64_t rows = std::min(mr, block_rows - i);
             for (int64_t j = 0; j < rows; ++j) at[j] = staged ? staged + (i + j) * nr : out + positions[i + j] + c0;
-            tile(TileAt{th, row0, row0 + i, rows, q}, at, staged ? nullptr : &column);
+            tile(TileAt{th, row0, row0 + i, rows, q, cols}, at, staged ? nullptr : &column);
           }
           if (staged) {
             auto* out_bf16 = reinterpret_cast<uint16_t*>(out);
-            const int64_t cols = std::min(nr, p.out_channels - c0);
             for (int64_t i = 0; i < block_rows; ++i) {
               store_channels_bf16(staged + i * nr, cols, ce, c0, out_bf16 + positions[i] + c0);
             }
@@ -145,7 +145,6 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w,
   const RowsScratch r = rows_layout(layout, p, mr, nr, false);
   const int threads = omp_get_max_threads();
   const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
-  const auto cols = [&](int64_t q) { return std::min(nr, p.out_channels - q * nr); };
   pointwise_blocks(
       p, e, out, w.panels, nr, mr, threads, slabs, r, [](int, int64_t, int64_t) {},
       [&](const TileAt& t, float* const* at, const ColumnEpilogue* column) {
@@ -153,8 +152,8 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w,
         // ran at 60 % of the FMA peak without). The kernel fetches depth x nr floats, nr rows, all
         // inside the input.
         const float* next = t.row + mr + nr <= total ? in + (t.row + mr) * depth : nullptr;
-        kernel.tile_rows_a_out(depth, in + t.row * depth, depth, w.panel(0, t.panel), at, t.rows, cols(t.panel), false,
-                               column, next);
+        kernel.tile_rows_a_out(depth, in + t.row * depth, depth, w.panel(0, t.panel), at, t.rows, t.cols, false, column,
+                               next);
       });
 }
 
@@ -185,8 +184,7 @@ void bf16_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, c
       [&](int th, int64_t row0, int64_t rows) { ready_block(kernel, row0, rows, slabs.at(th, r.rounded)); },
       [&](const TileAt& t, float* const* at, const ColumnEpilogue* column) {
         const uint16_t* a = slabs.at(t.thread, r.rounded) + (t.row - t.block_row) * depth;
-        kernel.tile_rows_a_out(depth, a, depth, w.panel(0, t.panel), at, t.rows,
-                               std::min(nr, p.out_channels - t.panel * nr), false, column);
+        kernel.tile_rows_a_out(depth, a, depth, w.panel(0, t.panel), at, t.rows, t.cols, false, column);
       });
 }
 
