@@ -36,8 +36,10 @@ int64_t tiles_per_block(int64_t depth, int64_t mr) {
 }
 
 // A thread's memory: where its block's output rows go, a panel's products of the block on their
-// way to a bf16 output, and in bf16 from a float input the block's input rows rounded.
+// way to a bf16 output, and in bf16 from a float input the block's input rows rounded; and the
+// register tile's height the blocks are sized for (tile_height), which the run takes from here.
 struct RowsScratch {
+  int64_t tile_rows;
   Region<int64_t> positions;
   Region<float> staged;
   Region<uint16_t> rounded;
@@ -56,10 +58,12 @@ int64_t tile_height(int64_t row_bytes, int64_t mr) {
   return 2 * most >= mr ? std::max<int64_t>(1, 2 * mr / 3) : mr;
 }
 
-RowsScratch rows_layout(ScratchLayout& l, const reference::ConvProblem& p, int64_t mr, int64_t nr, bool round_rows) {
-  const int64_t block_rows = tiles_per_block(p.in_channels, mr) * mr;
-  return {l.add<int64_t>(block_rows), l.add<float>(block_rows * nr),
-          l.add<uint16_t>(round_rows ? block_rows * p.in_channels : 0)};
+// `mr`: the kernel's register tile height. bf16 products read bf16 rows (2 bytes a channel).
+RowsScratch rows_layout(ScratchLayout& l, const reference::ConvProblem& p, int64_t mr, int64_t nr, bool bf16) {
+  const int64_t tile_rows = tile_height(p.in_channels * (bf16 ? 2 : 4), mr);
+  const int64_t block_rows = tiles_per_block(p.in_channels, tile_rows) * tile_rows;
+  return {tile_rows, l.add<int64_t>(block_rows), l.add<float>(block_rows * nr),
+          l.add<uint16_t>(bf16 ? block_rows * p.in_channels : 0)};
 }
 
 void check_pointwise_rows(const reference::ConvProblem& p, const ConvEpilogue& e, int64_t k, int64_t n, int64_t mr) {
@@ -131,7 +135,7 @@ void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, fl
 ScratchSize conv_pointwise_rows_scratch(const reference::ConvProblem& p, int threads, bool bf16) {
   ScratchLayout layout;
   const int64_t mr = bf16 && bf16_gemm_kernel() ? bf16_gemm_kernel()->mr : selected_gemm_kernel().mr;
-  rows_layout(layout, p, tile_height(p.in_channels * (bf16 ? 2 : 4), mr), selected_gemm_kernel().nr, bf16);
+  rows_layout(layout, p, mr, selected_gemm_kernel().nr, bf16);
   return {threads, 0, layout.bytes()};
 }
 
@@ -139,10 +143,11 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w,
                          const ConvEpilogue& e, float* out) {
   const GemmKernel& kernel = kernel_for(w);
   check_pointwise_rows(p, e, w.k, w.n, kernel.mr);
-  const int64_t depth = p.in_channels, nr = kernel.nr, mr = tile_height(depth * 4, kernel.mr);
+  const int64_t depth = p.in_channels, nr = kernel.nr;
   const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   ScratchLayout layout;
-  const RowsScratch r = rows_layout(layout, p, mr, nr, false);
+  const RowsScratch r = rows_layout(layout, p, kernel.mr, nr, false);
+  const int64_t mr = r.tile_rows;
   const int threads = omp_get_max_threads();
   const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
   pointwise_blocks(
@@ -174,9 +179,10 @@ template <class ReadyBlock>
 void bf16_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, const ConvEpilogue& e, float* out,
                          const ReadyBlock& ready_block) {
   const Bf16GemmKernel& kernel = bf16_rows_kernel(p, w, e);
-  const int64_t depth = p.in_channels, nr = kernel.nr, mr = tile_height(depth * 2, kernel.mr);
+  const int64_t depth = p.in_channels, nr = kernel.nr;
   ScratchLayout layout;
-  const RowsScratch r = rows_layout(layout, p, mr, nr, true);
+  const RowsScratch r = rows_layout(layout, p, kernel.mr, nr, true);
+  const int64_t mr = r.tile_rows;
   const int threads = omp_get_max_threads();
   const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
   pointwise_blocks(
