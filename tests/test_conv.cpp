@@ -182,6 +182,12 @@ TEST_CASE("conv gemm: im2col, tap and 1x1 GEMMs with a fused epilogue equal the 
       {3, 2, 20, 40, 5, 9, 16, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
       {3, 1, 64, 20, 2, 5, 8, {3, 3, 3}, {1, 1, 1}, {3, 1, 3}},
       {2, 2, 16, 20, 1, 9, 5, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+      // In place, 32 channels or more: tiles at a row's ends skip the taps in the padding, the
+      // right end at stride 2 (48 channels: a piece per row of taps; 100: two pieces of 150, cut
+      // inside taps), both ends of one tile with a 5-wide kernel.
+      {2, 2, 48, 40, 1, 9, 11, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+      {2, 2, 100, 40, 1, 9, 11, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
+      {2, 1, 40, 33, 1, 8, 9, {1, 5, 5}, {1, 1, 1}, {0, 2, 2}},
   };
   uint64_t seed = 1300;
   for (const auto& c : cases) {

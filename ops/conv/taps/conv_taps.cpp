@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ops/conv/channels_last.hpp"
@@ -383,6 +384,10 @@ struct TapProduct {
   // times the zero weight row, so that they must start at even offsets.
   bool bf16_in_place;
   bool cut_at_rows;  // in place, register tiles end where output rows do
+  // Tiles at an output row's ends skip the taps their positions read in the padding (edge_tile),
+  // in place with float products, where a tap's channels are at least a panel's width: shorter
+  // runs (conv1's 3 channels) cost more in extra kernel calls than the products they save.
+  bool skips_edge_taps;
   const Bf16GemmKernel* bf16;  // products in bf16 (tap_bf16_applies), else null
 
   // `kernel` is the weights' (kernel_for), or for a size function the selected one. bf16_copy: the
@@ -400,7 +405,50 @@ struct TapProduct {
                       (pi.extent[2] * pi.channels) % 2 == 0 && position_step % 2 == 0 &&
                       tap_row_length(problem, true) <= k.kc),
         cut_at_rows((in_place || bf16_in_place) && !is_pointwise(problem)),
+        skips_edge_taps(in_place && cut_at_rows && problem.in_channels >= k.nr),
         bf16(bf16_products ? bf16_gemm_kernel() : nullptr) {}
+
+  // The rows [lo, hi) of a register tile of `rows` positions from output column w0 (all in one
+  // output row) whose windows read input, not padding, at tap column kw.
+  std::pair<int64_t, int64_t> column_rows(int64_t w0, int64_t rows, int64_t kw) const {
+    const int64_t s = p.window.stride[2], from = p.window.pad[2] - kw, to = p.in_extent[2] - 1 + p.window.pad[2] - kw;
+    const int64_t first = from <= 0 ? 0 : (from + s - 1) / s, last = to < 0 ? -1 : to / s;
+    return {std::clamp<int64_t>(first - w0, 0, rows), std::clamp<int64_t>(last + 1 - w0, 0, rows)};
+  }
+
+  // Whether some of a tile's positions read the left or right padding: its taps there are skipped
+  // (edge_tile), as oneDNN's kernels skip them; at 7-wide outputs with padding 1 that is a
+  // twentieth of a 3x3 layer's taps (4e_3x3), two twentieths at stride 1 (res5).
+  bool at_row_edge(int64_t w0, int64_t rows) const {
+    return column_rows(w0, rows, 0).first > 0 || column_rows(w0, rows, p.window.kernel[2] - 1).second < rows;
+  }
+
+  // One depth block of a tile at_row_edge, A read in place from `a` (its first position's window):
+  // each piece cut where its taps' column changes which of the tile's rows read input, and each
+  // part multiplied for those rows only. `panel`: the weight panel from its first row.
+  void edge_tile(const DepthBlock& b, const float* a, int64_t w0, int64_t rows, const float* panel, float* c,
+                 int64_t ld, bool accumulate) const {
+    const int64_t cin = p.in_channels, row_k = tap_row_length(p, false), nr = kernel.nr;
+    if (!accumulate) {
+      for (int64_t r = 0; r < rows; ++r) std::fill_n(c + r * ld, nr, 0.0f);
+    }
+    for (int64_t i = b.first; i < b.first + b.count; ++i) {
+      const Piece& piece = d.pieces[i];
+      const int64_t c0 = piece.k0 % row_k, end = c0 + piece.len;
+      for (int64_t e0 = c0; e0 < end;) {
+        const auto span = column_rows(w0, rows, e0 / cin);
+        int64_t e1 = std::min(end, (e0 / cin + 1) * cin);
+        while (e1 < end && column_rows(w0, rows, e1 / cin) == span) e1 = std::min(end, (e1 / cin + 1) * cin);
+        const auto [lo, hi] = span;
+        if (hi > lo) {
+          const int64_t offset = piece.offset + e0 - c0, len = e1 - e0;
+          kernel.tile_runs_a(ARuns{1, &offset, &len}, a + lo * position_step, position_step,
+                             panel + (piece.k0 + e0 - c0) * nr, c + lo * ld, ld, hi - lo, true);
+        }
+        e0 = e1;
+      }
+    }
+  }
 
   // Values a bf16 copy holds past the padded input: the last run's pad (one value).
   static constexpr int64_t kBf16CopySlack = 32;
@@ -452,6 +500,7 @@ struct TapProduct {
         } else if (!in_place) {
           fill_tile(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), buf.a);
         }
+        const bool edge = skips_edge_taps && at_row_edge(origins[i0].w, rows);
         for (int64_t j = 0; j < panel_n; ++j) {
           const auto* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
           float* c = product + i0 * ld + j * nr;
@@ -463,7 +512,11 @@ struct TapProduct {
               bf16->tile_rows_a(b.len, buf.a_bf16, b.len, b_panel, c, ld, rows, written[t]);
             }
           } else if (in_place) {
-            kernel.tile_runs_a(d.runs(b), padded + origins[i0].base, position_step, b_panel, c, ld, rows, written[t]);
+            if (edge) {
+              edge_tile(b, padded + origins[i0].base, origins[i0].w, rows, w.panel(0, panel0 + j), c, ld, written[t]);
+            } else {
+              kernel.tile_runs_a(d.runs(b), padded + origins[i0].base, position_step, b_panel, c, ld, rows, written[t]);
+            }
           } else {
             kernel.tile_rows_a(b.len, buf.a, b.len, b_panel, c, ld, rows, written[t]);
           }
