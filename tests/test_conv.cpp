@@ -1074,11 +1074,30 @@ TEST_CASE("conv sink: channels-last runs that start and end inside rows, 80 chan
   CHECK(wrong == 0);
 }
 
+// A bf16 slice (channels [c0, c0 + cout) of `channels`) against the float one it rounds: each
+// value within a bf16 step (the epilogue may fuse differently), the other channels untouched.
+static void check_bf16_slice(const std::vector<uint16_t>& got, const std::vector<float>& want, int64_t channels, int64_t c0,
+                      int64_t cout) {
+  bool close = true, untouched = true;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const int64_t ch = static_cast<int64_t>(i) % channels;
+    if (ch < c0 || ch >= c0 + cout) {
+      untouched = untouched && got[i] == 0xabcd;
+      continue;
+    }
+    close = close && std::fabs(bf16_to_float(got[i]) - want[i]) <= std::fabs(want[i]) / 128.0f + 1e-6f;
+  }
+  CHECK(close);
+  CHECK(untouched);
+}
+
 TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the reference, into a slice or a padded copy") {
   // Input channels odd and over a register tile's worth, output channels of one partial vector,
   // one vector and a half, several panels and more than one pass of panels (1056 x 352: 5a_1x1's
   // weights); tiles of positions across rows and images (14 x 14, 5 x 7, 3D); 1024 input channels,
-  // whose rows share L1 sets and run in shorter tiles (8 rows of 12). Written into
+  // whose rows share L1 sets and run in shorter tiles (8 rows of 12); 64 input channels or fewer
+  // and more than a panel of output channels in the wide tiles (two panels at once, 6 rows),
+  // whole and partial, and an odd panel left over (48 -> 90). Written into
   // channels [c0, c0 + cout) of a wider unpadded layout (a Concat's channels-last value: every
   // other channel untouched), and into the padded copy a 3x3 reader works from (borders zero).
   // In bf16 (where the CPU has it) one more input channel each, for depth pairs, and the products
@@ -1091,6 +1110,7 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
   const Case cases[] = {
       {2, Shape{2, 7, 14, 14}, 1},  {2, Shape{3, 37, 5, 7}, 17}, {2, Shape{1, 64, 14, 14}, 100},
       {3, Shape{1, 9, 4, 6, 5}, 33}, {2, Shape{2, 1056, 7, 7}, 352}, {2, Shape{2, 1024, 5, 7}, 70},
+      {2, Shape{2, 48, 5, 7}, 90},
   };
   uint64_t seed = 2600;
   for (const fast::Precision precision : {fast::Precision::fp32, fast::Precision::bf16})
@@ -1149,7 +1169,18 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
     // In bf16, from the input stored as bf16 (a plan's bf16 value): the same products in the same
     // order, so the same values bit for bit.
     CHECK(fast::reads_bf16_input(taps) == bf16);
-    if (!bf16) continue;
+    if (!bf16) {
+      // Float products into a bf16 slice (a bf16 plan's conv2_3x3_reduce): each value the float
+      // slice's rounded, other channels untouched.
+      std::vector<uint16_t> slice_bf16(slice.size(), 0xabcd);
+      e.channels_last_out = &wide;
+      e.channels_last_channel = 3;
+      e.channels_last_bf16 = true;
+      fast::run_conv(taps, in_cl.data(), e, reinterpret_cast<float*>(slice_bf16.data()), true);
+      check_bf16_slice(slice_bf16, slice, wide.channels, 3, c.cout);
+      e.channels_last_bf16 = false;
+      continue;
+    }
     std::vector<uint16_t> in_bf16(in_cl.size());
     convert_to_bf16(in_cl.data(), static_cast<int64_t>(in_cl.size()), in_bf16.data());
     std::vector<float> from_bf16(want.size(), std::nanf(""));
@@ -1162,18 +1193,7 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
     e.channels_last_channel = 3;
     e.channels_last_bf16 = true;
     fast::run_conv_bf16_input(taps, in_bf16.data(), e, reinterpret_cast<float*>(slice_bf16.data()));
-    bool close = true, untouched = true;
-    for (std::size_t i = 0; i < slice_bf16.size(); ++i) {
-      const int64_t ch = static_cast<int64_t>(i) % wide.channels;
-      if (ch < 3 || ch >= 3 + c.cout) {
-        untouched = untouched && slice_bf16[i] == 0xabcd;
-        continue;
-      }
-      const float want_value = slice[i], got_value = bf16_to_float(slice_bf16[i]);
-      close = close && std::fabs(got_value - want_value) <= std::fabs(want_value) / 128.0f + 1e-6f;
-    }
-    CHECK(close);
-    CHECK(untouched);
+    check_bf16_slice(slice_bf16, slice, wide.channels, 3, c.cout);
     e.channels_last_bf16 = false;
   }
 }

@@ -298,6 +298,58 @@ TEST_CASE("gemm: register tiles with each column's epilogue, stored row by row w
   }
 }
 
+TEST_CASE("gemm: wide register tiles over two panels, with each column's epilogue, where the registers hold them") {
+  // Every height up to mr / 2, widths inside the first panel, across both and whole; the two
+  // panels apart in memory; each row at a pointer of its own, nothing else written.
+  uint64_t seed = 1750;
+  for (const auto& kernel : available_gemm_kernels()) {
+    CAPTURE(kernel.name);
+    CHECK((kernel.tile_rows_a_out_wide != nullptr) == (kernel.nr == 32));  // AVX-512's 32 registers only
+    if (!kernel.tile_rows_a_out_wide) continue;
+    const int64_t nr = kernel.nr, kc = 43, lda = 47, width = 2 * nr, gap = width + 5;
+    Tensor b = test::random_tensor(Shape{kc * nr}, seed++), b_next = test::random_tensor(Shape{kc * nr}, seed++);
+    std::vector<float> b_whole(static_cast<std::size_t>(kc * width)), prefetched(static_cast<std::size_t>(kc * width));
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t j = 0; j < width; ++j) b_whole[k * width + j] = j < nr ? b.data()[k * nr + j] : b_next.data()[k * nr + j - nr];
+    std::vector<float> bias(width), mul(width), shift(width), lower(width);
+    for (int64_t j = 0; j < width; ++j) {
+      bias[j] = 0.1f * static_cast<float>(j % 5) - 0.2f;
+      mul[j] = 0.5f + 0.05f * static_cast<float>(j % 7);
+      shift[j] = 0.03f * static_cast<float>(j % 3);
+      lower[j] = j % 2 ? 0.0f : -std::numeric_limits<float>::infinity();
+    }
+    const ColumnEpilogue ce{bias.data(), mul.data(), shift.data(), lower.data()};
+    for (const int64_t cols : {int64_t{1}, nr - 1, nr + 1, nr + nr / 2 + 3, width})
+      for (int64_t rows = 1; rows <= kernel.mr / 2; ++rows) {
+        CAPTURE(rows);
+        CAPTURE(cols);
+        Tensor a = test::random_tensor(Shape{(rows - 1) * lda + kc}, seed++);
+        std::vector<float> out(static_cast<std::size_t>(kernel.mr * gap + 3), 7.0f);
+        std::vector<float*> at;
+        for (int64_t r = 0; r < rows; ++r) at.push_back(out.data() + 3 + (rows - 1 - r) * gap);
+        const bool with_epilogue = rows % 2;
+        kernel.tile_rows_a_out_wide(kc, a.data(), lda, b.data(), b_next.data(), at.data(), rows, cols,
+                                    with_epilogue ? &ce : nullptr, rows % 3 ? prefetched.data() : nullptr);
+        std::vector<float> ref(static_cast<std::size_t>(rows * width));
+        reference::sgemm({rows, width, kc, a.data(), lda, b_whole.data(), width, ref.data(), width}, {});
+        float worst = 0.0f;
+        std::vector<char> stored(out.size(), 0);
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t j = 0; j < cols; ++j) {
+            const float v = ref[r * width + j];
+            const float want = with_epilogue ? Epilogue<float>{bias[j], mul[j], shift[j], lower[j]}(v) : v;
+            worst = std::max(worst, std::abs(at[r][j] - want) / std::max(1.0f, std::abs(want)));
+            stored[static_cast<std::size_t>(at[r] + j - out.data())] = 1;
+          }
+        }
+        bool untouched = true;
+        for (std::size_t i = 0; i < out.size(); ++i) untouched = untouched && (stored[i] || out[i] == 7.0f);
+        CHECK(worst < 1e-5f);
+        CHECK(untouched);
+      }
+  }
+}
+
 TEST_CASE("gemm: a packed A over a batch of images' columns, for every ISA variant, equals the reference") {
   struct Batched {
     int64_t m, k, images, n;

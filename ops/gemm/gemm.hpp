@@ -170,6 +170,15 @@ struct GemmKernel {
   void (*tile_rows_a_out)(int64_t kc, const float* a, int64_t lda, const float* b, float* const* out, int64_t rows,
                           int64_t cols, bool accumulate, const ColumnEpilogue* epilogue,
                           const float* prefetch) = nullptr;
+  // The same over two B panels at once (`b` and `b_next`, kc rows of nr floats each; columns 1 to
+  // 2 nr, the second panel's after the first's), a register tile of exactly `rows` rows (1 to
+  // mr / 2), the depth whole (no accumulate): each A value feeds four vectors, so a shallow product
+  // reads its rows once for 2 nr output channels and writes each row's 2 nr at once (a pointwise
+  // layer of 64 input channels). `prefetch` as tile_rows_a_out's, kc x 2 nr floats. Null where the
+  // tile does not fit the registers (AVX2).
+  void (*tile_rows_a_out_wide)(int64_t kc, const float* a, int64_t lda, const float* b, const float* b_next,
+                               float* const* out, int64_t rows, int64_t cols, const ColumnEpilogue* epilogue,
+                               const float* prefetch) = nullptr;
   // Peak probe for benchmarks: runs 2 * 10 * (nr / 2) flops per iteration on one thread.
   float (*fma_chains)(int64_t iterations) = nullptr;
   int64_t flops_per_chain_iteration() const { return 2 * 10 * (nr / 2); }

@@ -564,7 +564,73 @@ struct BlockedSgemm {
     }
     alignas(64) float tile[ROWS * NR];
     save_tile<ROWS>(acc0, acc1, tile);
-    store_tile_out(tile, out, ROWS, cols, accumulate, ce);
+    store_tile_out(tile, NR, out, ROWS, cols, accumulate, ce);
+  }
+
+  // See GemmKernel::tile_rows_a_out_wide: a register tile of exactly `rows` rows (1 to MR / 2)
+  // and four vectors, the columns of two panels.
+  static constexpr int kWideRows = MR / 2;
+  // Its accumulators, four B vectors and a broadcast A value held in registers: AVX-512's 32, not
+  // AVX2's 16.
+  static constexpr bool kWideRegisters = 4 * kWideRows + 5 <= (W >= 16 ? 32 : 16);
+  template <int ROWS = 1>
+  static void tile_rows_a_out_wide(int64_t kc, const float* a, int64_t lda, const float* b, const float* b_next,
+                                   float* const* out, int64_t rows, int64_t cols, const ColumnEpilogue* ce,
+                                   const float* prefetch) {
+    if constexpr (ROWS == 1) {
+      if (rows == kWideRows) return tile_rows_a_out_wide<kWideRows>(kc, a, lda, b, b_next, out, rows, cols, ce, prefetch);
+    }
+    if constexpr (ROWS < kWideRows) {
+      if (rows != ROWS) return tile_rows_a_out_wide<ROWS + 1>(kc, a, lda, b, b_next, out, rows, cols, ce, prefetch);
+    }
+    wide_kernel<ROWS>(kc, a, lda, b, b_next, out, cols, ce, prefetch);
+  }
+
+  template <int ROWS>
+  static void wide_kernel(int64_t kc, const float* a, int64_t lda, const float* b, const float* b_next,
+                          float* const* out, int64_t cols, const ColumnEpilogue* ce, const float* prefetch) {
+    Reg acc[4][ROWS];
+#pragma GCC unroll 32
+    for (int r = 0; r < ROWS; ++r) {
+      for (int v = 0; v < 4; ++v) acc[v][r] = Vec(0.0f);
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+      if (prefetch) {  // the lines of 2 NR floats from prefetch + 2 k NR on: as many as B's rows span
+        const char* line = reinterpret_cast<const char*>(prefetch + k * 2 * NR);
+        __builtin_prefetch(line, 0, 2);
+        __builtin_prefetch(line + 64, 0, 2);
+        __builtin_prefetch(line + 128, 0, 2);
+        __builtin_prefetch(line + 2 * NR * sizeof(float) - 1, 0, 2);
+      }
+      const Vec b0 = Vec::load_unaligned(b + k * NR), b1 = Vec::load_unaligned(b + k * NR + W);
+      const Vec b2 = Vec::load_unaligned(b_next + k * NR), b3 = Vec::load_unaligned(b_next + k * NR + W);
+#pragma GCC unroll 32
+      for (int r = 0; r < ROWS; ++r) {
+        const Vec av(a[r * lda + k]);
+        acc[0][r] = xsimd::fma(av, b0, Vec(acc[0][r]));
+        acc[1][r] = xsimd::fma(av, b1, Vec(acc[1][r]));
+        acc[2][r] = xsimd::fma(av, b2, Vec(acc[2][r]));
+        acc[3][r] = xsimd::fma(av, b3, Vec(acc[3][r]));
+      }
+    }
+    if (cols == 2 * NR) {
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) {
+        const Epilogue<Vec> e = ce ? column_epilogue(*ce, v * W) : Epilogue<Vec>{};
+#pragma GCC unroll 32
+        for (int r = 0; r < ROWS; ++r) {
+          const Vec x(acc[v][r]);
+          (ce ? e(x) : x).store_unaligned(out[r] + v * W);
+        }
+      }
+      return;
+    }
+    alignas(64) float tile[ROWS * 2 * NR];
+#pragma GCC unroll 32
+    for (int r = 0; r < ROWS; ++r) {
+      for (int v = 0; v < 4; ++v) Vec(acc[v][r]).store_aligned(tile + r * 2 * NR + v * W);
+    }
+    store_tile_out(tile, 2 * NR, out, ROWS, cols, false, ce);
   }
 
   static Epilogue<Vec> column_epilogue(const ColumnEpilogue& ce, int64_t j) {
@@ -573,11 +639,11 @@ struct BlockedSgemm {
   }
 
   // A partial tile's columns, one at a time (out of line, as store_tile).
-  [[gnu::noinline]] static void store_tile_out(const float* tile, float* const* out, int64_t rows, int64_t cols,
-                                               bool accumulate, const ColumnEpilogue* ce) {
+  [[gnu::noinline]] static void store_tile_out(const float* tile, int64_t width, float* const* out, int64_t rows,
+                                               int64_t cols, bool accumulate, const ColumnEpilogue* ce) {
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t j = 0; j < cols; ++j) {
-        const float v = tile[r * NR + j] + (accumulate ? out[r][j] : 0.0f);
+        const float v = tile[r * width + j] + (accumulate ? out[r][j] : 0.0f);
         out[r][j] = ce ? Epilogue<float>{ce->bias[j], ce->mul[j], ce->shift[j], ce->lower[j]}(v) : v;
       }
     }
@@ -689,6 +755,7 @@ struct BlockedSgemm {
     k.tile_rows_a = K::tile_rows_a;                                                                      \
     k.tile_runs_a = K::template tile_runs_a<1>;                                                          \
     k.tile_rows_a_out = K::template tile_rows_a_out<1>;                                                  \
+    if constexpr (K::kWideRegisters) k.tile_rows_a_out_wide = K::template tile_rows_a_out_wide<1>;       \
     k.row_step = K::row_step();                                                                          \
     k.fma_chains = K::fma_chains;                                                                        \
     return k;                                                                                            \

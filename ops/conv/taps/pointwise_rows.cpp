@@ -40,6 +40,7 @@ int64_t tiles_per_block(int64_t depth, int64_t mr) {
 // register tile's height the blocks are sized for (tile_height), which the run takes from here.
 struct RowsScratch {
   int64_t tile_rows;
+  int64_t panels_per_tile;  // 2: the kernel's wide tile (tile_rows_a_out_wide)
   Region<int64_t> positions;
   Region<float> staged;
   Region<uint16_t> rounded;
@@ -59,10 +60,21 @@ int64_t tile_height(int64_t row_bytes, int64_t mr) {
 }
 
 // `mr`: the kernel's register tile height. bf16 products read bf16 rows (2 bytes a channel).
-RowsScratch rows_layout(ScratchLayout& l, const reference::ConvProblem& p, int64_t mr, int64_t nr, bool bf16) {
-  const int64_t tile_rows = tile_height(p.in_channels * (bf16 ? 2 : 4), mr);
+// Whether float tiles take two panels at once (the kernel's tile_rows_a_out_wide, mr / 2 rows):
+// where the depth is short, so that a 12-row tile's fixed costs (its rows read again for every
+// panel, its stores) weigh against few multiply-adds. conv2_3x3_reduce (64 channels) ran 11 %
+// faster so; from 480 input channels the wide tile's halved reuse of each weight vector lost 4 %.
+bool takes_wide_tiles(const reference::ConvProblem& p, const GemmKernel& kernel, bool bf16) {
+  constexpr int64_t kMostDepth = 64;
+  return !bf16 && kernel.tile_rows_a_out_wide && p.in_channels <= kMostDepth && p.out_channels > kernel.nr;
+}
+
+RowsScratch rows_layout(ScratchLayout& l, const reference::ConvProblem& p, const GemmKernel& kernel, int64_t mr,
+                        bool bf16) {
+  const bool wide = takes_wide_tiles(p, kernel, bf16);
+  const int64_t tile_rows = wide ? kernel.mr / 2 : tile_height(p.in_channels * (bf16 ? 2 : 4), mr);
   const int64_t block_rows = tiles_per_block(p.in_channels, tile_rows) * tile_rows;
-  return {tile_rows, l.add<int64_t>(block_rows), l.add<float>(block_rows * nr),
+  return {tile_rows, wide ? 2 : 1, l.add<int64_t>(block_rows), l.add<float>(block_rows * kernel.nr * (wide ? 2 : 1)),
           l.add<uint16_t>(bf16 ? block_rows * p.in_channels : 0)};
 }
 
@@ -93,7 +105,9 @@ void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, fl
   const ChannelEpilogues& ce = target.epilogues;
   const int64_t depth = p.in_channels;
   const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
-  const int64_t tiles = (total + mr - 1) / mr, group = panels_per_pass(depth, nr, panels);
+  const int64_t step = r.panels_per_tile;
+  const int64_t tiles = (total + mr - 1) / mr;
+  const int64_t group = (panels_per_pass(depth, nr, panels) + step - 1) / step * step;
   const int64_t block = tiles_per_block(depth, mr);
 #pragma omp parallel num_threads(threads)
   {
@@ -109,19 +123,19 @@ void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, fl
         OutputPosition o = OutputPosition::of(p.out_extent, row0);
         for (int64_t i = 0; i < block_rows; ++i, o.next(p.out_extent)) positions[i] = target.at(o.n, o.d, o.h, o.w);
         begin_block(th, row0, block_rows);
-        for (int64_t q = q0; q < q1; ++q) {
-          const int64_t c0 = q * nr, cols = std::min(nr, p.out_channels - c0);
+        for (int64_t q = q0; q < q1; q += step) {
+          const int64_t c0 = q * nr, cols = std::min(step * nr, p.out_channels - c0);
           const ColumnEpilogue column{ce.bias.data() + c0, ce.mul.data() + c0, ce.shift.data() + c0,
                                       ce.lower.data() + c0};
           for (int64_t i = 0; i < block_rows; i += mr) {
             const int64_t rows = std::min(mr, block_rows - i);
-            for (int64_t j = 0; j < rows; ++j) at[j] = staged ? staged + (i + j) * nr : out + positions[i + j] + c0;
+            for (int64_t j = 0; j < rows; ++j) at[j] = staged ? staged + (i + j) * step * nr : out + positions[i + j] + c0;
             tile(TileAt{th, row0, row0 + i, rows, q, cols}, at, staged ? nullptr : &column);
           }
           if (staged) {
             auto* out_bf16 = reinterpret_cast<uint16_t*>(out);
             for (int64_t i = 0; i < block_rows; ++i) {
-              store_channels_bf16(staged + i * nr, cols, ce, c0, out_bf16 + positions[i] + c0);
+              store_channels_bf16(staged + i * step * nr, cols, ce, c0, out_bf16 + positions[i] + c0);
             }
           }
         }
@@ -135,7 +149,7 @@ void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, fl
 ScratchSize conv_pointwise_rows_scratch(const reference::ConvProblem& p, int threads, bool bf16) {
   ScratchLayout layout;
   const int64_t mr = bf16 && bf16_gemm_kernel() ? bf16_gemm_kernel()->mr : selected_gemm_kernel().mr;
-  rows_layout(layout, p, mr, selected_gemm_kernel().nr, bf16);
+  rows_layout(layout, p, selected_gemm_kernel(), mr, bf16);
   return {threads, 0, layout.bytes()};
 }
 
@@ -146,7 +160,7 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w,
   const int64_t depth = p.in_channels, nr = kernel.nr;
   const int64_t total = p.batch * p.out_extent[0] * p.out_extent[1] * p.out_extent[2];
   ScratchLayout layout;
-  const RowsScratch r = rows_layout(layout, p, kernel.mr, nr, false);
+  const RowsScratch r = rows_layout(layout, p, kernel, kernel.mr, false);
   const int64_t mr = r.tile_rows;
   const int threads = omp_get_max_threads();
   const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
@@ -156,9 +170,15 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w,
         // The next tile's rows: read interleaved, they leave the hardware prefetcher behind (3a_1x1
         // ran at 60 % of the FMA peak without). The kernel fetches depth x nr floats, nr rows, all
         // inside the input.
+        const float* a = in + t.row * depth;
+        if (t.cols > nr) {
+          const float* next = t.row + mr + 2 * nr <= total ? in + (t.row + mr) * depth : nullptr;
+          kernel.tile_rows_a_out_wide(depth, a, depth, w.panel(0, t.panel), w.panel(0, t.panel + 1), at, t.rows,
+                                      t.cols, column, next);
+          return;
+        }
         const float* next = t.row + mr + nr <= total ? in + (t.row + mr) * depth : nullptr;
-        kernel.tile_rows_a_out(depth, in + t.row * depth, depth, w.panel(0, t.panel), at, t.rows, t.cols, false, column,
-                               next);
+        kernel.tile_rows_a_out(depth, a, depth, w.panel(0, t.panel), at, t.rows, t.cols, false, column, next);
       });
 }
 
@@ -181,7 +201,7 @@ void bf16_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, c
   const Bf16GemmKernel& kernel = bf16_rows_kernel(p, w, e);
   const int64_t depth = p.in_channels, nr = kernel.nr;
   ScratchLayout layout;
-  const RowsScratch r = rows_layout(layout, p, kernel.mr, nr, true);
+  const RowsScratch r = rows_layout(layout, p, selected_gemm_kernel(), kernel.mr, true);
   const int64_t mr = r.tile_rows;
   const int threads = omp_get_max_threads();
   const Slabs slabs = current_workspace().slabs("pointwise_rows", threads, layout.bytes());
