@@ -241,6 +241,43 @@ TEST_CASE("gemm: register tiles with A rows read in place as runs, for every ISA
   }
 }
 
+// Each column's epilogue terms for `n` columns: bias, multiplier and shift varying, a ReLU bound
+// on odd columns only.
+struct ColumnTerms {
+  std::vector<float> bias, mul, shift, lower;
+  explicit ColumnTerms(int64_t n) : bias(n), mul(n), shift(n), lower(n) {
+    for (int64_t j = 0; j < n; ++j) {
+      bias[j] = 0.1f * static_cast<float>(j % 5) - 0.2f;
+      mul[j] = 0.5f + 0.05f * static_cast<float>(j % 7);
+      shift[j] = 0.03f * static_cast<float>(j % 3);
+      lower[j] = j % 2 ? 0.0f : -std::numeric_limits<float>::infinity();
+    }
+  }
+  ColumnEpilogue epilogue() const { return {bias.data(), mul.data(), shift.data(), lower.data()}; }
+  Epilogue<float> at(int64_t j) const { return {bias[j], mul[j], shift[j], lower[j]}; }
+};
+
+// Rows stored at their own pointers into `out` (filled with 7 first), `cols` each, against
+// want(r, j): the worst relative difference, and whether every other float still holds 7.
+struct RowsStored {
+  float worst = 0.0f;
+  bool untouched = true;
+};
+template <class Want>
+RowsStored compare_rows(const std::vector<float>& out, const std::vector<float*>& at, int64_t cols, const Want& want) {
+  RowsStored result;
+  std::vector<char> stored(out.size(), 0);
+  for (int64_t r = 0; r < static_cast<int64_t>(at.size()); ++r) {
+    for (int64_t j = 0; j < cols; ++j) {
+      const float w = want(r, j);
+      result.worst = std::max(result.worst, std::abs(at[r][j] - w) / std::max(1.0f, std::abs(w)));
+      stored[static_cast<std::size_t>(at[r] + j - out.data())] = 1;
+    }
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) result.untouched = result.untouched && (stored[i] || out[i] == 7.0f);
+  return result;
+}
+
 TEST_CASE("gemm: register tiles with each column's epilogue, stored row by row where told, for every ISA variant") {
   // Every height up to mr, widths of one and two vectors, whole and partial; each row stored at a
   // pointer of its own (positions of a padded channels-last output), nothing else written; the
@@ -250,14 +287,8 @@ TEST_CASE("gemm: register tiles with each column's epilogue, stored row by row w
   for (const auto& kernel : available_gemm_kernels()) {
     const int64_t nr = kernel.nr, kc = 37, lda = 41, gap = nr + 7;
     Tensor b = test::random_tensor(Shape{kc * nr}, seed++);
-    std::vector<float> bias(nr + 16), mul(nr + 16), shift(nr + 16), lower(nr + 16);
-    for (int64_t j = 0; j < nr + 16; ++j) {
-      bias[j] = 0.1f * static_cast<float>(j % 5) - 0.2f;
-      mul[j] = 0.5f + 0.05f * static_cast<float>(j % 7);
-      shift[j] = 0.03f * static_cast<float>(j % 3);
-      lower[j] = j % 2 ? 0.0f : -std::numeric_limits<float>::infinity();
-    }
-    const ColumnEpilogue ce{bias.data(), mul.data(), shift.data(), lower.data()};
+    const ColumnTerms terms(nr + 16);
+    const ColumnEpilogue ce = terms.epilogue();
     for (const int64_t cols : {int64_t{1}, nr / 2 - 1, nr / 2, nr / 2 + 3, nr})
       for (int64_t rows = 1; rows <= kernel.mr; ++rows) {
         CAPTURE(kernel.name);
@@ -281,19 +312,9 @@ TEST_CASE("gemm: register tiles with each column's epilogue, stored row by row w
         }
         std::vector<float> ref(static_cast<std::size_t>(rows * nr));
         reference::sgemm({rows, nr, kc, a.data(), lda, b.data(), nr, ref.data(), nr}, {});
-        float worst = 0.0f;
-        std::vector<char> stored(out.size(), 0);
-        for (int64_t r = 0; r < rows; ++r) {
-          for (int64_t j = 0; j < cols; ++j) {
-            const float want = Epilogue<float>{bias[j], mul[j], shift[j], lower[j]}(ref[r * nr + j]);
-            worst = std::max(worst, std::abs(at[r][j] - want) / std::max(1.0f, std::abs(want)));
-            stored[static_cast<std::size_t>(at[r] + j - out.data())] = 1;
-          }
-        }
-        bool untouched = true;
-        for (std::size_t i = 0; i < out.size(); ++i) untouched = untouched && (stored[i] || out[i] == 7.0f);
-        CHECK(worst < 1e-5f);
-        CHECK(untouched);  // nothing past a row's columns, nothing between rows
+        const RowsStored got = compare_rows(out, at, cols, [&](int64_t r, int64_t j) { return terms.at(j)(ref[r * nr + j]); });
+        CHECK(got.worst < 1e-5f);
+        CHECK(got.untouched);  // nothing past a row's columns, nothing between rows
       }
   }
 }
@@ -311,14 +332,8 @@ TEST_CASE("gemm: wide register tiles over two panels, with each column's epilogu
     std::vector<float> b_whole(static_cast<std::size_t>(kc * width)), prefetched(static_cast<std::size_t>(kc * width));
     for (int64_t k = 0; k < kc; ++k)
       for (int64_t j = 0; j < width; ++j) b_whole[k * width + j] = j < nr ? b.data()[k * nr + j] : b_next.data()[k * nr + j - nr];
-    std::vector<float> bias(width), mul(width), shift(width), lower(width);
-    for (int64_t j = 0; j < width; ++j) {
-      bias[j] = 0.1f * static_cast<float>(j % 5) - 0.2f;
-      mul[j] = 0.5f + 0.05f * static_cast<float>(j % 7);
-      shift[j] = 0.03f * static_cast<float>(j % 3);
-      lower[j] = j % 2 ? 0.0f : -std::numeric_limits<float>::infinity();
-    }
-    const ColumnEpilogue ce{bias.data(), mul.data(), shift.data(), lower.data()};
+    const ColumnTerms terms(width);
+    const ColumnEpilogue ce = terms.epilogue();
     for (const int64_t cols : {int64_t{1}, nr - 1, nr + 1, nr + nr / 2 + 3, width})
       for (int64_t rows = 1; rows <= kernel.mr / 2; ++rows) {
         CAPTURE(rows);
@@ -332,20 +347,12 @@ TEST_CASE("gemm: wide register tiles over two panels, with each column's epilogu
                                     with_epilogue ? &ce : nullptr, rows % 3 ? prefetched.data() : nullptr);
         std::vector<float> ref(static_cast<std::size_t>(rows * width));
         reference::sgemm({rows, width, kc, a.data(), lda, b_whole.data(), width, ref.data(), width}, {});
-        float worst = 0.0f;
-        std::vector<char> stored(out.size(), 0);
-        for (int64_t r = 0; r < rows; ++r) {
-          for (int64_t j = 0; j < cols; ++j) {
-            const float v = ref[r * width + j];
-            const float want = with_epilogue ? Epilogue<float>{bias[j], mul[j], shift[j], lower[j]}(v) : v;
-            worst = std::max(worst, std::abs(at[r][j] - want) / std::max(1.0f, std::abs(want)));
-            stored[static_cast<std::size_t>(at[r] + j - out.data())] = 1;
-          }
-        }
-        bool untouched = true;
-        for (std::size_t i = 0; i < out.size(); ++i) untouched = untouched && (stored[i] || out[i] == 7.0f);
-        CHECK(worst < 1e-5f);
-        CHECK(untouched);
+        const RowsStored got = compare_rows(out, at, cols, [&](int64_t r, int64_t j) {
+          const float v = ref[r * width + j];
+          return with_epilogue ? terms.at(j)(v) : v;
+        });
+        CHECK(got.worst < 1e-5f);
+        CHECK(got.untouched);
       }
   }
 }
