@@ -59,7 +59,6 @@ int64_t tile_height(int64_t row_bytes, int64_t mr) {
   return 2 * most >= mr ? std::max<int64_t>(1, 2 * mr / 3) : mr;
 }
 
-// `mr`: the kernel's register tile height. bf16 products read bf16 rows (2 bytes a channel).
 // Whether float tiles take two panels at once (the kernel's tile_rows_a_out_wide, mr / 2 rows):
 // where the depth is short, so that a 12-row tile's fixed costs (its rows read again for every
 // panel, its stores) weigh against few multiply-adds. conv2_3x3_reduce (64 channels) ran 11 %
@@ -69,6 +68,8 @@ bool takes_wide_tiles(const reference::ConvProblem& p, const GemmKernel& kernel,
   return !bf16 && kernel.tile_rows_a_out_wide && p.in_channels <= kMostDepth && p.out_channels > kernel.nr;
 }
 
+// `kernel`: the float kernel (its wide tile, its panel width); `mr`: the register tile height of
+// the products' kernel. bf16 products read bf16 rows (2 bytes a channel).
 RowsScratch rows_layout(ScratchLayout& l, const reference::ConvProblem& p, const GemmKernel& kernel, int64_t mr,
                         bool bf16) {
   const bool wide = takes_wide_tiles(p, kernel, bf16);
@@ -168,8 +169,8 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w,
       p, e, out, w.panels, nr, mr, threads, slabs, r, [](int, int64_t, int64_t) {},
       [&](const TileAt& t, float* const* at, const ColumnEpilogue* column) {
         // The next tile's rows: read interleaved, they leave the hardware prefetcher behind (3a_1x1
-        // ran at 60 % of the FMA peak without). The kernel fetches depth x nr floats, nr rows, all
-        // inside the input.
+        // ran at 60 % of the FMA peak without). The kernel fetches depth x nr floats (x 2 nr in the
+        // wide tile), as many rows, all inside the input.
         const float* a = in + t.row * depth;
         if (t.cols > nr) {
           const float* next = t.row + mr + 2 * nr <= total ? in + (t.row + mr) * depth : nullptr;
