@@ -1076,8 +1076,8 @@ TEST_CASE("conv sink: channels-last runs that start and end inside rows, 80 chan
 
 // A bf16 slice (channels [c0, c0 + cout) of `channels`) against the float one it rounds: each
 // value within a bf16 step (the epilogue may fuse differently), the other channels untouched.
-static void check_bf16_slice(const std::vector<uint16_t>& got, const std::vector<float>& want, int64_t channels, int64_t c0,
-                      int64_t cout) {
+static void check_bf16_slice(const std::vector<uint16_t>& got, const std::vector<float>& want, int64_t channels,
+                             int64_t c0, int64_t cout) {
   bool close = true, untouched = true;
   for (std::size_t i = 0; i < got.size(); ++i) {
     const int64_t ch = static_cast<int64_t>(i) % channels;
@@ -1169,16 +1169,19 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
     // In bf16, from the input stored as bf16 (a plan's bf16 value): the same products in the same
     // order, so the same values bit for bit.
     CHECK(fast::reads_bf16_input(taps) == bf16);
-    if (!bf16) {
-      // Float products into a bf16 slice (a bf16 plan's conv2_3x3_reduce): each value the float
-      // slice's rounded, other channels untouched.
+    // Into a bf16 slice (ConvEpilogue::channels_last_bf16) by `run`: each value the float slice's
+    // rounded (the epilogue may fuse differently: within one bf16 step), other channels untouched.
+    const auto into_bf16_slice = [&](const auto& run) {
       std::vector<uint16_t> slice_bf16(slice.size(), 0xabcd);
       e.channels_last_out = &wide;
       e.channels_last_channel = 3;
       e.channels_last_bf16 = true;
-      fast::run_conv(taps, in_cl.data(), e, reinterpret_cast<float*>(slice_bf16.data()), true);
-      check_bf16_slice(slice_bf16, slice, wide.channels, 3, c.cout);
+      run(reinterpret_cast<float*>(slice_bf16.data()));
       e.channels_last_bf16 = false;
+      check_bf16_slice(slice_bf16, slice, wide.channels, 3, c.cout);
+    };
+    if (!bf16) {  // float products (a bf16 plan's conv2_3x3_reduce)
+      into_bf16_slice([&](float* dst) { fast::run_conv(taps, in_cl.data(), e, dst, true); });
       continue;
     }
     std::vector<uint16_t> in_bf16(in_cl.size());
@@ -1186,14 +1189,6 @@ TEST_CASE("conv: a pointwise tap GEMM between channels-last values equals the re
     std::vector<float> from_bf16(want.size(), std::nanf(""));
     fast::run_conv_bf16_input(taps, in_bf16.data(), e, from_bf16.data());
     CHECK(worst_difference(from_bf16, got) == 0.0f);
-    // And into a bf16 slice (ConvEpilogue::channels_last_bf16): each value the float one rounded
-    // (the epilogue may fuse differently: within one bf16 step), other channels untouched.
-    std::vector<uint16_t> slice_bf16(static_cast<std::size_t>(in_shape[0] * wide.floats()), 0xabcd);
-    e.channels_last_out = &wide;
-    e.channels_last_channel = 3;
-    e.channels_last_bf16 = true;
-    fast::run_conv_bf16_input(taps, in_bf16.data(), e, reinterpret_cast<float*>(slice_bf16.data()));
-    check_bf16_slice(slice_bf16, slice, wide.channels, 3, c.cout);
-    e.channels_last_bf16 = false;
+    into_bf16_slice([&](float* dst) { fast::run_conv_bf16_input(taps, in_bf16.data(), e, dst); });
   }
 }

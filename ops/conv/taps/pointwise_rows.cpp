@@ -73,10 +73,11 @@ bool takes_wide_tiles(const reference::ConvProblem& p, const GemmKernel& kernel,
 RowsScratch rows_layout(ScratchLayout& l, const reference::ConvProblem& p, const GemmKernel& kernel, int64_t mr,
                         bool bf16) {
   const bool wide = takes_wide_tiles(p, kernel, bf16);
+  const int64_t panels_per_tile = wide ? 2 : 1;
   const int64_t tile_rows = wide ? kernel.mr / 2 : tile_height(p.in_channels * (bf16 ? 2 : 4), mr);
   const int64_t block_rows = tiles_per_block(p.in_channels, tile_rows) * tile_rows;
-  return {tile_rows, wide ? 2 : 1, l.add<int64_t>(block_rows), l.add<float>(block_rows * kernel.nr * (wide ? 2 : 1)),
-          l.add<uint16_t>(bf16 ? block_rows * p.in_channels : 0)};
+  return {tile_rows, panels_per_tile, l.add<int64_t>(block_rows),
+          l.add<float>(block_rows * panels_per_tile * kernel.nr), l.add<uint16_t>(bf16 ? block_rows * p.in_channels : 0)};
 }
 
 void check_pointwise_rows(const reference::ConvProblem& p, const ConvEpilogue& e, int64_t k, int64_t n, int64_t mr) {
