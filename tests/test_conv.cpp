@@ -631,7 +631,7 @@ static float worst_difference(const std::vector<float>& a, const std::vector<flo
 
 // An input BatchNorm on a value that is already channels-last (unpadded, or padded another way):
 // the copy equals the one made from the same values as planes.
-TEST_CASE("conv: the channels-last copy from another channels-last layout equals the copy from planes") {
+TEST_CASE("conv: the channels-last copy from another channels-last layout equals the copy from planes, in bf16 too") {
   uint64_t seed = 2080;
   for (const int rank : {2, 3}) {
     for (const int64_t c_n : {5, 32, 37}) {
@@ -659,6 +659,17 @@ TEST_CASE("conv: the channels-last copy from another channels-last layout equals
           fast::to_channels_last(p, pi, in.data(), expect.data(), a);
           const float* got = fast::channels_last_input_from(p, pi, from, source.data(), a);
           CHECK(worst_difference(std::vector<float>(got, got + expect.size()), expect) < 1e-6f);
+          // Stored as bf16 (a bf16 tap GEMM's copy), from either: each value the float one rounded
+          // (the affine may fuse differently: within a bf16 step), borders zero.
+          for (const fast::PaddedInput* source_layout : {&from, static_cast<const fast::PaddedInput*>(nullptr)}) {
+            const uint16_t* got_bf16 =
+                fast::channels_last_input_bf16(p, pi, source_layout, source_layout ? source.data() : in.data(), a);
+            int64_t off = 0;
+            for (std::size_t i = 0; i < expect.size(); ++i) {
+              off += !(std::fabs(bf16_to_float(got_bf16[i]) - expect[i]) <= std::fabs(expect[i]) / 256.0f + 1e-30f);
+            }
+            CHECK(off == 0);
+          }
           CHECK_THROWS_AS(fast::channels_last_input_from(p, pi, fast::unpadded_channels_last(p.in_extent, c_n + 1),
                                                          source.data(), a),
                           std::logic_error);

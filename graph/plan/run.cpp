@@ -224,15 +224,22 @@ void run_conv_step(const ExecutionPlan& plan, const PlanStep& s, const std::vect
   const Graph& g = *plan.graph;
   fast::ConvEpilogue e = conv_epilogue(plan, s, values);
   const ValueLayout& in_layout = plan.values[s.inputs[0]].layout;
-  const bool in_bf16 = plan.values[s.inputs[0]].dtype == DType::bf16;
+  bool in_bf16 = plan.values[s.inputs[0]].dtype == DType::bf16;
   const float* in = values[s.inputs[0]].data();
   bool in_channels_last = in_layout.kind != ValueLayout::Kind::planes;
   if (in_layout.kind == ValueLayout::Kind::clip_frames) in += in_layout.first_frame_offset();
   if (!s.in_scale.empty()) {  // the copy the convolution would make, with its input BatchNorm
     const fast::ChannelAffine affine{s.in_scale.data(), s.in_shift.data(), s.in_relu};
     const fast::PaddedInput copy = fast::input_layout(s.conv);
-    in = in_channels_last ? fast::channels_last_input_from(s.conv.problem, copy, in_layout.padded, in, &affine)
-                          : fast::channels_last_input(s.conv.problem, copy, in, false, &affine);
+    const fast::PaddedInput* from = in_channels_last ? &in_layout.padded : nullptr;
+    // In bf16 where the convolution reads a bf16 copy in place (res5b_1): made so at once.
+    in_bf16 = fast::reads_bf16_input(s.conv) && s.pool < 0;
+    if (in_bf16) {
+      in = reinterpret_cast<const float*>(fast::channels_last_input_bf16(s.conv.problem, copy, from, in, &affine));
+    } else {
+      in = from ? fast::channels_last_input_from(s.conv.problem, copy, *from, in, &affine)
+                : fast::channels_last_input(s.conv.problem, copy, in, false, &affine);
+    }
     in_channels_last = true;
   }
   float* dst = out.data();

@@ -17,7 +17,8 @@ ScratchSize conv_step_scratch(const ExecutionPlan& plan, const PlanStep& s, int 
     return fast::conv_pooled_scratch(s.conv, pool.problem(s.conv_shape, plan.values[s.output].shape), threads,
                                      in_channels_last);
   }
-  ScratchSize size = fast::conv_scratch(s.conv, threads, in_channels_last);
+  const bool in_bf16 = plan.values[s.inputs[0]].dtype == DType::bf16 && s.in_scale.empty();
+  ScratchSize size = fast::conv_scratch(s.conv, threads, in_channels_last, in_bf16);
   if (s.input_pool >= 0) {  // the pooling runs on the product, after the convolution
     const Shape shapes[] = {s.conv_shape};
     size = max_size(size, g.nodes[s.input_pool].op->fast_scratch(shapes, s.conv_shape, threads));

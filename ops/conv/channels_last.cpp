@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "ops/epilogue.hpp"
 #include "ops/vector_bf16.hpp"
@@ -121,30 +122,65 @@ void cloned_row(const reference::ConvProblem& p, const PaddedInput& pi, const fl
 }
 
 // Padded row r of the copies `pi` from `in` in the channels-last layout `from`: each position's
-// channels through the affine, sixteen at a time.
-ECOCPU_VECTOR_CLONES
-void row_from_channels_last(const PaddedInput& pi, const PaddedInput& from, const float* in, int64_t r,
-                            const ChannelAffine* affine, float* dst) {
-  float* interior = zero_row_borders(pi, r, dst);
+// channels through the affine (if given), sixteen at a time. T: float, or uint16_t for a copy
+// stored as bf16.
+template <class T>
+[[gnu::always_inline]] inline void row_from_channels_last(const PaddedInput& pi, const PaddedInput& from,
+                                                          const float* in, int64_t r, const ChannelAffine* affine,
+                                                          T* dst) {
+  T* interior = zero_row_borders(pi, r, dst);
   if (!interior) return;
   const int64_t c_n = pi.channels, w_n = pi.inner[2];
   const int64_t n = r / (pi.extent[0] * pi.extent[1]), d = r / pi.extent[1] % pi.extent[0] - pi.lead[0];
   const float* src = in + from.at(n, d, r % pi.extent[1] - pi.lead[1], 0);
-  if (!affine) {
+  if (!affine && std::is_same_v<T, float>) {
     for (int64_t w = 0; w < w_n; ++w) std::memcpy(interior + w * c_n, src + w * from.channels, c_n * sizeof(float));
     return;
   }
-  const float *scale = affine->scale, *shift = affine->shift;
-  const float lower = epilogue_lower(affine->relu);
+  const float lower = epilogue_lower(affine && affine->relu);
+  const auto scale = [&](int64_t c) { return affine ? affine->scale[c] : 1.0f; };
+  const auto shift = [&](int64_t c) { return affine ? affine->shift[c] : 0.0f; };
   int64_t c0 = 0;
   for (; c0 + 16 <= c_n; c0 += 16) {
-    const Epilogue<V16> ep{V16{} + 0.0f, load16(scale + c0), load16(shift + c0), V16{} + lower};
+    Epilogue<V16> ep{V16{} + 0.0f, V16{} + 1.0f, V16{} + 0.0f, V16{} + lower};
+    if (affine) ep = {V16{} + 0.0f, load16(affine->scale + c0), load16(affine->shift + c0), V16{} + lower};
     for (int64_t w = 0; w < w_n; ++w) store16(interior + w * c_n + c0, ep(load16(src + w * from.channels + c0)));
   }
   for (int64_t c = c0; c < c_n; ++c) {
-    const Epilogue<float> ep{0.0f, scale[c], shift[c], lower};
-    for (int64_t w = 0; w < w_n; ++w) interior[w * c_n + c] = ep(src[w * from.channels + c]);
+    const Epilogue<float> ep{0.0f, scale(c), shift(c), lower};
+    for (int64_t w = 0; w < w_n; ++w) store1(interior + w * c_n + c, ep(src[w * from.channels + c]));
   }
+}
+
+// row_from_channels_last for each element type, each built for every instruction set.
+ECOCPU_VECTOR_CLONES
+void cloned_row_from(const PaddedInput& pi, const PaddedInput& from, const float* in, int64_t r,
+                     const ChannelAffine* affine, float* dst) {
+  row_from_channels_last(pi, from, in, r, affine, dst);
+}
+ECOCPU_VECTOR_CLONES
+void cloned_row_from(const PaddedInput& pi, const PaddedInput& from, const float* in, int64_t r,
+                     const ChannelAffine* affine, uint16_t* dst) {
+  row_from_channels_last(pi, from, in, r, affine, dst);
+}
+
+// The copy of `in` (planes, or channels-last in `from`) into the shared zone, as channels_last_input
+// and channels_last_input_from make it.
+template <class T>
+const T* copy_into_shared(const reference::ConvProblem& p, const PaddedInput& pi, const PaddedInput* from,
+                          const float* in, const ChannelAffine* affine) {
+  T* copy = current_workspace().shared<T>("channels-last copy", p.batch * pi.floats());
+  if (!from) {
+    to_channels_last(p, pi, in, copy, affine);
+    return copy;
+  }
+  if (from->inner != p.in_extent || from->channels != p.in_channels || pi.channels != p.in_channels) {
+    throw std::logic_error("channels_last_input_from: a layout that does not hold the problem's input");
+  }
+  const int64_t rows = p.batch * pi.extent[0] * pi.extent[1];
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) cloned_row_from(pi, *from, in, r, affine, copy + r * pi.extent[2] * pi.channels);
+  return copy;
 }
 
 }  // namespace
@@ -167,22 +203,17 @@ template void to_channels_last(const reference::ConvProblem&, const PaddedInput&
 
 const float* channels_last_input(const reference::ConvProblem& p, const PaddedInput& pi, const float* in,
                                  bool in_channels_last, const ChannelAffine* affine) {
-  if (in_channels_last) return in;
-  float* copy = current_workspace().shared<float>("channels-last copy", p.batch * pi.floats());
-  to_channels_last(p, pi, in, copy, affine);
-  return copy;
+  return in_channels_last ? in : copy_into_shared<float>(p, pi, nullptr, in, affine);
 }
 
 const float* channels_last_input_from(const reference::ConvProblem& p, const PaddedInput& pi, const PaddedInput& from,
                                       const float* in, const ChannelAffine* affine) {
-  if (from.inner != p.in_extent || from.channels != p.in_channels || pi.channels != p.in_channels) {
-    throw std::logic_error("channels_last_input_from: a layout that does not hold the problem's input");
-  }
-  float* copy = current_workspace().shared<float>("channels-last copy", p.batch * pi.floats());
-  const int64_t rows = p.batch * pi.extent[0] * pi.extent[1];
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) row_from_channels_last(pi, from, in, r, affine, copy + r * pi.extent[2] * pi.channels);
-  return copy;
+  return copy_into_shared<float>(p, pi, &from, in, affine);
+}
+
+const uint16_t* channels_last_input_bf16(const reference::ConvProblem& p, const PaddedInput& pi,
+                                         const PaddedInput* from, const float* in, const ChannelAffine* affine) {
+  return copy_into_shared<uint16_t>(p, pi, from, in, affine);
 }
 
 int64_t channels_last_input_bytes(const reference::ConvProblem& p, const PaddedInput& pi, bool in_channels_last) {

@@ -55,6 +55,10 @@ const float* channels_last_input(const reference::ConvProblem& p, const PaddedIn
 // value that stays channels-last (ECO's 3D head). Same shared bytes as channels_last_input's.
 const float* channels_last_input_from(const reference::ConvProblem& p, const PaddedInput& pi, const PaddedInput& from,
                                       const float* in, const ChannelAffine* affine = nullptr);
+// Either copy stored as bf16 (`from` null: `in` is planes), for a convolution reading a bf16 copy
+// (run_conv_bf16_input); it takes no more shared bytes than the float copy.
+const uint16_t* channels_last_input_bf16(const reference::ConvProblem& p, const PaddedInput& pi,
+                                         const PaddedInput* from, const float* in, const ChannelAffine* affine);
 // The shared bytes channels_last_input takes: the batch's copy, or none when it is handed over.
 int64_t channels_last_input_bytes(const reference::ConvProblem& p, const PaddedInput& pi, bool in_channels_last);
 

@@ -98,12 +98,12 @@ void run_conv_images(const PreparedConv& c, int64_t first, int64_t count, const 
   run_algo(c, part, in + first * in_image, e, out, in_channels_last);
 }
 
-ScratchSize conv_scratch(const PreparedConv& c, int threads, bool in_channels_last) {
+ScratchSize conv_scratch(const PreparedConv& c, int threads, bool in_channels_last, bool in_bf16) {
   switch (c.algo) {
     case ConvAlgo::Winograd:
       return winograd_scratch(c.problem, threads, in_channels_last, c.precision == Precision::bf16);
     case ConvAlgo::TapGemm:
-      return conv_taps_scratch(c.problem, threads, in_channels_last, c.precision == Precision::bf16);
+      return conv_taps_scratch(c.problem, threads, in_channels_last, c.precision == Precision::bf16, in_bf16);
     case ConvAlgo::Direct1x1Gemm: return conv_gemm_scratch(c.problem, c.algo, threads, true);
     case ConvAlgo::Im2colGemm: return conv_gemm_scratch(c.problem, c.algo, threads, false);
   }

@@ -67,8 +67,9 @@ void run_conv_images(const PreparedConv& conv, int64_t first, int64_t count, con
 // for `conv` on `threads` threads (omp_get_max_threads() in the pass), whatever the epilogue
 // (planes, a channel slice or channels-last): GEMM packing, Winograd blocks, tap GEMM items, and,
 // in the shared zone, the input's channels-last copy unless in_channels_last -- which also covers
-// channels_last_input called for the convolution before it, then run_conv on its copy.
-ScratchSize conv_scratch(const PreparedConv& conv, int threads, bool in_channels_last);
+// channels_last_input called for the convolution before it, then run_conv on its copy. in_bf16:
+// the input comes stored as bf16 (run_conv_bf16_input), so a bf16 tap GEMM makes no bf16 copy.
+ScratchSize conv_scratch(const PreparedConv& conv, int threads, bool in_channels_last, bool in_bf16 = false);
 int64_t conv_scratch_bytes(const PreparedConv& conv, int threads, bool in_channels_last);
 
 // The same for the convolution followed by `pool` (planes = batch x Cout), whichever way it is

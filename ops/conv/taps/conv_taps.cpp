@@ -342,6 +342,12 @@ Bf16Panels tap_pack_weights_bf16(const reference::ConvProblem& p, const float* w
 
 namespace {
 
+// What a TapProduct with bf16 products is handed besides (or instead of) the float input: nothing
+// (A tiles rounded as they are copied), a bf16 copy of the padded input (a plan's bf16 value),
+// or one followed by TapProduct::kBf16CopySlack values, which odd runs read past its end
+// (conv_taps_max_pooled's own copy of conv1's image).
+enum class Bf16Input { none, copy, copy_with_slack };
+
 // A thread's memory for TapProduct::run on up to `positions` positions: an A tile (when A is
 // copied), and per position its window's origin, a register tile and whether a block wrote it.
 struct RunScratch {
@@ -379,21 +385,21 @@ struct TapProduct {
   // being copied a tile at a time: the copy was a sixth of conv1's time, whose 7 x 3-channel
   // windows give only 2 panels per tile to spread it on.
   bool in_place;
-  // In bf16, A read in place from a bf16 copy of the padded input (conv_taps_max_pooled makes one
-  // per image): runs padded to even lengths then read the next value of the copy as their pad,
-  // times the zero weight row, so that they must start at even offsets.
+  // In bf16, A read in place from a bf16 copy of the padded input (Bf16Input): runs padded to even
+  // lengths then read the next value of the copy as their pad, times the zero weight row, so that
+  // they must start at even offsets.
   bool bf16_in_place;
   bool cut_at_rows;  // in place, register tiles end where output rows do
   // Tiles at an output row's ends skip the taps their positions read in the padding (edge_tile),
-  // in place with float products, where a tap's channels are at least a panel's width: shorter
-  // runs (conv1's 3 channels) cost more in extra kernel calls than the products they save.
+  // in place, where a tap's channels are at least a panel's width: shorter runs (conv1's 3
+  // channels) cost more in extra kernel calls than the products they save.
   bool skips_edge_taps;
   const Bf16GemmKernel* bf16;  // products in bf16 (tap_bf16_applies), else null
 
-  // `kernel` is the weights' (kernel_for), or for a size function the selected one. bf16_copy: the
-  // caller can hand run() a bf16 copy of the input, read in place where the geometry allows.
+  // `kernel` is the weights' (kernel_for), or for a size function the selected one. `source`: what
+  // run() is handed in bf16, read in place where the geometry allows.
   TapProduct(const reference::ConvProblem& problem, const GemmKernel& k, bool bf16_products = false,
-             bool bf16_copy = false)
+             Bf16Input source = Bf16Input::none)
       : p(problem),
         kernel(k),
         panels((problem.out_channels + k.nr - 1) / k.nr),
@@ -401,11 +407,12 @@ struct TapProduct {
         d(depth_blocks(problem, pi, k.kc, bf16_products)),
         position_step(problem.window.stride[2] * pi.channels),
         in_place(!bf16_products && reads_in_place(problem, k)),
-        bf16_in_place(bf16_products && bf16_copy && reads_in_place(problem, k) && !is_pointwise(problem) &&
-                      (pi.extent[2] * pi.channels) % 2 == 0 && position_step % 2 == 0 &&
-                      tap_row_length(problem, true) <= k.kc),
+        bf16_in_place(bf16_products && source != Bf16Input::none && reads_in_place(problem, k) &&
+                      !is_pointwise(problem) && (pi.extent[2] * pi.channels) % 2 == 0 && position_step % 2 == 0 &&
+                      (problem.in_channels % 2 == 0 ||
+                       (source == Bf16Input::copy_with_slack && tap_row_length(problem, true) <= k.kc))),
         cut_at_rows((in_place || bf16_in_place) && !is_pointwise(problem)),
-        skips_edge_taps(in_place && cut_at_rows && problem.in_channels >= k.nr),
+        skips_edge_taps(cut_at_rows && problem.in_channels >= k.nr),
         bf16(bf16_products ? bf16_gemm_kernel() : nullptr) {}
 
   // The rows [lo, hi) of a register tile of `rows` positions from output column w0 (all in one
@@ -423,10 +430,13 @@ struct TapProduct {
     return column_rows(w0, rows, 0).first > 0 || column_rows(w0, rows, p.window.kernel[2] - 1).second < rows;
   }
 
-  // One depth block of a tile at_row_edge, A read in place from `a` (its first position's window):
-  // each piece cut where its taps' column changes which of the tile's rows read input, and each
-  // part multiplied for those rows only. `panel`: the weight panel from its first row.
-  void edge_tile(const DepthBlock& b, const float* a, int64_t w0, int64_t rows, const float* panel, float* c,
+  // One depth block of a tile at_row_edge, A read in place from `a` (its first position's window)
+  // by `k` (the float kernel, or the bf16 one on a bf16 copy): each piece cut where its taps'
+  // column changes which of the tile's rows read input, and each part multiplied for those rows
+  // only. `panel`: the weight panel from its first row. (bf16 takes an even Cin: every part then
+  // starts at an even depth and has an even length.)
+  template <class Kernel, class T>
+  void edge_tile(const Kernel& k, const DepthBlock& b, const T* a, int64_t w0, int64_t rows, const T* panel, float* c,
                  int64_t ld, bool accumulate) const {
     const int64_t cin = p.in_channels, row_k = tap_row_length(p, false), nr = kernel.nr;
     if (!accumulate) {
@@ -442,8 +452,8 @@ struct TapProduct {
         const auto [lo, hi] = span;
         if (hi > lo) {
           const int64_t offset = piece.offset + e0 - c0, len = e1 - e0;
-          kernel.tile_runs_a(ARuns{1, &offset, &len}, a + lo * position_step, position_step,
-                             panel + (piece.k0 + e0 - c0) * nr, c + lo * ld, ld, hi - lo, true);
+          k.tile_runs_a(ARuns{1, &offset, &len}, a + lo * position_step, position_step,
+                        panel + (piece.k0 + e0 - c0) * nr, c + lo * ld, ld, hi - lo, true);
         }
         e0 = e1;
       }
@@ -505,7 +515,10 @@ struct TapProduct {
           const auto* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
           float* c = product + i0 * ld + j * nr;
           if constexpr (std::is_same_v<Panels, Bf16Panels>) {
-            if (bf16_in_place) {
+            if (bf16_in_place && edge) {
+              edge_tile(*bf16, b, padded_bf16 + origins[i0].base, origins[i0].w, rows, w.panel(0, panel0 + j), c, ld,
+                        written[t]);
+            } else if (bf16_in_place) {
               bf16->tile_runs_a(d.runs(b), padded_bf16 + origins[i0].base, position_step, b_panel, c, ld, rows,
                                 written[t]);
             } else {
@@ -513,7 +526,8 @@ struct TapProduct {
             }
           } else if (in_place) {
             if (edge) {
-              edge_tile(b, padded + origins[i0].base, origins[i0].w, rows, w.panel(0, panel0 + j), c, ld, written[t]);
+              edge_tile(kernel, b, padded + origins[i0].base, origins[i0].w, rows, w.panel(0, panel0 + j), c, ld,
+                        written[t]);
             } else {
               kernel.tile_runs_a(d.runs(b), padded + origins[i0].base, position_step, b_panel, c, ld, rows, written[t]);
             }
@@ -645,19 +659,62 @@ ItemScratch item_layout(ScratchLayout& l, const TapProduct& tp, const Split& s) 
   return r;
 }
 
+// The shared zone of a bf16 tap GEMM that rounds its float input once into a bf16 copy: room for
+// a float copy first, so that one made there by the caller (an input BatchNorm's, run_plan) stays
+// whole while it is read, then the bf16 copy.
+struct Bf16CopyZone {
+  Region<float> float_copy;
+  Region<uint16_t> copy;
+};
+
+Bf16CopyZone bf16_copy_zone(ScratchLayout& l, const reference::ConvProblem& p, const PaddedInput& pi) {
+  Bf16CopyZone z;
+  z.float_copy = l.add<float>(p.batch * pi.floats());
+  z.copy = l.add<uint16_t>(p.batch * pi.floats());
+  return z;
+}
+
+// The padded input (planes, or the float copy when in_channels_last) rounded into the bf16 copy.
+const uint16_t* bf16_copy_of(const reference::ConvProblem& p, const PaddedInput& pi, const float* in,
+                             bool in_channels_last) {
+  ScratchLayout layout;
+  const Bf16CopyZone z = bf16_copy_zone(layout, p, pi);
+  uint16_t* copy = current_workspace().shared_zone("tap_gemm bf16 copy", layout.bytes()).at(z.copy);
+  if (!in_channels_last) {
+    to_channels_last(p, pi, in, copy);
+    return copy;
+  }
+  const int64_t n = p.batch * pi.floats(), chunk = 16 * 1024;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i += chunk) convert_to_bf16(in + i, std::min(chunk, n - i), copy + i);
+  return copy;
+}
+
 }  // namespace
 
-ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last, bool bf16) {
-  const TapProduct tp(p, selected_gemm_kernel(), bf16);
-  // A range of images (run_conv_images) splits fewer positions, which may give longer blocks.
-  Split most = tp.split(1, threads);
-  for (int64_t batch = 2; batch <= p.batch; ++batch) {
-    Split s = tp.split(batch, threads);
-    if (s.block_positions > most.block_positions) most = std::move(s);
+ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last, bool bf16,
+                              bool in_bf16) {
+  // In bf16 the input may come as a bf16 copy (read in place, which may split otherwise) or not.
+  int64_t bytes = 0;
+  for (const Bf16Input source : {Bf16Input::none, bf16 ? Bf16Input::copy : Bf16Input::none}) {
+    const TapProduct tp(p, selected_gemm_kernel(), bf16, source);
+    // A range of images (run_conv_images) splits fewer positions, which may give longer blocks.
+    Split most = tp.split(1, threads);
+    for (int64_t batch = 2; batch <= p.batch; ++batch) {
+      Split s = tp.split(batch, threads);
+      if (s.block_positions > most.block_positions) most = std::move(s);
+    }
+    ScratchLayout layout;
+    item_layout(layout, tp, most);
+    bytes = std::max(bytes, layout.bytes());
   }
-  ScratchLayout layout;
-  item_layout(layout, tp, most);
-  const ScratchSize general{threads, channels_last_input_bytes(p, tp.pi, in_channels_last), layout.bytes()};
+  const PaddedInput pi = padded_input(p);
+  ScratchSize general{threads, channels_last_input_bytes(p, pi, in_channels_last), bytes};
+  if (bf16 && !in_bf16 && TapProduct(p, selected_gemm_kernel(), true, Bf16Input::copy).bf16_in_place) {
+    ScratchLayout zone;
+    bf16_copy_zone(zone, p, pi);
+    general.shared = zone.bytes();
+  }
   // Whether the output is channels-last too (conv_pointwise_rows) is the epilogue's: either fits.
   if (in_channels_last && is_pointwise(p)) return max_size(general, conv_pointwise_rows_scratch(p, threads, bf16));
   return general;
@@ -667,7 +724,8 @@ ScratchSize conv_taps_max_pooled_scratch(const reference::ConvProblem& p, const 
                                          int threads, bool in_channels_last, bool bf16) {
   const reference::ConvProblem image = one_image(p);
   ScratchLayout layout;
-  band_layout(layout, TapProduct(image, selected_gemm_kernel(), bf16, true), pool, in_channels_last);
+  band_layout(layout, TapProduct(image, selected_gemm_kernel(), bf16, Bf16Input::copy_with_slack), pool,
+              in_channels_last);
   return {threads, 0, layout.bytes()};
 }
 
@@ -684,7 +742,7 @@ void taps_max_pooled(const reference::ConvProblem& p, const Panels& w, const Gem
     throw std::logic_error("conv_taps_max_pooled takes a 2D convolution with a plain epilogue and its 2D max pooling");
   }
   const reference::ConvProblem image = one_image(p);
-  const TapProduct tp(image, kernel, std::is_same_v<Panels, Bf16Panels>, true);
+  const TapProduct tp(image, kernel, std::is_same_v<Panels, Bf16Panels>, Bf16Input::copy_with_slack);
   const int64_t in_image = in_channels_last ? tp.pi.floats() : p.in_channels * p.in_extent[1] * p.in_extent[2];
   const int64_t pooled_image = p.out_channels * pool.out_extent[1] * pool.out_extent[2];
   const ChannelEpilogues ce = channel_epilogues(e, p.out_channels);
@@ -795,6 +853,10 @@ void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const float
   if (in_channels_last && e.channels_last_out && is_pointwise(p) && p.in_channels % 2 == 0) {
     return conv_pointwise_rows(p, w, in, e, out);
   }
+  // Rounded once and read in place where it can be (as from a plan's bf16 value, so that storing
+  // values as bf16 changes no result), else rounded tile by tile as A is copied.
+  const TapProduct tp(p, selected_gemm_kernel(), true, Bf16Input::copy);
+  if (tp.bf16_in_place) return taps_items(tp, w, nullptr, e, out, true, bf16_copy_of(p, tp.pi, in, in_channels_last));
   taps_items(TapProduct(p, selected_gemm_kernel(), true), w, in, e, out, in_channels_last);
 }
 
@@ -802,7 +864,7 @@ void conv_taps(const reference::ConvProblem& p, const Bf16Panels& w, const uint1
                float* out) {
   require_bf16_taps(p, w);
   if (e.channels_last_out && is_pointwise(p) && p.in_channels % 2 == 0) return conv_pointwise_rows(p, w, in, e, out);
-  taps_items(TapProduct(p, selected_gemm_kernel(), true), w, nullptr, e, out, true, in);
+  taps_items(TapProduct(p, selected_gemm_kernel(), true, Bf16Input::copy), w, nullptr, e, out, true, in);
 }
 
 }  // namespace ecocpu::fast

@@ -24,8 +24,9 @@ Bf16Panels tap_pack_weights_bf16(const reference::ConvProblem& p, const float* w
 
 // The scratch conv_taps takes for `p`, or for a range of its images, on `threads` threads: per
 // thread an item's products and its register tiles' bookkeeping; shared, the input's channels-last
-// copy unless in_channels_last.
-ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last, bool bf16 = false);
+// copy unless in_channels_last, and in bf16 from a float input (not in_bf16) its bf16 copy.
+ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool in_channels_last, bool bf16 = false,
+                              bool in_bf16 = false);
 
 // in_channels_last: `in` is already the padded channels-last copy (padded_input(p)) the kernel
 // works from, written by the convolution before (see ConvEpilogue::channels_last_out).
@@ -51,9 +52,10 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, c
 ScratchSize conv_pointwise_rows_scratch(const reference::ConvProblem& p, int threads, bool bf16);
 
 // The same with bf16 products (ops/gemm/bf16.hpp): the weights rounded once
-// (tap_pack_weights_bf16), each A tile as it is copied (A is always copied, never read in place;
-// pointwise between channels-last values: conv_pointwise_rows' bf16 blocks); float sums and
-// epilogue. Only where tap_bf16_applies: a CPU with the bf16 kernel. Depth steps are pairs: with
+// (tap_pack_weights_bf16), the input rounded once into a bf16 copy that A is read from in place
+// where the geometry allows (as the float kernel's: runs of even length, output rows of
+// row_step positions or more), else each A tile as it is copied (pointwise between channels-last
+// values: conv_pointwise_rows' bf16 blocks); float sums and epilogue. Only where tap_bf16_applies: a CPU with the bf16 kernel. Depth steps are pairs: with
 // an odd channel count (conv1's 3) each row of taps' kw x Cin weight rows is followed by a zero
 // row, and its A run by a zero.
 bool tap_bf16_applies(const reference::ConvProblem& p);
