@@ -696,8 +696,10 @@ ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool
                               bool in_bf16) {
   // In bf16 the input may come as a bf16 copy (read in place, which may split otherwise) or not.
   int64_t bytes = 0;
+  bool reads_bf16_copy = false;
   for (const Bf16Input source : {Bf16Input::none, bf16 ? Bf16Input::copy : Bf16Input::none}) {
     const TapProduct tp(p, selected_gemm_kernel(), bf16, source);
+    reads_bf16_copy = reads_bf16_copy || tp.bf16_in_place;
     // A range of images (run_conv_images) splits fewer positions, which may give longer blocks.
     Split most = tp.split(1, threads);
     for (int64_t batch = 2; batch <= p.batch; ++batch) {
@@ -710,7 +712,7 @@ ScratchSize conv_taps_scratch(const reference::ConvProblem& p, int threads, bool
   }
   const PaddedInput pi = padded_input(p);
   ScratchSize general{threads, channels_last_input_bytes(p, pi, in_channels_last), bytes};
-  if (bf16 && !in_bf16 && TapProduct(p, selected_gemm_kernel(), true, Bf16Input::copy).bf16_in_place) {
+  if (reads_bf16_copy && !in_bf16) {  // conv_taps rounds its float input into a copy
     ScratchLayout zone;
     bf16_copy_zone(zone, p, pi);
     general.shared = zone.bytes();
