@@ -58,7 +58,7 @@ struct Bf16GemmKernel {
   // column's epilogue applied in the registers if given (GemmKernel::tile_rows_a_out's contract,
   // without the prefetch).
   void (*tile_rows_a_out)(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* const* out,
-                          int64_t rows, int64_t cols, bool accumulate, const ColumnEpilogue* epilogue) = nullptr;
+                          int64_t rows, int64_t cols, const ColumnEpilogue* epilogue) = nullptr;
   // C (exactly `rows` rows, 1 to mr) (+)= A x one panel, A's rows read in place as runs (see
   // ARuns; lda apart), each of an even length from an even offset, the panel's rows in run order:
   // a convolution reading a bf16 copy of its input the way the float kernel's tile_runs_a does.

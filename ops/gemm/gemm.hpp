@@ -160,19 +160,17 @@ struct GemmKernel {
   void (*tile_runs_a)(const ARuns& runs, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                       int64_t rows, bool accumulate) = nullptr;
   // A register tile of exactly `rows` rows (1 to mr) read in place (kc floats each, lda apart)
-  // times one B panel (kc rows of nr floats), added to what row r's first `cols` columns (1 to
-  // nr) at out[r] hold if `accumulate`, each column's epilogue applied in the registers if given,
-  // and stored there: output positions wherever their layout puts them, the products never
-  // stored apart. E.g. a pointwise convolution between channels-last values, a depth block at a
-  // time, the epilogue with the last. With `prefetch`, the kc x nr floats from there on are
-  // fetched into L2 along the way (e.g. the next tile's A rows, which the hardware prefetcher
-  // misses: the tile reads its rows interleaved).
+  // times one B panel (kc rows of nr floats), the depth whole, each column's epilogue applied in
+  // the registers if given, and stored at row r's first `cols` columns (1 to nr) at out[r]:
+  // output positions wherever their layout puts them, the products never stored apart (a
+  // pointwise convolution between channels-last values). With `prefetch`, the kc x nr floats
+  // from there on are fetched into L2 along the way (e.g. the next tile's A rows, which the
+  // hardware prefetcher misses: the tile reads its rows interleaved).
   void (*tile_rows_a_out)(int64_t kc, const float* a, int64_t lda, const float* b, float* const* out, int64_t rows,
-                          int64_t cols, bool accumulate, const ColumnEpilogue* epilogue,
-                          const float* prefetch) = nullptr;
+                          int64_t cols, const ColumnEpilogue* epilogue, const float* prefetch) = nullptr;
   // The same over two B panels at once (`b` and `b_next`, kc rows of nr floats each; columns 1 to
   // 2 nr, the second panel's after the first's), a register tile of exactly `rows` rows (1 to
-  // mr / 2), the depth whole (no accumulate): each A value feeds four vectors, so a shallow product
+  // mr / 2): each A value feeds four vectors, so a shallow product
   // reads its rows once for 2 nr output channels and writes each row's 2 nr at once (a pointwise
   // layer of 64 input channels). `prefetch` as tile_rows_a_out's, kc x 2 nr floats. Null where the
   // tile does not fit the registers (AVX2).

@@ -521,21 +521,20 @@ struct BlockedSgemm {
   // `cols` fits one.
   template <int ROWS = 1>
   static void tile_rows_a_out(int64_t kc, const float* a, int64_t lda, const float* b, float* const* out,
-                              int64_t rows, int64_t cols, bool accumulate, const ColumnEpilogue* ce,
-                              const float* prefetch) {
+                              int64_t rows, int64_t cols, const ColumnEpilogue* ce, const float* prefetch) {
     if constexpr (ROWS == 1) {  // whole tiles without walking the chain of heights
-      if (rows == MR) return tile_rows_a_out<MR>(kc, a, lda, b, out, rows, cols, accumulate, ce, prefetch);
+      if (rows == MR) return tile_rows_a_out<MR>(kc, a, lda, b, out, rows, cols, ce, prefetch);
     }
     if constexpr (ROWS < MR) {
-      if (rows != ROWS) return tile_rows_a_out<ROWS + 1>(kc, a, lda, b, out, rows, cols, accumulate, ce, prefetch);
+      if (rows != ROWS) return tile_rows_a_out<ROWS + 1>(kc, a, lda, b, out, rows, cols, ce, prefetch);
     }
-    if (cols <= W) return out_kernel<ROWS, true>(kc, a, lda, b, out, cols, accumulate, ce, prefetch);
-    out_kernel<ROWS, false>(kc, a, lda, b, out, cols, accumulate, ce, prefetch);
+    if (cols <= W) return out_kernel<ROWS, true>(kc, a, lda, b, out, cols, ce, prefetch);
+    out_kernel<ROWS, false>(kc, a, lda, b, out, cols, ce, prefetch);
   }
 
   template <int ROWS, bool kOneVector>
   static void out_kernel(int64_t kc, const float* a, int64_t lda, const float* b, float* const* out, int64_t cols,
-                         bool accumulate, const ColumnEpilogue* ce, const float* prefetch) {
+                         const ColumnEpilogue* ce, const float* prefetch) {
     Reg acc0[ROWS], acc1[ROWS];
     zero_tile<ROWS>(acc0, acc1);
     if (prefetch) {
@@ -547,16 +546,14 @@ struct BlockedSgemm {
       const Epilogue<Vec> e0 = ce ? column_epilogue(*ce, 0) : Epilogue<Vec>{};
 #pragma GCC unroll 32
       for (int r = 0; r < ROWS; ++r) {
-        Vec v(acc0[r]);
-        if (accumulate) v += Vec::load_unaligned(out[r]);
+        const Vec v(acc0[r]);
         (ce ? e0(v) : v).store_unaligned(out[r]);
       }
       if constexpr (!kOneVector) {
         const Epilogue<Vec> e1 = ce ? column_epilogue(*ce, W) : Epilogue<Vec>{};
 #pragma GCC unroll 32
         for (int r = 0; r < ROWS; ++r) {
-          Vec v(acc1[r]);
-          if (accumulate) v += Vec::load_unaligned(out[r] + W);
+          const Vec v(acc1[r]);
           (ce ? e1(v) : v).store_unaligned(out[r] + W);
         }
       }
@@ -564,7 +561,7 @@ struct BlockedSgemm {
     }
     alignas(64) float tile[ROWS * NR];
     save_tile<ROWS>(acc0, acc1, tile);
-    store_tile_out(tile, NR, out, ROWS, cols, accumulate, ce);
+    store_tile_out(tile, NR, out, ROWS, cols, ce);
   }
 
   // See GemmKernel::tile_rows_a_out_wide: a register tile of exactly `rows` rows (1 to MR / 2)
@@ -630,7 +627,7 @@ struct BlockedSgemm {
     for (int r = 0; r < ROWS; ++r) {
       for (int v = 0; v < 4; ++v) Vec(acc[v][r]).store_aligned(tile + r * 2 * NR + v * W);
     }
-    store_tile_out(tile, 2 * NR, out, ROWS, cols, false, ce);
+    store_tile_out(tile, 2 * NR, out, ROWS, cols, ce);
   }
 
   static Epilogue<Vec> column_epilogue(const ColumnEpilogue& ce, int64_t j) {
@@ -640,10 +637,10 @@ struct BlockedSgemm {
 
   // A partial tile's columns, one at a time (out of line, as store_tile).
   [[gnu::noinline]] static void store_tile_out(const float* tile, int64_t width, float* const* out, int64_t rows,
-                                               int64_t cols, bool accumulate, const ColumnEpilogue* ce) {
+                                               int64_t cols, const ColumnEpilogue* ce) {
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t j = 0; j < cols; ++j) {
-        const float v = tile[r * width + j] + (accumulate ? out[r][j] : 0.0f);
+        const float v = tile[r * width + j];
         out[r][j] = ce ? Epilogue<float>{ce->bias[j], ce->mul[j], ce->shift[j], ce->lower[j]}(v) : v;
       }
     }

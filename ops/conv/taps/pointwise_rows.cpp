@@ -180,7 +180,7 @@ void conv_pointwise_rows(const reference::ConvProblem& p, const PackedPanels& w,
           return;
         }
         const float* next = t.row + mr + nr <= total ? in + (t.row + mr) * depth : nullptr;
-        kernel.tile_rows_a_out(depth, a, depth, w.panel(0, t.panel), at, t.rows, t.cols, false, column, next);
+        kernel.tile_rows_a_out(depth, a, depth, w.panel(0, t.panel), at, t.rows, t.cols, column, next);
       });
 }
 
@@ -212,7 +212,7 @@ void bf16_pointwise_rows(const reference::ConvProblem& p, const Bf16Panels& w, c
       [&](int th, int64_t row0, int64_t rows) { ready_block(kernel, row0, rows, slabs.at(th, r.rounded)); },
       [&](const TileAt& t, float* const* at, const ColumnEpilogue* column) {
         const uint16_t* a = slabs.at(t.thread, r.rounded) + (t.row - t.block_row) * depth;
-        kernel.tile_rows_a_out(depth, a, depth, w.panel(0, t.panel), at, t.rows, t.cols, false, column);
+        kernel.tile_rows_a_out(depth, a, depth, w.panel(0, t.panel), at, t.rows, t.cols, column);
       });
 }
 

@@ -139,7 +139,7 @@ Epilogue<V16> column_epilogue(const ColumnEpilogue& ce, int v, __mmask16 lanes) 
 // `cols` neither read nor written.
 template <int ROWS>
 [[gnu::always_inline]] inline void store_out(const __m512 (&acc)[ROWS], int v, float* const* out, int64_t rows,
-                                             int64_t cols, bool accumulate, const ColumnEpilogue* ce) {
+                                             int64_t cols, const ColumnEpilogue* ce) {
   if (cols <= 16 * v) return;
   const __mmask16 lanes = _cvtu32_mask16(cols >= 16 * v + 16 ? 0xffffu : (1u << (cols - 16 * v)) - 1);
   const Epilogue<V16> e = ce ? column_epilogue(*ce, v, lanes) : Epilogue<V16>{};
@@ -147,8 +147,7 @@ template <int ROWS>
   for (int r = 0; r < ROWS; ++r) {
     if (r >= rows) break;
     float* at = out[r] + 16 * v;
-    __m512 x = acc[r];
-    if (accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(lanes, at));
+    const __m512 x = acc[r];
     _mm512_mask_storeu_ps(at, lanes, ce ? __m512(e(V16(x))) : x);
   }
 }
@@ -156,18 +155,18 @@ template <int ROWS>
 // tile_rows_a_out's tile: `rows` (at most ROWS) rows.
 template <int ROWS>
 void out_tile(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* const* out, int64_t rows,
-              int64_t cols, bool accumulate, const ColumnEpilogue* ce) {
+              int64_t cols, const ColumnEpilogue* ce) {
   __m512 acc0[ROWS], acc1[ROWS];
   multiply<ROWS>(acc0, acc1, kc, a, lda, b);
-  store_out<ROWS>(acc0, 0, out, rows, cols, accumulate, ce);
-  store_out<ROWS>(acc1, 1, out, rows, cols, accumulate, ce);
+  store_out<ROWS>(acc0, 0, out, rows, cols, ce);
+  store_out<ROWS>(acc1, 1, out, rows, cols, ce);
 }
 
 void tile_rows_a_out(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b, float* const* out, int64_t rows,
-                     int64_t cols, bool accumulate, const ColumnEpilogue* ce) {
-  if (rows <= kMR / 3) return out_tile<kMR / 3>(kc, a, lda, b, out, rows, cols, accumulate, ce);
-  if (rows <= 2 * kMR / 3) return out_tile<2 * kMR / 3>(kc, a, lda, b, out, rows, cols, accumulate, ce);
-  out_tile<kMR>(kc, a, lda, b, out, rows, cols, accumulate, ce);
+                     int64_t cols, const ColumnEpilogue* ce) {
+  if (rows <= kMR / 3) return out_tile<kMR / 3>(kc, a, lda, b, out, rows, cols, ce);
+  if (rows <= 2 * kMR / 3) return out_tile<2 * kMR / 3>(kc, a, lda, b, out, rows, cols, ce);
+  out_tile<kMR>(kc, a, lda, b, out, rows, cols, ce);
 }
 
 void convert(const float* src, int64_t n, uint16_t* dst) {
