@@ -263,19 +263,28 @@ struct ColumnTerms {
   Epilogue<float> at(int64_t j) const { return {bias[j], mul[j], shift[j], lower[j]}; }
 };
 
-// Rows stored at their own pointers into `out` (filled with 7 first), `cols` each, against
-// want(r, j): the worst relative difference, and whether every other float still holds 7.
+// Where a kernel storing rows at pointers puts `rows` rows: in reverse order, `gap` floats apart,
+// from 3 floats into `out` (positions of a wider layout; `out` filled with 7 first).
+std::vector<float*> reversed_rows(std::vector<float>& out, int64_t rows, int64_t gap) {
+  std::vector<float*> at;
+  for (int64_t r = 0; r < rows; ++r) at.push_back(out.data() + 3 + (rows - 1 - r) * gap);
+  return at;
+}
+
+// Rows stored at their own pointers into `out`, `cols` each, against the reference product `ref`
+// (rows of `width`), each column through its epilogue where `terms` are given: the worst relative
+// difference, and whether every other float still holds 7.
 struct RowsStored {
   float worst = 0.0f;
   bool untouched = true;
 };
-template <class Want>
-RowsStored compare_rows(const std::vector<float>& out, const std::vector<float*>& at, int64_t cols, const Want& want) {
+RowsStored compare_rows(const std::vector<float>& out, const std::vector<float*>& at, int64_t cols,
+                        const std::vector<float>& ref, int64_t width, const ColumnTerms* terms) {
   RowsStored result;
   std::vector<char> stored(out.size(), 0);
   for (int64_t r = 0; r < static_cast<int64_t>(at.size()); ++r) {
     for (int64_t j = 0; j < cols; ++j) {
-      const float w = want(r, j);
+      const float w = terms ? terms->at(j)(ref[r * width + j]) : ref[r * width + j];
       result.worst = std::max(result.worst, std::abs(at[r][j] - w) / std::max(1.0f, std::abs(w)));
       stored[static_cast<std::size_t>(at[r] + j - out.data())] = 1;
     }
@@ -302,8 +311,7 @@ TEST_CASE("gemm: register tiles with each column's epilogue, stored row by row w
         // Exactly what `rows` rows read: the sanitizer build catches a read past the last row.
         Tensor a = test::random_tensor(Shape{(rows - 1) * lda + kc}, seed++);
         std::vector<float> out(static_cast<std::size_t>(kernel.mr * gap + 3), 7.0f);
-        std::vector<float*> at;
-        for (int64_t r = 0; r < rows; ++r) at.push_back(out.data() + 3 + (rows - 1 - r) * gap);  // rows reversed
+        const std::vector<float*> at = reversed_rows(out, rows, gap);
         // Odd heights with the epilogue and no prefetch, even ones raw with it.
         const bool with_epilogue = rows % 2;
         const float* prefetch = with_epilogue ? nullptr : b.data();
@@ -311,10 +319,7 @@ TEST_CASE("gemm: register tiles with each column's epilogue, stored row by row w
                                prefetch);
         std::vector<float> ref(static_cast<std::size_t>(rows * nr));
         reference::sgemm({rows, nr, kc, a.data(), lda, b.data(), nr, ref.data(), nr}, {});
-        const RowsStored got = compare_rows(out, at, cols, [&](int64_t r, int64_t j) {
-          const float v = ref[r * nr + j];
-          return with_epilogue ? terms.at(j)(v) : v;
-        });
+        const RowsStored got = compare_rows(out, at, cols, ref, nr, with_epilogue ? &terms : nullptr);
         CHECK(got.worst < 1e-5f);
         CHECK(got.untouched);  // nothing past a row's columns, nothing between rows
       }
@@ -342,17 +347,13 @@ TEST_CASE("gemm: wide register tiles over two panels, with each column's epilogu
         CAPTURE(cols);
         Tensor a = test::random_tensor(Shape{(rows - 1) * lda + kc}, seed++);
         std::vector<float> out(static_cast<std::size_t>(kernel.mr * gap + 3), 7.0f);
-        std::vector<float*> at;
-        for (int64_t r = 0; r < rows; ++r) at.push_back(out.data() + 3 + (rows - 1 - r) * gap);
+        const std::vector<float*> at = reversed_rows(out, rows, gap);
         const bool with_epilogue = rows % 2;
         kernel.tile_rows_a_out_wide(kc, a.data(), lda, b.data(), b_next.data(), at.data(), rows, cols,
                                     with_epilogue ? &ce : nullptr, rows % 3 ? prefetched.data() : nullptr);
         std::vector<float> ref(static_cast<std::size_t>(rows * width));
         reference::sgemm({rows, width, kc, a.data(), lda, b_whole.data(), width, ref.data(), width}, {});
-        const RowsStored got = compare_rows(out, at, cols, [&](int64_t r, int64_t j) {
-          const float v = ref[r * width + j];
-          return with_epilogue ? terms.at(j)(v) : v;
-        });
+        const RowsStored got = compare_rows(out, at, cols, ref, width, with_epilogue ? &terms : nullptr);
         CHECK(got.worst < 1e-5f);
         CHECK(got.untouched);
       }

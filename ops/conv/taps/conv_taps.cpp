@@ -674,16 +674,14 @@ Bf16CopyZone bf16_copy_zone(ScratchLayout& l, const reference::ConvProblem& p, c
   return z;
 }
 
-// The padded input (planes, or the float copy when in_channels_last) rounded into the bf16 copy.
+// The padded input (planes, or the float copy when in_channels_last) rounded into the bf16 copy:
+// from planes, channels_last_input_bf16's copy (no float copy then, the zone's start is free).
 const uint16_t* bf16_copy_of(const reference::ConvProblem& p, const PaddedInput& pi, const float* in,
                              bool in_channels_last) {
+  if (!in_channels_last) return channels_last_input_bf16(p, pi, nullptr, in, nullptr);
   ScratchLayout layout;
   const Bf16CopyZone z = bf16_copy_zone(layout, p, pi);
   uint16_t* copy = current_workspace().shared_zone("tap_gemm bf16 copy", layout.bytes()).at(z.copy);
-  if (!in_channels_last) {
-    to_channels_last(p, pi, in, copy);
-    return copy;
-  }
   const int64_t n = p.batch * pi.floats(), chunk = 16 * 1024;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i += chunk) convert_to_bf16(in + i, std::min(chunk, n - i), copy + i);
