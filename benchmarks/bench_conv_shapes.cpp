@@ -9,6 +9,7 @@
 // (weights and activations reordered to them once, outside the timing), oneDNN's best case inside
 // a network that stays in its blocked layout; and "onednn_plain" with plain NC(D)HW activations in
 // and out, the contract our kernels work to (weights still in its preferred format, prepared once).
+// The channels-last runs and oneDNN's keep their activations in huge pages, as a plan's arena does.
 // On a CPU with AVX512-BF16, the channels-last runs of the algorithms with a bf16 form run in bf16
 // too ("_cl_bf16", --precision bf16's kernels), and oneDNN in bf16 ("onednn_bf16": bf16
 // activations and weights in its preferred formats, float sums, as OpenVINO's default runs
@@ -27,6 +28,7 @@
 #include "ops/conv/conv.hpp"
 #include "ops/conv/conv_fast.hpp"
 #include "ops/gemm/bf16.hpp"
+#include "tensor/scratch.hpp"
 
 #ifdef ECOCPU_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
@@ -132,10 +134,12 @@ void bench_conv_channels_last(benchmark::State& state, Shape5 shape, fast::ConvA
   const fast::PreparedConv conv = fast::prepare_conv(p, algo, d.w.data(), nullptr, precision);
   if (conv.precision != precision) return state.SkipWithError("no bf16 form for this layer on this CPU");
   const fast::PaddedInput in_layout = fast::input_layout(conv), out_layout = fast::unpadded_channels_last(p.out_extent, p.out_channels);
-  // 64-byte aligned, as the plan's buffers are: a vector's 16-byte alignment splits every
-  // channels-last store across two cache lines.
-  Tensor in = Tensor::uninitialized(Shape{p.batch * in_layout.floats()});
-  Tensor out = Tensor::uninitialized(Shape{p.batch * out_layout.floats()});
+  // In memory like the plan's activation arena (huge pages, so 64-byte aligned: a vector's
+  // 16-byte alignment splits every channels-last store across two cache lines).
+  const std::shared_ptr<float> in_memory = shared_floats(p.batch * in_layout.floats(), Pages::huge);
+  const std::shared_ptr<float> out_memory = shared_floats(p.batch * out_layout.floats(), Pages::huge);
+  Tensor in = Tensor::view(in_memory.get(), Shape{p.batch * in_layout.floats()});
+  Tensor out = Tensor::view(out_memory.get(), Shape{p.batch * out_layout.floats()});
   fast::to_channels_last(p, in_layout, d.in.data(), in.data());
   fast::ConvEpilogue e;
   e.bias = d.b.data();
@@ -199,7 +203,10 @@ void bench_onednn(benchmark::State& state, Shape5 shape, OnednnRun run) {
   memory src_plain({src_dims, f32, plain}, eng, d.in.data()), w_plain({w_dims, f32, plain_w}, eng, d.w.data());
   memory dst_plain({dst_dims, f32, plain}, eng, d.out.data());
   memory bias({{p.out_channels}, f32, memory::format_tag::x}, eng, d.b.data());
-  memory src(pd.src_desc(), eng), weights(pd.weights_desc(), eng), dst(pd.dst_desc(), eng);
+  // Its activations in the same memory as ours (huge pages), like for like.
+  const auto activation_memory = [](const memory::desc& md) { return shared_floats((md.get_size() + 3) / 4, Pages::huge); };
+  const std::shared_ptr<float> src_memory = activation_memory(pd.src_desc()), dst_memory = activation_memory(pd.dst_desc());
+  memory src(pd.src_desc(), eng, src_memory.get()), weights(pd.weights_desc(), eng), dst(pd.dst_desc(), eng, dst_memory.get());
   reorder(src_plain, src).execute(strm, src_plain, src);
   reorder(w_plain, weights).execute(strm, w_plain, weights);
   const convolution_forward conv(pd);

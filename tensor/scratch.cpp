@@ -4,18 +4,26 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
+
+#include <sys/mman.h>
 
 namespace ecocpu {
 
 namespace {
 
-// At least one float, rounded up to whole 64-byte lines (aligned_alloc's contract), freed with
-// std::free.
-float* aligned_floats(int64_t floats) {
-  const auto bytes = static_cast<std::size_t>((std::max<int64_t>(floats, 1) * 4 + 63) / 64 * 64);
-  auto* data = static_cast<float*>(std::aligned_alloc(64, bytes));
+// At least one float, rounded up to whole 64-byte lines (aligned_alloc's contract), or with huge
+// pages to whole 2 MB pages, freed with std::free.
+float* aligned_floats(int64_t floats, Pages pages = Pages::ordinary) {
+  if (floats > (std::numeric_limits<int64_t>::max() - kHugePageBytes) / 4) throw std::bad_alloc();
+  const int64_t bytes = std::max<int64_t>(floats, 1) * 4;
+  const bool huge = pages == Pages::huge && bytes >= 2 * kHugePageBytes;
+  const int64_t align = huge ? kHugePageBytes : 64, rounded = (bytes + align - 1) / align * align;
+  auto* data = static_cast<float*>(std::aligned_alloc(static_cast<std::size_t>(align), static_cast<std::size_t>(rounded)));
   if (!data) throw std::bad_alloc();
+  // Advice only: without transparent huge pages the buffer works the same on ordinary ones.
+  if (huge) madvise(data, static_cast<std::size_t>(rounded), MADV_HUGEPAGE);
   return data;
 }
 
@@ -33,7 +41,9 @@ void count_held(int64_t delta) {
 int64_t scratch_bytes() { return held_bytes.load(); }
 int64_t scratch_peak_bytes() { return peak_bytes.load(); }
 
-std::shared_ptr<float> shared_floats(int64_t floats) { return std::shared_ptr<float>(aligned_floats(floats), std::free); }
+std::shared_ptr<float> shared_floats(int64_t floats, Pages pages) {
+  return std::shared_ptr<float>(aligned_floats(floats, pages), std::free);
+}
 
 std::shared_ptr<void> shared_zeroed_bytes(int64_t bytes) {
   const int64_t floats = (std::max<int64_t>(bytes, 1) + 3) / 4;
@@ -60,7 +70,7 @@ void ScratchBuffer::release() {
 float* ScratchBuffer::reserve(int64_t floats) {
   if (size_ < floats) {
     release();  // a failed allocation below leaves an empty buffer, not a freed one
-    data_ = aligned_floats(floats);
+    data_ = aligned_floats(floats, Pages::huge);
     size_ = floats;
     count_held(size_ * 4);
   }

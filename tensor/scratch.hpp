@@ -7,14 +7,25 @@
 
 namespace ecocpu {
 
-// `floats` floats, 64-byte aligned, owned by the returned pointer (packed weights, shared by the
-// plans that copy a prepared layer); throws std::bad_alloc.
-std::shared_ptr<float> shared_floats(int64_t floats);
+// Which pages a buffer asks the kernel for. `huge`: a buffer of kHugePageBytes * 2 or more is
+// aligned to and rounded up to whole 2 MB pages and advised as transparent huge pages
+// (MADV_HUGEPAGE; where the kernel has them off, it gets ordinary pages): memory a forward pass
+// sweeps again and again (the activation arena, the workspaces) then misses the TLB 512 times
+// less. Packed weights keep ordinary pages: in a VM a fresh huge page costs its first touch far
+// more (docs/performance.md), which plan preparation would pay.
+enum class Pages { ordinary, huge };
+inline constexpr int64_t kHugePageBytes = int64_t{2} << 20;
+
+// `floats` floats, 64-byte aligned (2 MB with Pages::huge, when that applies), owned by the
+// returned pointer (packed weights, shared by the plans that copy a prepared layer); throws
+// std::bad_alloc.
+std::shared_ptr<float> shared_floats(int64_t floats, Pages pages = Pages::ordinary);
 // `bytes` bytes (at least 64), 64-byte aligned, zeroed by every thread of an OpenMP team at once:
 // the first touch of a large buffer is its page faults, which are then taken on every core instead
 // of one (packed weights: most of plan preparation).
 std::shared_ptr<void> shared_zeroed_bytes(int64_t bytes);
 
+// Its memory asks for huge pages (Pages::huge).
 class ScratchBuffer {
  public:
   ScratchBuffer() = default;

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -340,6 +341,28 @@ TEST_CASE("workspace: regions on whole lines, slabs apart, arenas counted while 
   CHECK(odd.capacity().shared == 64);
   CHECK(odd.capacity().per_thread == 128);
   CHECK(max_size({1, 5, 9}, {2, 3, 10}).bytes() == 5 + 2 * 10);
+}
+
+TEST_CASE("workspace: large buffers that ask for huge pages start on one and fill theirs, small ones stay on lines") {
+  const auto at = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p); };
+  const int64_t big = 2 * kHugePageBytes / 4 + 5;  // floats: 4 MB and a bit
+  const std::shared_ptr<float> huge = shared_floats(big, Pages::huge);
+  CHECK(at(huge.get()) % kHugePageBytes == 0);
+  huge.get()[0] = 1.0f;
+  huge.get()[big - 1] = 2.0f;  // the whole request is usable
+  CHECK(huge.get()[big - 1] == 2.0f);
+  // Below two huge pages a request keeps its lines (a 2 MB page for a small buffer would waste most of it).
+  for (const int64_t floats : {int64_t{1}, int64_t{1000}, 2 * kHugePageBytes / 4 - 1}) {
+    CAPTURE(floats);
+    const std::shared_ptr<float> small = shared_floats(floats, Pages::huge);
+    CHECK(at(small.get()) % 64 == 0);
+    small.get()[floats - 1] = 3.0f;
+  }
+  CHECK(at(shared_floats(big).get()) % 64 == 0);
+  // A workspace's arena is such a buffer; its shared zone starts it.
+  Workspace fixed(ScratchSize{1, 3 * kHugePageBytes, 64});
+  CHECK(at(fixed.shared<char>("test", 3 * kHugePageBytes)) % kHugePageBytes == 0);
+  CHECK_THROWS_AS(shared_floats(std::numeric_limits<int64_t>::max() / 4, Pages::huge), std::bad_alloc);
 }
 
 TEST_CASE("workspace: a scope binds it on its thread only, and restores the one before") {

@@ -12,7 +12,7 @@ namespace ecocpu {
 float* ActivationArena::base() {
   if (!memory_ || allocated_ < floats) {
     memory_.reset();  // the old arena goes before the new one is made
-    memory_ = shared_floats(floats);
+    memory_ = shared_floats(floats, Pages::huge);
     allocated_ = floats;
   }
   return memory_.get();
