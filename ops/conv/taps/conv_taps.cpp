@@ -134,17 +134,37 @@ void fill_tile_bf16(const uint16_t* padded, const Origin* origins, int64_t rows,
   std::fill(a + rows * b.len, a + mr * b.len, uint16_t{0});
 }
 
-// Whether any of `rows` positions reads input, not padding, in a depth block. Blocks that read
-// only padding are skipped: in res5's 4 x 7 x 7 outputs the first and last output frames' tiles
-// read a third of their taps from the padding in time (oneDNN's direct kernels skip such taps too).
-bool reads_input(const reference::ConvProblem& p, const Origin* origins, int64_t rows, const DepthBlock& b,
-                 const Piece* pieces) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = b.first; i < b.first + b.count; ++i) {
-      const int64_t d = origins[r].d + pieces[i].kd, h = origins[r].h + pieces[i].kh;
-      if (d >= 0 && d < p.in_extent[0] && h >= 0 && h < p.in_extent[1]) return true;
-    }
+// Whether any of `rows` positions reads input, not padding, with a piece's row of taps.
+bool reads_input(const reference::ConvProblem& p, const Origin* origins, int64_t rows, const Piece& piece) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t d = origins[r].d + piece.kd, h = origins[r].h + piece.kh;
+    if (d >= 0 && d < p.in_extent[0] && h >= 0 && h < p.in_extent[1]) return true;
+  }
   return false;
+}
+
+// fn(part) for each longest run of consecutive pieces of block b that some of `rows` positions
+// read input with, as a depth block of its own: the rows of taps wholly in the padding are never
+// multiplied. In res5's 4 x 7 x 7 outputs the first and last output frames' tiles read a third of
+// their taps from the padding in time; conv1's 7 rows of taps are one block, of which its first,
+// second and last output rows read 3, 1 and 2 in the padding (oneDNN's direct kernels skip such
+// taps too).
+template <class Fn>
+void for_each_reading_part(const reference::ConvProblem& p, const Origin* origins, int64_t rows, const DepthBlock& b,
+                           const Piece* pieces, Fn&& fn) {
+  const int64_t end = b.first + b.count;
+  for (int64_t i = b.first; i < end;) {
+    if (!reads_input(p, origins, rows, pieces[i])) {
+      ++i;
+      continue;
+    }
+    DepthBlock part{pieces[i].k0, 0, i, 0};
+    for (; i < end && reads_input(p, origins, rows, pieces[i]); ++i) {
+      part.len += pieces[i].len + pieces[i].pad;
+      part.count += 1;
+    }
+    fn(part);
+  }
 }
 
 // The window origins of output positions [pos0, pos0 + count) (over the whole batch): the first from its
@@ -423,6 +443,11 @@ struct TapProduct {
     return {std::clamp<int64_t>(first - w0, 0, rows), std::clamp<int64_t>(last + 1 - w0, 0, rows)};
   }
 
+  // Whether a position's window reads input, not padding, with every row of taps.
+  bool window_inside(const Origin& o) const {
+    return o.d >= 0 && o.d + p.window.kernel[0] <= p.in_extent[0] && o.h >= 0 && o.h + p.window.kernel[1] <= p.in_extent[1];
+  }
+
   // Whether some of a tile's positions read the left or right padding: its taps there are skipped
   // (edge_tile), as oneDNN's kernels skip them; at 7-wide outputs with padding 1 that is a
   // twentieth of a 3x3 layer's taps (4e_3x3), two twentieths at stride 1 (res5).
@@ -496,46 +521,56 @@ struct TapProduct {
     position_origins(p, pi, pos0, count, origins);
     const int64_t tile_count = item_tiles(origins, count, kernel.mr, p.out_extent[2], cut_at_rows, tiles);
     std::fill(written, written + tile_count, char{0});
-    for (const DepthBlock& b : d.blocks) {
-      for (int64_t t = 0; t < tile_count; ++t) {
-        const auto [i0, rows] = tiles[t];
-        if (!reads_input(p, origins + i0, rows, b, d.pieces.data())) continue;
+    const auto multiply_tile = [&](int64_t t, const DepthBlock& b) {
+      const auto [i0, rows] = tiles[t];
+      if constexpr (std::is_same_v<Panels, Bf16Panels>) {
+        if (bf16_in_place) {
+        } else if (padded_bf16) {
+          fill_tile_bf16(padded_bf16, origins + i0, rows, kernel.mr, b, d.pieces.data(), buf.a_bf16);
+        } else {
+          fill_tile_bf16(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), bf16->convert, buf.a_bf16);
+        }
+      } else if (!in_place) {
+        fill_tile(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), buf.a);
+      }
+      const bool edge = skips_edge_taps && at_row_edge(origins[i0].w, rows);
+      for (int64_t j = 0; j < panel_n; ++j) {
+        const auto* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
+        float* c = product + i0 * ld + j * nr;
         if constexpr (std::is_same_v<Panels, Bf16Panels>) {
-          if (bf16_in_place) {
-          } else if (padded_bf16) {
-            fill_tile_bf16(padded_bf16, origins + i0, rows, kernel.mr, b, d.pieces.data(), buf.a_bf16);
+          if (bf16_in_place && edge) {
+            edge_tile(*bf16, b, padded_bf16 + origins[i0].base, origins[i0].w, rows, w.panel(0, panel0 + j), c, ld,
+                      written[t]);
+          } else if (bf16_in_place) {
+            bf16->tile_runs_a(d.runs(b), padded_bf16 + origins[i0].base, position_step, b_panel, c, ld, rows,
+                              written[t]);
           } else {
-            fill_tile_bf16(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), bf16->convert, buf.a_bf16);
+            bf16->tile_rows_a(b.len, buf.a_bf16, b.len, b_panel, c, ld, rows, written[t]);
           }
-        } else if (!in_place) {
-          fill_tile(padded, origins + i0, rows, kernel.mr, b, d.pieces.data(), buf.a);
-        }
-        const bool edge = skips_edge_taps && at_row_edge(origins[i0].w, rows);
-        for (int64_t j = 0; j < panel_n; ++j) {
-          const auto* b_panel = w.panel(0, panel0 + j) + b.k0 * nr;
-          float* c = product + i0 * ld + j * nr;
-          if constexpr (std::is_same_v<Panels, Bf16Panels>) {
-            if (bf16_in_place && edge) {
-              edge_tile(*bf16, b, padded_bf16 + origins[i0].base, origins[i0].w, rows, w.panel(0, panel0 + j), c, ld,
-                        written[t]);
-            } else if (bf16_in_place) {
-              bf16->tile_runs_a(d.runs(b), padded_bf16 + origins[i0].base, position_step, b_panel, c, ld, rows,
-                                written[t]);
-            } else {
-              bf16->tile_rows_a(b.len, buf.a_bf16, b.len, b_panel, c, ld, rows, written[t]);
-            }
-          } else if (in_place) {
-            if (edge) {
-              edge_tile(kernel, b, padded + origins[i0].base, origins[i0].w, rows, w.panel(0, panel0 + j), c, ld,
-                        written[t]);
-            } else {
-              kernel.tile_runs_a(d.runs(b), padded + origins[i0].base, position_step, b_panel, c, ld, rows, written[t]);
-            }
+        } else if (in_place) {
+          if (edge) {
+            edge_tile(kernel, b, padded + origins[i0].base, origins[i0].w, rows, w.panel(0, panel0 + j), c, ld,
+                      written[t]);
           } else {
-            kernel.tile_rows_a(b.len, buf.a, b.len, b_panel, c, ld, rows, written[t]);
+            kernel.tile_runs_a(d.runs(b), padded + origins[i0].base, position_step, b_panel, c, ld, rows, written[t]);
           }
+        } else {
+          kernel.tile_rows_a(b.len, buf.a, b.len, b_panel, c, ld, rows, written[t]);
         }
-        written[t] = 1;
+      }
+      written[t] = 1;
+    };
+    for (const DepthBlock& block : d.blocks) {
+      for (int64_t t = 0; t < tile_count; ++t) {
+        // A tile cut at output rows reads input with the same rows of taps in every position; most
+        // read it with all of them (checking each piece cost conv1 1 %).
+        const int64_t i0 = tiles[t].first, rows = cut_at_rows ? 1 : tiles[t].rows;
+        if (cut_at_rows && window_inside(origins[i0])) {
+          multiply_tile(t, block);
+          continue;
+        }
+        for_each_reading_part(p, origins + i0, rows, block, d.pieces.data(),
+                              [&](const DepthBlock& part) { multiply_tile(t, part); });
       }
     }
     for (int64_t t = 0; t < tile_count; ++t) {  // windows entirely in the padding
