@@ -134,8 +134,8 @@ void bench_conv_channels_last(benchmark::State& state, Shape5 shape, fast::ConvA
   const fast::PreparedConv conv = fast::prepare_conv(p, algo, d.w.data(), nullptr, precision);
   if (conv.precision != precision) return state.SkipWithError("no bf16 form for this layer on this CPU");
   const fast::PaddedInput in_layout = fast::input_layout(conv), out_layout = fast::unpadded_channels_last(p.out_extent, p.out_channels);
-  // In memory like the plan's activation arena (huge pages, so 64-byte aligned: a vector's
-  // 16-byte alignment splits every channels-last store across two cache lines).
+  // In memory like the plan's activation arena: huge pages where large, 64-byte aligned either way
+  // (a vector's 16-byte alignment splits every channels-last store across two cache lines).
   const std::shared_ptr<float> in_memory = shared_floats(p.batch * in_layout.floats(), Pages::huge);
   const std::shared_ptr<float> out_memory = shared_floats(p.batch * out_layout.floats(), Pages::huge);
   Tensor in = Tensor::view(in_memory.get(), Shape{p.batch * in_layout.floats()});
