@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -40,6 +41,16 @@ void count_held(int64_t delta) {
 
 int64_t scratch_bytes() { return held_bytes.load(); }
 int64_t scratch_peak_bytes() { return peak_bytes.load(); }
+
+void advise_huge_pages_later(const void* data, int64_t bytes) {
+  if (bytes < 2 * kHugePageBytes) return;
+  // Only the huge pages wholly inside: khugepaged fills a page's unwritten rest with zeros, which
+  // would be memory the buffer never held.
+  const auto begin = reinterpret_cast<std::uintptr_t>(data), end = begin + static_cast<std::uintptr_t>(bytes);
+  const auto page = static_cast<std::uintptr_t>(kHugePageBytes);
+  const std::uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+}
 
 std::shared_ptr<float> shared_floats(int64_t floats, Pages pages) {
   return std::shared_ptr<float>(aligned_floats(floats, pages), std::free);

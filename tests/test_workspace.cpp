@@ -8,6 +8,9 @@
 #include <omp.h>
 
 #include <array>
+#include <cstdint>
+#include <fstream>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -15,6 +18,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include "oracles.hpp"
 #include "ops/conv/channels_last.hpp"
@@ -363,6 +368,48 @@ TEST_CASE("workspace: large buffers that ask for huge pages start on one and fil
   Workspace fixed(ScratchSize{1, 3 * kHugePageBytes, 64});
   CHECK(at(fixed.shared<char>("test", 3 * kHugePageBytes)) % kHugePageBytes == 0);
   CHECK_THROWS_AS(shared_floats(std::numeric_limits<int64_t>::max() / 4, Pages::huge), std::bad_alloc);
+}
+
+namespace {
+
+// The VmFlags of the mapping that holds `address` (/proc/self/smaps), or "" if none does.
+std::string mapping_flags(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<std::uintptr_t>(address);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long long begin = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx ", &begin, &end) == 2 && line.find(':') > line.find(' ')) {
+      inside = begin <= at && at < end;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("workspace: a written buffer advised for huge pages keeps its contents, its whole huge pages advised") {
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) return;  // a kernel without them
+  // A mapping of its own, which nothing advised before.
+  const int64_t bytes = 3 * kHugePageBytes + 400;
+  void* mapped = mmap(nullptr, static_cast<std::size_t>(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(mapped != MAP_FAILED);
+  auto* buffer = static_cast<float*>(mapped);
+  const int64_t floats = bytes / 4;
+  for (int64_t i = 0; i < floats; ++i) buffer[i] = static_cast<float>(i % 1000);
+  const auto begin = reinterpret_cast<std::uintptr_t>(buffer), page = static_cast<std::uintptr_t>(kHugePageBytes);
+  const auto* inside = reinterpret_cast<const char*>((begin + page - 1) / page * page);  // its first whole huge page
+  CHECK(mapping_flags(inside).find(" hg") == std::string::npos);
+  advise_huge_pages_later(buffer, bytes);
+  CHECK(mapping_flags(inside).find(" hg") != std::string::npos);
+  // The part before its first whole huge page is not advised (unless the buffer starts on one).
+  if (begin % page != 0) CHECK(mapping_flags(buffer).find(" hg") == std::string::npos);
+  bool same = true;
+  for (int64_t i = 0; i < floats; ++i) same = same && buffer[i] == static_cast<float>(i % 1000);
+  CHECK(same);
+  munmap(mapped, static_cast<std::size_t>(bytes));
 }
 
 TEST_CASE("workspace: a scope binds it on its thread only, and restores the one before") {

@@ -1,9 +1,11 @@
 #include "ops/conv/conv_fast.hpp"
 
 #include <stdexcept>
+#include <utility>
 
 #include "ops/pool/channels_last/pool_channels_last.hpp"
 #include "ops/pool/separable/pool_separable.hpp"
+#include "tensor/scratch.hpp"
 
 namespace ecocpu::fast {
 
@@ -28,6 +30,12 @@ PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const 
     c.taps = tap_pack_weights(p, weight, row_scale);
   } else {
     c.gemm_weight = pack_conv_weights(p, weight, row_scale);
+  }
+  for (const auto& [data, bytes] : {std::pair<const void*, int64_t>{c.gemm_weight.data.get(), c.gemm_weight.bytes()},
+                                    {c.winograd.data.get(), c.winograd.bytes()},
+                                    {c.taps.data.get(), c.taps.bytes()},
+                                    {c.bf16.data.get(), c.bf16.bytes()}}) {
+    if (data) advise_huge_pages_later(data, bytes);
   }
   return c;
 }
