@@ -12,6 +12,16 @@
 
 namespace ecocpu {
 
+void advise_huge_pages(const void* data, int64_t bytes) {
+  if (bytes < 2 * kHugePageBytes) return;
+  // Only the huge pages wholly inside: khugepaged fills a page's unwritten rest with zeros, which
+  // would be memory the buffer never held.
+  const auto begin = reinterpret_cast<std::uintptr_t>(data), end = begin + static_cast<std::uintptr_t>(bytes);
+  const auto page = static_cast<std::uintptr_t>(kHugePageBytes);
+  const std::uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+}
+
 namespace {
 
 // At least one float, rounded up to whole 64-byte lines (aligned_alloc's contract), or with huge
@@ -23,8 +33,7 @@ float* aligned_floats(int64_t floats, Pages pages = Pages::ordinary) {
   const int64_t align = huge ? kHugePageBytes : 64, rounded = (bytes + align - 1) / align * align;
   auto* data = static_cast<float*>(std::aligned_alloc(static_cast<std::size_t>(align), static_cast<std::size_t>(rounded)));
   if (!data) throw std::bad_alloc();
-  // Advice only: without transparent huge pages the buffer works the same on ordinary ones.
-  if (huge) madvise(data, static_cast<std::size_t>(rounded), MADV_HUGEPAGE);
+  if (huge) advise_huge_pages(data, rounded);  // whole pages from `data` on: all of it
   return data;
 }
 
@@ -41,16 +50,6 @@ void count_held(int64_t delta) {
 
 int64_t scratch_bytes() { return held_bytes.load(); }
 int64_t scratch_peak_bytes() { return peak_bytes.load(); }
-
-void advise_huge_pages_later(const void* data, int64_t bytes) {
-  if (bytes < 2 * kHugePageBytes) return;
-  // Only the huge pages wholly inside: khugepaged fills a page's unwritten rest with zeros, which
-  // would be memory the buffer never held.
-  const auto begin = reinterpret_cast<std::uintptr_t>(data), end = begin + static_cast<std::uintptr_t>(bytes);
-  const auto page = static_cast<std::uintptr_t>(kHugePageBytes);
-  const std::uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-}
 
 std::shared_ptr<float> shared_floats(int64_t floats, Pages pages) {
   return std::shared_ptr<float>(aligned_floats(floats, pages), std::free);

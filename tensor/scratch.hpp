@@ -13,16 +13,17 @@ namespace ecocpu {
 // sweeps again and again (the activation arena, the workspaces) then misses the TLB 512 times
 // less. Packed weights are written on ordinary pages (in a VM a fresh huge page costs its first
 // touch far more, docs/performance.md, which plan preparation would pay) and advised afterwards
-// (advise_huge_pages_later).
+// (advise_huge_pages).
 enum class Pages { ordinary, huge };
 inline constexpr int64_t kHugePageBytes = int64_t{2} << 20;
 
-// Advises the whole 2 MB pages inside a written buffer of 2 * kHugePageBytes or more as
-// transparent huge pages (MADV_HUGEPAGE), so that the kernel's khugepaged moves them onto huge
-// pages in the background (16 MB every 10 s by default), without the slow first touch of fresh
-// huge pages: packed weights, which every pass streams, once written. The buffer's contents and
-// the memory it holds stay as they are; without transparent huge pages nothing happens.
-void advise_huge_pages_later(const void* data, int64_t bytes);
+// Advises the whole 2 MB pages inside a buffer of 2 * kHugePageBytes or more as transparent huge
+// pages (MADV_HUGEPAGE). Before the buffer is first written, its first touch takes huge pages
+// (Pages::huge); after, the kernel's khugepaged moves them onto huge pages in the background
+// (16 MB every 10 s by default), without the slow first touch of fresh huge pages: packed
+// weights, which every pass streams, once written. The buffer's contents and the memory it holds
+// stay as they are; without transparent huge pages nothing happens.
+void advise_huge_pages(const void* data, int64_t bytes);
 
 // `floats` floats, 64-byte aligned (2 MB with Pages::huge, when that applies), owned by the
 // returned pointer (packed weights, shared by the plans that copy a prepared layer); throws

@@ -402,7 +402,7 @@ TEST_CASE("workspace: a written buffer advised for huge pages keeps its contents
   const auto begin = reinterpret_cast<std::uintptr_t>(buffer), page = static_cast<std::uintptr_t>(kHugePageBytes);
   const auto* inside = reinterpret_cast<const char*>((begin + page - 1) / page * page);  // its first whole huge page
   CHECK(mapping_flags(inside).find(" hg") == std::string::npos);
-  advise_huge_pages_later(buffer, bytes);
+  advise_huge_pages(buffer, bytes);
   CHECK(mapping_flags(inside).find(" hg") != std::string::npos);
   // The part before its first whole huge page is not advised (unless the buffer starts on one).
   if (begin % page != 0) CHECK(mapping_flags(buffer).find(" hg") == std::string::npos);

@@ -35,7 +35,7 @@ PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const 
                                     {c.winograd.data.get(), c.winograd.bytes()},
                                     {c.taps.data.get(), c.taps.bytes()},
                                     {c.bf16.data.get(), c.bf16.bytes()}}) {
-    if (data) advise_huge_pages_later(data, bytes);
+    if (data) advise_huge_pages(data, bytes);
   }
   return c;
 }
