@@ -225,7 +225,7 @@ TEST_CASE("conv gemm: im2col, tap and 1x1 GEMMs with a fused epilogue equal the 
       const bool pointwise = win.volume() == 1 && c.s[2] == 1 && c.s[1] == 1 && c.s[0] == 1;
       const auto chosen = fast::choose_conv_algo(p);
       CHECK((chosen == fast::ConvAlgo::Direct1x1Gemm) == pointwise);
-      if (!pointwise && chosen != fast::ConvAlgo::Winograd) {
+      if (!pointwise && chosen != fast::ConvAlgo::Winograd && chosen != fast::ConvAlgo::PhaseWinograd) {
         CHECK((chosen == fast::ConvAlgo::TapGemm) == (c.cin * c.k[2] >= 16));
       }
       std::vector<fast::ConvAlgo> algos{fast::ConvAlgo::Im2colGemm, fast::ConvAlgo::TapGemm};
@@ -394,6 +394,91 @@ TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference")
   CHECK_FALSE(fast::winograd_applies(strided));
   strided.window = make_window(2, {1, 7, 7}, {1, 1, 1}, {0, 3, 3});
   CHECK_FALSE(fast::winograd_applies(strided));
+}
+
+TEST_CASE("conv winograd on the input's phases: stride-2 5x5 to 8x8 kernels equal the reference") {
+  struct Case {
+    int64_t n, cin, cout, h, w, kh, kw, pad;
+  };
+  const Case cases[] = {
+      {1, 3, 5, 16, 16, 7, 7, 3},  {2, 3, 17, 13, 11, 7, 7, 3}, {1, 1, 4, 9, 9, 5, 5, 2},   {1, 2, 6, 10, 12, 6, 6, 0},
+      {3, 5, 3, 11, 14, 8, 8, 4},  {1, 4, 9, 15, 9, 7, 5, 1},   {2, 3, 40, 5, 6, 7, 7, 3},  {1, 3, 2, 7, 7, 7, 7, 0},
+      // Many tile blocks and output channels over several panels: conv1's geometry, smaller.
+      {2, 3, 70, 46, 38, 7, 7, 3}, {1, 20, 33, 21, 19, 6, 8, 2},
+  };
+  uint64_t seed = 1800;
+  for (const auto& c : cases) {
+    for (bool fused : {false, true}) {
+      CAPTURE(c.h);
+      CAPTURE(c.kh);
+      CAPTURE(c.pad);
+      CAPTURE(fused);
+      Conv conv(c.cout, make_window(2, {1, c.kh, c.kw}, {1, 2, 2}, {0, c.pad, c.pad}));
+      const Shape in_shape{c.n, c.cin, c.h, c.w};
+      Tensor in = random_tensor(in_shape, seed++), w = random_tensor(Shape{c.cout, c.cin, c.kh, c.kw}, seed++);
+      Tensor b = random_tensor(Shape{c.cout}, seed++);
+      Tensor expect = test::reference_conv(conv, in, w, b);
+      const Shape out_shape = expect.shape();
+      Tensor residual = random_tensor(out_shape, seed++), scale = random_tensor(Shape{c.cout}, seed++, 0.5f, 2.0f);
+      fast::ConvEpilogue e;
+      e.bias = b.data();
+      if (fused) {
+        for (int64_t i = 0; i < expect.numel(); ++i) expect.data()[i] = std::max(expect.data()[i] + residual.data()[i], 0.0f);
+        e.residual = residual.data();
+        e.relu = true;
+      }
+      const reference::ConvProblem p = conv.problem(in_shape, out_shape);
+      REQUIRE(fast::phase_winograd_applies(p));
+      const auto prepared = fast::prepare_conv(p, fast::ConvAlgo::PhaseWinograd, w.data());
+      Tensor out(out_shape);
+      fast::run_conv(prepared, in.data(), e, out.data());
+      CHECK(test::max_relative_error(out, expect) < 2e-5f);
+      // Channels-last out, unpadded.
+      const fast::PaddedInput cl = fast::unpadded_channels_last(p.out_extent, c.cout);
+      std::vector<float> cl_out(static_cast<std::size_t>(c.n * cl.floats()), -9.0f);
+      fast::ConvEpilogue to_cl = e;
+      to_cl.residual = nullptr;
+      to_cl.channels_last_out = &cl;
+      if (!fused) {
+        fast::run_conv(prepared, in.data(), to_cl, cl_out.data());
+        const test::SliceComparison same = test::compare_slice(cl_out, c.cout, 0, out, -9.0f);
+        CHECK(same.worst < 1e-6f);
+      }
+      // A range of images equals that part of the whole batch, to the bit.
+      if (c.n > 1) {
+        Tensor part(out_shape);
+        const int64_t image = out_shape.numel_from(1);
+        fast::run_conv_images(prepared, 1, c.n - 1, in.data(), e, part.data() + image);
+        CHECK(std::memcmp(part.data() + image, out.data() + image, static_cast<std::size_t>((c.n - 1) * image) * 4) == 0);
+      }
+      // Weights scaled per output channel as they are packed equal a scaled copy's, to the bit.
+      Tensor scaled = w.clone();
+      const int64_t per_row = w.numel() / c.cout;
+      for (int64_t i = 0; i < w.numel(); ++i) scaled.data()[i] *= scale.data()[i / per_row];
+      Tensor packed_scaled(out_shape), copy_scaled(out_shape);
+      fast::run_conv(fast::prepare_conv(p, fast::ConvAlgo::PhaseWinograd, w.data(), scale.data()), in.data(), {},
+                     packed_scaled.data());
+      fast::run_conv(fast::prepare_conv(p, fast::ConvAlgo::PhaseWinograd, scaled.data()), in.data(), {},
+                     copy_scaled.data());
+      CHECK(std::memcmp(packed_scaled.data(), copy_scaled.data(), static_cast<std::size_t>(out_shape.numel()) * 4) == 0);
+    }
+  }
+  // ECO's conv1 takes them in float; with bf16 tap GEMM products, or Winograd not allowed, the tap GEMM.
+  const Conv conv1(64, make_window(2, {1, 7, 7}, {1, 2, 2}, {0, 3, 3}));
+  const reference::ConvProblem eco_conv1 = conv1.problem(Shape{16, 3, 224, 224}, Shape{16, 64, 112, 112});
+  CHECK(fast::choose_conv_algo(eco_conv1) == fast::ConvAlgo::PhaseWinograd);
+  CHECK(fast::choose_conv_algo(eco_conv1, true, true) == fast::ConvAlgo::TapGemm);
+  CHECK(fast::choose_conv_algo(eco_conv1, false) == fast::ConvAlgo::TapGemm);
+  // Stride 1, stride 2 along one axis only, 3D, or kernels of 3 or 9 are not the phases'.
+  for (const Window& win : {make_window(2, {1, 7, 7}, {1, 1, 1}, {0, 3, 3}), make_window(2, {1, 7, 7}, {1, 2, 1}, {0, 3, 3}),
+                            make_window(2, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}), make_window(2, {1, 9, 9}, {1, 2, 2}, {0, 4, 4}),
+                            make_window(3, {3, 7, 7}, {1, 2, 2}, {1, 3, 3})}) {
+    reference::ConvProblem p;
+    p.window = win;
+    p.in_extent = {win.kernel[0] == 1 ? 1 : 8, 32, 32};
+    p.out_extent = {p.in_extent[0], 16, 16};
+    CHECK_FALSE(fast::phase_winograd_applies(p));
+  }
 }
 
 // The problem whose input the channels-last copy tests copy: 2 images of c_n channels, a 3x3(x3)
@@ -571,6 +656,7 @@ TEST_CASE("conv: every algorithm writes a channel slice of a larger output (a Co
       {fast::ConvAlgo::Im2colGemm, Shape{2, 2, 70, 66}, 5, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
       {fast::ConvAlgo::TapGemm, Shape{3, 6, 9, 8}, 40, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}},
       {fast::ConvAlgo::Winograd, Shape{3, 6, 13, 11}, 20, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}},
+      {fast::ConvAlgo::PhaseWinograd, Shape{2, 3, 17, 15}, 20, {1, 7, 7}, {1, 2, 2}, {0, 3, 3}},
   };
   uint64_t seed = 2300;
   for (const auto& c : cases) {

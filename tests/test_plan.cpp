@@ -57,7 +57,7 @@ TEST_CASE("plan: convolutions absorb BatchNorm, residual sums and ReLU where not
   // Pointwise layers reading channels-last values (pool1, pool2) run on the tap GEMM.
   CHECK(step_for(plan, "conv2_3x3_reduce")->conv.algo == fast::ConvAlgo::TapGemm);
   CHECK(step_for(plan, "inception_3a_1x1")->conv.algo == fast::ConvAlgo::TapGemm);
-  CHECK(step_for(plan, "conv1_7x7_s2")->conv.algo == fast::ConvAlgo::TapGemm);  // 7 taps x 3 channels a row
+  CHECK(step_for(plan, "conv1_7x7_s2")->conv.algo == fast::ConvAlgo::PhaseWinograd);  // 7x7, stride 2
   CHECK(step_for(plan, "res3b_1")->conv.algo == fast::ConvAlgo::Winograd);
   CHECK(step_for(plan, "res4a_1")->conv.algo == fast::ConvAlgo::TapGemm);  // stride 2, 128 channels
   // res3a_2's output feeds both its BN and the later sum: it stays a plain conv.

@@ -66,7 +66,8 @@ PlanStep conv_step(const Graph& g, const WeightStore& w, const PlanOptions& opti
   s.output = node.output;
   s.conv_shape = g.values[node.output].shape;
   s.conv.problem = conv.problem(g.values[node.inputs[0]].shape, s.conv_shape);
-  s.conv.algo = fast::choose_conv_algo(s.conv.problem, options.winograd);
+  const bool bf16_taps = options.precision == fast::Precision::bf16 && fast::tap_bf16_applies(s.conv.problem);
+  s.conv.algo = fast::choose_conv_algo(s.conv.problem, options.winograd, bf16_taps);
   const int64_t out_channels = s.conv_shape[1];
   s.bias = conv.has_bias() ? param(w, node, 1).clone() : Tensor(Shape{out_channels});
   return s;

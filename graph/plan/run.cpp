@@ -83,7 +83,7 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, float* chunk, const fl
                      const fast::ConvEpilogue& e, const Shape& pooled, bool out_channels_last, Tensor& out) {
   const auto& op = static_cast<const Pool&>(*pool.op);
   const bool max_2d = op.mode() == reference::PoolMode::Max && s.conv_shape.rank() == 4;
-  if (max_2d && s.conv.algo == fast::ConvAlgo::Winograd) {
+  if (max_2d && (s.conv.algo == fast::ConvAlgo::Winograd || s.conv.algo == fast::ConvAlgo::PhaseWinograd)) {
     run_conv_max_pooled(s, op, chunk, in, in_channels_last, e, pooled, out_channels_last, out.data());
     return;
   }

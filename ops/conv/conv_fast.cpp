@@ -26,6 +26,8 @@ PreparedConv prepare_conv(const reference::ConvProblem& p, ConvAlgo algo, const 
                                         : tap_pack_weights_bf16(p, weight, row_scale);
   } else if (algo == ConvAlgo::Winograd) {
     c.winograd = winograd_transform_weights(p, weight, row_scale);
+  } else if (algo == ConvAlgo::PhaseWinograd) {
+    c.winograd = phase_winograd_weights(p, weight, row_scale);
   } else if (algo == ConvAlgo::TapGemm) {
     c.taps = tap_pack_weights(p, weight, row_scale);
   } else {
@@ -55,6 +57,8 @@ void run_algo(const PreparedConv& c, const reference::ConvProblem& p, const floa
     conv_winograd(p, c.bf16, in, e, out, in_channels_last);
   } else if (c.algo == ConvAlgo::Winograd) {
     conv_winograd(p, c.winograd, in, e, out, in_channels_last);
+  } else if (c.algo == ConvAlgo::PhaseWinograd) {
+    conv_phase_winograd(p, c.winograd, in, e, out);
   } else if (c.algo == ConvAlgo::TapGemm && c.precision == Precision::bf16) {
     conv_taps(p, c.bf16, in, e, out, in_channels_last);
   } else if (c.algo == ConvAlgo::TapGemm) {
@@ -78,7 +82,7 @@ bool takes_channels_last(const PreparedConv& c) { return c.algo == ConvAlgo::Win
 bool writes_channels_last(const PreparedConv& c) { return c.algo != ConvAlgo::Im2colGemm; }
 
 bool adds_channels_last_residual(const PreparedConv& c) {
-  return c.algo == ConvAlgo::Winograd || (c.algo == ConvAlgo::TapGemm && !is_pointwise(c.problem));
+  return c.algo == ConvAlgo::Winograd || c.algo == ConvAlgo::PhaseWinograd || (c.algo == ConvAlgo::TapGemm && !is_pointwise(c.problem));
 }
 
 PaddedInput input_layout(const PreparedConv& c) {
@@ -112,6 +116,7 @@ ScratchSize conv_scratch(const PreparedConv& c, int threads, bool in_channels_la
       return winograd_scratch(c.problem, threads, in_channels_last, c.precision == Precision::bf16);
     case ConvAlgo::TapGemm:
       return conv_taps_scratch(c.problem, threads, in_channels_last, c.precision == Precision::bf16, in_bf16);
+    case ConvAlgo::PhaseWinograd: return phase_winograd_scratch(c.problem, threads);
     case ConvAlgo::Direct1x1Gemm: return conv_gemm_scratch(c.problem, c.algo, threads, true);
     case ConvAlgo::Im2colGemm: return conv_gemm_scratch(c.problem, c.algo, threads, false);
   }
@@ -131,7 +136,7 @@ ScratchSize conv_pooled_scratch(const PreparedConv& c, const reference::PoolProb
   if (max_2d && c.algo == ConvAlgo::TapGemm) {
     size = max_size(size, conv_taps_max_pooled_scratch(p, pool, threads, in_channels_last, c.precision == Precision::bf16));
   }
-  if (max_2d && c.algo == ConvAlgo::Winograd) {
+  if (max_2d && (c.algo == ConvAlgo::Winograd || c.algo == ConvAlgo::PhaseWinograd)) {
     size = max_size(size, max_pool_channels_last_scratch(pool, p.out_channels, threads));
   }
   return size;

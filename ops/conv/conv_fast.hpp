@@ -3,6 +3,7 @@
 // and packed once, so each forward pass only runs the kernel.
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/taps/conv_taps.hpp"
+#include "ops/conv/winograd/phases.hpp"
 #include "ops/conv/winograd/winograd.hpp"
 #include "tensor/workspace.hpp"
 
@@ -17,7 +18,7 @@ struct PreparedConv {
   ConvAlgo algo = ConvAlgo::Im2colGemm;
   Precision precision = Precision::fp32;
   PackedMatrix gemm_weight;  // GEMM algorithms
-  PackedPanels winograd;     // Winograd, in float
+  PackedPanels winograd;     // Winograd (on the input or its phases), in float
   PackedPanels taps;         // tap GEMM, in float
   Bf16Panels bf16;           // Winograd's or the tap GEMM's, in bf16 (then the float ones are empty)
 };

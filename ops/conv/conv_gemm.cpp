@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "ops/conv/winograd/phases.hpp"
 #include "ops/conv/winograd/winograd.hpp"
 #include "ops/vector_bf16.hpp"
 #include "ops/vector_clones.hpp"
@@ -535,6 +536,7 @@ const char* conv_algo_name(ConvAlgo algo) {
     case ConvAlgo::Im2colGemm: return "im2col_gemm";
     case ConvAlgo::Winograd: return "winograd";
     case ConvAlgo::TapGemm: return "tap_gemm";
+    case ConvAlgo::PhaseWinograd: return "winograd_phases";
   }
   return "?";
 }
@@ -544,12 +546,16 @@ bool is_pointwise(const reference::ConvProblem& p) {
   return w.volume() == 1 && w.stride == std::array<int64_t, 3>{1, 1, 1} && w.pad == std::array<int64_t, 3>{0, 0, 0};
 }
 
-ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd) {
+ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd, bool bf16_taps) {
   const auto& w = p.window;
   if (is_pointwise(p)) return ConvAlgo::Direct1x1Gemm;
   if (allow_winograd && winograd_applies(p) && p.in_channels >= 16 && p.out_channels >= 16 &&
       winograd_tile_count(p) >= 32) {
     return ConvAlgo::Winograd;
+  }
+  if (allow_winograd && !bf16_taps && phase_winograd_applies(p) && p.out_channels >= 16 &&
+      winograd_tile_count(phase_problem(p)) >= 32) {
+    return ConvAlgo::PhaseWinograd;
   }
   // The tap GEMM's A rows are runs of a kernel row's taps x Cin channels: worth it once such a
   // run fills a vector (conv1: 7 x 3); narrower runs are left to im2col.

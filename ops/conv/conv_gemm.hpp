@@ -20,16 +20,18 @@
 
 namespace ecocpu::fast {
 
-enum class ConvAlgo { Direct1x1Gemm, Im2colGemm, Winograd, TapGemm };
+enum class ConvAlgo { Direct1x1Gemm, Im2colGemm, Winograd, TapGemm, PhaseWinograd };
 // A 1x1, stride-1, unpadded convolution: its output positions read input positions one apart,
 // across rows and images too.
 bool is_pointwise(const reference::ConvProblem& p);
 const char* conv_algo_name(ConvAlgo algo);
 // The algorithm the cost model prefers: 1x1 GEMM for pointwise convolutions, Winograd (unless not
 // allowed) for stride-1 3x3(x3) ones with enough channels and output tiles to amortise the
-// transforms, the tap GEMM for others whose kernel rows (kw taps x Cin, its A runs) fill a vector,
-// conv1's 7 x 3 included, im2col otherwise.
-ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd = true);
+// transforms, and on the input's phases for stride-2 5x5 to 8x8 ones (conv1) unless the tap GEMM
+// takes bf16 products there (bf16_taps: its doubled rate and its band-wise pooling then match the
+// phases' float Winograd), the tap GEMM for others whose kernel rows (kw taps x Cin, its A runs)
+// fill a vector, conv1's 7 x 3 included, im2col otherwise.
+ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd = true, bool bf16_taps = false);
 
 // What a convolution adds after the product, and where it puts it. `residual` (if any) has the
 // output's shape, dense. With out_image_stride the output is a channel slice of a larger tensor

@@ -21,7 +21,7 @@ namespace {
 
 // A small dense matrix, row-major.
 // The input and output transforms with a pass written out for them (see apply_along).
-enum class FixedPass { None, BtF23, BtF43, AtF23, AtF43 };
+enum class FixedPass { None, BtF23, BtF43, BtF44, AtF23, AtF43, AtF44 };
 
 struct Mat {
   int rows, cols;
@@ -49,6 +49,16 @@ Transform1D transform_for(int64_t m, int64_t r) {
             {6, 3, {1.f / 4, 0, 0, -1.f / 6, -1.f / 6, -1.f / 6, -1.f / 6, 1.f / 6, -1.f / 6,
                     1.f / 24, 1.f / 12, 1.f / 6, 1.f / 24, -1.f / 12, 1.f / 6, 0, 0, 1}},
             {4, 6, {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0, 0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1}, FixedPass::AtF43}};
+  }
+  if (m == 4 && r == 4) {  // points 0, 1, -1, 2, -2, 1/2 and infinity
+    return {{7, 7, {-2, 4, 2.5f, -5, -.5f, 1, 0, 0, 2, -2, -4.5f, .5f, 1, 0, 0, -2, 6, -3.5f, -1.5f, 1, 0,
+                    0, 1, -1.5f, -2, 1.5f, 1, 0, 0, -1, 2.5f, 0, -2.5f, 1, 0, 0, 4, 0, -5, 0, 1, 0,
+                    0, -2, 4, 2.5f, -5, -.5f, 1}, FixedPass::BtF44},
+            {7, 4, {-1.f / 2, 0, 0, 0, -1.f / 3, -1.f / 3, -1.f / 3, -1.f / 3, 1.f / 9, -1.f / 9, 1.f / 9, -1.f / 9,
+                    1.f / 36, 1.f / 18, 1.f / 9, 2.f / 9, -1.f / 60, 1.f / 30, -1.f / 15, 2.f / 15,
+                    32.f / 45, 16.f / 45, 8.f / 45, 4.f / 45, 0, 0, 0, 1}},
+            {4, 7, {1, 1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, .5f, 0, 0, 1, 1, 4, 4, .25f, 0, 0, 1, -1, 8, -8, .125f, 1},
+             FixedPass::AtF44}};
   }
   throw std::logic_error("no Winograd transform for this tile");
 }
@@ -160,6 +170,38 @@ struct PassLayout {
   }
 }
 
+[[gnu::always_inline]] inline void bt_f44(int64_t n, const float* __restrict x0, const float* __restrict x1,
+                                          const float* __restrict x2, const float* __restrict x3,
+                                          const float* __restrict x4, const float* __restrict x5,
+                                          const float* __restrict x6, float* __restrict y0, float* __restrict y1,
+                                          float* __restrict y2, float* __restrict y3, float* __restrict y4,
+                                          float* __restrict y5, float* __restrict y6) {
+  for (int64_t q = 0; q < n; ++q) {
+    const float d0 = x0[q], d1 = x1[q], d2 = x2[q], d3 = x3[q], d4 = x4[q], d5 = x5[q], d6 = x6[q];
+    y0[q] = -2.0f * d0 + 4.0f * d1 + 2.5f * d2 - 5.0f * d3 - 0.5f * d4 + d5;
+    y1[q] = 2.0f * (d1 - d2) - 4.5f * d3 + 0.5f * d4 + d5;
+    y2[q] = -2.0f * d1 + 6.0f * d2 - 3.5f * d3 - 1.5f * d4 + d5;
+    y3[q] = d1 - 1.5f * (d2 - d4) - 2.0f * d3 + d5;
+    y4[q] = 2.5f * (d2 - d4) - d1 + d5;
+    y5[q] = 4.0f * d1 - 5.0f * d3 + d5;
+    y6[q] = -2.0f * d1 + 4.0f * d2 + 2.5f * d3 - 5.0f * d4 - 0.5f * d5 + d6;
+  }
+}
+
+[[gnu::always_inline]] inline void at_f44(int64_t n, const float* __restrict x0, const float* __restrict x1,
+                                          const float* __restrict x2, const float* __restrict x3,
+                                          const float* __restrict x4, const float* __restrict x5,
+                                          const float* __restrict x6, float* __restrict y0, float* __restrict y1,
+                                          float* __restrict y2, float* __restrict y3) {
+  for (int64_t q = 0; q < n; ++q) {
+    const float s12 = x1[q] + x2[q], d12 = x1[q] - x2[q], s34 = x3[q] + x4[q], d34 = x3[q] - x4[q], e = x5[q];
+    y0[q] = x0[q] + s12 + s34 + e;
+    y1[q] = d12 + 2.0f * d34 + 0.5f * e;
+    y2[q] = s12 + 4.0f * s34 + 0.25f * e;
+    y3[q] = d12 + 8.0f * d34 + 0.125f * e + x6[q];
+  }
+}
+
 ECOCPU_VECTOR_CLONES
 void apply_fixed(FixedPass pass, int64_t outer, int64_t inner, const PassLayout& l) {
   for (int64_t o = 0; o < outer; ++o) {
@@ -178,6 +220,14 @@ void apply_fixed(FixedPass pass, int64_t outer, int64_t inner, const PassLayout&
         break;
       case FixedPass::AtF43:
         at_f43(inner, x(0, 6), x(1, 6), x(2, 6), x(3, 6), x(4, 6), x(5, 6), y(0, 4), y(1, 4), y(2, 4), y(3, 4));
+        break;
+      case FixedPass::BtF44:
+        bt_f44(inner, x(0, 7), x(1, 7), x(2, 7), x(3, 7), x(4, 7), x(5, 7), x(6, 7), y(0, 7), y(1, 7), y(2, 7),
+               y(3, 7), y(4, 7), y(5, 7), y(6, 7));
+        break;
+      case FixedPass::AtF44:
+        at_f44(inner, x(0, 7), x(1, 7), x(2, 7), x(3, 7), x(4, 7), x(5, 7), x(6, 7), y(0, 4), y(1, 4), y(2, 4),
+               y(3, 4));
         break;
       case FixedPass::None: break;
     }
