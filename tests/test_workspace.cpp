@@ -203,6 +203,9 @@ const ConvCase kConvCases[] = {
     // A strided 1x1: not pointwise, so a tap GEMM (or im2col below 16 channels).
     {fast::ConvAlgo::TapGemm, 2, 2, 16, 12, 1, 8, 8, {1, 1, 1}, {1, 2, 2}, {0, 0, 0}},
     {fast::ConvAlgo::Im2colGemm, 2, 2, 4, 6, 1, 8, 8, {1, 1, 1}, {1, 2, 2}, {0, 0, 0}},
+    // Winograd on the input's phases: conv1's 7x7 stride 2 (F(4x4, 4x4)), a 5x5 (F(4x4, 3x3)).
+    {fast::ConvAlgo::PhaseWinograd, 2, 2, 3, 20, 1, 40, 38, {1, 7, 7}, {1, 2, 2}, {0, 3, 3}},
+    {fast::ConvAlgo::PhaseWinograd, 2, 3, 5, 17, 1, 13, 11, {1, 5, 5}, {1, 2, 2}, {0, 2, 2}},
 };
 
 Tensor run_pool_fast(const Pool& pool, const Tensor& in, float* out) {
@@ -246,11 +249,13 @@ struct PooledConvCase {
 
 const PooledConvCase kPooledCases[] = {
     // conv1 + pool1's geometry; 320-wide product rows (bands of 2 pooled rows that carry a row
-    // over); rows of 3 (A copied); conv2 + pool2's (Winograd, chunks written channels-last).
+    // over); rows of 3 (A copied); conv2 + pool2's (Winograd, chunks written channels-last), and
+    // conv1 + pool1's on the phases (the same chunks).
     {fast::ConvAlgo::TapGemm, 2, 3, 20, 40, 38, {1, 7, 7}, {1, 2, 2}, {0, 3, 3}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
     {fast::ConvAlgo::TapGemm, 1, 6, 300, 23, 40, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
     {fast::ConvAlgo::TapGemm, 3, 16, 20, 9, 5, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
     {fast::ConvAlgo::Winograd, 3, 16, 24, 21, 19, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
+    {fast::ConvAlgo::PhaseWinograd, 3, 3, 20, 40, 38, {1, 7, 7}, {1, 2, 2}, {0, 3, 3}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}},
 };
 
 struct PooledSetup {
@@ -582,16 +587,19 @@ TEST_CASE("conv workspace: inside a scope no memory comes from anywhere else") {
   // any thread, used one, the bytes held would grow.
   const ConvSetup taps = setup(kConvCases[6], 9800), winograd = setup(kConvCases[2], 9810);
   const ConvSetup pointwise = setup(kConvCases[14], 9820);
+  const ConvSetup phases = setup(kConvCases[std::size(kConvCases) - 2], 9825);
   const PooledSetup pooled = pooled_setup(kPooledCases[0], 9830);
   const Pool pool(reference::PoolMode::Max, make_window(2, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}));
   const Tensor pool_in = random_tensor(Shape{2, 5, 57, 57}, 9840);
   ScratchSize size = fast::conv_scratch(taps.conv, threads(), false);
-  for (const ConvSetup* s : {&winograd, &pointwise}) size = max_size(size, fast::conv_scratch(s->conv, threads(), false));
+  for (const ConvSetup* s : {&winograd, &pointwise, &phases}) {
+    size = max_size(size, fast::conv_scratch(s->conv, threads(), false));
+  }
   size = max_size(size, fast::conv_pooled_scratch(pooled.conv.conv, pooled.problem, threads(), false));
   size = max_size(size, pool_scratch(pool, pool_in.shape()));
   std::vector<float> out(1 << 20);
   const auto run_all = [&] {
-    for (const ConvSetup* s : {&taps, &winograd, &pointwise}) {
+    for (const ConvSetup* s : {&taps, &winograd, &pointwise, &phases}) {
       fast::run_conv(s->conv, s->in.data(), full_epilogue(*s), out.data());
     }
     const fast::PaddedInput layout = next_layout(pointwise.conv);

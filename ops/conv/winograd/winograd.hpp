@@ -8,7 +8,8 @@
 // (tiles x Cin) x (Cin x Cout) with the transformed weights (G g G^T, packed at plan time as the
 // GEMM's B panels), then the output transform (A^T m A), again across channels, and the epilogue
 // on the way into the output planes. Multiplications per output: 36/16 = 2.25 instead of 9 (2D),
-// 144/32 = 4.5 instead of 27 (3D).
+// 144/32 = 4.5 instead of 27 (3D). conv_winograd also takes stride-1, unpadded 2D 4x4 kernels with
+// F(4x4, 4x4) (7x7 tiles): the problems of phases.hpp, which winograd_applies does not name.
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
 #include "ops/gemm/bf16.hpp"
