@@ -332,6 +332,71 @@ TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convoluti
   }
 }
 
+TEST_CASE("conv: Winograd on the phases pooled band by band equals the convolution, then the max pooling") {
+  struct Case {
+    int64_t n, cin, cout, h, w, k, pad;
+    std::array<int64_t, 3> pk, ps, pp;  // the pooling's window
+    bool relu;
+  };
+  const Case cases[] = {
+      // conv1 + pool1's geometry (3x3 stride-2 ceil-mode pool: the last window overhangs), 3 bands.
+      {2, 3, 20, 40, 38, 7, 3, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, true},
+      // Output rows not a whole number of tile rows (19: the last band's tiles overhang); no
+      // ReLU, so negative maxima count; output channels over two panels.
+      {3, 2, 40, 37, 30, 7, 3, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, false},
+      // A stride-1 padded pool (windows reach two bands), a 2x2 stride-2 one, a 5x5 kernel.
+      {1, 4, 17, 33, 29, 5, 2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, true},
+      {2, 3, 9, 24, 26, 8, 4, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}, true},
+  };
+  uint64_t seed = 5300;
+  for (const auto& c : cases) {
+    CAPTURE(c.cout);
+    CAPTURE(c.h);
+    CAPTURE(c.k);
+    Conv conv(c.cout, make_window(2, {1, c.k, c.k}, {1, 2, 2}, {0, c.pad, c.pad}));
+    Pool pool(reference::PoolMode::Max, make_window(2, c.pk, c.ps, c.pp));
+    const Shape in_shape{c.n, c.cin, c.h, c.w};
+    Tensor in = random_tensor(in_shape, seed++);
+    Tensor w = random_tensor(Shape{c.cout, c.cin, c.k, c.k}, seed++), b = random_tensor(Shape{c.cout}, seed++);
+    Tensor scale = random_tensor(Shape{c.cout}, seed++), shift = random_tensor(Shape{c.cout}, seed++);
+    const reference::ConvProblem p = conv.problem(in_shape, conv.output_shape(std::span(&in_shape, 1)));
+    REQUIRE(fast::phase_winograd_applies(p));
+    Tensor conv_out = test::reference_conv(conv, in, w, b);
+    const int64_t plane = conv_out.shape().numel_from(2);
+    for (int64_t i = 0; i < conv_out.numel(); ++i) {  // a negative scale too: the epilogue before the pooling
+      const int64_t ch = (i / plane) % c.cout;
+      const float v = conv_out.data()[i] * scale.data()[ch] + shift.data()[ch];
+      conv_out.data()[i] = c.relu ? std::max(v, 0.0f) : v;
+    }
+    Shape conv_shape = conv_out.shape();
+    Tensor expect(pool.output_shape(std::span(&conv_shape, 1)));
+    const Tensor* pool_inputs[] = {&conv_out};
+    pool.run_reference(pool_inputs, {}, expect);
+
+    const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::PhaseWinograd, w.data());
+    fast::ConvEpilogue e;
+    e.bias = b.data();
+    e.scale = scale.data();
+    e.shift = shift.data();
+    e.relu = c.relu;
+    const reference::PoolProblem pp = pool.problem(conv_shape, expect.shape());
+    // Into planes, then into unpadded channels-last positions, then those as bf16.
+    Tensor out(expect.shape()), out_cl(Shape{expect.shape()[0], expect.shape()[2], expect.shape()[3], c.cout});
+    fast::conv_phase_winograd_max_pooled(p, prepared.winograd, in.data(), e, pp, out.data());
+    fast::conv_phase_winograd_max_pooled(p, prepared.winograd, in.data(), e, pp, out_cl.data(), true);
+    CHECK(test::max_relative_error(out, expect) < 2e-5f);
+    CHECK(test::max_relative_error(test::from_channels_last(out_cl), expect) < 2e-5f);
+    std::vector<uint16_t> out_bf16(static_cast<std::size_t>(out_cl.numel()));
+    fast::ConvEpilogue to_bf16 = e;
+    to_bf16.channels_last_bf16 = true;
+    fast::conv_phase_winograd_max_pooled(p, prepared.winograd, in.data(), to_bf16, pp,
+                                         reinterpret_cast<float*>(out_bf16.data()), true);
+    bool rounded = true;
+    for (int64_t i = 0; i < out_cl.numel(); ++i) rounded = rounded && out_bf16[i] == float_to_bf16(out_cl.data()[i]);
+    CHECK(rounded);
+  }
+}
+
 TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference") {
   struct Case {
     int rank;

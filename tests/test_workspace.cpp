@@ -480,6 +480,16 @@ TEST_CASE("conv workspace: a convolution and its pooling run in exactly the scra
         winograd_then_pool(s, 2, n - 2, out + 2 * pooled_image);
       });
     }
+    if (c.algo == fast::ConvAlgo::PhaseWinograd) {  // band by band, an image per thread
+      const ScratchSize own = fast::conv_phase_winograd_max_pooled_scratch(conv.problem, conv.winograd, s.problem, threads());
+      CHECK(own.bytes() <= covering.bytes());
+      const auto run = [&](float* out) {
+        fast::conv_phase_winograd_max_pooled(conv.problem, conv.winograd, s.conv.in.data(), plain_epilogue(s.conv),
+                                             s.problem, out);
+      };
+      check_planned(own, pooled_floats(s), run);
+      check_planned(covering, pooled_floats(s), run);
+    }
     // The general way: the product, then the pooling's own fast kernel.
     check_planned(covering, pooled_floats(s), [&](float* out) {
       Tensor product(s.conv.out_shape);
@@ -589,6 +599,7 @@ TEST_CASE("conv workspace: inside a scope no memory comes from anywhere else") {
   const ConvSetup pointwise = setup(kConvCases[14], 9820);
   const ConvSetup phases = setup(kConvCases[std::size(kConvCases) - 2], 9825);
   const PooledSetup pooled = pooled_setup(kPooledCases[0], 9830);
+  const PooledSetup pooled_phases = pooled_setup(kPooledCases[std::size(kPooledCases) - 1], 9835);
   const Pool pool(reference::PoolMode::Max, make_window(2, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}));
   const Tensor pool_in = random_tensor(Shape{2, 5, 57, 57}, 9840);
   ScratchSize size = fast::conv_scratch(taps.conv, threads(), false);
@@ -596,6 +607,7 @@ TEST_CASE("conv workspace: inside a scope no memory comes from anywhere else") {
     size = max_size(size, fast::conv_scratch(s->conv, threads(), false));
   }
   size = max_size(size, fast::conv_pooled_scratch(pooled.conv.conv, pooled.problem, threads(), false));
+  size = max_size(size, fast::conv_pooled_scratch(pooled_phases.conv.conv, pooled_phases.problem, threads(), false));
   size = max_size(size, pool_scratch(pool, pool_in.shape()));
   std::vector<float> out(1 << 20);
   const auto run_all = [&] {
@@ -609,6 +621,9 @@ TEST_CASE("conv workspace: inside a scope no memory comes from anywhere else") {
     const auto& c = pooled.conv.conv;
     fast::conv_taps_max_pooled(c.problem, c.taps, pooled.conv.in.data(), plain_epilogue(pooled.conv), pooled.problem,
                                out.data());
+    const auto& ph = pooled_phases.conv.conv;
+    fast::conv_phase_winograd_max_pooled(ph.problem, ph.winograd, pooled_phases.conv.in.data(),
+                                         plain_epilogue(pooled_phases.conv), pooled_phases.problem, out.data());
     run_pool_fast(pool, pool_in, out.data());
   };
   int64_t planned_growth = -1, fallback_growth = -1;

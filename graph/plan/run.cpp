@@ -36,8 +36,8 @@ void for_each_pooled_chunk(const Shape& conv_shape, const Shape& pooled_shape, c
   }
 }
 
-// A 2D max pooling after a Winograd convolution (conv2), or after a tap GEMM writing channels-last
-// on too few images for its band-wise pooling (run_conv_pooled): each chunk is written channels-last, so
+// A 2D max pooling after a Winograd convolution (conv2), or after a tap GEMM or Winograd on the
+// phases writing channels-last on too few images for their band-wise pooling (run_conv_pooled): each chunk is written channels-last, so
 // the scatter into planes is left to the pooled result, a quarter of the size
 // (fast::max_pool_channels_last). (conv1's tap GEMM did not gain this way; it pools its products
 // band by band instead, below. performance.md has both measurements.)
@@ -83,6 +83,13 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, float* chunk, const fl
                      const fast::ConvEpilogue& e, const Shape& pooled, bool out_channels_last, Tensor& out) {
   const auto& op = static_cast<const Pool&>(*pool.op);
   const bool max_2d = op.mode() == reference::PoolMode::Max && s.conv_shape.rank() == 4;
+  if (max_2d && s.conv.algo == fast::ConvAlgo::PhaseWinograd && images_fill_threads(s.conv_shape[0])) {
+    fast::ConvEpilogue products = e;  // the pooled output's layout is out_channels_last's, unpadded
+    products.channels_last_out = nullptr;
+    fast::conv_phase_winograd_max_pooled(s.conv.problem, s.conv.winograd, in, products, op.problem(s.conv_shape, pooled),
+                                         out.data(), out_channels_last);
+    return;
+  }
   if (max_2d && (s.conv.algo == fast::ConvAlgo::Winograd || s.conv.algo == fast::ConvAlgo::PhaseWinograd)) {
     run_conv_max_pooled(s, op, chunk, in, in_channels_last, e, pooled, out_channels_last, out.data());
     return;

@@ -139,6 +139,9 @@ ScratchSize conv_pooled_scratch(const PreparedConv& c, const reference::PoolProb
   if (max_2d && (c.algo == ConvAlgo::Winograd || c.algo == ConvAlgo::PhaseWinograd)) {
     size = max_size(size, max_pool_channels_last_scratch(pool, p.out_channels, threads));
   }
+  if (max_2d && c.algo == ConvAlgo::PhaseWinograd) {
+    size = max_size(size, conv_phase_winograd_max_pooled_scratch(p, c.winograd, pool, threads));
+  }
   return size;
 }
 

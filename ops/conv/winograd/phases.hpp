@@ -10,6 +10,7 @@
 // workspace (the only copy, as the tap GEMM makes its own channels-last one).
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
+#include "ops/pool/reference/pool_reference.hpp"
 #include "tensor/workspace.hpp"
 
 namespace ecocpu::fast {
@@ -36,5 +37,19 @@ ScratchSize phase_winograd_scratch(const reference::ConvProblem& p, int threads)
 // `in`: planes. The epilogue as conv_winograd's (planes, channels-last, slices, a residual).
 void conv_phase_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                          const ConvEpilogue& epilogue, float* out);
+
+// The convolution followed by a 2D max pooling (conv1 + pool1), each image by one thread: its
+// phases copied, then a band of tile rows at a time multiplied (WinogradTiles) into the image's
+// channels-last products, the epilogue applied by the sink, the new rows pooled along w and the
+// pooled rows they complete pooled along h into `out` (planes; with out_channels_last unpadded
+// channels-last, bf16 under the epilogue's channels_last_bf16), so that the band is pooled from L2
+// and no chunk of products goes through memory. The epilogue takes no residual or stride; `pool`:
+// planes = batch x Cout, in_extent = p.out_extent. Images are the work items: a batch of fewer
+// images than threads leaves threads idle.
+ScratchSize conv_phase_winograd_max_pooled_scratch(const reference::ConvProblem& p, const PackedPanels& w,
+                                                   const reference::PoolProblem& pool, int threads);
+void conv_phase_winograd_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
+                                    const ConvEpilogue& epilogue, const reference::PoolProblem& pool, float* out,
+                                    bool out_channels_last = false);
 
 }  // namespace ecocpu::fast

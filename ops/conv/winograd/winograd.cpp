@@ -550,87 +550,136 @@ ScratchSize winograd_scratch(const reference::ConvProblem& p, int threads, bool 
 
 namespace {
 
-// The blocks of tiles, in float (PackedPanels, GemmKernel) or bf16 (Bf16Panels, Bf16GemmKernel,
-// each block's transformed inputs rounded before the products). Block sizes follow the float
-// kernel, whose register tile the bf16 one shares.
-template <class Panels, class Kernel>
-void winograd_blocks(const reference::ConvProblem& p, const Panels& w, const Kernel& kernel, const float* in,
-                     const ConvEpilogue& e, float* out, bool in_channels_last) {
-  constexpr bool kBf16 = std::is_same_v<Panels, Bf16Panels>;
-  const Geometry g = geometry(p, kBf16);
-  if (kBf16 && (g.alpha[1] != 4 || g.alpha[2] != 4 || (g.alpha[0] != 1 && g.alpha[0] != 4))) {
-    throw std::logic_error("bf16 Winograd: tiles other than F(2, 3)'s");
-  }
-  const int64_t c_n = p.in_channels, pos = g.positions, mr = kernel.mr, nr = kernel.nr;
-  const int64_t ld = w.panels * nr;
-  const PaddedInput pi = winograd_input_layout(p, kBf16);
-  const float* padded = channels_last_input(p, pi, in, in_channels_last);
-  const ConvSink sink(p, e, out);
-  const int64_t total = p.batch * g.tile_count;
-  const int threads = omp_get_max_threads();
-  const int64_t step = kernel.row_step, T = block_tiles(p, g, selected_gemm_kernel(), ld, p.batch, threads);
-  const int64_t blocks = (total + T - 1) / T;
-  ScratchLayout layout;
-  const BlockScratch r = block_layout(layout, g, c_n, ld, T, kBf16);
-  const Slabs slabs = current_workspace().slabs("winograd", threads, layout.bytes());
-#pragma omp parallel num_threads(threads)
-  {
-    const int thread = omp_get_thread_num();
-    float* v = slabs.at(thread, r.v);  // V[position][tile][channel]
-    float* m = slabs.at(thread, r.m);  // M[position][tile][out channel]
-    float* sa = slabs.at(thread, r.work);
-    float* sb = sa + pos * std::max(c_n, ld);
-    float* results = slabs.at(thread, r.results);
-    TilePlace* places = slabs.at(thread, r.places);
-    OutputRun* runs = slabs.at(thread, r.runs);
-    uint16_t* v_bf16 = slabs.at(thread, r.v_bf16);
-#pragma omp for schedule(dynamic)
-    for (int64_t bi = 0; bi < blocks; ++bi) {
-      const int64_t count = std::min(T, total - bi * T), rounded = (count + step - 1) / step * step;
-      for (int64_t t = 0; t < count; ++t) {
-        places[t] = tile_place(p, g, pi, bi * T + t);
-        if constexpr (kBf16) {  // one pass, rounded as it is stored
-          const int64_t row = pi.extent[2] * c_n;
-          winograd_f23_input_bf16(padded + places[t].patch, pi.extent[1] * row, row, c_n, static_cast<int>(g.alpha[0]),
-                                  v_bf16 + t * c_n, T * c_n);
-        } else {
-          transform_input_tile(g, pi, padded + places[t].patch, sa, sb, v + t * c_n, T * c_n);
-        }
-      }
-      auto* a = [&] {
-        if constexpr (kBf16) {
-          return v_bf16;
-        } else {
-          return v;
-        }
-      }();
-      for (int64_t y = 0; y < pos; ++y) {  // register tiles read past the last tile: keep them finite
-        std::fill(a + (y * T + count) * c_n, a + (y * T + rounded) * c_n, std::remove_pointer_t<decltype(a)>{});
-      }
+template <class T>
+T* at(std::byte* slab, Region<T> region) {
+  return reinterpret_cast<T*>(slab + region.offset);
+}
 
-      for (int64_t y = 0; y < pos; ++y) {
-        for (int64_t i0 = 0; i0 < count; i0 += mr) {
-          const int64_t rows = std::min(mr, count - i0);
-          for (int64_t c0 = 0; c0 < c_n; c0 += kernel.kc) {
-            const int64_t depth = std::min(kernel.kc, c_n - c0);
-            for (int64_t q = 0; q < w.panels; ++q) {
-              kernel.tile_rows_a(depth, a + (y * T + i0) * c_n + c0, c_n, w.panel(y, q) + c0 * nr,
-                                 m + (y * T + i0) * ld + q * nr, ld, rows, c0 > 0);
-            }
+// Blocks of tiles, in float (PackedPanels, GemmKernel) or bf16 (Bf16Panels, Bf16GemmKernel, each
+// block's transformed inputs rounded before the products), on one thread: what conv_winograd's
+// threads and WinogradTiles' callers run.
+template <class Panels, class Kernel>
+struct TileBlocks {
+  static constexpr bool kBf16 = std::is_same_v<Panels, Bf16Panels>;
+  reference::ConvProblem p;
+  const Panels& w;
+  const Kernel& kernel;
+  Geometry g;
+  PaddedInput pi;
+  int64_t ld, T;  // T: tiles per block
+  BlockScratch r;
+  int64_t thread_bytes;
+
+  // Block sizes follow the float kernel, whose register tile the bf16 one shares; `threads` and
+  // `batch` as block_tiles'.
+  TileBlocks(const reference::ConvProblem& problem, const Panels& weights, const Kernel& k, int64_t batch, int threads)
+      : p(problem),
+        w(weights),
+        kernel(k),
+        g(geometry(problem, kBf16)),
+        pi(winograd_input_layout(problem, kBf16)),
+        ld(weights.panels * k.nr),
+        T(block_tiles(problem, g, selected_gemm_kernel(), ld, batch, threads)) {
+    if (kBf16 && (g.alpha[1] != 4 || g.alpha[2] != 4 || (g.alpha[0] != 1 && g.alpha[0] != 4))) {
+      throw std::logic_error("bf16 Winograd: tiles other than F(2, 3)'s");
+    }
+    ScratchLayout layout;
+    r = block_layout(layout, g, p.in_channels, ld, T, kBf16);
+    thread_bytes = layout.bytes();
+  }
+
+  // Tiles [first, first + count) of the batch (count <= T) from the channels-last copy `padded`,
+  // through `sink`; `slab`: thread_bytes of 64-byte aligned scratch.
+  void run(const float* padded, int64_t first, int64_t count, std::byte* slab, const ConvSink& sink) const {
+    const int64_t c_n = p.in_channels, pos = g.positions, mr = kernel.mr, nr = kernel.nr, step = kernel.row_step;
+    float* v = at(slab, r.v);  // V[position][tile][channel]
+    float* m = at(slab, r.m);  // M[position][tile][out channel]
+    float* sa = at(slab, r.work);
+    float* sb = sa + pos * std::max(c_n, ld);
+    float* results = at(slab, r.results);
+    TilePlace* places = at(slab, r.places);
+    OutputRun* runs = at(slab, r.runs);
+    uint16_t* v_bf16 = at(slab, r.v_bf16);
+    const int64_t rounded = (count + step - 1) / step * step;
+    for (int64_t t = 0; t < count; ++t) {
+      places[t] = tile_place(p, g, pi, first + t);
+      if constexpr (kBf16) {  // one pass, rounded as it is stored
+        const int64_t row = pi.extent[2] * c_n;
+        winograd_f23_input_bf16(padded + places[t].patch, pi.extent[1] * row, row, c_n, static_cast<int>(g.alpha[0]),
+                                v_bf16 + t * c_n, T * c_n);
+      } else {
+        transform_input_tile(g, pi, padded + places[t].patch, sa, sb, v + t * c_n, T * c_n);
+      }
+    }
+    auto* a = [&] {
+      if constexpr (kBf16) {
+        return v_bf16;
+      } else {
+        return v;
+      }
+    }();
+    for (int64_t y = 0; y < pos; ++y) {  // register tiles read past the last tile: keep them finite
+      std::fill(a + (y * T + count) * c_n, a + (y * T + rounded) * c_n, std::remove_pointer_t<decltype(a)>{});
+    }
+
+    for (int64_t y = 0; y < pos; ++y) {
+      for (int64_t i0 = 0; i0 < count; i0 += mr) {
+        const int64_t rows = std::min(mr, count - i0);
+        for (int64_t c0 = 0; c0 < c_n; c0 += kernel.kc) {
+          const int64_t depth = std::min(kernel.kc, c_n - c0);
+          for (int64_t q = 0; q < w.panels; ++q) {
+            kernel.tile_rows_a(depth, a + (y * T + i0) * c_n + c0, c_n, w.panel(y, q) + c0 * nr,
+                               m + (y * T + i0) * ld + q * nr, ld, rows, c0 > 0);
           }
         }
       }
-
-      const int64_t row_stride = result_row_stride(g, T, ld);
-      for (int64_t t = 0; t < count; ++t) {
-        transform_output_tile(g, m + t * ld, T * ld, ld, sa, sb, results + t * g.m[2] * ld, row_stride);
-      }
-      sink.store(results, ld, runs, block_runs(p, g, places, count, T, ld, runs), 0, p.out_channels);
     }
+
+    const int64_t row_stride = result_row_stride(g, T, ld);
+    for (int64_t t = 0; t < count; ++t) {
+      transform_output_tile(g, m + t * ld, T * ld, ld, sa, sb, results + t * g.m[2] * ld, row_stride);
+    }
+    sink.store(results, ld, runs, block_runs(p, g, places, count, T, ld, runs), 0, p.out_channels);
+  }
+};
+
+template <class Panels, class Kernel>
+void winograd_blocks(const reference::ConvProblem& p, const Panels& w, const Kernel& kernel, const float* in,
+                     const ConvEpilogue& e, float* out, bool in_channels_last) {
+  const int threads = omp_get_max_threads();
+  const TileBlocks<Panels, Kernel> blocks(p, w, kernel, p.batch, threads);
+  const float* padded = channels_last_input(p, blocks.pi, in, in_channels_last);
+  const ConvSink sink(p, e, out);
+  const int64_t total = p.batch * blocks.g.tile_count, T = blocks.T, count = (total + T - 1) / T;
+  const Slabs slabs = current_workspace().slabs("winograd", threads, blocks.thread_bytes);
+#pragma omp parallel num_threads(threads)
+  {
+    std::byte* slab = slabs.at(omp_get_thread_num(), Region<std::byte>{0, blocks.thread_bytes});
+#pragma omp for schedule(dynamic)
+    for (int64_t bi = 0; bi < count; ++bi) blocks.run(padded, bi * T, std::min(T, total - bi * T), slab, sink);
   }
 }
 
 }  // namespace
+
+struct WinogradTiles::Blocks : TileBlocks<PackedPanels, GemmKernel> {
+  using TileBlocks::TileBlocks;
+};
+
+WinogradTiles::WinogradTiles(const reference::ConvProblem& p, const PackedPanels& w)
+    : blocks_(std::make_shared<const Blocks>(p, w, kernel_for(w), 1, 1)) {}
+
+int64_t WinogradTiles::tiles_w() const { return blocks_->g.tiles[2]; }
+int64_t WinogradTiles::tile_height() const { return blocks_->g.m[1]; }
+int64_t WinogradTiles::block_tiles() const { return blocks_->T; }
+int64_t WinogradTiles::thread_bytes() const { return blocks_->thread_bytes; }
+const PaddedInput& WinogradTiles::input_layout() const { return blocks_->pi; }
+
+void WinogradTiles::run(const float* padded, int64_t first, int64_t count, std::byte* scratch, const ConvSink& sink) const {
+  for (int64_t t = 0; t < count; t += blocks_->T) {
+    blocks_->run(padded, first + t, std::min(blocks_->T, count - t), scratch, sink);
+  }
+}
 
 void conv_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                    const ConvEpilogue& e, float* out, bool in_channels_last) {

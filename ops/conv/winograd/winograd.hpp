@@ -10,8 +10,12 @@
 // on the way into the output planes. Multiplications per output: 36/16 = 2.25 instead of 9 (2D),
 // 144/32 = 4.5 instead of 27 (3D). conv_winograd also takes stride-1, unpadded 2D 4x4 kernels with
 // F(4x4, 4x4) (7x7 tiles): the problems of phases.hpp, which winograd_applies does not name.
+#include <cstddef>
+#include <memory>
+
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
+#include "ops/conv/sink.hpp"
 #include "ops/gemm/bf16.hpp"
 
 namespace ecocpu::fast {
@@ -66,5 +70,26 @@ void winograd_f23_input_bf16(const float* patch, int64_t plane, int64_t row, int
                              int64_t stride);
 void conv_winograd(const reference::ConvProblem& p, const Bf16Panels& w, const float* in,
                    const ConvEpilogue& epilogue, float* out, bool in_channels_last = false);
+
+// conv_winograd's tiles on the calling thread alone, for callers that share out the work
+// themselves (the phases' pooled convolution: an image per thread, a band of tile rows at a
+// time). Float weights; tiles in raster order over the batch, each image's tile rows of tiles_w()
+// tiles, each tile row tile_height() output rows.
+class WinogradTiles {
+ public:
+  WinogradTiles(const reference::ConvProblem& p, const PackedPanels& w);
+  int64_t tiles_w() const;
+  int64_t tile_height() const;
+  int64_t block_tiles() const;   // tiles per block
+  int64_t thread_bytes() const;  // the scratch run() takes
+  const PaddedInput& input_layout() const;  // winograd_input_layout(p)
+  // Tiles [first, first + count), a block at a time, from `padded` (that layout) through `sink`;
+  // `scratch`: thread_bytes() of 64-byte aligned memory.
+  void run(const float* padded, int64_t first, int64_t count, std::byte* scratch, const ConvSink& sink) const;
+
+ private:
+  struct Blocks;
+  std::shared_ptr<const Blocks> blocks_;
+};
 
 }  // namespace ecocpu::fast
