@@ -240,6 +240,22 @@ TEST_CASE("conv gemm: im2col, tap and 1x1 GEMMs with a fused epilogue equal the 
   }
 }
 
+// A convolution's output (planes) through x * scale + shift per channel (and ReLU), then the
+// reference pooling: what a pooled convolution with that epilogue gives.
+static Tensor pooled_epilogue(Tensor conv_out, const Tensor& scale, const Tensor& shift, bool relu, const Pool& pool) {
+  const int64_t plane = conv_out.shape().numel_from(2), c_n = conv_out.dim(1);
+  for (int64_t i = 0; i < conv_out.numel(); ++i) {
+    const int64_t ch = (i / plane) % c_n;
+    const float v = conv_out.data()[i] * scale.data()[ch] + shift.data()[ch];
+    conv_out.data()[i] = relu ? std::max(v, 0.0f) : v;
+  }
+  const Shape conv_shape = conv_out.shape();
+  Tensor expect(pool.output_shape(std::span(&conv_shape, 1)));
+  const Tensor* pool_inputs[] = {&conv_out};
+  pool.run_reference(pool_inputs, {}, expect);
+  return expect;
+}
+
 TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convolution, then the max pooling") {
   struct Case {
     int64_t n, cin, cout, h, w;
@@ -287,16 +303,8 @@ TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convoluti
     CHECK(bf16 == (precision == fast::Precision::bf16 && bf16_gemm_kernel() != nullptr));
     Tensor conv_out = bf16 ? test::reference_conv(conv, test::bf16_rounded(in), test::bf16_rounded(w), b)
                            : test::reference_conv(conv, in, w, b);
-    const int64_t plane = conv_out.shape().numel_from(2);
-    for (int64_t i = 0; i < conv_out.numel(); ++i) {
-      const int64_t ch = (i / plane) % c.cout;
-      const float v = conv_out.data()[i] * scale.data()[ch] + shift.data()[ch];
-      conv_out.data()[i] = c.relu ? std::max(v, 0.0f) : v;
-    }
-    Shape conv_shape = conv_out.shape();
-    Tensor expect(pool.output_shape(std::span(&conv_shape, 1)));
-    const Tensor* pool_inputs[] = {&conv_out};
-    pool.run_reference(pool_inputs, {}, expect);
+    const Shape conv_shape = conv_out.shape();
+    const Tensor expect = pooled_epilogue(conv_out, scale, shift, c.relu, pool);
 
     fast::ConvEpilogue e;
     e.bias = b.data();
@@ -362,16 +370,8 @@ TEST_CASE("conv: Winograd on the phases pooled band by band equals the convoluti
     const reference::ConvProblem p = conv.problem(in_shape, conv.output_shape(std::span(&in_shape, 1)));
     REQUIRE(fast::phase_winograd_applies(p));
     Tensor conv_out = test::reference_conv(conv, in, w, b);
-    const int64_t plane = conv_out.shape().numel_from(2);
-    for (int64_t i = 0; i < conv_out.numel(); ++i) {  // a negative scale too: the epilogue before the pooling
-      const int64_t ch = (i / plane) % c.cout;
-      const float v = conv_out.data()[i] * scale.data()[ch] + shift.data()[ch];
-      conv_out.data()[i] = c.relu ? std::max(v, 0.0f) : v;
-    }
-    Shape conv_shape = conv_out.shape();
-    Tensor expect(pool.output_shape(std::span(&conv_shape, 1)));
-    const Tensor* pool_inputs[] = {&conv_out};
-    pool.run_reference(pool_inputs, {}, expect);
+    const Shape conv_shape = conv_out.shape();
+    const Tensor expect = pooled_epilogue(conv_out, scale, shift, c.relu, pool);  // a negative scale too
 
     const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::PhaseWinograd, w.data());
     fast::ConvEpilogue e;
@@ -473,10 +473,10 @@ TEST_CASE("conv winograd on the input's phases: stride-2 5x5 to 8x8 kernels equa
   };
   uint64_t seed = 1800;
   for (const auto& c : cases) {
-    for (bool fused : {false, true}) {
-      CAPTURE(c.h);
-      CAPTURE(c.kh);
-      CAPTURE(c.pad);
+    CAPTURE(c.kh);
+    CAPTURE(c.kw);
+    CAPTURE(c.h);
+    for (const bool fused : {false, true}) {
       CAPTURE(fused);
       Conv conv(c.cout, make_window(2, {1, c.kh, c.kw}, {1, 2, 2}, {0, c.pad, c.pad}));
       const Shape in_shape{c.n, c.cin, c.h, c.w};
