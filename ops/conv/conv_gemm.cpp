@@ -546,6 +546,12 @@ bool is_pointwise(const reference::ConvProblem& p) {
   return w.volume() == 1 && w.stride == std::array<int64_t, 3>{1, 1, 1} && w.pad == std::array<int64_t, 3>{0, 0, 0};
 }
 
+reference::ConvProblem one_image(const reference::ConvProblem& p) {
+  reference::ConvProblem image = p;
+  image.batch = 1;
+  return image;
+}
+
 ConvAlgo choose_conv_algo(const reference::ConvProblem& p, bool allow_winograd, bool bf16_taps) {
   const auto& w = p.window;
   if (is_pointwise(p)) return ConvAlgo::Direct1x1Gemm;

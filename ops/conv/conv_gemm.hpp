@@ -24,6 +24,8 @@ enum class ConvAlgo { Direct1x1Gemm, Im2colGemm, Winograd, TapGemm, PhaseWinogra
 // A 1x1, stride-1, unpadded convolution: its output positions read input positions one apart,
 // across rows and images too.
 bool is_pointwise(const reference::ConvProblem& p);
+// The same problem for one image of the batch: what kernels that take an image per thread run.
+reference::ConvProblem one_image(const reference::ConvProblem& p);
 const char* conv_algo_name(ConvAlgo algo);
 // The algorithm the cost model prefers: 1x1 GEMM for pointwise convolutions, Winograd (unless not
 // allowed) for stride-1 3x3(x3) ones with enough channels and output tiles to amortise the

@@ -665,20 +665,8 @@ void pool_image_by_bands(const TapProduct& tp, const Panels& w, const float* pad
       held_end = need.end;
     }
     const ChannelsLastRows held{columns, held_first, pooled_row, c_n, c_n};
-    if (out_bf16) {
-      max_pool_rows_to_channels_last(pool, held, a0, a1, reinterpret_cast<uint16_t*>(out), row);
-    } else if (out_channels_last) {
-      max_pool_rows_to_channels_last(pool, held, a0, a1, out);
-    } else {
-      max_pool_rows_to_planes(pool, held, a0, a1, out, row);
-    }
+    max_pool_rows_to(pool, held, a0, a1, out, out_channels_last || out_bf16, out_bf16, row);
   }
-}
-
-reference::ConvProblem one_image(const reference::ConvProblem& p) {
-  reference::ConvProblem image = p;
-  image.batch = 1;
-  return image;
 }
 
 // A thread's memory in conv_taps: one item's products, and the product's own.

@@ -119,12 +119,6 @@ void conv_phase_winograd(const reference::ConvProblem& p, const PackedPanels& w,
 
 namespace {
 
-reference::ConvProblem one_image(const reference::ConvProblem& p) {
-  reference::ConvProblem image = p;
-  image.batch = 1;
-  return image;
-}
-
 // A thread's memory in conv_phase_winograd_max_pooled: its image's phases, the image's products
 // (channels-last, the epilogue applied), its rows pooled along w, a pooled row on its way into
 // planes, and the Winograd blocks' own.
@@ -169,7 +163,8 @@ void conv_phase_winograd_max_pooled(const reference::ConvProblem& p, const Packe
   const reference::ConvProblem image = one_image(p), q = phase_problem(image);
   const WinogradTiles tiles(q, w);
   const int64_t c_n = p.out_channels, oh = p.out_extent[1], ow = p.out_extent[2], pw = pool.out_extent[2];
-  const int64_t in_image = p.in_channels * p.in_extent[1] * p.in_extent[2], pooled_image = c_n * pool.out_extent[1] * pw;
+  const int64_t in_image = p.in_channels * p.in_extent[1] * p.in_extent[2];
+  const int64_t pooled_image = c_n * pool.out_extent[1] * pw;
   const int64_t tile_rows = (oh + tiles.tile_height() - 1) / tiles.tile_height();
   const PaddedInput products_layout = unpadded_channels_last(p.out_extent, c_n);
   ConvEpilogue to_products = e;  // float products whatever the pooled output's type
@@ -190,24 +185,25 @@ void conv_phase_winograd_max_pooled(const reference::ConvProblem& p, const Packe
     const ConvSink sink(image, to_products, products);
 #pragma omp for schedule(dynamic)
     for (int64_t n = 0; n < p.batch; ++n) {
-      for (int64_t y = 0; y < tiles.input_layout().extent[1]; ++y) phase_row(image, tiles.input_layout(), in + n * in_image, 0, y, phases);
+      for (int64_t y = 0; y < tiles.input_layout().extent[1]; ++y) {
+        phase_row(image, tiles.input_layout(), in + n * in_image, 0, y, phases);
+      }
       const ChannelsLastRows held{columns, 0, pw * c_n, c_n, c_n};
       int64_t pooled = 0;  // pooled rows written
       for (int64_t t0 = 0; t0 < tile_rows; t0 += kBandTileRows) {
         const int64_t t1 = std::min(tile_rows, t0 + kBandTileRows);
         tiles.run(phases, t0 * tiles.tiles_w(), (t1 - t0) * tiles.tiles_w(), blocks, sink);
         const int64_t r0 = t0 * tiles.tile_height(), r1 = std::min(oh, t1 * tiles.tile_height());
-        for (int64_t y = r0; y < r1; ++y) max_pool_columns(pool, products + y * ow * c_n, c_n, c_n, columns + y * pw * c_n);
+        for (int64_t y = r0; y < r1; ++y) {
+          max_pool_columns(pool, products + y * ow * c_n, c_n, c_n, columns + y * pw * c_n);
+        }
         int64_t ready = pooled;  // pooled rows whose windows' rows are all computed
         while (ready < pool.out_extent[1] && input_rows(pool, ready, ready + 1).end <= r1) ++ready;
         if (ready == pooled) continue;
-        if (out_channels_last && e.channels_last_bf16) {
-          max_pool_rows_to_channels_last(pool, held, pooled, ready, reinterpret_cast<uint16_t*>(out) + n * pooled_image, row);
-        } else if (out_channels_last) {
-          max_pool_rows_to_channels_last(pool, held, pooled, ready, out + n * pooled_image);
-        } else {
-          max_pool_rows_to_planes(pool, held, pooled, ready, out + n * pooled_image, row);
-        }
+        float* image_out = e.channels_last_bf16
+                               ? reinterpret_cast<float*>(reinterpret_cast<uint16_t*>(out) + n * pooled_image)
+                               : out + n * pooled_image;
+        max_pool_rows_to(pool, held, pooled, ready, image_out, out_channels_last, e.channels_last_bf16, row);
         pooled = ready;
       }
     }

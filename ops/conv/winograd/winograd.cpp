@@ -675,7 +675,8 @@ int64_t WinogradTiles::block_tiles() const { return blocks_->T; }
 int64_t WinogradTiles::thread_bytes() const { return blocks_->thread_bytes; }
 const PaddedInput& WinogradTiles::input_layout() const { return blocks_->pi; }
 
-void WinogradTiles::run(const float* padded, int64_t first, int64_t count, std::byte* scratch, const ConvSink& sink) const {
+void WinogradTiles::run(const float* padded, int64_t first, int64_t count, std::byte* scratch,
+                        const ConvSink& sink) const {
   for (int64_t t = 0; t < count; t += blocks_->T) {
     blocks_->run(padded, first + t, std::min(blocks_->T, count - t), scratch, sink);
   }

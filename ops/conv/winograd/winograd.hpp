@@ -77,6 +77,7 @@ void conv_winograd(const reference::ConvProblem& p, const Bf16Panels& w, const f
 // tiles, each tile row tile_height() output rows.
 class WinogradTiles {
  public:
+  // `w` (winograd_transform_weights of p) is read in place: it must outlive this.
   WinogradTiles(const reference::ConvProblem& p, const PackedPanels& w);
   int64_t tiles_w() const;
   int64_t tile_height() const;

@@ -185,6 +185,17 @@ void max_pool_rows_to_channels_last(const reference::PoolProblem& p, const Chann
   }
 }
 
+void max_pool_rows_to(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns, int64_t oh_begin,
+                      int64_t oh_end, float* image_out, bool channels_last, bool bf16, float* row) {
+  if (channels_last && bf16) {
+    max_pool_rows_to_channels_last(p, pooled_columns, oh_begin, oh_end, reinterpret_cast<uint16_t*>(image_out), row);
+  } else if (channels_last) {
+    max_pool_rows_to_channels_last(p, pooled_columns, oh_begin, oh_end, image_out);
+  } else {
+    max_pool_rows_to_planes(p, pooled_columns, oh_begin, oh_end, image_out, row);
+  }
+}
+
 namespace {
 
 // dst[c] = the sum of src[j][c] over the window's cells, in the reference's order (d, h, w), over

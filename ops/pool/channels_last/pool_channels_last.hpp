@@ -54,5 +54,9 @@ void max_pool_rows_to_channels_last(const reference::PoolProblem& p, const Chann
 //    Or stored as bf16 (a plan's bf16 value), by way of `row` as max_pool_rows_to_planes.
 void max_pool_rows_to_channels_last(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns,
                                     int64_t oh_begin, int64_t oh_end, uint16_t* image_out, float* row);
+//    Or whichever of those three the image's output is: planes, or with channels_last unpadded
+//    channels-last positions, stored as bf16 with bf16 (`image_out` then uint16_t storage).
+void max_pool_rows_to(const reference::PoolProblem& p, const ChannelsLastRows& pooled_columns, int64_t oh_begin,
+                      int64_t oh_end, float* image_out, bool channels_last, bool bf16, float* row);
 
 }  // namespace ecocpu::fast
