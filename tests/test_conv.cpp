@@ -397,6 +397,53 @@ TEST_CASE("conv: Winograd on the phases pooled band by band equals the convoluti
   }
 }
 
+TEST_CASE("conv: a Winograd convolution pooled band by band equals the convolution, then the max pooling") {
+  struct Case {
+    int64_t n, cin, cout, h, w;
+    std::array<int64_t, 3> pk, ps, pp;  // the pooling's window
+    bool relu;
+  };
+  const Case cases[] = {
+      // conv2 + pool2's geometry, smaller: 3x3 stride-2 ceil-mode pool, several bands.
+      {2, 16, 24, 22, 20, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, true},
+      // Output rows not a whole number of tile rows, no ReLU, output channels over two panels.
+      {3, 5, 40, 19, 13, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, false},
+      // A stride-1 padded pool (windows reach two bands).
+      {1, 7, 9, 17, 21, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, true},
+  };
+  uint64_t seed = 5400;
+  for (const auto& c : cases) {
+    CAPTURE(c.cout);
+    CAPTURE(c.h);
+    Conv conv(c.cout, make_window(2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}));
+    Pool pool(reference::PoolMode::Max, make_window(2, c.pk, c.ps, c.pp));
+    const Shape in_shape{c.n, c.cin, c.h, c.w};
+    Tensor in = random_tensor(in_shape, seed++);
+    Tensor w = random_tensor(Shape{c.cout, c.cin, 3, 3}, seed++), b = random_tensor(Shape{c.cout}, seed++);
+    Tensor scale = random_tensor(Shape{c.cout}, seed++), shift = random_tensor(Shape{c.cout}, seed++);
+    const reference::ConvProblem p = conv.problem(in_shape, conv.output_shape(std::span(&in_shape, 1)));
+    const Tensor conv_out = test::reference_conv(conv, in, w, b);
+    const Shape conv_shape = conv_out.shape();
+    const Tensor expect = pooled_epilogue(conv_out, scale, shift, c.relu, pool);  // a negative scale too
+    const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::Winograd, w.data());
+    fast::ConvEpilogue e;
+    e.bias = b.data();
+    e.scale = scale.data();
+    e.shift = shift.data();
+    e.relu = c.relu;
+    const reference::PoolProblem pp = pool.problem(conv_shape, expect.shape());
+    const fast::PaddedInput layout = fast::input_layout(prepared);
+    std::vector<float> copy(static_cast<std::size_t>(c.n * layout.floats()));
+    fast::to_channels_last(p, layout, in.data(), copy.data());
+    // From planes into planes; from the handed-over copy into channels-last positions.
+    Tensor out(expect.shape()), out_cl(Shape{expect.shape()[0], expect.shape()[2], expect.shape()[3], c.cout});
+    fast::conv_winograd_max_pooled(p, prepared.winograd, in.data(), e, pp, out.data());
+    fast::conv_winograd_max_pooled(p, prepared.winograd, copy.data(), e, pp, out_cl.data(), true, true);
+    CHECK(test::max_relative_error(out, expect) < 2e-5f);
+    CHECK(test::max_relative_error(test::from_channels_last(out_cl), expect) < 2e-5f);
+  }
+}
+
 TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference") {
   struct Case {
     int rank;

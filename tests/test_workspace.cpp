@@ -490,6 +490,17 @@ TEST_CASE("conv workspace: a convolution and its pooling run in exactly the scra
       check_planned(own, pooled_floats(s), run);
       check_planned(covering, pooled_floats(s), run);
     }
+    if (c.algo == fast::ConvAlgo::Winograd) {  // band by band, from planes and from the handed-over copy
+      const ScratchSize own = fast::winograd_max_pooled_scratch(conv.problem, conv.winograd, s.problem, threads());
+      CHECK(own.bytes() <= covering.bytes());
+      const std::vector<float> copy = channels_last_copy(conv, s.conv.in.data());
+      for (const bool handed : {false, true}) {
+        check_planned(own, pooled_floats(s), [&](float* out) {
+          fast::conv_winograd_max_pooled(conv.problem, conv.winograd, handed ? copy.data() : s.conv.in.data(),
+                                         plain_epilogue(s.conv), s.problem, out, handed);
+        });
+      }
+    }
     // The general way: the product, then the pooling's own fast kernel.
     check_planned(covering, pooled_floats(s), [&](float* out) {
       Tensor product(s.conv.out_shape);

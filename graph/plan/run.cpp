@@ -83,11 +83,19 @@ void run_conv_pooled(const PlanStep& s, const Node& pool, float* chunk, const fl
                      const fast::ConvEpilogue& e, const Shape& pooled, bool out_channels_last, Tensor& out) {
   const auto& op = static_cast<const Pool&>(*pool.op);
   const bool max_2d = op.mode() == reference::PoolMode::Max && s.conv_shape.rank() == 4;
-  if (max_2d && s.conv.algo == fast::ConvAlgo::PhaseWinograd && images_fill_threads(s.conv_shape[0])) {
+  const bool float_winograd = s.conv.algo == fast::ConvAlgo::PhaseWinograd ||
+                              (s.conv.algo == fast::ConvAlgo::Winograd && s.conv.precision == fast::Precision::fp32);
+  if (max_2d && float_winograd && images_fill_threads(s.conv_shape[0])) {  // band by band, an image per thread
     fast::ConvEpilogue products = e;  // the pooled output's layout is out_channels_last's, unpadded
     products.channels_last_out = nullptr;
-    fast::conv_phase_winograd_max_pooled(s.conv.problem, s.conv.winograd, in, products, op.problem(s.conv_shape, pooled),
-                                         out.data(), out_channels_last);
+    const reference::PoolProblem p = op.problem(s.conv_shape, pooled);
+    if (s.conv.algo == fast::ConvAlgo::PhaseWinograd) {
+      fast::conv_phase_winograd_max_pooled(s.conv.problem, s.conv.winograd, in, products, p, out.data(),
+                                           out_channels_last);
+    } else {
+      fast::conv_winograd_max_pooled(s.conv.problem, s.conv.winograd, in, products, p, out.data(), in_channels_last,
+                                     out_channels_last);
+    }
     return;
   }
   if (max_2d && (s.conv.algo == fast::ConvAlgo::Winograd || s.conv.algo == fast::ConvAlgo::PhaseWinograd)) {

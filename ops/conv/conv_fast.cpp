@@ -142,6 +142,9 @@ ScratchSize conv_pooled_scratch(const PreparedConv& c, const reference::PoolProb
   if (max_2d && c.algo == ConvAlgo::PhaseWinograd) {
     size = max_size(size, conv_phase_winograd_max_pooled_scratch(p, c.winograd, pool, threads));
   }
+  if (max_2d && c.algo == ConvAlgo::Winograd && c.precision == Precision::fp32) {
+    size = max_size(size, winograd_max_pooled_scratch(p, c.winograd, pool, threads));
+  }
   return size;
 }
 

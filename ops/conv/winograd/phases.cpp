@@ -1,14 +1,11 @@
 #include "ops/conv/winograd/phases.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <stdexcept>
 #include <vector>
 
 #include "ops/conv/channels_last.hpp"
 #include "ops/conv/winograd/winograd.hpp"
-#include "ops/pool/channels_last/pool_channels_last.hpp"
 
 namespace ecocpu::fast {
 
@@ -117,97 +114,22 @@ void conv_phase_winograd(const reference::ConvProblem& p, const PackedPanels& w,
   conv_winograd(q, w, phases, epilogue, out, true);
 }
 
-namespace {
-
-// A thread's memory in conv_phase_winograd_max_pooled: its image's phases, the image's products
-// (channels-last, the epilogue applied), its rows pooled along w, a pooled row on its way into
-// planes, and the Winograd blocks' own.
-struct PooledScratch {
-  Region<float> phases, products, columns, row;
-  Region<std::byte> blocks;
-};
-
-PooledScratch pooled_layout(ScratchLayout& l, const reference::ConvProblem& image, const WinogradTiles& tiles,
-                            const reference::PoolProblem& pool) {
-  const int64_t c_n = image.out_channels, oh = image.out_extent[1];
-  PooledScratch r;
-  r.phases = l.add<float>(tiles.input_layout().floats());
-  r.products = l.add<float>(oh * image.out_extent[2] * c_n);
-  r.columns = l.add<float>(oh * pool.out_extent[2] * c_n);
-  r.row = l.add<float>(max_pool_rows_scratch_floats(pool, c_n));
-  r.blocks = l.add<std::byte>(tiles.thread_bytes());
-  return r;
-}
-
-// Tile rows per band: 8 output rows of conv1 (about 230 KB of products, in L2 when pooled).
-constexpr int64_t kBandTileRows = 2;
-
-}  // namespace
-
 ScratchSize conv_phase_winograd_max_pooled_scratch(const reference::ConvProblem& p, const PackedPanels& w,
                                                    const reference::PoolProblem& pool, int threads) {
-  const reference::ConvProblem image = one_image(p);
-  ScratchLayout layout;
-  pooled_layout(layout, image, WinogradTiles(phase_problem(image), w), pool);
-  return {threads, 0, layout.bytes()};
+  return winograd_max_pooled_scratch(phase_problem(p), w, pool, threads);
 }
 
 void conv_phase_winograd_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                                     const ConvEpilogue& e, const reference::PoolProblem& pool, float* out,
                                     bool out_channels_last) {
-  if (pool.mode != reference::PoolMode::Max || pool.window.spatial_rank != 2 || pool.in_extent != p.out_extent ||
-      pool.planes != p.batch * p.out_channels || e.residual || e.out_image_stride != 0 || e.channels_last_out ||
-      (e.channels_last_bf16 && !out_channels_last)) {
-    throw std::logic_error("conv_phase_winograd_max_pooled takes a plain epilogue and a 2D max pooling");
-  }
-  const reference::ConvProblem image = one_image(p), q = phase_problem(image);
-  const WinogradTiles tiles(q, w);
-  const int64_t c_n = p.out_channels, oh = p.out_extent[1], ow = p.out_extent[2], pw = pool.out_extent[2];
+  const reference::ConvProblem image = one_image(p);
+  const PaddedInput layout = winograd_input_layout(phase_problem(image));
   const int64_t in_image = p.in_channels * p.in_extent[1] * p.in_extent[2];
-  const int64_t pooled_image = c_n * pool.out_extent[1] * pw;
-  const int64_t tile_rows = (oh + tiles.tile_height() - 1) / tiles.tile_height();
-  const PaddedInput products_layout = unpadded_channels_last(p.out_extent, c_n);
-  ConvEpilogue to_products = e;  // float products whatever the pooled output's type
-  to_products.channels_last_out = &products_layout;
-  to_products.channels_last_bf16 = false;
-  const int threads = omp_get_max_threads();
-  ScratchLayout layout;
-  const PooledScratch r = pooled_layout(layout, image, tiles, pool);
-  const Slabs slabs = current_workspace().slabs("winograd phases max-pooled", threads, layout.bytes());
-#pragma omp parallel num_threads(threads)
-  {
-    const int thread = omp_get_thread_num();
-    float* phases = slabs.at(thread, r.phases);
-    float* products = slabs.at(thread, r.products);
-    float* columns = slabs.at(thread, r.columns);
-    float* row = slabs.at(thread, r.row);
-    std::byte* blocks = slabs.at(thread, r.blocks);
-    const ConvSink sink(image, to_products, products);
-#pragma omp for schedule(dynamic)
-    for (int64_t n = 0; n < p.batch; ++n) {
-      for (int64_t y = 0; y < tiles.input_layout().extent[1]; ++y) {
-        phase_row(image, tiles.input_layout(), in + n * in_image, 0, y, phases);
-      }
-      const ChannelsLastRows held{columns, 0, pw * c_n, c_n, c_n};
-      int64_t pooled = 0;  // pooled rows written
-      for (int64_t t0 = 0; t0 < tile_rows; t0 += kBandTileRows) {
-        const int64_t t1 = std::min(tile_rows, t0 + kBandTileRows);
-        tiles.run(phases, t0 * tiles.tiles_w(), (t1 - t0) * tiles.tiles_w(), blocks, sink);
-        const int64_t r0 = t0 * tiles.tile_height(), r1 = std::min(oh, t1 * tiles.tile_height());
-        for (int64_t y = r0; y < r1; ++y) {
-          max_pool_columns(pool, products + y * ow * c_n, c_n, c_n, columns + y * pw * c_n);
-        }
-        int64_t ready = pooled;  // pooled rows whose windows' rows are all computed
-        while (ready < pool.out_extent[1] && input_rows(pool, ready, ready + 1).end <= r1) ++ready;
-        if (ready == pooled) continue;
-        float* image_out = e.channels_last_bf16
-                               ? reinterpret_cast<float*>(reinterpret_cast<uint16_t*>(out) + n * pooled_image)
-                               : out + n * pooled_image;
-        max_pool_rows_to(pool, held, pooled, ready, image_out, out_channels_last, e.channels_last_bf16, row);
-        pooled = ready;
-      }
-    }
-  }
+  const auto phases_of = [&](int64_t n, float* copy) -> const float* {
+    for (int64_t y = 0; y < layout.extent[1]; ++y) phase_row(image, layout, in + n * in_image, 0, y, copy);
+    return copy;
+  };
+  winograd_max_pooled(phase_problem(p), w, phases_of, e, pool, out, out_channels_last);
 }
 
 }  // namespace ecocpu::fast

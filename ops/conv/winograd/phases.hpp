@@ -38,14 +38,9 @@ ScratchSize phase_winograd_scratch(const reference::ConvProblem& p, int threads)
 void conv_phase_winograd(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
                          const ConvEpilogue& epilogue, float* out);
 
-// The convolution followed by a 2D max pooling (conv1 + pool1), each image by one thread: its
-// phases copied, then a band of tile rows at a time multiplied (WinogradTiles) into the image's
-// channels-last products, the epilogue applied by the sink, the new rows pooled along w and the
-// pooled rows they complete pooled along h into `out` (planes; with out_channels_last unpadded
-// channels-last, bf16 under the epilogue's channels_last_bf16), so that the band is pooled from L2
-// and no chunk of products goes through memory. The epilogue takes no residual or stride; `pool`:
-// planes = batch x Cout, in_extent = p.out_extent. Images are the work items: a batch of fewer
-// images than threads leaves threads idle.
+// The convolution followed by a 2D max pooling (conv1 + pool1) band by band, an image per thread
+// (winograd_max_pooled: each image's phases copied into the thread's scratch). `pool`: planes =
+// batch x Cout, in_extent = p.out_extent.
 ScratchSize conv_phase_winograd_max_pooled_scratch(const reference::ConvProblem& p, const PackedPanels& w,
                                                    const reference::PoolProblem& pool, int threads);
 void conv_phase_winograd_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,

@@ -11,12 +11,14 @@
 // 144/32 = 4.5 instead of 27 (3D). conv_winograd also takes stride-1, unpadded 2D 4x4 kernels with
 // F(4x4, 4x4) (7x7 tiles): the problems of phases.hpp, which winograd_applies does not name.
 #include <cstddef>
+#include <functional>
 #include <memory>
 
 #include "ops/conv/conv_gemm.hpp"
 #include "ops/conv/reference/conv_reference.hpp"
 #include "ops/conv/sink.hpp"
 #include "ops/gemm/bf16.hpp"
+#include "ops/pool/reference/pool_reference.hpp"
 
 namespace ecocpu::fast {
 
@@ -75,6 +77,28 @@ void conv_winograd(const reference::ConvProblem& p, const Bf16Panels& w, const f
 // themselves (the phases' pooled convolution: an image per thread, a band of tile rows at a
 // time). Float weights; tiles in raster order over the batch, each image's tile rows of tiles_w()
 // tiles, each tile row tile_height() output rows.
+// conv_winograd followed by a 2D max pooling (conv2 + pool2; conv1 + pool1 on the phases), each
+// image by one thread: its input (image_input(n, copy): image n in winograd_input_layout(p), made
+// in `copy`, that many floats of the thread's scratch, where it has to be made), then a band of
+// two tile rows at a time multiplied (WinogradTiles) into the image's channels-last products with
+// the epilogue, the new rows pooled along w and the pooled rows they complete pooled along h into
+// `out` (planes; with out_channels_last unpadded channels-last, bf16 under the epilogue's
+// channels_last_bf16), so that a band is pooled from L2 and no chunk of products goes through
+// memory. Float weights; the epilogue takes no residual or stride; `pool`: planes = batch x
+// Cout, in_extent = p.out_extent. Images are the work items: a batch of fewer images than threads
+// leaves threads idle.
+using WinogradImageInput = std::function<const float*(int64_t n, float* copy)>;
+ScratchSize winograd_max_pooled_scratch(const reference::ConvProblem& p, const PackedPanels& w,
+                                        const reference::PoolProblem& pool, int threads);
+void winograd_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const WinogradImageInput& image_input,
+                         const ConvEpilogue& epilogue, const reference::PoolProblem& pool, float* out,
+                         bool out_channels_last);
+// The same from the batch's input: planes, or with in_channels_last the channels-last copy
+// conv_winograd reads (handed over), which is then read in place.
+void conv_winograd_max_pooled(const reference::ConvProblem& p, const PackedPanels& w, const float* in,
+                              const ConvEpilogue& epilogue, const reference::PoolProblem& pool, float* out,
+                              bool in_channels_last = false, bool out_channels_last = false);
+
 class WinogradTiles {
  public:
   // `w` (winograd_transform_weights of p) is read in place: it must outlive this.
