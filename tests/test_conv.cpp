@@ -340,107 +340,80 @@ TEST_CASE("conv: a tap GEMM convolution pooled band by band equals the convoluti
   }
 }
 
-TEST_CASE("conv: Winograd on the phases pooled band by band equals the convolution, then the max pooling") {
+TEST_CASE("conv: float Winograd, plain or on the phases, pooled band by band equals the convolution, then the max pooling") {
   struct Case {
-    int64_t n, cin, cout, h, w, k, pad;
+    fast::ConvAlgo algo;
+    int64_t n, cin, cout, h, w, k, stride, pad;
     std::array<int64_t, 3> pk, ps, pp;  // the pooling's window
     bool relu;
   };
+  const auto phases = fast::ConvAlgo::PhaseWinograd, plain = fast::ConvAlgo::Winograd;
   const Case cases[] = {
       // conv1 + pool1's geometry (3x3 stride-2 ceil-mode pool: the last window overhangs), 3 bands.
-      {2, 3, 20, 40, 38, 7, 3, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, true},
+      {phases, 2, 3, 20, 40, 38, 7, 2, 3, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, true},
       // Output rows not a whole number of tile rows (19: the last band's tiles overhang); no
       // ReLU, so negative maxima count; output channels over two panels.
-      {3, 2, 40, 37, 30, 7, 3, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, false},
+      {phases, 3, 2, 40, 37, 30, 7, 2, 3, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, false},
       // A stride-1 padded pool (windows reach two bands), a 2x2 stride-2 one, a 5x5 kernel.
-      {1, 4, 17, 33, 29, 5, 2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, true},
-      {2, 3, 9, 24, 26, 8, 4, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}, true},
+      {phases, 1, 4, 17, 33, 29, 5, 2, 2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, true},
+      {phases, 2, 3, 9, 24, 26, 8, 2, 4, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}, true},
+      // conv2 + pool2's geometry, smaller; then the same odd cases for the plain Winograd.
+      {plain, 2, 16, 24, 22, 20, 3, 1, 1, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, true},
+      {plain, 3, 5, 40, 19, 13, 3, 1, 1, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, false},
+      {plain, 1, 7, 9, 17, 21, 3, 1, 1, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, true},
   };
   uint64_t seed = 5300;
   for (const auto& c : cases) {
-    CAPTURE(c.cout);
+    const std::string algo = fast::conv_algo_name(c.algo);
+    CAPTURE(algo);
     CAPTURE(c.h);
-    CAPTURE(c.k);
-    Conv conv(c.cout, make_window(2, {1, c.k, c.k}, {1, 2, 2}, {0, c.pad, c.pad}));
+    Conv conv(c.cout, make_window(2, {1, c.k, c.k}, {1, c.stride, c.stride}, {0, c.pad, c.pad}));
     Pool pool(reference::PoolMode::Max, make_window(2, c.pk, c.ps, c.pp));
     const Shape in_shape{c.n, c.cin, c.h, c.w};
     Tensor in = random_tensor(in_shape, seed++);
     Tensor w = random_tensor(Shape{c.cout, c.cin, c.k, c.k}, seed++), b = random_tensor(Shape{c.cout}, seed++);
     Tensor scale = random_tensor(Shape{c.cout}, seed++), shift = random_tensor(Shape{c.cout}, seed++);
     const reference::ConvProblem p = conv.problem(in_shape, conv.output_shape(std::span(&in_shape, 1)));
-    REQUIRE(fast::phase_winograd_applies(p));
-    Tensor conv_out = test::reference_conv(conv, in, w, b);
+    REQUIRE((c.algo == phases ? fast::phase_winograd_applies(p) : fast::winograd_applies(p)));
+    const Tensor conv_out = test::reference_conv(conv, in, w, b);
     const Shape conv_shape = conv_out.shape();
     const Tensor expect = pooled_epilogue(conv_out, scale, shift, c.relu, pool);  // a negative scale too
 
-    const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::PhaseWinograd, w.data());
+    const fast::PreparedConv prepared = fast::prepare_conv(p, c.algo, w.data());
     fast::ConvEpilogue e;
     e.bias = b.data();
     e.scale = scale.data();
     e.shift = shift.data();
     e.relu = c.relu;
     const reference::PoolProblem pp = pool.problem(conv_shape, expect.shape());
+    // The plain Winograd also reads the channels-last copy a convolution before hands over.
+    std::vector<float> copy;
+    if (c.algo == plain) {
+      const fast::PaddedInput layout = fast::input_layout(prepared);
+      copy.resize(static_cast<std::size_t>(c.n * layout.floats()));
+      fast::to_channels_last(p, layout, in.data(), copy.data());
+    }
+    const auto run = [&](const fast::ConvEpilogue& epilogue, float* out, bool out_channels_last) {
+      if (c.algo == phases) {
+        fast::conv_phase_winograd_max_pooled(p, prepared.winograd, in.data(), epilogue, pp, out, out_channels_last);
+      } else {  // planes into planes, the copy into channels-last
+        fast::conv_winograd_max_pooled(p, prepared.winograd, out_channels_last ? copy.data() : in.data(), epilogue,
+                                       pp, out, out_channels_last, out_channels_last);
+      }
+    };
     // Into planes, then into unpadded channels-last positions, then those as bf16.
     Tensor out(expect.shape()), out_cl(Shape{expect.shape()[0], expect.shape()[2], expect.shape()[3], c.cout});
-    fast::conv_phase_winograd_max_pooled(p, prepared.winograd, in.data(), e, pp, out.data());
-    fast::conv_phase_winograd_max_pooled(p, prepared.winograd, in.data(), e, pp, out_cl.data(), true);
+    run(e, out.data(), false);
+    run(e, out_cl.data(), true);
     CHECK(test::max_relative_error(out, expect) < 2e-5f);
     CHECK(test::max_relative_error(test::from_channels_last(out_cl), expect) < 2e-5f);
     std::vector<uint16_t> out_bf16(static_cast<std::size_t>(out_cl.numel()));
     fast::ConvEpilogue to_bf16 = e;
     to_bf16.channels_last_bf16 = true;
-    fast::conv_phase_winograd_max_pooled(p, prepared.winograd, in.data(), to_bf16, pp,
-                                         reinterpret_cast<float*>(out_bf16.data()), true);
+    run(to_bf16, reinterpret_cast<float*>(out_bf16.data()), true);
     bool rounded = true;
     for (int64_t i = 0; i < out_cl.numel(); ++i) rounded = rounded && out_bf16[i] == float_to_bf16(out_cl.data()[i]);
     CHECK(rounded);
-  }
-}
-
-TEST_CASE("conv: a Winograd convolution pooled band by band equals the convolution, then the max pooling") {
-  struct Case {
-    int64_t n, cin, cout, h, w;
-    std::array<int64_t, 3> pk, ps, pp;  // the pooling's window
-    bool relu;
-  };
-  const Case cases[] = {
-      // conv2 + pool2's geometry, smaller: 3x3 stride-2 ceil-mode pool, several bands.
-      {2, 16, 24, 22, 20, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, true},
-      // Output rows not a whole number of tile rows, no ReLU, output channels over two panels.
-      {3, 5, 40, 19, 13, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, false},
-      // A stride-1 padded pool (windows reach two bands).
-      {1, 7, 9, 17, 21, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, true},
-  };
-  uint64_t seed = 5400;
-  for (const auto& c : cases) {
-    CAPTURE(c.cout);
-    CAPTURE(c.h);
-    Conv conv(c.cout, make_window(2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}));
-    Pool pool(reference::PoolMode::Max, make_window(2, c.pk, c.ps, c.pp));
-    const Shape in_shape{c.n, c.cin, c.h, c.w};
-    Tensor in = random_tensor(in_shape, seed++);
-    Tensor w = random_tensor(Shape{c.cout, c.cin, 3, 3}, seed++), b = random_tensor(Shape{c.cout}, seed++);
-    Tensor scale = random_tensor(Shape{c.cout}, seed++), shift = random_tensor(Shape{c.cout}, seed++);
-    const reference::ConvProblem p = conv.problem(in_shape, conv.output_shape(std::span(&in_shape, 1)));
-    const Tensor conv_out = test::reference_conv(conv, in, w, b);
-    const Shape conv_shape = conv_out.shape();
-    const Tensor expect = pooled_epilogue(conv_out, scale, shift, c.relu, pool);  // a negative scale too
-    const fast::PreparedConv prepared = fast::prepare_conv(p, fast::ConvAlgo::Winograd, w.data());
-    fast::ConvEpilogue e;
-    e.bias = b.data();
-    e.scale = scale.data();
-    e.shift = shift.data();
-    e.relu = c.relu;
-    const reference::PoolProblem pp = pool.problem(conv_shape, expect.shape());
-    const fast::PaddedInput layout = fast::input_layout(prepared);
-    std::vector<float> copy(static_cast<std::size_t>(c.n * layout.floats()));
-    fast::to_channels_last(p, layout, in.data(), copy.data());
-    // From planes into planes; from the handed-over copy into channels-last positions.
-    Tensor out(expect.shape()), out_cl(Shape{expect.shape()[0], expect.shape()[2], expect.shape()[3], c.cout});
-    fast::conv_winograd_max_pooled(p, prepared.winograd, in.data(), e, pp, out.data());
-    fast::conv_winograd_max_pooled(p, prepared.winograd, copy.data(), e, pp, out_cl.data(), true, true);
-    CHECK(test::max_relative_error(out, expect) < 2e-5f);
-    CHECK(test::max_relative_error(test::from_channels_last(out_cl), expect) < 2e-5f);
   }
 }
 
