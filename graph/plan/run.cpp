@@ -36,11 +36,12 @@ void for_each_pooled_chunk(const Shape& conv_shape, const Shape& pooled_shape, c
   }
 }
 
-// A 2D max pooling after a Winograd convolution (conv2), or after a tap GEMM or Winograd on the
-// phases writing channels-last on too few images for their band-wise pooling (run_conv_pooled): each chunk is written channels-last, so
+// A 2D max pooling after a convolution that pools neither band by band (bf16 Winograd: conv2
+// under --precision bf16) nor on these images (too few to share out as whole images among the
+// threads: run_conv_pooled), a chunk of images at a time: each chunk is written channels-last, so
 // the scatter into planes is left to the pooled result, a quarter of the size
 // (fast::max_pool_channels_last). (conv1's tap GEMM did not gain this way; it pools its products
-// band by band instead, below. performance.md has both measurements.)
+// band by band, as float Winograd does. performance.md has the measurements.)
 // With out_channels_last, the pooled result stays channels-last (unpadded): the value a pointwise
 // convolution reads next.
 void run_conv_max_pooled(const PlanStep& s, const Pool& pool, float* chunk, const float* in, bool in_channels_last,

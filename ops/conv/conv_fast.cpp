@@ -82,7 +82,8 @@ bool takes_channels_last(const PreparedConv& c) { return c.algo == ConvAlgo::Win
 bool writes_channels_last(const PreparedConv& c) { return c.algo != ConvAlgo::Im2colGemm; }
 
 bool adds_channels_last_residual(const PreparedConv& c) {
-  return c.algo == ConvAlgo::Winograd || c.algo == ConvAlgo::PhaseWinograd || (c.algo == ConvAlgo::TapGemm && !is_pointwise(c.problem));
+  return c.algo == ConvAlgo::Winograd || c.algo == ConvAlgo::PhaseWinograd ||
+         (c.algo == ConvAlgo::TapGemm && !is_pointwise(c.problem));
 }
 
 PaddedInput input_layout(const PreparedConv& c) {

@@ -672,7 +672,6 @@ WinogradTiles::WinogradTiles(const reference::ConvProblem& p, const PackedPanels
 
 int64_t WinogradTiles::tiles_w() const { return blocks_->g.tiles[2]; }
 int64_t WinogradTiles::tile_height() const { return blocks_->g.m[1]; }
-int64_t WinogradTiles::block_tiles() const { return blocks_->T; }
 int64_t WinogradTiles::thread_bytes() const { return blocks_->thread_bytes; }
 const PaddedInput& WinogradTiles::input_layout() const { return blocks_->pi; }
 

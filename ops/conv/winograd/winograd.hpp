@@ -105,7 +105,6 @@ class WinogradTiles {
   WinogradTiles(const reference::ConvProblem& p, const PackedPanels& w);
   int64_t tiles_w() const;
   int64_t tile_height() const;
-  int64_t block_tiles() const;   // tiles per block
   int64_t thread_bytes() const;  // the scratch run() takes
   const PaddedInput& input_layout() const;  // winograd_input_layout(p)
   // Tiles [first, first + count), a block at a time, from `padded` (that layout) through `sink`;
