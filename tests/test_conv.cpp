@@ -357,7 +357,9 @@ TEST_CASE("conv: float Winograd, plain or on the phases, pooled band by band equ
       // A stride-1 padded pool (windows reach two bands), a 2x2 stride-2 one, a 5x5 kernel.
       {phases, 1, 4, 17, 33, 29, 5, 2, 2, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, true},
       {phases, 2, 3, 9, 24, 26, 8, 2, 4, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}, true},
-      // conv2 + pool2's geometry, smaller; then the same odd cases for the plain Winograd.
+      // conv2 + pool2's geometry, smaller (16 x 24: F(4x4) tiles); then the same odd cases for the
+      // plain Winograd, on F(5x5) tiles (bands of 10 output rows).
+      {plain, 2, 16, 24, 16, 24, 3, 1, 1, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, true},
       {plain, 2, 16, 24, 22, 20, 3, 1, 1, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, true},
       {plain, 3, 5, 40, 19, 13, 3, 1, 1, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, false},
       {plain, 1, 7, 9, 17, 21, 3, 1, 1, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, true},
@@ -417,7 +419,37 @@ TEST_CASE("conv: float Winograd, plain or on the phases, pooled band by band equ
   }
 }
 
-TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference") {
+TEST_CASE("conv winograd: F(5x5,3x3) where it multiplies less and its weights stay in L3") {
+  // The transformed weights' positions show the tiles: 36 (6x6) for F(4x4), 49 (7x7) for F(5x5),
+  // times 4 in 3D (F(2, 3) in time).
+  struct Case {
+    int rank;
+    int64_t cin, cout, d, hw, positions;
+  };
+  const Case cases[] = {
+      {2, 16, 16, 1, 14, 49},   // 3 tiles of 5 an axis against 4 of 4
+      {2, 16, 16, 1, 28, 36},   // 6 of 5 against 7 of 4: the same products, the smaller tiles
+      {2, 16, 16, 1, 56, 36},   {2, 16, 16, 1, 7, 36}, {2, 16, 16, 1, 10, 49},
+      {2, 300, 300, 1, 14, 36},  // F(5x5)'s weights, 4.4 M floats, would not stay in L3
+      {3, 16, 16, 8, 14, 196},  {3, 16, 16, 16, 28, 144},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.rank);
+    CAPTURE(c.hw);
+    CAPTURE(c.cin);
+    const std::array<int64_t, 3> k = c.rank == 2 ? std::array<int64_t, 3>{1, 3, 3} : std::array<int64_t, 3>{3, 3, 3};
+    const Conv conv(c.cout, make_window(c.rank, k, {1, 1, 1}, {c.rank == 2 ? 0 : 1, 1, 1}));
+    const Shape in_shape = c.rank == 2 ? Shape{1, c.cin, c.hw, c.hw} : Shape{1, c.cin, c.d, c.hw, c.hw};
+    const reference::ConvProblem p = conv.problem(in_shape, conv.output_shape(std::span(&in_shape, 1)));
+    REQUIRE(fast::winograd_applies(p));
+    const std::vector<float> w(static_cast<std::size_t>(c.cout * c.cin * p.window.volume()), 0.5f);
+    CHECK(fast::winograd_transform_weights(p, w.data()).count == c.positions);
+    // Whether Winograd is worth it is judged on 4x4 tiles whichever it takes.
+    CHECK(fast::winograd_tile_count(p) == (c.hw + 3) / 4 * ((c.hw + 3) / 4) * (c.rank == 2 ? 1 : c.d / 2));
+  }
+}
+
+TEST_CASE("conv winograd: F(4x4,3x3), F(5x5,3x3) and F(2,3) in time equal the reference") {
   struct Case {
     int rank;
     int64_t n, cin, cout, d, h, w, pad;
@@ -432,6 +464,8 @@ TEST_CASE("conv winograd: F(4x4,3x3) and F(2,3)xF(4x4,3x3) equal the reference")
       // Input channels over one GEMM depth block (256), output channels over several panels and
       // not a multiple of the 16-channel scatter.
       {2, 1, 260, 40, 1, 6, 7, 1}, {3, 2, 33, 70, 4, 5, 6, 1},
+      // F(5x5, 3x3): 14 x 14 (3 tiles of 5 an axis), 10 x 9 outputs (partial tiles both ways).
+      {2, 2, 16, 24, 1, 14, 14, 1}, {2, 1, 9, 7, 1, 12, 11, 0},
   };
   uint64_t seed = 1700;
   for (const auto& c : cases) {

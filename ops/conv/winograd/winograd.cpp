@@ -22,7 +22,9 @@ namespace {
 
 // A small dense matrix, row-major.
 // The input and output transforms with a pass written out for them (see apply_along).
-enum class FixedPass { None, BtF23, BtF43, BtF44, AtF23, AtF43, AtF44 };
+// B^T depends only on the interpolation points, so it is named by their count (alpha): Bt4 for F(2, 3),
+// Bt6 for F(4, 3), Bt7 for F(4, 4) and F(5, 3), which share the points 0, 1, -1, 2, -2, 1/2 and infinity.
+enum class FixedPass { None, Bt4, Bt6, Bt7, AtF23, AtF43, AtF44, AtF53 };
 
 struct Mat {
   int rows, cols;
@@ -37,29 +39,41 @@ struct Transform1D {
   Mat bt, g, at;
 };
 
+// B^T of the points 0, 1, -1, 2, -2, 1/2 and infinity: F(4, 4)'s and F(5, 3)'s.
+Mat bt_alpha7() {
+  return {7, 7, {-2, 4, 2.5f, -5, -.5f, 1, 0, 0, 2, -2, -4.5f, .5f, 1, 0, 0, -2, 6, -3.5f, -1.5f, 1, 0,
+                 0, 1, -1.5f, -2, 1.5f, 1, 0, 0, -1, 2.5f, 0, -2.5f, 1, 0, 0, 4, 0, -5, 0, 1, 0,
+                 0, -2, 4, 2.5f, -5, -.5f, 1}, FixedPass::Bt7};
+}
+
 Transform1D transform_for(int64_t m, int64_t r) {
   if (r == 1) return {{1, 1, {1}}, {1, 1, {1}}, {1, 1, {1}}};
   if (m == 2 && r == 3) {
-    return {{4, 4, {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1}, FixedPass::BtF23},
+    return {{4, 4, {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1}, FixedPass::Bt4},
             {4, 3, {1, 0, 0, .5f, .5f, .5f, .5f, -.5f, .5f, 0, 0, 1}},
             {2, 4, {1, 1, 1, 0, 0, 1, -1, -1}, FixedPass::AtF23}};
   }
   if (m == 4 && r == 3) {
     return {{6, 6, {4, 0, -5, 0, 1, 0, 0, -4, -4, 1, 1, 0, 0, 4, -4, -1, 1, 0,
-                    0, -2, -1, 2, 1, 0, 0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1}, FixedPass::BtF43},
+                    0, -2, -1, 2, 1, 0, 0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1}, FixedPass::Bt6},
             {6, 3, {1.f / 4, 0, 0, -1.f / 6, -1.f / 6, -1.f / 6, -1.f / 6, 1.f / 6, -1.f / 6,
                     1.f / 24, 1.f / 12, 1.f / 6, 1.f / 24, -1.f / 12, 1.f / 6, 0, 0, 1}},
             {4, 6, {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0, 0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1}, FixedPass::AtF43}};
   }
-  if (m == 4 && r == 4) {  // points 0, 1, -1, 2, -2, 1/2 and infinity
-    return {{7, 7, {-2, 4, 2.5f, -5, -.5f, 1, 0, 0, 2, -2, -4.5f, .5f, 1, 0, 0, -2, 6, -3.5f, -1.5f, 1, 0,
-                    0, 1, -1.5f, -2, 1.5f, 1, 0, 0, -1, 2.5f, 0, -2.5f, 1, 0, 0, 4, 0, -5, 0, 1, 0,
-                    0, -2, 4, 2.5f, -5, -.5f, 1}, FixedPass::BtF44},
+  if (m == 4 && r == 4) {
+    return {bt_alpha7(),
             {7, 4, {-1.f / 2, 0, 0, 0, -1.f / 3, -1.f / 3, -1.f / 3, -1.f / 3, 1.f / 9, -1.f / 9, 1.f / 9, -1.f / 9,
                     1.f / 36, 1.f / 18, 1.f / 9, 2.f / 9, -1.f / 60, 1.f / 30, -1.f / 15, 2.f / 15,
                     32.f / 45, 16.f / 45, 8.f / 45, 4.f / 45, 0, 0, 0, 1}},
             {4, 7, {1, 1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, .5f, 0, 0, 1, 1, 4, 4, .25f, 0, 0, 1, -1, 8, -8, .125f, 1},
              FixedPass::AtF44}};
+  }
+  if (m == 5 && r == 3) {
+    return {bt_alpha7(),
+            {7, 3, {-1.f / 2, 0, 0, -1.f / 3, -1.f / 3, -1.f / 3, 1.f / 9, -1.f / 9, 1.f / 9, 1.f / 36, 1.f / 18,
+                    1.f / 9, -1.f / 60, 1.f / 30, -1.f / 15, 32.f / 45, 16.f / 45, 8.f / 45, 0, 0, 1}},
+            {5, 7, {1, 1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, .5f, 0, 0, 1, 1, 4, 4, .25f, 0,
+                    0, 1, -1, 8, -8, .125f, 0, 0, 1, 1, 16, 16, .0625f, 1}, FixedPass::AtF53}};
   }
   throw std::logic_error("no Winograd transform for this tile");
 }
@@ -118,10 +132,10 @@ struct PassLayout {
 // The fixed passes: each input row read once, all outputs of a column computed from it (the
 // generic pass reads an input once per output it feeds: 22 loads for B^T of F(4, 3) instead of 6).
 // The matrices are transform_for's, written out.
-[[gnu::always_inline]] inline void bt_f23(int64_t n, const float* __restrict x0, const float* __restrict x1,
-                                          const float* __restrict x2, const float* __restrict x3,
-                                          float* __restrict y0, float* __restrict y1, float* __restrict y2,
-                                          float* __restrict y3) {
+[[gnu::always_inline]] inline void bt4(int64_t n, const float* __restrict x0, const float* __restrict x1,
+                                       const float* __restrict x2, const float* __restrict x3,
+                                       float* __restrict y0, float* __restrict y1, float* __restrict y2,
+                                       float* __restrict y3) {
   for (int64_t q = 0; q < n; ++q) {
     const float d0 = x0[q], d1 = x1[q], d2 = x2[q], d3 = x3[q];
     y0[q] = d0 - d2;
@@ -131,11 +145,11 @@ struct PassLayout {
   }
 }
 
-[[gnu::always_inline]] inline void bt_f43(int64_t n, const float* __restrict x0, const float* __restrict x1,
-                                          const float* __restrict x2, const float* __restrict x3,
-                                          const float* __restrict x4, const float* __restrict x5,
-                                          float* __restrict y0, float* __restrict y1, float* __restrict y2,
-                                          float* __restrict y3, float* __restrict y4, float* __restrict y5) {
+[[gnu::always_inline]] inline void bt6(int64_t n, const float* __restrict x0, const float* __restrict x1,
+                                       const float* __restrict x2, const float* __restrict x3,
+                                       const float* __restrict x4, const float* __restrict x5,
+                                       float* __restrict y0, float* __restrict y1, float* __restrict y2,
+                                       float* __restrict y3, float* __restrict y4, float* __restrict y5) {
   for (int64_t q = 0; q < n; ++q) {
     const float d0 = x0[q], d1 = x1[q], d2 = x2[q], d3 = x3[q], d4 = x4[q], d5 = x5[q];
     y0[q] = 4.0f * d0 - 5.0f * d2 + d4;
@@ -171,12 +185,12 @@ struct PassLayout {
   }
 }
 
-[[gnu::always_inline]] inline void bt_f44(int64_t n, const float* __restrict x0, const float* __restrict x1,
-                                          const float* __restrict x2, const float* __restrict x3,
-                                          const float* __restrict x4, const float* __restrict x5,
-                                          const float* __restrict x6, float* __restrict y0, float* __restrict y1,
-                                          float* __restrict y2, float* __restrict y3, float* __restrict y4,
-                                          float* __restrict y5, float* __restrict y6) {
+[[gnu::always_inline]] inline void bt7(int64_t n, const float* __restrict x0, const float* __restrict x1,
+                                       const float* __restrict x2, const float* __restrict x3,
+                                       const float* __restrict x4, const float* __restrict x5,
+                                       const float* __restrict x6, float* __restrict y0, float* __restrict y1,
+                                       float* __restrict y2, float* __restrict y3, float* __restrict y4,
+                                       float* __restrict y5, float* __restrict y6) {
   for (int64_t q = 0; q < n; ++q) {
     const float d0 = x0[q], d1 = x1[q], d2 = x2[q], d3 = x3[q], d4 = x4[q], d5 = x5[q], d6 = x6[q];
     y0[q] = -2.0f * d0 + 4.0f * d1 + 2.5f * d2 - 5.0f * d3 - 0.5f * d4 + d5;
@@ -203,17 +217,32 @@ struct PassLayout {
   }
 }
 
+[[gnu::always_inline]] inline void at_f53(int64_t n, const float* __restrict x0, const float* __restrict x1,
+                                          const float* __restrict x2, const float* __restrict x3,
+                                          const float* __restrict x4, const float* __restrict x5,
+                                          const float* __restrict x6, float* __restrict y0, float* __restrict y1,
+                                          float* __restrict y2, float* __restrict y3, float* __restrict y4) {
+  for (int64_t q = 0; q < n; ++q) {
+    const float s12 = x1[q] + x2[q], d12 = x1[q] - x2[q], s34 = x3[q] + x4[q], d34 = x3[q] - x4[q], e = x5[q];
+    y0[q] = x0[q] + s12 + s34 + e;
+    y1[q] = d12 + 2.0f * d34 + 0.5f * e;
+    y2[q] = s12 + 4.0f * s34 + 0.25f * e;
+    y3[q] = d12 + 8.0f * d34 + 0.125f * e;
+    y4[q] = s12 + 16.0f * s34 + 0.0625f * e + x6[q];
+  }
+}
+
 ECOCPU_VECTOR_CLONES
 void apply_fixed(FixedPass pass, int64_t outer, int64_t inner, const PassLayout& l) {
   for (int64_t o = 0; o < outer; ++o) {
     const auto x = [&](int j, int n) { return l.x + (o * n + j) * l.x_row; };
     const auto y = [&](int i, int r) { return l.y + (o * r + i) * l.y_row; };
     switch (pass) {
-      case FixedPass::BtF23:
-        bt_f23(inner, x(0, 4), x(1, 4), x(2, 4), x(3, 4), y(0, 4), y(1, 4), y(2, 4), y(3, 4));
+      case FixedPass::Bt4:
+        bt4(inner, x(0, 4), x(1, 4), x(2, 4), x(3, 4), y(0, 4), y(1, 4), y(2, 4), y(3, 4));
         break;
-      case FixedPass::BtF43:
-        bt_f43(inner, x(0, 6), x(1, 6), x(2, 6), x(3, 6), x(4, 6), x(5, 6), y(0, 6), y(1, 6), y(2, 6), y(3, 6),
+      case FixedPass::Bt6:
+        bt6(inner, x(0, 6), x(1, 6), x(2, 6), x(3, 6), x(4, 6), x(5, 6), y(0, 6), y(1, 6), y(2, 6), y(3, 6),
                y(4, 6), y(5, 6));
         break;
       case FixedPass::AtF23:
@@ -222,13 +251,17 @@ void apply_fixed(FixedPass pass, int64_t outer, int64_t inner, const PassLayout&
       case FixedPass::AtF43:
         at_f43(inner, x(0, 6), x(1, 6), x(2, 6), x(3, 6), x(4, 6), x(5, 6), y(0, 4), y(1, 4), y(2, 4), y(3, 4));
         break;
-      case FixedPass::BtF44:
-        bt_f44(inner, x(0, 7), x(1, 7), x(2, 7), x(3, 7), x(4, 7), x(5, 7), x(6, 7), y(0, 7), y(1, 7), y(2, 7),
+      case FixedPass::Bt7:
+        bt7(inner, x(0, 7), x(1, 7), x(2, 7), x(3, 7), x(4, 7), x(5, 7), x(6, 7), y(0, 7), y(1, 7), y(2, 7),
                y(3, 7), y(4, 7), y(5, 7), y(6, 7));
         break;
       case FixedPass::AtF44:
         at_f44(inner, x(0, 7), x(1, 7), x(2, 7), x(3, 7), x(4, 7), x(5, 7), x(6, 7), y(0, 4), y(1, 4), y(2, 4),
                y(3, 4));
+        break;
+      case FixedPass::AtF53:
+        at_f53(inner, x(0, 7), x(1, 7), x(2, 7), x(3, 7), x(4, 7), x(5, 7), x(6, 7), y(0, 5), y(1, 5), y(2, 5),
+               y(3, 5), y(4, 5));
         break;
       case FixedPass::None: break;
     }
@@ -277,12 +310,15 @@ struct Geometry {
   int64_t positions = 1, tile_count = 1;
 };
 
-// small_tiles: F(2, 3) along every axis, for bf16 (winograd.hpp says why).
-Geometry geometry(const reference::ConvProblem& p, bool small_tiles = false) {
+// Transformed weights up to this size stay in L3 between the blocks that stream them (see
+// tiles_per_block); beyond it every block reads them from memory.
+constexpr int64_t kWeightsInL3Floats = 4 << 20;
+
+Geometry geometry_of(const reference::ConvProblem& p, int64_t m_time, int64_t m_space) {
   Geometry g;
   for (int a = 0; a < 3; ++a) {
     const int64_t r = p.window.kernel[a];
-    g.m[a] = r == 1 ? 1 : (a == 0 || small_tiles ? 2 : 4);
+    g.m[a] = r == 1 ? 1 : (a == 0 ? m_time : m_space);
     g.alpha[a] = g.m[a] + r - 1;
     g.t[a] = transform_for(g.m[a], r);
     g.tiles[a] = (p.out_extent[a] + g.m[a] - 1) / g.m[a];
@@ -290,6 +326,21 @@ Geometry geometry(const reference::ConvProblem& p, bool small_tiles = false) {
     g.tile_count *= g.tiles[a];
   }
   return g;
+}
+
+// F(4x4, 3x3) in space and F(2, 3) in time, but F(5x5, 3x3) where it multiplies less: where 5
+// tiles an axis with less overhang (14: 3 tiles of 5, 49 positions each, against 4 of 4, 36 each;
+// 28 and 56 tie, and ties keep the smaller tiles, whose error is lower). Its transformed weights
+// are larger too (49 values per kernel where 36 were), so only while they stay in L3. (F(4, 3) in
+// time multiplied res3's layers 13-21 % faster but with 6 times the error: performance.md.)
+// small_tiles: F(2, 3) along every axis, for bf16 (winograd.hpp says why).
+Geometry geometry(const reference::ConvProblem& p, bool small_tiles = false) {
+  if (small_tiles) return geometry_of(p, 2, 2);
+  const Geometry square4 = geometry_of(p, 2, 4);
+  if (p.window.kernel[1] != 3 || p.window.kernel[2] != 3) return square4;  // the phases' 4x4 kernels
+  const Geometry square5 = geometry_of(p, 2, 5);
+  const bool fits = square5.positions * p.in_channels * p.out_channels <= kWeightsInL3Floats;
+  return fits && square5.tile_count * square5.positions < square4.tile_count * square4.positions ? square5 : square4;
 }
 
 std::array<int, 3> as_int(const std::array<int64_t, 3>& v) {
@@ -306,7 +357,7 @@ bool winograd_applies(const reference::ConvProblem& p) {
          w.pad[2] <= 2 && w.pad[0] <= 2;
 }
 
-int64_t winograd_tile_count(const reference::ConvProblem& p) { return geometry(p).tile_count * p.batch; }
+int64_t winograd_tile_count(const reference::ConvProblem& p) { return geometry_of(p, 2, 4).tile_count * p.batch; }
 
 namespace {
 
@@ -417,7 +468,7 @@ TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const P
 // measurements).
 int64_t tiles_per_block(int64_t total_tiles, int64_t mr, int64_t row_step, int threads, int64_t floats_per_tile,
                         int64_t weight_floats) {
-  constexpr int64_t kWeightsInL3Floats = 4 << 20, kBudgetFloats = 3 << 20, kCachedBudgetFloats = 512 << 10;
+  constexpr int64_t kBudgetFloats = 3 << 20, kCachedBudgetFloats = 512 << 10;
   const bool cached = weight_floats <= kWeightsInL3Floats;
   const int64_t fit = std::min<int64_t>(36, (cached ? kCachedBudgetFloats : kBudgetFloats) / floats_per_tile);
   const int64_t step = cached && fit >= mr ? mr : row_step;
