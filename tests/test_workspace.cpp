@@ -450,7 +450,10 @@ TEST_CASE("conv workspace: every algorithm runs in exactly the scratch it report
 }
 
 TEST_CASE("conv workspace: a convolution and its pooling run in exactly the scratch reported") {
+  // conv_pooled_scratch covers the way pools_band_by_band names (at 2 threads the 3-image cases go
+  // by chunks, the others band by band); each band-wise kernel also runs in its own report.
   uint64_t seed = 9400;
+  int band_wise = 0, chunked = 0;
   for (const auto& c : kPooledCases) {
     CAPTURE(fast::conv_algo_name(c.algo));
     CAPTURE(c.h);
@@ -458,14 +461,16 @@ TEST_CASE("conv workspace: a convolution and its pooling run in exactly the scra
     seed += 10;
     const auto& conv = s.conv.conv;
     const ScratchSize covering = fast::conv_pooled_scratch(conv, s.problem, threads(), false);
+    const bool bands = fast::pools_band_by_band(conv, s.problem, threads());
+    band_wise += bands;
+    chunked += !bands;
     if (c.algo == fast::ConvAlgo::TapGemm) {
       const ScratchSize own = fast::conv_taps_max_pooled_scratch(conv.problem, s.problem, threads(), false);
-      CHECK(own.bytes() <= covering.bytes());
       const auto run = [&](float* out) {
         fast::conv_taps_max_pooled(conv.problem, conv.taps, s.conv.in.data(), plain_epilogue(s.conv), s.problem, out);
       };
       check_planned(own, pooled_floats(s), run);
-      check_planned(covering, pooled_floats(s), run);
+      if (bands) check_planned(covering, pooled_floats(s), run);
       // The input handed over channels-last: no copy per image.
       const std::vector<float> copy = channels_last_copy(conv, s.conv.in.data());
       const ScratchSize handed = fast::conv_taps_max_pooled_scratch(conv.problem, s.problem, threads(), true);
@@ -473,7 +478,14 @@ TEST_CASE("conv workspace: a convolution and its pooling run in exactly the scra
       check_planned(handed, pooled_floats(s), [&](float* out) {
         fast::conv_taps_max_pooled(conv.problem, conv.taps, copy.data(), plain_epilogue(s.conv), s.problem, out, true);
       });
-    } else {
+      if (!bands) {  // chunks: the product, then the pooling's own fast kernel
+        check_planned(covering, pooled_floats(s), [&](float* out) {
+          Tensor product(s.conv.out_shape);
+          fast::run_conv(conv, s.conv.in.data(), plain_epilogue(s.conv), product.data());
+          run_pool_fast(s.pool, product, out);
+        });
+      }
+    } else if (!bands) {  // Winograd chunks written channels-last, then pooled
       const int64_t n = conv.problem.batch, pooled_image = pooled_floats(s) / n;
       check_planned(covering, pooled_floats(s), [&](float* out) {
         winograd_then_pool(s, 0, 2, out);
@@ -482,32 +494,44 @@ TEST_CASE("conv workspace: a convolution and its pooling run in exactly the scra
     }
     if (c.algo == fast::ConvAlgo::PhaseWinograd) {  // band by band, an image per thread
       const ScratchSize own = fast::conv_phase_winograd_max_pooled_scratch(conv.problem, conv.winograd, s.problem, threads());
-      CHECK(own.bytes() <= covering.bytes());
       const auto run = [&](float* out) {
         fast::conv_phase_winograd_max_pooled(conv.problem, conv.winograd, s.conv.in.data(), plain_epilogue(s.conv),
                                              s.problem, out);
       };
       check_planned(own, pooled_floats(s), run);
-      check_planned(covering, pooled_floats(s), run);
+      if (bands) check_planned(covering, pooled_floats(s), run);
     }
     if (c.algo == fast::ConvAlgo::Winograd) {  // band by band, from planes and from the handed-over copy
       const ScratchSize own = fast::winograd_max_pooled_scratch(conv.problem, conv.winograd, s.problem, threads());
-      CHECK(own.bytes() <= covering.bytes());
       const std::vector<float> copy = channels_last_copy(conv, s.conv.in.data());
       for (const bool handed : {false, true}) {
-        check_planned(own, pooled_floats(s), [&](float* out) {
+        const auto run = [&](float* out) {
           fast::conv_winograd_max_pooled(conv.problem, conv.winograd, handed ? copy.data() : s.conv.in.data(),
                                          plain_epilogue(s.conv), s.problem, out, handed);
-        });
+        };
+        check_planned(own, pooled_floats(s), run);
+        if (bands) check_planned(covering, pooled_floats(s), run);
       }
     }
-    // The general way: the product, then the pooling's own fast kernel.
-    check_planned(covering, pooled_floats(s), [&](float* out) {
-      Tensor product(s.conv.out_shape);
-      fast::run_conv(conv, s.conv.in.data(), plain_epilogue(s.conv), product.data());
-      run_pool_fast(s.pool, product, out);
-    });
   }
+  if (threads() == 2) {
+    CHECK(band_wise > 0);
+    CHECK(chunked > 0);
+  }
+}
+
+TEST_CASE("conv workspace: band by band where the images fill the threads, in 2D max poolings after tap GEMM or float Winograd") {
+  const PooledSetup taps = pooled_setup(kPooledCases[0], 9500);  // 2 images
+  const PooledSetup phases = pooled_setup(kPooledCases[std::size(kPooledCases) - 1], 9510);  // 3 images
+  CHECK(fast::pools_band_by_band(taps.conv.conv, taps.problem, 1));
+  CHECK(fast::pools_band_by_band(taps.conv.conv, taps.problem, 2));
+  CHECK_FALSE(fast::pools_band_by_band(taps.conv.conv, taps.problem, 3));  // 2 images, 3 threads
+  CHECK(fast::pools_band_by_band(phases.conv.conv, phases.problem, 3));
+  CHECK_FALSE(fast::pools_band_by_band(phases.conv.conv, phases.problem, 2));  // 3 images, 2 threads
+  CHECK(fast::pools_band_by_band(phases.conv.conv, phases.problem, 1));
+  reference::PoolProblem average = taps.problem;
+  average.mode = reference::PoolMode::Average;
+  CHECK_FALSE(fast::pools_band_by_band(taps.conv.conv, average, 2));
 }
 
 TEST_CASE("workspace: the pooling kernels run in exactly the scratch they report, as with the fallback") {

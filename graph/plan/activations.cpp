@@ -117,7 +117,7 @@ void plan_activations(const ExecutionPlan& plan, int threads, ActivationArena& a
     return static_cast<int>(arena.buffers.size()) - 1;
   };
   for (int i = 0; i < steps; ++i) {
-    for (int64_t floats : step_temporary_floats(plan, plan.steps[i])) arena.step_temporaries[i].push_back(add(i, floats));
+    for (int64_t floats : step_temporary_floats(plan, plan.steps[i], threads)) arena.step_temporaries[i].push_back(add(i, floats));
     arena.step_scratch[i] = step_scratch(plan, plan.steps[i], threads);
     if (arena.step_scratch[i].bytes() > 0) arena.step_workspace[i] = add(i, (arena.step_scratch[i].bytes() + 3) / 4);
   }

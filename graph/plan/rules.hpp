@@ -80,8 +80,8 @@ void bf16_activations(ExecutionPlan& plan);
 // kernels' scratch on `threads` threads placed by when they are in use, into `arena`. Runs on a
 // checked plan, after every rule.
 void plan_activations(const ExecutionPlan& plan, int threads, ActivationArena& arena);
-// The temporary buffers a step's kernels take besides its output (run.cpp), in floats, in the
-// order the executor uses them.
-std::vector<int64_t> step_temporary_floats(const ExecutionPlan& plan, const PlanStep& step);
+// The temporary buffers a step's kernels take besides its output (run.cpp) on `threads` threads,
+// in floats, in the order the executor uses them.
+std::vector<int64_t> step_temporary_floats(const ExecutionPlan& plan, const PlanStep& step, int threads);
 
 }  // namespace ecocpu::plan_rules

@@ -68,52 +68,39 @@ void run_conv_max_pooled(const PlanStep& s, const Pool& pool, float* chunk, cons
   });
 }
 
-// Whether a batch shares out evenly enough among the threads as whole images, the work items of
-// fast::conv_taps_max_pooled (conv1 + pool1).
-bool images_fill_threads(int64_t batch) {
-  const int64_t threads = omp_get_max_threads();
-  return batch % threads == 0 || batch >= 2 * threads;
-}
-
 // `in` is the step's input as the executor hands it over: planes, or a channels-last copy
-// (in_channels_last: handed over, shared, or made with the step's input BatchNorm). `chunk`: the
-// step's temporary (step_temporary_floats), a chunk of the convolution's output.
+// (in_channels_last: handed over, shared, or made with the step's input BatchNorm). Band by band
+// where fast::pools_band_by_band says so; else a chunk of images at a time, in the step's
+// temporary (step_temporary_floats, which the band-wise way does not take).
 // `pooled`: the output's shape; out_channels_last: written unpadded channels-last (2D max pooling
 // only, writes_unpadded_channels_last).
-void run_conv_pooled(const PlanStep& s, const Node& pool, float* chunk, const float* in, bool in_channels_last,
-                     const fast::ConvEpilogue& e, const Shape& pooled, bool out_channels_last, Tensor& out) {
+void run_conv_pooled(const PlanStep& s, const Node& pool, float* const* temporaries, const float* in,
+                     bool in_channels_last, const fast::ConvEpilogue& e, const Shape& pooled, bool out_channels_last,
+                     Tensor& out) {
   const auto& op = static_cast<const Pool&>(*pool.op);
   const bool max_2d = op.mode() == reference::PoolMode::Max && s.conv_shape.rank() == 4;
-  const bool float_winograd = s.conv.algo == fast::ConvAlgo::PhaseWinograd ||
-                              (s.conv.algo == fast::ConvAlgo::Winograd && s.conv.precision == fast::Precision::fp32);
-  if (max_2d && float_winograd && images_fill_threads(s.conv_shape[0])) {  // band by band, an image per thread
+  const reference::PoolProblem p = op.problem(s.conv_shape, pooled);
+  if (fast::pools_band_by_band(s.conv, p, omp_get_max_threads())) {  // an image per thread
     fast::ConvEpilogue products = e;  // the pooled output's layout is out_channels_last's, unpadded
     products.channels_last_out = nullptr;
-    const reference::PoolProblem p = op.problem(s.conv_shape, pooled);
     if (s.conv.algo == fast::ConvAlgo::PhaseWinograd) {
       fast::conv_phase_winograd_max_pooled(s.conv.problem, s.conv.winograd, in, products, p, out.data(),
                                            out_channels_last);
-    } else {
+    } else if (s.conv.algo == fast::ConvAlgo::Winograd) {
       fast::conv_winograd_max_pooled(s.conv.problem, s.conv.winograd, in, products, p, out.data(), in_channels_last,
                                      out_channels_last);
-    }
-    return;
-  }
-  if (max_2d && (s.conv.algo == fast::ConvAlgo::Winograd || s.conv.algo == fast::ConvAlgo::PhaseWinograd)) {
-    run_conv_max_pooled(s, op, chunk, in, in_channels_last, e, pooled, out_channels_last, out.data());
-    return;
-  }
-  if (max_2d && s.conv.algo == fast::ConvAlgo::TapGemm && images_fill_threads(s.conv_shape[0])) {
-    const reference::PoolProblem p = op.problem(s.conv_shape, pooled);
-    fast::ConvEpilogue products = e;  // the pooled output's layout is out_channels_last's, unpadded
-    products.channels_last_out = nullptr;
-    if (s.conv.precision == fast::Precision::bf16) {
+    } else if (s.conv.precision == fast::Precision::bf16) {
       fast::conv_taps_max_pooled(s.conv.problem, s.conv.bf16, in, products, p, out.data(), in_channels_last,
                                  out_channels_last);
     } else {
       fast::conv_taps_max_pooled(s.conv.problem, s.conv.taps, in, products, p, out.data(), in_channels_last,
                                  out_channels_last);
     }
+    return;
+  }
+  float* chunk = temporaries[0];  // the chunk ways' temporary (step_temporary_floats)
+  if (max_2d && (s.conv.algo == fast::ConvAlgo::Winograd || s.conv.algo == fast::ConvAlgo::PhaseWinograd)) {
+    run_conv_max_pooled(s, op, chunk, in, in_channels_last, e, pooled, out_channels_last, out.data());
     return;
   }
   if (max_2d && out_channels_last) {  // too few images for the band-wise product: chunks instead
@@ -265,7 +252,7 @@ void run_conv_step(const ExecutionPlan& plan, const PlanStep& s, const std::vect
     dst += out_layout.channel * out.shape().numel_from(2);
   }
   if (s.pool >= 0) {
-    run_conv_pooled(s, g.nodes[s.pool], temporaries[0], in, in_channels_last, e, plan.values[s.output].shape,
+    run_conv_pooled(s, g.nodes[s.pool], temporaries, in, in_channels_last, e, plan.values[s.output].shape,
                     out_layout.kind == ValueLayout::Kind::channels_last, out);
   } else if (s.input_pool >= 0) {
     run_conv_then_pool(s, g.nodes[s.input_pool], temporaries, in, in_channels_last, in_bf16, e, dst);
@@ -398,11 +385,14 @@ std::vector<Tensor> run_plan_outputs(const ExecutionPlan& plan, const WeightStor
   return graph_outputs(g, values);
 }
 
-std::vector<int64_t> plan_rules::step_temporary_floats(const ExecutionPlan&, const PlanStep& s) {
+std::vector<int64_t> plan_rules::step_temporary_floats(const ExecutionPlan& plan, const PlanStep& s, int threads) {
   if (s.kind != PlanStep::Kind::conv) return {};
-  // A chunk of the convolution's output before its pooling (run_conv_pooled; conv1's band-wise
-  // tap GEMM does without, on some thread counts, which the plan does not know yet).
-  if (s.pool >= 0) return {pooled_chunk(s.conv_shape) * s.conv_shape.numel_from(1)};
+  if (s.pool >= 0) {  // a chunk of the convolution's output before its pooling, unless it goes band by band
+    const auto& pool = static_cast<const Pool&>(*plan.graph->nodes[s.pool].op);
+    const reference::PoolProblem p = pool.problem(s.conv_shape, plan.values[s.output].shape);
+    if (fast::pools_band_by_band(s.conv, p, threads)) return {};
+    return {pooled_chunk(s.conv_shape) * s.conv_shape.numel_from(1)};
+  }
   if (s.input_pool >= 0) return {s.conv_shape.numel(), s.conv_shape.numel()};  // the product, pooled
   return {};
 }

@@ -128,23 +128,39 @@ int64_t conv_scratch_bytes(const PreparedConv& c, int threads, bool in_channels_
   return conv_scratch(c, threads, in_channels_last).bytes();
 }
 
+namespace {
+
+// Whether a batch shares out evenly enough among the threads as whole images, the band-wise
+// kernels' work items.
+bool images_fill_threads(int64_t batch, int threads) { return batch % threads == 0 || batch >= 2 * threads; }
+
+}  // namespace
+
+bool pools_band_by_band(const PreparedConv& c, const reference::PoolProblem& pool, int threads) {
+  const auto& p = c.problem;
+  const bool max_2d = pool.mode == reference::PoolMode::Max && pool.window.spatial_rank == 2 &&
+                      p.window.kernel[0] == 1 && p.out_extent[0] == 1;
+  const bool banded = c.algo == ConvAlgo::TapGemm || c.algo == ConvAlgo::PhaseWinograd ||
+                      (c.algo == ConvAlgo::Winograd && c.precision == Precision::fp32);
+  return max_2d && banded && images_fill_threads(p.batch, threads);
+}
+
 ScratchSize conv_pooled_scratch(const PreparedConv& c, const reference::PoolProblem& pool, int threads,
                                 bool in_channels_last) {
   const auto& p = c.problem;
-  ScratchSize size = max_size(conv_scratch(c, threads, in_channels_last), pool_separable_scratch(pool, threads));
-  const bool max_2d = pool.mode == reference::PoolMode::Max && pool.window.spatial_rank == 2 &&
-                      p.window.kernel[0] == 1 && p.out_extent[0] == 1;
-  if (max_2d && c.algo == ConvAlgo::TapGemm) {
-    size = max_size(size, conv_taps_max_pooled_scratch(p, pool, threads, in_channels_last, c.precision == Precision::bf16));
+  if (pools_band_by_band(c, pool, threads)) {
+    switch (c.algo) {
+      case ConvAlgo::TapGemm:
+        return conv_taps_max_pooled_scratch(p, pool, threads, in_channels_last, c.precision == Precision::bf16);
+      case ConvAlgo::PhaseWinograd: return conv_phase_winograd_max_pooled_scratch(p, c.winograd, pool, threads);
+      default: return winograd_max_pooled_scratch(p, c.winograd, pool, threads);
+    }
   }
+  // Chunks of images: the convolution on a range of them, then the pooling.
+  ScratchSize size = max_size(conv_scratch(c, threads, in_channels_last), pool_separable_scratch(pool, threads));
+  const bool max_2d = pool.mode == reference::PoolMode::Max && pool.window.spatial_rank == 2;
   if (max_2d && (c.algo == ConvAlgo::Winograd || c.algo == ConvAlgo::PhaseWinograd)) {
     size = max_size(size, max_pool_channels_last_scratch(pool, p.out_channels, threads));
-  }
-  if (max_2d && c.algo == ConvAlgo::PhaseWinograd) {
-    size = max_size(size, conv_phase_winograd_max_pooled_scratch(p, c.winograd, pool, threads));
-  }
-  if (max_2d && c.algo == ConvAlgo::Winograd && c.precision == Precision::fp32) {
-    size = max_size(size, winograd_max_pooled_scratch(p, c.winograd, pool, threads));
   }
   return size;
 }

@@ -73,10 +73,16 @@ void run_conv_images(const PreparedConv& conv, int64_t first, int64_t count, con
 ScratchSize conv_scratch(const PreparedConv& conv, int threads, bool in_channels_last, bool in_bf16 = false);
 int64_t conv_scratch_bytes(const PreparedConv& conv, int threads, bool in_channels_last);
 
-// The same for the convolution followed by `pool` (planes = batch x Cout), whichever way it is
-// run: conv_taps_max_pooled (tap GEMM, 2D max), max_pool_channels_last on chunks written
-// channels-last (Winograd, 2D max), or the pooling's own fast kernel (Pool::run_fast) on chunks or
-// on the whole product.
+// Whether the convolution followed by `pool` (planes = batch x Cout) runs band by band, an image
+// per thread, on `threads` threads: a 2D max pooling after the tap GEMM (conv_taps_max_pooled) or
+// a float Winograd (conv_winograd_max_pooled, conv_phase_winograd_max_pooled), with a batch that
+// fills the threads. Otherwise it runs on chunks of images (run_conv_images), then the pooling:
+// max_pool_channels_last on chunks written channels-last (Winograd, 2D max) or the pooling's own
+// fast kernel (Pool::run_fast).
+bool pools_band_by_band(const PreparedConv& conv, const reference::PoolProblem& pool, int threads);
+
+// The scratch of the way pools_band_by_band names for `threads` threads (the chunks' convolution
+// and pooling, or the band-wise kernel's).
 ScratchSize conv_pooled_scratch(const PreparedConv& conv, const reference::PoolProblem& pool, int threads,
                                 bool in_channels_last);
 
