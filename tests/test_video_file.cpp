@@ -270,3 +270,4 @@ TEST_CASE("video file: a declared frame size outside the bounds is refused befor
   CHECK(got.images.at(1).width == 4);
   CHECK(got.images.at(1).height == 2);
 }
+

@@ -24,6 +24,8 @@ namespace ecocpu::video {
 
 namespace {
 
+using ffmpeg::lib;
+
 [[noreturn]] void fail(const MappedFile& file, const std::string& cause) {
   throw FileError(file.path() + ": " + cause);
 }
@@ -109,15 +111,15 @@ RgbImage allocate_for_png_header(const MappedFile& file) {
 }
 
 CodecContextPtr open_png_decoder(const MappedFile& file) {
-  const AVCodec* codec = avcodec_find_decoder(AV_CODEC_ID_PNG);
+  const AVCodec* codec = lib().avcodec_find_decoder(AV_CODEC_ID_PNG);
   if (!codec) fail(file, "this FFmpeg has no PNG decoder");
-  CodecContextPtr context(avcodec_alloc_context3(codec));
+  CodecContextPtr context(lib().avcodec_alloc_context3(codec));
   if (!context) throw std::bad_alloc();
   context->max_pixels = kMaxFramePixels;
   context->thread_count = 1;  // the frames of a folder are decoded in parallel
   // A damaged file is an error, not a partial or garbled frame, as for JPEG.
   context->err_recognition = AV_EF_EXPLODE | AV_EF_CRCCHECK;
-  const int status = avcodec_open2(context.get(), codec, nullptr);
+  const int status = lib().avcodec_open2(context.get(), codec, nullptr);
   if (status < 0) fail(file, "cannot open the PNG decoder: " + ffmpeg::reason(status));
   return context;
 }
@@ -146,8 +148,8 @@ PacketPtr png_packet(const MappedFile& file) {
   if (file.size() > static_cast<std::size_t>(INT_MAX - AV_INPUT_BUFFER_PADDING_SIZE)) {
     fail(file, "the PNG file is larger than 2 GiB");
   }
-  PacketPtr packet(av_packet_alloc());
-  if (!packet || av_new_packet(packet.get(), static_cast<int>(file.size())) < 0) throw std::bad_alloc();
+  PacketPtr packet(lib().av_packet_alloc());
+  if (!packet || lib().av_new_packet(packet.get(), static_cast<int>(file.size())) < 0) throw std::bad_alloc();
   std::size_t kept = 8;
   std::memcpy(packet->data, file.data(), kept);
   for (std::size_t at = 8; at < file.size();) {
@@ -160,20 +162,20 @@ PacketPtr png_packet(const MappedFile& file) {
     at += size;
     if (std::memcmp(type, "IEND", 4) == 0) break;
   }
-  av_shrink_packet(packet.get(), static_cast<int>(kept));
+  lib().av_shrink_packet(packet.get(), static_cast<int>(kept));
   return packet;
 }
 
 FramePtr decode_png_frame(const MappedFile& file) {
   CodecContextPtr context = open_png_decoder(file);
   PacketPtr packet = png_packet(file);
-  FramePtr frame(av_frame_alloc());
+  FramePtr frame(lib().av_frame_alloc());
   if (!frame) throw std::bad_alloc();
-  int status = avcodec_send_packet(context.get(), packet.get());
-  if (status >= 0) status = avcodec_receive_frame(context.get(), frame.get());
+  int status = lib().avcodec_send_packet(context.get(), packet.get());
+  if (status >= 0) status = lib().avcodec_receive_frame(context.get(), frame.get());
   if (status == AVERROR(EAGAIN)) {  // a decoder that holds the frame back until it is flushed
-    status = avcodec_send_packet(context.get(), nullptr);
-    if (status >= 0) status = avcodec_receive_frame(context.get(), frame.get());
+    status = lib().avcodec_send_packet(context.get(), nullptr);
+    if (status >= 0) status = lib().avcodec_receive_frame(context.get(), frame.get());
   }
   if (status == AVERROR(ENOMEM)) throw std::bad_alloc();
   if (status < 0) fail(file, "corrupt or truncated PNG data (" + ffmpeg::reason(status) + ")");
@@ -188,19 +190,19 @@ FramePtr decode_png_frame(const MappedFile& file) {
 // to 8 bits.
 void convert_to_rgb(const MappedFile& file, const AVFrame& frame, RgbImage& image) {
   const auto format = static_cast<AVPixelFormat>(frame.format);
-  SwsPtr sws(sws_getContext(frame.width, frame.height, format, frame.width, frame.height, AV_PIX_FMT_RGB24,
+  SwsPtr sws(lib().sws_getContext(frame.width, frame.height, format, frame.width, frame.height, AV_PIX_FMT_RGB24,
                             SWS_POINT, nullptr, nullptr, nullptr));
   if (!sws) {
-    const char* name = av_get_pix_fmt_name(format);
+    const char* name = lib().av_get_pix_fmt_name(format);
     fail(file, std::string("cannot convert the PNG's pixel format (") + (name ? name : "unknown") + ") to RGB");
   }
   uint8_t* destination[4] = {image.pixels.data(), nullptr, nullptr, nullptr};
   const int destination_stride[4] = {static_cast<int>(image.width * 3), 0, 0, 0};
-  sws_scale(sws.get(), frame.data, frame.linesize, 0, frame.height, destination, destination_stride);
+  lib().sws_scale(sws.get(), frame.data, frame.linesize, 0, frame.height, destination, destination_stride);
 }
 
 RgbImage decode_png(const MappedFile& file) {
-  ffmpeg::quiet_logging();
+  ffmpeg::load_quietly(file.path());
   RgbImage image = allocate_for_png_header(file);
   FramePtr frame = decode_png_frame(file);
   if (frame->width != image.width || frame->height != image.height) {

@@ -37,6 +37,8 @@ extern "C" {
 namespace ecocpu::video {
 namespace {
 
+using ffmpeg::lib;
+
 // A file holding more packets than this is refused: indexing them keeps two 8-byte values each.
 constexpr int64_t kMaxPackets = 10'000'000;
 constexpr int kIoBufferSize = 1 << 16;
@@ -45,16 +47,16 @@ constexpr int kIoBufferSize = 1 << 16;
 // FFmpeg objects, each freed by its own function.
 
 struct FormatContextDeleter {
-  void operator()(AVFormatContext* c) const { avformat_close_input(&c); }
+  void operator()(AVFormatContext* c) const { lib().avformat_close_input(&c); }
 };
 struct IoContextDeleter {
   void operator()(AVIOContext* c) const {
-    if (c != nullptr) av_freep(&c->buffer);  // FFmpeg may have swapped the buffer: free its current one
-    avio_context_free(&c);
+    if (c != nullptr) lib().av_freep(&c->buffer);  // FFmpeg may have swapped the buffer: free its current one
+    lib().avio_context_free(&c);
   }
 };
 struct BufferDeleter {
-  void operator()(uint8_t* p) const { av_free(p); }
+  void operator()(uint8_t* p) const { lib().av_free(p); }
 };
 
 using FormatContextPtr = std::unique_ptr<AVFormatContext, FormatContextDeleter>;
@@ -69,13 +71,13 @@ class StreamOptions {
  public:
   explicit StreamOptions(unsigned count) : dicts_(count, nullptr) {}
   ~StreamOptions() {
-    for (AVDictionary*& d : dicts_) av_dict_free(&d);
+    for (AVDictionary*& d : dicts_) lib().av_dict_free(&d);
   }
   StreamOptions(const StreamOptions&) = delete;
   StreamOptions& operator=(const StreamOptions&) = delete;
   AVDictionary** data() { return dicts_.data(); }
   void set_all(const char* key, int64_t value) {
-    for (AVDictionary*& d : dicts_) av_dict_set_int(&d, key, value, 0);
+    for (AVDictionary*& d : dicts_) lib().av_dict_set_int(&d, key, value, 0);
   }
 
  private:
@@ -87,7 +89,7 @@ class StreamOptions {
 }
 
 FramePtr new_frame() {
-  FramePtr frame(av_frame_alloc());
+  FramePtr frame(lib().av_frame_alloc());
   if (!frame) throw std::bad_alloc();
   return frame;
 }
@@ -98,7 +100,7 @@ FramePtr new_frame(const MappedFile& file, int format, int width, int height) {
   frame->format = format;
   frame->width = width;
   frame->height = height;
-  const int error = av_frame_get_buffer(frame.get(), 0);
+  const int error = lib().av_frame_get_buffer(frame.get(), 0);
   if (error == AVERROR(ENOMEM)) throw std::bad_alloc();
   if (error < 0) {
     fail(file, "cannot hold a " + std::to_string(width) + "x" + std::to_string(height) + " frame (" +
@@ -118,7 +120,7 @@ int enum_value(const Enum& field) {
 }
 
 PacketPtr new_packet() {
-  PacketPtr packet(av_packet_alloc());
+  PacketPtr packet(lib().av_packet_alloc());
   if (!packet) throw std::bad_alloc();
   return packet;
 }
@@ -204,22 +206,22 @@ class Demuxer {
   // stream, as it ends the `ffmpeg` command's input.
   bool next(AVPacket* packet) {
     while (true) {
-      av_packet_unref(packet);
-      if (av_read_frame(format_.get(), packet) < 0) return false;
+      lib().av_packet_unref(packet);
+      if (lib().av_read_frame(format_.get(), packet) < 0) return false;
       if (packet->stream_index == stream_index_) return true;
     }
   }
 
  private:
   void open_container() {
-    auto* buffer = static_cast<uint8_t*>(av_malloc(kIoBufferSize));
+    auto* buffer = static_cast<uint8_t*>(lib().av_malloc(kIoBufferSize));
     if (buffer == nullptr) throw std::bad_alloc();
-    io_.reset(avio_alloc_context(buffer, kIoBufferSize, 0, &source_, read_bytes, nullptr, seek_bytes));
+    io_.reset(lib().avio_alloc_context(buffer, kIoBufferSize, 0, &source_, read_bytes, nullptr, seek_bytes));
     if (!io_) {
-      av_free(buffer);
+      lib().av_free(buffer);
       throw std::bad_alloc();
     }
-    AVFormatContext* format = avformat_alloc_context();
+    AVFormatContext* format = lib().avformat_alloc_context();
     if (format == nullptr) throw std::bad_alloc();
     format->pb = io_.get();
     format->flags |= AVFMT_FLAG_CUSTOM_IO;
@@ -228,11 +230,11 @@ class Demuxer {
     // No protocol at all: a demuxer that opens a nested input with its own context (concat
     // lists) inherits this list, which matches no protocol name.
     AVDictionary* options = nullptr;
-    av_dict_set(&options, "protocol_whitelist", "", 0);
+    lib().av_dict_set(&options, "protocol_whitelist", "", 0);
     // An empty URL: the format is probed from the bytes alone, never from the file name (which
     // would pick the image-sequence demuxer for "x.png", and it opens files by name).
-    const int error = avformat_open_input(&format, "", nullptr, &options);
-    av_dict_free(&options);
+    const int error = lib().avformat_open_input(&format, "", nullptr, &options);
+    lib().av_dict_free(&options);
     if (error < 0 && !refused_url_.empty()) {
       fail(file_, "refers to another file or URL (" + printable(refused_url_) + "); only the file itself is read");
     }
@@ -245,11 +247,11 @@ class Demuxer {
   void find_stream_info() {
     StreamOptions options(format_->nb_streams);
     options.set_all("max_pixels", kMaxFramePixels);
-    avformat_find_stream_info(format_.get(), options.data());
+    lib().avformat_find_stream_info(format_.get(), options.data());
   }
 
   void pick_video_stream() {
-    stream_index_ = av_find_best_stream(format_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+    stream_index_ = lib().av_find_best_stream(format_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
     // A cover picture (an audio file's artwork) is a still, not a video.
     if (stream_index_ < 0 || (format_->streams[stream_index_]->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
       fail(file_, "no video stream");
@@ -323,20 +325,20 @@ PacketIndex index_packets(const MappedFile& file) {
 class Decoder {
  public:
   Decoder(const MappedFile& file, const AVStream& stream, int threads) {
-    const AVCodec* codec = avcodec_find_decoder(stream.codecpar->codec_id);
+    const AVCodec* codec = lib().avcodec_find_decoder(stream.codecpar->codec_id);
     if (codec == nullptr) {
-      fail(file, std::string("no decoder for the video codec '") + avcodec_get_name(stream.codecpar->codec_id) + "'");
+      fail(file, std::string("no decoder for the video codec '") + lib().avcodec_get_name(stream.codecpar->codec_id) + "'");
     }
-    context_.reset(avcodec_alloc_context3(codec));
+    context_.reset(lib().avcodec_alloc_context3(codec));
     if (!context_) throw std::bad_alloc();
-    int error = avcodec_parameters_to_context(context_.get(), stream.codecpar);
+    int error = lib().avcodec_parameters_to_context(context_.get(), stream.codecpar);
     if (error >= 0) {
       context_->pkt_timebase = stream.time_base;
       context_->thread_count = std::max(threads, 0);
       context_->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
       // A stream whose frames grow mid-way is refused by the decoder itself past this size.
       context_->max_pixels = kMaxFramePixels;
-      error = avcodec_open2(context_.get(), codec, nullptr);
+      error = lib().avcodec_open2(context_.get(), codec, nullptr);
     }
     if (error < 0) {
       fail(file, std::string("cannot open the ") + codec->name + " decoder (" + ffmpeg::reason(error) + ")");
@@ -352,7 +354,7 @@ class Decoder {
   // it then; a refusal of the second sending is kept as a decoding error, so that a decoder stuck
   // in that state cannot hold the reading in a loop.
   bool send(const AVPacket* packet, bool may_refuse) {
-    const int status = avcodec_send_packet(context_.get(), packet);
+    const int status = lib().avcodec_send_packet(context_.get(), packet);
     if (status == AVERROR(EAGAIN) && may_refuse) return false;
     if (status < 0 && status != AVERROR_EOF) last_error_ = status;
     sent_ += packet != nullptr ? 1 : 0;
@@ -367,9 +369,9 @@ class Decoder {
   // flushes again after one): a frame-threaded decoder reports a failed frame while later ones
   // are still waiting.
   AVFrame* receive() {
-    av_frame_unref(frame_.get());
+    lib().av_frame_unref(frame_.get());
     while (true) {
-      const int status = avcodec_receive_frame(context_.get(), frame_.get());
+      const int status = lib().avcodec_receive_frame(context_.get(), frame_.get());
       if (status >= 0) return frame_.get();
       if (status == AVERROR(EAGAIN) || status == AVERROR_EOF) return nullptr;
       last_error_ = status;
@@ -406,12 +408,12 @@ struct Orientation {
 
 const int32_t* display_matrix(const AVFrame& frame, const AVStream& stream) {
   constexpr std::size_t kMatrixBytes = 9 * sizeof(int32_t);
-  if (const AVFrameSideData* side = av_frame_get_side_data(&frame, AV_FRAME_DATA_DISPLAYMATRIX);
+  if (const AVFrameSideData* side = lib().av_frame_get_side_data(&frame, AV_FRAME_DATA_DISPLAYMATRIX);
       side != nullptr && side->size >= kMatrixBytes) {
     return reinterpret_cast<const int32_t*>(side->data);
   }
   std::size_t size = 0;
-  const uint8_t* data = av_stream_get_side_data(&stream, AV_PKT_DATA_DISPLAYMATRIX, &size);
+  const uint8_t* data = lib().av_stream_get_side_data(&stream, AV_PKT_DATA_DISPLAYMATRIX, &size);
   return data != nullptr && size >= kMatrixBytes ? reinterpret_cast<const int32_t*>(data) : nullptr;
 }
 
@@ -424,7 +426,7 @@ const int32_t* display_matrix(const AVFrame& frame, const AVStream& stream) {
 Orientation orientation_of(const int32_t* matrix) {
   Orientation o;
   if (matrix == nullptr) return o;
-  double theta = -std::round(av_display_rotation_get(matrix));
+  double theta = -std::round(lib().av_display_rotation_get(matrix));
   theta -= 360 * std::floor(theta / 360 + 0.9 / 360);
   if (!std::isfinite(theta)) return o;  // a degenerate (all-zero) matrix has no angle
   if (std::fabs(theta - 90) < 1.0) {
@@ -477,7 +479,7 @@ void orient_plane(const uint8_t* src, ptrdiff_t src_stride, int w, int h, int st
 // those the filters refuse, are converted first (their conversion is per pixel, so the order
 // does not matter for them).
 bool orients_before_conversion(AVPixelFormat format, const Orientation& o) {
-  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
+  const AVPixFmtDescriptor* desc = lib().av_pix_fmt_desc_get(format);
   if (desc == nullptr || (desc->flags & (AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_HWACCEL))) {
     return false;
   }
@@ -490,12 +492,12 @@ bool orients_before_conversion(AVPixelFormat format, const Orientation& o) {
 FramePtr oriented_copy(const MappedFile& file, const AVFrame& in, const Orientation& o) {
   FramePtr out = o.transpose ? new_frame(file, in.format, in.height, in.width)
                               : new_frame(file, in.format, in.width, in.height);
-  if (av_frame_copy_props(out.get(), &in) < 0) throw std::bad_alloc();
+  if (lib().av_frame_copy_props(out.get(), &in) < 0) throw std::bad_alloc();
   const auto format = static_cast<AVPixelFormat>(in.format);
-  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
+  const AVPixFmtDescriptor* desc = lib().av_pix_fmt_desc_get(format);
   int steps[4] = {};
-  av_image_fill_max_pixsteps(steps, nullptr, desc);
-  for (int p = 0; p < av_pix_fmt_count_planes(format); ++p) {
+  lib().av_image_fill_max_pixsteps(steps, nullptr, desc);
+  for (int p = 0; p < lib().av_pix_fmt_count_planes(format); ++p) {
     const bool chroma = p == 1 || p == 2;
     const int w = chroma ? AV_CEIL_RSHIFT(in.width, desc->log2_chroma_w) : in.width;
     const int h = chroma ? AV_CEIL_RSHIFT(in.height, desc->log2_chroma_h) : in.height;
@@ -543,7 +545,7 @@ class RgbConverter {
   // row's last pixel.
   const AVFrame& to_rgb(const AVFrame& frame, FrameSize size) {
     prepare(frame, size);
-    const int height = sws_scale(sws_.get(), frame.data, frame.linesize, 0, frame.height, rgb_->data, rgb_->linesize);
+    const int height = lib().sws_scale(sws_.get(), frame.data, frame.linesize, 0, frame.height, rgb_->data, rgb_->linesize);
     if (height != size.height) fail(file_, "cannot convert a " + std::to_string(frame.width) + "x" +
                                                 std::to_string(frame.height) + " frame to RGB");
     return *rgb_;
@@ -555,10 +557,10 @@ class RgbConverter {
     if (sws_ && key == key_) return;
     key_ = key;
     const auto format = static_cast<AVPixelFormat>(frame.format);
-    sws_.reset(sws_getContext(frame.width, frame.height, format, size.width, size.height, AV_PIX_FMT_RGB24,
+    sws_.reset(lib().sws_getContext(frame.width, frame.height, format, size.width, size.height, AV_PIX_FMT_RGB24,
                               SWS_BICUBIC, nullptr, nullptr, nullptr));
     if (!sws_) {
-      const char* name = av_get_pix_fmt_name(format);
+      const char* name = lib().av_get_pix_fmt_name(format);
       fail(file_, std::string("cannot convert pixel format ") + (name != nullptr ? name : "?") + " to RGB");
     }
     set_colour_details(frame);
@@ -571,12 +573,12 @@ class RgbConverter {
   void set_colour_details(const AVFrame& frame) {
     int *inv_table = nullptr, *table = nullptr;
     int src_full = 0, dst_full = 0, brightness = 0, contrast = 0, saturation = 0;
-    sws_getColorspaceDetails(sws_.get(), &inv_table, &src_full, &table, &dst_full, &brightness, &contrast,
+    lib().sws_getColorspaceDetails(sws_.get(), &inv_table, &src_full, &table, &dst_full, &brightness, &contrast,
                              &saturation);
-    const int* coefficients = sws_getCoefficients(enum_value(frame.colorspace));  // BT.601 for unknown values
+    const int* coefficients = lib().sws_getCoefficients(enum_value(frame.colorspace));  // BT.601 for unknown values
     const int range = enum_value(frame.color_range);
     if (range != AVCOL_RANGE_UNSPECIFIED) src_full = range == AVCOL_RANGE_JPEG;
-    sws_setColorspaceDetails(sws_.get(), coefficients, src_full, coefficients, dst_full, brightness, contrast,
+    lib().sws_setColorspaceDetails(sws_.get(), coefficients, src_full, coefficients, dst_full, brightness, contrast,
                              saturation);
   }
 
@@ -889,7 +891,7 @@ class VideoSource final : public FrameSource {
 SampledFrames decode_video(const std::shared_ptr<const MappedFile>& file, const FrameSampler& sample,
                            const VideoDecodeOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  ffmpeg::quiet_logging();
+  ffmpeg::load_quietly(file->path());
   const PacketIndex index = index_packets(*file);
   if (index.frame_count == 0) fail(*file, "no decodable video frame");
 
@@ -914,7 +916,7 @@ SampledFrames decode_video(const std::shared_ptr<const MappedFile>& file, const 
 }
 
 std::unique_ptr<FrameSource> open_video_source(std::shared_ptr<const MappedFile> file, int decoder_threads) {
-  ffmpeg::quiet_logging();
+  ffmpeg::load_quietly(file->path());
   return std::make_unique<VideoSource>(std::move(file), decoder_threads);
 }
 
