@@ -18,6 +18,7 @@ constexpr std::pair<Fusion, const char*> kFusionNames[] = {
     {Fusion::concat_slices, "concat_slices"},   {Fusion::channels_last, "channels_last"},
     {Fusion::shared_copy, "shared_copy"},       {Fusion::pointwise_channels_last, "pointwise_channels_last"},
     {Fusion::bf16_activations, "bf16_activations"}, {Fusion::channels_last_residual, "channels_last_residual"},
+    {Fusion::memory_order, "memory_order"},
 };
 
 }  // namespace
@@ -176,8 +177,9 @@ ExecutionPlan build_plan(const Graph& g, const WeightStore& w, const PlanOptions
   }
   if (options.fuses(Fusion::shared_copy)) share_channels_last_copies(plan);
   if (options.fuses(Fusion::bf16_activations)) bf16_activations(plan);
-  check_plan(plan);
   const int threads = omp_get_max_threads();
+  if (options.fuses(Fusion::memory_order)) memory_order(plan, threads);
+  check_plan(plan);
   for (PlanStep& s : plan.steps) s.scratch = step_scratch(plan, s, threads);
   plan_activations(plan, threads, *plan.activations);
   return plan;

@@ -56,6 +56,7 @@ enum class Fusion {
   pointwise_channels_last,  // values only pointwise convolutions read are written channels-last
   bf16_activations,  // values every reader rounds to bf16 are stored as bf16
   channels_last_residual,  // with channels_last: also values read as a residual or through an input BatchNorm
+  memory_order,     // the steps reordered so that fewer buffers are in use at once (a smaller arena)
 };
 std::vector<Fusion> all_fusions();
 std::string fusion_name(Fusion f);

@@ -471,6 +471,21 @@ layers:
 - {id: fc_final, expr: 'fc<=InnerProduct<=pool', attrs: {num_output: 5}}
 )";
 
+// An inception-like module: three branches read conv1's 64 channels, the middle one deepest.
+const char* kBranches = R"(name: branches
+layers:
+- {id: conv1, expr: 'conv1<=Convolution<=data', attrs: {num_output: 64, kernel_size: 3, pad: 1}}
+- {id: a_reduce, expr: 'a_reduce<=Convolution<=conv1', attrs: {num_output: 8, kernel_size: 1}}
+- {id: a_3x3, expr: 'a_3x3<=Convolution<=a_reduce', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: b_reduce, expr: 'b_reduce<=Convolution<=conv1', attrs: {num_output: 8, kernel_size: 1}}
+- {id: b_3x3, expr: 'b_3x3<=Convolution<=b_reduce', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: b_3x3b, expr: 'b_3x3b<=Convolution<=b_3x3', attrs: {num_output: 16, kernel_size: 3, pad: 1}}
+- {id: c_1x1, expr: 'c_1x1<=Convolution<=conv1', attrs: {num_output: 16, kernel_size: 1}}
+- {id: out, expr: 'out<=Concat<=a_3x3,b_3x3b,c_1x1'}
+- {id: pool, expr: 'pool<=Pooling<=out', attrs: {kernel_size: 16, stride: 1, mode: ave}}
+- {id: fc_final, expr: 'fc<=InnerProduct<=pool', attrs: {num_output: 5}}
+)";
+
 Graph small_graph(const char* yaml, int64_t image_size) {
   ModelConfig config;
   config.arch = "small";
@@ -501,7 +516,9 @@ TEST_CASE("fusion rules: each fires on a small graph, and none changes the logit
   const std::string all_signature = plan_signature(all);
   CHECK(test::max_relative_error(run_graph(g, w, x), expected) < 1e-4f);
   for (Fusion rule : all_fusions()) {
-    if (rule == Fusion::bf16_activations) continue;  // on bf16 products only: its own test case
+    // bf16_activations: on bf16 products only; memory_order: a graph where the order matters. Each
+    // has its own test case.
+    if (rule == Fusion::bf16_activations || rule == Fusion::memory_order) continue;
     CAPTURE(fusion_name(rule));
     PlanOptions options;
     options.disabled = {rule};
@@ -516,6 +533,23 @@ TEST_CASE("fusion rules: each fires on a small graph, and none changes the logit
   CHECK(parse_fusion_list("relu,all").size() == all_fusions().size());
   CHECK_THROWS_WITH_AS(parse_fusion_list("relu,bn"), doctest::Contains("unknown fusion rule 'bn'"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(parse_fusion_list(""), doctest::Contains("unknown fusion rule ''"), std::invalid_argument);
+}
+
+TEST_CASE("plan: memory_order frees a module's input before its deepest branch goes on, a smaller arena, the same logits") {
+  Graph g = small_graph(kBranches, 16);
+  WeightStore w = random_weights(g, 61);
+  Tensor x = random_input(g.input_shape(), 62);
+  const ExecutionPlan ordered = make_plan(g, w);
+  PlanOptions graph_order;
+  graph_order.disabled = {Fusion::memory_order};
+  const ExecutionPlan unordered = make_plan(g, w, graph_order);
+  const auto at = [](const ExecutionPlan& plan, const char* id) { return step_for(plan, id) - plan.steps.data(); };
+  // In graph order conv1's output waits for c_1x1 while b's branch holds two values more.
+  CHECK(at(unordered, "c_1x1") > at(unordered, "b_3x3b"));
+  CHECK(at(ordered, "c_1x1") < at(ordered, "b_3x3"));
+  CHECK(ordered.activations->bytes() < unordered.activations->bytes());
+  // Every value still written before it is read (make_plan's check_plan), the same arithmetic.
+  CHECK(test::max_relative_error(run_plan(ordered, w, x), run_plan(unordered, w, x)) == 0.0f);
 }
 
 // Each rule alone (the others off), and all of them: the plan passes check_plan (make_plan checks

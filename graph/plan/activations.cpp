@@ -1,6 +1,7 @@
 // The activation arena: when each buffer is in use, and where it lies.
 #include <algorithm>
 #include <climits>
+#include <numeric>
 #include <stdexcept>
 
 #include "graph/plan/rules.hpp"
@@ -46,42 +47,49 @@ int holder_written(const ExecutionPlan& plan, const PlanStep& s, const std::vect
   return layout.kind == ValueLayout::Kind::channel_slice ? layout.of : s.output;
 }
 
-// Each value's buffer in use from the first step writing into it to the last step reading it,
-// or a value held in it (a slice of a Concat, the view of a clip).
-std::vector<ArenaBuffer> value_buffers(const ExecutionPlan& plan, std::vector<int>& value_buffer) {
-  const Graph& g = *plan.graph;
+// The steps using each value's buffer: writing into it, or reading a value held in it (a slice of
+// a Concat, the view of a clip); empty for a value held elsewhere (-1: the graph's input).
+std::vector<std::vector<int>> value_users(const ExecutionPlan& plan) {
   const std::size_t n = plan.values.size();
-  std::vector<int> holder(n, -1), first(n, INT_MAX), last(n, -1);
+  std::vector<int> holder(n, -1);
+  std::vector<std::vector<int>> users(n);
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
     const PlanStep& s = plan.steps[i];
     for (int v : s.inputs) {
-      if (holder[v] >= 0) last[holder[v]] = std::max(last[holder[v]], i);
+      if (holder[v] >= 0) users[holder[v]].push_back(i);
     }
     const int h = holder_written(plan, s, holder);
     holder[s.output] = h;
-    if (h >= 0) {
-      first[h] = std::min(first[h], i);
-      last[h] = std::max(last[h], i);
-    }
+    if (h >= 0) users[h].push_back(i);
   }
-  std::vector<ArenaBuffer> buffers;
-  value_buffer.assign(n, -1);
   for (std::size_t v = 0; v < n; ++v) {
+    if (holder[v] != static_cast<int>(v)) users[v].clear();
+  }
+  return users;
+}
+
+// Each value's buffer in use from the first step writing into it to the last step reading it,
+// or a value held in it.
+std::vector<ArenaBuffer> value_buffers(const ExecutionPlan& plan, std::vector<int>& value_buffer) {
+  const Graph& g = *plan.graph;
+  const std::vector<std::vector<int>> users = value_users(plan);
+  std::vector<ArenaBuffer> buffers;
+  value_buffer.assign(plan.values.size(), -1);
+  for (std::size_t v = 0; v < users.size(); ++v) {
     const int value = static_cast<int>(v);
-    if (holder[v] != value || g.is_output(value) || plan.values[v].floats() <= 0) continue;
+    if (users[v].empty() || g.is_output(value) || plan.values[v].floats() <= 0) continue;
     value_buffer[v] = static_cast<int>(buffers.size());
-    buffers.push_back({0, whole_lines(plan.values[v].floats()), first[v], last[v], value});
+    const auto [first, last] = std::minmax_element(users[v].begin(), users[v].end());
+    buffers.push_back({0, whole_lines(plan.values[v].floats()), *first, *last, value});
   }
   return buffers;
 }
 
 bool in_use_together(const ArenaBuffer& a, const ArenaBuffer& b) { return a.first <= b.last && b.first <= a.last; }
 
-// Largest first, each at the lowest offset clear of every placed buffer in use at the same time.
-int64_t place(std::vector<ArenaBuffer>& buffers) {
-  std::vector<std::size_t> order(buffers.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return buffers[a].floats > buffers[b].floats; });
+// Buffers in `order`, each at the lowest offset clear of every placed buffer in use at the same
+// time; returns the size they take.
+int64_t place_in_order(std::vector<ArenaBuffer>& buffers, const std::vector<std::size_t>& order) {
   std::vector<const ArenaBuffer*> placed;
   int64_t total = 0;
   for (std::size_t i : order) {
@@ -103,7 +111,41 @@ int64_t place(std::vector<ArenaBuffer>& buffers) {
   return total;
 }
 
+// The smallest of two placements: largest buffers first, and longest-lived first (ties: larger).
+// Neither always wins: largest-first leaves gaps a long-lived buffer then straddles.
+int64_t place(std::vector<ArenaBuffer>& buffers) {
+  std::vector<std::size_t> largest(buffers.size());
+  std::iota(largest.begin(), largest.end(), 0);
+  std::vector<std::size_t> longest = largest;
+  std::stable_sort(largest.begin(), largest.end(), [&](std::size_t a, std::size_t b) { return buffers[a].floats > buffers[b].floats; });
+  const auto span = [&](std::size_t i) { return buffers[i].last - buffers[i].first; };
+  std::stable_sort(longest.begin(), longest.end(), [&](std::size_t a, std::size_t b) {
+    return span(a) != span(b) ? span(a) > span(b) : buffers[a].floats > buffers[b].floats;
+  });
+  std::vector<ArenaBuffer> by_span = buffers;
+  const int64_t a = place_in_order(buffers, largest), b = place_in_order(by_span, longest);
+  if (b < a) buffers = std::move(by_span);
+  return std::min(a, b);
+}
+
 }  // namespace
+
+std::vector<BufferUse> buffer_uses(const ExecutionPlan& plan, int threads) {
+  const Graph& g = *plan.graph;
+  const std::vector<std::vector<int>> users = value_users(plan);
+  std::vector<BufferUse> uses;
+  for (std::size_t v = 0; v < users.size(); ++v) {
+    const int value = static_cast<int>(v);
+    if (users[v].empty() || g.is_output(value) || plan.values[v].floats() <= 0) continue;
+    uses.push_back({whole_lines(plan.values[v].floats()), users[v]});
+  }
+  for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
+    for (int64_t floats : step_temporary_floats(plan, plan.steps[i], threads)) uses.push_back({whole_lines(floats), {i}});
+    const int64_t scratch = step_scratch(plan, plan.steps[i], threads).bytes();
+    if (scratch > 0) uses.push_back({whole_lines((scratch + 3) / 4), {i}});
+  }
+  return uses;
+}
 
 void plan_activations(const ExecutionPlan& plan, int threads, ActivationArena& arena) {
   const int steps = static_cast<int>(plan.steps.size());

@@ -80,6 +80,23 @@ void bf16_activations(ExecutionPlan& plan);
 // kernels' scratch on `threads` threads placed by when they are in use, into `arena`. Runs on a
 // checked plan, after every rule.
 void plan_activations(const ExecutionPlan& plan, int threads, ActivationArena& arena);
+// Every buffer the arena places (activations.cpp), as the steps that use it, by index: a value's
+// (the steps writing into it and reading a value held in it), a step's temporaries and scratch on
+// `threads` threads (that step alone). A buffer is in use from its first user to its last.
+struct BufferUse {
+  int64_t floats = 0;
+  std::vector<int> steps;
+};
+std::vector<BufferUse> buffer_uses(const ExecutionPlan& plan, int threads);
+
+// memory_order (schedule.cpp): the steps reordered, every value still written before it is read,
+// so that the buffers in use at once on `threads` threads are fewer: the arena's size, or failing
+// that the memory held summed over the steps, is lowered move by move (a step taken to another
+// place between its inputs' writers and its output's readers) while a move lowers it. An
+// inception module's branches, in graph order, hold its input and output while the deepest branch
+// holds two more values; ordered, the branches reading the input finish before the deepest goes on.
+void memory_order(ExecutionPlan& plan, int threads);
+
 // The temporary buffers a step's kernels take besides its output (run.cpp) on `threads` threads,
 // in floats, in the order the executor uses them.
 std::vector<int64_t> step_temporary_floats(const ExecutionPlan& plan, const PlanStep& step, int threads);
