@@ -24,17 +24,19 @@ void advise_huge_pages(const void* data, int64_t bytes) {
 
 namespace {
 
-// At least one float, rounded up to whole 64-byte lines (aligned_alloc's contract), or with huge
-// pages to whole 2 MB pages, freed with std::free.
+// At least one float, rounded up to whole 64-byte lines, freed with std::free. With huge pages it
+// starts on one and its whole huge pages are advised; the rest of its last one is not taken (an
+// arena of 34.6 MiB would hold 36), so its tail stays on ordinary pages.
 float* aligned_floats(int64_t floats, Pages pages = Pages::ordinary) {
   if (floats > (std::numeric_limits<int64_t>::max() - kHugePageBytes) / 4) throw std::bad_alloc();
-  const int64_t bytes = std::max<int64_t>(floats, 1) * 4;
+  const int64_t bytes = std::max<int64_t>(floats, 1) * 4, rounded = (bytes + 63) / 64 * 64;
   const bool huge = pages == Pages::huge && bytes >= 2 * kHugePageBytes;
-  const int64_t align = huge ? kHugePageBytes : 64, rounded = (bytes + align - 1) / align * align;
-  auto* data = static_cast<float*>(std::aligned_alloc(static_cast<std::size_t>(align), static_cast<std::size_t>(rounded)));
-  if (!data) throw std::bad_alloc();
-  if (huge) advise_huge_pages(data, rounded);  // whole pages from `data` on: all of it
-  return data;
+  void* data = nullptr;
+  if (posix_memalign(&data, static_cast<std::size_t>(huge ? kHugePageBytes : 64), static_cast<std::size_t>(rounded)) != 0) {
+    throw std::bad_alloc();
+  }
+  if (huge) advise_huge_pages(data, rounded);
+  return static_cast<float*>(data);
 }
 
 std::atomic<int64_t> held_bytes{0}, peak_bytes{0};

@@ -8,7 +8,7 @@
 namespace ecocpu {
 
 // Which pages a buffer asks the kernel for. `huge`: a buffer of kHugePageBytes * 2 or more is
-// aligned to and rounded up to whole 2 MB pages and advised as transparent huge pages
+// aligned to 2 MB and its whole 2 MB pages are advised as transparent huge pages
 // (MADV_HUGEPAGE; where the kernel has them off, it gets ordinary pages): memory a forward pass
 // sweeps again and again (the activation arena, the workspaces) then misses the TLB 512 times
 // less. Packed weights are written on ordinary pages (in a VM a fresh huge page costs its first

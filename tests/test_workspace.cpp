@@ -395,6 +395,15 @@ std::string mapping_flags(const void* address) {
 
 }  // namespace
 
+TEST_CASE("workspace: a buffer that asks for huge pages has its whole ones advised, its tail left on ordinary pages") {
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) return;  // a kernel without them
+  const int64_t floats = 2 * kHugePageBytes / 4 + 1000;  // two huge pages and 4000 bytes
+  const std::shared_ptr<float> buffer = shared_floats(floats, Pages::huge);
+  CHECK(mapping_flags(buffer.get()).find(" hg") != std::string::npos);
+  // The tail: a huge page there would hold 2 MB of memory for its 4000 bytes.
+  CHECK(mapping_flags(buffer.get() + floats - 1).find(" hg") == std::string::npos);
+}
+
 TEST_CASE("workspace: a written buffer advised for huge pages keeps its contents, its whole huge pages advised") {
   if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) return;  // a kernel without them
   // A mapping of its own, which nothing advised before.
