@@ -310,10 +310,6 @@ struct Geometry {
   int64_t positions = 1, tile_count = 1;
 };
 
-// Transformed weights up to this size stay in L3 between the blocks that stream them (see
-// tiles_per_block); beyond it every block reads them from memory.
-constexpr int64_t kWeightsInL3Floats = 4 << 20;
-
 Geometry geometry_of(const reference::ConvProblem& p, int64_t m_time, int64_t m_space) {
   Geometry g;
   for (int a = 0; a < 3; ++a) {
@@ -331,16 +327,16 @@ Geometry geometry_of(const reference::ConvProblem& p, int64_t m_time, int64_t m_
 // F(4x4, 3x3) in space and F(2, 3) in time, but F(5x5, 3x3) where it multiplies less: where 5
 // tiles an axis with less overhang (14: 3 tiles of 5, 49 positions each, against 4 of 4, 36 each;
 // 28 and 56 tie, and ties keep the smaller tiles, whose error is lower). Its transformed weights
-// are larger too (49 values per kernel where 36 were), so only while they stay in L3. (F(4, 3) in
-// time multiplied res3's layers 13-21 % faster but with 6 times the error: performance.md.)
-// small_tiles: F(2, 3) along every axis, for bf16 (winograd.hpp says why).
+// are larger (49 values per kernel value where 36 were: res4's 256-channel layers hold 51 MB
+// instead of 38), which costs memory, not time: res4's layers ran 27 % faster from memory than on
+// F(4x4) tiles. (F(4, 3) in time multiplied res3's layers 13-21 % faster but with 6 times the
+// error: performance.md.) small_tiles: F(2, 3) along every axis, for bf16 (winograd.hpp says why).
 Geometry geometry(const reference::ConvProblem& p, bool small_tiles = false) {
   if (small_tiles) return geometry_of(p, 2, 2);
   const Geometry square4 = geometry_of(p, 2, 4);
   if (p.window.kernel[1] != 3 || p.window.kernel[2] != 3) return square4;  // the phases' 4x4 kernels
   const Geometry square5 = geometry_of(p, 2, 5);
-  const bool fits = square5.positions * p.in_channels * p.out_channels <= kWeightsInL3Floats;
-  return fits && square5.tile_count * square5.positions < square4.tile_count * square4.positions ? square5 : square4;
+  return square5.tile_count * square5.positions < square4.tile_count * square4.positions ? square5 : square4;
 }
 
 std::array<int, 3> as_int(const std::array<int64_t, 3>& v) {
@@ -468,7 +464,7 @@ TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const P
 // measurements).
 int64_t tiles_per_block(int64_t total_tiles, int64_t mr, int64_t row_step, int threads, int64_t floats_per_tile,
                         int64_t weight_floats) {
-  constexpr int64_t kBudgetFloats = 3 << 20, kCachedBudgetFloats = 512 << 10;
+  constexpr int64_t kWeightsInL3Floats = 4 << 20, kBudgetFloats = 3 << 20, kCachedBudgetFloats = 512 << 10;
   const bool cached = weight_floats <= kWeightsInL3Floats;
   const int64_t fit = std::min<int64_t>(36, (cached ? kCachedBudgetFloats : kBudgetFloats) / floats_per_tile);
   const int64_t step = cached && fit >= mr ? mr : row_step;

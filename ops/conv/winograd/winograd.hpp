@@ -1,9 +1,8 @@
 #pragma once
 // Winograd convolution for stride-1 3x3 (2D) and 3x3x3 (3D) kernels: F(4x4, 3x3) in space and
 // F(2, 3) in time, i.e. 6x6 (2D) or 4x6x6 (3D) input tiles giving 4x4 or 2x4x4 outputs; F(5x5, 3x3)
-// (7x7 tiles) in space where it multiplies less and its transformed weights stay in L3 (14x14
-// outputs: 3 tiles of 5 an axis instead of 4 of 4, 2.0 multiplications per output instead of 2.9,
-// overhang included). It runs channels-last: the input is copied once with channels innermost
+// (7x7 tiles) in space where it multiplies less (14x14 outputs: 3 tiles of 5 an axis instead of 4
+// of 4, 2.0 multiplications per output instead of 2.9, overhang included). It runs channels-last: the input is copied once with channels innermost
 // (padding and the tiles' overhang explicit), so a tile's patch is a few contiguous runs and its transform (B^T d B along each
 // axis) is vector arithmetic across channels. The tiles of the whole batch go in blocks of a few
 // GEMM register tiles, each block by one thread from start to end: per tile position one product
