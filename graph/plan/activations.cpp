@@ -1,6 +1,5 @@
 // The activation arena: when each buffer is in use, and where it lies.
 #include <algorithm>
-#include <climits>
 #include <numeric>
 #include <stdexcept>
 
@@ -68,23 +67,6 @@ std::vector<std::vector<int>> value_users(const ExecutionPlan& plan) {
   return users;
 }
 
-// Each value's buffer in use from the first step writing into it to the last step reading it,
-// or a value held in it.
-std::vector<ArenaBuffer> value_buffers(const ExecutionPlan& plan, std::vector<int>& value_buffer) {
-  const Graph& g = *plan.graph;
-  const std::vector<std::vector<int>> users = value_users(plan);
-  std::vector<ArenaBuffer> buffers;
-  value_buffer.assign(plan.values.size(), -1);
-  for (std::size_t v = 0; v < users.size(); ++v) {
-    const int value = static_cast<int>(v);
-    if (users[v].empty() || g.is_output(value) || plan.values[v].floats() <= 0) continue;
-    value_buffer[v] = static_cast<int>(buffers.size());
-    const auto [first, last] = std::minmax_element(users[v].begin(), users[v].end());
-    buffers.push_back({0, whole_lines(plan.values[v].floats()), *first, *last, value});
-  }
-  return buffers;
-}
-
 bool in_use_together(const ArenaBuffer& a, const ArenaBuffer& b) { return a.first <= b.last && b.first <= a.last; }
 
 // Buffers in `order`, each at the lowest offset clear of every placed buffer in use at the same
@@ -137,31 +119,36 @@ std::vector<BufferUse> buffer_uses(const ExecutionPlan& plan, int threads) {
   for (std::size_t v = 0; v < users.size(); ++v) {
     const int value = static_cast<int>(v);
     if (users[v].empty() || g.is_output(value) || plan.values[v].floats() <= 0) continue;
-    uses.push_back({whole_lines(plan.values[v].floats()), users[v]});
+    uses.push_back({whole_lines(plan.values[v].floats()), users[v], value});
   }
   for (int i = 0; i < static_cast<int>(plan.steps.size()); ++i) {
     for (int64_t floats : step_temporary_floats(plan, plan.steps[i], threads)) uses.push_back({whole_lines(floats), {i}});
-    const int64_t scratch = step_scratch(plan, plan.steps[i], threads).bytes();
-    if (scratch > 0) uses.push_back({whole_lines((scratch + 3) / 4), {i}});
+    const ScratchSize scratch = step_scratch(plan, plan.steps[i], threads);
+    if (scratch.bytes() > 0) uses.push_back({whole_lines((scratch.bytes() + 3) / 4), {i}, -1, scratch});
   }
   return uses;
 }
 
 void plan_activations(const ExecutionPlan& plan, int threads, ActivationArena& arena) {
   const int steps = static_cast<int>(plan.steps.size());
-  arena.buffers = value_buffers(plan, arena.value_buffer);
+  arena.buffers.clear();
+  arena.value_buffer.assign(plan.values.size(), -1);
   arena.step_temporaries.assign(steps, {});
-  arena.step_scratch.assign(steps, {});
+  arena.step_scratch.assign(steps, {threads, 0, 0});
   arena.step_workspace.assign(steps, -1);
   arena.threads = threads;
-  const auto add = [&](int step, int64_t floats) {
-    arena.buffers.push_back({0, whole_lines(floats), step, step, -1});
-    return static_cast<int>(arena.buffers.size()) - 1;
-  };
-  for (int i = 0; i < steps; ++i) {
-    for (int64_t floats : step_temporary_floats(plan, plan.steps[i], threads)) arena.step_temporaries[i].push_back(add(i, floats));
-    arena.step_scratch[i] = step_scratch(plan, plan.steps[i], threads);
-    if (arena.step_scratch[i].bytes() > 0) arena.step_workspace[i] = add(i, (arena.step_scratch[i].bytes() + 3) / 4);
+  for (const BufferUse& use : buffer_uses(plan, threads)) {
+    const int b = static_cast<int>(arena.buffers.size()), step = use.steps.front();
+    const auto [first, last] = std::minmax_element(use.steps.begin(), use.steps.end());
+    arena.buffers.push_back({0, use.floats, *first, *last, use.value});
+    if (use.value >= 0) {
+      arena.value_buffer[use.value] = b;
+    } else if (use.scratch.bytes() > 0) {
+      arena.step_scratch[step] = use.scratch;
+      arena.step_workspace[step] = b;
+    } else {
+      arena.step_temporaries[step].push_back(b);
+    }
   }
   arena.floats = place(arena.buffers);
 }

@@ -86,6 +86,8 @@ void plan_activations(const ExecutionPlan& plan, int threads, ActivationArena& a
 struct BufferUse {
   int64_t floats = 0;
   std::vector<int> steps;
+  int value = -1;       // the value it holds; -1 for a step's temporary or scratch
+  ScratchSize scratch;  // a step's kernel scratch: its size (empty for the others)
 };
 std::vector<BufferUse> buffer_uses(const ExecutionPlan& plan, int threads);
 
