@@ -35,20 +35,25 @@ std::span<const char* const> sonames() { return kSonames; }
 
 Library open_library(std::span<const char* const> libraries) {
   std::vector<void*> handles;
-  for (const char* name : libraries) {
-    void* h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-    if (h == nullptr) {
-      const char* why = dlerror();
-      throw std::runtime_error(std::string("FFmpeg's ") + name + " cannot be loaded (" + (why ? why : "dlopen failed") +
-                               ")");
+  try {
+    for (const char* name : libraries) {
+      void* h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (h == nullptr) {
+        const char* why = dlerror();
+        throw std::runtime_error(std::string("FFmpeg's ") + name + " cannot be loaded (" +
+                                 (why ? why : "dlopen failed") + ")");
+      }
+      handles.push_back(h);
     }
-    handles.push_back(h);
-  }
-  Library l;
+    Library l;
 #define ECOCPU_FFMPEG_LOOKUP(name) l.name = reinterpret_cast<decltype(l.name)>(find(handles, #name));
-  ECOCPU_FFMPEG_FUNCTIONS(ECOCPU_FFMPEG_LOOKUP)
+    ECOCPU_FFMPEG_FUNCTIONS(ECOCPU_FFMPEG_LOOKUP)
 #undef ECOCPU_FFMPEG_LOOKUP
-  return l;
+    return l;  // the libraries stay open: the functions live in them
+  } catch (...) {
+    for (void* h : handles) dlclose(h);  // a failed attempt leaves nothing loaded
+    throw;
+  }
 }
 
 const Library& lib(const std::string& path) {
