@@ -270,4 +270,3 @@ TEST_CASE("video file: a declared frame size outside the bounds is refused befor
   CHECK(got.images.at(1).width == 4);
   CHECK(got.images.at(1).height == 2);
 }
-

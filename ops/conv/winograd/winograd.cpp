@@ -456,7 +456,7 @@ TilePlace tile_place(const reference::ConvProblem& p, const Geometry& g, const P
 // small; but the block's transformed inputs and products (positions x tiles x channels, in and
 // out) are written and read back once, and they cost more than the weights when large. Where the
 // weights fit in L3 (res3's 7-9 MB) the block is held to about 2 MB and a whole number of register
-// tiles (res3's 3D tiles: 12, one register tile); where they come from memory (res4's 38 MB), to
+// tiles (res3's 3D tiles: 12, one register tile); where they come from memory (res4's 51 MB), to
 // about 12 MB and a multiple of the kernel's row step (a partial register tile computes only that
 // many rows more than it needs), so that they are streamed as few times as the threads allow. At
 // most 36 tiles. A smaller size is taken only if it gives the busiest thread 5 % fewer tiles, so
