@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include "oracles.hpp"
@@ -397,6 +398,9 @@ std::string mapping_flags(const void* address) {
 
 TEST_CASE("workspace: a buffer that asks for huge pages has its whole ones advised, its tail left on ordinary pages") {
   if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) return;  // a kernel without them
+  // A mapping of its own: once earlier tests have freed large buffers, malloc raises its mmap
+  // threshold and may hand out heap memory a freed buffer had advised, flags and all.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   const int64_t floats = 2 * kHugePageBytes / 4 + 1000;  // two huge pages and 4000 bytes
   const std::shared_ptr<float> buffer = shared_floats(floats, Pages::huge);
   CHECK(mapping_flags(buffer.get()).find(" hg") != std::string::npos);

@@ -279,20 +279,26 @@ Split split_work(const reference::ConvProblem& p, int64_t positions, int64_t pan
 }  // namespace
 
 PackedPanels tap_pack_weights(const reference::ConvProblem& p, const float* weight, const float* row_scale) {
+  constexpr int64_t kChannels = 8;  // input channels an item takes
   const int64_t taps = p.window.volume(), c_n = p.in_channels, oc_n = p.out_channels;
   PackedPanels w = unfilled_panels(1, taps * c_n, oc_n);
-  // One input channel of one panel's output channels at a time, written as one run of a panel row
-  // per tap (zeros past the last output channel); their kernels' taps stay cached from one tap to
-  // the next. (A float per row, one output channel's column at a time, was most of ECO's plan
-  // preparation.)
+  const int64_t groups = (c_n + kChannels - 1) / kChannels;
+  // A few input channels of one panel's output channels per item: each output channel's kernels
+  // of those channels are one contiguous run, and each tap's rows of them one run of the panel
+  // (zeros past the last output channel). (A float per row, one output channel's column at a
+  // time, was most of ECO's plan preparation; a channel per item, half the rest.)
 #pragma omp parallel for schedule(static)
-  for (int64_t item = 0; item < w.panels * c_n; ++item) {
-    const int64_t q = item / c_n, c = item % c_n, o0 = q * w.nr, o_n = std::min(w.nr, oc_n - o0);
-    const float* kernels = weight + (o0 * c_n + c) * taps;  // output channel o0 + j's at j * c_n * taps
+  for (int64_t item = 0; item < w.panels * groups; ++item) {
+    const int64_t q = item / groups, c0 = item % groups * kChannels, c_count = std::min(kChannels, c_n - c0);
+    const int64_t o0 = q * w.nr, o_n = std::min(w.nr, oc_n - o0);
     for (int64_t t = 0; t < taps; ++t) {
-      float* row = &w.at(0, t * c_n + c, o0);
-      for (int64_t j = 0; j < o_n; ++j) row[j] = kernels[j * c_n * taps + t] * (row_scale ? row_scale[o0 + j] : 1.0f);
-      std::fill(row + o_n, row + w.nr, 0.0f);
+      float* rows = &w.at(0, t * c_n + c0, o0);  // c_count rows of nr, contiguous
+      for (int64_t c = 0; c < c_count; ++c) {
+        const float* kernels = weight + (o0 * c_n + c0 + c) * taps + t;  // output channel o0 + j's at j * c_n * taps
+        float* row = rows + c * w.nr;
+        for (int64_t j = 0; j < o_n; ++j) row[j] = kernels[j * c_n * taps] * (row_scale ? row_scale[o0 + j] : 1.0f);
+        std::fill(row + o_n, row + w.nr, 0.0f);
+      }
     }
   }
   return w;

@@ -1,3 +1,5 @@
+#include <chrono>
+#include <cstdio>
 #include "ops/conv/winograd/winograd.hpp"
 
 #include <omp.h>
@@ -357,22 +359,35 @@ int64_t winograd_tile_count(const reference::ConvProblem& p) { return geometry_o
 
 namespace {
 
-// G g G^T for input channel i of panel q's output channels (nr of them, zeros past the last),
-// transformed together: tile position y's nr values go to y + y * y_row. (A kernel at a time,
-// scattering a float per position over the panels, took about 0.4 s for ECO Lite's layers.)
-// `kernels` and `scratch`: kvol * nr and 4 * positions * nr floats.
-void transform_channel(const reference::ConvProblem& p, const Geometry& g, const float* weight, const float* row_scale,
-                       int64_t q, int64_t i, int64_t nr, float* kernels, float* scratch, float* y, int64_t y_row) {
-  const int64_t k_n = p.out_channels, c_n = p.in_channels, kvol = p.window.volume();
+// G g G^T for input channels [i0, i0 + count) of panel q's output channels (nr of them, zeros
+// past the last), transformed together: tile position y's count x nr values (channel-major, as a
+// panel's rows) go to y + y * y_row. Many lanes a pass keep its loop overhead small; a kernel at a
+// time, scattering a float per position over the panels, took about 0.4 s for ECO Lite's layers.
+// `kernels` and `scratch`: kvol * count * nr and transform_scratch_floats(count * nr) floats.
+void transform_channels(const reference::ConvProblem& p, const Geometry& g, const float* weight, const float* row_scale,
+                        int64_t q, int64_t i0, int64_t count, int64_t nr, float* kernels, float* scratch, float* y,
+                        int64_t y_row) {
+  const int64_t k_n = p.out_channels, c_n = p.in_channels, kvol = p.window.volume(), lanes = count * nr;
   const int64_t o0 = q * nr, o_n = std::min(nr, k_n - o0);
-  std::fill(kernels, kernels + kvol * nr, 0.0f);
-  for (int64_t j = 0; j < o_n; ++j) {
-    const float* kernel = weight + ((o0 + j) * c_n + i) * kvol;
-    const float scale = row_scale ? row_scale[o0 + j] : 1.0f;  // x * 1.0f is x: unscaled weights stay exact
-    for (int64_t e = 0; e < kvol; ++e) kernels[e * nr + j] = kernel[e] * scale;
-  }
+  std::fill(kernels, kernels + kvol * lanes, 0.0f);
+  for (int64_t c = 0; c < count; ++c)
+    for (int64_t j = 0; j < o_n; ++j) {
+      const float* kernel = weight + ((o0 + j) * c_n + i0 + c) * kvol;
+      const float scale = row_scale ? row_scale[o0 + j] : 1.0f;  // x * 1.0f is x: unscaled weights stay exact
+      for (int64_t e = 0; e < kvol; ++e) kernels[e * lanes + c * nr + j] = kernel[e] * scale;
+    }
   const std::array<const Mat*, 3> gm{&g.t[0].g, &g.t[1].g, &g.t[2].g};
-  apply3(kernels, as_int(p.window.kernel), gm, nr, y, y_row, scratch);
+  apply3(kernels, as_int(p.window.kernel), gm, lanes, y, y_row, scratch);
+}
+
+// Input channels a weight transform item takes.
+constexpr int64_t kTransformChannels = 8;
+
+// The scratch transform_channels takes for `lanes` lanes: apply3's two intermediate passes.
+std::size_t transform_scratch_floats(const reference::ConvProblem& p, const Geometry& g, int64_t lanes) {
+  const auto& k = p.window.kernel;
+  const int64_t r1 = g.t[1].g.rows, r2 = g.t[2].g.rows;
+  return static_cast<std::size_t>((k[0] * k[1] * r2 + k[0] * r1 * r2) * lanes);
 }
 
 }  // namespace
@@ -383,16 +398,19 @@ PackedPanels winograd_transform_weights(const reference::ConvProblem& p, const f
   const int64_t c_n = p.in_channels, pos = g.positions;
   PackedPanels w = unfilled_panels(pos, c_n, p.out_channels);
   const int64_t nr = w.nr, position_stride = w.panels * c_n * nr;
-  // One input channel of one panel's output channels per item: at each tile position they fill
-  // one row of the panel, the zeros past the last output channel included.
+  const int64_t groups = (c_n + kTransformChannels - 1) / kTransformChannels;
+  // A few input channels of one panel's output channels per item: at each tile position they
+  // fill consecutive rows of the panel, the zeros past the last output channel included.
 #pragma omp parallel
   {
-    std::vector<float> kernels(static_cast<std::size_t>(p.window.volume() * nr)), scratch(static_cast<std::size_t>(4 * pos * nr));
+    const int64_t lanes = kTransformChannels * nr;
+    std::vector<float> kernels(static_cast<std::size_t>(p.window.volume() * lanes)),
+        scratch(transform_scratch_floats(p, g, lanes));
 #pragma omp for schedule(static)
-    for (int64_t item = 0; item < w.panels * c_n; ++item) {
-      const int64_t q = item / c_n, i = item % c_n;
-      transform_channel(p, g, weight, row_scale, q, i, nr, kernels.data(), scratch.data(), &w.at(0, i, q * nr),
-                        position_stride);
+    for (int64_t item = 0; item < w.panels * groups; ++item) {
+      const int64_t q = item / groups, i0 = item % groups * kTransformChannels;
+      transform_channels(p, g, weight, row_scale, q, i0, std::min(kTransformChannels, c_n - i0), nr, kernels.data(),
+                         scratch.data(), &w.at(0, i0, q * nr), position_stride);
     }
   }
   return w;
@@ -408,15 +426,15 @@ Bf16Panels winograd_transform_weights_bf16(const reference::ConvProblem& p, cons
   // odd last channel's partner a zero): no float panels.
 #pragma omp parallel
   {
-    std::vector<float> kernels(static_cast<std::size_t>(p.window.volume() * nr)), scratch(static_cast<std::size_t>(4 * pos * nr));
+    std::vector<float> kernels(static_cast<std::size_t>(p.window.volume() * nr)), scratch(transform_scratch_floats(p, g, nr));
     std::vector<float> pair(static_cast<std::size_t>(2 * pos * nr));
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < w.panels * w.k_pairs; ++item) {
       const int64_t q = item / w.k_pairs, r = item % w.k_pairs;
       const bool odd = 2 * r + 1 < c_n;
-      transform_channel(p, g, weight, row_scale, q, 2 * r, nr, kernels.data(), scratch.data(), pair.data(), nr);
+      transform_channels(p, g, weight, row_scale, q, 2 * r, 1, nr, kernels.data(), scratch.data(), pair.data(), nr);
       if (odd) {
-        transform_channel(p, g, weight, row_scale, q, 2 * r + 1, nr, kernels.data(), scratch.data(),
+        transform_channels(p, g, weight, row_scale, q, 2 * r + 1, 1, nr, kernels.data(), scratch.data(),
                           pair.data() + pos * nr, nr);
       }
       for (int64_t y = 0; y < pos; ++y) {
