@@ -1,5 +1,3 @@
-#include <chrono>
-#include <cstdio>
 #include "ops/conv/winograd/winograd.hpp"
 
 #include <omp.h>
