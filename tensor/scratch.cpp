@@ -19,7 +19,13 @@ void advise_huge_pages(const void* data, int64_t bytes) {
   const auto begin = reinterpret_cast<std::uintptr_t>(data), end = begin + static_cast<std::uintptr_t>(bytes);
   const auto page = static_cast<std::uintptr_t>(kHugePageBytes);
   const std::uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+  if (last <= first) return;
+  madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+  // The ends on ordinary pages even where malloc hands out memory a freed buffer had advised
+  // (the advice stays with the mapping, not the allocation).
+  const std::uintptr_t small = 4096, head = begin / small * small, tail = (end + small - 1) / small * small;
+  if (first > head) madvise(reinterpret_cast<void*>(head), first - head, MADV_NOHUGEPAGE);
+  if (tail > last) madvise(reinterpret_cast<void*>(last), tail - last, MADV_NOHUGEPAGE);
 }
 
 namespace {

@@ -19,7 +19,6 @@
 #include <thread>
 #include <vector>
 
-#include <malloc.h>
 #include <sys/mman.h>
 
 #include "oracles.hpp"
@@ -398,14 +397,28 @@ std::string mapping_flags(const void* address) {
 
 TEST_CASE("workspace: a buffer that asks for huge pages has its whole ones advised, its tail left on ordinary pages") {
   if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) return;  // a kernel without them
-  // A mapping of its own: once earlier tests have freed large buffers, malloc raises its mmap
-  // threshold and may hand out heap memory a freed buffer had advised, flags and all.
-  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   const int64_t floats = 2 * kHugePageBytes / 4 + 1000;  // two huge pages and 4000 bytes
   const std::shared_ptr<float> buffer = shared_floats(floats, Pages::huge);
   CHECK(mapping_flags(buffer.get()).find(" hg") != std::string::npos);
   // The tail: a huge page there would hold 2 MB of memory for its 4000 bytes.
   CHECK(mapping_flags(buffer.get() + floats - 1).find(" hg") == std::string::npos);
+}
+
+TEST_CASE("workspace: a buffer in memory advised before has its ends put back on ordinary pages") {
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) return;  // a kernel without them
+  // What malloc hands out after a freed buffer's advice: a mapping advised as a whole.
+  const std::size_t bytes = 6 * static_cast<std::size_t>(kHugePageBytes);
+  void* mapped = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(mapped != MAP_FAILED);
+  REQUIRE(madvise(mapped, bytes, MADV_HUGEPAGE) == 0);
+  const auto start = (reinterpret_cast<std::uintptr_t>(mapped) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  auto* buffer = reinterpret_cast<std::byte*>(start) + 1000;  // starts and ends inside huge pages
+  const int64_t size = 2 * kHugePageBytes + 4000;
+  advise_huge_pages(buffer, size);
+  CHECK(mapping_flags(buffer + kHugePageBytes).find(" hg") != std::string::npos);  // a whole huge page inside
+  CHECK(mapping_flags(buffer).find(" hg") == std::string::npos);
+  CHECK(mapping_flags(buffer + size - 1).find(" hg") == std::string::npos);
+  munmap(mapped, bytes);
 }
 
 TEST_CASE("workspace: a written buffer advised for huge pages keeps its contents, its whole huge pages advised") {
