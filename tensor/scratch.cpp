@@ -9,6 +9,7 @@
 #include <new>
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 namespace ecocpu {
 
@@ -23,7 +24,8 @@ void advise_huge_pages(const void* data, int64_t bytes) {
   madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
   // The ends on ordinary pages even where malloc hands out memory a freed buffer had advised
   // (the advice stays with the mapping, not the allocation).
-  const std::uintptr_t small = 4096, head = begin / small * small, tail = (end + small - 1) / small * small;
+  const auto small = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const std::uintptr_t head = begin / small * small, tail = (end + small - 1) / small * small;
   if (first > head) madvise(reinterpret_cast<void*>(head), first - head, MADV_NOHUGEPAGE);
   if (tail > last) madvise(reinterpret_cast<void*>(last), tail - last, MADV_NOHUGEPAGE);
 }

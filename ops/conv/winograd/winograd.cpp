@@ -419,25 +419,24 @@ Bf16Panels winograd_transform_weights_bf16(const reference::ConvProblem& p, cons
   const int64_t c_n = p.in_channels, pos = g.positions;
   Bf16Panels w = unfilled_bf16_panels(pos, c_n, p.out_channels);
   const int64_t nr = w.nr;
-  // A pair of input channels of one panel per item, each transformed as the float packing does,
-  // then rounded and interleaved into their row pair at each tile position (every value of it, an
-  // odd last channel's partner a zero): no float panels.
+  // A pair of input channels of one panel per item, transformed together as the float packing
+  // does, then rounded and interleaved into their row pair at each tile position (every value of
+  // it, an odd last channel's partner a zero): no float panels.
 #pragma omp parallel
   {
-    std::vector<float> kernels(static_cast<std::size_t>(p.window.volume() * nr)), scratch(transform_scratch_floats(p, g, nr));
-    std::vector<float> pair(static_cast<std::size_t>(2 * pos * nr));
+    const int64_t lanes = 2 * nr;
+    std::vector<float> kernels(static_cast<std::size_t>(p.window.volume() * lanes)),
+        scratch(transform_scratch_floats(p, g, lanes));
+    std::vector<float> pair(static_cast<std::size_t>(pos * lanes));  // position y: the pair's rows
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < w.panels * w.k_pairs; ++item) {
       const int64_t q = item / w.k_pairs, r = item % w.k_pairs;
       const bool odd = 2 * r + 1 < c_n;
-      transform_channels(p, g, weight, row_scale, q, 2 * r, 1, nr, kernels.data(), scratch.data(), pair.data(), nr);
-      if (odd) {
-        transform_channels(p, g, weight, row_scale, q, 2 * r + 1, 1, nr, kernels.data(), scratch.data(),
-                          pair.data() + pos * nr, nr);
-      }
+      transform_channels(p, g, weight, row_scale, q, 2 * r, odd ? 2 : 1, nr, kernels.data(), scratch.data(),
+                         pair.data(), lanes);
       for (int64_t y = 0; y < pos; ++y) {
-        store_bf16_pair_row(pair.data() + y * nr, odd ? pair.data() + (pos + y) * nr : nullptr, nr,
-                            w.panel(y, q) + r * 2 * nr);
+        const float* rows = pair.data() + y * lanes;
+        store_bf16_pair_row(rows, odd ? rows + nr : nullptr, nr, w.panel(y, q) + r * 2 * nr);
       }
     }
   }
