@@ -11,6 +11,7 @@
 #include "eco/random_weights.hpp"
 #include "graph/executor.hpp"
 #include "graph/plan.hpp"
+#include "graph/plan/rules.hpp"
 #include "graph/yaml_loader.hpp"
 #include "ops/gemm/bf16.hpp"
 #include "oracles.hpp"
@@ -550,6 +551,41 @@ TEST_CASE("plan: memory_order frees a module's input before its deepest branch g
   CHECK(ordered.activations->bytes() < unordered.activations->bytes());
   // Every value still written before it is read (make_plan's check_plan), the same arithmetic.
   CHECK(test::max_relative_error(run_plan(ordered, w, x), run_plan(unordered, w, x)) == 0.0f);
+}
+
+// A definition is hostile input: a round of memory_order weighs O(steps^2) orders of O(steps) each,
+// hours on a graph of thousands of branches, so the search stops at its work budget.
+TEST_CASE("plan: memory_order stops at its work budget on a wide graph, every value still written before it is read") {
+  std::string yaml = "name: wide\nlayers:\n- {id: conv1, expr: 'conv1<=Convolution<=data', attrs: {num_output: 8, kernel_size: 1}}\n";
+  std::string branches;
+  for (int i = 0; i < 40; ++i) {
+    const std::string r = "r" + std::to_string(i), b = "b" + std::to_string(i);
+    yaml += "- {id: " + r + ", expr: '" + r + "<=Convolution<=conv1', attrs: {num_output: 4, kernel_size: 1}}\n";
+    yaml += "- {id: " + b + ", expr: '" + b + "<=Convolution<=" + r + "', attrs: {num_output: 4, kernel_size: 3, pad: 1}}\n";
+    branches += (i ? "," : "") + b;
+  }
+  yaml += "- {id: out, expr: 'out<=Concat<=" + branches + "'}\n"
+          "- {id: pool, expr: 'pool<=Pooling<=out', attrs: {kernel_size: 8, stride: 1, mode: ave}}\n"
+          "- {id: fc_final, expr: 'fc<=InnerProduct<=pool', attrs: {num_output: 5}}\n";
+  Graph g = small_graph(yaml.c_str(), 8);
+  WeightStore w = random_weights(g, 91);
+  PlanOptions graph_order;
+  graph_order.disabled = {Fusion::memory_order};
+  const ExecutionPlan unordered = make_plan(g, w, graph_order);
+  ExecutionPlan whole = unordered, cut = unordered;
+  const int64_t all_work = plan_rules::memory_order(whole, 2);
+  CHECK(all_work < plan_rules::kMemoryOrderWork);  // the search ends by itself on this graph
+  const int64_t budget = all_work / 8, spent = plan_rules::memory_order(cut, 2, budget);
+  CHECK(spent >= budget);
+  CHECK(spent < budget + budget / 16);  // over by one trial order at most
+  const auto order = [](const ExecutionPlan& plan) {
+    std::vector<int> outputs;
+    for (const PlanStep& s : plan.steps) outputs.push_back(s.output);
+    return outputs;
+  };
+  CHECK(order(cut) != order(whole));
+  CHECK(order(cut) != order(unordered));  // the moves found before the budget ran out
+  CHECK_NOTHROW(check_plan(cut));
 }
 
 // Each rule alone (the others off), and all of them: the plan passes check_plan (make_plan checks

@@ -97,7 +97,10 @@ std::vector<BufferUse> buffer_uses(const ExecutionPlan& plan, int threads);
 // place between its inputs' writers and its output's readers) while a move lowers it. An
 // inception module's branches, in graph order, hold its input and output while the deepest branch
 // holds two more values; ordered, the branches reading the input finish before the deepest goes on.
-void memory_order(ExecutionPlan& plan, int threads);
+// The search stops once it has spent `work_budget` (steps and buffer uses visited, counted by the
+// trial orders it weighs), keeping the best order found; returns the work spent.
+constexpr int64_t kMemoryOrderWork = int64_t{1} << 28;
+int64_t memory_order(ExecutionPlan& plan, int threads, int64_t work_budget = kMemoryOrderWork);
 
 // The temporary buffers a step's kernels take besides its output (run.cpp) on `threads` threads,
 // in floats, in the order the executor uses them.

@@ -51,9 +51,13 @@ void moved(const std::vector<int>& order, int from, int to, std::vector<int>& po
 
 }  // namespace
 
-void memory_order(ExecutionPlan& plan, int threads) {
+int64_t memory_order(ExecutionPlan& plan, int threads, int64_t work_budget) {
   const int n = static_cast<int>(plan.steps.size());
   const std::vector<BufferUse> uses = buffer_uses(plan, threads);
+  // One trial order's cost: placing every step, then every buffer's steps and the running sum.
+  int64_t trial_cost = 2 * static_cast<int64_t>(n) + 1;
+  for (const BufferUse& u : uses) trial_cost += static_cast<int64_t>(u.steps.size()) + 1;
+  int64_t work = trial_cost;
   const StepUses values(plan);
   std::vector<std::vector<int>> before(n), after(n);  // the steps writing a step's inputs, and reading its output
   for (int i = 0; i < n; ++i) {
@@ -68,17 +72,21 @@ void memory_order(ExecutionPlan& plan, int threads) {
   std::vector<int64_t> live(static_cast<std::size_t>(n) + 1);
   Held now = held(uses, position, live);
   // Each round takes the move that lowers the memory most; every move lowers it, so the rounds end.
-  for (int round = 0; round < 4 * n; ++round) {
+  // A round weighs O(n^2) orders of O(n) each: on a wide graph of thousands of steps (a definition
+  // is hostile input) the search stops at its work budget with the best move found so far, every
+  // order on the way valid.
+  for (int round = 0; round < 4 * n && work < work_budget; ++round) {
     Held best = now;
     int best_step = -1, best_to = -1;
     for (int x = 0; x < n; ++x) {
       int lo = 0, hi = n - 1;  // between its inputs' writers and its output's readers
       for (int w : before[x]) lo = std::max(lo, position[w] + 1);
       for (int r : after[x]) hi = std::min(hi, position[r] - 1);
-      for (int to = lo; to <= hi; ++to) {
+      for (int to = lo; to <= hi && work < work_budget; ++to) {
         if (to == position[x]) continue;
         moved(order, position[x], to, trial);
         const Held h = held(uses, trial, live);
+        work += trial_cost;
         if (h < best) {
           best = h;
           best_step = x;
@@ -95,6 +103,7 @@ void memory_order(ExecutionPlan& plan, int threads) {
   steps.reserve(plan.steps.size());
   for (int t = 0; t < n; ++t) steps.push_back(std::move(plan.steps[order[t]]));
   plan.steps = std::move(steps);
+  return work;
 }
 
 }  // namespace ecocpu::plan_rules
